@@ -1,0 +1,292 @@
+//! Typed facts carried by Stripe events, independent of Stripe's wire format and API version.
+//!
+//! The Stripe adapter (`billing-stripe`) turns a verified webhook body into a [`BillingEvent`];
+//! the application applies its [`Fact`]. Only what the billing state needs is kept.
+
+use chrono::{DateTime, Utc};
+
+use crate::money::Money;
+use crate::status::SubscriptionStatus;
+
+/// One Stripe event, reduced to the facts we act on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BillingEvent {
+    /// Stripe's event id (`evt_…`): the idempotency key of ingestion.
+    pub id: String,
+    /// Stripe's event type string, e.g. `"invoice.paid"`, kept even when unhandled.
+    pub event_type: String,
+    /// The API version the event was rendered with, when Stripe says.
+    pub api_version: Option<String>,
+    /// True for live-mode events, false for test mode.
+    pub livemode: bool,
+    /// When Stripe created the event (one-second resolution).
+    pub created: DateTime<Utc>,
+    /// What the event says.
+    pub fact: Fact,
+}
+
+/// What an event says, one variant per event type we act on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fact {
+    /// `checkout.session.completed`.
+    CheckoutCompleted(CheckoutSession),
+    /// `customer.created`, `customer.updated` (`deleted: false`) or `customer.deleted` (`deleted: true`).
+    Customer {
+        /// The customer as sent.
+        customer: CustomerFacts,
+        /// True for `customer.deleted`.
+        deleted: bool,
+    },
+    /// `customer.subscription.*`.
+    Subscription {
+        /// Which lifecycle event this is.
+        change: SubscriptionChange,
+        /// The subscription as sent.
+        subscription: SubscriptionSnapshot,
+    },
+    /// `invoice.paid`, `invoice.payment_succeeded` or `invoice.payment_failed`.
+    Invoice {
+        /// Which invoice event this is.
+        change: InvoiceChange,
+        /// The invoice as sent.
+        invoice: InvoiceFacts,
+    },
+    /// `payment_intent.succeeded` or `payment_intent.payment_failed`.
+    PaymentIntent {
+        /// True for `payment_intent.succeeded`.
+        succeeded: bool,
+        /// The payment intent as sent.
+        payment_intent: PaymentIntentFacts,
+    },
+    /// `charge.refunded` (the charge, with its refunded total).
+    ChargeRefunded(ChargeFacts),
+    /// `charge.refund.updated` (one refund object).
+    RefundUpdated(RefundFacts),
+    /// `charge.dispute.created` or `charge.dispute.closed`.
+    Dispute {
+        /// True for `charge.dispute.closed`.
+        closed: bool,
+        /// The dispute as sent.
+        dispute: DisputeFacts,
+    },
+    /// Any event type we do not act on: stored as ignored, never an error.
+    Unhandled,
+}
+
+/// The mode of a Checkout Session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckoutMode {
+    /// One-time payment.
+    Payment,
+    /// Starts a subscription.
+    Subscription,
+    /// Saves a payment method only.
+    Setup,
+    /// A mode this version does not know.
+    Unknown(String),
+}
+
+/// A completed Checkout Session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckoutSession {
+    /// `cs_…`.
+    pub id: String,
+    /// Payment, subscription or setup.
+    pub mode: CheckoutMode,
+    /// The Stripe customer (`cus_…`), if one was attached or created.
+    pub customer_id: Option<String>,
+    /// The customer's email as collected by Checkout.
+    pub customer_email: Option<String>,
+    /// Our user id as passed in `client_reference_id`.
+    pub client_reference_id: Option<String>,
+    /// Our user id as passed in `metadata.user_id`.
+    pub metadata_user_id: Option<String>,
+    /// The subscription created (subscription mode).
+    pub subscription_id: Option<String>,
+    /// The payment intent (payment mode).
+    pub payment_intent_id: Option<String>,
+    /// The total, when Stripe computed one.
+    pub amount_total: Option<Money>,
+    /// Stripe's `payment_status`: `paid`, `unpaid` or `no_payment_required`.
+    pub payment_status: Option<String>,
+}
+
+impl CheckoutSession {
+    /// Our user id: `client_reference_id` first, then `metadata.user_id`.
+    pub fn user_id(&self) -> Option<&str> {
+        self.client_reference_id
+            .as_deref()
+            .or(self.metadata_user_id.as_deref())
+    }
+}
+
+/// A Stripe customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerFacts {
+    /// `cus_…`.
+    pub id: String,
+    /// The customer's email.
+    pub email: Option<String>,
+    /// Our user id from `metadata.user_id`.
+    pub metadata_user_id: Option<String>,
+}
+
+/// Which `customer.subscription.*` event a snapshot came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionChange {
+    /// `customer.subscription.created`.
+    Created,
+    /// `customer.subscription.updated`.
+    Updated,
+    /// `customer.subscription.deleted`.
+    Deleted,
+    /// `customer.subscription.paused`.
+    Paused,
+    /// `customer.subscription.resumed`.
+    Resumed,
+    /// `customer.subscription.trial_will_end` (informational).
+    TrialWillEnd,
+}
+
+/// A subscription as an event rendered it, whatever the API version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionSnapshot {
+    /// `sub_…`.
+    pub id: String,
+    /// `cus_…`.
+    pub customer_id: String,
+    /// Stripe's status.
+    pub status: SubscriptionStatus,
+    /// The price of the first item (`price_…`), which decides the tier.
+    pub price_id: Option<String>,
+    /// Start of the current billing period (on the subscription before basil, on items since).
+    pub current_period_start: Option<DateTime<Utc>>,
+    /// End of the current billing period.
+    pub current_period_end: Option<DateTime<Utc>>,
+    /// The subscription ends when the current period ends.
+    pub cancel_at_period_end: bool,
+    /// A scheduled cancellation time, if any.
+    pub cancel_at: Option<DateTime<Utc>>,
+    /// When it was canceled, if it was.
+    pub canceled_at: Option<DateTime<Utc>>,
+    /// When it ended, if it did.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// End of the trial, if any.
+    pub trial_end: Option<DateTime<Utc>>,
+    /// Our user id from `metadata.user_id`.
+    pub metadata_user_id: Option<String>,
+}
+
+/// Which invoice event an invoice came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvoiceChange {
+    /// `invoice.paid`.
+    Paid,
+    /// `invoice.payment_succeeded`.
+    PaymentSucceeded,
+    /// `invoice.payment_failed`.
+    PaymentFailed,
+}
+
+/// An invoice as an event rendered it, whatever the API version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvoiceFacts {
+    /// `in_…`.
+    pub id: String,
+    /// `cus_…`, if any.
+    pub customer_id: Option<String>,
+    /// The subscription billed (`invoice.subscription` before basil,
+    /// `invoice.parent.subscription_details.subscription` since); `None` for one-off invoices.
+    pub subscription_id: Option<String>,
+    /// Stripe's invoice status (`paid`, `open`, …).
+    pub status: Option<String>,
+    /// Why the invoice was made: `subscription_create`, `subscription_cycle`, …
+    pub billing_reason: Option<String>,
+    /// Amount paid so far.
+    pub amount_paid: Money,
+    /// Amount due.
+    pub amount_due: Money,
+    /// How many payment attempts were made.
+    pub attempt_count: u32,
+    /// Start of the billed service period (from its subscription line), if known.
+    pub period_start: Option<DateTime<Utc>>,
+    /// End of the billed service period, if known.
+    pub period_end: Option<DateTime<Utc>>,
+    /// When Stripe will retry a failed payment, if it will.
+    pub next_payment_attempt: Option<DateTime<Utc>>,
+}
+
+/// A payment intent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaymentIntentFacts {
+    /// `pi_…`.
+    pub id: String,
+    /// `cus_…`, if any.
+    pub customer_id: Option<String>,
+    /// The amount.
+    pub amount: Money,
+    /// Stripe's status string.
+    pub status: String,
+    /// The failure message of the last attempt, if it failed.
+    pub last_error: Option<String>,
+    /// Our user id from `metadata.user_id`.
+    pub metadata_user_id: Option<String>,
+}
+
+/// A charge with its refunded total (`charge.refunded`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChargeFacts {
+    /// `ch_…`.
+    pub id: String,
+    /// The payment intent it belongs to, if any.
+    pub payment_intent_id: Option<String>,
+    /// The charged amount.
+    pub amount: Money,
+    /// Total refunded so far (same currency).
+    pub amount_refunded: i64,
+}
+
+/// One refund (`charge.refund.updated`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefundFacts {
+    /// `re_…`.
+    pub id: String,
+    /// The refunded charge.
+    pub charge_id: Option<String>,
+    /// The refunded payment intent.
+    pub payment_intent_id: Option<String>,
+    /// The refund's amount.
+    pub amount: Money,
+    /// Stripe's refund status: `pending`, `succeeded`, `failed`, `canceled`, …
+    pub status: String,
+}
+
+/// A dispute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DisputeFacts {
+    /// `dp_…`.
+    pub id: String,
+    /// The disputed charge.
+    pub charge_id: Option<String>,
+    /// The disputed payment intent.
+    pub payment_intent_id: Option<String>,
+    /// The disputed amount.
+    pub amount: Money,
+    /// Stripe's dispute status: `needs_response`, `under_review`, `won`, `lost`, …
+    pub status: String,
+}
+
+impl Fact {
+    /// The Stripe customer this fact concerns, when the event names one.
+    pub fn customer_id(&self) -> Option<&str> {
+        match self {
+            Fact::CheckoutCompleted(s) => s.customer_id.as_deref(),
+            Fact::Customer { customer, .. } => Some(&customer.id),
+            Fact::Subscription { subscription, .. } => Some(&subscription.customer_id),
+            Fact::Invoice { invoice, .. } => invoice.customer_id.as_deref(),
+            Fact::PaymentIntent { payment_intent, .. } => payment_intent.customer_id.as_deref(),
+            Fact::ChargeRefunded(_) | Fact::RefundUpdated(_) | Fact::Dispute { .. } => None,
+            Fact::Unhandled => None,
+        }
+    }
+}
