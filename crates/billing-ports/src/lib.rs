@@ -1,0 +1,22 @@
+//! The ports of the billing application: what it needs from the outside world, as traits that
+//! speak domain types only.
+//!
+//! - [`BillingStore`] / [`BillingTx`]: the transactional store. A unit of work runs in one
+//!   database transaction: claim an event, apply its changes, mark it processed, commit.
+//! - [`StripeGateway`]: outgoing Stripe API calls (re-fetching objects).
+//! - [`Clock`]: the current time, injectable for tests.
+//!
+//! Architecture invariant: no Diesel, SQL or async-stripe type crosses these traits. Adapters
+//! (`billing-store-diesel`, `billing-stripe`) implement them; `billing-app` uses them.
+
+pub mod clock;
+pub mod error;
+pub mod gateway;
+pub mod records;
+pub mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{GatewayError, StoreError};
+pub use gateway::StripeGateway;
+pub use records::*;
+pub use store::{BillingStore, BillingTx, TxFuture};

@@ -1,0 +1,310 @@
+//! The rows of the billing state, as domain values.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::str::FromStr;
+
+use billing_domain::{Money, SubscriptionStatus};
+use chrono::{DateTime, Utc};
+
+use crate::error::StoreError;
+
+/// Declares a closed set of string-valued states with `as_str` and `FromStr`.
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The value as stored.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = StoreError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(StoreError::Corrupt(format!(
+                        concat!("unknown ", stringify!($name), " {:?}"), other
+                    ))),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum! {
+    /// Where an event stands in ingestion.
+    EventStatus {
+        /// Claimed by a transaction that has not committed (never visible once committed).
+        Received => "received",
+        /// Its effects are committed.
+        Processed => "processed",
+        /// Applying it failed; a later delivery or a replay applies it.
+        Failed => "failed",
+        /// A type we do not act on.
+        Ignored => "ignored",
+        /// Older than what was already applied to the same object; nothing changed.
+        Stale => "stale",
+    }
+}
+
+impl EventStatus {
+    /// True when the event is done and a new delivery must not apply it again.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Processed | Self::Ignored | Self::Stale)
+    }
+}
+
+string_enum! {
+    /// Refund state of an order.
+    RefundStatus {
+        /// Nothing refunded.
+        None => "none",
+        /// Part of the amount refunded.
+        Partial => "partial",
+        /// The whole amount refunded.
+        Full => "full",
+    }
+}
+
+string_enum! {
+    /// Dispute state of an order.
+    DisputeStatus {
+        /// Never disputed.
+        None => "none",
+        /// A dispute is open.
+        Open => "open",
+        /// The dispute closed in our favour.
+        Won => "won",
+        /// The dispute closed against us.
+        Lost => "lost",
+    }
+}
+
+string_enum! {
+    /// Our state of a payment intent.
+    PaymentStatus {
+        /// Money collected.
+        Succeeded => "succeeded",
+        /// The last attempt failed.
+        Failed => "failed",
+        /// Stripe is processing it.
+        Processing => "processing",
+        /// The customer must act (3-D Secure…).
+        RequiresAction => "requires_action",
+        /// Authorised, waiting for capture.
+        RequiresCapture => "requires_capture",
+        /// Canceled.
+        Canceled => "canceled",
+    }
+}
+
+string_enum! {
+    /// Why a credit-ledger entry exists.
+    CreditReason {
+        /// Credits of a paid subscription period (source key: the invoice id).
+        SubscriptionPeriod => "subscription_period",
+        /// Credits spent by usage.
+        Usage => "usage",
+        /// A manual adjustment.
+        Adjustment => "adjustment",
+        /// Credits withdrawn after a refund.
+        Refund => "refund",
+    }
+}
+
+/// An event as it is claimed: the envelope and the verified raw body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// Stripe's event id.
+    pub id: String,
+    /// Stripe's event type.
+    pub event_type: String,
+    /// The API version of the payload.
+    pub api_version: Option<String>,
+    /// Live or test mode.
+    pub livemode: bool,
+    /// Stripe's `created`.
+    pub created: DateTime<Utc>,
+    /// The verified raw body.
+    pub payload: String,
+    /// When we received it.
+    pub received_at: DateTime<Utc>,
+}
+
+/// The result of claiming an event inside a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This transaction owns the event and must apply it; `attempts` counts earlier failed tries.
+    Claimed {
+        /// How many times applying it failed before.
+        attempts: u32,
+    },
+    /// The event is already done; nothing may be applied.
+    AlreadyDone(EventStatus),
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    /// Stripe's event id.
+    pub id: String,
+    /// Stripe's event type.
+    pub event_type: String,
+    /// Where it stands.
+    pub status: EventStatus,
+    /// How many times applying it failed.
+    pub attempts: u32,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+    /// Stripe's `created`.
+    pub created: DateTime<Utc>,
+    /// The verified raw body.
+    pub payload: String,
+    /// When it was first received.
+    pub received_at: DateTime<Utc>,
+    /// When it was done.
+    pub processed_at: Option<DateTime<Utc>>,
+}
+
+/// A Stripe customer and the user it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerRecord {
+    /// `cus_…`.
+    pub stripe_customer_id: String,
+    /// Our user, once known.
+    pub user_id: Option<String>,
+    /// The customer's email.
+    pub email: Option<String>,
+    /// Deleted at Stripe.
+    pub deleted: bool,
+}
+
+/// The position of the last event applied to a subscription, which orders deliveries.
+///
+/// Positions compare by Stripe's `created` second, then by the status progression rank
+/// ([`SubscriptionStatus::progression_rank`]), then by event id, so any two distinct events
+/// are ordered the same way whatever order they arrive in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPosition {
+    /// Stripe's `created` of the event.
+    pub created: DateTime<Utc>,
+    /// Progression rank of the status the event carried.
+    pub rank: u8,
+    /// The event id, the last tie-breaker.
+    pub event_id: String,
+}
+
+impl Ord for EventPosition {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.created, self.rank, &self.event_id).cmp(&(other.created, other.rank, &other.event_id))
+    }
+}
+
+impl PartialOrd for EventPosition {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// A subscription as we keep it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionRecord {
+    /// `sub_…`.
+    pub stripe_subscription_id: String,
+    /// `cus_…`; the customer row exists.
+    pub stripe_customer_id: String,
+    /// The price deciding the tier.
+    pub price_id: Option<String>,
+    /// The tier id the price mapped to when last written (for queries; entitlement re-derives it).
+    pub tier: String,
+    /// Stripe's status.
+    pub status: SubscriptionStatus,
+    /// Start of the current period.
+    pub current_period_start: Option<DateTime<Utc>>,
+    /// End of the current period.
+    pub current_period_end: Option<DateTime<Utc>>,
+    /// Ends when the period ends.
+    pub cancel_at_period_end: bool,
+    /// When it was canceled.
+    pub canceled_at: Option<DateTime<Utc>>,
+    /// End of trial.
+    pub trial_end: Option<DateTime<Utc>>,
+    /// Paid access holds until then while past due.
+    pub grace_period_end: Option<DateTime<Utc>>,
+    /// The invoice whose failure opened the current dunning cycle.
+    pub dunning_invoice_id: Option<String>,
+    /// The last event applied.
+    pub position: EventPosition,
+}
+
+/// A payment intent we know of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaymentRecord {
+    /// `pi_…`.
+    pub payment_intent_id: String,
+    /// `cus_…`, if any.
+    pub stripe_customer_id: Option<String>,
+    /// Our user, if known.
+    pub user_id: Option<String>,
+    /// The amount.
+    pub amount: Money,
+    /// Our state of it.
+    pub status: PaymentStatus,
+    /// The last failure message.
+    pub last_error: Option<String>,
+}
+
+/// A one-time purchase made through Checkout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderRecord {
+    /// `cs_…`.
+    pub checkout_session_id: String,
+    /// `pi_…`, the key refunds and disputes are found by.
+    pub payment_intent_id: Option<String>,
+    /// `cus_…`, if any.
+    pub stripe_customer_id: Option<String>,
+    /// Our user, if known.
+    pub user_id: Option<String>,
+    /// The total.
+    pub amount: Money,
+    /// Checkout's payment status: `paid`, `unpaid` or `no_payment_required`.
+    pub status: String,
+    /// Refund state.
+    pub refund_status: RefundStatus,
+    /// Refunded so far, minor units.
+    pub amount_refunded: i64,
+    /// Dispute state.
+    pub dispute_status: DisputeStatus,
+}
+
+/// One signed entry of the credit ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditEntry {
+    /// Our user, if known when written (attributed later otherwise).
+    pub user_id: Option<String>,
+    /// The Stripe customer it came from, if any.
+    pub stripe_customer_id: Option<String>,
+    /// Signed amount: grants positive, spends negative.
+    pub amount: i64,
+    /// Why.
+    pub reason: CreditReason,
+    /// Unique key of the cause (e.g. `invoice:in_…`): an entry exists at most once per key.
+    pub source_key: String,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+}

@@ -1,0 +1,9 @@
+DROP TABLE stripe_requests;
+DROP TABLE usage;
+DROP TABLE usage_counters;
+DROP TABLE credit_ledger;
+DROP TABLE orders;
+DROP TABLE payments;
+DROP TABLE subscriptions;
+DROP TABLE customers;
+DROP TABLE stripe_events;
