@@ -1,1 +1,26 @@
-//! Billing use cases.
+//! The billing use cases. They depend on the ports ([`billing_ports`]) and the domain
+//! ([`billing_domain`]) only, never on a database or on Stripe's wire format.
+//!
+//! - [`BillingApp::ingest`]: applies one verified Stripe event exactly once.
+//! - [`BillingApp::purge_events`]: retention of done events.
+//!
+//! # Exactly once
+//! Each event is applied in one store transaction that first claims the event row
+//! (`INSERT … ON CONFLICT`), then applies every effect, then marks the event done. Concurrent
+//! deliveries of one event wait on the claim and then see it done; a failure rolls everything
+//! back and a second, short transaction records the failure so the next delivery retries it.
+//!
+//! # Ordering
+//! Stripe does not order deliveries and `created` has one-second resolution. Every write to a
+//! subscription carries the position of its event: `(created, status progression rank, event
+//! id)`, compared in that order (see [`billing_ports::EventPosition`]). An event whose position
+//! is not after the stored one changes nothing and is stored as `stale`. Credits do not depend on
+//! order: they are keyed by invoice id. Terminal statuses (`canceled`, `incomplete_expired`)
+//! never move back.
+
+mod effects;
+mod error;
+mod ingest;
+
+pub use error::IngestError;
+pub use ingest::{BillingApp, IngestOutcome, IngestSettings};

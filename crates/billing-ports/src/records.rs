@@ -267,6 +267,11 @@ pub struct PaymentRecord {
     pub status: PaymentStatus,
     /// The last failure message.
     pub last_error: Option<String>,
+    /// Refunded so far, minor units (kept here too so a refund that arrives before its order
+    /// is not lost).
+    pub amount_refunded: i64,
+    /// Dispute state (same reason).
+    pub dispute_status: DisputeStatus,
 }
 
 /// A one-time purchase made through Checkout.

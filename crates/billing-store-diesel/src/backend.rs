@@ -69,6 +69,8 @@ macro_rules! diesel_backend {
                     currency -> Text,
                     status -> Text,
                     last_error -> Nullable<Text>,
+                    amount_refunded -> BigInt,
+                    dispute_status -> Text,
                     updated_at -> $ts,
                 }
             }
@@ -176,6 +178,8 @@ macro_rules! diesel_backend {
                 pub(super) currency: String,
                 pub(super) status: String,
                 pub(super) last_error: Option<String>,
+                pub(super) amount_refunded: i64,
+                pub(super) dispute_status: String,
             }
 
             #[derive(Queryable, Selectable, Insertable)]
@@ -341,6 +345,8 @@ macro_rules! diesel_backend {
                 Ok(PaymentRecord {
                     amount: money(row.amount_minor, &row.currency)?,
                     status: parse_stored(&row.status)?,
+                    dispute_status: parse_stored(&row.dispute_status)?,
+                    amount_refunded: row.amount_refunded,
                     payment_intent_id: row.payment_intent_id,
                     stripe_customer_id: row.stripe_customer_id,
                     user_id: row.user_id,
@@ -357,6 +363,8 @@ macro_rules! diesel_backend {
                     currency: p.amount.currency.as_str().to_owned(),
                     status: p.status.as_str().to_owned(),
                     last_error: p.last_error.clone(),
+                    amount_refunded: p.amount_refunded,
+                    dispute_status: p.dispute_status.as_str().to_owned(),
                 }
             }
 

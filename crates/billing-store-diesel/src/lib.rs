@@ -22,6 +22,8 @@ mod error;
 mod migrate;
 mod pg;
 mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use async_trait::async_trait;
 use billing_ports::{BillingStore, EventRecord, NewEvent, StoreError, TxFuture};

@@ -53,6 +53,8 @@ CREATE TABLE payments (
     currency           TEXT NOT NULL CHECK (length(currency) = 3 AND currency = lower(currency)),
     status             TEXT NOT NULL CHECK (status IN ('succeeded', 'failed', 'processing', 'requires_action', 'requires_capture', 'canceled')),
     last_error         TEXT,
+    amount_refunded    BIGINT NOT NULL DEFAULT 0 CHECK (amount_refunded >= 0),
+    dispute_status     TEXT NOT NULL DEFAULT 'none' CHECK (dispute_status IN ('none', 'open', 'won', 'lost')),
     updated_at         TEXT NOT NULL
 );
 

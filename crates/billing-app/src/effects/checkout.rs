@@ -1,0 +1,57 @@
+//! `checkout.session.completed`.
+
+use billing_domain::BillingEvent;
+use billing_domain::facts::{CheckoutMode, CheckoutSession};
+use billing_ports::{BillingTx, EventStatus};
+
+use super::{Context, customer, payment, subscription};
+use crate::error::IngestError;
+
+/// Links the customer to the user named by the session (creating the customer row when the
+/// event arrives before it), then: subscription mode → the subscription is fetched and
+/// upserted when a gateway is configured (otherwise its own `customer.subscription.*` events
+/// write it); payment mode → the payment and the order, once.
+///
+/// Never grants credits: credits come only from paid invoices, keyed by invoice id.
+pub(super) async fn completed(
+    tx: &mut dyn BillingTx,
+    ctx: &Context,
+    event: &BillingEvent,
+    session: &CheckoutSession,
+) -> Result<EventStatus, IngestError> {
+    let user = session.user_id();
+    let mut user_for_rows = user.map(str::to_owned);
+    if let Some(customer_id) = &session.customer_id {
+        tx.lock_customer(customer_id).await?;
+        let record = customer::ensure(
+            tx,
+            ctx,
+            customer_id,
+            user,
+            session.customer_email.as_deref(),
+        )
+        .await?;
+        user_for_rows = record.user_id.or(user_for_rows);
+    } else if user.is_none() {
+        tracing::warn!(
+            event_id = %event.id,
+            session_id = %session.id,
+            "checkout session names neither a customer nor a user"
+        );
+    }
+    match session.mode {
+        CheckoutMode::Subscription => {
+            if let (Some(gateway), Some(subscription_id)) = (&ctx.gateway, &session.subscription_id)
+            {
+                let fresh = gateway.fetch_subscription(subscription_id).await?;
+                subscription::apply_snapshot(tx, ctx, event, &fresh, true).await?;
+            }
+            Ok(EventStatus::Processed)
+        }
+        CheckoutMode::Payment => {
+            payment::checkout_order(tx, ctx, session, user_for_rows.as_deref()).await?;
+            Ok(EventStatus::Processed)
+        }
+        CheckoutMode::Setup | CheckoutMode::Unknown(_) => Ok(EventStatus::Processed),
+    }
+}

@@ -1,0 +1,82 @@
+//! Customers and the user they belong to.
+
+use billing_domain::facts::CustomerFacts;
+use billing_ports::{BillingTx, CustomerRecord, EventStatus};
+
+use super::Context;
+use crate::error::IngestError;
+
+/// `customer.created/updated/deleted`: stores the customer and, with `metadata.user_id`, its
+/// link to our user.
+pub(super) async fn changed(
+    tx: &mut dyn BillingTx,
+    ctx: &Context,
+    customer: &CustomerFacts,
+    deleted: bool,
+) -> Result<EventStatus, IngestError> {
+    tx.lock_customer(&customer.id).await?;
+    let mut record = ensure(
+        tx,
+        ctx,
+        &customer.id,
+        customer.metadata_user_id.as_deref(),
+        customer.email.as_deref(),
+    )
+    .await?;
+    if deleted && !record.deleted {
+        record.deleted = true;
+        tx.save_customer(&record, ctx.now).await?;
+    }
+    Ok(EventStatus::Processed)
+}
+
+/// Returns the customer row, creating it when missing and linking it to `user_hint` when it
+/// has no user yet. The caller holds the customer's lock.
+///
+/// A user already linked to another customer is not taken over: the link stays as it is and a
+/// warning is logged (the unique user id holds this in the database too).
+pub(super) async fn ensure(
+    tx: &mut dyn BillingTx,
+    ctx: &Context,
+    stripe_customer_id: &str,
+    user_hint: Option<&str>,
+    email: Option<&str>,
+) -> Result<CustomerRecord, IngestError> {
+    let existing = tx.customer(stripe_customer_id).await?;
+    let mut record = existing.clone().unwrap_or_else(|| CustomerRecord {
+        stripe_customer_id: stripe_customer_id.to_owned(),
+        user_id: None,
+        email: None,
+        deleted: false,
+    });
+    let mut linked_now = None;
+    if record.user_id.is_none() {
+        if let Some(user) = user_hint {
+            match tx.customer_of_user(user).await? {
+                Some(other) if other.stripe_customer_id != stripe_customer_id => {
+                    tracing::warn!(
+                        stripe_customer_id,
+                        user_id = user,
+                        other_customer = %other.stripe_customer_id,
+                        "user already linked to another Stripe customer; not relinking"
+                    );
+                }
+                _ => {
+                    record.user_id = Some(user.to_owned());
+                    linked_now = Some(user.to_owned());
+                }
+            }
+        }
+    }
+    if let Some(email) = email {
+        record.email = Some(email.to_owned());
+    }
+    if existing.as_ref() != Some(&record) {
+        tx.save_customer(&record, ctx.now).await?;
+    }
+    if let Some(user) = linked_now {
+        tx.attribute_customer_rows(stripe_customer_id, &user)
+            .await?;
+    }
+    Ok(record)
+}

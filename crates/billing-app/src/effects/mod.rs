@@ -1,0 +1,55 @@
+//! The effects of each fact on the billing state. Every function runs inside the event's
+//! transaction and returns the status the event is stored with.
+
+mod checkout;
+mod customer;
+mod invoice;
+mod payment;
+mod subscription;
+
+use std::sync::Arc;
+
+use billing_domain::{BillingEvent, Catalog, Fact};
+use billing_ports::{BillingTx, EventStatus, StripeGateway};
+use chrono::{DateTime, Utc};
+
+use crate::error::IngestError;
+
+/// What every effect may read besides the transaction.
+pub(crate) struct Context {
+    /// The plan catalog (price → tier, credits, grace).
+    pub(crate) catalog: Arc<Catalog>,
+    /// Set only in re-fetch mode.
+    pub(crate) gateway: Option<Arc<dyn StripeGateway>>,
+    /// When the event was received.
+    pub(crate) now: DateTime<Utc>,
+}
+
+/// Applies one event's fact.
+pub(crate) async fn apply(
+    tx: &mut dyn BillingTx,
+    ctx: &Context,
+    event: &BillingEvent,
+) -> Result<EventStatus, IngestError> {
+    match &event.fact {
+        Fact::CheckoutCompleted(session) => checkout::completed(tx, ctx, event, session).await,
+        Fact::Customer { customer, deleted } => {
+            customer::changed(tx, ctx, customer, *deleted).await
+        }
+        Fact::Subscription {
+            change,
+            subscription,
+        } => subscription::changed(tx, ctx, event, *change, subscription).await,
+        Fact::Invoice { change, invoice } => {
+            invoice::changed(tx, ctx, event, *change, invoice).await
+        }
+        Fact::PaymentIntent {
+            succeeded,
+            payment_intent,
+        } => payment::intent(tx, ctx, *succeeded, payment_intent).await,
+        Fact::ChargeRefunded(charge) => payment::charge_refunded(tx, ctx, charge).await,
+        Fact::RefundUpdated(refund) => payment::refund_updated(tx, ctx, refund).await,
+        Fact::Dispute { closed, dispute } => payment::dispute(tx, ctx, *closed, dispute).await,
+        Fact::Unhandled => Ok(EventStatus::Ignored),
+    }
+}

@@ -1,0 +1,204 @@
+//! Ingestion of one verified event: claim, apply, mark done, in one transaction.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use billing_domain::{BillingEvent, Catalog, Fact};
+use billing_ports::{BillingStore, Claim, Clock, EventStatus, NewEvent, StoreError, StripeGateway};
+use chrono::TimeDelta;
+
+use crate::effects::{self, Context};
+use crate::error::IngestError;
+
+/// What became of one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// Its effects were committed now.
+    Processed,
+    /// A type we do not act on; stored as ignored.
+    Ignored,
+    /// Older than what was already applied; stored as stale, nothing changed.
+    Stale,
+    /// Already done by an earlier delivery; nothing was touched.
+    Duplicate(EventStatus),
+}
+
+/// Settings of the ingestion use case.
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    /// Re-fetch subscriptions from Stripe instead of trusting the payload (needs a gateway).
+    pub refetch: bool,
+    /// Done events older than this are purged by [`BillingApp::purge_events`].
+    pub retention: TimeDelta,
+    /// How many events one purge statement deletes.
+    pub purge_batch: u32,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self {
+            refetch: false,
+            retention: TimeDelta::days(30),
+            purge_batch: 1_000,
+        }
+    }
+}
+
+/// The billing application: the use cases over a store, a catalog, a clock and (optionally)
+/// a Stripe gateway.
+pub struct BillingApp<S> {
+    store: Arc<S>,
+    catalog: Arc<Catalog>,
+    clock: Arc<dyn Clock>,
+    gateway: Option<Arc<dyn StripeGateway>>,
+    settings: IngestSettings,
+}
+
+impl<S> Clone for BillingApp<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: Arc::clone(&self.store),
+            catalog: Arc::clone(&self.catalog),
+            clock: Arc::clone(&self.clock),
+            gateway: self.gateway.clone(),
+            settings: self.settings.clone(),
+        }
+    }
+}
+
+impl<S: BillingStore> BillingApp<S> {
+    /// Builds the application.
+    pub fn new(
+        store: Arc<S>,
+        catalog: Arc<Catalog>,
+        clock: Arc<dyn Clock>,
+        gateway: Option<Arc<dyn StripeGateway>>,
+        settings: IngestSettings,
+    ) -> Self {
+        Self {
+            store,
+            catalog,
+            clock,
+            gateway,
+            settings,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    /// The plan catalog.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Applies one verified event exactly once.
+    ///
+    /// `payload` is the verified raw body, stored with the event. On `Err` nothing of the
+    /// event's effects was committed and the event is recorded as failed (attempts + 1), so the
+    /// caller must answer with an error status and Stripe will deliver it again.
+    pub async fn ingest(
+        &self,
+        event: BillingEvent,
+        payload: String,
+    ) -> Result<IngestOutcome, IngestError> {
+        let started = Instant::now();
+        let now = self.clock.now();
+        let new_event = NewEvent {
+            id: event.id.clone(),
+            event_type: event.event_type.clone(),
+            api_version: event.api_version.clone(),
+            livemode: event.livemode,
+            created: event.created,
+            payload,
+            received_at: now,
+        };
+        let ctx = Context {
+            catalog: Arc::clone(&self.catalog),
+            gateway: if self.settings.refetch {
+                self.gateway.clone()
+            } else {
+                None
+            },
+            now,
+        };
+        let claim_event = new_event.clone();
+        let result = self
+            .store
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    if let Claim::AlreadyDone(status) = tx.claim_event(&claim_event).await? {
+                        return Ok(IngestOutcome::Duplicate(status));
+                    }
+                    let status = match &event.fact {
+                        Fact::Unhandled => EventStatus::Ignored,
+                        _ => effects::apply(tx, &ctx, &event).await?,
+                    };
+                    tx.finish_event(&event.id, status, now).await?;
+                    Ok::<_, IngestError>(match status {
+                        EventStatus::Ignored => IngestOutcome::Ignored,
+                        EventStatus::Stale => IngestOutcome::Stale,
+                        _ => IngestOutcome::Processed,
+                    })
+                })
+            })
+            .await;
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+        match result {
+            Ok(outcome) => {
+                tracing::info!(
+                    event_id = %new_event.id,
+                    event_type = %new_event.event_type,
+                    outcome = ?outcome,
+                    elapsed_ms,
+                    "event ingested"
+                );
+                Ok(outcome)
+            }
+            Err(error) => {
+                tracing::error!(
+                    event_id = %new_event.id,
+                    event_type = %new_event.event_type,
+                    error = %error,
+                    elapsed_ms,
+                    "event could not be applied; recorded as failed for retry"
+                );
+                if let Err(record_error) = self
+                    .store
+                    .record_failure(&new_event, &error.to_string(), now)
+                    .await
+                {
+                    tracing::error!(
+                        event_id = %new_event.id,
+                        error = %record_error,
+                        "could not record the failure"
+                    );
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Deletes done events older than the retention, batch by batch; returns how many.
+    pub async fn purge_events(&self) -> Result<u64, StoreError> {
+        let before = self.clock.now() - self.settings.retention;
+        let mut total = 0;
+        loop {
+            let deleted = self
+                .store
+                .purge_events(before, self.settings.purge_batch)
+                .await?;
+            total += deleted;
+            if deleted < u64::from(self.settings.purge_batch) {
+                return Ok(total);
+            }
+        }
+    }
+}
