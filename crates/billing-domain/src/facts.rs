@@ -214,6 +214,10 @@ pub struct InvoiceFacts {
     pub period_end: Option<DateTime<Utc>>,
     /// When Stripe will retry a failed payment, if it will.
     pub next_payment_attempt: Option<DateTime<Utc>>,
+    /// The price of the subscription line (`lines.data[].price.id` before basil,
+    /// `lines.data[].pricing.price_details.price` since), so credits can be granted even when
+    /// the invoice arrives before its subscription.
+    pub price_id: Option<String>,
 }
 
 /// A payment intent.
