@@ -1,0 +1,31 @@
+//! Customers (`customer.created`, `customer.updated`, `customer.deleted`).
+
+use billing_domain::facts::CustomerFacts;
+use serde::Deserialize;
+
+use super::WireObject;
+use super::field::{Field, Metadata, Scope};
+use crate::error::WireError;
+
+/// A customer as sent; the same in every supported API version. `customer.deleted` carries
+/// the customer as it was before deletion.
+#[derive(Debug, Deserialize)]
+pub(super) struct RawCustomer {
+    object: Field<String>,
+    id: Field<String>,
+    email: Field<String>,
+    metadata: Field<Metadata>,
+}
+
+impl WireObject for RawCustomer {
+    type Facts = CustomerFacts;
+
+    fn into_facts(self, scope: &Scope<'_>) -> Result<CustomerFacts, WireError> {
+        scope.expect_object(&self.object, "customer")?;
+        Ok(CustomerFacts {
+            id: scope.required_string(&self.id, "id")?,
+            email: scope.string(&self.email, "email")?,
+            metadata_user_id: scope.metadata_user_id(&self.metadata)?,
+        })
+    }
+}

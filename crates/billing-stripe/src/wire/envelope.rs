@@ -1,0 +1,129 @@
+//! The event envelope: `id`, `type`, `created`, `api_version`, `livemode` and `data.object`.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde_json::Value;
+
+use super::field::{EventRef, Field, Lenient, Scope, decode, kind};
+use crate::error::WireError;
+
+/// The envelope of a Stripe event: what identifies it, without what it says.
+///
+/// [`peek_envelope`](crate::peek_envelope) reads only this, so a caller can record an event
+/// whose object fails to parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventEnvelope {
+    /// Stripe's event id (`evt_…`).
+    pub id: String,
+    /// Stripe's event type string, e.g. `"invoice.paid"`.
+    pub event_type: String,
+    /// The API version the event was rendered with, when Stripe says.
+    pub api_version: Option<String>,
+    /// True for live-mode events, false for test mode (also when the field is absent).
+    pub livemode: bool,
+    /// When Stripe created the event.
+    pub created: DateTime<Utc>,
+}
+
+/// An event body as sent; `D` is what `data` is read as (nothing at all when only peeking).
+#[derive(Debug, Deserialize)]
+#[serde(bound = "D: DeserializeOwned")]
+pub(super) struct RawEvent<D> {
+    id: Field<String>,
+    #[serde(rename = "type")]
+    event_type: Field<String>,
+    api_version: Field<String>,
+    livemode: Field<bool>,
+    created: Field<i64>,
+    data: Option<D>,
+}
+
+/// The `data` member of an event with its object kept as raw JSON until the type is known.
+#[derive(Debug, Deserialize)]
+pub(super) struct RawData {
+    object: Option<Value>,
+}
+
+/// `data` when peeking: skipped without being built.
+pub(super) type Skipped = IgnoredAny;
+
+/// `data` when parsing.
+pub(super) type Kept = Lenient<RawData>;
+
+/// Reads the top level of a body, which must be one JSON object.
+pub(super) fn read<D: DeserializeOwned>(payload: &[u8]) -> Result<RawEvent<D>, WireError> {
+    // serde would also read a struct from a JSON array of its fields; a webhook body is
+    // always an object, so anything else is refused before decoding.
+    let first = payload.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        let message = match first {
+            None => "the body is empty".to_owned(),
+            Some(_) => match serde_json::from_slice::<Value>(payload) {
+                Ok(value) => format!("expected a JSON object, found {}", kind(&value)),
+                Err(error) => error.to_string(),
+            },
+        };
+        return Err(WireError::NotJson { message });
+    }
+    serde_json::from_slice(payload).map_err(|error| WireError::NotJson {
+        message: error.to_string(),
+    })
+}
+
+impl<D> RawEvent<D> {
+    /// The event's id and type as far as they are readable, for error reports.
+    pub(super) fn event_ref(&self) -> EventRef<'_> {
+        EventRef {
+            id: valid_str(&self.id),
+            event_type: valid_str(&self.event_type),
+        }
+    }
+
+    /// The envelope, or the first missing or invalid envelope field.
+    pub(super) fn envelope(&self) -> Result<EventEnvelope, WireError> {
+        let root = Scope::root(self.event_ref());
+        Ok(EventEnvelope {
+            id: root.required_string(&self.id, "id")?,
+            event_type: root.required_string(&self.event_type, "type")?,
+            created: root.required_time(&self.created, "created")?,
+            api_version: root.string(&self.api_version, "api_version")?,
+            livemode: root.flag(&self.livemode, "livemode")?,
+        })
+    }
+}
+
+impl RawEvent<Kept> {
+    /// Decodes `data.object` as the wire struct `T`, returning it with the scope to read it in.
+    ///
+    /// Takes the object out of the event; a second call reports `data` as missing.
+    pub(super) fn object<T: DeserializeOwned>(&mut self) -> Result<(T, Scope<'_>), WireError> {
+        let data = self.data.take();
+        let root = Scope::root(self.event_ref());
+        // Checked for presence and validity through the scope, then taken apart by value.
+        root.required(&data, "data")?;
+        let scope = root.child("data");
+        let object = match data {
+            Some(Lenient::Valid(RawData {
+                object: Some(object),
+            })) => object,
+            _ => return Err(scope.missing("object")),
+        };
+        if !object.is_object() {
+            return Err(scope.invalid(
+                "object",
+                format!("expected an object, found {}", kind(&object)),
+            ));
+        }
+        let decoded =
+            decode::<T>(object).map_err(|error| scope.invalid("object", error.to_string()))?;
+        Ok((decoded, scope.child("object")))
+    }
+}
+
+fn valid_str(field: &Field<String>) -> Option<&str> {
+    match field {
+        Some(Lenient::Valid(value)) => Some(value),
+        _ => None,
+    }
+}

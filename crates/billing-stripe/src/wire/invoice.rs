@@ -1,0 +1,308 @@
+//! Invoices (`invoice.paid`, `invoice.payment_succeeded`, `invoice.payment_failed`).
+//!
+//! Version differences handled here:
+//!
+//! - The billed subscription is `invoice.subscription` before `2025-03-31.basil` and
+//!   `invoice.parent.subscription_details.subscription` since (either an id or an expanded
+//!   object). The basil location is read first, the old one second.
+//! - The service period and the price come from the invoice's subscription line, because
+//!   the invoice-level `period_start`/`period_end` describe something else (the preceding
+//!   period for renewals, a single instant for first and update invoices). A line is a
+//!   subscription line when it has `type: "subscription"` or a `subscription` (before basil),
+//!   or a `parent.subscription_item_details` / `parent.type: "subscription_item_details"`
+//!   (basil and later). When the invoice names its subscription, lines of other subscriptions
+//!   are skipped. The first such line that is not a proration wins; failing that, the first
+//!   proration line with a positive amount (the charge for the remaining time on the new
+//!   price, not the credit for the old one), failing that the first proration line.
+//! - The line's period is `lines.data[].period` in every version. Its price is
+//!   `lines.data[].price` (or legacy `plan`) before basil and
+//!   `lines.data[].pricing.price_details.price` since, an id or an expanded object.
+//! - When no line qualifies (one-off invoices, or a subscription line beyond the first page of
+//!   lines Stripe sends), the period is the invoice-level `period_start`/`period_end` and the
+//!   price is `None`.
+
+use billing_domain::facts::InvoiceFacts;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::WireObject;
+use super::field::{Expandable, Field, List, Scope};
+use crate::error::WireError;
+
+/// An invoice as sent, in any supported API version.
+#[derive(Debug, Deserialize)]
+pub(super) struct RawInvoice {
+    object: Field<String>,
+    id: Field<String>,
+    customer: Field<Expandable>,
+    /// Before basil only.
+    subscription: Field<Expandable>,
+    /// Basil and later.
+    parent: Field<RawInvoiceParent>,
+    status: Field<String>,
+    billing_reason: Field<String>,
+    amount_paid: Field<i64>,
+    amount_due: Field<i64>,
+    currency: Field<String>,
+    attempt_count: Field<u32>,
+    lines: Field<List<RawLine>>,
+    period_start: Field<i64>,
+    period_end: Field<i64>,
+    next_payment_attempt: Field<i64>,
+}
+
+/// `invoice.parent` (basil and later).
+#[derive(Debug, Deserialize)]
+struct RawInvoiceParent {
+    subscription_details: Field<RawSubscriptionDetails>,
+}
+
+/// `invoice.parent.subscription_details`.
+#[derive(Debug, Deserialize)]
+struct RawSubscriptionDetails {
+    subscription: Field<Expandable>,
+}
+
+/// An invoice line item as sent.
+#[derive(Debug, Deserialize)]
+struct RawLine {
+    /// Before basil only: `"subscription"` or `"invoiceitem"`.
+    #[serde(rename = "type")]
+    line_type: Field<String>,
+    /// Before basil only.
+    subscription: Field<Expandable>,
+    /// Before basil only.
+    proration: Field<bool>,
+    /// Basil and later.
+    parent: Field<RawLineParent>,
+    period: Field<RawPeriod>,
+    amount: Field<i64>,
+    /// Before basil only.
+    price: Field<Expandable>,
+    /// Before basil only (legacy).
+    plan: Field<Expandable>,
+    /// Basil and later.
+    pricing: Field<RawPricing>,
+}
+
+/// `line.pricing` (basil and later).
+#[derive(Debug, Deserialize)]
+struct RawPricing {
+    price_details: Field<RawPriceDetails>,
+}
+
+/// `line.pricing.price_details`.
+#[derive(Debug, Deserialize)]
+struct RawPriceDetails {
+    price: Field<Expandable>,
+}
+
+/// `line.parent` (basil and later).
+#[derive(Debug, Deserialize)]
+struct RawLineParent {
+    #[serde(rename = "type")]
+    parent_type: Field<String>,
+    subscription_item_details: Field<RawSubscriptionItemDetails>,
+}
+
+/// `line.parent.subscription_item_details`.
+#[derive(Debug, Deserialize)]
+struct RawSubscriptionItemDetails {
+    subscription: Field<Expandable>,
+    proration: Field<bool>,
+}
+
+/// `line.period`.
+#[derive(Debug, Deserialize)]
+struct RawPeriod {
+    start: Field<i64>,
+    end: Field<i64>,
+}
+
+type Period = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// What a line says about its subscription.
+struct LineKind {
+    subscription_line: bool,
+    subscription_id: Option<String>,
+    proration: bool,
+}
+
+impl WireObject for RawInvoice {
+    type Facts = InvoiceFacts;
+
+    fn into_facts(self, scope: &Scope<'_>) -> Result<InvoiceFacts, WireError> {
+        scope.expect_object(&self.object, "invoice")?;
+        let id = scope.required_string(&self.id, "id")?;
+        let amount_paid =
+            scope.money(&self.amount_paid, "amount_paid", &self.currency, "currency")?;
+        let amount_due = scope.money(&self.amount_due, "amount_due", &self.currency, "currency")?;
+        let subscription_id = self.subscription_id(scope)?;
+        let (line_period, price_id) =
+            match self.subscription_line(scope, subscription_id.as_deref())? {
+                Some((line, line_scope)) => (line.period(&line_scope)?, line.price(&line_scope)?),
+                None => (None, None),
+            };
+        let (period_start, period_end) = match line_period {
+            Some(period) => period,
+            None => (
+                scope.time(&self.period_start, "period_start")?,
+                scope.time(&self.period_end, "period_end")?,
+            ),
+        };
+        Ok(InvoiceFacts {
+            id,
+            customer_id: scope.id(&self.customer, "customer")?,
+            subscription_id,
+            status: scope.string(&self.status, "status")?,
+            billing_reason: scope.string(&self.billing_reason, "billing_reason")?,
+            amount_paid,
+            amount_due,
+            attempt_count: scope
+                .optional(&self.attempt_count, "attempt_count")?
+                .copied()
+                .unwrap_or(0),
+            period_start,
+            period_end,
+            next_payment_attempt: scope.time(&self.next_payment_attempt, "next_payment_attempt")?,
+            price_id,
+        })
+    }
+}
+
+impl RawInvoice {
+    /// `parent.subscription_details.subscription` (basil+), else `subscription` (older).
+    fn subscription_id(&self, scope: &Scope<'_>) -> Result<Option<String>, WireError> {
+        if let Some(parent) = scope.optional(&self.parent, "parent")? {
+            let parent_scope = scope.child("parent");
+            if let Some(details) =
+                parent_scope.optional(&parent.subscription_details, "subscription_details")?
+            {
+                let details_scope = parent_scope.child("subscription_details");
+                if let Some(id) = details_scope.id(&details.subscription, "subscription")? {
+                    return Ok(Some(id));
+                }
+            }
+        }
+        scope.id(&self.subscription, "subscription")
+    }
+
+    /// The invoice's subscription line, with its scope, if one qualifies.
+    fn subscription_line<'s>(
+        &'s self,
+        scope: &Scope<'s>,
+        subscription_id: Option<&str>,
+    ) -> Result<Option<(&'s RawLine, Scope<'s>)>, WireError> {
+        let Some(lines) = scope.optional(&self.lines, "lines")? else {
+            return Ok(None);
+        };
+        let lines_scope = scope.child("lines");
+        let Some(data) = lines_scope.optional(&lines.data, "data")? else {
+            return Ok(None);
+        };
+        let mut charged_proration = None;
+        let mut any_proration = None;
+        for (index, entry) in data.iter().enumerate() {
+            let name = format!("data[{index}]");
+            let line = lines_scope.entry(entry, &name)?;
+            let line_scope = lines_scope.child(&name);
+            let kind = line.kind(&line_scope)?;
+            if !kind.subscription_line {
+                continue;
+            }
+            if let (Some(wanted), Some(found)) = (subscription_id, kind.subscription_id.as_deref())
+                && wanted != found
+            {
+                continue;
+            }
+            if !kind.proration {
+                return Ok(Some((line, line_scope)));
+            }
+            let charged = line_scope
+                .optional(&line.amount, "amount")?
+                .is_some_and(|&amount| amount > 0);
+            if charged && charged_proration.is_none() {
+                charged_proration = Some((line, line_scope.clone()));
+            }
+            if any_proration.is_none() {
+                any_proration = Some((line, line_scope));
+            }
+        }
+        Ok(charged_proration.or(any_proration))
+    }
+}
+
+impl RawLine {
+    /// The line's service period, if it has one.
+    fn period(&self, scope: &Scope<'_>) -> Result<Option<Period>, WireError> {
+        let Some(period) = scope.optional(&self.period, "period")? else {
+            return Ok(None);
+        };
+        let period_scope = scope.child("period");
+        let start = period_scope.time(&period.start, "start")?;
+        let end = period_scope.time(&period.end, "end")?;
+        if start.is_none() && end.is_none() {
+            return Ok(None);
+        }
+        Ok(Some((start, end)))
+    }
+
+    /// The line's price: `pricing.price_details.price` (basil+), else `price`, else `plan`.
+    fn price(&self, scope: &Scope<'_>) -> Result<Option<String>, WireError> {
+        if let Some(pricing) = scope.optional(&self.pricing, "pricing")? {
+            let pricing_scope = scope.child("pricing");
+            if let Some(details) =
+                pricing_scope.optional(&pricing.price_details, "price_details")?
+            {
+                let details_scope = pricing_scope.child("price_details");
+                if let Some(price) = details_scope.id(&details.price, "price")? {
+                    return Ok(Some(price));
+                }
+            }
+        }
+        match scope.id(&self.price, "price")? {
+            Some(price) => Ok(Some(price)),
+            None => scope.id(&self.plan, "plan"),
+        }
+    }
+
+    /// Whether the line bills a subscription, which one, and whether it is a proration.
+    fn kind(&self, scope: &Scope<'_>) -> Result<LineKind, WireError> {
+        // Basil and later: `parent.subscription_item_details`.
+        if let Some(parent) = scope.optional(&self.parent, "parent")? {
+            let parent_scope = scope.child("parent");
+            let details = parent_scope.optional(
+                &parent.subscription_item_details,
+                "subscription_item_details",
+            )?;
+            let typed = parent_scope.optional(&parent.parent_type, "type")?;
+            if details.is_some() || typed.is_some_and(|t| t == "subscription_item_details") {
+                let (subscription_id, proration) = match details {
+                    Some(details) => {
+                        let details_scope = parent_scope.child("subscription_item_details");
+                        (
+                            details_scope.id(&details.subscription, "subscription")?,
+                            details_scope.flag(&details.proration, "proration")?,
+                        )
+                    }
+                    None => (None, false),
+                };
+                return Ok(LineKind {
+                    subscription_line: true,
+                    subscription_id,
+                    proration,
+                });
+            }
+        }
+        // Before basil: `type: "subscription"`, or an invoice item generated by a subscription
+        // (prorations), which names it in `subscription`.
+        let subscription_id = scope.id(&self.subscription, "subscription")?;
+        let typed = scope.optional(&self.line_type, "type")?;
+        Ok(LineKind {
+            subscription_line: subscription_id.is_some()
+                || typed.is_some_and(|t| t == "subscription"),
+            subscription_id,
+            proration: scope.flag(&self.proration, "proration")?,
+        })
+    }
+}

@@ -1,0 +1,193 @@
+//! Stripe webhook events on the wire, read into typed [`BillingEvent`]s.
+//!
+//! The structs here are our own, deliberately lenient, serde mirrors of Stripe's JSON: they
+//! declare only the fields the facts need and ignore everything else, so new fields, removed
+//! fields we do not read, and whole new objects never break parsing. One parser serves every
+//! API version from `2023-10-16` through the `2025-03-31.basil` family to
+//! `2026-09-30.endive`; the version string is passed through but never branched on. Instead
+//! each field is looked for in every place some version puts it:
+//!
+//! | fact | before basil | basil and later |
+//! | --- | --- | --- |
+//! | subscription period | `current_period_start`/`_end` on the subscription | on `items.data[0]` |
+//! | subscription price | `items.data[0].price` (or legacy `plan`) | `items.data[0].price` |
+//! | invoice subscription | `invoice.subscription` | `invoice.parent.subscription_details.subscription` |
+//! | invoice period | `lines.data[]` with `type: "subscription"` | `lines.data[]` with `parent.subscription_item_details` |
+//! | invoice price | that line's `price` (or legacy `plan`) | that line's `pricing.price_details.price` |
+//! | dispute payment intent | absent in old renderings (read as `None`) | `payment_intent` |
+//!
+//! Conventions, in every object:
+//!
+//! - An expandable reference (customer, subscription, payment intent, charge, price, plan) may
+//!   be an id string or an expanded object; only its `id` is kept.
+//! - An absent field and a `null` field mean the same: `None` where the fact is optional, a
+//!   [`WireError::MissingField`] where it is required. Three non-optional facts have defaults
+//!   instead: `livemode` and `cancel_at_period_end` read as `false`, an invoice's
+//!   `attempt_count` as `0`.
+//! - Timestamps are unix seconds and become `DateTime<Utc>`; amounts must be JSON integers
+//!   (minor units) and currencies three letters, else [`WireError::InvalidField`].
+//! - A field that is read must have the type Stripe documents, else
+//!   [`WireError::InvalidField`] naming its path; fields that are not read are never looked at.
+//! - When the object carries an `object` discriminator that does not match the event type
+//!   (say a `charge` in `charge.refund.updated`, which carries a `refund`), the event is
+//!   rejected with [`WireError::InvalidField`] on `data.object.object`.
+//! - Unknown event types become [`Fact::Unhandled`], unknown subscription statuses
+//!   [`SubscriptionStatus::Unknown`](billing_domain::SubscriptionStatus::Unknown) and unknown
+//!   Checkout modes [`CheckoutMode::Unknown`](billing_domain::facts::CheckoutMode::Unknown):
+//!   none of them is an error.
+
+mod charge;
+mod checkout;
+mod customer;
+mod dispute;
+mod envelope;
+mod field;
+mod invoice;
+mod payment_intent;
+mod refund;
+mod subscription;
+
+use billing_domain::facts::{InvoiceChange, SubscriptionChange};
+use billing_domain::{BillingEvent, Fact};
+use serde::de::DeserializeOwned;
+
+pub use crate::error::WireError;
+pub use envelope::EventEnvelope;
+
+use self::envelope::{Kept, RawEvent, Skipped};
+use self::field::Scope;
+
+/// Every event type [`parse_event`] turns into a fact other than [`Fact::Unhandled`]: the
+/// events a webhook endpoint needs to subscribe to.
+pub const HANDLED_EVENT_TYPES: [&str; 19] = [
+    "checkout.session.completed",
+    "customer.created",
+    "customer.updated",
+    "customer.deleted",
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "customer.subscription.paused",
+    "customer.subscription.resumed",
+    "customer.subscription.trial_will_end",
+    "invoice.paid",
+    "invoice.payment_succeeded",
+    "invoice.payment_failed",
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "charge.refunded",
+    "charge.refund.updated",
+    "charge.dispute.created",
+    "charge.dispute.closed",
+];
+
+/// Parses a verified webhook body into a [`BillingEvent`].
+///
+/// Unknown event types are not an error: they parse as [`Fact::Unhandled`] with the envelope
+/// filled in, and their `data` is not read. For handled types, a missing required field or a
+/// field of the wrong type is an error naming the field's path and the event id. Never
+/// panics, whatever the bytes.
+pub fn parse_event(payload: &[u8]) -> Result<BillingEvent, WireError> {
+    let mut raw = envelope::read::<Kept>(payload)?;
+    let envelope = raw.envelope()?;
+    let fact = fact(&envelope.event_type, &mut raw)?;
+    Ok(BillingEvent {
+        id: envelope.id,
+        event_type: envelope.event_type,
+        api_version: envelope.api_version,
+        livemode: envelope.livemode,
+        created: envelope.created,
+        fact,
+    })
+}
+
+/// Reads only the envelope of a webhook body (`id`, `type`, `created`, `api_version`,
+/// `livemode`), without looking at `data`.
+///
+/// Lets a caller record an event whose object [`parse_event`] rejects.
+pub fn peek_envelope(payload: &[u8]) -> Result<EventEnvelope, WireError> {
+    envelope::read::<Skipped>(payload)?.envelope()
+}
+
+/// A wire struct for one kind of `data.object`, and how it becomes its fact.
+trait WireObject: DeserializeOwned {
+    /// The domain type it becomes.
+    type Facts;
+
+    /// Converts the decoded object, reading fields relative to `scope` (`data.object`).
+    fn into_facts(self, scope: &Scope<'_>) -> Result<Self::Facts, WireError>;
+}
+
+/// Decodes `data.object` as `T` and converts it.
+fn read<T: WireObject>(raw: &mut RawEvent<Kept>) -> Result<T::Facts, WireError> {
+    let (object, scope) = raw.object::<T>()?;
+    object.into_facts(&scope)
+}
+
+fn fact(event_type: &str, raw: &mut RawEvent<Kept>) -> Result<Fact, WireError> {
+    use charge::RawCharge;
+    use checkout::RawCheckoutSession;
+    use customer::RawCustomer;
+    use dispute::RawDispute;
+    use invoice::RawInvoice;
+    use payment_intent::RawPaymentIntent;
+    use refund::RawRefund;
+    use subscription::RawSubscription;
+
+    let customer = |raw: &mut RawEvent<Kept>, deleted| {
+        Ok::<_, WireError>(Fact::Customer {
+            customer: read::<RawCustomer>(raw)?,
+            deleted,
+        })
+    };
+    let subscription = |raw: &mut RawEvent<Kept>, change| {
+        Ok::<_, WireError>(Fact::Subscription {
+            change,
+            subscription: read::<RawSubscription>(raw)?,
+        })
+    };
+    let invoice = |raw: &mut RawEvent<Kept>, change| {
+        Ok::<_, WireError>(Fact::Invoice {
+            change,
+            invoice: read::<RawInvoice>(raw)?,
+        })
+    };
+    let payment_intent = |raw: &mut RawEvent<Kept>, succeeded| {
+        Ok::<_, WireError>(Fact::PaymentIntent {
+            succeeded,
+            payment_intent: read::<RawPaymentIntent>(raw)?,
+        })
+    };
+    let dispute = |raw: &mut RawEvent<Kept>, closed| {
+        Ok::<_, WireError>(Fact::Dispute {
+            closed,
+            dispute: read::<RawDispute>(raw)?,
+        })
+    };
+
+    match event_type {
+        "checkout.session.completed" => {
+            Ok(Fact::CheckoutCompleted(read::<RawCheckoutSession>(raw)?))
+        }
+        "customer.created" | "customer.updated" => customer(raw, false),
+        "customer.deleted" => customer(raw, true),
+        "customer.subscription.created" => subscription(raw, SubscriptionChange::Created),
+        "customer.subscription.updated" => subscription(raw, SubscriptionChange::Updated),
+        "customer.subscription.deleted" => subscription(raw, SubscriptionChange::Deleted),
+        "customer.subscription.paused" => subscription(raw, SubscriptionChange::Paused),
+        "customer.subscription.resumed" => subscription(raw, SubscriptionChange::Resumed),
+        "customer.subscription.trial_will_end" => {
+            subscription(raw, SubscriptionChange::TrialWillEnd)
+        }
+        "invoice.paid" => invoice(raw, InvoiceChange::Paid),
+        "invoice.payment_succeeded" => invoice(raw, InvoiceChange::PaymentSucceeded),
+        "invoice.payment_failed" => invoice(raw, InvoiceChange::PaymentFailed),
+        "payment_intent.succeeded" => payment_intent(raw, true),
+        "payment_intent.payment_failed" => payment_intent(raw, false),
+        "charge.refunded" => Ok(Fact::ChargeRefunded(read::<RawCharge>(raw)?)),
+        "charge.refund.updated" => Ok(Fact::RefundUpdated(read::<RawRefund>(raw)?)),
+        "charge.dispute.created" => dispute(raw, false),
+        "charge.dispute.closed" => dispute(raw, true),
+        _ => Ok(Fact::Unhandled),
+    }
+}

@@ -1,0 +1,35 @@
+//! Refunds (`charge.refund.updated`, whose object is one refund, `re_…`).
+
+use billing_domain::facts::RefundFacts;
+use serde::Deserialize;
+
+use super::WireObject;
+use super::field::{Expandable, Field, Scope};
+use crate::error::WireError;
+
+/// A refund as sent; the same in every supported API version.
+#[derive(Debug, Deserialize)]
+pub(super) struct RawRefund {
+    object: Field<String>,
+    id: Field<String>,
+    charge: Field<Expandable>,
+    payment_intent: Field<Expandable>,
+    amount: Field<i64>,
+    currency: Field<String>,
+    status: Field<String>,
+}
+
+impl WireObject for RawRefund {
+    type Facts = RefundFacts;
+
+    fn into_facts(self, scope: &Scope<'_>) -> Result<RefundFacts, WireError> {
+        scope.expect_object(&self.object, "refund")?;
+        Ok(RefundFacts {
+            id: scope.required_string(&self.id, "id")?,
+            charge_id: scope.id(&self.charge, "charge")?,
+            payment_intent_id: scope.id(&self.payment_intent, "payment_intent")?,
+            amount: scope.money(&self.amount, "amount", &self.currency, "currency")?,
+            status: scope.required_string(&self.status, "status")?,
+        })
+    }
+}

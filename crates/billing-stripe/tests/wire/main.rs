@@ -1,0 +1,9 @@
+//! Integration tests of `billing-stripe`'s wire parsing: every fixture of both API-version
+//! shapes, the version differences, error reporting, and panic-freedom on arbitrary input.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod errors;
+mod fixtures;
+mod fuzz;
+mod shapes;
+mod story;
