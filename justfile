@@ -21,9 +21,9 @@ fmt-check:
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Unit and integration tests through nextest (benches are built and run once as tests).
+# Unit and integration tests through nextest (benches are compiled by `lint`).
 nextest:
-    cargo nextest run --workspace --all-targets --no-fail-fast
+    cargo nextest run --workspace --no-fail-fast
 
 # Doc tests (nextest does not run them).
 doctest:

@@ -28,12 +28,27 @@ fn lifecycle(story: &Story) -> Vec<BillingEvent> {
     vec![
         story.subscription("created", SubscriptionChange::Created, 0, trial),
         story.invoice("trial_invoice", InvoiceChange::Paid, 0, "0", 0, 0),
-        story.subscription("active1", SubscriptionChange::Updated, 100, story.snapshot(SubscriptionStatus::Active, 1)),
+        story.subscription(
+            "active1",
+            SubscriptionChange::Updated,
+            100,
+            story.snapshot(SubscriptionStatus::Active, 1),
+        ),
         story.invoice("paid1", InvoiceChange::Paid, 100, "1", 1, 2000),
         story.invoice("failed2", InvoiceChange::PaymentFailed, 200, "2", 2, 0),
-        story.subscription("past_due2", SubscriptionChange::Updated, 200, story.snapshot(SubscriptionStatus::PastDue, 2)),
+        story.subscription(
+            "past_due2",
+            SubscriptionChange::Updated,
+            200,
+            story.snapshot(SubscriptionStatus::PastDue, 2),
+        ),
         story.invoice("paid2", InvoiceChange::Paid, 300, "2", 2, 2000),
-        story.subscription("active2", SubscriptionChange::Updated, 300, story.snapshot(SubscriptionStatus::Active, 2)),
+        story.subscription(
+            "active2",
+            SubscriptionChange::Updated,
+            300,
+            story.snapshot(SubscriptionStatus::Active, 2),
+        ),
         story.subscription("canceling", SubscriptionChange::Updated, 400, canceling),
         story.subscription("deleted", SubscriptionChange::Deleted, 500, ended),
     ]
@@ -63,7 +78,9 @@ async fn deliver(store: &DieselStore, tag: &str, order: &[usize]) -> FinalState 
     FinalState {
         subscription,
         credits: credits(store, &story.user).await,
-        user: customer_user(store, &story.customer).await.map(|u| u.replace(tag, "")),
+        user: customer_user(store, &story.customer)
+            .await
+            .map(|u| u.replace(tag, "")),
     }
 }
 

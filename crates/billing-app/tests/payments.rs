@@ -62,7 +62,11 @@ fn refunded(tag: &str, n: u32, total: i64) -> BillingEvent {
 fn dispute(tag: &str, closed: bool, status: &str) -> BillingEvent {
     event(
         &format!("evt_{tag}_dispute_{closed}"),
-        if closed { "charge.dispute.closed" } else { "charge.dispute.created" },
+        if closed {
+            "charge.dispute.closed"
+        } else {
+            "charge.dispute.created"
+        },
         20,
         Fact::Dispute {
             closed,
@@ -90,23 +94,37 @@ async fn order(store: &DieselStore, tag: &str) -> OrderRecord {
 
 async fn a_refund_before_its_order_is_not_lost(store: DieselStore) {
     let app = app(store.clone());
-    app.ingest(refunded("r", 1, 2000), "{}".into()).await.unwrap();
+    app.ingest(refunded("r", 1, 2000), "{}".into())
+        .await
+        .unwrap();
     app.ingest(checkout("r"), "{}".into()).await.unwrap();
     app.ingest(checkout("r"), "{}".into()).await.unwrap();
     let o = order(&store, "r").await;
-    assert_eq!((o.refund_status, o.amount_refunded), (RefundStatus::Partial, 2000));
+    assert_eq!(
+        (o.refund_status, o.amount_refunded),
+        (RefundStatus::Partial, 2000)
+    );
     assert_eq!(o.user_id.as_deref(), Some("user_r"));
     assert_eq!(o.amount, usd(5000));
-    app.ingest(refunded("r", 2, 5000), "{}".into()).await.unwrap();
+    app.ingest(refunded("r", 2, 5000), "{}".into())
+        .await
+        .unwrap();
     let o = order(&store, "r").await;
-    assert_eq!((o.refund_status, o.amount_refunded), (RefundStatus::Full, 5000));
+    assert_eq!(
+        (o.refund_status, o.amount_refunded),
+        (RefundStatus::Full, 5000)
+    );
 }
 
 async fn disputes_are_found_by_payment_intent_and_closed_is_final(store: DieselStore) {
     let app = app(store.clone());
     app.ingest(checkout("d"), "{}".into()).await.unwrap();
     // Delivered out of order: the closing event first.
-    app.ingest(dispute("d", true, "lost"), "{}".into()).await.unwrap();
-    app.ingest(dispute("d", false, "needs_response"), "{}".into()).await.unwrap();
+    app.ingest(dispute("d", true, "lost"), "{}".into())
+        .await
+        .unwrap();
+    app.ingest(dispute("d", false, "needs_response"), "{}".into())
+        .await
+        .unwrap();
     assert_eq!(order(&store, "d").await.dispute_status, DisputeStatus::Lost);
 }

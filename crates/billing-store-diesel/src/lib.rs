@@ -50,7 +50,9 @@ pub struct DieselStore {
 #[derive(Clone)]
 enum Inner {
     Postgres(pg::Pool),
-    Sqlite(sqlite::Pool),
+    /// SQLite allows one writer at a time; the gate queues writers here instead of letting
+    /// them spin in SQLite's busy handler (which sleeps up to 100 ms between tries).
+    Sqlite(sqlite::Pool, std::sync::Arc<tokio::sync::Mutex<()>>),
 }
 
 impl std::fmt::Debug for DieselStore {
@@ -70,8 +72,9 @@ macro_rules! dispatch {
                 use pg as $module;
                 $call(pool).await
             }
-            Inner::Sqlite(pool) => {
+            Inner::Sqlite(pool, gate) => {
                 use sqlite as $module;
+                let _writer = gate.lock().await;
                 $call(pool).await
             }
         }
@@ -89,7 +92,10 @@ impl DieselStore {
             if path.is_empty() || path.contains(":memory:") {
                 return Err(SetupError::UnsupportedUrl);
             }
-            Inner::Sqlite(sqlite::pool(path, max_connections)?)
+            Inner::Sqlite(
+                sqlite::pool(path, max_connections)?,
+                std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            )
         } else {
             return Err(SetupError::UnsupportedUrl);
         };
@@ -103,7 +109,7 @@ impl DieselStore {
     pub fn backend(&self) -> Backend {
         match self.inner {
             Inner::Postgres(_) => Backend::Postgres,
-            Inner::Sqlite(_) => Backend::Sqlite,
+            Inner::Sqlite(..) => Backend::Sqlite,
         }
     }
 
@@ -131,7 +137,10 @@ impl BillingStore for DieselStore {
     {
         match &self.inner {
             Inner::Postgres(pool) => pg::transaction(pool, work).await,
-            Inner::Sqlite(pool) => sqlite::transaction(pool, work).await,
+            Inner::Sqlite(pool, gate) => {
+                let _writer = gate.lock().await;
+                sqlite::transaction(pool, work).await
+            }
         }
     }
 
