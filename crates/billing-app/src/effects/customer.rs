@@ -50,21 +50,19 @@ pub(super) async fn ensure(
         deleted: false,
     });
     let mut linked_now = None;
-    if record.user_id.is_none() {
-        if let Some(user) = user_hint {
-            match tx.customer_of_user(user).await? {
-                Some(other) if other.stripe_customer_id != stripe_customer_id => {
-                    tracing::warn!(
-                        stripe_customer_id,
-                        user_id = user,
-                        other_customer = %other.stripe_customer_id,
-                        "user already linked to another Stripe customer; not relinking"
-                    );
-                }
-                _ => {
-                    record.user_id = Some(user.to_owned());
-                    linked_now = Some(user.to_owned());
-                }
+    if let (None, Some(user)) = (&record.user_id, user_hint) {
+        match tx.customer_of_user(user).await? {
+            Some(other) if other.stripe_customer_id != stripe_customer_id => {
+                tracing::warn!(
+                    stripe_customer_id,
+                    user_id = user,
+                    other_customer = %other.stripe_customer_id,
+                    "user already linked to another Stripe customer; not relinking"
+                );
+            }
+            _ => {
+                record.user_id = Some(user.to_owned());
+                linked_now = Some(user.to_owned());
             }
         }
     }
