@@ -365,8 +365,8 @@ impl BillingTx for FailingTx<'_> {
     async fn attribute_customer_rows(&mut self, c: &str, u: &str) -> Result<(), StoreError> {
         self.0.attribute_customer_rows(c, u).await
     }
-    async fn lock_customer(&mut self, key: &str) -> Result<(), StoreError> {
-        self.0.lock_customer(key).await
+    async fn lock_key(&mut self, key: &str) -> Result<(), StoreError> {
+        self.0.lock_key(key).await
     }
     async fn subscription(&mut self, id: &str) -> Result<Option<SubscriptionRecord>, StoreError> {
         self.0.subscription(id).await

@@ -114,6 +114,18 @@ string_enum! {
 }
 
 string_enum! {
+    /// Where an outgoing Stripe request stands.
+    StripeRequestStatus {
+        /// Recorded, not (yet) known to have succeeded: a retry sends the same key again.
+        Pending => "pending",
+        /// Stripe created the object; a retry returns the stored result.
+        Succeeded => "succeeded",
+        /// The last attempt failed; a retry sends the same key again.
+        Failed => "failed",
+    }
+}
+
+string_enum! {
     /// Why a credit-ledger entry exists.
     CreditReason {
         /// Credits of a paid subscription period (source key: the invoice id).
@@ -312,4 +324,48 @@ pub struct CreditEntry {
     pub source_key: String,
     /// When it was written.
     pub created_at: DateTime<Utc>,
+}
+
+/// An outgoing Stripe call, recorded before it is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StripeRequest {
+    /// What is created, e.g. `customer.create`, `checkout.create`.
+    pub operation: String,
+    /// Our stable id of the operation (the user id, the client's idempotency key…).
+    pub stable_id: String,
+    /// The idempotency key sent to Stripe (at most 255 characters).
+    pub idempotency_key: String,
+    /// A digest of the request's parameters: the same stable id with other parameters is refused.
+    pub fingerprint: String,
+    /// Where it stands.
+    pub status: StripeRequestStatus,
+    /// The created object's id, once succeeded.
+    pub stripe_id: Option<String>,
+    /// What the caller needs back (e.g. the Checkout URL), once succeeded.
+    pub response: Option<String>,
+    /// The last failure.
+    pub last_error: Option<String>,
+}
+
+/// One recorded usage request and the answer it got (replayed for the same idempotency key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRecord {
+    /// Our user.
+    pub user_id: String,
+    /// The metered action.
+    pub metric: String,
+    /// Start of the metering period it counted in.
+    pub period_start: DateTime<Utc>,
+    /// How much was asked for.
+    pub quantity: u64,
+    /// The caller's idempotency key (unique per user).
+    pub idempotency_key: String,
+    /// Whether it was allowed (and counted).
+    pub allowed: bool,
+    /// Usage in the period after this request (before it when denied).
+    pub used_after: u64,
+    /// The limit in force, `None` when unlimited.
+    pub limit: Option<u64>,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::error::StoreError;
 use crate::records::{
     Claim, CreditEntry, CustomerRecord, EventRecord, EventStatus, NewEvent, OrderRecord,
-    PaymentRecord, SubscriptionRecord,
+    PaymentRecord, StripeRequest, SubscriptionRecord, UsageRecord,
 };
 
 /// The future a unit of work returns.
@@ -85,8 +85,9 @@ pub trait BillingTx: Send {
         user_id: &str,
     ) -> Result<(), StoreError>;
 
-    /// Serialises work on one customer until this transaction ends.
-    async fn lock_customer(&mut self, stripe_customer_id: &str) -> Result<(), StoreError>;
+    /// Serialises work on one key (a customer, a payment intent, a user's metric) until this
+    /// transaction ends.
+    async fn lock_key(&mut self, stripe_customer_id: &str) -> Result<(), StoreError>;
 
     /// The subscription with this id, locked against concurrent writers until commit.
     async fn subscription(
@@ -145,4 +146,37 @@ pub trait BillingTx: Send {
 
     /// The credit balance of a user (sum of their ledger entries).
     async fn credit_balance(&mut self, user_id: &str) -> Result<i64, StoreError>;
+
+    /// The recorded usage request of this user with this idempotency key.
+    async fn usage_by_key(
+        &mut self,
+        user_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Option<UsageRecord>, StoreError>;
+
+    /// How much of `metric` the user used in the period starting at `period_start`.
+    async fn usage_used(
+        &mut self,
+        user_id: &str,
+        metric: &str,
+        period_start: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    /// Records a usage request; when allowed, adds its quantity to the period's counter.
+    async fn record_usage(&mut self, usage: &UsageRecord) -> Result<(), StoreError>;
+
+    /// Records an outgoing Stripe request unless one exists for its operation and stable id;
+    /// returns the stored row either way (the caller compares fingerprints).
+    async fn begin_stripe_request(
+        &mut self,
+        request: &StripeRequest,
+        at: DateTime<Utc>,
+    ) -> Result<StripeRequest, StoreError>;
+
+    /// Stores the outcome of an outgoing request (status, Stripe id, response, error).
+    async fn finish_stripe_request(
+        &mut self,
+        request: &StripeRequest,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 }

@@ -533,7 +533,7 @@ macro_rules! diesel_backend {
                     Ok(())
                 }
 
-                async fn lock_customer(&mut self, key: &str) -> Result<(), StoreError> {
+                async fn lock_key(&mut self, key: &str) -> Result<(), StoreError> {
                     super::lock_key(self.conn, key).await
                 }
 

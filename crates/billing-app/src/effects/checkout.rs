@@ -22,7 +22,7 @@ pub(super) async fn completed(
     let user = session.user_id();
     let mut user_for_rows = user.map(str::to_owned);
     if let Some(customer_id) = &session.customer_id {
-        tx.lock_customer(customer_id).await?;
+        tx.lock_key(customer_id).await?;
         let record = customer::ensure(
             tx,
             ctx,

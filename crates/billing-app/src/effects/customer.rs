@@ -14,7 +14,7 @@ pub(super) async fn changed(
     customer: &CustomerFacts,
     deleted: bool,
 ) -> Result<EventStatus, IngestError> {
-    tx.lock_customer(&customer.id).await?;
+    tx.lock_key(&customer.id).await?;
     let mut record = ensure(
         tx,
         ctx,

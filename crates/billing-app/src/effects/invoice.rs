@@ -22,7 +22,7 @@ pub(super) async fn changed(
         return Ok(EventStatus::Ignored);
     };
     let lock_key = invoice.customer_id.as_deref().unwrap_or(subscription_id);
-    tx.lock_customer(lock_key).await?;
+    tx.lock_key(lock_key).await?;
     let user = match invoice.customer_id.as_deref() {
         Some(customer_id) => {
             customer::ensure(tx, ctx, customer_id, None, None)

@@ -30,7 +30,7 @@ pub(super) async fn checkout_order(
     };
     let payment = match &session.payment_intent_id {
         Some(pi) => {
-            tx.lock_customer(pi).await?;
+            tx.lock_key(pi).await?;
             let status = if session.payment_status.as_deref() == Some("paid") {
                 PaymentStatus::Succeeded
             } else {
@@ -89,7 +89,7 @@ pub(super) async fn intent(
     succeeded: bool,
     intent: &PaymentIntentFacts,
 ) -> Result<EventStatus, IngestError> {
-    tx.lock_customer(&intent.id).await?;
+    tx.lock_key(&intent.id).await?;
     let user = match intent.customer_id.as_deref() {
         Some(c) => tx.customer(c).await?.and_then(|c| c.user_id),
         None => None,
@@ -164,7 +164,7 @@ pub(super) async fn dispute(
         tracing::warn!(dispute_id = %dispute.id, "dispute has no payment intent; ignored");
         return Ok(EventStatus::Ignored);
     };
-    tx.lock_customer(pi).await?;
+    tx.lock_key(pi).await?;
     let outcome = if closed {
         match dispute.status.as_str() {
             "lost" => DisputeStatus::Lost,
@@ -198,7 +198,7 @@ async fn record_refund(
     amount: &Money,
     refunded_total: i64,
 ) -> Result<EventStatus, IngestError> {
-    tx.lock_customer(pi).await?;
+    tx.lock_key(pi).await?;
     let mut payment = payment_or_new(tx, pi, amount).await?;
     // Refund totals only grow; taking the maximum makes the order of deliveries irrelevant.
     payment.amount_refunded = payment.amount_refunded.max(refunded_total);

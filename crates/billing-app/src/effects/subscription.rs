@@ -15,7 +15,7 @@ pub(super) async fn changed(
     change: SubscriptionChange,
     snapshot: &SubscriptionSnapshot,
 ) -> Result<EventStatus, IngestError> {
-    tx.lock_customer(&snapshot.customer_id).await?;
+    tx.lock_key(&snapshot.customer_id).await?;
     customer::ensure(
         tx,
         ctx,
