@@ -87,7 +87,7 @@ pub trait BillingTx: Send {
 
     /// Serialises work on one key (a customer, a payment intent, a user's metric) until this
     /// transaction ends.
-    async fn lock_key(&mut self, stripe_customer_id: &str) -> Result<(), StoreError>;
+    async fn lock_key(&mut self, key: &str) -> Result<(), StoreError>;
 
     /// The subscription with this id, locked against concurrent writers until commit.
     async fn subscription(
