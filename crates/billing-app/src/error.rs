@@ -1,25 +1,48 @@
-//! The application's error type.
+//! The application's error type: one enum for every use case, mapped to HTTP in one place
+//! (the HTTP crate).
 
 use billing_ports::{GatewayError, StoreError};
 use thiserror::Error;
 
-/// Why an event could not be applied. The event is recorded as failed and Stripe retries it.
+/// Why a use case did not succeed.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
-pub enum IngestError {
+pub enum AppError {
     /// The store failed (unreachable, constraint, query).
     #[error("store: {0}")]
     Store(#[from] StoreError),
-    /// Re-fetching from Stripe failed.
-    #[error("stripe gateway: {0}")]
+    /// A Stripe call failed.
+    #[error("stripe: {0}")]
     Gateway(#[from] GatewayError),
-    /// The event cannot be applied as it stands (for example an object we must know is missing).
+    /// An event cannot be applied as it stands (for example a required amount is missing).
     #[error("cannot apply event: {0}")]
     Invalid(String),
+    /// The user has no Stripe customer (no purchase yet).
+    #[error("unknown user {0:?}")]
+    UnknownUser(String),
+    /// The metric is not in the plan catalog.
+    #[error("unknown metric {0:?}")]
+    UnknownMetric(String),
+    /// The price or tier is not purchasable in the plan catalog.
+    #[error("unknown or free price/tier {0:?}")]
+    UnknownPrice(String),
+    /// The request is malformed (empty key, trial days on a payment, …).
+    #[error("invalid request: {0}")]
+    BadRequest(String),
+    /// An idempotency key was reused with different parameters.
+    #[error("idempotency key {0:?} was already used with different parameters")]
+    IdempotencyConflict(String),
+    /// The use case needs Stripe but no gateway is configured.
+    #[error("no Stripe gateway configured")]
+    NoGateway,
 }
 
-impl IngestError {
+/// The error of [`crate::BillingApp::ingest`].
+pub type IngestError = AppError;
+
+impl AppError {
     /// True when the database could not be reached (the HTTP layer answers 503).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, IngestError::Store(e) if e.is_unavailable())
+        matches!(self, AppError::Store(e) if e.is_unavailable())
+            || matches!(self, AppError::Gateway(GatewayError::Unavailable(_)))
     }
 }

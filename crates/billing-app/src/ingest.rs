@@ -99,6 +99,11 @@ impl<S: BillingStore> BillingApp<S> {
         &self.clock
     }
 
+    /// The Stripe gateway, when configured.
+    pub fn gateway(&self) -> Option<&Arc<dyn StripeGateway>> {
+        self.gateway.as_ref()
+    }
+
     /// Applies one verified event exactly once.
     ///
     /// `payload` is the verified raw body, stored with the event. On `Err` nothing of the

@@ -3,6 +3,10 @@
 //!
 //! - [`BillingApp::ingest`]: applies one verified Stripe event exactly once.
 //! - [`BillingApp::purge_events`]: retention of done events.
+//! - [`BillingApp::entitlements`]: tier, features, limits, usage and credits of a user now.
+//! - [`BillingApp::record_usage`]: the atomic, idempotent limit check and record.
+//! - [`BillingApp::create_checkout`], [`BillingApp::portal_url`], [`BillingApp::sync_user`]:
+//!   outgoing Stripe calls, recorded before they are made.
 //!
 //! # Exactly once
 //! Each event is applied in one store transaction that first claims the event row
@@ -19,8 +23,14 @@
 //! never move back.
 
 mod effects;
+mod entitlements;
 mod error;
 mod ingest;
+mod purchase;
+mod usage;
 
-pub use error::IngestError;
+pub use entitlements::UserEntitlements;
+pub use error::{AppError, IngestError};
 pub use ingest::{BillingApp, IngestOutcome, IngestSettings};
+pub use purchase::{CheckoutOutcome, CheckoutParams, PriceChoice};
+pub use usage::{MAX_IDEMPOTENCY_KEY_LEN, UsageOutcome};

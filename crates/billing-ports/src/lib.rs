@@ -17,6 +17,6 @@ pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{GatewayError, StoreError};
-pub use gateway::StripeGateway;
+pub use gateway::{CheckoutCreated, CheckoutKind, CheckoutRequest, StripeGateway};
 pub use records::*;
 pub use store::{BillingStore, BillingTx, TxFuture};

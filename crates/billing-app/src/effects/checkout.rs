@@ -44,7 +44,14 @@ pub(super) async fn completed(
             if let (Some(gateway), Some(subscription_id)) = (&ctx.gateway, &session.subscription_id)
             {
                 let fresh = gateway.fetch_subscription(subscription_id).await?;
-                subscription::apply_snapshot(tx, ctx, event, &fresh, true).await?;
+                subscription::apply_snapshot(
+                    tx,
+                    ctx,
+                    subscription::position(event, &fresh.status),
+                    &fresh,
+                    true,
+                )
+                .await?;
             }
             Ok(EventStatus::Processed)
         }

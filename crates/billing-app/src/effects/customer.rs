@@ -35,7 +35,7 @@ pub(super) async fn changed(
 ///
 /// A user already linked to another customer is not taken over: the link stays as it is and a
 /// warning is logged (the unique user id holds this in the database too).
-pub(super) async fn ensure(
+pub(crate) async fn ensure(
     tx: &mut dyn BillingTx,
     ctx: &Context,
     stripe_customer_id: &str,

@@ -2,10 +2,10 @@
 //! transaction and returns the status the event is stored with.
 
 mod checkout;
-mod customer;
+pub(crate) mod customer;
 mod invoice;
 mod payment;
-mod subscription;
+pub(crate) mod subscription;
 
 use std::sync::Arc;
 

@@ -28,17 +28,17 @@ pub(super) async fn changed(
         // Re-fetch mode: the payload only says "this subscription changed". Under the
         // customer's lock, the snapshot fetched now is at least as new as any written before.
         let fresh = gateway.fetch_subscription(&snapshot.id).await?;
-        return apply_snapshot(tx, ctx, event, &fresh, true).await;
+        return apply_snapshot(tx, ctx, position(event, &fresh.status), &fresh, true).await;
     }
     let mut snapshot = snapshot.clone();
     if change == SubscriptionChange::Deleted {
         snapshot.status = SubscriptionStatus::Canceled;
     }
-    apply_snapshot(tx, ctx, event, &snapshot, false).await
+    apply_snapshot(tx, ctx, position(event, &snapshot.status), &snapshot, false).await
 }
 
 /// The tier a price maps to; an unknown or missing price maps to the free tier, with a warning.
-pub(super) fn tier_for<'c>(ctx: &'c Context, price_id: Option<&str>, subject: &str) -> &'c Tier {
+pub(crate) fn tier_for<'c>(ctx: &'c Context, price_id: Option<&str>, subject: &str) -> &'c Tier {
     match price_id.and_then(|p| ctx.catalog.tier_for_price(p)) {
         Some(tier) => tier,
         None => {
@@ -53,7 +53,7 @@ pub(super) fn tier_for<'c>(ctx: &'c Context, price_id: Option<&str>, subject: &s
 }
 
 /// The ordering position of an event that brings `status`.
-pub(super) fn position(event: &BillingEvent, status: &SubscriptionStatus) -> EventPosition {
+pub(crate) fn position(event: &BillingEvent, status: &SubscriptionStatus) -> EventPosition {
     EventPosition {
         created: event.created,
         rank: status.progression_rank(),
@@ -65,19 +65,18 @@ pub(super) fn position(event: &BillingEvent, status: &SubscriptionStatus) -> Eve
 ///
 /// `trusted` snapshots (re-fetched from Stripe under the customer lock) are current by
 /// construction and always written.
-pub(super) async fn apply_snapshot(
+pub(crate) async fn apply_snapshot(
     tx: &mut dyn BillingTx,
     ctx: &Context,
-    event: &BillingEvent,
+    mut incoming: EventPosition,
     snapshot: &SubscriptionSnapshot,
     trusted: bool,
 ) -> Result<EventStatus, IngestError> {
     let existing = tx.subscription(&snapshot.id).await?;
-    let mut incoming = position(event, &snapshot.status);
     if let Some(current) = &existing {
         if !trusted && incoming <= current.position {
             tracing::info!(
-                event_id = %event.id,
+                event_id = %incoming.event_id,
                 subscription_id = %snapshot.id,
                 "event older than the subscription's last applied event; stored as stale"
             );
@@ -85,7 +84,7 @@ pub(super) async fn apply_snapshot(
         }
         if current.status.is_terminal() && !snapshot.status.is_terminal() {
             tracing::warn!(
-                event_id = %event.id,
+                event_id = %incoming.event_id,
                 subscription_id = %snapshot.id,
                 status = %snapshot.status,
                 "subscription already ended; a non-terminal status cannot reopen it"
@@ -106,7 +105,7 @@ pub(super) async fn apply_snapshot(
             (current.grace_period_end, current.dunning_invoice_id.clone())
         }
         (SubscriptionStatus::PastDue, _) => {
-            let anchor = snapshot.current_period_start.unwrap_or(event.created);
+            let anchor = snapshot.current_period_start.unwrap_or(incoming.created);
             (
                 Some(billing_domain::grace_deadline(tier, anchor)),
                 existing.as_ref().and_then(|c| c.dunning_invoice_id.clone()),

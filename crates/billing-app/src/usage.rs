@@ -1,0 +1,111 @@
+//! Metered usage: check the limit and record, atomically and idempotently.
+
+use billing_domain::{MeteringPeriod, UsageDecision, decide, entitlement, metering_period};
+use billing_ports::{BillingStore, UsageRecord};
+use chrono::{DateTime, Utc};
+
+use crate::BillingApp;
+use crate::entitlements::{deciding_subscription, state_of};
+use crate::error::AppError;
+
+/// The longest idempotency key accepted.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// The answer to a usage request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageOutcome {
+    /// True when the request fitted and was counted.
+    pub allowed: bool,
+    /// Usage in the period: after this request when allowed, before it when denied.
+    pub used: u64,
+    /// The limit, `None` when unlimited.
+    pub limit: Option<u64>,
+    /// What is left after this request (allowed only; `None` when unlimited).
+    pub remaining: Option<u64>,
+    /// When the metering period ends.
+    pub period_end: DateTime<Utc>,
+    /// True when this is the stored answer to an earlier request with the same key.
+    pub replayed: bool,
+}
+
+fn outcome(record: &UsageRecord, period_end: DateTime<Utc>, replayed: bool) -> UsageOutcome {
+    UsageOutcome {
+        allowed: record.allowed,
+        used: record.used_after,
+        limit: record.limit,
+        remaining: if record.allowed {
+            record.limit.map(|l| l.saturating_sub(record.used_after))
+        } else {
+            None
+        },
+        period_end,
+        replayed,
+    }
+}
+
+impl<S: BillingStore> BillingApp<S> {
+    /// Checks `quantity` of `metric` against the user's limit and, when it fits, counts it —
+    /// in one transaction serialised per user, so concurrent requests can never overshoot.
+    /// The same `idempotency_key` again returns the first answer and counts nothing.
+    pub async fn record_usage(
+        &self,
+        user_id: &str,
+        metric: &str,
+        quantity: u64,
+        idempotency_key: &str,
+    ) -> Result<UsageOutcome, AppError> {
+        if !self.catalog().metrics().any(|m| m == metric) {
+            return Err(AppError::UnknownMetric(metric.to_owned()));
+        }
+        if idempotency_key.is_empty() || idempotency_key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+            return Err(AppError::BadRequest(format!(
+                "idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters"
+            )));
+        }
+        let catalog = self.catalog().clone();
+        let now = self.clock().now();
+        let (user, metric, key) = (
+            user_id.to_owned(),
+            metric.to_owned(),
+            idempotency_key.to_owned(),
+        );
+        self.store()
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    tx.lock_key(&format!("usage:{user}")).await?;
+                    let subscription = deciding_subscription(tx, &catalog, &user, now).await?;
+                    let state = subscription.as_ref().map(state_of);
+                    let period: MeteringPeriod = metering_period(state.as_ref(), now);
+                    if let Some(earlier) = tx.usage_by_key(&user, &key).await? {
+                        if earlier.metric != metric || earlier.quantity != quantity {
+                            return Err(AppError::IdempotencyConflict(key));
+                        }
+                        return Ok(outcome(&earlier, period.end, true));
+                    }
+                    let granted = entitlement(state.as_ref(), &catalog, now);
+                    let limit = granted
+                        .limit(&metric)
+                        .ok_or_else(|| AppError::UnknownMetric(metric.clone()))?;
+                    let used_before = tx.usage_used(&user, &metric, period.start).await?;
+                    let (allowed, used_after) = match decide(limit, used_before, quantity) {
+                        UsageDecision::Allowed { used, .. } => (true, used),
+                        UsageDecision::Denied { used, .. } => (false, used),
+                    };
+                    let record = UsageRecord {
+                        user_id: user,
+                        metric,
+                        period_start: period.start,
+                        quantity,
+                        idempotency_key: key,
+                        allowed,
+                        used_after,
+                        limit: limit.as_option(),
+                        recorded_at: now,
+                    };
+                    tx.record_usage(&record).await?;
+                    Ok(outcome(&record, period.end, false))
+                })
+            })
+            .await
+    }
+}
