@@ -1,1 +1,13 @@
-//! Stripe webhook signature verification.
+#![doc = include_str!("../README.md")]
+
+mod error;
+mod header;
+mod secret;
+mod sign;
+mod utf8;
+mod verify;
+
+pub use error::{ConfigError, HeaderDefect, SignatureError};
+pub use secret::Secret;
+pub use sign::{SignatureHeader, sign, sign_header};
+pub use verify::{DEFAULT_TOLERANCE, Verified, Verifier};
