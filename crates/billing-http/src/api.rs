@@ -1,0 +1,271 @@
+//! `/v1`: the product's API. Every route needs a bearer API key.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, Scope, web};
+use billing_app::{CheckoutParams, PriceChoice, UserEntitlements};
+use billing_ports::{BillingStore, CheckoutKind};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::HttpState;
+use crate::error::ApiError;
+use crate::telemetry;
+
+/// The `/v1` scope.
+pub(crate) fn scope<S: BillingStore>() -> Scope {
+    web::scope("/v1")
+        .route(
+            "/users/{user_id}/entitlements",
+            web::get().to(entitlements::<S>),
+        )
+        .route(
+            "/users/{user_id}/features/{feature}",
+            web::get().to(feature::<S>),
+        )
+        .route("/users/{user_id}/usage", web::post().to(usage::<S>))
+        .route("/users/{user_id}/sync", web::post().to(sync::<S>))
+        .route("/checkout/sessions", web::post().to(checkout::<S>))
+        .route("/portal/sessions", web::post().to(portal::<S>))
+}
+
+fn rfc3339(at: Option<DateTime<Utc>>) -> Value {
+    at.map_or(Value::Null, |t| {
+        Value::String(t.to_rfc3339_opts(SecondsFormat::Secs, true))
+    })
+}
+
+/// Authenticates, runs `work`, and counts the request under `route`.
+async fn guarded<S, F, Fut>(
+    state: &HttpState<S>,
+    request: &HttpRequest,
+    route: &'static str,
+    work: F,
+) -> Result<HttpResponse, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<HttpResponse, ApiError>>,
+{
+    let started = Instant::now();
+    let result = match state.api_keys.check(request) {
+        Ok(()) => work().await,
+        Err(e) => Err(e),
+    };
+    let status = match &result {
+        Ok(response) => response.status().as_u16(),
+        Err(error) => error.status.as_u16(),
+    };
+    telemetry::record_api(route, status, started.elapsed());
+    if let Err(error) = &result {
+        if error.status.is_server_error() {
+            tracing::error!(route, code = error.code, message = %error.message, "api request failed");
+        }
+    }
+    result
+}
+
+fn entitlements_json(e: &UserEntitlements) -> Value {
+    let limits: BTreeMap<&str, Value> = e
+        .limits
+        .iter()
+        .map(|(metric, limit)| {
+            (
+                metric.as_str(),
+                limit.as_option().map_or(Value::Null, Value::from),
+            )
+        })
+        .collect();
+    json!({
+        "user_id": e.user_id,
+        "tier": e.tier.as_str(),
+        "reason": e.reason.code(),
+        "status": e.status.as_ref().map(|s| s.as_str().to_owned()),
+        "subscription_id": e.subscription_id,
+        "features": e.features,
+        "limits": limits,
+        "usage": e.usage,
+        "usage_period": {"start": rfc3339(Some(e.period.start)), "end": rfc3339(Some(e.period.end))},
+        "credits": e.credits,
+        "period_end": rfc3339(e.period_end),
+        "grace_period_end": rfc3339(e.grace_period_end),
+        "trial_end": rfc3339(e.trial_end),
+        "cancel_at_period_end": e.cancel_at_period_end,
+    })
+}
+
+async fn entitlements<S: BillingStore>(
+    state: web::Data<HttpState<S>>,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    guarded(&state, &request, "entitlements", || async {
+        let e = state.app.entitlements(&path).await?;
+        Ok(HttpResponse::Ok().json(entitlements_json(&e)))
+    })
+    .await
+}
+
+async fn feature<S: BillingStore>(
+    state: web::Data<HttpState<S>>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    guarded(&state, &request, "feature", || async {
+        let (user, feature) = path.into_inner();
+        let e = state.app.entitlements(&user).await?;
+        let Some(allowed) = e.features.get(&feature) else {
+            return Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_feature", format!("feature {feature:?} is not in the plan catalog")));
+        };
+        Ok(HttpResponse::Ok().json(json!({
+            "user_id": user, "feature": feature, "allowed": allowed, "tier": e.tier.as_str(), "reason": e.reason.code(),
+        })))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageBody {
+    metric: String,
+    quantity: u64,
+    idempotency_key: String,
+}
+
+async fn usage<S: BillingStore>(
+    state: web::Data<HttpState<S>>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<UsageBody>,
+) -> Result<HttpResponse, ApiError> {
+    guarded(&state, &request, "usage", || async {
+        let outcome = state.app.record_usage(&path, &body.metric, body.quantity, &body.idempotency_key).await?;
+        let limit = outcome.limit.map_or(Value::Null, Value::from);
+        if outcome.allowed {
+            Ok(HttpResponse::Ok().json(json!({
+                "allowed": true, "used": outcome.used, "limit": limit,
+                "remaining": outcome.remaining, "period_end": rfc3339(Some(outcome.period_end)),
+                "replayed": outcome.replayed,
+            })))
+        } else {
+            // 402, not 429: the quota is exhausted until the period ends or the plan changes;
+            // 429 invites automatic retries, which cannot succeed.
+            Ok(HttpResponse::PaymentRequired().json(json!({
+                "allowed": false, "used": outcome.used, "limit": limit,
+                "period_end": rfc3339(Some(outcome.period_end)), "replayed": outcome.replayed,
+                "error": {"code": "usage_limit_exceeded", "message": format!("{} would exceed the limit of this period", body.metric)},
+            })))
+        }
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Mode {
+    Payment,
+    Subscription,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckoutBody {
+    user_id: String,
+    email: Option<String>,
+    mode: Mode,
+    price_id: Option<String>,
+    tier: Option<String>,
+    success_url: String,
+    cancel_url: String,
+    trial_days: Option<u32>,
+}
+
+async fn checkout<S: BillingStore>(
+    state: web::Data<HttpState<S>>,
+    request: HttpRequest,
+    body: web::Json<CheckoutBody>,
+) -> Result<HttpResponse, ApiError> {
+    guarded(&state, &request, "checkout", || async {
+        let key = request
+            .headers()
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "missing_idempotency_key",
+                    "send an Idempotency-Key header",
+                )
+            })?;
+        let body = body.into_inner();
+        let price = match (body.price_id, body.tier) {
+            (Some(p), None) => PriceChoice::Price(p),
+            (None, Some(t)) => PriceChoice::Tier(t),
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "send exactly one of price_id and tier",
+                ));
+            }
+        };
+        let outcome = state
+            .app
+            .create_checkout(CheckoutParams {
+                user_id: body.user_id,
+                email: body.email,
+                kind: match body.mode {
+                    Mode::Payment => CheckoutKind::Payment,
+                    Mode::Subscription => CheckoutKind::Subscription,
+                },
+                price,
+                success_url: body.success_url,
+                cancel_url: body.cancel_url,
+                trial_days: body.trial_days,
+                idempotency_key: key.to_owned(),
+            })
+            .await?;
+        Ok(HttpResponse::Ok()
+            .json(json!({"id": outcome.id, "url": outcome.url, "replayed": outcome.replayed})))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PortalBody {
+    user_id: String,
+    return_url: String,
+}
+
+async fn portal<S: BillingStore>(
+    state: web::Data<HttpState<S>>,
+    request: HttpRequest,
+    body: web::Json<PortalBody>,
+) -> Result<HttpResponse, ApiError> {
+    guarded(&state, &request, "portal", || async {
+        let url = state
+            .app
+            .portal_url(&body.user_id, &body.return_url)
+            .await?;
+        Ok(HttpResponse::Ok().json(json!({"url": url})))
+    })
+    .await
+}
+
+async fn sync<S: BillingStore>(
+    state: web::Data<HttpState<S>>,
+    request: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    guarded(&state, &request, "sync", || async {
+        let written = state.app.sync_user(&path).await?;
+        let e = state.app.entitlements(&path).await?;
+        let mut body = entitlements_json(&e);
+        body["synced_subscriptions"] = json!(written);
+        Ok(HttpResponse::Ok().json(body))
+    })
+    .await
+}

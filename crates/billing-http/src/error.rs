@@ -1,0 +1,146 @@
+//! The one place where errors become HTTP responses: `{"error": {"code", "message"}}`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, error::JsonPayloadError};
+use billing_app::AppError;
+use billing_ports::{GatewayError, StoreError};
+use serde_json::json;
+use stripe_webhook_signature::SignatureError;
+
+/// An error answer: status, stable machine-readable code, human message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {code}: {message}")]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// A stable snake_case code clients can match on.
+    pub code: &'static str,
+    /// What went wrong, for people. Never contains a secret or an internal error's details
+    /// on 5xx answers.
+    pub message: String,
+}
+
+impl ApiError {
+    /// Builds an error answer.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status)
+            .json(json!({"error": {"code": self.code, "message": self.message}}))
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(error: AppError) -> Self {
+        use StatusCode as S;
+        match error {
+            AppError::Store(StoreError::Unavailable(_)) => ApiError::new(
+                S::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "the database is unreachable; retry later",
+            ),
+            AppError::Store(_) => ApiError::new(
+                S::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "the request could not be completed",
+            ),
+            AppError::Invalid(m) => ApiError::new(S::INTERNAL_SERVER_ERROR, "event_not_applied", m),
+            AppError::Gateway(GatewayError::Unavailable(_)) => ApiError::new(
+                S::SERVICE_UNAVAILABLE,
+                "stripe_unavailable",
+                "Stripe is unreachable; retry later",
+            ),
+            AppError::Gateway(GatewayError::NotFound(m)) => {
+                ApiError::new(S::NOT_FOUND, "stripe_not_found", m)
+            }
+            AppError::Gateway(GatewayError::Rejected(m)) => {
+                ApiError::new(S::BAD_GATEWAY, "stripe_rejected", m)
+            }
+            AppError::Gateway(GatewayError::Unexpected(_)) => ApiError::new(
+                S::BAD_GATEWAY,
+                "stripe_unexpected",
+                "Stripe answered with something unexpected",
+            ),
+            AppError::UnknownUser(u) => ApiError::new(
+                S::NOT_FOUND,
+                "unknown_user",
+                format!("user {u:?} has no Stripe customer"),
+            ),
+            AppError::UnknownMetric(m) => ApiError::new(
+                S::BAD_REQUEST,
+                "unknown_metric",
+                format!("metric {m:?} is not in the plan catalog"),
+            ),
+            AppError::UnknownPrice(p) => ApiError::new(
+                S::BAD_REQUEST,
+                "unknown_price",
+                format!("{p:?} is not a purchasable price or tier"),
+            ),
+            AppError::BadRequest(m) => ApiError::new(S::BAD_REQUEST, "invalid_request", m),
+            AppError::IdempotencyConflict(k) => ApiError::new(
+                S::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                format!("idempotency key {k:?} was already used with different parameters"),
+            ),
+            AppError::NoGateway => ApiError::new(
+                S::SERVICE_UNAVAILABLE,
+                "stripe_not_configured",
+                "no Stripe client is configured",
+            ),
+        }
+    }
+}
+
+impl From<SignatureError> for ApiError {
+    fn from(error: SignatureError) -> Self {
+        let code = match error {
+            SignatureError::MissingHeader => "missing_signature",
+            SignatureError::MalformedHeader(_) => "malformed_signature",
+            SignatureError::NoV1Signature => "no_v1_signature",
+            SignatureError::NoSignatureMatched => "signature_mismatch",
+            SignatureError::TimestampOutsideTolerance { .. } => "timestamp_outside_tolerance",
+            SignatureError::BodyNotUtf8 | SignatureError::BodyStartsWithByteOrderMark => {
+                "unverifiable_body"
+            }
+            _ => "invalid_signature",
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, code, error.to_string())
+    }
+}
+
+/// Malformed JSON bodies on the API.
+pub(crate) fn json_error_handler(error: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let status = match &error {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            StatusCode::PAYLOAD_TOO_LARGE
+        }
+        JsonPayloadError::ContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, "invalid_json", error.to_string()).into()
+}
+
+/// Malformed path segments.
+pub(crate) fn path_error_handler(
+    error: actix_web::error::PathError,
+    _: &HttpRequest,
+) -> actix_web::Error {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", error.to_string()).into()
+}
+
+/// Any route we do not serve.
+pub(crate) async fn not_found() -> HttpResponse {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").error_response()
+}

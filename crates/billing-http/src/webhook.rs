@@ -1,0 +1,167 @@
+//! `POST /webhooks/stripe`: verify, parse, ingest; answer 2xx only after the commit.
+
+use std::time::Instant;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use billing_app::IngestOutcome;
+use billing_ports::{BillingStore, NewEvent};
+use billing_stripe::WireError;
+use serde_json::json;
+
+use crate::HttpState;
+use crate::error::ApiError;
+use crate::telemetry;
+
+/// Reads the raw body up to `limit` bytes; a larger body is refused with 413 before it is
+/// read whole.
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
+    use futures_util::StreamExt as _;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", e.to_string())
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("webhook bodies are limited to {limit} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Handles one delivery.
+pub(crate) async fn receive<S: BillingStore>(
+    state: web::Data<HttpState<S>>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let mut seen = Seen::default();
+    let result = handle(&state, &request, payload, &mut seen).await;
+    let outcome = match &result {
+        Ok((outcome, _)) => *outcome,
+        Err(error) => error.code,
+    };
+    telemetry::record_delivery(
+        seen.id.as_deref().unwrap_or(""),
+        seen.event_type.as_deref().unwrap_or("unknown"),
+        outcome,
+        started.elapsed(),
+    );
+    result.map(|(_, response)| response)
+}
+
+/// What is known of the delivery so far, for its log line and metrics.
+#[derive(Default)]
+struct Seen {
+    id: Option<String>,
+    event_type: Option<String>,
+}
+
+type Handled = Result<(&'static str, HttpResponse), ApiError>;
+
+async fn handle<S: BillingStore>(
+    state: &HttpState<S>,
+    request: &HttpRequest,
+    payload: web::Payload,
+    seen: &mut Seen,
+) -> Handled {
+    let body = read_body(payload, state.webhook_body_limit).await?;
+    let header = request
+        .headers()
+        .get("stripe-signature")
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
+    let now = state.app.clock().now().timestamp();
+    state
+        .verifier
+        .verify_at_opt(&body, header, now)
+        .map_err(|e| {
+            tracing::warn!(error = %e, "webhook signature rejected");
+            ApiError::from(e)
+        })?;
+    let event = match billing_stripe::parse_event(&body) {
+        Ok(event) => event,
+        Err(error) => return Err(reject_unparsable(state, &body, error, seen).await),
+    };
+    seen.id = Some(event.id.clone());
+    seen.event_type = Some(event.event_type.clone());
+    let event_id = event.id.clone();
+    let payload = String::from_utf8_lossy(&body).into_owned();
+    match state.app.ingest(event, payload).await {
+        Ok(outcome) => {
+            let (label, body) = match outcome {
+                IngestOutcome::Processed => ("processed", json!({"received": true})),
+                IngestOutcome::Ignored => ("ignored", json!({"received": true, "ignored": true})),
+                IngestOutcome::Stale => ("stale", json!({"received": true, "stale": true})),
+                IngestOutcome::Duplicate(_) => {
+                    ("duplicate", json!({"received": true, "duplicate": true}))
+                }
+            };
+            Ok((label, HttpResponse::Ok().json(body)))
+        }
+        Err(error) => {
+            // ingest already logged and recorded the failure with the event id.
+            let mut api = ApiError::from(error);
+            if api.status == StatusCode::INTERNAL_SERVER_ERROR {
+                api = ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "event_not_applied",
+                    format!(
+                        "event {event_id} could not be applied; it is stored and Stripe will retry"
+                    ),
+                );
+            }
+            Err(api)
+        }
+    }
+}
+
+/// A verified body we cannot read. With an event id it is stored as failed (a fix and a
+/// replay can still apply it) and answered 422; Stripe will redeliver it meanwhile.
+async fn reject_unparsable<S: BillingStore>(
+    state: &HttpState<S>,
+    body: &[u8],
+    error: WireError,
+    seen: &mut Seen,
+) -> ApiError {
+    let envelope = billing_stripe::peek_envelope(body).ok();
+    let Some(envelope) = envelope else {
+        tracing::warn!(error = %error, "verified webhook body is not a Stripe event");
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_payload",
+            error.to_string(),
+        );
+    };
+    seen.id = Some(envelope.id.clone());
+    seen.event_type = Some(envelope.event_type.clone());
+    tracing::error!(event_id = %envelope.id, event_type = %envelope.event_type, error = %error, "verified event could not be parsed; stored as failed");
+    let event = NewEvent {
+        id: envelope.id.clone(),
+        event_type: envelope.event_type.clone(),
+        api_version: envelope.api_version.clone(),
+        livemode: envelope.livemode,
+        created: envelope.created,
+        payload: String::from_utf8_lossy(body).into_owned(),
+        received_at: state.app.clock().now(),
+    };
+    let stored = state
+        .app
+        .store()
+        .record_failure(&event, &error.to_string(), event.received_at)
+        .await;
+    if let Err(store_error) = stored {
+        tracing::error!(event_id = %envelope.id, error = %store_error, "could not store the unparsable event");
+        return ApiError::from(billing_app::AppError::Store(store_error));
+    }
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unprocessable_event",
+        format!("event {}: {error}", envelope.id),
+    )
+}
