@@ -9,7 +9,8 @@ use billing_domain::facts::{InvoiceChange, SubscriptionChange};
 use billing_domain::{BillingEvent, Fact, SubscriptionStatus};
 use billing_ports::{
     BillingStore, BillingTx, Claim, CreditEntry, CustomerRecord, EventRecord, EventStatus,
-    NewEvent, OrderRecord, PaymentRecord, StoreError, SubscriptionRecord, TxFuture,
+    NewEvent, OrderRecord, PaymentRecord, StoreError, StripeRequest, SubscriptionRecord, TxFuture,
+    UsageRecord,
 };
 use billing_store_diesel::DieselStore;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -417,5 +418,37 @@ impl BillingTx for FailingTx<'_> {
     }
     async fn credit_balance(&mut self, user: &str) -> Result<i64, StoreError> {
         self.0.credit_balance(user).await
+    }
+    async fn usage_by_key(
+        &mut self,
+        user: &str,
+        key: &str,
+    ) -> Result<Option<UsageRecord>, StoreError> {
+        self.0.usage_by_key(user, key).await
+    }
+    async fn usage_used(
+        &mut self,
+        user: &str,
+        metric: &str,
+        period_start: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.0.usage_used(user, metric, period_start).await
+    }
+    async fn record_usage(&mut self, u: &UsageRecord) -> Result<(), StoreError> {
+        self.0.record_usage(u).await
+    }
+    async fn begin_stripe_request(
+        &mut self,
+        r: &StripeRequest,
+        at: DateTime<Utc>,
+    ) -> Result<StripeRequest, StoreError> {
+        self.0.begin_stripe_request(r, at).await
+    }
+    async fn finish_stripe_request(
+        &mut self,
+        r: &StripeRequest,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.0.finish_stripe_request(r, at).await
     }
 }

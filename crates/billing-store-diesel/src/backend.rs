@@ -101,6 +101,43 @@ macro_rules! diesel_backend {
                     created_at -> $ts,
                 }
             }
+            diesel::table! {
+                usage_counters (user_id, metric, period_start) {
+                    user_id -> Text,
+                    metric -> Text,
+                    period_start -> $ts,
+                    used -> BigInt,
+                }
+            }
+            diesel::table! {
+                usage (id) {
+                    id -> BigInt,
+                    user_id -> Text,
+                    metric -> Text,
+                    period_start -> $ts,
+                    quantity -> BigInt,
+                    idempotency_key -> Text,
+                    allowed -> Bool,
+                    used_after -> BigInt,
+                    limit_value -> Nullable<BigInt>,
+                    recorded_at -> $ts,
+                }
+            }
+            diesel::table! {
+                stripe_requests (id) {
+                    id -> BigInt,
+                    operation -> Text,
+                    stable_id -> Text,
+                    idempotency_key -> Text,
+                    fingerprint -> Text,
+                    stripe_id -> Nullable<Text>,
+                    response -> Nullable<Text>,
+                    status -> Text,
+                    last_error -> Nullable<Text>,
+                    created_at -> $ts,
+                    updated_at -> $ts,
+                }
+            }
         }
 
         /// Rows as Diesel reads and writes them on this backend.
@@ -207,6 +244,33 @@ macro_rules! diesel_backend {
                 pub(super) source_key: &'a str,
                 pub(super) created_at: DateTime<Utc>,
             }
+
+            #[derive(Queryable, Selectable, Insertable)]
+            #[diesel(table_name = usage)]
+            pub(super) struct UsageRow {
+                pub(super) user_id: String,
+                pub(super) metric: String,
+                pub(super) period_start: DateTime<Utc>,
+                pub(super) quantity: i64,
+                pub(super) idempotency_key: String,
+                pub(super) allowed: bool,
+                pub(super) used_after: i64,
+                pub(super) limit_value: Option<i64>,
+                pub(super) recorded_at: DateTime<Utc>,
+            }
+
+            #[derive(Queryable, Selectable, Insertable)]
+            #[diesel(table_name = stripe_requests)]
+            pub(super) struct StripeRequestRow {
+                pub(super) operation: String,
+                pub(super) stable_id: String,
+                pub(super) idempotency_key: String,
+                pub(super) fingerprint: String,
+                pub(super) status: String,
+                pub(super) stripe_id: Option<String>,
+                pub(super) response: Option<String>,
+                pub(super) last_error: Option<String>,
+            }
         }
 
         /// The connection pool of this backend.
@@ -261,7 +325,8 @@ macro_rules! diesel_backend {
             use billing_domain::{Currency, Money, SubscriptionStatus};
             use billing_ports::{
                 BillingTx, Claim, CreditEntry, CustomerRecord, EventPosition, EventStatus,
-                NewEvent, OrderRecord, PaymentRecord, StoreError, SubscriptionRecord,
+                NewEvent, OrderRecord, PaymentRecord, StoreError, StripeRequest,
+                SubscriptionRecord, UsageRecord,
             };
             use chrono::{DateTime, Utc};
             use diesel::prelude::*;
@@ -379,6 +444,76 @@ macro_rules! diesel_backend {
                     user_id: row.user_id,
                     status: row.status,
                     amount_refunded: row.amount_refunded,
+                })
+            }
+
+            /// A count for a BIGINT column; values beyond `i64::MAX` are refused, not wrapped.
+            fn to_stored(value: u64, what: &str) -> Result<i64, StoreError> {
+                i64::try_from(value).map_err(|_| {
+                    StoreError::Query(format!("{what} {value} exceeds the database's range"))
+                })
+            }
+
+            /// A count read back from a BIGINT column; a negative one is corrupt.
+            fn from_stored(value: i64, what: &str) -> Result<u64, StoreError> {
+                u64::try_from(value)
+                    .map_err(|_| StoreError::Corrupt(format!("{what} {value} is negative")))
+            }
+
+            fn usage_row(u: &UsageRecord) -> Result<UsageRow, StoreError> {
+                Ok(UsageRow {
+                    user_id: u.user_id.clone(),
+                    metric: u.metric.clone(),
+                    period_start: u.period_start,
+                    quantity: to_stored(u.quantity, "usage quantity")?,
+                    idempotency_key: u.idempotency_key.clone(),
+                    allowed: u.allowed,
+                    used_after: to_stored(u.used_after, "usage used_after")?,
+                    limit_value: u.limit.map(|l| to_stored(l, "usage limit")).transpose()?,
+                    recorded_at: u.recorded_at,
+                })
+            }
+
+            fn usage_record(row: UsageRow) -> Result<UsageRecord, StoreError> {
+                Ok(UsageRecord {
+                    quantity: from_stored(row.quantity, "usage quantity")?,
+                    used_after: from_stored(row.used_after, "usage used_after")?,
+                    limit: row
+                        .limit_value
+                        .map(|l| from_stored(l, "usage limit"))
+                        .transpose()?,
+                    user_id: row.user_id,
+                    metric: row.metric,
+                    period_start: row.period_start,
+                    idempotency_key: row.idempotency_key,
+                    allowed: row.allowed,
+                    recorded_at: row.recorded_at,
+                })
+            }
+
+            fn stripe_request_row(r: &StripeRequest) -> StripeRequestRow {
+                StripeRequestRow {
+                    operation: r.operation.clone(),
+                    stable_id: r.stable_id.clone(),
+                    idempotency_key: r.idempotency_key.clone(),
+                    fingerprint: r.fingerprint.clone(),
+                    status: r.status.as_str().to_owned(),
+                    stripe_id: r.stripe_id.clone(),
+                    response: r.response.clone(),
+                    last_error: r.last_error.clone(),
+                }
+            }
+
+            fn stripe_request_record(row: StripeRequestRow) -> Result<StripeRequest, StoreError> {
+                Ok(StripeRequest {
+                    status: parse_stored(&row.status)?,
+                    operation: row.operation,
+                    stable_id: row.stable_id,
+                    idempotency_key: row.idempotency_key,
+                    fingerprint: row.fingerprint,
+                    stripe_id: row.stripe_id,
+                    response: row.response,
+                    last_error: row.last_error,
                 })
             }
 
@@ -699,6 +834,123 @@ macro_rules! diesel_backend {
                         .await
                         .map_err(db_err)?;
                     Ok(amounts.iter().sum())
+                }
+
+                async fn usage_by_key(
+                    &mut self,
+                    user_id: &str,
+                    idempotency_key: &str,
+                ) -> Result<Option<UsageRecord>, StoreError> {
+                    let row: Option<UsageRow> = usage::table
+                        .filter(usage::user_id.eq(user_id))
+                        .filter(usage::idempotency_key.eq(idempotency_key))
+                        .select(UsageRow::as_select())
+                        .get_result(self.conn)
+                        .await
+                        .optional()
+                        .map_err(db_err)?;
+                    row.map(usage_record).transpose()
+                }
+
+                async fn usage_used(
+                    &mut self,
+                    user_id: &str,
+                    metric: &str,
+                    period_start: DateTime<Utc>,
+                ) -> Result<u64, StoreError> {
+                    let used: Option<i64> = usage_counters::table
+                        .find((user_id, metric, period_start))
+                        .select(usage_counters::used)
+                        .get_result(self.conn)
+                        .await
+                        .optional()
+                        .map_err(db_err)?;
+                    used.map_or(Ok(0), |u| from_stored(u, "usage_counters.used"))
+                }
+
+                async fn record_usage(&mut self, record: &UsageRecord) -> Result<(), StoreError> {
+                    use usage_counters::dsl as c;
+                    let row = usage_row(record)?;
+                    diesel::insert_into(usage::table)
+                        .values(&row)
+                        .execute(self.conn)
+                        .await
+                        .map_err(db_err)?;
+                    if record.allowed {
+                        // A sum beyond BIGINT is refused by the database (Postgres' range
+                        // check, SQLite's `typeof(used) = 'integer'` check), never wrapped.
+                        diesel::insert_into(c::usage_counters)
+                            .values((
+                                c::user_id.eq(&row.user_id),
+                                c::metric.eq(&row.metric),
+                                c::period_start.eq(row.period_start),
+                                c::used.eq(row.quantity),
+                            ))
+                            .on_conflict((c::user_id, c::metric, c::period_start))
+                            .do_update()
+                            .set(c::used.eq(c::used + excluded(c::used)))
+                            .execute(self.conn)
+                            .await
+                            .map_err(db_err)?;
+                    }
+                    Ok(())
+                }
+
+                async fn begin_stripe_request(
+                    &mut self,
+                    request: &StripeRequest,
+                    at: DateTime<Utc>,
+                ) -> Result<StripeRequest, StoreError> {
+                    use stripe_requests::dsl as r;
+                    let row = stripe_request_row(request);
+                    // Only the (operation, stable_id) conflict is expected; the same
+                    // idempotency key under another operation is a conflict error.
+                    diesel::insert_into(r::stripe_requests)
+                        .values((&row, r::created_at.eq(at), r::updated_at.eq(at)))
+                        .on_conflict((r::operation, r::stable_id))
+                        .do_nothing()
+                        .execute(self.conn)
+                        .await
+                        .map_err(db_err)?;
+                    let stored: StripeRequestRow = r::stripe_requests
+                        .filter(r::operation.eq(&request.operation))
+                        .filter(r::stable_id.eq(&request.stable_id))
+                        .select(StripeRequestRow::as_select())
+                        .get_result(self.conn)
+                        .await
+                        .map_err(db_err)?;
+                    stripe_request_record(stored)
+                }
+
+                async fn finish_stripe_request(
+                    &mut self,
+                    request: &StripeRequest,
+                    at: DateTime<Utc>,
+                ) -> Result<(), StoreError> {
+                    use stripe_requests::dsl as r;
+                    let updated = diesel::update(
+                        r::stripe_requests
+                            .filter(r::operation.eq(&request.operation))
+                            .filter(r::stable_id.eq(&request.stable_id)),
+                    )
+                    .set((
+                        r::status.eq(request.status.as_str()),
+                        r::stripe_id.eq(request.stripe_id.as_deref()),
+                        r::response.eq(request.response.as_deref()),
+                        r::last_error.eq(request.last_error.as_deref()),
+                        r::updated_at.eq(at),
+                    ))
+                    .execute(self.conn)
+                    .await
+                    .map_err(db_err)?;
+                    if updated == 0 {
+                        // An outcome with nowhere to go would be lost silently.
+                        return Err(StoreError::Query(format!(
+                            "no stripe request {} {} to finish",
+                            request.operation, request.stable_id
+                        )));
+                    }
+                    Ok(())
                 }
             }
 

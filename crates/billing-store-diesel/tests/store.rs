@@ -5,11 +5,12 @@
 use billing_domain::{Currency, Money};
 use billing_ports::{
     BillingStore, Claim, CreditEntry, CreditReason, DisputeStatus, EventStatus, NewEvent,
-    PaymentRecord, PaymentStatus, StoreError, TxFuture,
+    PaymentRecord, PaymentStatus, StoreError, StripeRequest, StripeRequestStatus, TxFuture,
+    UsageRecord,
 };
 use billing_store_diesel::testing::TestDatabase;
 use billing_store_diesel::{Backend, DieselStore};
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 
 fn event(id: &str) -> NewEvent {
     NewEvent {
@@ -59,6 +60,12 @@ on_both_backends!(
     a_credit_source_key_exists_once,
     check_constraints_refuse_unknown_states,
     purge_deletes_only_old_done_events,
+    usage_counters_add_up_allowed_records_per_user_metric_and_period,
+    a_usage_idempotency_key_is_recorded_once_per_user,
+    usage_beyond_the_database_range_is_refused_without_panicking,
+    a_stripe_request_is_begun_once_and_keeps_its_first_fingerprint,
+    a_finished_stripe_request_is_returned_by_the_next_begin,
+    a_stripe_request_succeeds_exactly_when_it_has_a_stripe_id,
 );
 
 async fn migrations_are_applied_and_idempotent(backend: Backend) {
@@ -187,4 +194,312 @@ async fn purge_deletes_only_old_done_events(backend: Backend) {
     assert_eq!(db.store().purge_events(later, 10).await.unwrap(), 3);
     assert_eq!(db.store().purge_events(later, 10).await.unwrap(), 0);
     assert!(db.store().event("evt_failed").await.unwrap().is_some());
+}
+
+fn period(month: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, month, 1, 0, 0, 0).unwrap()
+}
+
+fn usage(user: &str, metric: &str, month: u32, quantity: u64, key: &str) -> UsageRecord {
+    UsageRecord {
+        user_id: user.to_owned(),
+        metric: metric.to_owned(),
+        period_start: period(month),
+        quantity,
+        idempotency_key: key.to_owned(),
+        allowed: true,
+        used_after: 0,
+        limit: Some(100),
+        recorded_at: Utc.with_ymd_and_hms(2026, month, 2, 3, 4, 5).unwrap(),
+    }
+}
+
+async fn record(store: &DieselStore, u: &UsageRecord) -> Result<(), StoreError> {
+    let u = u.clone();
+    store
+        .transaction(move |tx| -> TxFuture<'_, (), StoreError> {
+            Box::pin(async move { tx.record_usage(&u).await })
+        })
+        .await
+}
+
+async fn used(store: &DieselStore, user: &str, metric: &str, month: u32) -> u64 {
+    let (user, metric) = (user.to_owned(), metric.to_owned());
+    store
+        .transaction(move |tx| -> TxFuture<'_, u64, StoreError> {
+            Box::pin(async move { tx.usage_used(&user, &metric, period(month)).await })
+        })
+        .await
+        .unwrap()
+}
+
+async fn usage_by_key(store: &DieselStore, user: &str, key: &str) -> Option<UsageRecord> {
+    let (user, key) = (user.to_owned(), key.to_owned());
+    store
+        .transaction(move |tx| -> TxFuture<'_, Option<UsageRecord>, StoreError> {
+            Box::pin(async move { tx.usage_by_key(&user, &key).await })
+        })
+        .await
+        .unwrap()
+}
+
+fn request(stable_id: &str, key: &str, fingerprint: &str) -> StripeRequest {
+    StripeRequest {
+        operation: "checkout.create".to_owned(),
+        stable_id: stable_id.to_owned(),
+        idempotency_key: key.to_owned(),
+        fingerprint: fingerprint.to_owned(),
+        status: StripeRequestStatus::Pending,
+        stripe_id: None,
+        response: None,
+        last_error: None,
+    }
+}
+
+async fn begin(store: &DieselStore, r: &StripeRequest) -> Result<StripeRequest, StoreError> {
+    let r = r.clone();
+    store
+        .transaction(move |tx| -> TxFuture<'_, StripeRequest, StoreError> {
+            Box::pin(async move { tx.begin_stripe_request(&r, Utc::now()).await })
+        })
+        .await
+}
+
+async fn finish(store: &DieselStore, r: &StripeRequest) -> Result<(), StoreError> {
+    let r = r.clone();
+    store
+        .transaction(move |tx| -> TxFuture<'_, (), StoreError> {
+            Box::pin(async move { tx.finish_stripe_request(&r, Utc::now()).await })
+        })
+        .await
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Counts the rows of `table` through a connection of its own (outside the store).
+async fn count_rows(db: &TestDatabase, table: &str) -> i64 {
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    let query = diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"));
+    let rows: Vec<Count> = match db.store().backend() {
+        Backend::Postgres => {
+            let mut conn = diesel_async::AsyncPgConnection::establish(db.url())
+                .await
+                .unwrap();
+            query.load(&mut conn).await.unwrap()
+        }
+        Backend::Sqlite => {
+            let path = db.url().strip_prefix("sqlite://").unwrap();
+            let mut conn = diesel_async::sync_connection_wrapper::SyncConnectionWrapper::<
+                diesel::SqliteConnection,
+            >::establish(path)
+            .await
+            .unwrap();
+            query.load(&mut conn).await.unwrap()
+        }
+    };
+    rows[0].n
+}
+
+async fn usage_counters_add_up_allowed_records_per_user_metric_and_period(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store();
+    record(store, &usage("u1", "api_calls", 1, 3, "k1"))
+        .await
+        .unwrap();
+    record(store, &usage("u1", "api_calls", 1, 4, "k2"))
+        .await
+        .unwrap();
+    let denied = UsageRecord {
+        allowed: false,
+        used_after: 7,
+        limit: None,
+        ..usage("u1", "api_calls", 1, 1000, "k3")
+    };
+    record(store, &denied).await.unwrap();
+    record(store, &usage("u1", "api_calls", 2, 5, "k4"))
+        .await
+        .unwrap();
+    record(store, &usage("u1", "exports", 1, 2, "k5"))
+        .await
+        .unwrap();
+    record(store, &usage("u2", "api_calls", 1, 9, "k1"))
+        .await
+        .unwrap();
+    // Several records in one transaction add up too.
+    store
+        .transaction(|tx| -> TxFuture<'_, (), StoreError> {
+            Box::pin(async move {
+                tx.record_usage(&usage("u3", "api_calls", 1, 1, "a"))
+                    .await?;
+                tx.record_usage(&usage("u3", "api_calls", 1, 2, "b"))
+                    .await?;
+                assert_eq!(tx.usage_used("u3", "api_calls", period(1)).await?, 3);
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(used(store, "u1", "api_calls", 1).await, 7);
+    assert_eq!(used(store, "u1", "api_calls", 2).await, 5);
+    assert_eq!(used(store, "u1", "exports", 1).await, 2);
+    assert_eq!(used(store, "u2", "api_calls", 1).await, 9);
+    assert_eq!(used(store, "u3", "api_calls", 1).await, 3);
+    assert_eq!(used(store, "u1", "exports", 2).await, 0);
+    assert_eq!(used(store, "nobody", "api_calls", 1).await, 0);
+
+    // The stored records come back as written, denied ones included.
+    assert_eq!(usage_by_key(store, "u1", "k3").await, Some(denied));
+    assert_eq!(
+        usage_by_key(store, "u2", "k1").await,
+        Some(usage("u2", "api_calls", 1, 9, "k1"))
+    );
+    assert_eq!(usage_by_key(store, "u2", "k2").await, None);
+    assert_eq!(count_rows(&db, "usage").await, 8);
+    assert_eq!(count_rows(&db, "usage_counters").await, 5);
+}
+
+async fn a_usage_idempotency_key_is_recorded_once_per_user(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store();
+    let first = usage("u1", "api_calls", 1, 3, "same");
+    record(store, &first).await.unwrap();
+    // Another record with the same (user, key), even for another metric, is refused, and its
+    // transaction adds nothing to any counter.
+    let again = record(store, &usage("u1", "api_calls", 1, 3, "same")).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    let other_metric = record(store, &usage("u1", "exports", 1, 4, "same")).await;
+    assert!(
+        matches!(other_metric, Err(StoreError::Conflict(_))),
+        "{other_metric:?}"
+    );
+    assert_eq!(used(store, "u1", "api_calls", 1).await, 3);
+    assert_eq!(used(store, "u1", "exports", 1).await, 0);
+    assert_eq!(usage_by_key(store, "u1", "same").await, Some(first));
+    // The key is per user.
+    record(store, &usage("u2", "api_calls", 1, 6, "same"))
+        .await
+        .unwrap();
+    assert_eq!(used(store, "u2", "api_calls", 1).await, 6);
+    assert_eq!(count_rows(&db, "usage").await, 2);
+}
+
+async fn usage_beyond_the_database_range_is_refused_without_panicking(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store();
+    let too_big = record(store, &usage("u1", "api_calls", 1, u64::MAX, "k1")).await;
+    assert!(matches!(too_big, Err(StoreError::Query(_))), "{too_big:?}");
+    let limit_too_big = UsageRecord {
+        limit: Some(u64::MAX),
+        ..usage("u1", "api_calls", 1, 1, "k1")
+    };
+    let result = record(store, &limit_too_big).await;
+    assert!(matches!(result, Err(StoreError::Query(_))), "{result:?}");
+
+    let max = u64::try_from(i64::MAX).unwrap();
+    record(store, &usage("u1", "api_calls", 1, max, "k2"))
+        .await
+        .unwrap();
+    assert_eq!(used(store, "u1", "api_calls", 1).await, max);
+    // The counter would overflow BIGINT: the database refuses (SQLite would otherwise store
+    // a REAL), and the transaction leaves the counter and the usage rows as they were.
+    let overflow = record(store, &usage("u1", "api_calls", 1, 1, "k3")).await;
+    assert!(
+        matches!(overflow, Err(StoreError::Query(_))),
+        "{overflow:?}"
+    );
+    assert_eq!(used(store, "u1", "api_calls", 1).await, max);
+    assert_eq!(usage_by_key(store, "u1", "k3").await, None);
+}
+
+async fn a_stripe_request_is_begun_once_and_keeps_its_first_fingerprint(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store();
+    let first = request("user_1", "key-1", "fp-a");
+    assert_eq!(begin(store, &first).await.unwrap(), first);
+    // The same operation and stable id with other parameters (and another key) gets the
+    // first row back, so the caller sees the fingerprint differs; no second row is written.
+    let second = request("user_1", "key-2", "fp-b");
+    assert_eq!(begin(store, &second).await.unwrap(), first);
+    assert_eq!(begin(store, &first).await.unwrap(), first);
+    assert_eq!(count_rows(&db, "stripe_requests").await, 1);
+    // Another operation on the same stable id is its own request.
+    let portal = StripeRequest {
+        operation: "portal.create".to_owned(),
+        ..request("user_1", "key-3", "fp-a")
+    };
+    assert_eq!(begin(store, &portal).await.unwrap(), portal);
+    // An idempotency key already used by another request is refused.
+    let reused = begin(store, &request("user_2", "key-1", "fp-c")).await;
+    assert!(matches!(reused, Err(StoreError::Conflict(_))), "{reused:?}");
+    assert_eq!(count_rows(&db, "stripe_requests").await, 2);
+}
+
+async fn a_finished_stripe_request_is_returned_by_the_next_begin(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store();
+    let pending = request("user_1", "key-1", "fp-a");
+    begin(store, &pending).await.unwrap();
+
+    let failed = StripeRequest {
+        status: StripeRequestStatus::Failed,
+        last_error: Some("stripe unavailable".to_owned()),
+        ..pending.clone()
+    };
+    finish(store, &failed).await.unwrap();
+    assert_eq!(begin(store, &pending).await.unwrap(), failed);
+
+    let succeeded = StripeRequest {
+        status: StripeRequestStatus::Succeeded,
+        stripe_id: Some("cs_test_1".to_owned()),
+        response: Some("https://checkout.stripe.com/c/pay/cs_test_1".to_owned()),
+        last_error: None,
+        ..pending.clone()
+    };
+    finish(store, &succeeded).await.unwrap();
+    let replayed = begin(store, &pending).await.unwrap();
+    assert_eq!(replayed, succeeded);
+    assert_eq!(count_rows(&db, "stripe_requests").await, 1);
+
+    // Finishing a request that was never begun is an error, not a silent no-op.
+    let unknown = finish(store, &request("user_9", "key-9", "fp-z")).await;
+    assert!(matches!(unknown, Err(StoreError::Query(_))), "{unknown:?}");
+}
+
+async fn a_stripe_request_succeeds_exactly_when_it_has_a_stripe_id(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store();
+    let pending = request("user_1", "key-1", "fp-a");
+    begin(store, &pending).await.unwrap();
+
+    let succeeded_without_id = StripeRequest {
+        status: StripeRequestStatus::Succeeded,
+        ..pending.clone()
+    };
+    let result = finish(store, &succeeded_without_id).await;
+    assert!(matches!(result, Err(StoreError::Query(_))), "{result:?}");
+    let failed_with_id = StripeRequest {
+        status: StripeRequestStatus::Failed,
+        stripe_id: Some("cs_test_1".to_owned()),
+        ..pending.clone()
+    };
+    let result = finish(store, &failed_with_id).await;
+    assert!(matches!(result, Err(StoreError::Query(_))), "{result:?}");
+    // The refused updates changed nothing.
+    assert_eq!(begin(store, &pending).await.unwrap(), pending);
+
+    // Nor can a request be recorded as succeeded without its Stripe id in the first place.
+    let result = begin(store, &request("user_2", "key-2", "fp-b")).await;
+    assert!(result.is_ok(), "{result:?}");
+    let begun_succeeded = StripeRequest {
+        status: StripeRequestStatus::Succeeded,
+        ..request("user_3", "key-3", "fp-c")
+    };
+    let result = begin(store, &begun_succeeded).await;
+    assert!(matches!(result, Err(StoreError::Query(_))), "{result:?}");
+    assert_eq!(count_rows(&db, "stripe_requests").await, 2);
 }

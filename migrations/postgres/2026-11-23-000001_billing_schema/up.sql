@@ -105,8 +105,8 @@ CREATE TABLE usage (
     quantity        BIGINT NOT NULL CHECK (quantity >= 0),
     idempotency_key TEXT NOT NULL,
     allowed         BOOLEAN NOT NULL,
-    used_after      BIGINT NOT NULL,
-    limit_value     BIGINT,                                -- NULL when unlimited
+    used_after      BIGINT NOT NULL CHECK (used_after >= 0),
+    limit_value     BIGINT CHECK (limit_value >= 0),       -- NULL when unlimited
     recorded_at     TIMESTAMPTZ NOT NULL,
     UNIQUE (user_id, idempotency_key)
 );

@@ -93,7 +93,9 @@ CREATE TABLE usage_counters (
     user_id      TEXT NOT NULL,
     metric       TEXT NOT NULL,
     period_start TEXT NOT NULL,
-    used         BIGINT NOT NULL CHECK (used >= 0),
+    -- SQLite turns an overflowing integer sum into a REAL; refuse it as Postgres refuses
+    -- a BIGINT overflow.
+    used         BIGINT NOT NULL CHECK (used >= 0 AND typeof(used) = 'integer'),
     PRIMARY KEY (user_id, metric, period_start)
 );
 
@@ -105,8 +107,8 @@ CREATE TABLE usage (
     quantity        BIGINT NOT NULL CHECK (quantity >= 0),
     idempotency_key TEXT NOT NULL,
     allowed         BOOLEAN NOT NULL,
-    used_after      BIGINT NOT NULL,
-    limit_value     BIGINT,                                -- NULL when unlimited
+    used_after      BIGINT NOT NULL CHECK (used_after >= 0),
+    limit_value     BIGINT CHECK (limit_value >= 0),       -- NULL when unlimited
     recorded_at     TEXT NOT NULL,
     UNIQUE (user_id, idempotency_key)
 );
