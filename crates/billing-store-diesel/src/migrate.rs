@@ -1,6 +1,17 @@
 //! Embedded migrations, run only on request.
+//!
+//! Diesel's migration harness is synchronous; diesel-async's wrapper blocks in place, which
+//! only a multi-threaded tokio worker may do. Running migrations therefore happens on a thread
+//! with a runtime of its own, so it works from any runtime (actix's workers are
+//! current-thread). The readiness check does not use the harness: it compares the versions
+//! Diesel recorded with the embedded ones in one query.
 
-use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection};
+use std::collections::HashSet;
+
+use diesel::QueryableByName;
+use diesel::migration::MigrationSource;
+use diesel::sql_types::Text;
+use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::Backend;
@@ -12,44 +23,102 @@ const POSTGRES: EmbeddedMigrations = embed_migrations!("../../migrations/postgre
 /// The SQLite migrations (`migrations/sqlite`).
 const SQLITE: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 
-/// Opens a fresh connection of `backend` on `url`, wraps it in Diesel's migration harness
-/// and evaluates `$body` with `$harness` and `$migrations` bound.
-macro_rules! with_harness {
-    ($backend:expr, $url:expr, |$harness:ident, $migrations:ident| $body:expr) => {
-        match $backend {
-            Backend::Postgres => {
-                let conn = AsyncPgConnection::establish($url)
-                    .await
-                    .map_err(|e| SetupError::Connect(e.to_string()))?;
-                let mut $harness = AsyncMigrationHarness::new(conn);
-                let $migrations = POSTGRES;
-                $body
-            }
-            Backend::Sqlite => {
-                let path = $url.strip_prefix("sqlite://").unwrap_or($url);
-                let conn = SqliteConn::establish(path)
-                    .await
-                    .map_err(|e| SetupError::Connect(e.to_string()))?;
-                let mut $harness = AsyncMigrationHarness::new(conn);
-                let $migrations = SQLITE;
-                $body
-            }
-        }
-    };
-}
-
 /// Runs the pending migrations of `backend` on a fresh connection to `url`.
 pub(crate) async fn run(backend: Backend, url: &str) -> Result<(), SetupError> {
-    with_harness!(backend, url, |harness, migrations| harness
-        .run_pending_migrations(migrations)
-        .map(|_| ())
-        .map_err(|e| SetupError::Migration(e.to_string())))
+    let url = url.to_owned();
+    let (done, outcome) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let result = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime
+                .block_on(async move { tokio::spawn(run_here(backend, url)).await })
+                .unwrap_or_else(|e| Err(SetupError::Migration(e.to_string()))),
+            Err(e) => Err(SetupError::Migration(e.to_string())),
+        };
+        let _ = done.send(result);
+    });
+    outcome.await.unwrap_or_else(|_| {
+        Err(SetupError::Migration(
+            "the migration thread died".to_owned(),
+        ))
+    })
 }
 
-/// True when no migration of `backend` is pending on `url`.
+async fn run_here(backend: Backend, url: String) -> Result<(), SetupError> {
+    let failed = |e: Box<dyn std::error::Error + Send + Sync>| SetupError::Migration(e.to_string());
+    match backend {
+        Backend::Postgres => {
+            let conn = AsyncPgConnection::establish(&url)
+                .await
+                .map_err(|e| SetupError::Connect(e.to_string()))?;
+            AsyncMigrationHarness::new(conn)
+                .run_pending_migrations(POSTGRES)
+                .map(|_| ())
+                .map_err(failed)
+        }
+        Backend::Sqlite => {
+            let path = url.strip_prefix("sqlite://").unwrap_or(&url);
+            let conn = SqliteConn::establish(path)
+                .await
+                .map_err(|e| SetupError::Connect(e.to_string()))?;
+            AsyncMigrationHarness::new(conn)
+                .run_pending_migrations(SQLITE)
+                .map(|_| ())
+                .map_err(failed)
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct Version {
+    #[diesel(sql_type = Text)]
+    version: String,
+}
+
+const APPLIED: &str = "SELECT version FROM __diesel_schema_migrations";
+
+/// True when every embedded migration of `backend` is recorded as applied on `url`.
 pub(crate) async fn all_applied(backend: Backend, url: &str) -> Result<bool, SetupError> {
-    with_harness!(backend, url, |harness, migrations| harness
-        .has_pending_migration(migrations)
-        .map(|pending| !pending)
-        .map_err(|e| SetupError::Migration(e.to_string())))
+    let (applied, embedded): (Vec<Version>, Vec<String>) = match backend {
+        Backend::Postgres => {
+            let mut conn = AsyncPgConnection::establish(url)
+                .await
+                .map_err(|e| SetupError::Connect(e.to_string()))?;
+            let embedded = MigrationSource::<diesel::pg::Pg>::migrations(&POSTGRES)
+                .map_err(|e| SetupError::Migration(e.to_string()))?
+                .iter()
+                .map(|m| m.name().version().to_string())
+                .collect();
+            (
+                diesel::sql_query(APPLIED)
+                    .load(&mut conn)
+                    .await
+                    .unwrap_or_default(),
+                embedded,
+            )
+        }
+        Backend::Sqlite => {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url);
+            let mut conn = SqliteConn::establish(path)
+                .await
+                .map_err(|e| SetupError::Connect(e.to_string()))?;
+            let embedded = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE)
+                .map_err(|e| SetupError::Migration(e.to_string()))?
+                .iter()
+                .map(|m| m.name().version().to_string())
+                .collect();
+            (
+                diesel::sql_query(APPLIED)
+                    .load(&mut conn)
+                    .await
+                    .unwrap_or_default(),
+                embedded,
+            )
+        }
+    };
+    let applied: HashSet<String> = applied.into_iter().map(|v| v.version).collect();
+    Ok(embedded.iter().all(|v| applied.contains(v)))
 }

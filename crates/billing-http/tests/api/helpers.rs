@@ -1,0 +1,244 @@
+//! Spawning the server and talking to it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use actix_web::{App, HttpServer, web};
+use async_trait::async_trait;
+use billing_app::{BillingApp, IngestSettings};
+use billing_domain::Catalog;
+use billing_domain::facts::SubscriptionSnapshot;
+use billing_http::{ApiKeys, HttpState, ReadinessCheck};
+use billing_ports::{CheckoutCreated, CheckoutRequest, GatewayError, StripeGateway, SystemClock};
+use billing_store_diesel::DieselStore;
+use billing_store_diesel::testing::TestDatabase;
+use serde_json::{Value, json};
+
+pub const API_KEY: &str = "test_api_key_0123456789";
+pub const SECRET: &str = "whsec_test_secret";
+
+/// A fake of Stripe's API that keeps its idempotency semantics: the same key returns the object
+/// created first; it counts the objects it really created.
+#[derive(Default)]
+pub struct FakeStripe {
+    pub customers: Mutex<HashMap<String, String>>,
+    pub sessions: Mutex<HashMap<String, CheckoutCreated>>,
+    pub session_calls: Mutex<u32>,
+    pub subscriptions: Mutex<Vec<SubscriptionSnapshot>>,
+}
+
+#[async_trait]
+impl StripeGateway for FakeStripe {
+    async fn fetch_subscription(&self, id: &str) -> Result<SubscriptionSnapshot, GatewayError> {
+        let subs = self.subscriptions.lock().unwrap();
+        subs.iter()
+            .find(|s| s.id == id)
+            .cloned()
+            .ok_or_else(|| GatewayError::NotFound(id.into()))
+    }
+    async fn customer_subscriptions(
+        &self,
+        customer: &str,
+    ) -> Result<Vec<SubscriptionSnapshot>, GatewayError> {
+        let subs = self.subscriptions.lock().unwrap();
+        Ok(subs
+            .iter()
+            .filter(|s| s.customer_id == customer)
+            .cloned()
+            .collect())
+    }
+    async fn create_customer(
+        &self,
+        _user: &str,
+        _email: Option<&str>,
+        key: &str,
+    ) -> Result<String, GatewayError> {
+        // Stripe answers a racing duplicate only after the first finished: simulate latency.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let mut customers = self.customers.lock().unwrap();
+        let next = format!("cus_fake_{}", customers.len() + 1);
+        Ok(customers.entry(key.to_owned()).or_insert(next).clone())
+    }
+    async fn create_checkout_session(
+        &self,
+        request: &CheckoutRequest,
+        key: &str,
+    ) -> Result<CheckoutCreated, GatewayError> {
+        *self.session_calls.lock().unwrap() += 1;
+        let mut sessions = self.sessions.lock().unwrap();
+        let n = sessions.len() + 1;
+        Ok(sessions
+            .entry(key.to_owned())
+            .or_insert_with(|| CheckoutCreated {
+                id: format!("cs_fake_{n}"),
+                url: format!(
+                    "https://checkout.stripe.test/c/{n}?customer={}",
+                    request.customer_id
+                ),
+            })
+            .clone())
+    }
+    async fn create_portal_session(
+        &self,
+        customer: &str,
+        return_url: &str,
+    ) -> Result<String, GatewayError> {
+        Ok(format!(
+            "https://billing.stripe.test/p/{customer}?return={return_url}"
+        ))
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub stripe: Arc<FakeStripe>,
+    pub client: awc::Client,
+    pub store: DieselStore,
+    _db: Option<TestDatabase>,
+}
+
+fn metrics() -> metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| billing_http::install_metrics_recorder().unwrap())
+        .clone()
+}
+
+/// The server over a fresh Postgres database.
+pub async fn spawn_app() -> TestApp {
+    let db = TestDatabase::postgres().await;
+    let store = db.store().clone();
+    spawn_with(store, Some(db), 1024 * 1024).await
+}
+
+/// The server over `store` (e.g. one whose database is unreachable).
+pub async fn spawn_with(
+    store: DieselStore,
+    db: Option<TestDatabase>,
+    body_limit: usize,
+) -> TestApp {
+    let catalog = Catalog::from_toml_str(include_str!("../../../../plans.toml")).unwrap();
+    let stripe = Arc::new(FakeStripe::default());
+    let app = BillingApp::new(
+        Arc::new(store.clone()),
+        Arc::new(catalog),
+        Arc::new(SystemClock),
+        Some(stripe.clone() as Arc<dyn StripeGateway>),
+        IngestSettings::default(),
+    );
+    let ready_store = store.clone();
+    let readiness: ReadinessCheck = Arc::new(move || {
+        let store = ready_store.clone();
+        Box::pin(async move {
+            match store.migrations_applied().await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("migrations pending".to_owned()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    });
+    let state = web::Data::new(HttpState {
+        app,
+        verifier: stripe_webhook_signature::Verifier::new(["whsec_old_rotated", SECRET]).unwrap(),
+        api_keys: ApiKeys::new([API_KEY.to_owned()]),
+        webhook_body_limit: body_limit,
+        readiness,
+        metrics: Some(metrics()),
+    });
+    let server = HttpServer::new(move || {
+        App::new().configure(|cfg| billing_http::configure(cfg, state.clone()))
+    })
+    .workers(2)
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let port = server.addrs()[0].port();
+    actix_web::rt::spawn(server.run());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        stripe,
+        client: awc::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .finish(),
+        store,
+        _db: db,
+    }
+}
+
+impl TestApp {
+    /// Posts a webhook body signed with the current secret.
+    pub async fn webhook(&self, body: &Value) -> (u16, Value) {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let signature =
+            stripe_webhook_signature::sign(&bytes, SECRET, chrono::Utc::now().timestamp());
+        self.raw_webhook(bytes, Some(signature)).await
+    }
+
+    pub async fn raw_webhook(&self, body: Vec<u8>, signature: Option<String>) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}/webhooks/stripe", self.address));
+        if let Some(signature) = signature {
+            request = request.insert_header(("Stripe-Signature", signature));
+        }
+        let mut response = request.send_body(body).await.unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().limit(1 << 20).await.unwrap_or(Value::Null),
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let mut response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .insert_header(("Authorization", format!("Bearer {API_KEY}")))
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    pub async fn post(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .insert_header(("Authorization", format!("Bearer {API_KEY}")));
+        for (name, value) in headers {
+            request = request.insert_header((*name, *value));
+        }
+        let mut response = request.send_json(body).await.unwrap();
+        (
+            response.status().as_u16(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+}
+
+/// A basil-shaped `customer.subscription.*` event of `user` on `price`.
+pub fn subscription_event(
+    id: &str,
+    event_type: &str,
+    user: &str,
+    status: &str,
+    price: &str,
+    created: i64,
+) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    json!({
+        "id": id, "object": "event", "type": event_type, "api_version": "2025-03-31.basil",
+        "created": created, "livemode": false,
+        "data": {"object": {
+            "id": format!("sub_{user}"), "object": "subscription", "customer": format!("cus_{user}"),
+            "status": status, "cancel_at_period_end": false, "metadata": {"user_id": user},
+            "items": {"object": "list", "data": [{
+                "id": format!("si_{user}"), "object": "subscription_item",
+                "price": {"id": price, "object": "price"},
+                "current_period_start": now - 86_400, "current_period_end": now + 29 * 86_400,
+            }]},
+        }},
+    })
+}

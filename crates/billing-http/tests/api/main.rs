@@ -1,0 +1,9 @@
+//! Black-box HTTP tests: the server on port 0 over a fresh Postgres database per test, a
+//! fake Stripe gateway that keeps Stripe's idempotency-key semantics, and an HTTP client.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+mod checkout;
+mod helpers;
+mod ops;
+mod usage;
+mod webhook;
