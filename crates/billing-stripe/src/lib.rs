@@ -1,5 +1,7 @@
-//! The Stripe adapter: reads Stripe webhook events into the billing domain's typed facts
-//! (and, later, will hold the outgoing Stripe API client).
+//! The Stripe adapter: reads Stripe webhook events into the billing domain's typed facts, and
+//! calls Stripe's API for the application.
+//!
+//! # Incoming: webhook events ([`wire`])
 //!
 //! [`parse_event`] takes a webhook body whose signature was already verified and returns a
 //! [`BillingEvent`](billing_domain::BillingEvent) carrying one
@@ -9,13 +11,31 @@
 //! the `2025-03-31.basil` reshaping of subscriptions and invoices; see [`wire`] for the
 //! differences handled and the conventions followed.
 //!
-//! Architecture invariant: only this crate knows Stripe's wire format. Everything outside it
-//! sees the domain's facts, never Stripe's JSON, field names or API versions. Within the
-//! crate, wire parsing lives in [`wire`] (one submodule per Stripe object) and uses our own
-//! lenient serde structs rather than a Stripe SDK's types, which accept one API version only.
+//! # Outgoing: the Stripe API client ([`client`])
+//!
+//! [`StripeClient`] implements the application's
+//! [`StripeGateway`](billing_ports::StripeGateway) port on async-stripe (rustls): it creates
+//! customers, Checkout Sessions and billing-portal sessions under the caller's idempotency
+//! key, and fetches subscriptions, with a per-attempt timeout, bounded retries with backoff
+//! (re-sending the same idempotency key) and Stripe's answers mapped to
+//! [`GatewayError`](billing_ports::GatewayError). Request parameters come from async-stripe's
+//! typed builders; answers are read leniently, and fetched subscriptions go through the same
+//! [`wire`] parser as webhook events, so both give the same
+//! [`SubscriptionSnapshot`](billing_domain::facts::SubscriptionSnapshot) whatever the API
+//! version. See [`client`] for the calls, the retry rules and the error mapping.
+//!
+//! # Architecture invariant
+//!
+//! Only this crate knows Stripe's wire format. Everything outside it sees the domain's facts
+//! and the ports' types, never Stripe's JSON, field names, API versions or SDK types. Within
+//! the crate, wire parsing lives in [`wire`] (one submodule per Stripe object) and uses our
+//! own lenient serde structs rather than a Stripe SDK's types, which accept one API version
+//! only; the SDK (async-stripe) is used only inside [`client`], to build and send requests.
 
+pub mod client;
 mod error;
 pub mod wire;
 
+pub use client::{StripeClient, StripeClientConfig};
 pub use error::WireError;
 pub use wire::{EventEnvelope, HANDLED_EVENT_TYPES, parse_event, peek_envelope};

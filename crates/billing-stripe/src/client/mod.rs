@@ -1,0 +1,477 @@
+//! The outgoing Stripe API client: [`StripeClient`] implements the application's
+//! [`StripeGateway`] port on top of async-stripe.
+//!
+//! # Requests
+//!
+//! | port method | Stripe call |
+//! | --- | --- |
+//! | [`create_customer`](StripeGateway::create_customer) | `POST /v1/customers` with `email` and `metadata[user_id]`, under the caller's idempotency key |
+//! | [`create_checkout_session`](StripeGateway::create_checkout_session) | `POST /v1/checkout/sessions`: `customer`, `client_reference_id` and `metadata[user_id]` = user, one line item (`price` × 1), `mode`, success and cancel URLs; in subscription mode also `subscription_data[metadata][user_id]` and `subscription_data[trial_period_days]`; under the caller's idempotency key |
+//! | [`create_portal_session`](StripeGateway::create_portal_session) | `POST /v1/billing_portal/sessions` with `customer` and `return_url` |
+//! | [`fetch_subscription`](StripeGateway::fetch_subscription) | `GET /v1/subscriptions/{id}` |
+//! | [`customer_subscriptions`](StripeGateway::customer_subscriptions) | `GET /v1/subscriptions?customer=…&status=all&limit=100`, following `starting_after` while `has_more` |
+//!
+//! Create parameters are built with async-stripe's typed request builders (customer,
+//! Checkout Session); the portal session and the reads are plain requests through the same
+//! client. Every answer is read leniently: only the fields we need (`id`, `url`), and
+//! subscriptions through the crate's [`wire`](crate::wire) parser, the one webhooks use, so a
+//! fetched subscription gives exactly the snapshot its `customer.subscription.*` event would,
+//! in any API version. async-stripe sends `Stripe-Version:` [`STRIPE_API_VERSION`].
+//!
+//! # Retries, idempotency and timeouts
+//!
+//! Each HTTP attempt is bounded by [`StripeClientConfig::timeout`] (async-stripe's per-attempt
+//! timeout, which covers reading the body). A call is attempted at most
+//! `1 + max_retries` times: it is repeated after a 429, a 424, a 5xx, a 409 caused by a
+//! concurrent request with the same idempotency key (`idempotency_key_in_use`, `lock_timeout`),
+//! a timeout or a network error, waiting [`StripeClientConfig::retry_backoff`] × 2ⁿ (capped at
+//! 10 s, with 50–100 % jitter) before retry n. async-stripe's own retrying strategies cannot
+//! be used because they generate a fresh idempotency key, so the loop is ours: every attempt of
+//! a create sends `RequestStrategy::Idempotent` with the caller's key, the same key each time,
+//! and Stripe answers a repeat with the object the first attempt created.
+//!
+//! async-stripe does not expose response headers, so `Stripe-Should-Retry` and `Retry-After`
+//! are not consulted: a 5xx that Stripe replays for a key (it saves the result of a request
+//! that started executing) is simply repeated until the retries run out.
+//!
+//! # Errors
+//!
+//! 404 → [`GatewayError::NotFound`]; other 4xx (bad parameters, authentication, a declined
+//! card, an idempotency key reused with other parameters) → [`GatewayError::Rejected`] with
+//! Stripe's type, code, parameter and message; 429, 5xx, timeouts and network errors, once
+//! retries are exhausted → [`GatewayError::Unavailable`]; an answer that cannot be read →
+//! [`GatewayError::Unexpected`]. No message contains the secret key.
+
+mod failure;
+mod response;
+mod retry;
+mod secret;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use billing_domain::facts::SubscriptionSnapshot;
+use billing_ports::{CheckoutCreated, CheckoutKind, CheckoutRequest, GatewayError, StripeGateway};
+use serde::Serialize;
+use stripe::{ClientBuilder, IdempotencyKey, RequestStrategy, StripeRequest};
+use stripe_checkout::CheckoutSessionMode;
+use stripe_checkout::checkout_session::{
+    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
+};
+use stripe_client_core::{RequestBuilder, StripeMethod};
+use stripe_core::customer::CreateCustomer;
+use thiserror::Error;
+
+use self::retry::RetryPolicy;
+pub use self::secret::SecretKey;
+
+/// The `Stripe-Version` every request carries: async-stripe's own API version, which it has
+/// no setter for.
+pub const STRIPE_API_VERSION: &str = "2026-09-30.endive";
+
+/// The most subscriptions [`StripeClient::customer_subscriptions`](StripeGateway::customer_subscriptions)
+/// reads for one customer (100 pages of 100); more is reported as unexpected rather than
+/// paginated forever.
+pub const MAX_LISTED_SUBSCRIPTIONS: usize = 10_000;
+
+/// The page size of list calls (Stripe's maximum).
+const PAGE_SIZE: u32 = 100;
+
+/// How to reach Stripe.
+#[derive(Debug, Clone)]
+pub struct StripeClientConfig {
+    /// The secret (`sk_…`) or restricted (`rk_…`) API key.
+    pub secret_key: SecretKey,
+    /// Where the API is, e.g. `http://127.0.0.1:12111/` for a fake; `None` for
+    /// `https://api.stripe.com/`. Requests go to `{api_base}/v1/…`.
+    pub api_base: Option<String>,
+    /// The limit on each HTTP attempt, from sending the request to the end of the body.
+    pub timeout: Duration,
+    /// Attempts after the first, for failures another attempt may get past (see the
+    /// [module docs](self)).
+    pub max_retries: u32,
+    /// The wait before the first retry, doubled for each further one (capped at 10 s, with
+    /// jitter).
+    pub retry_backoff: Duration,
+}
+
+impl StripeClientConfig {
+    /// The defaults for the real API: 30 s per attempt, 2 retries, 500 ms first backoff.
+    pub fn new(secret_key: impl Into<SecretKey>) -> Self {
+        Self {
+            secret_key: secret_key.into(),
+            api_base: None,
+            timeout: Duration::from_secs(30),
+            max_retries: 2,
+            retry_backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A configuration the client cannot be built from.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("invalid Stripe client configuration: {0}")]
+pub struct ConfigError(String);
+
+/// The outgoing Stripe API client.
+///
+/// Cheap to clone (the HTTP client and its configuration are shared). Its `Debug` output
+/// shows where it sends requests, never the key.
+#[derive(Clone)]
+pub struct StripeClient {
+    client: stripe::Client,
+    secret: SecretKey,
+    api_base: String,
+    timeout: Duration,
+    retry: RetryPolicy,
+}
+
+impl fmt::Debug for StripeClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StripeClient")
+            .field("api_base", &self.api_base)
+            .field("stripe_version", &STRIPE_API_VERSION)
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.retry.max_retries)
+            .field("retry_backoff", &self.retry.backoff)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StripeClient {
+    /// Builds a client. Makes no request.
+    ///
+    /// # Errors
+    ///
+    /// An empty key or one that is not visible ASCII, an unusable `api_base`, or a zero
+    /// timeout.
+    pub fn new(config: StripeClientConfig) -> Result<Self, ConfigError> {
+        let StripeClientConfig {
+            secret_key,
+            api_base,
+            timeout,
+            max_retries,
+            retry_backoff,
+        } = config;
+        if secret_key.expose().is_empty() {
+            return Err(ConfigError("the secret key is empty".to_owned()));
+        }
+        if timeout.is_zero() {
+            return Err(ConfigError("the timeout is zero".to_owned()));
+        }
+        // async-stripe joins `{base}v1/…`, so the base must end with a slash.
+        let api_base = match api_base {
+            Some(base) if base.ends_with('/') => base,
+            Some(base) => format!("{base}/"),
+            None => "https://api.stripe.com/".to_owned(),
+        };
+        let client = ClientBuilder::new(secret_key.expose())
+            .url(api_base.clone())
+            .timeout(timeout)
+            .request_strategy(RequestStrategy::Once)
+            .build()
+            .map_err(|error| ConfigError(secret::redact(&error.to_string(), &secret_key)))?;
+        Ok(Self {
+            client,
+            secret: secret_key,
+            api_base,
+            timeout,
+            retry: RetryPolicy {
+                max_retries,
+                backoff: retry_backoff,
+            },
+        })
+    }
+
+    /// Sends the request made by `build`, retrying as the [module docs](self) say, and returns
+    /// the JSON object answered.
+    ///
+    /// `build` is called once per attempt (a request cannot be cloned); `key`, when given, is
+    /// sent as `Idempotency-Key` on every attempt.
+    async fn send(
+        &self,
+        what: &str,
+        key: Option<&IdempotencyKey>,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<response::Object, GatewayError> {
+        let mut retry = 0;
+        loop {
+            let strategy = match key {
+                Some(key) => RequestStrategy::Idempotent(key.clone()),
+                None => RequestStrategy::Once,
+            };
+            let answer = build()
+                .customize::<miniserde::json::Value>()
+                .request_strategy(strategy)
+                .send(&self.client)
+                .await;
+            let failure = match answer {
+                Ok(value) => return response::object(what, &value),
+                Err(error) => failure::classify(what, error, &self.secret),
+            };
+            if !failure.retryable {
+                // The caller decides whether a refusal is worth more than a debug line.
+                tracing::debug!(call = what, error = %failure.error, "stripe refused the call");
+                return Err(failure.error);
+            }
+            if retry >= self.retry.max_retries {
+                tracing::warn!(call = what, attempts = retry + 1, error = %failure.error, "stripe call failed after retries");
+                return Err(failure.error);
+            }
+            let delay = self.retry.delay(retry);
+            tracing::info!(call = what, retry = retry + 1, ?delay, error = %failure.error, "retrying stripe call");
+            tokio::time::sleep(delay).await;
+            retry += 1;
+        }
+    }
+}
+
+/// The caller's idempotency key, checked the way Stripe checks it (1 to 255 characters).
+fn idempotency_key(what: &str, key: &str) -> Result<IdempotencyKey, GatewayError> {
+    IdempotencyKey::new(key)
+        .map_err(|error| GatewayError::Rejected(format!("{what}: idempotency key: {error}")))
+}
+
+/// `metadata[user_id]`.
+fn user_metadata(user_id: &str) -> HashMap<String, String> {
+    HashMap::from([("user_id".to_owned(), user_id.to_owned())])
+}
+
+/// An id as one path segment: refused when empty (the path would name the list instead),
+/// percent-encoded otherwise (Stripe ids are `[A-Za-z0-9_]`, so this changes nothing for them).
+fn path_segment(what: &str, id: &str) -> Result<String, GatewayError> {
+    if id.is_empty() {
+        return Err(GatewayError::Rejected(format!("{what}: the id is empty")));
+    }
+    let mut out = String::with_capacity(id.len());
+    for byte in id.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    Ok(out)
+}
+
+/// The form of `POST /v1/billing_portal/sessions`.
+#[derive(Serialize)]
+struct PortalSessionForm<'a> {
+    customer: &'a str,
+    return_url: &'a str,
+}
+
+/// The query of `GET /v1/subscriptions`.
+#[derive(Serialize)]
+struct SubscriptionListQuery<'a> {
+    customer: &'a str,
+    status: &'static str,
+    limit: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    starting_after: Option<&'a str>,
+}
+
+#[async_trait]
+impl StripeGateway for StripeClient {
+    async fn fetch_subscription(
+        &self,
+        subscription_id: &str,
+    ) -> Result<SubscriptionSnapshot, GatewayError> {
+        let what = "fetch subscription";
+        let path = format!("/subscriptions/{}", path_segment(what, subscription_id)?);
+        let object = self
+            .send(what, None, || {
+                RequestBuilder::new(StripeMethod::Get, path.clone())
+            })
+            .await?;
+        response::subscription(what, serde_json::Value::Object(object))
+    }
+
+    async fn customer_subscriptions(
+        &self,
+        customer_id: &str,
+    ) -> Result<Vec<SubscriptionSnapshot>, GatewayError> {
+        let what = "list customer subscriptions";
+        if customer_id.is_empty() {
+            return Err(GatewayError::Rejected(format!(
+                "{what}: the customer id is empty"
+            )));
+        }
+        let mut subscriptions = Vec::new();
+        let mut starting_after: Option<String> = None;
+        loop {
+            let query = SubscriptionListQuery {
+                customer: customer_id,
+                status: "all",
+                limit: PAGE_SIZE,
+                starting_after: starting_after.as_deref(),
+            };
+            let object = self
+                .send(what, None, || {
+                    RequestBuilder::new(StripeMethod::Get, "/subscriptions").query(&query)
+                })
+                .await?;
+            let page = response::page(what, object)?;
+            let mut last_id = None;
+            for object in page.data {
+                let snapshot = response::subscription(what, object)?;
+                last_id = Some(snapshot.id.clone());
+                subscriptions.push(snapshot);
+            }
+            // An empty page that claims more would loop forever on the same cursor.
+            match last_id {
+                Some(last) if page.has_more => starting_after = Some(last),
+                _ => return Ok(subscriptions),
+            }
+            if subscriptions.len() >= MAX_LISTED_SUBSCRIPTIONS {
+                return Err(response::unexpected(
+                    what,
+                    &format!(
+                        "customer {customer_id} has more than {MAX_LISTED_SUBSCRIPTIONS} subscriptions"
+                    ),
+                ));
+            }
+        }
+    }
+
+    async fn create_customer(
+        &self,
+        user_id: &str,
+        email: Option<&str>,
+        idempotency_key: &str,
+    ) -> Result<String, GatewayError> {
+        let what = "create customer";
+        let key = self::idempotency_key(what, idempotency_key)?;
+        let mut request = CreateCustomer::new().metadata(user_metadata(user_id));
+        if let Some(email) = email {
+            request = request.email(email);
+        }
+        let object = self.send(what, Some(&key), || request.build()).await?;
+        response::string(what, &object, "id")
+    }
+
+    async fn create_checkout_session(
+        &self,
+        request: &CheckoutRequest,
+        idempotency_key: &str,
+    ) -> Result<CheckoutCreated, GatewayError> {
+        let what = "create checkout session";
+        let key = self::idempotency_key(what, idempotency_key)?;
+        let line_item = CreateCheckoutSessionLineItems {
+            price: Some(request.price_id.clone()),
+            quantity: Some(1),
+            ..CreateCheckoutSessionLineItems::new()
+        };
+        let mut params = CreateCheckoutSession::new()
+            .customer(&request.customer_id)
+            .client_reference_id(&request.user_id)
+            .metadata(user_metadata(&request.user_id))
+            .line_items(vec![line_item])
+            .success_url(&request.success_url)
+            .cancel_url(&request.cancel_url);
+        params = match request.kind {
+            CheckoutKind::Payment => {
+                if request.trial_days.is_some() {
+                    return Err(GatewayError::Rejected(format!(
+                        "{what}: trial days are only possible in subscription mode"
+                    )));
+                }
+                params.mode(CheckoutSessionMode::Payment)
+            }
+            CheckoutKind::Subscription => params
+                .mode(CheckoutSessionMode::Subscription)
+                .subscription_data(CreateCheckoutSessionSubscriptionData {
+                    metadata: Some(user_metadata(&request.user_id)),
+                    trial_period_days: request.trial_days,
+                    ..CreateCheckoutSessionSubscriptionData::new()
+                }),
+        };
+        let object = self.send(what, Some(&key), || params.build()).await?;
+        Ok(CheckoutCreated {
+            id: response::string(what, &object, "id")?,
+            url: response::string(what, &object, "url")?,
+        })
+    }
+
+    async fn create_portal_session(
+        &self,
+        customer_id: &str,
+        return_url: &str,
+    ) -> Result<String, GatewayError> {
+        let what = "create portal session";
+        let form = PortalSessionForm {
+            customer: customer_id,
+            return_url,
+        };
+        let object = self
+            .send(what, None, || {
+                RequestBuilder::new(StripeMethod::Post, "/billing_portal/sessions").form(&form)
+            })
+            .await?;
+        response::string(what, &object, "url")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_constant_is_what_async_stripe_sends() {
+        assert_eq!(STRIPE_API_VERSION, stripe_client_core::VERSION.as_str());
+    }
+
+    #[test]
+    fn path_segments_are_encoded_and_never_empty() {
+        assert_eq!(
+            path_segment("x", "sub_123").ok().as_deref(),
+            Some("sub_123")
+        );
+        assert_eq!(
+            path_segment("x", "a/b?c").ok().as_deref(),
+            Some("a%2Fb%3Fc")
+        );
+        assert!(matches!(
+            path_segment("x", ""),
+            Err(GatewayError::Rejected(_))
+        ));
+    }
+
+    #[test]
+    fn config_errors_never_show_the_key_and_debug_hides_it() {
+        let mut config = StripeClientConfig::new("sk_test_secret\n");
+        config.api_base = Some("http://127.0.0.1:9/".to_owned());
+        let error = StripeClient::new(config.clone())
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| !e.contains("sk_test_secret")),
+            "{error:?}"
+        );
+        assert!(!format!("{config:?}").contains("sk_test_secret"));
+
+        config.secret_key = SecretKey::new("sk_test_secret");
+        let client = StripeClient::new(config).map(|c| format!("{c:?}"));
+        assert!(
+            client
+                .as_deref()
+                .is_ok_and(|c| !c.contains("sk_test_secret")),
+            "{client:?}"
+        );
+    }
+
+    #[test]
+    fn bad_configurations_are_refused() {
+        assert!(StripeClient::new(StripeClientConfig::new("")).is_err());
+        let mut config = StripeClientConfig::new("sk_test_x");
+        config.timeout = Duration::ZERO;
+        assert!(StripeClient::new(config).is_err());
+        let mut config = StripeClientConfig::new("sk_test_x");
+        config.api_base = Some("not a url at all".to_owned());
+        assert!(StripeClient::new(config).is_err());
+    }
+}

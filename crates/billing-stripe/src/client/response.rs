@@ -1,0 +1,134 @@
+//! Reading Stripe's answers: the few fields of created objects, and subscriptions through the
+//! crate's own lenient [`wire`](crate::wire) parser.
+//!
+//! async-stripe's typed objects parse only its own API version, and a fake (or an account
+//! pinned to an older version) may answer in another shape; the lenient reads here accept any
+//! shape that has the fields we need.
+
+use billing_domain::Fact;
+use billing_domain::facts::SubscriptionSnapshot;
+use billing_ports::GatewayError;
+use serde_json::{Map, Value, json};
+
+use crate::error::WireError;
+use crate::wire::parse_event;
+
+/// A JSON object answered by Stripe.
+pub(super) type Object = Map<String, Value>;
+
+/// Converts async-stripe's untyped answer into a `serde_json` object.
+///
+/// Goes through the JSON text rather than walking the value, so a hostile, deeply nested
+/// answer meets `serde_json`'s recursion limit instead of overflowing the stack.
+pub(super) fn object(what: &str, value: &miniserde::json::Value) -> Result<Object, GatewayError> {
+    let text = miniserde::json::to_string(value);
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err(unexpected(what, "the answer is not a JSON object")),
+        Err(error) => Err(unexpected(what, &error.to_string())),
+    }
+}
+
+/// A required, non-empty string field of an answer.
+pub(super) fn string(what: &str, object: &Object, field: &str) -> Result<String, GatewayError> {
+    match object.get(field) {
+        Some(Value::String(value)) if !value.is_empty() => Ok(value.clone()),
+        Some(Value::Null) | None => Err(unexpected(what, &format!("`{field}` is missing"))),
+        Some(other) => Err(unexpected(
+            what,
+            &format!("`{field}` is not a non-empty string: {other}"),
+        )),
+    }
+}
+
+/// One page of a list (`{"object": "list", "data": [...], "has_more": bool}`).
+pub(super) struct Page {
+    /// The page's objects, in Stripe's order (newest first).
+    pub(super) data: Vec<Value>,
+    /// More objects follow the last one of this page.
+    pub(super) has_more: bool,
+}
+
+/// Reads a list page.
+pub(super) fn page(what: &str, mut object: Object) -> Result<Page, GatewayError> {
+    let data = match object.remove("data") {
+        Some(Value::Array(data)) => data,
+        _ => return Err(unexpected(what, "the list has no `data` array")),
+    };
+    let has_more = match object.get("has_more") {
+        Some(Value::Bool(has_more)) => *has_more,
+        None | Some(Value::Null) => false,
+        Some(other) => {
+            return Err(unexpected(
+                what,
+                &format!("`has_more` is not a boolean: {other}"),
+            ));
+        }
+    };
+    Ok(Page { data, has_more })
+}
+
+/// Reads a subscription object with the same parser as `customer.subscription.*` webhooks,
+/// so a fetched subscription of any API version gives the snapshot its event would.
+///
+/// The parser reads events, so the object is wrapped in a synthetic event envelope; errors
+/// name the field relative to the subscription.
+pub(super) fn subscription(
+    what: &str,
+    object: Value,
+) -> Result<SubscriptionSnapshot, GatewayError> {
+    let id = object
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or("<no id>")
+        .to_owned();
+    let event = json!({
+        "id": "evt_fetched_subscription",
+        "object": "event",
+        "type": "customer.subscription.updated",
+        "created": 0,
+        "livemode": false,
+        "data": { "object": object },
+    });
+    let bytes = serde_json::to_vec(&event)
+        .map_err(|error| unexpected(what, &format!("subscription {id}: {error}")))?;
+    let subject = format!("subscription {id}");
+    match parse_event(&bytes) {
+        Ok(event) => match event.fact {
+            Fact::Subscription { subscription, .. } => Ok(subscription),
+            _ => Err(unexpected(
+                what,
+                &format!("{subject}: not read as a subscription"),
+            )),
+        },
+        Err(error) => Err(unexpected(
+            what,
+            &format!("{subject}: {}", wire_problem(&error)),
+        )),
+    }
+}
+
+/// A wire error, with paths relative to the object rather than the synthetic event.
+fn wire_problem(error: &WireError) -> String {
+    let relative = |field: &str| {
+        field
+            .strip_prefix("data.object.")
+            .or_else(|| field.strip_prefix("data."))
+            .unwrap_or(field)
+            .to_owned()
+    };
+    match error {
+        WireError::NotJson { message } => message.clone(),
+        WireError::MissingField { field, .. } => {
+            format!("required field `{}` is missing or null", relative(field))
+        }
+        WireError::InvalidField { field, message, .. } => {
+            format!("field `{}` is invalid: {message}", relative(field))
+        }
+    }
+}
+
+/// `GatewayError::Unexpected` for the call `what`.
+pub(super) fn unexpected(what: &str, problem: &str) -> GatewayError {
+    GatewayError::Unexpected(format!("{what}: {problem}"))
+}
