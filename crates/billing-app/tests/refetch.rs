@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use billing_app::{BillingApp, IngestOutcome, IngestSettings};
 use billing_domain::SubscriptionStatus;
 use billing_domain::facts::{SubscriptionChange, SubscriptionSnapshot};
-use billing_ports::{BillingStore, GatewayError, ManualClock, StripeGateway};
+use billing_ports::{
+    BillingStore, CheckoutCreated, CheckoutRequest, GatewayError, ManualClock, StripeGateway,
+};
 use billing_store_diesel::DieselStore;
 use chrono::TimeDelta;
 use support::{Story, subscription, t0};
@@ -37,6 +39,32 @@ impl StripeGateway for FakeGateway {
         _: &str,
     ) -> Result<Vec<SubscriptionSnapshot>, GatewayError> {
         Ok(self.0.lock().unwrap().clone().into_iter().collect())
+    }
+    // Ingestion never creates anything at Stripe: a test that reached these would fail on the
+    // error they return.
+    async fn create_customer(
+        &self,
+        _: &str,
+        _: Option<&str>,
+        _: &str,
+    ) -> Result<String, GatewayError> {
+        Err(GatewayError::Rejected(
+            "ingestion must not create customers".into(),
+        ))
+    }
+    async fn create_checkout_session(
+        &self,
+        _: &CheckoutRequest,
+        _: &str,
+    ) -> Result<CheckoutCreated, GatewayError> {
+        Err(GatewayError::Rejected(
+            "ingestion must not create sessions".into(),
+        ))
+    }
+    async fn create_portal_session(&self, _: &str, _: &str) -> Result<String, GatewayError> {
+        Err(GatewayError::Rejected(
+            "ingestion must not create portal sessions".into(),
+        ))
     }
 }
 
