@@ -5,9 +5,20 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 # Every check CI runs: formatting, lints, all tests (unit, integration, doc).
 test: tools fmt-check lint nextest doctest
 
-# Start the server (SQLite under ./data when DATABASE_URL is unset).
-run *ARGS: tools
+# Development defaults for `run` and `demo`; set the variables yourself for anything real.
+export STRIPE_WEBHOOK_SECRET := env_var_or_default("STRIPE_WEBHOOK_SECRET", "whsec_dev_local_only_not_secret")
+export STRIPE_SECRET_KEY := env_var_or_default("STRIPE_SECRET_KEY", "sk_test_dev_offline_placeholder")
+export BILLING_API_KEYS := env_var_or_default("BILLING_API_KEYS", "dev_api_key_local_only")
+
+# Start the server (SQLite under ./data when DATABASE_URL is unset) with the example plans.
+run *ARGS:
+    @echo "webhook signing secret: $STRIPE_WEBHOOK_SECRET"
+    @echo "API key:                $BILLING_API_KEYS"
     cargo run -p billing-server -- {{ARGS}}
+
+# Play a signed event story against the server started by `just run` (another terminal).
+demo *ARGS:
+    cargo run -p billing-server -- demo {{ARGS}}
 
 # Install the tools the recipes need when they are missing.
 tools:
