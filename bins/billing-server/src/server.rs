@@ -1,0 +1,110 @@
+//! Wiring: store, Stripe client, application, HTTP server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, web};
+use billing_app::{BillingApp, IngestSettings};
+use billing_http::{ApiKeys, HttpState, ReadinessCheck};
+use billing_ports::{StripeGateway, SystemClock};
+use billing_store_diesel::DieselStore;
+use stripe_webhook_signature::Verifier;
+
+use crate::config::{Config, LogFormat};
+
+type BoxError = Box<dyn std::error::Error>;
+
+/// Installs the tracing subscriber (`RUST_LOG` filters, default `info`).
+pub(crate) fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+}
+
+fn open_store(config: &Config) -> Result<DieselStore, BoxError> {
+    if let Some(path) = config.database_url.0.strip_prefix("sqlite://") {
+        if let Some(dir) = std::path::Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    Ok(DieselStore::connect(
+        &config.database_url.0,
+        config.database_max_connections,
+    )?)
+}
+
+/// Applies pending migrations.
+pub(crate) async fn migrate(config: &Config) -> Result<(), BoxError> {
+    open_store(config)?.run_migrations().await?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+fn stripe_client(config: &Config) -> Result<Arc<dyn StripeGateway>, BoxError> {
+    let mut settings =
+        billing_stripe::client::StripeClientConfig::new(config.stripe_secret_key.0.clone());
+    settings.api_base = config.stripe_api_base.clone();
+    let client = billing_stripe::client::StripeClient::new(settings)?;
+    Ok(Arc::new(client))
+}
+
+/// Runs the server until SIGINT/SIGTERM; in-flight requests (and their transactions) finish.
+pub(crate) async fn serve(config: Config) -> Result<(), BoxError> {
+    let store = open_store(&config)?;
+    store.run_migrations().await?;
+    let app = BillingApp::new(
+        Arc::new(store.clone()),
+        Arc::new(config.catalog.clone()),
+        Arc::new(SystemClock),
+        Some(stripe_client(&config)?),
+        IngestSettings {
+            refetch: config.refetch,
+            retention: config.event_retention,
+            ..IngestSettings::default()
+        },
+    );
+    let readiness: ReadinessCheck = Arc::new(move || {
+        let store = store.clone();
+        Box::pin(async move {
+            match store.migrations_applied().await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("migrations are pending".to_owned()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    });
+    let state = web::Data::new(HttpState {
+        verifier: Verifier::new(config.webhook_secrets.iter().map(|s| s.0.clone()))?,
+        api_keys: ApiKeys::new(config.api_keys.iter().map(|k| k.0.clone())),
+        webhook_body_limit: config.webhook_body_limit,
+        readiness,
+        metrics: Some(billing_http::install_metrics_recorder()?),
+        app: app.clone(),
+    });
+    actix_web::rt::spawn(async move {
+        let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every_hour.tick().await;
+            match app.purge_events().await {
+                Ok(n) => tracing::info!(purged = n, "event retention"),
+                Err(e) => tracing::warn!(error = %e, "event retention failed"),
+            }
+        }
+    });
+    tracing::info!(addr = %config.bind_addr, "listening");
+    HttpServer::new(move || {
+        App::new().configure(|cfg| billing_http::configure(cfg, state.clone()))
+    })
+    .bind(config.bind_addr)?
+    .shutdown_timeout(30)
+    .run()
+    .await?;
+    Ok(())
+}
