@@ -194,7 +194,7 @@ impl StripeClient {
         &self,
         what: &str,
         key: Option<&IdempotencyKey>,
-        build: impl Fn() -> RequestBuilder,
+        build: &(dyn Fn() -> RequestBuilder + Send + Sync),
     ) -> Result<response::Object, GatewayError> {
         let mut retry = 0;
         loop {
@@ -282,7 +282,7 @@ impl StripeGateway for StripeClient {
         let what = "fetch subscription";
         let path = format!("/subscriptions/{}", path_segment(what, subscription_id)?);
         let object = self
-            .send(what, None, || {
+            .send(what, None, &|| {
                 RequestBuilder::new(StripeMethod::Get, path.clone())
             })
             .await?;
@@ -309,7 +309,7 @@ impl StripeGateway for StripeClient {
                 starting_after: starting_after.as_deref(),
             };
             let object = self
-                .send(what, None, || {
+                .send(what, None, &|| {
                     RequestBuilder::new(StripeMethod::Get, "/subscriptions").query(&query)
                 })
                 .await?;
@@ -348,7 +348,7 @@ impl StripeGateway for StripeClient {
         if let Some(email) = email {
             request = request.email(email);
         }
-        let object = self.send(what, Some(&key), || request.build()).await?;
+        let object = self.send(what, Some(&key), &|| request.build()).await?;
         response::string(what, &object, "id")
     }
 
@@ -388,7 +388,7 @@ impl StripeGateway for StripeClient {
                     ..CreateCheckoutSessionSubscriptionData::new()
                 }),
         };
-        let object = self.send(what, Some(&key), || params.build()).await?;
+        let object = self.send(what, Some(&key), &|| params.build()).await?;
         Ok(CheckoutCreated {
             id: response::string(what, &object, "id")?,
             url: response::string(what, &object, "url")?,
@@ -406,7 +406,7 @@ impl StripeGateway for StripeClient {
             return_url,
         };
         let object = self
-            .send(what, None, || {
+            .send(what, None, &|| {
                 RequestBuilder::new(StripeMethod::Post, "/billing_portal/sessions").form(&form)
             })
             .await?;
