@@ -148,10 +148,10 @@ impl Config {
             SocketAddr::from(([127, 0, 0, 1], 8080))
         });
         let stripe_api_base = get("STRIPE_API_BASE");
-        if let Some(base) = &stripe_api_base {
-            if !(base.starts_with("http://") || base.starts_with("https://")) {
-                problems.push("STRIPE_API_BASE must be an http:// or https:// URL".to_owned());
-            }
+        if let Some(base) = &stripe_api_base
+            && !(base.starts_with("http://") || base.starts_with("https://"))
+        {
+            problems.push("STRIPE_API_BASE must be an http:// or https:// URL".to_owned());
         }
         let refetch = match get("STRIPE_REFETCH").as_deref() {
             None | Some("false" | "0") => false,

@@ -26,13 +26,12 @@ pub(crate) fn init_tracing(format: LogFormat) {
 }
 
 fn open_store(config: &Config) -> Result<DieselStore, BoxError> {
-    if let Some(path) = config.database_url.0.strip_prefix("sqlite://") {
-        if let Some(dir) = std::path::Path::new(path)
+    if let Some(path) = config.database_url.0.strip_prefix("sqlite://")
+        && let Some(dir) = std::path::Path::new(path)
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir)?;
-        }
+    {
+        std::fs::create_dir_all(dir)?;
     }
     Ok(DieselStore::connect(
         &config.database_url.0,

@@ -59,10 +59,10 @@ where
         Err(error) => error.status.as_u16(),
     };
     telemetry::record_api(route, status, started.elapsed());
-    if let Err(error) = &result {
-        if error.status.is_server_error() {
-            tracing::error!(route, code = error.code, message = %error.message, "api request failed");
-        }
+    if let Err(error) = &result
+        && error.status.is_server_error()
+    {
+        tracing::error!(route, code = error.code, message = %error.message, "api request failed");
     }
     result
 }
