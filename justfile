@@ -20,9 +20,11 @@ run *ARGS:
 demo *ARGS:
     cargo run -p billing-server -- demo {{ARGS}}
 
-# Install the tools the recipes need when they are missing.
+# Install the tools the recipes need when they are missing (nextest; localstripe, the
+# stateful fake of Stripe's HTTP API that the Stripe client's tests start on 127.0.0.1).
 tools:
     @command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
+    @python3 -c "import localstripe" 2>/dev/null || python3 -m pip install --quiet localstripe==1.15.10
 
 # Fail when code is not formatted.
 fmt-check:
