@@ -117,13 +117,24 @@ pub async fn spawn_with(
     db: Option<TestDatabase>,
     body_limit: usize,
 ) -> TestApp {
-    let catalog = Catalog::from_toml_str(include_str!("../../../../plans.toml")).unwrap();
     let stripe = Arc::new(FakeStripe::default());
+    spawn_with_gateway(store, db, body_limit, stripe.clone(), stripe).await
+}
+
+/// The server over `store`, calling Stripe through `gateway`.
+pub async fn spawn_with_gateway(
+    store: DieselStore,
+    db: Option<TestDatabase>,
+    body_limit: usize,
+    gateway: Arc<dyn StripeGateway>,
+    stripe: Arc<FakeStripe>,
+) -> TestApp {
+    let catalog = Catalog::from_toml_str(include_str!("../../../../plans.toml")).unwrap();
     let app = BillingApp::new(
         Arc::new(store.clone()),
         Arc::new(catalog),
         Arc::new(SystemClock),
-        Some(stripe.clone() as Arc<dyn StripeGateway>),
+        Some(gateway),
         IngestSettings::default(),
     );
     let ready_store = store.clone();

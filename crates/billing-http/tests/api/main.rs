@@ -5,5 +5,6 @@
 mod checkout;
 mod helpers;
 mod ops;
+mod stripe_http;
 mod usage;
 mod webhook;
