@@ -7,6 +7,23 @@
 //! per backend module. Each backend module supplies the few statements that really differ:
 //! `lock_key` (an advisory lock on Postgres, nothing on SQLite, whose writers are serialised).
 
+/// Sets `user_id` on the rows of `$table` that belong to a customer and have no user yet.
+macro_rules! give_rows_to_user {
+    ($conn:expr, $table:ident, $customer:expr, $user:expr) => {
+        diesel::update(
+            $table::table
+                .filter($table::stripe_customer_id.eq($customer))
+                .filter($table::user_id.is_null()),
+        )
+        .set($table::user_id.eq($user))
+        .execute($conn)
+        .await
+        .map_err(db_err)?
+    };
+}
+
+pub(crate) use give_rows_to_user;
+
 /// Expands the schema, rows, conversions and transaction implementation for one backend.
 ///
 /// `$ts` is the backend's timestamp SQL type, `$conn` its connection type.
@@ -638,33 +655,24 @@ macro_rules! diesel_backend {
                     stripe_customer_id: &str,
                     user_id: &str,
                 ) -> Result<(), StoreError> {
-                    diesel::update(
-                        credit_ledger::table
-                            .filter(credit_ledger::stripe_customer_id.eq(stripe_customer_id))
-                            .filter(credit_ledger::user_id.is_null()),
-                    )
-                    .set(credit_ledger::user_id.eq(user_id))
-                    .execute(self.conn)
-                    .await
-                    .map_err(db_err)?;
-                    diesel::update(
-                        orders::table
-                            .filter(orders::stripe_customer_id.eq(stripe_customer_id))
-                            .filter(orders::user_id.is_null()),
-                    )
-                    .set(orders::user_id.eq(user_id))
-                    .execute(self.conn)
-                    .await
-                    .map_err(db_err)?;
-                    diesel::update(
-                        payments::table
-                            .filter(payments::stripe_customer_id.eq(stripe_customer_id))
-                            .filter(payments::user_id.is_null()),
-                    )
-                    .set(payments::user_id.eq(user_id))
-                    .execute(self.conn)
-                    .await
-                    .map_err(db_err)?;
+                    crate::backend::give_rows_to_user!(
+                        self.conn,
+                        credit_ledger,
+                        stripe_customer_id,
+                        user_id
+                    );
+                    crate::backend::give_rows_to_user!(
+                        self.conn,
+                        orders,
+                        stripe_customer_id,
+                        user_id
+                    );
+                    crate::backend::give_rows_to_user!(
+                        self.conn,
+                        payments,
+                        stripe_customer_id,
+                        user_id
+                    );
                     Ok(())
                 }
 
