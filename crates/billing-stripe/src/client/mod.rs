@@ -6,7 +6,7 @@
 //! | port method | Stripe call |
 //! | --- | --- |
 //! | [`create_customer`](StripeGateway::create_customer) | `POST /v1/customers` with `email` and `metadata[user_id]`, under the caller's idempotency key |
-//! | [`create_checkout_session`](StripeGateway::create_checkout_session) | `POST /v1/checkout/sessions`: `customer`, `client_reference_id` and `metadata[user_id]` = user, one line item (`price` × 1), `mode`, success and cancel URLs; in subscription mode also `subscription_data[metadata][user_id]` and `subscription_data[trial_period_days]`; under the caller's idempotency key |
+//! | [`create_checkout_session`](StripeGateway::create_checkout_session) | `POST /v1/checkout/sessions`: `customer`, `client_reference_id` and `metadata[user_id]` = user, one line item (`price` × 1), `mode`, success and cancel URLs; in payment mode also `payment_intent_data[metadata][user_id]`; in subscription mode also `subscription_data[metadata][user_id]` and `subscription_data[trial_period_days]`; under the caller's idempotency key |
 //! | [`create_portal_session`](StripeGateway::create_portal_session) | `POST /v1/billing_portal/sessions` with `customer` and `return_url` |
 //! | [`fetch_subscription`](StripeGateway::fetch_subscription) | `GET /v1/subscriptions/{id}` |
 //! | [`customer_subscriptions`](StripeGateway::customer_subscriptions) | `GET /v1/subscriptions?customer=…&status=all&limit=100`, following `starting_after` while `has_more` |
@@ -58,7 +58,8 @@ use serde::Serialize;
 use stripe::{ClientBuilder, IdempotencyKey, RequestStrategy, StripeRequest};
 use stripe_checkout::CheckoutSessionMode;
 use stripe_checkout::checkout_session::{
-    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
+    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionPaymentIntentData,
+    CreateCheckoutSessionSubscriptionData,
 };
 use stripe_client_core::{RequestBuilder, StripeMethod};
 use stripe_core::customer::CreateCustomer;
@@ -378,7 +379,14 @@ impl StripeGateway for StripeClient {
                         "{what}: trial days are only possible in subscription mode"
                     )));
                 }
-                params.mode(CheckoutSessionMode::Payment)
+                // The payment intent carries the user too, so its own events
+                // (`payment_intent.*`) name the user even before the customer is linked.
+                params
+                    .mode(CheckoutSessionMode::Payment)
+                    .payment_intent_data(CreateCheckoutSessionPaymentIntentData {
+                        metadata: Some(user_metadata(&request.user_id)),
+                        ..CreateCheckoutSessionPaymentIntentData::new()
+                    })
             }
             CheckoutKind::Subscription => params
                 .mode(CheckoutSessionMode::Subscription)

@@ -186,6 +186,10 @@ async fn payment_checkout_sends_payment_mode_and_no_subscription_data() {
     assert_eq!(field(&form, "mode"), Some("payment"));
     assert_eq!(field(&form, "client_reference_id"), Some("user_42"));
     assert_eq!(field(&form, "metadata[user_id]"), Some("user_42"));
+    assert_eq!(
+        field(&form, "payment_intent_data[metadata][user_id]"),
+        Some("user_42")
+    );
     assert!(
         form.iter()
             .all(|(key, _)| !key.starts_with("subscription_data")),
