@@ -78,7 +78,48 @@ pub(crate) async fn deciding_subscription(
     }))
 }
 
+/// The answer of the feature gate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureAccess {
+    /// Whether the tier in force has the feature.
+    pub allowed: bool,
+    /// The tier in force now.
+    pub tier: TierId,
+    /// Why this tier.
+    pub reason: AccessReason,
+}
+
 impl<S: BillingStore> BillingApp<S> {
+    /// The feature gate: whether the user's tier has `feature` now; `None` when the catalog
+    /// has no such feature. Reads only the subscriptions (no usage, no credits): this is the
+    /// check a product calls on every gated request.
+    pub async fn feature(
+        &self,
+        user_id: &str,
+        feature: &str,
+    ) -> Result<Option<FeatureAccess>, AppError> {
+        if !self.catalog().features().any(|f| f == feature) {
+            return Ok(None);
+        }
+        let catalog = self.catalog().clone();
+        let now = self.clock().now();
+        let (user, feature) = (user_id.to_owned(), feature.to_owned());
+        self.store()
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    let subscription = deciding_subscription(tx, &catalog, &user, now).await?;
+                    let state = subscription.as_ref().map(state_of);
+                    let granted = entitlement(state.as_ref(), &catalog, now);
+                    Ok::<_, AppError>(Some(FeatureAccess {
+                        allowed: granted.feature(&feature),
+                        tier: granted.tier.id.clone(),
+                        reason: granted.reason,
+                    }))
+                })
+            })
+            .await
+    }
+
     /// The user's entitlements now. A user we do not know is on the free tier (not an error).
     pub async fn entitlements(&self, user_id: &str) -> Result<UserEntitlements, AppError> {
         let catalog = self.catalog().clone();

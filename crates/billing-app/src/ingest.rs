@@ -8,7 +8,7 @@ use billing_ports::{BillingStore, Claim, Clock, EventStatus, NewEvent, StoreErro
 use chrono::TimeDelta;
 
 use crate::effects::{self, Context};
-use crate::error::IngestError;
+use crate::error::{AppError, IngestError};
 
 /// What became of one delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +189,23 @@ impl<S: BillingStore> BillingApp<S> {
                 Err(error)
             }
         }
+    }
+
+    /// Stores a verified event whose object could not be read as `failed` (attempts + 1,
+    /// `error` kept), so nothing is lost: a fix and a redelivery or replay can still apply it.
+    /// `event.received_at` is set from the clock.
+    pub async fn record_unparsed(&self, mut event: NewEvent, error: &str) -> Result<(), AppError> {
+        event.received_at = self.clock.now();
+        tracing::error!(
+            event_id = %event.id,
+            event_type = %event.event_type,
+            error,
+            "verified event could not be parsed; stored as failed"
+        );
+        Ok(self
+            .store
+            .record_failure(&event, error, event.received_at)
+            .await?)
     }
 
     /// Deletes done events older than the retention, batch by batch; returns how many.

@@ -29,7 +29,7 @@ mod ingest;
 mod purchase;
 mod usage;
 
-pub use entitlements::UserEntitlements;
+pub use entitlements::{FeatureAccess, UserEntitlements};
 pub use error::{AppError, IngestError};
 pub use ingest::{BillingApp, IngestOutcome, IngestSettings};
 pub use purchase::{CheckoutOutcome, CheckoutParams, PriceChoice};

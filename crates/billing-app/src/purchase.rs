@@ -113,15 +113,8 @@ impl<S: BillingStore> BillingApp<S> {
         user_id: &str,
         email: Option<&str>,
     ) -> Result<String, AppError> {
-        let user = user_id.to_owned();
-        let existing = self
-            .store()
-            .transaction(move |tx| {
-                Box::pin(async move { Ok::<_, AppError>(tx.customer_of_user(&user).await?) })
-            })
-            .await?;
-        if let Some(customer) = existing {
-            return Ok(customer.stripe_customer_id);
+        if let Some(customer) = self.customer_of(user_id).await? {
+            return Ok(customer);
         }
         let gateway = self.gateway_or_err()?;
         let key = format!("customer-{}", digest(&[user_id]));
@@ -298,14 +291,22 @@ impl<S: BillingStore> BillingApp<S> {
         Ok(gateway.create_portal_session(&customer, return_url).await?)
     }
 
-    async fn known_customer(&self, user_id: &str) -> Result<String, AppError> {
+    /// The Stripe customer linked to a user, if any.
+    async fn customer_of(&self, user_id: &str) -> Result<Option<String>, AppError> {
         let user = user_id.to_owned();
-        self.store()
+        Ok(self
+            .store()
             .transaction(move |tx| {
                 Box::pin(async move { Ok::<_, AppError>(tx.customer_of_user(&user).await?) })
             })
             .await?
-            .map(|c| c.stripe_customer_id)
+            .map(|c| c.stripe_customer_id))
+    }
+
+    /// The Stripe customer linked to a user; `UnknownUser` when none.
+    async fn known_customer(&self, user_id: &str) -> Result<String, AppError> {
+        self.customer_of(user_id)
+            .await?
             .ok_or_else(|| AppError::UnknownUser(user_id.to_owned()))
     }
 

@@ -115,12 +115,16 @@ async fn feature<S: BillingStore>(
 ) -> Result<HttpResponse, ApiError> {
     guarded(&state, &request, "feature", || async {
         let (user, feature) = path.into_inner();
-        let e = state.app.entitlements(&user).await?;
-        let Some(allowed) = e.features.get(&feature) else {
-            return Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_feature", format!("feature {feature:?} is not in the plan catalog")));
+        let Some(access) = state.app.feature(&user, &feature).await? else {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_feature",
+                format!("feature {feature:?} is not in the plan catalog"),
+            ));
         };
         Ok(HttpResponse::Ok().json(json!({
-            "user_id": user, "feature": feature, "allowed": allowed, "tier": e.tier.as_str(), "reason": e.reason.code(),
+            "user_id": user, "feature": feature, "allowed": access.allowed,
+            "tier": access.tier.as_str(), "reason": access.reason.code(),
         })))
     })
     .await

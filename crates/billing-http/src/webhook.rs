@@ -140,24 +140,18 @@ async fn reject_unparsable<S: BillingStore>(
     };
     seen.id = Some(envelope.id.clone());
     seen.event_type = Some(envelope.event_type.clone());
-    tracing::error!(event_id = %envelope.id, event_type = %envelope.event_type, error = %error, "verified event could not be parsed; stored as failed");
     let event = NewEvent {
         id: envelope.id.clone(),
-        event_type: envelope.event_type.clone(),
-        api_version: envelope.api_version.clone(),
+        event_type: envelope.event_type,
+        api_version: envelope.api_version,
         livemode: envelope.livemode,
         created: envelope.created,
         payload: String::from_utf8_lossy(body).into_owned(),
         received_at: state.app.clock().now(),
     };
-    let stored = state
-        .app
-        .store()
-        .record_failure(&event, &error.to_string(), event.received_at)
-        .await;
-    if let Err(store_error) = stored {
+    if let Err(store_error) = state.app.record_unparsed(event, &error.to_string()).await {
         tracing::error!(event_id = %envelope.id, error = %store_error, "could not store the unparsable event");
-        return ApiError::from(billing_app::AppError::Store(store_error));
+        return ApiError::from(store_error);
     }
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,

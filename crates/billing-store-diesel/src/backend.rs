@@ -835,13 +835,17 @@ macro_rules! diesel_backend {
                 }
 
                 async fn credit_balance(&mut self, user_id: &str) -> Result<i64, StoreError> {
-                    let amounts: Vec<i64> = credit_ledger::table
+                    // Summed by the database: the ledger only grows, the entitlement check
+                    // reads this on every call. CAST keeps Postgres' SUM(bigint) (numeric) and
+                    // SQLite's alike.
+                    credit_ledger::table
                         .filter(credit_ledger::user_id.eq(user_id))
-                        .select(credit_ledger::amount)
-                        .load(self.conn)
+                        .select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                            "CAST(COALESCE(SUM(amount), 0) AS BIGINT)",
+                        ))
+                        .get_result(self.conn)
                         .await
-                        .map_err(db_err)?;
-                    Ok(amounts.iter().sum())
+                        .map_err(db_err)
                 }
 
                 async fn usage_by_key(

@@ -119,9 +119,25 @@ impl DieselStore {
         migrate::run(self.backend(), &self.url).await
     }
 
-    /// True when every embedded migration has been applied (the readiness check).
+    /// True when every embedded migration has been applied (the readiness check). Uses a
+    /// pooled connection, so it also proves the pool can reach the database.
     pub async fn migrations_applied(&self) -> Result<bool, SetupError> {
-        migrate::all_applied(self.backend(), &self.url).await
+        let backend = self.backend();
+        let applied = match &self.inner {
+            Inner::Postgres(pool) => {
+                let mut conn = pg::connection(pool)
+                    .await
+                    .map_err(|e| SetupError::Connect(e.to_string()))?;
+                migrate::applied_versions(&mut *conn).await
+            }
+            Inner::Sqlite(pool, _) => {
+                let mut conn = sqlite::connection(pool)
+                    .await
+                    .map_err(|e| SetupError::Connect(e.to_string()))?;
+                migrate::applied_versions(&mut *conn).await
+            }
+        };
+        migrate::all_applied(backend, applied)
     }
 }
 

@@ -3,8 +3,8 @@
 //! Diesel's migration harness is synchronous; diesel-async's wrapper blocks in place, which
 //! only a multi-threaded tokio worker may do. Running migrations therefore happens on a thread
 //! with a runtime of its own, so it works from any runtime (actix's workers are
-//! current-thread). The readiness check does not use the harness: it compares the versions
-//! Diesel recorded with the embedded ones in one query.
+//! current-thread). The readiness check does not use the harness: on a pooled connection, it
+//! compares the versions Diesel recorded with the embedded ones in one query.
 
 use std::collections::HashSet;
 
@@ -72,53 +72,49 @@ async fn run_here(backend: Backend, url: String) -> Result<(), SetupError> {
     }
 }
 
+/// One row of Diesel's migration bookkeeping.
 #[derive(QueryableByName)]
-struct Version {
+pub(crate) struct Version {
     #[diesel(sql_type = Text)]
-    version: String,
+    pub(crate) version: String,
 }
 
+/// The versions Diesel recorded as applied.
 const APPLIED: &str = "SELECT version FROM __diesel_schema_migrations";
 
-/// True when every embedded migration of `backend` is recorded as applied on `url`.
-pub(crate) async fn all_applied(backend: Backend, url: &str) -> Result<bool, SetupError> {
-    let (applied, embedded): (Vec<Version>, Vec<String>) = match backend {
-        Backend::Postgres => {
-            let mut conn = AsyncPgConnection::establish(url)
-                .await
-                .map_err(|e| SetupError::Connect(e.to_string()))?;
-            let embedded = MigrationSource::<diesel::pg::Pg>::migrations(&POSTGRES)
-                .map_err(|e| SetupError::Migration(e.to_string()))?
-                .iter()
-                .map(|m| m.name().version().to_string())
-                .collect();
-            (
-                diesel::sql_query(APPLIED)
-                    .load(&mut conn)
-                    .await
-                    .unwrap_or_default(),
-                embedded,
-            )
-        }
-        Backend::Sqlite => {
-            let path = url.strip_prefix("sqlite://").unwrap_or(url);
-            let mut conn = SqliteConn::establish(path)
-                .await
-                .map_err(|e| SetupError::Connect(e.to_string()))?;
-            let embedded = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE)
-                .map_err(|e| SetupError::Migration(e.to_string()))?
-                .iter()
-                .map(|m| m.name().version().to_string())
-                .collect();
-            (
-                diesel::sql_query(APPLIED)
-                    .load(&mut conn)
-                    .await
-                    .unwrap_or_default(),
-                embedded,
-            )
-        }
+/// The versions of the embedded migrations for `DB`.
+fn embedded<DB: diesel::backend::Backend>(
+    migrations: &EmbeddedMigrations,
+) -> Result<Vec<String>, SetupError>
+where
+    EmbeddedMigrations: MigrationSource<DB>,
+{
+    Ok(MigrationSource::<DB>::migrations(migrations)
+        .map_err(|e| SetupError::Migration(e.to_string()))?
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect())
+}
+
+/// True when every embedded migration of `backend` is among the `applied` versions.
+pub(crate) fn all_applied(backend: Backend, applied: Vec<String>) -> Result<bool, SetupError> {
+    let embedded = match backend {
+        Backend::Postgres => embedded::<diesel::pg::Pg>(&POSTGRES)?,
+        Backend::Sqlite => embedded::<diesel::sqlite::Sqlite>(&SQLITE)?,
     };
-    let applied: HashSet<String> = applied.into_iter().map(|v| v.version).collect();
+    let applied: HashSet<String> = applied.into_iter().collect();
     Ok(embedded.iter().all(|v| applied.contains(v)))
+}
+
+/// Reads the applied versions on `conn`; a missing bookkeeping table means none.
+pub(crate) async fn applied_versions<C>(conn: &mut C) -> Vec<String>
+where
+    C: diesel_async::AsyncConnection + Send,
+    diesel::query_builder::SqlQuery: diesel_async::methods::LoadQuery<'static, C, Version>,
+{
+    let rows: Vec<Version> = diesel::sql_query(APPLIED)
+        .load(conn)
+        .await
+        .unwrap_or_default();
+    rows.into_iter().map(|v| v.version).collect()
 }
