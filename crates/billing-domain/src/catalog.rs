@@ -290,6 +290,22 @@ impl Catalog {
         self.by_price.get(price_id).and_then(|&i| self.tiers.get(i))
     }
 
+    /// The highest tier bought by any of `price_ids`, with the price that buys it; `None` when
+    /// the catalog knows none of them. A subscription with several items (a plan plus add-ons)
+    /// is on the best plan among its items, whatever their order.
+    pub fn highest_tier_for_prices<'p, I>(&self, price_ids: I) -> Option<(&Tier, &'p str)>
+    where
+        I: IntoIterator<Item = &'p str>,
+    {
+        price_ids
+            .into_iter()
+            .filter_map(|price| self.tier_for_price(price).map(|tier| (tier, price)))
+            .fold(None, |best: Option<(&Tier, &str)>, (tier, price)| match best {
+                Some((held, _)) if held.rank >= tier.rank => best,
+                _ => Some((tier, price)),
+            })
+    }
+
     /// All tiers, ordered from lowest (the free tier) to highest.
     pub fn tiers(&self) -> &[Tier] {
         &self.tiers

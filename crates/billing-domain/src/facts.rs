@@ -51,20 +51,24 @@ pub enum Fact {
         /// The invoice as sent.
         invoice: InvoiceFacts,
     },
-    /// `payment_intent.succeeded` or `payment_intent.payment_failed`.
+    /// `payment_intent.succeeded`, `.payment_failed`, `.processing`, `.requires_action` or
+    /// `.canceled`.
     PaymentIntent {
-        /// True for `payment_intent.succeeded`.
-        succeeded: bool,
+        /// Which payment intent event this is.
+        change: PaymentIntentChange,
         /// The payment intent as sent.
         payment_intent: PaymentIntentFacts,
     },
-    /// `charge.refunded` (the charge, with its refunded total).
+    /// `charge.refunded` (the charge, with its refunded total). The charge may have no payment
+    /// intent (Charges API integrations).
     ChargeRefunded(ChargeFacts),
     /// `charge.refund.updated` (one refund object).
     RefundUpdated(RefundFacts),
-    /// `charge.dispute.created` or `charge.dispute.closed`.
+    /// `charge.dispute.created`, `.updated`, `.funds_withdrawn`, `.funds_reinstated` or
+    /// `.closed`.
     Dispute {
-        /// True for `charge.dispute.closed`.
+        /// True for `charge.dispute.closed`. Informational: the outcome follows the dispute's
+        /// own `status`.
         closed: bool,
         /// The dispute as sent.
         dispute: DisputeFacts,
@@ -157,8 +161,9 @@ pub struct SubscriptionSnapshot {
     pub customer_id: String,
     /// Stripe's status.
     pub status: SubscriptionStatus,
-    /// The price of the first item (`price_…`), which decides the tier.
-    pub price_id: Option<String>,
+    /// Every item's price (`price_…`), in item order. The tier is the highest catalog tier
+    /// among them; prices the catalog does not know do not count.
+    pub price_ids: Vec<String>,
     /// Start of the current billing period (on the subscription before basil, on items since).
     pub current_period_start: Option<DateTime<Utc>>,
     /// End of the current billing period.
@@ -202,7 +207,8 @@ pub struct InvoiceFacts {
     pub status: Option<String>,
     /// Why the invoice was made: `subscription_create`, `subscription_cycle`, …
     pub billing_reason: Option<String>,
-    /// Amount paid so far.
+    /// Amount paid so far. Renderings without `amount_paid` (before 2019) give `total` when the
+    /// invoice is `paid`, else zero.
     pub amount_paid: Money,
     /// Amount due.
     pub amount_due: Money,
@@ -214,10 +220,12 @@ pub struct InvoiceFacts {
     pub period_end: Option<DateTime<Utc>>,
     /// When Stripe will retry a failed payment, if it will.
     pub next_payment_attempt: Option<DateTime<Utc>>,
-    /// The price of the subscription line (`lines.data[].price.id` before basil,
-    /// `lines.data[].pricing.price_details.price` since), so credits can be granted even when
-    /// the invoice arrives before its subscription.
-    pub price_id: Option<String>,
+    /// The prices of the subscription lines (`lines.data[].price.id` before basil,
+    /// `lines.data[].pricing.price_details.price` since): every non-proration line's, or else
+    /// the one proration line that bills the new price. Credits come from the highest catalog
+    /// tier among them, so they can be granted even when the invoice arrives before its
+    /// subscription.
+    pub price_ids: Vec<String>,
 }
 
 /// A payment intent.
@@ -231,8 +239,10 @@ pub struct PaymentIntentFacts {
     pub amount: Money,
     /// Stripe's status string.
     pub status: String,
-    /// The failure message of the last attempt, if it failed.
+    /// The failure message of the last attempt (`last_payment_error.message`), if it failed.
     pub last_error: Option<String>,
+    /// The latest charge (`latest_charge`, or `charges.data[0]` before 2022-11-15).
+    pub latest_charge_id: Option<String>,
     /// Our user id from `metadata.user_id`.
     pub metadata_user_id: Option<String>,
 }
@@ -242,8 +252,10 @@ pub struct PaymentIntentFacts {
 pub struct ChargeFacts {
     /// `ch_…`.
     pub id: String,
-    /// The payment intent it belongs to, if any.
+    /// The payment intent it belongs to; `None` for Charges API charges.
     pub payment_intent_id: Option<String>,
+    /// `cus_…`, if any.
+    pub customer_id: Option<String>,
     /// The charged amount.
     pub amount: Money,
     /// Total refunded so far (same currency).
@@ -276,8 +288,55 @@ pub struct DisputeFacts {
     pub payment_intent_id: Option<String>,
     /// The disputed amount.
     pub amount: Money,
-    /// Stripe's dispute status: `needs_response`, `under_review`, `won`, `lost`, …
+    /// Stripe's dispute status, as sent: `warning_needs_response`, `warning_under_review`,
+    /// `warning_closed`, `needs_response`, `under_review`, `won`, `lost`, `prevented`, …
     pub status: String,
+}
+
+/// Which `payment_intent.*` event a payment intent came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentIntentChange {
+    /// `payment_intent.succeeded`.
+    Succeeded,
+    /// `payment_intent.payment_failed`.
+    PaymentFailed,
+    /// `payment_intent.processing`.
+    Processing,
+    /// `payment_intent.requires_action`.
+    RequiresAction,
+    /// `payment_intent.canceled`.
+    Canceled,
+}
+
+/// Where a dispute stands for us, derived from Stripe's dispute status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DisputeOutcome {
+    /// An inquiry or a chargeback that has not been decided.
+    Open,
+    /// Decided for the merchant.
+    Won,
+    /// Decided for the cardholder: the money is gone.
+    Lost,
+    /// Ended with no chargeback: an inquiry closed (`warning_closed`) or a dispute prevented.
+    ClosedWithoutChargeback,
+}
+
+impl DisputeOutcome {
+    /// The outcome of Stripe's dispute `status`. Statuses this version does not know are
+    /// treated as still open.
+    pub fn of_status(status: &str) -> Self {
+        match status {
+            "won" => Self::Won,
+            "lost" => Self::Lost,
+            "warning_closed" | "prevented" => Self::ClosedWithoutChargeback,
+            _ => Self::Open,
+        }
+    }
+
+    /// True once the dispute is decided; a decided dispute never reopens.
+    pub fn is_closed(self) -> bool {
+        self != Self::Open
+    }
 }
 
 impl Fact {
@@ -289,7 +348,8 @@ impl Fact {
             Fact::Subscription { subscription, .. } => Some(&subscription.customer_id),
             Fact::Invoice { invoice, .. } => invoice.customer_id.as_deref(),
             Fact::PaymentIntent { payment_intent, .. } => payment_intent.customer_id.as_deref(),
-            Fact::ChargeRefunded(_) | Fact::RefundUpdated(_) | Fact::Dispute { .. } => None,
+            Fact::ChargeRefunded(charge) => charge.customer_id.as_deref(),
+            Fact::RefundUpdated(_) | Fact::Dispute { .. } => None,
             Fact::Unhandled => None,
         }
     }
