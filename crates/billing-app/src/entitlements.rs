@@ -74,7 +74,7 @@ pub(crate) async fn deciding_subscription(
         .await?;
     Ok(subscriptions.into_iter().max_by(|a, b| {
         let rank = |s: &SubscriptionRecord| entitlement(Some(&state_of(s)), catalog, now).tier.rank;
-        (rank(a), &a.position).cmp(&(rank(b), &b.position))
+        (rank(a), &a.snapshot_position).cmp(&(rank(b), &b.snapshot_position))
     }))
 }
 

@@ -300,10 +300,13 @@ impl Catalog {
         price_ids
             .into_iter()
             .filter_map(|price| self.tier_for_price(price).map(|tier| (tier, price)))
-            .fold(None, |best: Option<(&Tier, &str)>, (tier, price)| match best {
-                Some((held, _)) if held.rank >= tier.rank => best,
-                _ => Some((tier, price)),
-            })
+            .fold(
+                None,
+                |best: Option<(&Tier, &str)>, (tier, price)| match best {
+                    Some((held, _)) if held.rank >= tier.rank => best,
+                    _ => Some((tier, price)),
+                },
+            )
     }
 
     /// All tiers, ordered from lowest (the free tier) to highest.

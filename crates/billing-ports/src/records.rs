@@ -92,6 +92,9 @@ string_enum! {
         Won => "won",
         /// The dispute closed against us.
         Lost => "lost",
+        /// Closed with no chargeback: an inquiry closed (`warning_closed`) or a dispute
+        /// prevented.
+        ClosedWithoutChargeback => "closed_without_chargeback",
     }
 }
 
@@ -240,8 +243,11 @@ pub struct SubscriptionRecord {
     pub stripe_subscription_id: String,
     /// `cus_…`; the customer row exists.
     pub stripe_customer_id: String,
-    /// The price deciding the tier.
+    /// The item price deciding the tier: the one buying the highest catalog tier, else the
+    /// first item's.
     pub price_id: Option<String>,
+    /// Every item's price, in item order, as the last applied snapshot listed them.
+    pub item_price_ids: Vec<String>,
     /// The tier id the price mapped to when last written (for queries; entitlement re-derives it).
     pub tier: String,
     /// Stripe's status.
@@ -260,15 +266,25 @@ pub struct SubscriptionRecord {
     pub grace_period_end: Option<DateTime<Utc>>,
     /// The invoice whose failure opened the current dunning cycle.
     pub dunning_invoice_id: Option<String>,
-    /// The last event applied.
-    pub position: EventPosition,
+    /// The position of the last applied snapshot (`customer.subscription.*` or a re-fetch):
+    /// the authority for price, items, period, cancellation and trial. Invoice events never
+    /// move it.
+    pub snapshot_position: EventPosition,
+    /// The position of whatever last set `status`: that snapshot, or a newer status inferred
+    /// from an invoice event.
+    pub status_position: EventPosition,
 }
 
-/// A payment intent we know of.
+/// A payment we know of: a payment intent, or a charge of the Charges API that has none.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PaymentRecord {
-    /// `pi_…`.
-    pub payment_intent_id: String,
+    /// Our key of the row: the id it was first known by (`pi_…`, or `ch_…` for a payment known
+    /// only by its charge). It never changes.
+    pub key: String,
+    /// `pi_…`, when known.
+    pub payment_intent_id: Option<String>,
+    /// `ch_…`: the payment intent's latest charge, or the charge itself.
+    pub charge_id: Option<String>,
     /// `cus_…`, if any.
     pub stripe_customer_id: Option<String>,
     /// Our user, if known.
@@ -277,13 +293,17 @@ pub struct PaymentRecord {
     pub amount: Money,
     /// Our state of it.
     pub status: PaymentStatus,
+    /// Stripe's `created` of the event that set `status`, which orders later status events.
+    pub status_at: Option<DateTime<Utc>>,
     /// The last failure message.
     pub last_error: Option<String>,
     /// Refunded so far, minor units (kept here too so a refund that arrives before its order
     /// is not lost).
     pub amount_refunded: i64,
-    /// Dispute state (same reason).
+    /// Dispute outcome (same reason).
     pub dispute_status: DisputeStatus,
+    /// Stripe's dispute status as last applied (`needs_response`, `warning_closed`, …).
+    pub dispute_stripe_status: Option<String>,
 }
 
 /// A one-time purchase made through Checkout.

@@ -108,13 +108,18 @@ pub trait BillingTx: Send {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    /// The payment with this payment intent id.
-    async fn payment(
+    /// The payments known by this payment intent id or by this charge id: none, one, or two
+    /// (a row first known by its charge alone and one of its payment intent, to be merged).
+    async fn payments_matching(
         &mut self,
-        payment_intent_id: &str,
-    ) -> Result<Option<PaymentRecord>, StoreError>;
+        payment_intent_id: Option<&str>,
+        charge_id: Option<&str>,
+    ) -> Result<Vec<PaymentRecord>, StoreError>;
 
-    /// Inserts or updates a payment (keyed by payment intent id).
+    /// Deletes the payment with this key (after merging it into another).
+    async fn delete_payment(&mut self, key: &str) -> Result<(), StoreError>;
+
+    /// Inserts or updates a payment (keyed by [`PaymentRecord::key`]).
     async fn save_payment(
         &mut self,
         payment: &PaymentRecord,

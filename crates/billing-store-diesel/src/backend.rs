@@ -62,6 +62,7 @@ macro_rules! diesel_backend {
                     stripe_subscription_id -> Text,
                     stripe_customer_id -> Text,
                     price_id -> Nullable<Text>,
+                    item_price_ids -> Text,
                     tier -> Text,
                     status -> Text,
                     current_period_start -> Nullable<$ts>,
@@ -71,23 +72,30 @@ macro_rules! diesel_backend {
                     trial_end -> Nullable<$ts>,
                     grace_period_end -> Nullable<$ts>,
                     dunning_invoice_id -> Nullable<Text>,
-                    last_event_created -> $ts,
-                    last_event_rank -> SmallInt,
-                    last_event_id -> Text,
+                    snapshot_event_created -> $ts,
+                    snapshot_event_rank -> SmallInt,
+                    snapshot_event_id -> Text,
+                    status_event_created -> $ts,
+                    status_event_rank -> SmallInt,
+                    status_event_id -> Text,
                     updated_at -> $ts,
                 }
             }
             diesel::table! {
-                payments (payment_intent_id) {
-                    payment_intent_id -> Text,
+                payments (payment_key) {
+                    payment_key -> Text,
+                    payment_intent_id -> Nullable<Text>,
+                    charge_id -> Nullable<Text>,
                     stripe_customer_id -> Nullable<Text>,
                     user_id -> Nullable<Text>,
                     amount_minor -> BigInt,
                     currency -> Text,
                     status -> Text,
+                    status_at -> Nullable<$ts>,
                     last_error -> Nullable<Text>,
                     amount_refunded -> BigInt,
                     dispute_status -> Text,
+                    dispute_stripe_status -> Nullable<Text>,
                     updated_at -> $ts,
                 }
             }
@@ -208,6 +216,7 @@ macro_rules! diesel_backend {
                 pub(super) stripe_subscription_id: String,
                 pub(super) stripe_customer_id: String,
                 pub(super) price_id: Option<String>,
+                pub(super) item_price_ids: String,
                 pub(super) tier: String,
                 pub(super) status: String,
                 pub(super) current_period_start: Option<DateTime<Utc>>,
@@ -217,23 +226,30 @@ macro_rules! diesel_backend {
                 pub(super) trial_end: Option<DateTime<Utc>>,
                 pub(super) grace_period_end: Option<DateTime<Utc>>,
                 pub(super) dunning_invoice_id: Option<String>,
-                pub(super) last_event_created: DateTime<Utc>,
-                pub(super) last_event_rank: i16,
-                pub(super) last_event_id: String,
+                pub(super) snapshot_event_created: DateTime<Utc>,
+                pub(super) snapshot_event_rank: i16,
+                pub(super) snapshot_event_id: String,
+                pub(super) status_event_created: DateTime<Utc>,
+                pub(super) status_event_rank: i16,
+                pub(super) status_event_id: String,
             }
 
             #[derive(Queryable, Selectable, Insertable, AsChangeset)]
             #[diesel(table_name = payments, treat_none_as_null = true)]
             pub(super) struct PaymentRow {
-                pub(super) payment_intent_id: String,
+                pub(super) payment_key: String,
+                pub(super) payment_intent_id: Option<String>,
+                pub(super) charge_id: Option<String>,
                 pub(super) stripe_customer_id: Option<String>,
                 pub(super) user_id: Option<String>,
                 pub(super) amount_minor: i64,
                 pub(super) currency: String,
                 pub(super) status: String,
+                pub(super) status_at: Option<DateTime<Utc>>,
                 pub(super) last_error: Option<String>,
                 pub(super) amount_refunded: i64,
                 pub(super) dispute_status: String,
+                pub(super) dispute_stripe_status: Option<String>,
             }
 
             #[derive(Queryable, Selectable, Insertable)]
@@ -373,8 +389,34 @@ macro_rules! diesel_backend {
                 }
             }
 
+            fn position(
+                created: DateTime<Utc>,
+                rank: i16,
+                event_id: String,
+            ) -> Result<EventPosition, StoreError> {
+                Ok(EventPosition {
+                    created,
+                    rank: u8::try_from(rank)
+                        .map_err(|_| StoreError::Corrupt(format!("event rank {rank}")))?,
+                    event_id,
+                })
+            }
+
             fn subscription_record(row: SubscriptionRow) -> Result<SubscriptionRecord, StoreError> {
                 Ok(SubscriptionRecord {
+                    item_price_ids: serde_json::from_str(&row.item_price_ids).map_err(|e| {
+                        StoreError::Corrupt(format!("item_price_ids {:?}: {e}", row.item_price_ids))
+                    })?,
+                    snapshot_position: position(
+                        row.snapshot_event_created,
+                        row.snapshot_event_rank,
+                        row.snapshot_event_id,
+                    )?,
+                    status_position: position(
+                        row.status_event_created,
+                        row.status_event_rank,
+                        row.status_event_id,
+                    )?,
                     stripe_subscription_id: row.stripe_subscription_id,
                     stripe_customer_id: row.stripe_customer_id,
                     price_id: row.price_id,
@@ -387,21 +429,16 @@ macro_rules! diesel_backend {
                     trial_end: row.trial_end,
                     grace_period_end: row.grace_period_end,
                     dunning_invoice_id: row.dunning_invoice_id,
-                    position: EventPosition {
-                        created: row.last_event_created,
-                        rank: u8::try_from(row.last_event_rank).map_err(|_| {
-                            StoreError::Corrupt(format!("last_event_rank {}", row.last_event_rank))
-                        })?,
-                        event_id: row.last_event_id,
-                    },
                 })
             }
 
-            fn subscription_row(s: &SubscriptionRecord) -> SubscriptionRow {
-                SubscriptionRow {
+            fn subscription_row(s: &SubscriptionRecord) -> Result<SubscriptionRow, StoreError> {
+                Ok(SubscriptionRow {
                     stripe_subscription_id: s.stripe_subscription_id.clone(),
                     stripe_customer_id: s.stripe_customer_id.clone(),
                     price_id: s.price_id.clone(),
+                    item_price_ids: serde_json::to_string(&s.item_price_ids)
+                        .map_err(|e| StoreError::Query(format!("item_price_ids: {e}")))?,
                     tier: s.tier.clone(),
                     status: s.status.as_str().to_owned(),
                     current_period_start: s.current_period_start,
@@ -411,10 +448,13 @@ macro_rules! diesel_backend {
                     trial_end: s.trial_end,
                     grace_period_end: s.grace_period_end,
                     dunning_invoice_id: s.dunning_invoice_id.clone(),
-                    last_event_created: s.position.created,
-                    last_event_rank: i16::from(s.position.rank),
-                    last_event_id: s.position.event_id.clone(),
-                }
+                    snapshot_event_created: s.snapshot_position.created,
+                    snapshot_event_rank: i16::from(s.snapshot_position.rank),
+                    snapshot_event_id: s.snapshot_position.event_id.clone(),
+                    status_event_created: s.status_position.created,
+                    status_event_rank: i16::from(s.status_position.rank),
+                    status_event_id: s.status_position.event_id.clone(),
+                })
             }
 
             fn money(amount_minor: i64, currency: &str) -> Result<Money, StoreError> {
@@ -429,16 +469,24 @@ macro_rules! diesel_backend {
                     status: parse_stored(&row.status)?,
                     dispute_status: parse_stored(&row.dispute_status)?,
                     amount_refunded: row.amount_refunded,
+                    key: row.payment_key,
                     payment_intent_id: row.payment_intent_id,
+                    charge_id: row.charge_id,
                     stripe_customer_id: row.stripe_customer_id,
                     user_id: row.user_id,
+                    status_at: row.status_at,
                     last_error: row.last_error,
+                    dispute_stripe_status: row.dispute_stripe_status,
                 })
             }
 
             fn payment_row(p: &PaymentRecord) -> PaymentRow {
                 PaymentRow {
+                    payment_key: p.key.clone(),
                     payment_intent_id: p.payment_intent_id.clone(),
+                    charge_id: p.charge_id.clone(),
+                    status_at: p.status_at,
+                    dispute_stripe_status: p.dispute_stripe_status.clone(),
                     stripe_customer_id: p.stripe_customer_id.clone(),
                     user_id: p.user_id.clone(),
                     amount_minor: p.amount.amount_minor,
@@ -713,7 +761,7 @@ macro_rules! diesel_backend {
                     subscription: &SubscriptionRecord,
                     at: DateTime<Utc>,
                 ) -> Result<(), StoreError> {
-                    let row = subscription_row(subscription);
+                    let row = subscription_row(subscription)?;
                     diesel::insert_into(subscriptions::table)
                         .values((&row, subscriptions::updated_at.eq(at)))
                         .on_conflict(subscriptions::stripe_subscription_id)
@@ -725,18 +773,35 @@ macro_rules! diesel_backend {
                     Ok(())
                 }
 
-                async fn payment(
+                async fn payments_matching(
                     &mut self,
-                    payment_intent_id: &str,
-                ) -> Result<Option<PaymentRecord>, StoreError> {
-                    let row: Option<PaymentRow> = payments::table
-                        .find(payment_intent_id)
+                    payment_intent_id: Option<&str>,
+                    charge_id: Option<&str>,
+                ) -> Result<Vec<PaymentRecord>, StoreError> {
+                    if payment_intent_id.is_none() && charge_id.is_none() {
+                        return Ok(Vec::new());
+                    }
+                    let rows: Vec<PaymentRow> = payments::table
+                        .filter(
+                            // `= NULL` matches nothing, so an absent id finds no row.
+                            payments::payment_intent_id
+                                .eq(payment_intent_id)
+                                .or(payments::charge_id.eq(charge_id)),
+                        )
+                        .order(payments::payment_key)
                         .select(PaymentRow::as_select())
-                        .get_result(self.conn)
+                        .load(self.conn)
                         .await
-                        .optional()
                         .map_err(db_err)?;
-                    row.map(payment_record).transpose()
+                    rows.into_iter().map(payment_record).collect()
+                }
+
+                async fn delete_payment(&mut self, key: &str) -> Result<(), StoreError> {
+                    diesel::delete(payments::table.find(key))
+                        .execute(self.conn)
+                        .await
+                        .map_err(db_err)?;
+                    Ok(())
                 }
 
                 async fn save_payment(
@@ -747,7 +812,7 @@ macro_rules! diesel_backend {
                     let row = payment_row(payment);
                     diesel::insert_into(payments::table)
                         .values((&row, payments::updated_at.eq(at)))
-                        .on_conflict(payments::payment_intent_id)
+                        .on_conflict(payments::payment_key)
                         .do_update()
                         .set((&row, payments::updated_at.eq(at)))
                         .execute(self.conn)

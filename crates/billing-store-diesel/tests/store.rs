@@ -155,14 +155,18 @@ async fn check_constraints_refuse_unknown_states(backend: Backend) {
         .transaction(|tx| -> TxFuture<'_, (), StoreError> {
             Box::pin(async move {
                 let payment = PaymentRecord {
-                    payment_intent_id: "pi_1".to_owned(),
+                    key: "pi_1".to_owned(),
+                    payment_intent_id: Some("pi_1".to_owned()),
+                    charge_id: None,
                     stripe_customer_id: None,
                     user_id: None,
                     amount: Money::new(-5, Currency::parse("usd").unwrap()),
                     status: PaymentStatus::Succeeded,
+                    status_at: None,
                     last_error: None,
                     amount_refunded: -1,
                     dispute_status: DisputeStatus::None,
+                    dispute_stripe_status: None,
                 };
                 tx.save_payment(&payment, Utc::now()).await
             })

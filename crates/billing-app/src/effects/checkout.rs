@@ -56,7 +56,7 @@ pub(super) async fn completed(
             Ok(EventStatus::Processed)
         }
         CheckoutMode::Payment => {
-            payment::checkout_order(tx, ctx, session, user_for_rows.as_deref()).await?;
+            payment::checkout_order(tx, ctx, event, session, user_for_rows.as_deref()).await?;
             Ok(EventStatus::Processed)
         }
         CheckoutMode::Setup | CheckoutMode::Unknown(_) => Ok(EventStatus::Processed),

@@ -1,11 +1,18 @@
 //! Invoices: payment failures open a grace period; payments close it and grant the period's
 //! credits, exactly once per invoice.
+//!
+//! An invoice event never touches a subscription's snapshot fields or their position. It may
+//! only infer a status: `past_due` when a renewal fails on an active (or already past due)
+//! subscription, `active` when a past due, unpaid or incomplete subscription is paid. The
+//! inference is applied only when it is newer than whatever last set the status
+//! ([`SubscriptionRecord::status_position`](billing_ports::SubscriptionRecord)), and only then
+//! does it move that position: an invoice that infers nothing moves nothing.
 
 use billing_domain::facts::{InvoiceChange, InvoiceFacts};
 use billing_domain::{BillingEvent, SubscriptionStatus};
 use billing_ports::{BillingTx, CreditEntry, CreditReason, EventStatus};
 
-use super::subscription::{position, tier_for};
+use super::subscription::{grace_after, position, tier_for, tier_for_items};
 use super::{Context, customer};
 use crate::error::IngestError;
 
@@ -36,12 +43,16 @@ pub(super) async fn changed(
     let mut credited = false;
     if change != InvoiceChange::PaymentFailed && invoice.amount_paid.amount_minor > 0 {
         // The period's credits, keyed by the invoice id: `invoice.paid` and
-        // `invoice.payment_succeeded` of one invoice, and every redelivery, grant once.
-        let price = invoice
-            .price_id
-            .as_deref()
-            .or(existing.as_ref().and_then(|s| s.price_id.as_deref()));
-        let tier = tier_for(ctx, price, &invoice.id);
+        // `invoice.payment_succeeded` of one invoice, and every redelivery, grant once. The
+        // tier is the highest among the invoice's subscription lines, else the subscription's.
+        let tier = match tier_for_items(ctx, &invoice.price_ids) {
+            (Some(_), tier) if !tier.is_free() => tier,
+            _ => tier_for(
+                ctx,
+                existing.as_ref().and_then(|s| s.price_id.as_deref()),
+                &invoice.id,
+            ),
+        };
         if tier.credits_per_period > 0 {
             credited = tx
                 .add_credit(&CreditEntry {
@@ -60,53 +71,75 @@ pub(super) async fn changed(
         // The subscription's own events will write it; the credits above do not wait for it.
         return Ok(EventStatus::Processed);
     };
-    let new_status = match change {
-        InvoiceChange::PaymentFailed => match record.status {
-            SubscriptionStatus::Active | SubscriptionStatus::PastDue => SubscriptionStatus::PastDue,
-            // A failed first payment keeps the subscription incomplete; trials and ended
-            // subscriptions are not moved by an invoice.
-            ref other => other.clone(),
-        },
-        InvoiceChange::Paid | InvoiceChange::PaymentSucceeded => match record.status {
-            SubscriptionStatus::PastDue
-            | SubscriptionStatus::Unpaid
-            | SubscriptionStatus::Incomplete => SubscriptionStatus::Active,
-            ref other => other.clone(),
-        },
+    let Some(inferred) = inferred_status(change, invoice, &record.status) else {
+        // Nothing to infer (a trial, a first invoice, an ended subscription…): the status and
+        // its position stay as they are.
+        return Ok(EventStatus::Processed);
     };
-    let incoming = position(event, &new_status);
-    if incoming <= record.position {
+    let incoming = position(event, &inferred);
+    if incoming <= record.status_position {
+        tracing::info!(
+            event_id = ?event.id,
+            subscription_id = ?subscription_id,
+            "a newer event already set the subscription's status"
+        );
         return Ok(if credited {
             EventStatus::Processed
         } else {
             EventStatus::Stale
         });
     }
-    match change {
-        InvoiceChange::PaymentFailed if new_status == SubscriptionStatus::PastDue => {
-            let same_cycle =
-                record.status == SubscriptionStatus::PastDue && record.grace_period_end.is_some();
-            if !same_cycle {
-                // One deadline per dunning cycle, anchored on the billed period's start so
-                // retries of the failing invoice, and the matching subscription update, agree.
-                let tier = tier_for(
-                    ctx,
-                    record.price_id.as_deref(),
-                    &record.stripe_subscription_id,
-                );
-                let anchor = invoice.period_start.unwrap_or(event.created);
-                record.grace_period_end = Some(billing_domain::grace_deadline(tier, anchor));
-                record.dunning_invoice_id = Some(invoice.id.clone());
-            }
-        }
-        InvoiceChange::Paid | InvoiceChange::PaymentSucceeded => {
-            record.grace_period_end = None;
-            record.dunning_invoice_id = None;
-        }
-        InvoiceChange::PaymentFailed => {}
-    }
-    record.status = new_status;
-    record.position = incoming;
+    let tier = tier_for(
+        ctx,
+        record.price_id.as_deref(),
+        &record.stripe_subscription_id,
+    );
+    // Anchored on the billed period's start, so retries of the failing invoice and the
+    // matching subscription update agree on one deadline per dunning cycle.
+    let anchor = invoice.period_start.unwrap_or(event.created);
+    let (grace_period_end, dunning_invoice_id) =
+        grace_after(Some(&record), &inferred, tier, anchor);
+    record.dunning_invoice_id = match (&inferred, &record.grace_period_end) {
+        (SubscriptionStatus::PastDue, None) => Some(invoice.id.clone()),
+        _ => dunning_invoice_id,
+    };
+    record.grace_period_end = grace_period_end;
+    record.status = inferred;
+    record.status_position = incoming;
     tx.save_subscription(&record, ctx.now).await?;
     Ok(EventStatus::Processed)
+}
+
+/// The status an invoice event implies for a subscription now in `current`, if it implies one.
+fn inferred_status(
+    change: InvoiceChange,
+    invoice: &InvoiceFacts,
+    current: &SubscriptionStatus,
+) -> Option<SubscriptionStatus> {
+    match change {
+        // Only a failed renewal says "past due": a failed first invoice keeps the subscription
+        // incomplete, and a failed proration invoice may leave it active (a pending update).
+        InvoiceChange::PaymentFailed if is_renewal(invoice) => match current {
+            SubscriptionStatus::Active | SubscriptionStatus::PastDue => {
+                Some(SubscriptionStatus::PastDue)
+            }
+            _ => None,
+        },
+        InvoiceChange::PaymentFailed => None,
+        InvoiceChange::Paid | InvoiceChange::PaymentSucceeded => match current {
+            SubscriptionStatus::PastDue
+            | SubscriptionStatus::Unpaid
+            | SubscriptionStatus::Incomplete => Some(SubscriptionStatus::Active),
+            _ => None,
+        },
+    }
+}
+
+/// True for invoices that bill a subscription's next period: `subscription_cycle`, usage
+/// thresholds, the legacy `subscription`, and renderings without a `billing_reason`.
+fn is_renewal(invoice: &InvoiceFacts) -> bool {
+    matches!(
+        invoice.billing_reason.as_deref(),
+        None | Some("subscription_cycle" | "subscription_threshold" | "subscription")
+    )
 }

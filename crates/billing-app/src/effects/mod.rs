@@ -44,12 +44,12 @@ pub(crate) async fn apply(
             invoice::changed(tx, ctx, event, *change, invoice).await
         }
         Fact::PaymentIntent {
-            succeeded,
+            change,
             payment_intent,
-        } => payment::intent(tx, ctx, *succeeded, payment_intent).await,
-        Fact::ChargeRefunded(charge) => payment::charge_refunded(tx, ctx, charge).await,
-        Fact::RefundUpdated(refund) => payment::refund_updated(tx, ctx, refund).await,
-        Fact::Dispute { closed, dispute } => payment::dispute(tx, ctx, *closed, dispute).await,
+        } => payment::intent(tx, ctx, event, *change, payment_intent).await,
+        Fact::ChargeRefunded(charge) => payment::charge_refunded(tx, ctx, event, charge).await,
+        Fact::RefundUpdated(refund) => payment::refund_updated(tx, ctx, event, refund).await,
+        Fact::Dispute { dispute, .. } => payment::dispute(tx, ctx, event, dispute).await,
         Fact::Unhandled => Ok(EventStatus::Ignored),
     }
 }

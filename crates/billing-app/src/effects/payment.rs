@@ -1,16 +1,20 @@
-//! One-time payments: orders from Checkout, payment intents, refunds and disputes.
+//! One-time payments: orders from Checkout, payment intents, charges, refunds and disputes.
 //!
-//! Refunds and disputes are found by payment intent (never by comparing a checkout session id
-//! with a payment intent id). Their state is kept on the payment row too, so a refund that
-//! arrives before its order is applied to the order when the order is written.
+//! A payment row is found by its payment intent or by its charge (Charges API integrations
+//! have charges without a payment intent; old dispute renderings name only the charge). Refund
+//! and dispute state is kept on the payment row too, so a refund that arrives before its order
+//! is applied to the order when the order is written, and the first event of any kind creates
+//! the row: nothing is lost whatever the delivery order.
 
-use billing_domain::Money;
 use billing_domain::facts::{
-    ChargeFacts, CheckoutSession, DisputeFacts, PaymentIntentFacts, RefundFacts,
+    ChargeFacts, CheckoutSession, DisputeFacts, DisputeOutcome, PaymentIntentChange,
+    PaymentIntentFacts, RefundFacts,
 };
+use billing_domain::{BillingEvent, Money};
 use billing_ports::{
     BillingTx, DisputeStatus, EventStatus, OrderRecord, PaymentRecord, PaymentStatus, RefundStatus,
 };
+use chrono::{DateTime, Utc};
 
 use super::Context;
 use crate::error::IngestError;
@@ -19,6 +23,7 @@ use crate::error::IngestError;
 pub(super) async fn checkout_order(
     tx: &mut dyn BillingTx,
     ctx: &Context,
+    event: &BillingEvent,
     session: &CheckoutSession,
     user: Option<&str>,
 ) -> Result<(), IngestError> {
@@ -30,28 +35,22 @@ pub(super) async fn checkout_order(
     };
     let payment = match &session.payment_intent_id {
         Some(pi) => {
-            tx.lock_key(pi).await?;
             let status = if session.payment_status.as_deref() == Some("paid") {
                 PaymentStatus::Succeeded
             } else {
                 PaymentStatus::Processing
             };
-            let mut payment = tx.payment(pi).await?.unwrap_or_else(|| PaymentRecord {
-                payment_intent_id: pi.clone(),
-                stripe_customer_id: None,
-                user_id: None,
-                amount: amount.clone(),
-                status,
-                last_error: None,
-                amount_refunded: 0,
-                dispute_status: DisputeStatus::None,
-            });
+            let found = Key {
+                payment_intent_id: Some(pi),
+                charge_id: None,
+            };
+            let mut payment = load(tx, found, &amount, status, event.created).await?;
             payment.stripe_customer_id = payment
                 .stripe_customer_id
                 .or_else(|| session.customer_id.clone());
             payment.user_id = payment.user_id.or_else(|| user.map(str::to_owned));
             if status == PaymentStatus::Succeeded {
-                payment.status = status;
+                set_status(&mut payment, status, event.created);
             }
             tx.save_payment(&payment, ctx.now).await?;
             Some(payment)
@@ -82,35 +81,50 @@ pub(super) async fn checkout_order(
     Ok(())
 }
 
-/// `payment_intent.succeeded` / `payment_intent.payment_failed`.
+/// `payment_intent.succeeded`, `.payment_failed`, `.processing`, `.requires_action`,
+/// `.canceled`. A payment intent seen first here starts in the event's status.
 pub(super) async fn intent(
     tx: &mut dyn BillingTx,
     ctx: &Context,
-    succeeded: bool,
+    event: &BillingEvent,
+    change: PaymentIntentChange,
     intent: &PaymentIntentFacts,
 ) -> Result<EventStatus, IngestError> {
-    tx.lock_key(&intent.id).await?;
+    let status = match change {
+        PaymentIntentChange::Succeeded => PaymentStatus::Succeeded,
+        PaymentIntentChange::PaymentFailed => PaymentStatus::Failed,
+        PaymentIntentChange::Processing => PaymentStatus::Processing,
+        PaymentIntentChange::RequiresAction => PaymentStatus::RequiresAction,
+        PaymentIntentChange::Canceled => PaymentStatus::Canceled,
+    };
+    let key = Key {
+        payment_intent_id: Some(&intent.id),
+        charge_id: intent.latest_charge_id.as_deref(),
+    };
     let user = match intent.customer_id.as_deref() {
         Some(c) => tx.customer(c).await?.and_then(|c| c.user_id),
         None => None,
     }
     .or_else(|| intent.metadata_user_id.clone());
-    let mut payment = payment_or_new(tx, &intent.id, &intent.amount).await?;
+    let mut payment = load(tx, key, &intent.amount, status, event.created).await?;
     payment.stripe_customer_id = payment
         .stripe_customer_id
         .or_else(|| intent.customer_id.clone());
     payment.user_id = payment.user_id.or(user);
-    if succeeded {
-        payment.status = PaymentStatus::Succeeded;
-        payment.last_error = None;
-    } else if payment.status != PaymentStatus::Succeeded {
-        // A late failure of an earlier attempt never undoes a success.
-        payment.status = PaymentStatus::Failed;
-        payment.last_error = intent.last_error.clone();
+    if let Some(charge) = &intent.latest_charge_id {
+        payment.charge_id = Some(charge.clone());
+    }
+    if set_status(&mut payment, status, event.created) {
+        payment.last_error = match status {
+            PaymentStatus::Failed => intent.last_error.clone(),
+            _ => None,
+        };
+    }
+    if status == PaymentStatus::Failed {
         tracing::warn!(
-            payment_intent_id = %intent.id,
-            user_id = payment.user_id.as_deref().unwrap_or(""),
-            error = intent.last_error.as_deref().unwrap_or(""),
+            payment_intent_id = ?intent.id,
+            user_id = ?payment.user_id.as_deref().unwrap_or(""),
+            error = ?intent.last_error.as_deref().unwrap_or(""),
             "payment failed"
         );
     }
@@ -122,13 +136,25 @@ pub(super) async fn intent(
 pub(super) async fn charge_refunded(
     tx: &mut dyn BillingTx,
     ctx: &Context,
+    event: &BillingEvent,
     charge: &ChargeFacts,
 ) -> Result<EventStatus, IngestError> {
-    let Some(pi) = charge.payment_intent_id.as_deref() else {
-        tracing::warn!(charge_id = %charge.id, "refunded charge has no payment intent; ignored");
-        return Ok(EventStatus::Ignored);
+    let key = Key {
+        payment_intent_id: charge.payment_intent_id.as_deref(),
+        charge_id: Some(&charge.id),
     };
-    record_refund(tx, ctx, pi, &charge.amount, charge.amount_refunded).await
+    let mut payment = load(
+        tx,
+        key,
+        &charge.amount,
+        PaymentStatus::Succeeded,
+        event.created,
+    )
+    .await?;
+    payment.stripe_customer_id = payment
+        .stripe_customer_id
+        .or_else(|| charge.customer_id.clone());
+    record_refund(tx, ctx, payment, charge.amount_refunded).await
 }
 
 /// `charge.refund.updated`: one refund. A pending or succeeded refund is at least this much
@@ -136,97 +162,217 @@ pub(super) async fn charge_refunded(
 pub(super) async fn refund_updated(
     tx: &mut dyn BillingTx,
     ctx: &Context,
+    event: &BillingEvent,
     refund: &RefundFacts,
 ) -> Result<EventStatus, IngestError> {
-    let Some(pi) = refund.payment_intent_id.as_deref() else {
-        tracing::warn!(refund_id = %refund.id, "refund has no payment intent; ignored");
-        return Ok(EventStatus::Ignored);
+    let key = Key {
+        payment_intent_id: refund.payment_intent_id.as_deref(),
+        charge_id: refund.charge_id.as_deref(),
     };
+    if key.is_empty() {
+        tracing::warn!(refund_id = ?refund.id, "refund names neither a charge nor a payment intent; ignored");
+        return Ok(EventStatus::Ignored);
+    }
     match refund.status.as_str() {
         "succeeded" | "pending" => {
-            record_refund(tx, ctx, pi, &refund.amount, refund.amount.amount_minor).await
+            let payment = load(
+                tx,
+                key,
+                &refund.amount,
+                PaymentStatus::Succeeded,
+                event.created,
+            )
+            .await?;
+            record_refund(tx, ctx, payment, refund.amount.amount_minor).await
         }
         other => {
-            tracing::warn!(refund_id = %refund.id, status = other, "refund did not go through");
+            tracing::warn!(refund_id = ?refund.id, status = ?other, "refund did not go through");
             Ok(EventStatus::Processed)
         }
     }
 }
 
-/// `charge.dispute.created` / `charge.dispute.closed`.
+/// `charge.dispute.*`: Stripe's status is kept as sent, the outcome derived from it. A
+/// decided dispute is final: a late event of an open state never reopens it.
 pub(super) async fn dispute(
     tx: &mut dyn BillingTx,
     ctx: &Context,
-    closed: bool,
+    event: &BillingEvent,
     dispute: &DisputeFacts,
 ) -> Result<EventStatus, IngestError> {
-    let Some(pi) = dispute.payment_intent_id.as_deref() else {
-        tracing::warn!(dispute_id = %dispute.id, "dispute has no payment intent; ignored");
+    let key = Key {
+        payment_intent_id: dispute.payment_intent_id.as_deref(),
+        charge_id: dispute.charge_id.as_deref(),
+    };
+    if key.is_empty() {
+        tracing::warn!(dispute_id = ?dispute.id, "dispute names neither a charge nor a payment intent; ignored");
         return Ok(EventStatus::Ignored);
-    };
-    tx.lock_key(pi).await?;
-    let outcome = if closed {
-        match dispute.status.as_str() {
-            "lost" => DisputeStatus::Lost,
-            _ => DisputeStatus::Won,
-        }
-    } else {
-        DisputeStatus::Open
-    };
-    let mut payment = payment_or_new(tx, pi, &dispute.amount).await?;
-    // A closed dispute is final: a late `created` never reopens it.
-    if !(outcome == DisputeStatus::Open
-        && matches!(
-            payment.dispute_status,
-            DisputeStatus::Won | DisputeStatus::Lost
-        ))
-    {
-        payment.dispute_status = outcome;
+    }
+    let mut payment = load(
+        tx,
+        key,
+        &dispute.amount,
+        PaymentStatus::Succeeded,
+        event.created,
+    )
+    .await?;
+    if !payment_dispute_closed(&payment) {
+        payment.dispute_status = dispute_status(DisputeOutcome::of_status(&dispute.status));
+        payment.dispute_stripe_status = Some(dispute.status.clone());
     }
     tx.save_payment(&payment, ctx.now).await?;
-    if let Some(mut order) = tx.order_by_payment_intent(pi).await? {
+    if let Some(pi) = payment.payment_intent_id.as_deref()
+        && let Some(mut order) = tx.order_by_payment_intent(pi).await?
+    {
         order.dispute_status = payment.dispute_status;
         tx.update_order(&order, ctx.now).await?;
     }
     Ok(EventStatus::Processed)
 }
 
+/// The ids an event knows a payment by.
+#[derive(Clone, Copy)]
+struct Key<'a> {
+    payment_intent_id: Option<&'a str>,
+    charge_id: Option<&'a str>,
+}
+
+impl Key<'_> {
+    fn is_empty(&self) -> bool {
+        self.payment_intent_id.is_none() && self.charge_id.is_none()
+    }
+}
+
+/// Locks the payment's ids and returns its row: the stored one (a row known by its charge
+/// alone merged into its payment intent's), or a new one in `status`.
+async fn load(
+    tx: &mut dyn BillingTx,
+    key: Key<'_>,
+    amount: &Money,
+    status: PaymentStatus,
+    at: DateTime<Utc>,
+) -> Result<PaymentRecord, IngestError> {
+    // Every transaction takes these locks in the same (sorted) order, so two events naming
+    // the same payment by different ids serialise without deadlocking.
+    let mut locks: Vec<&str> = [key.payment_intent_id, key.charge_id]
+        .into_iter()
+        .flatten()
+        .collect();
+    locks.sort_unstable();
+    locks.dedup();
+    for lock in locks {
+        tx.lock_key(lock).await?;
+    }
+    let mut rows = tx
+        .payments_matching(key.payment_intent_id, key.charge_id)
+        .await?;
+    let mut payment = match rows.len() {
+        0 => PaymentRecord {
+            key: key
+                .payment_intent_id
+                .or(key.charge_id)
+                .unwrap_or_default()
+                .to_owned(),
+            payment_intent_id: None,
+            charge_id: None,
+            stripe_customer_id: None,
+            user_id: None,
+            amount: amount.clone(),
+            status,
+            status_at: Some(at),
+            last_error: None,
+            amount_refunded: 0,
+            dispute_status: DisputeStatus::None,
+            dispute_stripe_status: None,
+        },
+        _ => {
+            // Keep the payment intent's row; fold a row known only by the charge into it.
+            rows.sort_by_key(|p| p.payment_intent_id.is_none());
+            let mut kept = rows.remove(0);
+            for other in rows {
+                tx.delete_payment(&other.key).await?;
+                kept = merge(kept, other);
+            }
+            kept
+        }
+    };
+    if payment.payment_intent_id.is_none() {
+        payment.payment_intent_id = key.payment_intent_id.map(str::to_owned);
+    }
+    if payment.charge_id.is_none() {
+        payment.charge_id = key.charge_id.map(str::to_owned);
+    }
+    Ok(payment)
+}
+
+/// Folds `other` (a row of the same payment known by its charge alone) into `kept`.
+fn merge(mut kept: PaymentRecord, other: PaymentRecord) -> PaymentRecord {
+    kept.charge_id = kept.charge_id.or(other.charge_id);
+    kept.stripe_customer_id = kept.stripe_customer_id.or(other.stripe_customer_id);
+    kept.user_id = kept.user_id.or(other.user_id);
+    kept.amount_refunded = kept.amount_refunded.max(other.amount_refunded);
+    if !payment_dispute_closed(&kept) && other.dispute_status != DisputeStatus::None {
+        kept.dispute_status = other.dispute_status;
+        kept.dispute_stripe_status = other.dispute_stripe_status;
+    }
+    kept
+}
+
+/// Sets the payment's status unless it is already final or was set by a newer event; returns
+/// whether it was set. Succeeded and canceled are final: a late failure of an earlier attempt
+/// never undoes a success.
+fn set_status(payment: &mut PaymentRecord, status: PaymentStatus, at: DateTime<Utc>) -> bool {
+    let current_final = matches!(
+        payment.status,
+        PaymentStatus::Succeeded | PaymentStatus::Canceled
+    );
+    let incoming_final = matches!(status, PaymentStatus::Succeeded | PaymentStatus::Canceled);
+    let newer = payment.status_at.is_none_or(|held| at >= held);
+    if current_final && payment.status != status {
+        return false;
+    }
+    if !(incoming_final || newer) {
+        return false;
+    }
+    payment.status = status;
+    payment.status_at = Some(payment.status_at.map_or(at, |held| held.max(at)));
+    true
+}
+
+fn payment_dispute_closed(payment: &PaymentRecord) -> bool {
+    matches!(
+        payment.dispute_status,
+        DisputeStatus::Won | DisputeStatus::Lost | DisputeStatus::ClosedWithoutChargeback
+    )
+}
+
+fn dispute_status(outcome: DisputeOutcome) -> DisputeStatus {
+    match outcome {
+        DisputeOutcome::Open => DisputeStatus::Open,
+        DisputeOutcome::Won => DisputeStatus::Won,
+        DisputeOutcome::Lost => DisputeStatus::Lost,
+        DisputeOutcome::ClosedWithoutChargeback => DisputeStatus::ClosedWithoutChargeback,
+    }
+}
+
 async fn record_refund(
     tx: &mut dyn BillingTx,
     ctx: &Context,
-    pi: &str,
-    amount: &Money,
+    mut payment: PaymentRecord,
     refunded_total: i64,
 ) -> Result<EventStatus, IngestError> {
-    tx.lock_key(pi).await?;
-    let mut payment = payment_or_new(tx, pi, amount).await?;
     // Refund totals only grow; taking the maximum makes the order of deliveries irrelevant.
     payment.amount_refunded = payment.amount_refunded.max(refunded_total);
     tx.save_payment(&payment, ctx.now).await?;
-    if let Some(mut order) = tx.order_by_payment_intent(pi).await? {
+    if let Some(pi) = payment.payment_intent_id.as_deref()
+        && let Some(mut order) = tx.order_by_payment_intent(pi).await?
+    {
         let refunded = payment.amount_refunded.min(order.amount.amount_minor);
         order.amount_refunded = order.amount_refunded.max(refunded);
         order.refund_status = refund_status(order.amount_refunded, order.amount.amount_minor);
         tx.update_order(&order, ctx.now).await?;
     }
     Ok(EventStatus::Processed)
-}
-
-async fn payment_or_new(
-    tx: &mut dyn BillingTx,
-    pi: &str,
-    amount: &Money,
-) -> Result<PaymentRecord, IngestError> {
-    Ok(tx.payment(pi).await?.unwrap_or_else(|| PaymentRecord {
-        payment_intent_id: pi.to_owned(),
-        stripe_customer_id: None,
-        user_id: None,
-        amount: amount.clone(),
-        status: PaymentStatus::Succeeded,
-        last_error: None,
-        amount_refunded: 0,
-        dispute_status: DisputeStatus::None,
-    }))
 }
 
 fn refund_status(refunded: i64, total: i64) -> RefundStatus {

@@ -1,0 +1,199 @@
+//! Round trips of the rows whose shape carries a rule: payments known by payment intent or by
+//! charge, and subscriptions with their items and their two ordering positions. Every test runs
+//! on Postgres and on SQLite, each in its own fresh database.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use billing_domain::{Currency, Money, SubscriptionStatus};
+use billing_ports::{
+    BillingStore, CustomerRecord, DisputeStatus, EventPosition, PaymentRecord, PaymentStatus,
+    StoreError, SubscriptionRecord, TxFuture,
+};
+use billing_store_diesel::Backend;
+use billing_store_diesel::testing::TestDatabase;
+use chrono::{DateTime, TimeZone, Utc};
+
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(billing_store_diesel::Backend::Postgres).await }) +
+        }
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(billing_store_diesel::Backend::Sqlite).await }) +
+        }
+    };
+}
+
+on_both_backends!(
+    payments_are_found_by_payment_intent_or_by_charge,
+    a_payment_needs_a_payment_intent_or_a_charge,
+    a_charge_belongs_to_one_payment,
+    a_subscription_keeps_its_items_and_both_positions,
+);
+
+fn at(second: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_767_000_000 + second, 0).unwrap()
+}
+
+fn payment(key: &str, pi: Option<&str>, charge: Option<&str>) -> PaymentRecord {
+    PaymentRecord {
+        key: key.to_owned(),
+        payment_intent_id: pi.map(str::to_owned),
+        charge_id: charge.map(str::to_owned),
+        stripe_customer_id: Some("cus_Q8mT2vLx9RkA4e".to_owned()),
+        user_id: None,
+        amount: Money::new(4_900, Currency::parse("eur").unwrap()),
+        status: PaymentStatus::Failed,
+        status_at: Some(at(7)),
+        last_error: Some("Your card was declined.".to_owned()),
+        amount_refunded: 1_200,
+        dispute_status: DisputeStatus::ClosedWithoutChargeback,
+        dispute_stripe_status: Some("warning_closed".to_owned()),
+    }
+}
+
+async fn payments_are_found_by_payment_intent_or_by_charge(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let by_intent = payment(
+        "pi_3QzK8e2eZvKYlo2C1Xb7",
+        Some("pi_3QzK8e2eZvKYlo2C1Xb7"),
+        Some("ch_3QzK8e2eZvKYlo2C0aT4"),
+    );
+    let by_charge = payment(
+        "ch_1Nv5pD2eZvKYlo2Cq9Wm",
+        None,
+        Some("ch_1Nv5pD2eZvKYlo2Cq9Wm"),
+    );
+    let (a, b) = (by_intent.clone(), by_charge.clone());
+    let found = db
+        .store()
+        .transaction(move |tx| -> TxFuture<'_, _, StoreError> {
+            Box::pin(async move {
+                tx.save_payment(&a, at(8)).await?;
+                tx.save_payment(&b, at(8)).await?;
+                let intent = tx
+                    .payments_matching(Some("pi_3QzK8e2eZvKYlo2C1Xb7"), None)
+                    .await?;
+                let latest_charge = tx
+                    .payments_matching(None, Some("ch_3QzK8e2eZvKYlo2C0aT4"))
+                    .await?;
+                let both = tx
+                    .payments_matching(
+                        Some("pi_3QzK8e2eZvKYlo2C1Xb7"),
+                        Some("ch_1Nv5pD2eZvKYlo2Cq9Wm"),
+                    )
+                    .await?;
+                let none = tx.payments_matching(None, None).await?;
+                tx.delete_payment(&b.key).await?;
+                let after_delete = tx
+                    .payments_matching(None, Some("ch_1Nv5pD2eZvKYlo2Cq9Wm"))
+                    .await?;
+                Ok((intent, latest_charge, both, none, after_delete))
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.0, vec![by_intent.clone()]);
+    assert_eq!(found.1, vec![by_intent.clone()]);
+    assert_eq!(found.2.len(), 2, "{:?}", found.2);
+    assert!(found.2.contains(&by_intent) && found.2.contains(&by_charge));
+    assert!(found.3.is_empty());
+    assert!(found.4.is_empty());
+}
+
+async fn a_payment_needs_a_payment_intent_or_a_charge(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let orphan = payment("pi_3Rb1Yt2eZvKYlo2CkP0q", None, None);
+    let result = db
+        .store()
+        .transaction(move |tx| -> TxFuture<'_, (), StoreError> {
+            Box::pin(async move { tx.save_payment(&orphan, at(1)).await })
+        })
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::Query(_) | StoreError::Conflict(_))),
+        "{result:?}"
+    );
+}
+
+async fn a_charge_belongs_to_one_payment(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let first = payment(
+        "pi_3Sd0Lw2eZvKYlo2Cz1Hn",
+        Some("pi_3Sd0Lw2eZvKYlo2Cz1Hn"),
+        Some("ch_3Sd0Lw2eZvKYlo2CuY6r"),
+    );
+    let second = payment(
+        "ch_3Sd0Lw2eZvKYlo2CuY6r",
+        None,
+        Some("ch_3Sd0Lw2eZvKYlo2CuY6r"),
+    );
+    let result = db
+        .store()
+        .transaction(move |tx| -> TxFuture<'_, (), StoreError> {
+            Box::pin(async move {
+                tx.save_payment(&first, at(1)).await?;
+                tx.save_payment(&second, at(2)).await
+            })
+        })
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::Query(_) | StoreError::Conflict(_))),
+        "{result:?}"
+    );
+}
+
+async fn a_subscription_keeps_its_items_and_both_positions(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let subscription = SubscriptionRecord {
+        stripe_subscription_id: "sub_1RkZp42eZvKYlo2CH3sd".to_owned(),
+        stripe_customer_id: "cus_Q8mT2vLx9RkA4e".to_owned(),
+        price_id: Some("price_enterprise_monthly".to_owned()),
+        item_price_ids: vec![
+            "price_1RkZ0a2eZvKYlo2Cseats".to_owned(),
+            "price_enterprise_monthly".to_owned(),
+        ],
+        tier: "ENTERPRISE".to_owned(),
+        status: SubscriptionStatus::PastDue,
+        current_period_start: Some(at(0)),
+        current_period_end: Some(at(2_592_000)),
+        cancel_at_period_end: false,
+        canceled_at: None,
+        trial_end: None,
+        grace_period_end: Some(at(259_200)),
+        dunning_invoice_id: Some("in_1RkZs92eZvKYlo2CwV0e".to_owned()),
+        snapshot_position: EventPosition {
+            created: at(10),
+            rank: 3,
+            event_id: "evt_1RkZt02eZvKYlo2CnB7c".to_owned(),
+        },
+        status_position: EventPosition {
+            created: at(20),
+            rank: 4,
+            event_id: "evt_1RkZu62eZvKYlo2Cy2Lk".to_owned(),
+        },
+    };
+    let saved = subscription.clone();
+    let read = db
+        .store()
+        .transaction(move |tx| -> TxFuture<'_, _, StoreError> {
+            Box::pin(async move {
+                tx.save_customer(
+                    &CustomerRecord {
+                        stripe_customer_id: saved.stripe_customer_id.clone(),
+                        user_id: Some("user_5d1f0c".to_owned()),
+                        email: None,
+                        deleted: false,
+                    },
+                    at(0),
+                )
+                .await?;
+                tx.save_subscription(&saved, at(21)).await?;
+                tx.subscription(&saved.stripe_subscription_id).await
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(read, Some(subscription));
+}
