@@ -37,7 +37,7 @@ fn events(n: u64) -> [BillingEvent; 2] {
                 id: format!("sub_bench_{n}"),
                 customer_id: format!("cus_bench_{n}"),
                 status: SubscriptionStatus::Active,
-                price_id: Some("price_pro_monthly".into()),
+                price_ids: vec!["price_pro_monthly".into()],
                 current_period_start: Some(now),
                 current_period_end: Some(now + TimeDelta::days(30)),
                 cancel_at_period_end: false,
@@ -69,7 +69,7 @@ fn events(n: u64) -> [BillingEvent; 2] {
                 period_start: Some(now),
                 period_end: Some(now + TimeDelta::days(30)),
                 next_payment_attempt: None,
-                price_id: Some("price_pro_monthly".into()),
+                price_ids: vec!["price_pro_monthly".into()],
             },
         },
     };

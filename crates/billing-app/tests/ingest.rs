@@ -177,7 +177,7 @@ async fn an_older_update_never_regresses_a_newer_one(store: DieselStore) {
         .unwrap();
     assert_eq!(sub.status, SubscriptionStatus::Active);
     assert!(sub.cancel_at_period_end);
-    assert_eq!(sub.position.event_id, t2.id);
+    assert_eq!(sub.snapshot_position.event_id, t2.id);
     let stale = app.store().event(&t1.id).await.unwrap().unwrap();
     assert_eq!(stale.status, EventStatus::Stale);
     // A redelivery of the stale event is a duplicate, not a second look.
@@ -385,8 +385,15 @@ impl BillingTx for FailingTx<'_> {
     ) -> Result<(), StoreError> {
         self.0.save_subscription(s, at).await
     }
-    async fn payment(&mut self, pi: &str) -> Result<Option<PaymentRecord>, StoreError> {
-        self.0.payment(pi).await
+    async fn payments_matching(
+        &mut self,
+        pi: Option<&str>,
+        charge: Option<&str>,
+    ) -> Result<Vec<PaymentRecord>, StoreError> {
+        self.0.payments_matching(pi, charge).await
+    }
+    async fn delete_payment(&mut self, key: &str) -> Result<(), StoreError> {
+        self.0.delete_payment(key).await
     }
     async fn save_payment(
         &mut self,

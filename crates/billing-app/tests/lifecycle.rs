@@ -73,7 +73,8 @@ async fn deliver(store: &DieselStore, tag: &str, order: &[usize]) -> FinalState 
         // Ids differ per story; the state must not.
         s.stripe_subscription_id.clear();
         s.stripe_customer_id.clear();
-        s.position.event_id = s.position.event_id.replace(tag, "");
+        s.snapshot_position.event_id = s.snapshot_position.event_id.replace(tag, "");
+        s.status_position.event_id = s.status_position.event_id.replace(tag, "");
     }
     FinalState {
         subscription,

@@ -3,15 +3,26 @@
 
 mod support;
 
-use billing_domain::facts::{ChargeFacts, CheckoutMode, CheckoutSession, DisputeFacts};
+use billing_domain::facts::{
+    ChargeFacts, CheckoutMode, CheckoutSession, DisputeFacts, PaymentIntentChange,
+    PaymentIntentFacts, RefundFacts,
+};
 use billing_domain::{BillingEvent, Fact};
-use billing_ports::{BillingStore, DisputeStatus, OrderRecord, RefundStatus, StoreError, TxFuture};
+use billing_ports::{
+    BillingStore, DisputeStatus, OrderRecord, PaymentRecord, PaymentStatus, RefundStatus,
+    StoreError, TxFuture,
+};
 use billing_store_diesel::DieselStore;
 use support::{app, t0, usd};
 
 on_both_backends!(
     a_refund_before_its_order_is_not_lost,
     disputes_are_found_by_payment_intent_and_closed_is_final,
+    a_payment_intent_seen_first_starts_in_the_event_status,
+    a_late_event_never_undoes_a_final_payment_status,
+    charges_without_a_payment_intent_keep_refunds_and_disputes,
+    a_row_known_by_its_charge_joins_its_payment_intent,
+    dispute_statuses_are_kept_with_their_outcome,
 );
 
 fn event(id: &str, event_type: &str, at: i64, fact: Fact) -> BillingEvent {
@@ -53,6 +64,7 @@ fn refunded(tag: &str, n: u32, total: i64) -> BillingEvent {
         Fact::ChargeRefunded(ChargeFacts {
             id: format!("ch_{tag}"),
             payment_intent_id: Some(format!("pi_{tag}")),
+            customer_id: None,
             amount: usd(5000),
             amount_refunded: total,
         }),
@@ -127,4 +139,302 @@ async fn disputes_are_found_by_payment_intent_and_closed_is_final(store: DieselS
         .await
         .unwrap();
     assert_eq!(order(&store, "d").await.dispute_status, DisputeStatus::Lost);
+}
+
+fn intent(tag: &str, change: PaymentIntentChange, at: i64, charge: Option<&str>) -> BillingEvent {
+    let (event_type, status, last_error) = match change {
+        PaymentIntentChange::Succeeded => ("payment_intent.succeeded", "succeeded", None),
+        PaymentIntentChange::PaymentFailed => (
+            "payment_intent.payment_failed",
+            "requires_payment_method",
+            Some("Your card was declined.".to_owned()),
+        ),
+        PaymentIntentChange::Processing => ("payment_intent.processing", "processing", None),
+        PaymentIntentChange::RequiresAction => {
+            ("payment_intent.requires_action", "requires_action", None)
+        }
+        PaymentIntentChange::Canceled => ("payment_intent.canceled", "canceled", None),
+    };
+    event(
+        &format!("evt_{tag}_{status}_{at}"),
+        event_type,
+        at,
+        Fact::PaymentIntent {
+            change,
+            payment_intent: PaymentIntentFacts {
+                id: format!("pi_{tag}"),
+                customer_id: None,
+                amount: usd(5000),
+                status: status.to_owned(),
+                last_error,
+                latest_charge_id: charge.map(str::to_owned),
+                metadata_user_id: Some(format!("user_{tag}")),
+            },
+        },
+    )
+}
+
+fn charge_refunded(charge: &str, pi: Option<&str>, n: u32, total: i64) -> BillingEvent {
+    event(
+        &format!("evt_{charge}_refund_{n}"),
+        "charge.refunded",
+        30 + i64::from(n),
+        Fact::ChargeRefunded(ChargeFacts {
+            id: charge.to_owned(),
+            payment_intent_id: pi.map(str::to_owned),
+            customer_id: Some("cus_L0wq7Fz2RmXk8c".to_owned()),
+            amount: usd(5000),
+            amount_refunded: total,
+        }),
+    )
+}
+
+fn charge_dispute(
+    n: u32,
+    charge: &str,
+    pi: Option<&str>,
+    event_type: &str,
+    status: &str,
+) -> BillingEvent {
+    event(
+        &format!("evt_{charge}_dispute_{n}"),
+        event_type,
+        40 + i64::from(n),
+        Fact::Dispute {
+            closed: event_type == "charge.dispute.closed",
+            dispute: DisputeFacts {
+                id: format!("du_{charge}"),
+                charge_id: Some(charge.to_owned()),
+                payment_intent_id: pi.map(str::to_owned),
+                amount: usd(5000),
+                status: status.to_owned(),
+            },
+        },
+    )
+}
+
+async fn payments(
+    store: &DieselStore,
+    pi: Option<&str>,
+    charge: Option<&str>,
+) -> Vec<PaymentRecord> {
+    let (pi, charge) = (pi.map(str::to_owned), charge.map(str::to_owned));
+    store
+        .transaction(move |tx| -> TxFuture<'_, _, StoreError> {
+            Box::pin(async move { tx.payments_matching(pi.as_deref(), charge.as_deref()).await })
+        })
+        .await
+        .unwrap()
+}
+
+async fn payment(store: &DieselStore, pi: Option<&str>, charge: Option<&str>) -> PaymentRecord {
+    let mut rows = payments(store, pi, charge).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    rows.remove(0)
+}
+
+async fn a_payment_intent_seen_first_starts_in_the_event_status(store: DieselStore) {
+    let app = app(store.clone());
+    app.ingest(
+        intent("f", PaymentIntentChange::PaymentFailed, 5, Some("ch_f1")),
+        "{}".into(),
+    )
+    .await
+    .unwrap();
+    let p = payment(&store, Some("pi_f"), None).await;
+    assert_eq!(p.status, PaymentStatus::Failed);
+    assert_eq!(p.last_error.as_deref(), Some("Your card was declined."));
+    assert_eq!(p.charge_id.as_deref(), Some("ch_f1"));
+    assert_eq!(p.user_id.as_deref(), Some("user_f"));
+    for (tag, change, status) in [
+        (
+            "p",
+            PaymentIntentChange::Processing,
+            PaymentStatus::Processing,
+        ),
+        (
+            "a",
+            PaymentIntentChange::RequiresAction,
+            PaymentStatus::RequiresAction,
+        ),
+        ("c", PaymentIntentChange::Canceled, PaymentStatus::Canceled),
+    ] {
+        app.ingest(intent(tag, change, 5, None), "{}".into())
+            .await
+            .unwrap();
+        let p = payment(&store, Some(&format!("pi_{tag}")), None).await;
+        assert_eq!((p.status, p.last_error), (status, None), "{tag}");
+    }
+}
+
+async fn a_late_event_never_undoes_a_final_payment_status(store: DieselStore) {
+    let app = app(store.clone());
+    // The retry succeeded at 20; the failure of the first attempt (10) and an even older
+    // "processing" (5) arrive afterwards.
+    for e in [
+        intent("s", PaymentIntentChange::Succeeded, 20, Some("ch_s2")),
+        intent("s", PaymentIntentChange::PaymentFailed, 10, Some("ch_s1")),
+        intent("s", PaymentIntentChange::Processing, 5, None),
+    ] {
+        app.ingest(e, "{}".into()).await.unwrap();
+    }
+    let p = payment(&store, Some("pi_s"), None).await;
+    assert_eq!((p.status, p.last_error), (PaymentStatus::Succeeded, None));
+    // Among non-final states the newest event decides: requires_action (8) then a late
+    // processing (6) leaves requires_action.
+    for e in [
+        intent("n", PaymentIntentChange::RequiresAction, 8, None),
+        intent("n", PaymentIntentChange::Processing, 6, None),
+    ] {
+        app.ingest(e, "{}".into()).await.unwrap();
+    }
+    let p = payment(&store, Some("pi_n"), None).await;
+    assert_eq!(p.status, PaymentStatus::RequiresAction);
+}
+
+async fn charges_without_a_payment_intent_keep_refunds_and_disputes(store: DieselStore) {
+    let app = app(store.clone());
+    let charge = "ch_1GqJ4k2eZvKYlo2C7sTf";
+    app.ingest(charge_refunded(charge, None, 1, 1500), "{}".into())
+        .await
+        .unwrap();
+    app.ingest(
+        event(
+            "evt_1GqJ5m2eZvKYlo2Cre01",
+            "charge.refund.updated",
+            35,
+            Fact::RefundUpdated(RefundFacts {
+                id: "re_1GqJ5m2eZvKYlo2CxQ8d".to_owned(),
+                charge_id: Some(charge.to_owned()),
+                payment_intent_id: None,
+                amount: usd(2500),
+                status: "succeeded".to_owned(),
+            }),
+        ),
+        "{}".into(),
+    )
+    .await
+    .unwrap();
+    app.ingest(
+        charge_dispute(1, charge, None, "charge.dispute.created", "needs_response"),
+        "{}".into(),
+    )
+    .await
+    .unwrap();
+    let p = payment(&store, None, Some(charge)).await;
+    assert_eq!(p.key, charge);
+    assert_eq!(p.payment_intent_id, None);
+    assert_eq!(p.amount_refunded, 2500);
+    assert_eq!(p.amount, usd(5000));
+    assert_eq!(p.stripe_customer_id.as_deref(), Some("cus_L0wq7Fz2RmXk8c"));
+    assert_eq!(p.dispute_status, DisputeStatus::Open);
+    assert_eq!(p.dispute_stripe_status.as_deref(), Some("needs_response"));
+}
+
+async fn a_row_known_by_its_charge_joins_its_payment_intent(store: DieselStore) {
+    let app = app(store.clone());
+    // An old dispute rendering names only the charge; a refund names the charge only too.
+    // Then the payment intent's own event names both: one payment remains, with everything.
+    app.ingest(
+        charge_dispute(
+            1,
+            "ch_j",
+            None,
+            "charge.dispute.created",
+            "warning_needs_response",
+        ),
+        "{}".into(),
+    )
+    .await
+    .unwrap();
+    app.ingest(checkout("j"), "{}".into()).await.unwrap();
+    app.ingest(charge_refunded("ch_j", None, 1, 700), "{}".into())
+        .await
+        .unwrap();
+    assert_eq!(payments(&store, Some("pi_j"), Some("ch_j")).await.len(), 2);
+    app.ingest(
+        intent("j", PaymentIntentChange::Succeeded, 50, Some("ch_j")),
+        "{}".into(),
+    )
+    .await
+    .unwrap();
+    let p = payment(&store, Some("pi_j"), Some("ch_j")).await;
+    assert_eq!(p.key, "pi_j");
+    assert_eq!(p.charge_id.as_deref(), Some("ch_j"));
+    assert_eq!(p.amount_refunded, 700);
+    assert_eq!(p.status, PaymentStatus::Succeeded);
+    assert_eq!(
+        p.dispute_stripe_status.as_deref(),
+        Some("warning_needs_response")
+    );
+    // The order is reached through the payment intent from now on.
+    app.ingest(charge_refunded("ch_j", Some("pi_j"), 2, 900), "{}".into())
+        .await
+        .unwrap();
+    let o = order(&store, "j").await;
+    assert_eq!(
+        (o.refund_status, o.amount_refunded),
+        (RefundStatus::Partial, 900)
+    );
+}
+
+async fn dispute_statuses_are_kept_with_their_outcome(store: DieselStore) {
+    let app = app(store.clone());
+    let cases = [
+        (
+            "ch_inq",
+            &[
+                ("charge.dispute.created", "warning_needs_response"),
+                ("charge.dispute.updated", "warning_under_review"),
+                ("charge.dispute.closed", "warning_closed"),
+            ][..],
+            DisputeStatus::ClosedWithoutChargeback,
+            "warning_closed",
+        ),
+        (
+            "ch_prev",
+            &[
+                ("charge.dispute.created", "needs_response"),
+                ("charge.dispute.closed", "prevented"),
+            ][..],
+            DisputeStatus::ClosedWithoutChargeback,
+            "prevented",
+        ),
+        (
+            "ch_won",
+            &[
+                ("charge.dispute.created", "needs_response"),
+                ("charge.dispute.funds_withdrawn", "under_review"),
+                ("charge.dispute.closed", "won"),
+            ][..],
+            DisputeStatus::Won,
+            "won",
+        ),
+        (
+            "ch_lost",
+            &[
+                ("charge.dispute.closed", "lost"),
+                ("charge.dispute.created", "needs_response"),
+            ][..],
+            DisputeStatus::Lost,
+            "lost",
+        ),
+    ];
+    for (charge, events, outcome, stripe_status) in cases {
+        for (n, (event_type, status)) in events.iter().enumerate() {
+            let n = u32::try_from(n).unwrap();
+            app.ingest(
+                charge_dispute(n, charge, None, event_type, status),
+                "{}".into(),
+            )
+            .await
+            .unwrap();
+        }
+        let p = payment(&store, None, Some(charge)).await;
+        assert_eq!(
+            (p.dispute_status, p.dispute_stripe_status.as_deref()),
+            (outcome, Some(stripe_status)),
+            "{charge}"
+        );
+    }
 }

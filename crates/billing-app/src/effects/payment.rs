@@ -128,7 +128,7 @@ pub(super) async fn intent(
             "payment failed"
         );
     }
-    tx.save_payment(&payment, ctx.now).await?;
+    save(tx, ctx, &payment).await?;
     Ok(EventStatus::Processed)
 }
 
@@ -220,13 +220,7 @@ pub(super) async fn dispute(
         payment.dispute_status = dispute_status(DisputeOutcome::of_status(&dispute.status));
         payment.dispute_stripe_status = Some(dispute.status.clone());
     }
-    tx.save_payment(&payment, ctx.now).await?;
-    if let Some(pi) = payment.payment_intent_id.as_deref()
-        && let Some(mut order) = tx.order_by_payment_intent(pi).await?
-    {
-        order.dispute_status = payment.dispute_status;
-        tx.update_order(&order, ctx.now).await?;
-    }
+    save(tx, ctx, &payment).await?;
     Ok(EventStatus::Processed)
 }
 
@@ -363,16 +357,33 @@ async fn record_refund(
 ) -> Result<EventStatus, IngestError> {
     // Refund totals only grow; taking the maximum makes the order of deliveries irrelevant.
     payment.amount_refunded = payment.amount_refunded.max(refunded_total);
-    tx.save_payment(&payment, ctx.now).await?;
-    if let Some(pi) = payment.payment_intent_id.as_deref()
-        && let Some(mut order) = tx.order_by_payment_intent(pi).await?
-    {
-        let refunded = payment.amount_refunded.min(order.amount.amount_minor);
-        order.amount_refunded = order.amount_refunded.max(refunded);
-        order.refund_status = refund_status(order.amount_refunded, order.amount.amount_minor);
+    save(tx, ctx, &payment).await?;
+    Ok(EventStatus::Processed)
+}
+
+/// Saves the payment and carries its refund and dispute state to its order, if there is one
+/// (found by payment intent).
+async fn save(
+    tx: &mut dyn BillingTx,
+    ctx: &Context,
+    payment: &PaymentRecord,
+) -> Result<(), IngestError> {
+    tx.save_payment(payment, ctx.now).await?;
+    let Some(pi) = payment.payment_intent_id.as_deref() else {
+        return Ok(());
+    };
+    let Some(mut order) = tx.order_by_payment_intent(pi).await? else {
+        return Ok(());
+    };
+    let before = order.clone();
+    let refunded = payment.amount_refunded.min(order.amount.amount_minor);
+    order.amount_refunded = order.amount_refunded.max(refunded);
+    order.refund_status = refund_status(order.amount_refunded, order.amount.amount_minor);
+    order.dispute_status = payment.dispute_status;
+    if order != before {
         tx.update_order(&order, ctx.now).await?;
     }
-    Ok(EventStatus::Processed)
+    Ok(())
 }
 
 fn refund_status(refunded: i64, total: i64) -> RefundStatus {

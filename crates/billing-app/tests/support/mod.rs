@@ -71,7 +71,7 @@ impl Story {
             id: self.subscription.clone(),
             customer_id: self.customer.clone(),
             status,
-            price_id: Some("price_pro_monthly".to_owned()),
+            price_ids: vec!["price_pro_monthly".to_owned()],
             current_period_start: Some(start),
             current_period_end: Some(start + TimeDelta::days(30)),
             cancel_at_period_end: false,
@@ -178,7 +178,7 @@ impl Story {
                     period_start: Some(start),
                     period_end: Some(start + TimeDelta::days(30)),
                     next_payment_attempt: None,
-                    price_id: Some("price_pro_monthly".to_owned()),
+                    price_ids: vec!["price_pro_monthly".to_owned()],
                 },
             },
         )
