@@ -141,7 +141,7 @@ async fn portal_and_sync_need_a_known_customer() {
             id: "sub_synced".into(),
             customer_id: "cus_fake_1".into(),
             status: SubscriptionStatus::Trialing,
-            price_id: Some("price_pro_yearly".into()),
+            price_ids: vec!["price_pro_yearly".into()],
             current_period_start: Some(now),
             current_period_end: Some(now + chrono::TimeDelta::days(14)),
             cancel_at_period_end: false,

@@ -1,4 +1,5 @@
-//! Charges (`charge.refunded`, whose object is the refunded charge).
+//! Charges (`charge.refunded`, whose object is the refunded charge). A charge of the Charges
+//! API has no payment intent (`payment_intent` absent or `null`).
 
 use billing_domain::facts::ChargeFacts;
 use serde::Deserialize;
@@ -14,6 +15,7 @@ pub(super) struct RawCharge {
     object: Field<String>,
     id: Field<String>,
     payment_intent: Field<Expandable>,
+    customer: Field<Expandable>,
     amount: Field<i64>,
     currency: Field<String>,
     amount_refunded: Field<i64>,
@@ -27,6 +29,7 @@ impl WireObject for RawCharge {
         Ok(ChargeFacts {
             id: scope.required_string(&self.id, "id")?,
             payment_intent_id: scope.id(&self.payment_intent, "payment_intent")?,
+            customer_id: scope.id(&self.customer, "customer")?,
             amount: scope.money(&self.amount, "amount", &self.currency, "currency")?,
             amount_refunded: scope.amount(&self.amount_refunded, "amount_refunded")?,
         })

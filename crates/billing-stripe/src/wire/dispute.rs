@@ -1,4 +1,6 @@
-//! Disputes (`charge.dispute.created`, `charge.dispute.closed`).
+//! Disputes (`charge.dispute.created`, `.updated`, `.funds_withdrawn`, `.funds_reinstated`,
+//! `.closed`). The status is kept as Stripe sent it (`warning_needs_response`, …, `prevented`);
+//! the outcome is derived from it by the application.
 
 use billing_domain::facts::DisputeFacts;
 use serde::Deserialize;

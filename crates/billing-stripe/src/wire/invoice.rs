@@ -17,6 +17,10 @@
 //! - The line's period is `lines.data[].period` in every version. Its price is
 //!   `lines.data[].price` (or legacy `plan`) before basil and
 //!   `lines.data[].pricing.price_details.price` since, an id or an expanded object.
+//! - The prices are those of every non-proration subscription line of the invoice's
+//!   subscription, in line order; when there is none, the one proration line chosen above.
+//! - `amount_paid` is absent from renderings before 2019: then the amount paid is `total` when
+//!   `paid` is true, else zero. A failed payment never needs either.
 //! - When no line qualifies (one-off invoices, or a subscription line beyond the first page of
 //!   lines Stripe sends), the period is the invoice-level `period_start`/`period_end` and the
 //!   price is `None`.
@@ -42,6 +46,10 @@ pub(super) struct RawInvoice {
     status: Field<String>,
     billing_reason: Field<String>,
     amount_paid: Field<i64>,
+    /// Before 2019, with `paid`, instead of `amount_paid`.
+    total: Field<i64>,
+    /// Before 2019.
+    paid: Field<bool>,
     amount_due: Field<i64>,
     currency: Field<String>,
     attempt_count: Field<u32>,
@@ -134,14 +142,23 @@ impl WireObject for RawInvoice {
     fn into_facts(self, scope: &Scope<'_>) -> Result<InvoiceFacts, WireError> {
         scope.expect_object(&self.object, "invoice")?;
         let id = scope.required_string(&self.id, "id")?;
-        let amount_paid =
-            scope.money(&self.amount_paid, "amount_paid", &self.currency, "currency")?;
+        let amount_paid = self.amount_paid(scope)?;
         let amount_due = scope.money(&self.amount_due, "amount_due", &self.currency, "currency")?;
         let subscription_id = self.subscription_id(scope)?;
-        let (line_period, price_id) =
-            match self.subscription_line(scope, subscription_id.as_deref())? {
-                Some((line, line_scope)) => (line.period(&line_scope)?, line.price(&line_scope)?),
-                None => (None, None),
+        let (line_period, price_ids) =
+            match self.subscription_lines(scope, subscription_id.as_deref())? {
+                Some((chosen, lines)) => {
+                    let mut prices = Vec::new();
+                    for (line, line_scope) in &lines {
+                        if let Some(price) = line.price(line_scope)?
+                            && !prices.contains(&price)
+                        {
+                            prices.push(price);
+                        }
+                    }
+                    (chosen.0.period(&chosen.1)?, prices)
+                }
+                None => (None, Vec::new()),
             };
         let (period_start, period_end) = match line_period {
             Some(period) => period,
@@ -165,7 +182,7 @@ impl WireObject for RawInvoice {
             period_start,
             period_end,
             next_payment_attempt: scope.time(&self.next_payment_attempt, "next_payment_attempt")?,
-            price_id,
+            price_ids,
         })
     }
 }
@@ -187,12 +204,26 @@ impl RawInvoice {
         scope.id(&self.subscription, "subscription")
     }
 
-    /// The invoice's subscription line, with its scope, if one qualifies.
-    fn subscription_line<'s>(
+    /// The amount paid: `amount_paid`, or before 2019 `total` when `paid` (else zero).
+    fn amount_paid(&self, scope: &Scope<'_>) -> Result<billing_domain::Money, WireError> {
+        if self.amount_paid.is_some() {
+            return scope.money(&self.amount_paid, "amount_paid", &self.currency, "currency");
+        }
+        if scope.flag(&self.paid, "paid")? {
+            return scope.money(&self.total, "total", &self.currency, "currency");
+        }
+        let currency = scope.currency(&self.currency, "currency")?;
+        Ok(billing_domain::Money::new(0, currency))
+    }
+
+    /// The invoice's subscription line that decides the period, with its scope, and the lines
+    /// whose prices count (every non-proration one, else the chosen proration line).
+    #[allow(clippy::type_complexity)]
+    fn subscription_lines<'s>(
         &'s self,
         scope: &Scope<'s>,
         subscription_id: Option<&str>,
-    ) -> Result<Option<(&'s RawLine, Scope<'s>)>, WireError> {
+    ) -> Result<Option<((&'s RawLine, Scope<'s>), Vec<(&'s RawLine, Scope<'s>)>)>, WireError> {
         let Some(lines) = scope.optional(&self.lines, "lines")? else {
             return Ok(None);
         };
@@ -200,6 +231,7 @@ impl RawInvoice {
         let Some(data) = lines_scope.optional(&lines.data, "data")? else {
             return Ok(None);
         };
+        let mut regular: Vec<(&'s RawLine, Scope<'s>)> = Vec::new();
         let mut charged_proration = None;
         let mut any_proration = None;
         for (index, entry) in data.iter().enumerate() {
@@ -216,7 +248,8 @@ impl RawInvoice {
                 continue;
             }
             if !kind.proration {
-                return Ok(Some((line, line_scope)));
+                regular.push((line, line_scope));
+                continue;
             }
             let charged = line_scope
                 .optional(&line.amount, "amount")?
@@ -228,7 +261,16 @@ impl RawInvoice {
                 any_proration = Some((line, line_scope));
             }
         }
-        Ok(charged_proration.or(any_proration))
+        if let Some(first) = regular.first() {
+            let chosen = (first.0, first.1.clone());
+            return Ok(Some((chosen, regular)));
+        }
+        Ok(charged_proration
+            .or(any_proration)
+            .map(|(line, line_scope)| {
+                let chosen = (line, line_scope.clone());
+                (chosen, vec![(line, line_scope)])
+            }))
     }
 }
 

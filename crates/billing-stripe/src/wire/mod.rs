@@ -10,10 +10,13 @@
 //! | fact | before basil | basil and later |
 //! | --- | --- | --- |
 //! | subscription period | `current_period_start`/`_end` on the subscription | on `items.data[0]` |
-//! | subscription price | `items.data[0].price` (or legacy `plan`) | `items.data[0].price` |
+//! | subscription prices | every `items.data[].price` (or legacy `plan`) | every `items.data[].price` |
 //! | invoice subscription | `invoice.subscription` | `invoice.parent.subscription_details.subscription` |
 //! | invoice period | `lines.data[]` with `type: "subscription"` | `lines.data[]` with `parent.subscription_item_details` |
-//! | invoice price | that line's `price` (or legacy `plan`) | that line's `pricing.price_details.price` |
+//! | invoice prices | those lines' `price` (or legacy `plan`) | those lines' `pricing.price_details.price` |
+//! | invoice amount paid | `amount_paid`; before 2019 `total` when `paid`, else 0 | `amount_paid` |
+//! | payment intent's latest charge | `charges.data[0]` (before 2022-11-15) | `latest_charge` |
+//! | charge payment intent | `payment_intent`, absent or `null` for Charges API charges | same |
 //! | dispute payment intent | absent in old renderings (read as `None`) | `payment_intent` |
 //!
 //! Conventions, in every object:
@@ -47,7 +50,7 @@ mod payment_intent;
 mod refund;
 mod subscription;
 
-use billing_domain::facts::{InvoiceChange, SubscriptionChange};
+use billing_domain::facts::{InvoiceChange, PaymentIntentChange, SubscriptionChange};
 use billing_domain::{BillingEvent, Fact};
 use serde::de::DeserializeOwned;
 
@@ -59,7 +62,7 @@ use self::field::Scope;
 
 /// Every event type [`parse_event`] turns into a fact other than [`Fact::Unhandled`]: the
 /// events a webhook endpoint needs to subscribe to.
-pub const HANDLED_EVENT_TYPES: [&str; 19] = [
+pub const HANDLED_EVENT_TYPES: [&str; 25] = [
     "checkout.session.completed",
     "customer.created",
     "customer.updated",
@@ -75,9 +78,15 @@ pub const HANDLED_EVENT_TYPES: [&str; 19] = [
     "invoice.payment_failed",
     "payment_intent.succeeded",
     "payment_intent.payment_failed",
+    "payment_intent.processing",
+    "payment_intent.requires_action",
+    "payment_intent.canceled",
     "charge.refunded",
     "charge.refund.updated",
     "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
     "charge.dispute.closed",
 ];
 
@@ -152,9 +161,9 @@ fn fact(event_type: &str, raw: &mut RawEvent<Kept>) -> Result<Fact, WireError> {
             invoice: read::<RawInvoice>(raw)?,
         })
     };
-    let payment_intent = |raw: &mut RawEvent<Kept>, succeeded| {
+    let payment_intent = |raw: &mut RawEvent<Kept>, change| {
         Ok::<_, WireError>(Fact::PaymentIntent {
-            succeeded,
+            change,
             payment_intent: read::<RawPaymentIntent>(raw)?,
         })
     };
@@ -182,11 +191,19 @@ fn fact(event_type: &str, raw: &mut RawEvent<Kept>) -> Result<Fact, WireError> {
         "invoice.paid" => invoice(raw, InvoiceChange::Paid),
         "invoice.payment_succeeded" => invoice(raw, InvoiceChange::PaymentSucceeded),
         "invoice.payment_failed" => invoice(raw, InvoiceChange::PaymentFailed),
-        "payment_intent.succeeded" => payment_intent(raw, true),
-        "payment_intent.payment_failed" => payment_intent(raw, false),
+        "payment_intent.succeeded" => payment_intent(raw, PaymentIntentChange::Succeeded),
+        "payment_intent.payment_failed" => payment_intent(raw, PaymentIntentChange::PaymentFailed),
+        "payment_intent.processing" => payment_intent(raw, PaymentIntentChange::Processing),
+        "payment_intent.requires_action" => {
+            payment_intent(raw, PaymentIntentChange::RequiresAction)
+        }
+        "payment_intent.canceled" => payment_intent(raw, PaymentIntentChange::Canceled),
         "charge.refunded" => Ok(Fact::ChargeRefunded(read::<RawCharge>(raw)?)),
         "charge.refund.updated" => Ok(Fact::RefundUpdated(read::<RawRefund>(raw)?)),
-        "charge.dispute.created" => dispute(raw, false),
+        "charge.dispute.created"
+        | "charge.dispute.updated"
+        | "charge.dispute.funds_withdrawn"
+        | "charge.dispute.funds_reinstated" => dispute(raw, false),
         "charge.dispute.closed" => dispute(raw, true),
         _ => Ok(Fact::Unhandled),
     }

@@ -8,9 +8,11 @@
 //!   present (either half) it is used; otherwise the period of the **first item** is used,
 //!   the same item whose price decides the tier. Items of one subscription can have different
 //!   periods since basil (mixed intervals); the first item's is the one that matches
-//!   [`SubscriptionSnapshot::price_id`].
-//! - The price is `items.data[0].price` (an expanded object, or an id string), falling back to
-//!   the legacy `items.data[0].plan` and then the subscription-level `plan`.
+//!   the first item's price.
+//! - The prices are every item's `items.data[].price` (an expanded object, or an id string),
+//!   each falling back to the item's legacy `plan`, in item order; with no items, the
+//!   subscription-level legacy `plan`. The application takes the highest catalog tier among
+//!   them, so an add-on listed first never hides the plan.
 
 use billing_domain::SubscriptionStatus;
 use billing_domain::facts::SubscriptionSnapshot;
@@ -65,18 +67,8 @@ impl WireObject for RawSubscription {
         let customer_id = scope.required_id(&self.customer, "customer")?;
         let status = SubscriptionStatus::parse(scope.required(&self.status, "status")?);
 
+        let price_ids = self.item_prices(scope)?;
         let first_item = self.first_item(scope)?;
-        let price_id = match &first_item {
-            Some((item, item_scope)) => match item_scope.id(&item.price, "price")? {
-                Some(price) => Some(price),
-                None => item_scope.id(&item.plan, "plan")?,
-            },
-            None => None,
-        };
-        let price_id = match price_id {
-            Some(price) => Some(price),
-            None => scope.id(&self.plan, "plan")?,
-        };
 
         let (current_period_start, current_period_end) = self.period(scope, first_item)?;
 
@@ -84,7 +76,7 @@ impl WireObject for RawSubscription {
             id,
             customer_id,
             status,
-            price_id,
+            price_ids,
             current_period_start,
             current_period_end,
             cancel_at_period_end: scope.flag(&self.cancel_at_period_end, "cancel_at_period_end")?,
@@ -98,6 +90,37 @@ impl WireObject for RawSubscription {
 }
 
 impl RawSubscription {
+    /// Every item's price (or legacy plan), in item order; the subscription-level `plan` when
+    /// there are no items.
+    fn item_prices(&self, scope: &Scope<'_>) -> Result<Vec<String>, WireError> {
+        let mut prices = Vec::new();
+        if let Some(items) = scope.optional(&self.items, "items")? {
+            let items_scope = scope.child("items");
+            if let Some(data) = items_scope.optional(&items.data, "data")? {
+                for (index, entry) in data.iter().enumerate() {
+                    let name = format!("data[{index}]");
+                    let item = items_scope.entry(entry, &name)?;
+                    let item_scope = items_scope.child(&name);
+                    let price = match item_scope.id(&item.price, "price")? {
+                        Some(price) => Some(price),
+                        None => item_scope.id(&item.plan, "plan")?,
+                    };
+                    if let Some(price) = price
+                        && !prices.contains(&price)
+                    {
+                        prices.push(price);
+                    }
+                }
+            }
+        }
+        if prices.is_empty()
+            && let Some(plan) = scope.id(&self.plan, "plan")?
+        {
+            prices.push(plan);
+        }
+        Ok(prices)
+    }
+
     /// The first subscription item, with its scope, if the subscription lists any.
     fn first_item<'s>(
         &'s self,

@@ -110,6 +110,12 @@ fn missing_required_object_fields_name_the_path_and_event() {
             remove(object(&mut absent), key);
             let mut nulled = fixture_json(story.folder, event_type);
             object(&mut nulled)[key] = Value::Null;
+            if key == "amount_paid" {
+                // Without `paid` too: a rendering with `paid` is read the pre-2019 way (see
+                // `pre_2019_invoices_without_amount_paid_count_the_total_when_paid`).
+                remove(object(&mut absent), "paid");
+                remove(object(&mut nulled), "paid");
+            }
             let expected = missing(story, event_type, &format!("data.object.{key}"));
             assert_eq!(
                 parse_err(&absent),
@@ -125,6 +131,34 @@ fn missing_required_object_fields_name_the_path_and_event() {
             );
         }
     }
+}
+
+#[test]
+fn pre_2019_invoices_without_amount_paid_count_the_total_when_paid() {
+    let story = &PRE_BASIL;
+    let amount_paid = |event: &Value| match parse_event(&bytes(event)).unwrap().fact {
+        Fact::Invoice { invoice, .. } => invoice.amount_paid.amount_minor,
+        other => panic!("not an invoice: {other:?}"),
+    };
+    let mut paid = fixture_json(story.folder, "invoice.paid");
+    remove(object(&mut paid), "amount_paid");
+    object(&mut paid)["total"] = json!(2_350);
+    assert_eq!(amount_paid(&paid), 2_350);
+    object(&mut paid)["paid"] = json!(false);
+    assert_eq!(amount_paid(&paid), 0);
+    let mut no_total = fixture_json(story.folder, "invoice.paid");
+    remove(object(&mut no_total), "amount_paid");
+    remove(object(&mut no_total), "total");
+    assert_eq!(
+        parse_err(&no_total),
+        missing(story, "invoice.paid", "data.object.total")
+    );
+    // A failed payment needs none of the three.
+    let mut failed = fixture_json(story.folder, "invoice.payment_failed");
+    for key in ["amount_paid", "total", "paid"] {
+        remove(object(&mut failed), key);
+    }
+    assert_eq!(amount_paid(&failed), 0);
 }
 
 #[test]

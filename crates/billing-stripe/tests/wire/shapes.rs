@@ -129,7 +129,7 @@ fn basil_period_is_the_first_items_even_when_other_items_differ() {
     annual["current_period_end"] = json!(1_820_000_000);
     items.push(annual);
     let sub = subscription(&event);
-    assert_eq!(sub.price_id.as_deref(), Some(PRICE_ID));
+    assert_eq!(sub.price_ids.first().map(String::as_str), Some(PRICE_ID));
     assert_eq!(sub.current_period_start, Some(at(BASIL.resumed_at)));
     assert_eq!(sub.current_period_end, Some(at(BASIL.main_period_end)));
 }
@@ -146,7 +146,7 @@ fn a_subscription_without_periods_or_items_has_no_period_or_price() {
         let sub = subscription(&event);
         assert_eq!(sub.current_period_start, None);
         assert_eq!(sub.current_period_end, None);
-        assert_eq!(sub.price_id, None);
+        assert!(sub.price_ids.is_empty());
         // The rest still reads.
         assert_eq!(sub.status, SubscriptionStatus::PastDue);
     }
@@ -158,7 +158,10 @@ fn empty_items_list_reads_as_no_item() {
     object(&mut event)["items"]["data"] = json!([]);
     remove(object(&mut event), "plan");
     let sub = subscription(&event);
-    assert_eq!((sub.price_id, sub.current_period_end), (None, None));
+    assert_eq!(
+        (sub.price_ids.first(), sub.current_period_end),
+        (None, None)
+    );
 }
 
 // ---------------------------------------------------------------- subscription price
@@ -169,7 +172,7 @@ fn price_may_be_an_id_string() {
         let mut event = fixture_json(story.folder, "customer.subscription.created");
         object(&mut event)["items"]["data"][0]["price"] = json!("price_as_string");
         assert_eq!(
-            subscription(&event).price_id.as_deref(),
+            subscription(&event).price_ids.first().map(String::as_str),
             Some("price_as_string")
         );
     }
@@ -182,14 +185,14 @@ fn price_falls_back_to_the_items_plan_then_the_subscriptions_plan() {
     item["price"] = Value::Null;
     item["plan"]["id"] = json!("plan_legacy_item");
     assert_eq!(
-        subscription(&event).price_id.as_deref(),
+        subscription(&event).price_ids.first().map(String::as_str),
         Some("plan_legacy_item")
     );
 
     remove(&mut object(&mut event)["items"]["data"][0], "plan");
     object(&mut event)["plan"] = json!("plan_legacy_top");
     assert_eq!(
-        subscription(&event).price_id.as_deref(),
+        subscription(&event).price_ids.first().map(String::as_str),
         Some("plan_legacy_top")
     );
 }
@@ -264,7 +267,7 @@ fn one_off_invoices_have_no_subscription_and_use_the_invoice_period() {
     line["subscription_item"] = Value::Null;
     let facts = invoice(&pre);
     assert_eq!(facts.subscription_id, None);
-    assert_eq!(facts.price_id, None);
+    assert!(facts.price_ids.is_empty());
     assert_eq!(facts.period_start, Some(at(PRE_BASIL.resumed_at)));
     assert_eq!(facts.period_end, Some(at(PRE_BASIL.resumed_at)));
 
@@ -279,7 +282,7 @@ fn one_off_invoices_have_no_subscription_and_use_the_invoice_period() {
     });
     let facts = invoice(&basil);
     assert_eq!(facts.subscription_id, None);
-    assert_eq!(facts.price_id, None);
+    assert!(facts.price_ids.is_empty());
     assert_eq!(facts.period_start, Some(at(BASIL.resumed_at)));
     assert_eq!(facts.period_end, Some(at(BASIL.resumed_at)));
 }
@@ -291,7 +294,7 @@ fn invoice_without_lines_uses_the_invoice_period() {
         remove(object(&mut event), "lines");
         let facts = invoice(&event);
         assert_eq!(facts.subscription_id.as_deref(), Some(story.sub));
-        assert_eq!(facts.price_id, None);
+        assert!(facts.price_ids.is_empty());
         assert_eq!(facts.period_start, Some(at(story.resumed_at)));
         assert_eq!(facts.period_end, Some(at(story.resumed_at)));
     }
@@ -340,13 +343,19 @@ const OLD_PERIOD: (i64, i64) = (1_700_000_000, 1_700_100_000);
 fn invoice_price_is_read_from_the_place_each_version_puts_it() {
     let pre = fixture_json(PRE_BASIL.folder, "invoice.paid");
     assert!(pre["data"]["object"]["lines"]["data"][0]["price"].is_object());
-    assert_eq!(invoice(&pre).price_id.as_deref(), Some(PRICE_ID));
+    assert_eq!(
+        invoice(&pre).price_ids.first().map(String::as_str),
+        Some(PRICE_ID)
+    );
 
     let basil = fixture_json(BASIL.folder, "invoice.paid");
     let line = &basil["data"]["object"]["lines"]["data"][0];
     assert!(line.get("price").is_none());
     assert!(line["pricing"]["price_details"]["price"].is_string());
-    assert_eq!(invoice(&basil).price_id.as_deref(), Some(PRICE_ID));
+    assert_eq!(
+        invoice(&basil).price_ids.first().map(String::as_str),
+        Some(PRICE_ID)
+    );
 }
 
 #[test]
@@ -354,15 +363,24 @@ fn invoice_line_price_may_be_expanded_or_a_string_or_a_legacy_plan() {
     let mut basil = fixture_json(BASIL.folder, "invoice.paid");
     object(&mut basil)["lines"]["data"][0]["pricing"]["price_details"]["price"] =
         expanded("price_expanded", "price");
-    assert_eq!(invoice(&basil).price_id.as_deref(), Some("price_expanded"));
+    assert_eq!(
+        invoice(&basil).price_ids.first().map(String::as_str),
+        Some("price_expanded")
+    );
 
     let mut pre = fixture_json(PRE_BASIL.folder, "invoice.paid");
     object(&mut pre)["lines"]["data"][0]["price"] = json!("price_as_string");
-    assert_eq!(invoice(&pre).price_id.as_deref(), Some("price_as_string"));
+    assert_eq!(
+        invoice(&pre).price_ids.first().map(String::as_str),
+        Some("price_as_string")
+    );
 
     object(&mut pre)["lines"]["data"][0]["price"] = Value::Null;
     object(&mut pre)["lines"]["data"][0]["plan"]["id"] = json!("plan_legacy");
-    assert_eq!(invoice(&pre).price_id.as_deref(), Some("plan_legacy"));
+    assert_eq!(
+        invoice(&pre).price_ids.first().map(String::as_str),
+        Some("plan_legacy")
+    );
 }
 
 #[test]
@@ -388,7 +406,7 @@ fn invoice_period_prefers_the_non_proration_subscription_line() {
             story.folder
         );
         assert_eq!(
-            facts.price_id.as_deref(),
+            facts.price_ids.first().map(String::as_str),
             Some(PRICE_ID),
             "{}",
             story.folder
@@ -407,7 +425,7 @@ fn proration_only_invoices_take_the_charged_line_over_the_credit() {
         ]);
         let facts = invoice(&event);
         assert_eq!(
-            facts.price_id.as_deref(),
+            facts.price_ids.first().map(String::as_str),
             Some("price_new"),
             "{}",
             story.folder
@@ -431,7 +449,10 @@ fn a_lone_credit_line_still_gives_period_and_price() {
         let facts = invoice(&event);
         assert_eq!(facts.period_start, Some(at("2023-11-14T22:13:20Z")));
         assert_eq!(facts.period_end, Some(at("2023-11-16T02:00:00Z")));
-        assert_eq!(facts.price_id.as_deref(), Some("price_old"));
+        assert_eq!(
+            facts.price_ids.first().map(String::as_str),
+            Some("price_old")
+        );
     }
 }
 

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use billing_domain::facts::{
     ChargeFacts, CheckoutMode, CheckoutSession, CustomerFacts, DisputeFacts, InvoiceChange,
-    InvoiceFacts, PaymentIntentFacts, RefundFacts, SubscriptionChange, SubscriptionSnapshot,
+    InvoiceFacts, PaymentIntentChange, PaymentIntentFacts, RefundFacts, SubscriptionChange,
+    SubscriptionSnapshot,
 };
 use billing_domain::{BillingEvent, Currency, Fact, Money, SubscriptionStatus};
 use chrono::{DateTime, Utc};
@@ -25,6 +26,8 @@ pub(crate) struct Story {
     pub(crate) in_main: &'static str,
     pub(crate) pi: &'static str,
     pub(crate) ch_ok: &'static str,
+    /// The charge of the failed first attempt.
+    pub(crate) ch_failed: &'static str,
     pub(crate) re: &'static str,
     pub(crate) du: &'static str,
     pub(crate) trial_start: &'static str,
@@ -55,6 +58,7 @@ pub(crate) const PRE_BASIL: Story = Story {
     in_main: "in_1nGHF4QbM4kL2xHtOpEzlMCe",
     pi: "pi_3t9cKoQbM4kL2xHtMZyrbacw",
     ch_ok: "ch_3t9cKoQbM4kL2xHtlzvlIjc8",
+    ch_failed: "ch_3t9cKoQbM4kL2xHtMZyrbacw",
     re: "re_3t9cKoQbM4kL2xHtC0gb0WiO",
     du: "du_1R6kzeQbM4kL2xHtCgtm7jGX",
     trial_start: "2024-07-01T09:15:56Z",
@@ -196,6 +200,7 @@ pub(crate) const BASIL: Story = Story {
     in_main: "in_1DI7IyHm7Rq2Zp4Vsv86PToy",
     pi: "pi_3uTIIiHm7Rq2Zp4VLSwGud5C",
     ch_ok: "ch_3uTIIiHm7Rq2Zp4VJOGqBevU",
+    ch_failed: "ch_3uTIIiHm7Rq2Zp4VLSwGud5C",
     re: "re_3uTIIiHm7Rq2Zp4VrOZtF3Eb",
     du: "du_16Xo6UHm7Rq2Zp4VbSOhHOvF",
     trial_start: "2026-09-01T08:42:41Z",
@@ -417,6 +422,7 @@ impl Story {
             "charge.refunded" => Fact::ChargeRefunded(ChargeFacts {
                 id: self.ch_ok.to_owned(),
                 payment_intent_id: Some(self.pi.to_owned()),
+                customer_id: Some(self.cus.to_owned()),
                 amount: self.money(self.amount),
                 amount_refunded: self.refund_amount,
             }),
@@ -490,7 +496,7 @@ impl Story {
             id: self.sub.to_owned(),
             customer_id: self.cus.to_owned(),
             status,
-            price_id: Some(PRICE_ID.to_owned()),
+            price_ids: vec![PRICE_ID.to_owned()],
             current_period_start: Some(at(start)),
             current_period_end: Some(at(end)),
             cancel_at_period_end: false,
@@ -524,7 +530,7 @@ impl Story {
             period_start: Some(at(self.resumed_at)),
             period_end: Some(at(self.main_period_end)),
             next_payment_attempt: (!paid).then(|| at(self.next_payment_attempt)),
-            price_id: Some(PRICE_ID.to_owned()),
+            price_ids: vec![PRICE_ID.to_owned()],
         }
     }
 
@@ -537,7 +543,11 @@ impl Story {
 
     fn payment_intent(&self, succeeded: bool) -> Fact {
         Fact::PaymentIntent {
-            succeeded,
+            change: if succeeded {
+                PaymentIntentChange::Succeeded
+            } else {
+                PaymentIntentChange::PaymentFailed
+            },
             payment_intent: PaymentIntentFacts {
                 id: self.pi.to_owned(),
                 customer_id: Some(self.cus.to_owned()),
@@ -549,6 +559,14 @@ impl Story {
                 }
                 .to_owned(),
                 last_error: (!succeeded).then(|| "Your card has insufficient funds.".to_owned()),
+                latest_charge_id: Some(
+                    if succeeded {
+                        self.ch_ok
+                    } else {
+                        self.ch_failed
+                    }
+                    .to_owned(),
+                ),
                 metadata_user_id: None,
             },
         }
