@@ -154,6 +154,8 @@ pub async fn spawn_with_gateway(
         api_keys: ApiKeys::new([API_KEY.to_owned()]),
         webhook_body_limit: body_limit,
         readiness,
+        readiness_timeout: billing_http::MAX_READINESS_TIMEOUT,
+        request_timeout: std::time::Duration::from_secs(5),
         metrics: Some(metrics()),
     });
     let server = HttpServer::new(move || {
