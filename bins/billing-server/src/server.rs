@@ -137,3 +137,79 @@ pub(crate) async fn start(config: Config) -> Result<Running, BoxError> {
         addrs,
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::Instant;
+
+    use billing_store_diesel::testing::{FreezableProxy, TestDatabase};
+
+    use super::*;
+
+    const PLANS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../plans.toml");
+    const API_KEY: &str = "key_shutdown_0123456789";
+
+    #[actix_web::test]
+    async fn a_stop_while_the_database_is_frozen_ends_with_the_database_limits_not_later() {
+        let db = TestDatabase::postgres().await;
+        let proxy = FreezableProxy::start(db.url()).await;
+        let env: HashMap<&str, String> = [
+            ("STRIPE_SECRET_KEY", "sk_test_shutdown".to_owned()),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_shutdown".to_owned()),
+            ("BILLING_API_KEYS", API_KEY.to_owned()),
+            ("PLANS_FILE", PLANS.to_owned()),
+            ("DATABASE_URL", proxy.url(db.url())),
+            ("BIND_ADDR", "127.0.0.1:0".to_owned()),
+            ("DATABASE_POOL_TIMEOUT_MS", "300".to_owned()),
+            ("DATABASE_CONNECT_TIMEOUT_MS", "300".to_owned()),
+            ("DATABASE_RECYCLE_TIMEOUT_MS", "200".to_owned()),
+            ("DATABASE_STATEMENT_TIMEOUT_MS", "700".to_owned()),
+            ("SHUTDOWN_TIMEOUT_SECS", "30".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        let config = Config::from_lookup(|name| env.get(name).cloned()).unwrap();
+        let bound = config.database.call_limit() + Duration::from_secs(1);
+        let running = start(config).await.unwrap();
+        let url = format!(
+            "http://{}/v1/users/u_1QfZ9aStop/entitlements",
+            running.addrs[0]
+        );
+        let handle = running.server.handle();
+        let server = actix_web::rt::spawn(running.server);
+        let client = awc::Client::default();
+        let get = move || {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                client
+                    .get(url)
+                    .insert_header(("Authorization", format!("Bearer {API_KEY}")))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            }
+        };
+        assert_eq!(get().await.unwrap(), 200);
+
+        proxy.freeze();
+        let in_flight = actix_web::rt::spawn(get());
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        let started = Instant::now();
+        handle.stop(true).await; // what SIGTERM does
+        server.await.unwrap().unwrap();
+        let took = started.elapsed();
+        assert!(
+            took <= bound,
+            "the stop took {took:?}; the database limits allow {bound:?} (shutdown timeout 30 s)"
+        );
+        assert_eq!(
+            in_flight.await.unwrap().unwrap(),
+            503,
+            "the hung request was answered, not cut"
+        );
+        eprintln!("stop with a request hung on a frozen database: {took:?}");
+        proxy.thaw();
+    }
+}

@@ -168,12 +168,13 @@ impl<S: BillingStore> BillingApp<S> {
                 Ok(outcome)
             }
             Err(error) => {
-                tracing::error!(
+                // The error is returned, and logged once by the caller that answers it (the
+                // HTTP layer, with the request id); here only the event's side of it.
+                tracing::warn!(
                     event_id = new_event.id.as_str(),
                     event_type = new_event.event_type.as_str(),
-                    error = error.to_string(),
                     elapsed_ms,
-                    "event could not be applied; recorded as failed for retry"
+                    "event could not be applied; recording it as failed for retry"
                 );
                 if let Err(record_error) = self
                     .store

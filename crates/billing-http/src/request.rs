@@ -1,7 +1,9 @@
 //! Per-request context: a request id (the caller's `X-Request-Id` when it is a plain token,
-//! else a new one) answered in `X-Request-Id`, a tracing span carrying it around everything
-//! the request logs, and the one log line of every 5xx answer with its cause (the answer
-//! itself stays opaque).
+//! else a new one) answered in `X-Request-Id`; a tracing span `request{request_id, event_id}`
+//! around everything the request logs (a webhook fills in `event_id` once it has read it);
+//! and the one log line of every 5xx answer, in that span, with its cause — the only line
+//! that carries the cause (lower layers return errors rather than log them), while the
+//! answer itself stays opaque.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,21 +64,19 @@ pub(crate) async fn context(
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let started = Instant::now();
     let id = request_id(&request);
-    let span = tracing::info_span!("request", request_id = id.as_str());
+    let span = tracing::info_span!(
+        "request",
+        request_id = id.as_str(),
+        event_id = tracing::field::Empty
+    );
     let method = request.method().clone();
-    match next.call(request).instrument(span).await {
+    match next.call(request).instrument(span.clone()).await {
         Ok(mut response) => {
             if response.status().is_server_error() {
-                let error = response.response().error();
                 let route = response.request().match_pattern().unwrap_or_default();
-                log_failure(
-                    &id,
-                    method.as_str(),
-                    &route,
-                    response.status().as_u16(),
-                    error,
-                    started,
-                );
+                let status = response.status().as_u16();
+                let error = response.response().error();
+                span.in_scope(|| log_failure(method.as_str(), &route, status, error, started));
             }
             if let Ok(value) = HeaderValue::from_str(&id) {
                 response.headers_mut().insert(REQUEST_ID, value);
@@ -88,31 +88,24 @@ pub(crate) async fn context(
         Err(error) => {
             let status = error.as_response_error().status_code();
             if status.is_server_error() {
-                log_failure(
-                    &id,
-                    method.as_str(),
-                    "",
-                    status.as_u16(),
-                    Some(&error),
-                    started,
-                );
+                span.in_scope(|| {
+                    log_failure(method.as_str(), "", status.as_u16(), Some(&error), started)
+                });
             }
             Err(error)
         }
     }
 }
 
-/// The one log line of a 5xx: request id, route, status, code and cause. Untrusted text
-/// (causes quote ids) goes in as str fields, which every formatter escapes; the request id
-/// is a checked token.
-fn log_failure(
-    id: &str,
-    method: &str,
-    route: &str,
-    status: u16,
-    error: Option<&Error>,
-    started: Instant,
-) {
+/// Names the event a webhook request is about, in its request span.
+pub(crate) fn record_event_id(event_id: &str) {
+    tracing::Span::current().record("event_id", event_id);
+}
+
+/// The one log line of a 5xx (in the request span: request id, event id): route, status,
+/// code and cause. Untrusted text (causes quote ids) goes in as str fields, which every
+/// formatter escapes.
+fn log_failure(method: &str, route: &str, status: u16, error: Option<&Error>, started: Instant) {
     let api = error.and_then(|e| e.as_error::<ApiError>());
     let code = api.map_or("internal_error", |e| e.code);
     let cause = api
@@ -122,7 +115,6 @@ fn log_failure(
     let latency_ms = started.elapsed().as_secs_f64() * 1e3;
     if status == 503 {
         tracing::warn!(
-            request_id = id,
             method,
             route,
             status,
@@ -133,7 +125,6 @@ fn log_failure(
         );
     } else {
         tracing::error!(
-            request_id = id,
             method,
             route,
             status,

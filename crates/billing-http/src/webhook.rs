@@ -77,6 +77,7 @@ async fn handle<S: BillingStore>(
     };
     seen.id = Some(event.id.clone());
     seen.event_type = Some(event.event_type.clone());
+    crate::request::record_event_id(&event.id);
     let event_id = event.id.clone();
     let payload = String::from_utf8_lossy(&body).into_owned();
     match state.app.ingest(event, payload).await {
@@ -92,8 +93,8 @@ async fn handle<S: BillingStore>(
             Ok((label, HttpResponse::Ok().json(body)))
         }
         Err(error) => {
-            // ingest logged the failure with the event id and recorded it for the retry; the
-            // request context logs the answer with the request id and this cause.
+            // ingest recorded the failure for the retry; the request context logs the answer
+            // with the request id, the event id and this cause.
             let cause = error.to_string();
             let mut api = ApiError::from(error);
             if api.status == StatusCode::INTERNAL_SERVER_ERROR {
@@ -133,6 +134,7 @@ async fn reject_unparsable<S: BillingStore>(
     };
     seen.id = Some(envelope.id.clone());
     seen.event_type = Some(envelope.event_type.clone());
+    crate::request::record_event_id(&envelope.id);
     let event = NewEvent {
         id: envelope.id.clone(),
         event_type: envelope.event_type,
@@ -143,11 +145,7 @@ async fn reject_unparsable<S: BillingStore>(
         received_at: state.app.clock().now(),
     };
     if let Err(store_error) = state.app.record_unparsed(event, &error.to_string()).await {
-        tracing::error!(
-            event_id = envelope.id.as_str(),
-            error = store_error.to_string(),
-            "could not store the unparsable event"
-        );
+        // A 5xx: logged once, with this cause, by the request context.
         return ApiError::from(store_error);
     }
     ApiError::new(
