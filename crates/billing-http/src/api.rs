@@ -103,6 +103,7 @@ async fn guard<S: BillingStore>(
     telemetry::record_api(route, response.status().as_u16(), started.elapsed());
     Ok(response)
 }
+
 fn rfc3339(at: Option<DateTime<Utc>>) -> Value {
     at.map_or(Value::Null, |t| {
         Value::String(t.to_rfc3339_opts(SecondsFormat::Secs, true))
@@ -183,27 +184,25 @@ async fn usage<S: BillingStore>(
     input::user_id(&path)?;
     input::idempotency_key(&body.idempotency_key)?;
     input::quantity(body.quantity)?;
-    {
-        let outcome = state
-            .app
-            .record_usage(&path, &body.metric, body.quantity, &body.idempotency_key)
-            .await?;
-        let limit = outcome.limit.map_or(Value::Null, Value::from);
-        if outcome.allowed {
-            Ok(HttpResponse::Ok().json(json!({
-                "allowed": true, "used": outcome.used, "limit": limit,
-                "remaining": outcome.remaining, "period_end": rfc3339(Some(outcome.period_end)),
-                "replayed": outcome.replayed,
-            })))
-        } else {
-            // 402, not 429: the quota is exhausted until the period ends or the plan changes;
-            // 429 invites automatic retries, which cannot succeed.
-            Ok(HttpResponse::PaymentRequired().json(json!({
-                "allowed": false, "used": outcome.used, "limit": limit,
-                "period_end": rfc3339(Some(outcome.period_end)), "replayed": outcome.replayed,
-                "error": {"code": "usage_limit_exceeded", "message": format!("{} would exceed the limit of this period", body.metric)},
-            })))
-        }
+    let outcome = state
+        .app
+        .record_usage(&path, &body.metric, body.quantity, &body.idempotency_key)
+        .await?;
+    let limit = outcome.limit.map_or(Value::Null, Value::from);
+    if outcome.allowed {
+        Ok(HttpResponse::Ok().json(json!({
+            "allowed": true, "used": outcome.used, "limit": limit,
+            "remaining": outcome.remaining, "period_end": rfc3339(Some(outcome.period_end)),
+            "replayed": outcome.replayed,
+        })))
+    } else {
+        // 402, not 429: the quota is exhausted until the period ends or the plan changes;
+        // 429 invites automatic retries, which cannot succeed.
+        Ok(HttpResponse::PaymentRequired().json(json!({
+            "allowed": false, "used": outcome.used, "limit": limit,
+            "period_end": rfc3339(Some(outcome.period_end)), "replayed": outcome.replayed,
+            "error": {"code": "usage_limit_exceeded", "message": format!("{} would exceed the limit of this period", body.metric)},
+        })))
     }
 }
 
@@ -232,56 +231,54 @@ async fn checkout<S: BillingStore>(
     request: HttpRequest,
     body: JsonObject<CheckoutBody>,
 ) -> Result<HttpResponse, ApiError> {
-    {
-        let key = request
-            .headers()
-            .get("idempotency-key")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "missing_idempotency_key",
-                    "send an Idempotency-Key header",
-                )
-            })?;
-        let body = body.0;
-        input::idempotency_key(key)?;
-        input::user_id(&body.user_id)?;
-        if let Some(email) = &body.email {
-            input::email(email)?;
-        }
-        input::url("success_url", &body.success_url)?;
-        input::url("cancel_url", &body.cancel_url)?;
-        let price = match (body.price_id, body.tier) {
-            (Some(p), None) => PriceChoice::Price(p),
-            (None, Some(t)) => PriceChoice::Tier(t),
-            _ => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "send exactly one of price_id and tier",
-                ));
-            }
-        };
-        let outcome = state
-            .app
-            .create_checkout(CheckoutParams {
-                user_id: body.user_id,
-                email: body.email,
-                kind: match body.mode {
-                    Mode::Payment => CheckoutKind::Payment,
-                    Mode::Subscription => CheckoutKind::Subscription,
-                },
-                price,
-                success_url: body.success_url,
-                cancel_url: body.cancel_url,
-                trial_days: body.trial_days,
-                idempotency_key: key.to_owned(),
-            })
-            .await?;
-        Ok(HttpResponse::Ok()
-            .json(json!({"id": outcome.id, "url": outcome.url, "replayed": outcome.replayed})))
+    let key = request
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "missing_idempotency_key",
+                "send an Idempotency-Key header",
+            )
+        })?;
+    let body = body.0;
+    input::idempotency_key(key)?;
+    input::user_id(&body.user_id)?;
+    if let Some(email) = &body.email {
+        input::email(email)?;
     }
+    input::url("success_url", &body.success_url)?;
+    input::url("cancel_url", &body.cancel_url)?;
+    let price = match (body.price_id, body.tier) {
+        (Some(p), None) => PriceChoice::Price(p),
+        (None, Some(t)) => PriceChoice::Tier(t),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "send exactly one of price_id and tier",
+            ));
+        }
+    };
+    let outcome = state
+        .app
+        .create_checkout(CheckoutParams {
+            user_id: body.user_id,
+            email: body.email,
+            kind: match body.mode {
+                Mode::Payment => CheckoutKind::Payment,
+                Mode::Subscription => CheckoutKind::Subscription,
+            },
+            price,
+            success_url: body.success_url,
+            cancel_url: body.cancel_url,
+            trial_days: body.trial_days,
+            idempotency_key: key.to_owned(),
+        })
+        .await?;
+    Ok(HttpResponse::Ok()
+        .json(json!({"id": outcome.id, "url": outcome.url, "replayed": outcome.replayed})))
 }
 
 #[derive(Deserialize)]

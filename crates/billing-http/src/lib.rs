@@ -63,7 +63,8 @@ pub struct HttpState<S> {
     pub webhook_body_limit: usize,
     /// The readiness probe behind `/readyz`.
     pub readiness: ReadinessCheck,
-    /// How long `/readyz` waits for the probe before answering 503 (at most 2 s).
+    /// How long `/readyz` waits for the probe before answering 503; capped at
+    /// [`MAX_READINESS_TIMEOUT`].
     pub readiness_timeout: Duration,
     /// How long a client may take to send a request body (408 past it).
     pub request_timeout: Duration,

@@ -20,7 +20,7 @@ pub(crate) async fn healthz() -> HttpResponse {
 pub(crate) async fn readyz<S: BillingStore>(
     state: web::Data<HttpState<S>>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = state.readiness_timeout;
+    let limit = state.readiness_timeout.min(crate::MAX_READINESS_TIMEOUT);
     match actix_web::rt::time::timeout(limit, (state.readiness)()).await {
         Ok(Ok(())) => Ok(HttpResponse::Ok().json(json!({"status": "ready"}))),
         Ok(Err(reason)) => Err(ApiError::not_ready(reason)),
