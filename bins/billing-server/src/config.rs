@@ -4,8 +4,10 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use billing_domain::Catalog;
+use billing_store_diesel::StoreSettings;
 use chrono::TimeDelta;
 
 /// A secret string; `Debug` prints `***`.
@@ -36,8 +38,10 @@ pub(crate) struct Config {
     pub(crate) webhook_secrets: Vec<Secret>,
     /// `DATABASE_URL`; unset → `sqlite://data/billing.sqlite`.
     pub(crate) database_url: Secret,
-    /// `DATABASE_MAX_CONNECTIONS` (default 16).
-    pub(crate) database_max_connections: usize,
+    /// `DATABASE_MAX_CONNECTIONS` (default 16, at least 1) and the database time limits:
+    /// `DATABASE_POOL_TIMEOUT_MS` (5000), `DATABASE_CONNECT_TIMEOUT_MS` (5000),
+    /// `DATABASE_RECYCLE_TIMEOUT_MS` (1000), `DATABASE_STATEMENT_TIMEOUT_MS` (10000).
+    pub(crate) database: StoreSettings,
     /// `PLANS_FILE` (default `plans.toml`), loaded and validated.
     pub(crate) catalog: Catalog,
     /// `BILLING_API_KEYS`, comma-separated.
@@ -54,6 +58,13 @@ pub(crate) struct Config {
     pub(crate) refetch: bool,
     /// `LOG_FORMAT`: `pretty` (default) or `json`.
     pub(crate) log_format: LogFormat,
+    /// `HTTP_REQUEST_TIMEOUT_MS` (default 5000): the longest a client may take to send its
+    /// request head, and then its body.
+    pub(crate) http_request_timeout: Duration,
+    /// `HTTP_MAX_CONNECTIONS` (default 1024): concurrent connections across all workers.
+    pub(crate) http_max_connections: usize,
+    /// `SHUTDOWN_TIMEOUT_SECS` (default 30): how long a stop waits for in-flight requests.
+    pub(crate) shutdown_timeout_secs: u64,
 }
 
 /// Every problem found in the configuration.
@@ -79,20 +90,32 @@ impl Config {
     /// Reads the configuration through `get` (the environment, or a map in tests).
     pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut problems = Vec::new();
-        let mut number = |name: &str, default: u64, max: u64| -> u64 {
+        let mut number = |name: &str, default: u64, min: u64, max: u64| -> u64 {
             match get(name).map(|v| v.trim().parse::<u64>()) {
                 None => default,
-                Some(Ok(n)) if n <= max => n,
+                Some(Ok(n)) if (min..=max).contains(&n) => n,
                 Some(_) => {
-                    problems.push(format!("{name} must be a whole number from 0 to {max}"));
+                    problems.push(format!("{name} must be a whole number from {min} to {max}"));
                     default
                 }
             }
         };
-        let database_max_connections = number("DATABASE_MAX_CONNECTIONS", 16, 1_000) as usize;
-        let retention_days = number("EVENT_RETENTION_DAYS", 30, 3_650);
+        let mut millis =
+            |name: &str, default: u64| Duration::from_millis(number(name, default, 1, 600_000));
+        let database = StoreSettings {
+            pool_timeout: millis("DATABASE_POOL_TIMEOUT_MS", 5_000),
+            connect_timeout: millis("DATABASE_CONNECT_TIMEOUT_MS", 5_000),
+            recycle_timeout: millis("DATABASE_RECYCLE_TIMEOUT_MS", 1_000),
+            statement_timeout: millis("DATABASE_STATEMENT_TIMEOUT_MS", 10_000),
+            max_connections: number("DATABASE_MAX_CONNECTIONS", 16, 1, 1_000) as usize,
+        };
+        let http_request_timeout =
+            Duration::from_millis(number("HTTP_REQUEST_TIMEOUT_MS", 5_000, 100, 600_000));
+        let http_max_connections = number("HTTP_MAX_CONNECTIONS", 1_024, 1, 100_000) as usize;
+        let shutdown_timeout_secs = number("SHUTDOWN_TIMEOUT_SECS", 30, 1, 3_600);
+        let retention_days = number("EVENT_RETENTION_DAYS", 30, 0, 3_650);
         let webhook_body_limit =
-            number("WEBHOOK_BODY_LIMIT", 1024 * 1024, 64 * 1024 * 1024) as usize;
+            number("WEBHOOK_BODY_LIMIT", 1024 * 1024, 0, 64 * 1024 * 1024) as usize;
         let grace_days = get("GRACE_DAYS").map(|v| v.trim().parse::<u32>());
 
         let stripe_secret_key = get("STRIPE_SECRET_KEY").unwrap_or_default();
@@ -224,7 +247,7 @@ impl Config {
                 stripe_secret_key: Secret(stripe_secret_key),
                 webhook_secrets: webhook_secrets.into_iter().map(Secret).collect(),
                 database_url: Secret(database_url),
-                database_max_connections,
+                database,
                 catalog,
                 api_keys: api_keys.into_iter().map(Secret).collect(),
                 bind_addr,
@@ -233,6 +256,9 @@ impl Config {
                 webhook_body_limit,
                 refetch,
                 log_format,
+                http_request_timeout,
+                http_max_connections,
+                shutdown_timeout_secs,
             }),
             _ => Err(ConfigError(problems)),
         }
@@ -304,6 +330,10 @@ mod tests {
         assert_eq!(config.bind_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(config.webhook_body_limit, 1024 * 1024);
         assert_eq!(config.event_retention, TimeDelta::days(30));
+        assert_eq!(config.database, StoreSettings::new(16));
+        assert_eq!(config.http_request_timeout, Duration::from_secs(5));
+        assert_eq!(config.http_max_connections, 1024);
+        assert_eq!(config.shutdown_timeout_secs, 30);
         assert!(
             config
                 .catalog
@@ -317,5 +347,67 @@ mod tests {
                 && !debug.contains("whsec_new")
                 && !debug.contains("0123456789abcdef")
         );
+    }
+
+    #[test]
+    fn a_pool_without_connections_and_zero_time_limits_are_refused() {
+        let error = Config::from_lookup(lookup(&[
+            ("STRIPE_SECRET_KEY", "sk_test_123"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_1"),
+            ("BILLING_API_KEYS", "0123456789abcdef"),
+            ("PLANS_FILE", PLANS),
+            ("DATABASE_MAX_CONNECTIONS", "0"),
+            ("DATABASE_POOL_TIMEOUT_MS", "0"),
+            ("DATABASE_STATEMENT_TIMEOUT_MS", "soon"),
+            ("HTTP_REQUEST_TIMEOUT_MS", "0"),
+            ("HTTP_MAX_CONNECTIONS", "0"),
+        ]))
+        .unwrap_err();
+        let text = error.to_string();
+        for expected in [
+            "DATABASE_MAX_CONNECTIONS must be a whole number from 1 to 1000",
+            "DATABASE_POOL_TIMEOUT_MS must be a whole number from 1 to 600000",
+            "DATABASE_STATEMENT_TIMEOUT_MS must be a whole number from 1 to 600000",
+            "HTTP_REQUEST_TIMEOUT_MS must be a whole number from 100 to 600000",
+            "HTTP_MAX_CONNECTIONS must be a whole number from 1 to 100000",
+        ] {
+            assert!(
+                text.contains(expected),
+                "{expected:?} missing from:\n{text}"
+            );
+        }
+        assert_eq!(error.0.len(), 5, "{text}");
+    }
+
+    #[test]
+    fn the_time_limits_are_read_in_milliseconds() {
+        let config = Config::from_lookup(lookup(&[
+            ("STRIPE_SECRET_KEY", "sk_test_123"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_1"),
+            ("BILLING_API_KEYS", "0123456789abcdef"),
+            ("PLANS_FILE", PLANS),
+            ("DATABASE_MAX_CONNECTIONS", "4"),
+            ("DATABASE_POOL_TIMEOUT_MS", "250"),
+            ("DATABASE_CONNECT_TIMEOUT_MS", "750"),
+            ("DATABASE_RECYCLE_TIMEOUT_MS", "100"),
+            ("DATABASE_STATEMENT_TIMEOUT_MS", "1500"),
+            ("HTTP_REQUEST_TIMEOUT_MS", "2000"),
+            ("HTTP_MAX_CONNECTIONS", "64"),
+            ("SHUTDOWN_TIMEOUT_SECS", "5"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.database,
+            StoreSettings {
+                max_connections: 4,
+                pool_timeout: Duration::from_millis(250),
+                connect_timeout: Duration::from_millis(750),
+                recycle_timeout: Duration::from_millis(100),
+                statement_timeout: Duration::from_millis(1500),
+            }
+        );
+        assert_eq!(config.http_request_timeout, Duration::from_secs(2));
+        assert_eq!(config.http_max_connections, 64);
+        assert_eq!(config.shutdown_timeout_secs, 5);
     }
 }

@@ -50,7 +50,7 @@ fn report(result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = %error, "fatal");
+            tracing::error!(error = error.to_string(), "fatal");
             eprintln!("error: {error}");
             ExitCode::FAILURE
         }

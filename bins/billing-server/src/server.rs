@@ -1,11 +1,12 @@
 //! Wiring: store, Stripe client, application, HTTP server.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
 use billing_app::{BillingApp, IngestSettings};
-use billing_http::{ApiKeys, HttpState, ReadinessCheck};
+use billing_http::{ApiKeys, HttpState, ReadinessCheck, ServerLimits};
 use billing_ports::{StripeGateway, SystemClock};
 use billing_store_diesel::DieselStore;
 use stripe_webhook_signature::Verifier;
@@ -33,9 +34,9 @@ fn open_store(config: &Config) -> Result<DieselStore, BoxError> {
     {
         std::fs::create_dir_all(dir)?;
     }
-    Ok(DieselStore::connect(
+    Ok(DieselStore::connect_with(
         &config.database_url.0,
-        config.database_max_connections,
+        config.database,
     )?)
 }
 
@@ -54,8 +55,28 @@ fn stripe_client(config: &Config) -> Result<Arc<dyn StripeGateway>, BoxError> {
     Ok(Arc::new(client))
 }
 
-/// Runs the server until SIGINT/SIGTERM; in-flight requests (and their transactions) finish.
+/// Runs the server until SIGINT/SIGTERM; in-flight requests (and their transactions) finish,
+/// each bounded by the database and request time limits, the whole stop by
+/// `SHUTDOWN_TIMEOUT_SECS`.
 pub(crate) async fn serve(config: Config) -> Result<(), BoxError> {
+    let running = start(config).await?;
+    for addr in &running.addrs {
+        tracing::info!(addr = %addr, "listening");
+    }
+    running.server.await?;
+    Ok(())
+}
+
+/// A started server: await `server` to run it until it stops.
+pub(crate) struct Running {
+    /// The server; its handle stops it (gracefully, as SIGTERM does).
+    pub(crate) server: actix_web::dev::Server,
+    /// Where it listens (`BIND_ADDR`, with the port chosen when it was 0).
+    pub(crate) addrs: Vec<SocketAddr>,
+}
+
+/// Opens the store, migrates, wires the app and binds; the server runs once awaited.
+pub(crate) async fn start(config: Config) -> Result<Running, BoxError> {
     let store = open_store(&config)?;
     store.run_migrations().await?;
     let app = BillingApp::new(
@@ -84,6 +105,8 @@ pub(crate) async fn serve(config: Config) -> Result<(), BoxError> {
         api_keys: ApiKeys::new(config.api_keys.iter().map(|k| k.0.clone())),
         webhook_body_limit: config.webhook_body_limit,
         readiness,
+        readiness_timeout: billing_http::MAX_READINESS_TIMEOUT,
+        request_timeout: config.http_request_timeout,
         metrics: Some(billing_http::install_metrics_recorder()?),
         app: app.clone(),
     });
@@ -93,17 +116,100 @@ pub(crate) async fn serve(config: Config) -> Result<(), BoxError> {
             every_hour.tick().await;
             match app.purge_events().await {
                 Ok(n) => tracing::info!(purged = n, "event retention"),
-                Err(e) => tracing::warn!(error = %e, "event retention failed"),
+                Err(e) => tracing::warn!(error = e.to_string(), "event retention failed"),
             }
         }
     });
-    tracing::info!(addr = %config.bind_addr, "listening");
-    HttpServer::new(move || {
-        App::new().configure(|cfg| billing_http::configure(cfg, state.clone()))
+    let limits = ServerLimits {
+        request_timeout: config.http_request_timeout,
+        max_connections: config.http_max_connections,
+        workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let server = limits
+        .apply(HttpServer::new(move || {
+            App::new().configure(|cfg| billing_http::configure(cfg, state.clone()))
+        }))
+        .bind(config.bind_addr)?
+        .shutdown_timeout(config.shutdown_timeout_secs);
+    let addrs = server.addrs();
+    Ok(Running {
+        server: server.run(),
+        addrs,
     })
-    .bind(config.bind_addr)?
-    .shutdown_timeout(30)
-    .run()
-    .await?;
-    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::Instant;
+
+    use billing_store_diesel::testing::{FreezableProxy, TestDatabase};
+
+    use super::*;
+
+    const PLANS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../plans.toml");
+    const API_KEY: &str = "key_shutdown_0123456789";
+
+    #[actix_web::test]
+    async fn a_stop_while_the_database_is_frozen_ends_with_the_database_limits_not_later() {
+        let db = TestDatabase::postgres().await;
+        let proxy = FreezableProxy::start(db.url()).await;
+        let env: HashMap<&str, String> = [
+            ("STRIPE_SECRET_KEY", "sk_test_shutdown".to_owned()),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_shutdown".to_owned()),
+            ("BILLING_API_KEYS", API_KEY.to_owned()),
+            ("PLANS_FILE", PLANS.to_owned()),
+            ("DATABASE_URL", proxy.url(db.url())),
+            ("BIND_ADDR", "127.0.0.1:0".to_owned()),
+            ("DATABASE_POOL_TIMEOUT_MS", "300".to_owned()),
+            ("DATABASE_CONNECT_TIMEOUT_MS", "300".to_owned()),
+            ("DATABASE_RECYCLE_TIMEOUT_MS", "200".to_owned()),
+            ("DATABASE_STATEMENT_TIMEOUT_MS", "700".to_owned()),
+            ("SHUTDOWN_TIMEOUT_SECS", "30".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        let config = Config::from_lookup(|name| env.get(name).cloned()).unwrap();
+        let bound = config.database.call_limit() + Duration::from_secs(1);
+        let running = start(config).await.unwrap();
+        let url = format!(
+            "http://{}/v1/users/u_1QfZ9aStop/entitlements",
+            running.addrs[0]
+        );
+        let handle = running.server.handle();
+        let server = actix_web::rt::spawn(running.server);
+        let client = awc::Client::default();
+        let get = move || {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                client
+                    .get(url)
+                    .insert_header(("Authorization", format!("Bearer {API_KEY}")))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            }
+        };
+        assert_eq!(get().await.unwrap(), 200);
+
+        proxy.freeze();
+        let in_flight = actix_web::rt::spawn(get());
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        let started = Instant::now();
+        handle.stop(true).await; // what SIGTERM does
+        server.await.unwrap().unwrap();
+        let took = started.elapsed();
+        assert!(
+            took <= bound,
+            "the stop took {took:?}; the database limits allow {bound:?} (shutdown timeout 30 s)"
+        );
+        assert_eq!(
+            in_flight.await.unwrap().unwrap(),
+            503,
+            "the hung request was answered, not cut"
+        );
+        eprintln!("stop with a request hung on a frozen database: {took:?}");
+        proxy.thaw();
+    }
 }

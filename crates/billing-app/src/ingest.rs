@@ -159,8 +159,8 @@ impl<S: BillingStore> BillingApp<S> {
         match result {
             Ok(outcome) => {
                 tracing::info!(
-                    event_id = %new_event.id,
-                    event_type = %new_event.event_type,
+                    event_id = new_event.id.as_str(),
+                    event_type = new_event.event_type.as_str(),
                     outcome = ?outcome,
                     elapsed_ms,
                     "event ingested"
@@ -168,12 +168,13 @@ impl<S: BillingStore> BillingApp<S> {
                 Ok(outcome)
             }
             Err(error) => {
-                tracing::error!(
-                    event_id = %new_event.id,
-                    event_type = %new_event.event_type,
-                    error = %error,
+                // The error is returned, and logged once by the caller that answers it (the
+                // HTTP layer, with the request id); here only the event's side of it.
+                tracing::warn!(
+                    event_id = new_event.id.as_str(),
+                    event_type = new_event.event_type.as_str(),
                     elapsed_ms,
-                    "event could not be applied; recorded as failed for retry"
+                    "event could not be applied; recording it as failed for retry"
                 );
                 if let Err(record_error) = self
                     .store
@@ -181,8 +182,8 @@ impl<S: BillingStore> BillingApp<S> {
                     .await
                 {
                     tracing::error!(
-                        event_id = %new_event.id,
-                        error = %record_error,
+                        event_id = new_event.id.as_str(),
+                        error = record_error.to_string(),
                         "could not record the failure"
                     );
                 }
@@ -197,8 +198,8 @@ impl<S: BillingStore> BillingApp<S> {
     pub async fn record_unparsed(&self, mut event: NewEvent, error: &str) -> Result<(), AppError> {
         event.received_at = self.clock.now();
         tracing::error!(
-            event_id = %event.id,
-            event_type = %event.event_type,
+            event_id = event.id.as_str(),
+            event_type = event.event_type.as_str(),
             error,
             "verified event could not be parsed; stored as failed"
         );

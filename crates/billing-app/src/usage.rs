@@ -11,6 +11,9 @@ use crate::error::AppError;
 /// The longest idempotency key accepted.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
+/// The largest quantity, and the largest total of a period, the store can count (BIGINT).
+pub(crate) const MAX_COUNTABLE: u64 = i64::MAX as u64;
+
 /// The answer to a usage request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageOutcome {
@@ -62,6 +65,11 @@ impl<S: BillingStore> BillingApp<S> {
                 "idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters"
             )));
         }
+        if quantity > MAX_COUNTABLE {
+            return Err(AppError::BadRequest(format!(
+                "quantity {quantity} is larger than the largest countable {MAX_COUNTABLE}"
+            )));
+        }
         let catalog = self.catalog().clone();
         let now = self.clock().now();
         let (user, metric, key) = (
@@ -91,6 +99,14 @@ impl<S: BillingStore> BillingApp<S> {
                         UsageDecision::Allowed { used, .. } => (true, used),
                         UsageDecision::Denied { used, .. } => (false, used),
                     };
+                    // Unlimited tiers (and absurd limits) allow any sum: refuse one the store
+                    // cannot count instead of failing in the database. Both terms are at most
+                    // MAX_COUNTABLE, so the u64 sum itself never overflowed.
+                    if allowed && used_after > MAX_COUNTABLE {
+                        return Err(AppError::BadRequest(format!(
+                            "{metric}: {used_before} used plus {quantity} exceeds the largest countable total {MAX_COUNTABLE}"
+                        )));
+                    }
                     let record = UsageRecord {
                         user_id: user,
                         metric,

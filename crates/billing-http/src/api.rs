@@ -1,10 +1,14 @@
-//! `/v1`: the product's API. Every route needs a bearer API key.
+//! `/v1`: the product's API. Every route needs a bearer API key, checked before anything
+//! reads the request body.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use actix_web::body::BoxBody;
+use actix_web::dev::{HttpServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, Scope, web};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{Error, HttpRequest, HttpResponse, Route, web};
 use billing_app::{CheckoutParams, PriceChoice, UserEntitlements};
 use billing_ports::{BillingStore, CheckoutKind};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -13,58 +17,97 @@ use serde_json::{Value, json};
 
 use crate::HttpState;
 use crate::error::ApiError;
+use crate::input::{self, JsonObject};
 use crate::telemetry;
 
 /// The `/v1` scope.
-pub(crate) fn scope<S: BillingStore>() -> Scope {
+pub(crate) fn scope<S: BillingStore>() -> actix_web::Scope<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<BoxBody>,
+        Error = Error,
+        InitError = (),
+    >,
+> {
     web::scope("/v1")
-        .route(
+        .wrap(from_fn(crate::request::context))
+        .service(route::<S>(
             "/users/{user_id}/entitlements",
+            "entitlements",
             web::get().to(entitlements::<S>),
-        )
-        .route(
+        ))
+        .service(route::<S>(
             "/users/{user_id}/features/{feature}",
+            "feature",
             web::get().to(feature::<S>),
-        )
-        .route("/users/{user_id}/usage", web::post().to(usage::<S>))
-        .route("/users/{user_id}/sync", web::post().to(sync::<S>))
-        .route("/checkout/sessions", web::post().to(checkout::<S>))
-        .route("/portal/sessions", web::post().to(portal::<S>))
+        ))
+        .service(route::<S>(
+            "/users/{user_id}/usage",
+            "usage",
+            web::post().to(usage::<S>),
+        ))
+        .service(route::<S>(
+            "/users/{user_id}/sync",
+            "sync",
+            web::post().to(sync::<S>),
+        ))
+        .service(route::<S>(
+            "/checkout/sessions",
+            "checkout",
+            web::post().to(checkout::<S>),
+        ))
+        .service(route::<S>(
+            "/portal/sessions",
+            "portal",
+            web::post().to(portal::<S>),
+        ))
+}
+
+/// One `/v1` resource, named `name` (its `route` label), behind [`guard`].
+fn route<S: BillingStore>(path: &str, name: &'static str, route: Route) -> impl HttpServiceFactory {
+    web::resource(path)
+        .name(name)
+        .wrap(from_fn(
+            move |request: ServiceRequest, next: Next<BoxBody>| guard::<S>(name, request, next),
+        ))
+        .route(route)
+}
+
+/// Authenticates before the handler (and its body extractor) runs, then counts the request
+/// under `route` whatever answered it: the handler, an extractor, or this guard.
+async fn guard<S: BillingStore>(
+    route: &'static str,
+    request: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let started = Instant::now();
+    let refused = match request.app_data::<web::Data<HttpState<S>>>() {
+        Some(state) => state.api_keys.check(request.request()).err(),
+        None => Some(
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "the request could not be completed",
+            )
+            .with_cause("billing_http::configure was not given the HttpState"),
+        ),
+    };
+    let response = match refused {
+        Some(error) => {
+            let answer = HttpResponse::from_error(error);
+            request.into_response(answer)
+        }
+        None => next.call(request).await?,
+    };
+    telemetry::record_api(route, response.status().as_u16(), started.elapsed());
+    Ok(response)
 }
 
 fn rfc3339(at: Option<DateTime<Utc>>) -> Value {
     at.map_or(Value::Null, |t| {
         Value::String(t.to_rfc3339_opts(SecondsFormat::Secs, true))
     })
-}
-
-/// Authenticates, runs `work`, and counts the request under `route`.
-async fn guarded<S, F, Fut>(
-    state: &HttpState<S>,
-    request: &HttpRequest,
-    route: &'static str,
-    work: F,
-) -> Result<HttpResponse, ApiError>
-where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<HttpResponse, ApiError>>,
-{
-    let started = Instant::now();
-    let result = match state.api_keys.check(request) {
-        Ok(()) => work().await,
-        Err(e) => Err(e),
-    };
-    let status = match &result {
-        Ok(response) => response.status().as_u16(),
-        Err(error) => error.status.as_u16(),
-    };
-    telemetry::record_api(route, status, started.elapsed());
-    if let Err(error) = &result
-        && error.status.is_server_error()
-    {
-        tracing::error!(route, code = error.code, message = %error.message, "api request failed");
-    }
-    result
 }
 
 fn entitlements_json(e: &UserEntitlements) -> Value {
@@ -98,36 +141,30 @@ fn entitlements_json(e: &UserEntitlements) -> Value {
 
 async fn entitlements<S: BillingStore>(
     state: web::Data<HttpState<S>>,
-    request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    guarded(&state, &request, "entitlements", || async {
-        let e = state.app.entitlements(&path).await?;
-        Ok(HttpResponse::Ok().json(entitlements_json(&e)))
-    })
-    .await
+    input::user_id(&path)?;
+    let e = state.app.entitlements(&path).await?;
+    Ok(HttpResponse::Ok().json(entitlements_json(&e)))
 }
 
 async fn feature<S: BillingStore>(
     state: web::Data<HttpState<S>>,
-    request: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    guarded(&state, &request, "feature", || async {
-        let (user, feature) = path.into_inner();
-        let Some(access) = state.app.feature(&user, &feature).await? else {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_feature",
-                format!("feature {feature:?} is not in the plan catalog"),
-            ));
-        };
-        Ok(HttpResponse::Ok().json(json!({
-            "user_id": user, "feature": feature, "allowed": access.allowed,
-            "tier": access.tier.as_str(), "reason": access.reason.code(),
-        })))
-    })
-    .await
+    let (user, feature) = path.into_inner();
+    input::user_id(&user)?;
+    let Some(access) = state.app.feature(&user, &feature).await? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_feature",
+            format!("feature {feature:?} is not in the plan catalog"),
+        ));
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "user_id": user, "feature": feature, "allowed": access.allowed,
+        "tier": access.tier.as_str(), "reason": access.reason.code(),
+    })))
 }
 
 #[derive(Deserialize)]
@@ -140,30 +177,33 @@ struct UsageBody {
 
 async fn usage<S: BillingStore>(
     state: web::Data<HttpState<S>>,
-    request: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<UsageBody>,
+    body: JsonObject<UsageBody>,
 ) -> Result<HttpResponse, ApiError> {
-    guarded(&state, &request, "usage", || async {
-        let outcome = state.app.record_usage(&path, &body.metric, body.quantity, &body.idempotency_key).await?;
-        let limit = outcome.limit.map_or(Value::Null, Value::from);
-        if outcome.allowed {
-            Ok(HttpResponse::Ok().json(json!({
-                "allowed": true, "used": outcome.used, "limit": limit,
-                "remaining": outcome.remaining, "period_end": rfc3339(Some(outcome.period_end)),
-                "replayed": outcome.replayed,
-            })))
-        } else {
-            // 402, not 429: the quota is exhausted until the period ends or the plan changes;
-            // 429 invites automatic retries, which cannot succeed.
-            Ok(HttpResponse::PaymentRequired().json(json!({
-                "allowed": false, "used": outcome.used, "limit": limit,
-                "period_end": rfc3339(Some(outcome.period_end)), "replayed": outcome.replayed,
-                "error": {"code": "usage_limit_exceeded", "message": format!("{} would exceed the limit of this period", body.metric)},
-            })))
-        }
-    })
-    .await
+    let body = body.0;
+    input::user_id(&path)?;
+    input::idempotency_key(&body.idempotency_key)?;
+    input::quantity(body.quantity)?;
+    let outcome = state
+        .app
+        .record_usage(&path, &body.metric, body.quantity, &body.idempotency_key)
+        .await?;
+    let limit = outcome.limit.map_or(Value::Null, Value::from);
+    if outcome.allowed {
+        Ok(HttpResponse::Ok().json(json!({
+            "allowed": true, "used": outcome.used, "limit": limit,
+            "remaining": outcome.remaining, "period_end": rfc3339(Some(outcome.period_end)),
+            "replayed": outcome.replayed,
+        })))
+    } else {
+        // 402, not 429: the quota is exhausted until the period ends or the plan changes;
+        // 429 invites automatic retries, which cannot succeed.
+        Ok(HttpResponse::PaymentRequired().json(json!({
+            "allowed": false, "used": outcome.used, "limit": limit,
+            "period_end": rfc3339(Some(outcome.period_end)), "replayed": outcome.replayed,
+            "error": {"code": "usage_limit_exceeded", "message": format!("{} would exceed the limit of this period", body.metric)},
+        })))
+    }
 }
 
 #[derive(Deserialize)]
@@ -189,52 +229,56 @@ struct CheckoutBody {
 async fn checkout<S: BillingStore>(
     state: web::Data<HttpState<S>>,
     request: HttpRequest,
-    body: web::Json<CheckoutBody>,
+    body: JsonObject<CheckoutBody>,
 ) -> Result<HttpResponse, ApiError> {
-    guarded(&state, &request, "checkout", || async {
-        let key = request
-            .headers()
-            .get("idempotency-key")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "missing_idempotency_key",
-                    "send an Idempotency-Key header",
-                )
-            })?;
-        let body = body.into_inner();
-        let price = match (body.price_id, body.tier) {
-            (Some(p), None) => PriceChoice::Price(p),
-            (None, Some(t)) => PriceChoice::Tier(t),
-            _ => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "send exactly one of price_id and tier",
-                ));
-            }
-        };
-        let outcome = state
-            .app
-            .create_checkout(CheckoutParams {
-                user_id: body.user_id,
-                email: body.email,
-                kind: match body.mode {
-                    Mode::Payment => CheckoutKind::Payment,
-                    Mode::Subscription => CheckoutKind::Subscription,
-                },
-                price,
-                success_url: body.success_url,
-                cancel_url: body.cancel_url,
-                trial_days: body.trial_days,
-                idempotency_key: key.to_owned(),
-            })
-            .await?;
-        Ok(HttpResponse::Ok()
-            .json(json!({"id": outcome.id, "url": outcome.url, "replayed": outcome.replayed})))
-    })
-    .await
+    let key = request
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "missing_idempotency_key",
+                "send an Idempotency-Key header",
+            )
+        })?;
+    let body = body.0;
+    input::idempotency_key(key)?;
+    input::user_id(&body.user_id)?;
+    if let Some(email) = &body.email {
+        input::email(email)?;
+    }
+    input::url("success_url", &body.success_url)?;
+    input::url("cancel_url", &body.cancel_url)?;
+    let price = match (body.price_id, body.tier) {
+        (Some(p), None) => PriceChoice::Price(p),
+        (None, Some(t)) => PriceChoice::Tier(t),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "send exactly one of price_id and tier",
+            ));
+        }
+    };
+    let outcome = state
+        .app
+        .create_checkout(CheckoutParams {
+            user_id: body.user_id,
+            email: body.email,
+            kind: match body.mode {
+                Mode::Payment => CheckoutKind::Payment,
+                Mode::Subscription => CheckoutKind::Subscription,
+            },
+            price,
+            success_url: body.success_url,
+            cancel_url: body.cancel_url,
+            trial_days: body.trial_days,
+            idempotency_key: key.to_owned(),
+        })
+        .await?;
+    Ok(HttpResponse::Ok()
+        .json(json!({"id": outcome.id, "url": outcome.url, "replayed": outcome.replayed})))
 }
 
 #[derive(Deserialize)]
@@ -246,30 +290,26 @@ struct PortalBody {
 
 async fn portal<S: BillingStore>(
     state: web::Data<HttpState<S>>,
-    request: HttpRequest,
-    body: web::Json<PortalBody>,
+    body: JsonObject<PortalBody>,
 ) -> Result<HttpResponse, ApiError> {
-    guarded(&state, &request, "portal", || async {
-        let url = state
-            .app
-            .portal_url(&body.user_id, &body.return_url)
-            .await?;
-        Ok(HttpResponse::Ok().json(json!({"url": url})))
-    })
-    .await
+    let body = body.0;
+    input::user_id(&body.user_id)?;
+    input::url("return_url", &body.return_url)?;
+    let url = state
+        .app
+        .portal_url(&body.user_id, &body.return_url)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({"url": url})))
 }
 
 async fn sync<S: BillingStore>(
     state: web::Data<HttpState<S>>,
-    request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    guarded(&state, &request, "sync", || async {
-        let written = state.app.sync_user(&path).await?;
-        let e = state.app.entitlements(&path).await?;
-        let mut body = entitlements_json(&e);
-        body["synced_subscriptions"] = json!(written);
-        Ok(HttpResponse::Ok().json(body))
-    })
-    .await
+    input::user_id(&path)?;
+    let written = state.app.sync_user(&path).await?;
+    let e = state.app.entitlements(&path).await?;
+    let mut body = entitlements_json(&e);
+    body["synced_subscriptions"] = json!(written);
+    Ok(HttpResponse::Ok().json(body))
 }

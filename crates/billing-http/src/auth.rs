@@ -40,13 +40,13 @@ impl ApiKeys {
         }) == 1
     }
 
-    /// Checks the request's `Authorization: Bearer <key>`.
+    /// Checks the request's `Authorization: Bearer <key>` (the scheme in any case, RFC 7235).
     pub(crate) fn check(&self, request: &HttpRequest) -> Result<(), ApiError> {
         let presented = request
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer_credentials)
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::UNAUTHORIZED,
@@ -66,8 +66,32 @@ impl ApiKeys {
     }
 }
 
+/// The credentials of a `Bearer` authorization, the scheme matched case-insensitively.
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(credentials.trim())
+        .filter(|c| !c.is_empty())
+}
+
 impl fmt::Debug for ApiKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ApiKeys({} keys, redacted)", self.0.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer k_1", "bearer k_1", "BEARER k_1", "bEaReR   k_1 "] {
+            assert_eq!(bearer_credentials(value), Some("k_1"), "{value:?}");
+        }
+        for value in ["Basic k_1", "Bearer", "Bearer ", "Bearerk_1", "Token k_1"] {
+            assert_eq!(bearer_credentials(value), None, "{value:?}");
+        }
     }
 }

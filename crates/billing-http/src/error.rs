@@ -1,7 +1,12 @@
 //! The one place where errors become HTTP responses: `{"error": {"code", "message"}}`.
+//!
+//! A 5xx answer's message is opaque; what really happened travels in [`ApiError::cause`],
+//! which is logged once with the request id (see `request`) and never sent.
+
+use std::fmt;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, error::JsonPayloadError};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use billing_app::AppError;
 use billing_ports::{GatewayError, StoreError};
 use serde_json::json;
@@ -18,6 +23,8 @@ pub struct ApiError {
     /// What went wrong, for people. Never contains a secret or an internal error's details
     /// on 5xx answers.
     pub message: String,
+    /// The internal reason of a 5xx, for the log line only; never part of the answer.
+    pub cause: Option<String>,
 }
 
 impl ApiError {
@@ -27,7 +34,56 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            cause: None,
         }
+    }
+
+    /// The same answer, remembering the internal reason for the log.
+    pub fn with_cause(mut self, cause: impl fmt::Display) -> Self {
+        self.cause = Some(cause.to_string());
+        self
+    }
+
+    /// 400 with `code`: a request field that cannot be accepted.
+    pub(crate) fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 408: the client did not send its request (or body) in time.
+    pub(crate) fn request_timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request body did not arrive within {} ms",
+                limit.as_millis()
+            ),
+        )
+    }
+
+    /// 413: a body over `limit` bytes.
+    pub(crate) fn body_too_large(what: &str, limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("{what} bodies are limited to {limit} bytes"),
+        )
+    }
+
+    /// 400 `invalid_json`: the body is not the JSON object the route takes. `detail` is
+    /// serde's message about a JSON object (field names, expected value types), which never
+    /// names our internal types.
+    pub(crate) fn invalid_json(detail: impl fmt::Display) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("invalid JSON body: {detail}"),
+        )
+    }
+
+    /// 503 `not_ready`: the readiness probe failed; `reason` is for the log only.
+    pub(crate) fn not_ready(reason: impl fmt::Display) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "not ready").with_cause(reason)
     }
 }
 
@@ -44,6 +100,19 @@ impl ResponseError for ApiError {
 
 impl From<AppError> for ApiError {
     fn from(error: AppError) -> Self {
+        let cause = error.to_string();
+        let api = Self::from_app(error);
+        if api.status.is_server_error() {
+            api.with_cause(cause)
+        } else {
+            api
+        }
+    }
+}
+
+impl ApiError {
+    /// The status, code and public message of an application error.
+    fn from_app(error: AppError) -> Self {
         use StatusCode as S;
         match error {
             AppError::Store(StoreError::Unavailable(_)) => ApiError::new(
@@ -118,18 +187,6 @@ impl From<SignatureError> for ApiError {
         };
         ApiError::new(StatusCode::BAD_REQUEST, code, error.to_string())
     }
-}
-
-/// Malformed JSON bodies on the API.
-pub(crate) fn json_error_handler(error: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
-    let status = match &error {
-        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-            StatusCode::PAYLOAD_TOO_LARGE
-        }
-        JsonPayloadError::ContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    ApiError::new(status, "invalid_json", error.to_string()).into()
 }
 
 /// Malformed path segments.

@@ -8,7 +8,12 @@
 //! - `/healthz`, `/readyz`, `/metrics` (Prometheus), `/openapi.yaml`.
 //!
 //! Every error is `{"error": {"code", "message"}}` with a specific status; the mapping lives
-//! in one place, [`error`].
+//! in one place, [`error`]. Every answer carries an `X-Request-Id`; every 5xx is logged once
+//! with it and its cause, while its body stays opaque.
+//!
+//! Bodies are read within a time limit ([`HttpState::request_timeout`], 408 past it) and a size
+//! limit; `/v1` checks the API key before reading anything. Pair it with the server limits of
+//! [`ServerLimits`] (header time limit, connection cap).
 //!
 //! ```no_run
 //! # use std::sync::Arc;
@@ -21,14 +26,18 @@
 mod api;
 mod auth;
 pub mod error;
+mod input;
 mod ops;
+mod request;
 mod telemetry;
 mod webhook;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
+use actix_web::middleware::from_fn;
 use actix_web::web;
 use billing_app::BillingApp;
 use billing_ports::BillingStore;
@@ -54,20 +63,89 @@ pub struct HttpState<S> {
     pub webhook_body_limit: usize,
     /// The readiness probe behind `/readyz`.
     pub readiness: ReadinessCheck,
+    /// How long `/readyz` waits for the probe before answering 503; capped at
+    /// [`MAX_READINESS_TIMEOUT`].
+    pub readiness_timeout: Duration,
+    /// How long a client may take to send a request body (408 past it).
+    pub request_timeout: Duration,
     /// Renders the Prometheus metrics, when a recorder is installed.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
+/// The longest `/readyz` may take.
+pub const MAX_READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Limits of the HTTP server itself, for `actix_web::HttpServer` (see [`ServerLimits::apply`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// How long a client may take to send its request head (408 and close past it); the same
+    /// value bounds each body ([`HttpState::request_timeout`]).
+    pub request_timeout: Duration,
+    /// Concurrent connections across all workers; further ones wait in the accept backlog.
+    pub max_connections: usize,
+    /// Worker threads.
+    pub workers: usize,
+}
+
+impl ServerLimits {
+    /// Applies the limits: workers, per-worker connection cap (the total divided among the
+    /// workers, at least 1 each), the head time limit, and one second for a client to close.
+    pub fn apply<F, I, S, B>(
+        &self,
+        server: actix_web::HttpServer<F, I, S, B>,
+    ) -> actix_web::HttpServer<F, I, S, B>
+    where
+        F: Fn() -> I + Send + Clone + 'static,
+        I: actix_service::IntoServiceFactory<S, actix_http::Request>,
+        S: actix_web::dev::ServiceFactory<actix_http::Request, Config = actix_web::dev::AppConfig>
+            + 'static,
+        S::Error: Into<actix_web::Error> + 'static,
+        S::InitError: std::fmt::Debug,
+        S::Response: Into<actix_web::dev::Response<B>> + 'static,
+        <S::Service as actix_web::dev::Service<actix_http::Request>>::Future: 'static,
+        S::Service: 'static,
+        B: actix_web::body::MessageBody + 'static,
+    {
+        let workers = self.workers.max(1);
+        server
+            .workers(workers)
+            .max_connections(self.max_connections.div_ceil(workers).max(1))
+            .client_request_timeout(self.request_timeout)
+            .client_disconnect_timeout(Duration::from_secs(1))
+    }
+}
+
 /// Registers every route on `cfg`, sharing `state`.
 pub fn configure<S: BillingStore>(cfg: &mut web::ServiceConfig, state: web::Data<HttpState<S>>) {
+    let deadline = web::Data::new(input::BodyDeadline(state.request_timeout));
     cfg.app_data(state)
-        .app_data(web::JsonConfig::default().error_handler(error::json_error_handler))
+        .app_data(deadline)
         .app_data(web::PathConfig::default().error_handler(error::path_error_handler))
-        .route("/healthz", web::get().to(ops::healthz))
-        .route("/readyz", web::get().to(ops::readyz::<S>))
-        .route("/metrics", web::get().to(ops::metrics::<S>))
-        .route("/openapi.yaml", web::get().to(ops::openapi))
-        .route("/webhooks/stripe", web::post().to(webhook::receive::<S>))
+        .service(
+            web::resource("/healthz")
+                .wrap(from_fn(request::context))
+                .route(web::get().to(ops::healthz)),
+        )
+        .service(
+            web::resource("/readyz")
+                .wrap(from_fn(request::context))
+                .route(web::get().to(ops::readyz::<S>)),
+        )
+        .service(
+            web::resource("/metrics")
+                .wrap(from_fn(request::context))
+                .route(web::get().to(ops::metrics::<S>)),
+        )
+        .service(
+            web::resource("/openapi.yaml")
+                .wrap(from_fn(request::context))
+                .route(web::get().to(ops::openapi)),
+        )
+        .service(
+            web::resource("/webhooks/stripe")
+                .wrap(from_fn(request::context))
+                .route(web::post().to(webhook::receive::<S>)),
+        )
         .service(api::scope::<S>())
         .default_service(web::to(error::not_found));
 }

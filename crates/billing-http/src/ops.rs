@@ -1,6 +1,5 @@
 //! Operability routes: liveness, readiness, metrics, the OpenAPI document.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use billing_ports::BillingStore;
 use serde_json::json;
@@ -16,20 +15,19 @@ pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// The database answers and its migrations are applied.
+/// The database answers and its migrations are applied, within the readiness time limit.
+/// The answer says only "not ready"; the reason is logged (once, by the request context).
 pub(crate) async fn readyz<S: BillingStore>(
     state: web::Data<HttpState<S>>,
 ) -> Result<HttpResponse, ApiError> {
-    match (state.readiness)().await {
-        Ok(()) => Ok(HttpResponse::Ok().json(json!({"status": "ready"}))),
-        Err(reason) => {
-            tracing::warn!(reason = %reason, "not ready");
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_ready",
-                reason,
-            ))
-        }
+    let limit = state.readiness_timeout.min(crate::MAX_READINESS_TIMEOUT);
+    match actix_web::rt::time::timeout(limit, (state.readiness)()).await {
+        Ok(Ok(())) => Ok(HttpResponse::Ok().json(json!({"status": "ready"}))),
+        Ok(Err(reason)) => Err(ApiError::not_ready(reason)),
+        Err(_) => Err(ApiError::not_ready(format!(
+            "the readiness check did not finish within {} ms",
+            limit.as_millis()
+        ))),
     }
 }
 

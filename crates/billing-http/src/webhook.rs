@@ -11,28 +11,8 @@ use serde_json::json;
 
 use crate::HttpState;
 use crate::error::ApiError;
+use crate::input::read_body;
 use crate::telemetry;
-
-/// Reads the raw body up to `limit` bytes; a larger body is refused with 413 before it is
-/// read whole.
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
-    use futures_util::StreamExt as _;
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", e.to_string())
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("webhook bodies are limited to {limit} bytes"),
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
 
 /// Handles one delivery.
 pub(crate) async fn receive<S: BillingStore>(
@@ -71,7 +51,14 @@ async fn handle<S: BillingStore>(
     payload: web::Payload,
     seen: &mut Seen,
 ) -> Handled {
-    let body = read_body(payload, state.webhook_body_limit).await?;
+    // Over the limit → 413 before it is read whole; still arriving at the deadline → 408.
+    let body = read_body(
+        payload,
+        "webhook",
+        state.webhook_body_limit,
+        state.request_timeout,
+    )
+    .await?;
     let header = request
         .headers()
         .get("stripe-signature")
@@ -81,7 +68,7 @@ async fn handle<S: BillingStore>(
         .verifier
         .verify_at_opt(&body, header, now)
         .map_err(|e| {
-            tracing::warn!(error = %e, "webhook signature rejected");
+            tracing::warn!(error = e.to_string(), "webhook signature rejected");
             ApiError::from(e)
         })?;
     let event = match billing_stripe::parse_event(&body) {
@@ -90,6 +77,7 @@ async fn handle<S: BillingStore>(
     };
     seen.id = Some(event.id.clone());
     seen.event_type = Some(event.event_type.clone());
+    crate::request::record_event_id(&event.id);
     let event_id = event.id.clone();
     let payload = String::from_utf8_lossy(&body).into_owned();
     match state.app.ingest(event, payload).await {
@@ -105,7 +93,9 @@ async fn handle<S: BillingStore>(
             Ok((label, HttpResponse::Ok().json(body)))
         }
         Err(error) => {
-            // ingest already logged and recorded the failure with the event id.
+            // ingest recorded the failure for the retry; the request context logs the answer
+            // with the request id, the event id and this cause.
+            let cause = error.to_string();
             let mut api = ApiError::from(error);
             if api.status == StatusCode::INTERNAL_SERVER_ERROR {
                 api = ApiError::new(
@@ -114,7 +104,8 @@ async fn handle<S: BillingStore>(
                     format!(
                         "event {event_id} could not be applied; it is stored and Stripe will retry"
                     ),
-                );
+                )
+                .with_cause(cause);
             }
             Err(api)
         }
@@ -131,7 +122,10 @@ async fn reject_unparsable<S: BillingStore>(
 ) -> ApiError {
     let envelope = billing_stripe::peek_envelope(body).ok();
     let Some(envelope) = envelope else {
-        tracing::warn!(error = %error, "verified webhook body is not a Stripe event");
+        tracing::warn!(
+            error = error.to_string(),
+            "verified webhook body is not a Stripe event"
+        );
         return ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_payload",
@@ -140,6 +134,7 @@ async fn reject_unparsable<S: BillingStore>(
     };
     seen.id = Some(envelope.id.clone());
     seen.event_type = Some(envelope.event_type.clone());
+    crate::request::record_event_id(&envelope.id);
     let event = NewEvent {
         id: envelope.id.clone(),
         event_type: envelope.event_type,
@@ -150,7 +145,7 @@ async fn reject_unparsable<S: BillingStore>(
         received_at: state.app.clock().now(),
     };
     if let Err(store_error) = state.app.record_unparsed(event, &error.to_string()).await {
-        tracing::error!(event_id = %envelope.id, error = %store_error, "could not store the unparsable event");
+        // A 5xx: logged once, with this cause, by the request context.
         return ApiError::from(store_error);
     }
     ApiError::new(

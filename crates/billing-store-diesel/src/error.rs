@@ -21,6 +21,12 @@ pub enum SetupError {
     /// Migrations failed.
     #[error("migrations failed: {0}")]
     Migration(String),
+    /// The pool settings cannot work (no connections, a zero time limit).
+    #[error("invalid store settings: {0}")]
+    InvalidSettings(String),
+    /// The database did not answer within the store's time limits.
+    #[error("the database did not answer: {0}")]
+    Unavailable(String),
 }
 
 /// Why a transaction ended in an error: the unit of work's own error, or the database's
@@ -38,17 +44,42 @@ impl<E> From<DieselError> for TxFailure<E> {
     }
 }
 
+/// True when `error` says the connection is gone rather than that the statement failed: the
+/// database closed it (an administrator's or a shutdown's termination is followed by the
+/// close), the network dropped it, or the connection task died. Decided by Diesel's error kind
+/// and type only, never by message text:
+///
+/// - `ClosedConnection`: Diesel's own "the connection was closed";
+/// - `UnableToSendCommand`: what diesel-async reports for every tokio-postgres error that
+///   carries no SQLSTATE (connection closed, I/O error, background task gone) and for a
+///   SQLite worker thread that could not run the statement;
+/// - `BrokenTransactionManager`: the connection is in an unknown transaction state;
+/// - a commit whose rollback failed, when either error is one of these.
+pub(crate) fn connection_lost(error: &DieselError) -> bool {
+    match error {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        )
+        | DieselError::BrokenTransactionManager => true,
+        DieselError::RollbackErrorOnCommit {
+            rollback_error,
+            commit_error,
+        } => connection_lost(rollback_error) || connection_lost(commit_error),
+        _ => false,
+    }
+}
+
 /// Maps a Diesel error onto the port's error.
 pub(crate) fn db_err(error: DieselError) -> StoreError {
+    if connection_lost(&error) {
+        return StoreError::Unavailable(error.to_string());
+    }
     match &error {
         DieselError::DatabaseError(
             DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::ForeignKeyViolation,
             info,
         ) => StoreError::Conflict(info.message().to_owned()),
-        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
-            StoreError::Unavailable(info.message().to_owned())
-        }
-        DieselError::BrokenTransactionManager => StoreError::Unavailable(error.to_string()),
         DieselError::DatabaseError(_, info)
             if info.message().contains("does not exist")
                 || info.message().contains("no such table") =>
@@ -62,4 +93,60 @@ pub(crate) fn db_err(error: DieselError) -> StoreError {
 /// Parses a stored enum column, reporting a corrupt value.
 pub(crate) fn parse_stored<T: FromStr<Err = StoreError>>(value: &str) -> Result<T, StoreError> {
     value.parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database(kind: DatabaseErrorKind, message: &str) -> DieselError {
+        DieselError::DatabaseError(kind, Box::new(message.to_owned()))
+    }
+
+    #[test]
+    fn a_lost_connection_is_unavailable_whatever_its_message_says() {
+        for error in [
+            database(
+                DatabaseErrorKind::ClosedConnection,
+                "server closed the connection",
+            ),
+            database(DatabaseErrorKind::UnableToSendCommand, "connection closed"),
+            // diesel-async's wording for an I/O error: the kind decides, not the words.
+            database(
+                DatabaseErrorKind::UnableToSendCommand,
+                "error communicating with the server: Connection reset by peer (os error 104)",
+            ),
+            DieselError::BrokenTransactionManager,
+            DieselError::RollbackErrorOnCommit {
+                rollback_error: Box::new(database(
+                    DatabaseErrorKind::UnableToSendCommand,
+                    "connection closed",
+                )),
+                commit_error: Box::new(database(
+                    DatabaseErrorKind::Unknown,
+                    "terminating connection due to administrator command",
+                )),
+            },
+        ] {
+            let text = format!("{error:?}");
+            assert!(
+                matches!(db_err(error), StoreError::Unavailable(_)),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn statement_failures_stay_query_errors_even_when_they_mention_connections() {
+        // A message that merely talks about connections is not a lost connection.
+        let error = database(DatabaseErrorKind::Unknown, "connection closed");
+        assert!(matches!(db_err(error), StoreError::Query(_)));
+        let error = database(
+            DatabaseErrorKind::CheckViolation,
+            "new row violates check constraint",
+        );
+        assert!(matches!(db_err(error), StoreError::Query(_)));
+        let error = database(DatabaseErrorKind::UniqueViolation, "duplicate key");
+        assert!(matches!(db_err(error), StoreError::Conflict(_)));
+    }
 }

@@ -8,6 +8,12 @@
 //! Migrations live in the workspace's `migrations/postgres` and `migrations/sqlite`, are
 //! embedded in the binary and run only by an explicit [`DieselStore::run_migrations`] call.
 //!
+//! Every call is bounded in time ([`StoreSettings`]): waiting for a pooled connection, opening
+//! one, checking an idle one before reuse, and the unit of work itself. A call past its limit
+//! is abandoned (its transaction rolls back) and reported as [`StoreError::Unavailable`], like
+//! a connection lost in the middle of a transaction, so callers answer "retry later" instead of
+//! hanging with the database.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), billing_store_diesel::SetupError> {
 //! let store = billing_store_diesel::DieselStore::connect("sqlite://data/billing.sqlite", 8)?;
@@ -20,16 +26,102 @@
 mod backend;
 mod error;
 mod migrate;
+#[expect(
+    dead_code,
+    reason = "pg::pool is superseded by postgres_pool below (time limits, session set-up); \
+              deleting it needs an edit of pg.rs"
+)]
 mod pg;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+use std::future::Future;
+use std::time::Duration;
+
 use async_trait::async_trait;
 use billing_ports::{BillingStore, EventRecord, NewEvent, StoreError, TxFuture};
 use chrono::{DateTime, Utc};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
 pub use error::SetupError;
+
+/// The pool size and the time limits of every database call.
+///
+/// A unit of work (one transaction, or one statement outside a transaction) is abandoned after
+/// [`StoreSettings::call_limit`] = `pool_timeout + statement_timeout`, waiting for its
+/// connection included, and reported as [`StoreError::Unavailable`]; the abandoned transaction
+/// rolls back. On Postgres every connection also gets `statement_timeout` = the call limit plus
+/// one second, so the server cancels statements of a call the client gave up on (and never
+/// before the client gave up, which keeps every time-out a clean "unavailable").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// Connections in the pool (at least 1).
+    pub max_connections: usize,
+    /// The longest wait for a free pooled connection.
+    pub pool_timeout: Duration,
+    /// The longest time to open a new connection (TCP, start-up, session settings).
+    pub connect_timeout: Duration,
+    /// The longest time to check an idle connection (`SELECT 1`) before reusing it; a
+    /// connection failing the check is dropped and another one taken or opened.
+    pub recycle_timeout: Duration,
+    /// The longest a unit of work may run beyond its wait for a connection.
+    pub statement_timeout: Duration,
+}
+
+impl StoreSettings {
+    /// `max_connections` connections and the default limits: 5 s to get a connection, 5 s to
+    /// open one, 1 s to check an idle one, 10 s of work.
+    pub fn new(max_connections: usize) -> Self {
+        Self {
+            max_connections,
+            pool_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            recycle_timeout: Duration::from_secs(1),
+            statement_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The longest one call may take, waiting for its connection included.
+    pub fn call_limit(&self) -> Duration {
+        self.pool_timeout + self.statement_timeout
+    }
+
+    /// Postgres' `statement_timeout` for every connection: later than the client's own limit.
+    fn server_statement_timeout(&self) -> Duration {
+        self.call_limit() + Duration::from_secs(1)
+    }
+
+    fn validate(&self) -> Result<(), SetupError> {
+        let mut problems = Vec::new();
+        if self.max_connections == 0 {
+            problems.push("max_connections must be at least 1".to_owned());
+        }
+        for (name, value) in [
+            ("pool_timeout", self.pool_timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("recycle_timeout", self.recycle_timeout),
+            ("statement_timeout", self.statement_timeout),
+        ] {
+            if value.is_zero() {
+                problems.push(format!("{name} must be longer than 0"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(SetupError::InvalidSettings(problems.join("; ")))
+        }
+    }
+}
+
+impl Default for StoreSettings {
+    /// 16 connections and the default limits of [`StoreSettings::new`].
+    fn default() -> Self {
+        Self::new(16)
+    }
+}
 
 /// The database behind a [`DieselStore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +137,7 @@ pub enum Backend {
 pub struct DieselStore {
     inner: Inner,
     url: String,
+    settings: StoreSettings,
 }
 
 #[derive(Clone)]
@@ -64,36 +157,103 @@ impl std::fmt::Debug for DieselStore {
     }
 }
 
-/// Dispatches one call to the backend module with the store's pool.
+/// Dispatches one single-statement call to the backend module with the store's pool, within
+/// the call limit; a statement error is confirmed on the same connection before it is reported
+/// (see [`confirm`]).
 macro_rules! dispatch {
-    ($self:expr, $module:ident => $call:expr) => {
-        match &$self.inner {
-            Inner::Postgres(pool) => {
-                use pg as $module;
-                $call(pool).await
-            }
-            Inner::Sqlite(pool, gate) => {
-                use sqlite as $module;
-                let _writer = gate.lock().await;
-                $call(pool).await
-            }
-        }
+    ($self:expr, $limit:expr, $module:ident => |$conn:ident| $call:expr) => {
+        $self
+            .bounded($limit, async {
+                match &$self.inner {
+                    Inner::Postgres(pool) => {
+                        use pg as $module;
+                        let mut $conn = pg::connection(pool).await?;
+                        let result = $call;
+                        confirm(&mut *$conn, result).await
+                    }
+                    Inner::Sqlite(pool, gate) => {
+                        use sqlite as $module;
+                        let _writer = gate.lock().await;
+                        let mut $conn = sqlite::connection(pool).await?;
+                        let result = $call;
+                        confirm(&mut *$conn, result).await
+                    }
+                }
+            })
+            .await
     };
 }
 
+/// A statement that failed for a reason Diesel cannot name (its SQLSTATE is not exposed by
+/// diesel-async: an administrator's termination looks like any other statement error) is
+/// checked with `SELECT 1` on the same connection: if the connection is gone, the failure was
+/// the database going away and is reported as unavailable.
+async fn confirm<T, C>(conn: &mut C, result: Result<T, StoreError>) -> Result<T, StoreError>
+where
+    C: SimpleAsyncConnection + Send,
+{
+    match result {
+        Err(StoreError::Query(message)) => match conn.batch_execute("SELECT 1").await {
+            Err(probe) if error::connection_lost(&probe) => Err(StoreError::Unavailable(message)),
+            _ => Err(StoreError::Query(message)),
+        },
+        other => other,
+    }
+}
+
+/// Opens one Postgres connection and sets its session's `statement_timeout`.
+async fn open_postgres(
+    url: String,
+    statement_timeout: Duration,
+) -> diesel::ConnectionResult<AsyncPgConnection> {
+    let mut conn = AsyncPgConnection::establish(&url).await?;
+    conn.batch_execute(&format!(
+        "SET statement_timeout = {}",
+        statement_timeout.as_millis()
+    ))
+    .await
+    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
+}
+
+/// The Postgres pool: `settings.max_connections` connections, each with its session set up,
+/// and deadpool's wait, create and recycle time limits.
+fn postgres_pool(url: &str, settings: &StoreSettings) -> Result<pg::Pool, SetupError> {
+    let statement_timeout = settings.server_statement_timeout();
+    let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    config.custom_setup =
+        Box::new(move |url| Box::pin(open_postgres(url.to_owned(), statement_timeout)));
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
+    pg::Pool::builder(manager)
+        .max_size(settings.max_connections)
+        .runtime(deadpool::Runtime::Tokio1)
+        .wait_timeout(Some(settings.pool_timeout))
+        .create_timeout(Some(settings.connect_timeout))
+        .recycle_timeout(Some(settings.recycle_timeout))
+        .build()
+        .map_err(|e| SetupError::Pool(e.to_string()))
+}
+
 impl DieselStore {
-    /// Builds a pool for `url`: `postgres://…` / `postgresql://…`, or `sqlite://path`
-    /// (`sqlite::memory:` is refused: every pooled connection would see its own database).
-    /// Opens no connection and runs no migration.
+    /// Builds a pool of `max_connections` for `url` with the default time limits
+    /// ([`StoreSettings::new`]); see [`DieselStore::connect_with`].
     pub fn connect(url: &str, max_connections: usize) -> Result<Self, SetupError> {
+        Self::connect_with(url, StoreSettings::new(max_connections))
+    }
+
+    /// Builds a pool for `url`: `postgres://…` / `postgresql://…`, or `sqlite://path`
+    /// (`sqlite::memory:` is refused: every pooled connection would see its own database),
+    /// with `settings`' size and time limits. Opens no connection and runs no migration.
+    pub fn connect_with(url: &str, settings: StoreSettings) -> Result<Self, SetupError> {
+        settings.validate()?;
         let inner = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Inner::Postgres(pg::pool(url, max_connections)?)
+            Inner::Postgres(postgres_pool(url, &settings)?)
         } else if let Some(path) = url.strip_prefix("sqlite://") {
             if path.is_empty() || path.contains(":memory:") {
                 return Err(SetupError::UnsupportedUrl);
             }
             Inner::Sqlite(
-                sqlite::pool(path, max_connections)?,
+                sqlite::pool(path, settings.max_connections)?,
                 std::sync::Arc::new(tokio::sync::Mutex::new(())),
             )
         } else {
@@ -102,7 +262,30 @@ impl DieselStore {
         Ok(Self {
             inner,
             url: url.to_owned(),
+            settings,
         })
+    }
+
+    /// The size and time limits this store was built with.
+    pub fn settings(&self) -> &StoreSettings {
+        &self.settings
+    }
+
+    /// Runs `call` within `limit`; past it, the call is dropped (a transaction in progress
+    /// rolls back: its connection is discarded, never returned to the pool) and reported as
+    /// unavailable.
+    async fn bounded<T, E, F>(&self, limit: Duration, call: F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: Future<Output = Result<T, E>>,
+    {
+        match tokio::time::timeout(limit, call).await {
+            Ok(result) => result,
+            Err(_) => Err(E::from(StoreError::Unavailable(format!(
+                "no answer from the database within {} ms",
+                limit.as_millis()
+            )))),
+        }
     }
 
     /// Which database this store uses.
@@ -122,6 +305,18 @@ impl DieselStore {
     /// True when every embedded migration has been applied (the readiness check). Uses a
     /// pooled connection, so it also proves the pool can reach the database.
     pub async fn migrations_applied(&self) -> Result<bool, SetupError> {
+        let limit = self.settings.call_limit();
+        tokio::time::timeout(limit, self.migrations_applied_now())
+            .await
+            .unwrap_or_else(|_| {
+                Err(SetupError::Unavailable(format!(
+                    "no answer within {} ms",
+                    limit.as_millis()
+                )))
+            })
+    }
+
+    async fn migrations_applied_now(&self) -> Result<bool, SetupError> {
         let backend = self.backend();
         let applied = match &self.inner {
             Inner::Postgres(pool) => {
@@ -151,38 +346,73 @@ impl BillingStore for DieselStore {
             + Send
             + 'static,
     {
-        match &self.inner {
-            Inner::Postgres(pool) => pg::transaction(pool, work).await,
-            Inner::Sqlite(pool, gate) => {
-                let _writer = gate.lock().await;
-                sqlite::transaction(pool, work).await
+        self.bounded(self.settings.call_limit(), async {
+            match &self.inner {
+                Inner::Postgres(pool) => pg::transaction(pool, work).await,
+                Inner::Sqlite(pool, gate) => {
+                    let _writer = gate.lock().await;
+                    sqlite::transaction(pool, work).await
+                }
             }
-        }
+        })
+        .await
     }
 
+    /// Bounded by the pool timeout alone: this is bookkeeping after a unit of work already
+    /// failed (often because the database is unreachable), and its caller is waiting to answer.
     async fn record_failure(
         &self,
         event: &NewEvent,
         error: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        dispatch!(self, b => async |pool| {
-            let mut conn = b::connection(pool).await?;
-            b::tx_impl::record_failure(&mut conn, event, error, at).await
-        })
+        dispatch!(self, self.settings.pool_timeout, b => |conn| b::tx_impl::record_failure(&mut conn, event, error, at).await)
     }
 
     async fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
-        dispatch!(self, b => async |pool| {
-            let mut conn = b::connection(pool).await?;
-            b::tx_impl::event(&mut conn, id).await
-        })
+        dispatch!(self, self.settings.call_limit(), b => |conn| b::tx_impl::event(&mut conn, id).await)
     }
 
     async fn purge_events(&self, before: DateTime<Utc>, batch: u32) -> Result<u64, StoreError> {
-        dispatch!(self, b => async |pool| {
-            let mut conn = b::connection(pool).await?;
-            b::tx_impl::purge_events(&mut conn, before, batch).await
-        })
+        dispatch!(self, self.settings.call_limit(), b => |conn| b::tx_impl::purge_events(&mut conn, before, batch).await)
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use diesel::QueryableByName;
+    use diesel::sql_types::Text;
+    use diesel_async::RunQueryDsl;
+
+    use super::*;
+
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = Text)]
+        statement_timeout: String,
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_postgres_connection_gets_a_statement_timeout_just_past_the_call_limit() {
+        let db = testing::TestDatabase::postgres().await;
+        let settings = StoreSettings {
+            pool_timeout: Duration::from_millis(300),
+            statement_timeout: Duration::from_millis(700),
+            ..StoreSettings::new(2)
+        };
+        let store = DieselStore::connect_with(db.url(), settings).unwrap();
+        let Inner::Postgres(pool) = &store.inner else {
+            panic!("a Postgres store")
+        };
+        for _ in 0..2 {
+            let mut conn = pg::connection(pool).await.unwrap();
+            let setting: Setting = diesel::sql_query("SHOW statement_timeout")
+                .get_result(&mut *conn)
+                .await
+                .unwrap();
+            // 300 ms + 700 ms + 1 s.
+            assert_eq!(setting.statement_timeout, "2s");
+        }
     }
 }

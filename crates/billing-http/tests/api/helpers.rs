@@ -2,13 +2,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
 use async_trait::async_trait;
 use billing_app::{BillingApp, IngestSettings};
 use billing_domain::Catalog;
 use billing_domain::facts::SubscriptionSnapshot;
-use billing_http::{ApiKeys, HttpState, ReadinessCheck};
+use billing_http::{ApiKeys, HttpState, ReadinessCheck, ServerLimits};
 use billing_ports::{CheckoutCreated, CheckoutRequest, GatewayError, StripeGateway, SystemClock};
 use billing_store_diesel::DieselStore;
 use billing_store_diesel::testing::TestDatabase;
@@ -121,11 +122,57 @@ pub async fn spawn_with(
     spawn_with_gateway(store, db, body_limit, stripe.clone(), stripe).await
 }
 
+/// The server's limits in a test.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub body_limit: usize,
+    pub request_timeout: Duration,
+    pub max_connections: usize,
+    pub readiness_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            body_limit: 1024 * 1024,
+            request_timeout: Duration::from_secs(5),
+            max_connections: 1024,
+            readiness_timeout: billing_http::MAX_READINESS_TIMEOUT,
+        }
+    }
+}
+
 /// The server over `store`, calling Stripe through `gateway`.
 pub async fn spawn_with_gateway(
     store: DieselStore,
     db: Option<TestDatabase>,
     body_limit: usize,
+    gateway: Arc<dyn StripeGateway>,
+    stripe: Arc<FakeStripe>,
+) -> TestApp {
+    let limits = Limits {
+        body_limit,
+        ..Limits::default()
+    };
+    spawn_limited(store, db, limits, gateway, stripe).await
+}
+
+/// The server over `store` with `limits`, answering Stripe calls with a fake.
+pub async fn spawn_with_limits(
+    store: DieselStore,
+    db: Option<TestDatabase>,
+    limits: Limits,
+) -> TestApp {
+    let stripe = Arc::new(FakeStripe::default());
+    spawn_limited(store, db, limits, stripe.clone(), stripe).await
+}
+
+/// The server over `store` with `limits` (applied as the binary applies them), calling Stripe
+/// through `gateway`.
+pub async fn spawn_limited(
+    store: DieselStore,
+    db: Option<TestDatabase>,
+    limits: Limits,
     gateway: Arc<dyn StripeGateway>,
     stripe: Arc<FakeStripe>,
 ) -> TestApp {
@@ -152,14 +199,20 @@ pub async fn spawn_with_gateway(
         app,
         verifier: stripe_webhook_signature::Verifier::new(["whsec_old_rotated", SECRET]).unwrap(),
         api_keys: ApiKeys::new([API_KEY.to_owned()]),
-        webhook_body_limit: body_limit,
+        webhook_body_limit: limits.body_limit,
         readiness,
+        readiness_timeout: limits.readiness_timeout,
+        request_timeout: limits.request_timeout,
         metrics: Some(metrics()),
     });
-    let server = HttpServer::new(move || {
+    let server = ServerLimits {
+        request_timeout: limits.request_timeout,
+        max_connections: limits.max_connections,
+        workers: 2,
+    }
+    .apply(HttpServer::new(move || {
         App::new().configure(|cfg| billing_http::configure(cfg, state.clone()))
-    })
-    .workers(2)
+    }))
     .bind(("127.0.0.1", 0))
     .unwrap();
     let port = server.addrs()[0].port();
@@ -172,6 +225,64 @@ pub async fn spawn_with_gateway(
             .finish(),
         store,
         _db: db,
+    }
+}
+
+/// Every log line of this process, in the server's default (human-readable) format without
+/// colours, captured from the first call on. Tests find their own lines by unique ids.
+pub fn logs() -> &'static Logs {
+    static LOGS: OnceLock<&'static Logs> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs: &'static Logs = Box::leak(Box::new(Logs(Mutex::new(Vec::new()))));
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || LogWriter(logs))
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        logs
+    })
+}
+
+/// The captured log text.
+pub struct Logs(Mutex<Vec<u8>>);
+
+impl Logs {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// The lines containing `needle`.
+    pub fn lines_with(&self, needle: &str) -> Vec<String> {
+        self.text()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+struct LogWriter(&'static Logs);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Test settings of the store: a call is abandoned after 300 + 700 = 1000 ms, recording a
+/// failure after 300 ms.
+pub fn quick_store_settings() -> billing_store_diesel::StoreSettings {
+    billing_store_diesel::StoreSettings {
+        max_connections: 8,
+        pool_timeout: Duration::from_millis(300),
+        connect_timeout: Duration::from_millis(300),
+        recycle_timeout: Duration::from_millis(200),
+        statement_timeout: Duration::from_millis(700),
     }
 }
 
@@ -196,6 +307,21 @@ impl TestApp {
         (
             status,
             response.json().limit(1 << 20).await.unwrap_or(Value::Null),
+        )
+    }
+
+    /// GET without an API key; status and body text.
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let mut response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap();
+        let body = response.body().limit(16 << 20).await.unwrap_or_default();
+        (
+            response.status().as_u16(),
+            String::from_utf8_lossy(&body).into_owned(),
         )
     }
 

@@ -2,9 +2,14 @@
 //! fake Stripe gateway that keeps Stripe's idempotency-key semantics, and an HTTP client.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+mod auth_and_bodies;
 mod checkout;
+mod database_faults;
 mod helpers;
+mod input_checks;
+mod logs;
 mod ops;
+mod slow_clients;
 mod stripe_http;
 mod usage;
 mod webhook;

@@ -46,3 +46,51 @@ async fn health_readiness_metrics_and_openapi() {
         (404, Some("not_found"))
     );
 }
+
+#[actix_web::test]
+async fn every_series_is_exposed_at_zero_before_the_first_request() {
+    let app = spawn_app().await;
+    let (status, metrics) = app.get_text("/metrics").await;
+    assert_eq!(status, 200);
+    // Series no test ever increments: present, and zero.
+    for series in [
+        r#"billing_api_requests_total{route="portal",status="502"} 0"#,
+        r#"billing_webhook_deliveries_total{type="charge.dispute.closed",outcome="event_not_applied"} 0"#,
+        r#"billing_webhook_deliveries_total{type="unknown",outcome="no_v1_signature"} 0"#,
+        r#"billing_webhook_delivery_seconds_count{outcome="invalid_signature"} 0"#,
+        r#"billing_api_request_seconds_count{route="sync"}"#,
+    ] {
+        assert!(
+            metrics.contains(series),
+            "{series} missing from:\n{metrics}"
+        );
+    }
+    for family in [
+        "# HELP billing_webhook_deliveries_total",
+        "# HELP billing_api_requests_total",
+        "# TYPE billing_webhook_delivery_seconds histogram",
+        "# TYPE billing_api_request_seconds histogram",
+    ] {
+        assert!(metrics.contains(family), "{family} missing");
+    }
+}
+
+#[actix_web::test]
+async fn api_requests_are_counted_under_their_route_whoever_answers() {
+    let app = spawn_app().await;
+    let count = |metrics: &str, series: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let series = r#"billing_api_requests_total{route="feature",status="401"}"#;
+    let before = count(&app.get_text("/metrics").await.1, series);
+    let (status, _) = app
+        .get_text("/v1/users/u_1/features/priority_support")
+        .await;
+    assert_eq!(status, 401);
+    let after = count(&app.get_text("/metrics").await.1, series);
+    assert_eq!(after, before + 1);
+}

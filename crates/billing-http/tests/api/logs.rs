@@ -1,0 +1,187 @@
+//! What the logs say: every 5xx once, with its request id and cause, while the answer stays
+//! opaque; `/readyz`'s reason in the log only; untrusted ids escaped so they cannot forge lines.
+//! The capture uses the server's default human-readable format.
+
+use billing_store_diesel::DieselStore;
+use billing_store_diesel::testing::TestDatabase;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use serde_json::{Value, json};
+
+use crate::helpers::{API_KEY, logs, spawn_with, subscription_event};
+
+#[actix_web::test]
+async fn a_5xx_is_logged_once_with_its_request_id_and_cause_and_answered_opaquely() {
+    let logs = logs();
+    let db = TestDatabase::postgres().await;
+    let url = db.url().to_owned();
+    let app = spawn_with(db.store().clone(), Some(db), 1 << 20).await;
+    // A schema that lost a table: the entitlements query fails in the database.
+    let mut admin = AsyncPgConnection::establish(&url).await.unwrap();
+    admin
+        .batch_execute("DROP TABLE customers CASCADE")
+        .await
+        .unwrap();
+    let request_id = "req_1QfZ8dOpaque500";
+    let mut response = app
+        .client
+        .get(format!("{}/v1/users/u_1QfZ8d/entitlements", app.address))
+        .insert_header(("Authorization", format!("Bearer {API_KEY}")))
+        .insert_header(("X-Request-Id", request_id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 500);
+    assert_eq!(
+        response
+            .headers()
+            .get("x-request-id")
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        request_id
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"error": {"code": "internal_error", "message": "the request could not be completed"}})
+    );
+    let with_cause: Vec<String> = logs
+        .lines_with(request_id)
+        .into_iter()
+        .filter(|l| l.contains("customers") && l.contains("does not exist"))
+        .collect();
+    assert_eq!(with_cause.len(), 1, "{with_cause:#?}");
+    let line = &with_cause[0];
+    assert!(
+        line.contains("request failed") && line.contains("status=500"),
+        "{line}"
+    );
+    assert!(line.contains(r#"code="internal_error""#), "{line}");
+}
+
+#[actix_web::test]
+async fn a_webhook_503_is_logged_once_with_request_and_event_ids() {
+    let logs = logs();
+    let store = DieselStore::connect("postgres://postgres@127.0.0.1:1/nowhere", 2).unwrap();
+    let app = spawn_with(store, None, 1 << 20).await;
+    let event = subscription_event(
+        "evt_1QfZ8dDown503",
+        "customer.subscription.created",
+        "u_1QfZ8dDown",
+        "active",
+        "price_pro_monthly",
+        1_700_000_000,
+    );
+    let (status, body) = app.webhook(&event).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        "the database is unreachable; retry later"
+    );
+    // The cause of the 503 (the ingest error, "store: …") is logged once, with both ids; ingest's
+    // own line and the failure to record the failure are separate lines.
+    let failed: Vec<String> = logs
+        .lines_with("evt_1QfZ8dDown503")
+        .into_iter()
+        .filter(|l| l.contains("store: database unavailable"))
+        .collect();
+    assert_eq!(failed.len(), 1, "the cause is logged once: {failed:#?}");
+    assert!(failed[0].contains("request failed"), "{}", failed[0]);
+    assert!(failed[0].contains("request_id="), "{}", failed[0]);
+}
+
+#[actix_web::test]
+async fn readiness_says_not_ready_and_logs_why() {
+    let logs = logs();
+    let store = DieselStore::connect("postgres://postgres@127.0.0.1:1/nowhere", 2).unwrap();
+    let app = spawn_with(store, None, 1 << 20).await;
+    let mut response = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .insert_header(("X-Request-Id", "req_1QfZ8dNotReady"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"error": {"code": "not_ready", "message": "not ready"}})
+    );
+    let lines = logs.lines_with("req_1QfZ8dNotReady");
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].contains("code=\"not_ready\"") && lines[0].contains("could not connect"),
+        "{}",
+        lines[0]
+    );
+}
+
+#[actix_web::test]
+async fn an_event_id_with_a_newline_cannot_forge_a_log_line() {
+    let logs = logs();
+    let db = TestDatabase::postgres().await;
+    let app = spawn_with(db.store().clone(), Some(db), 1 << 20).await;
+    let forged = "FORGED 2026-11-30T12:00:00.000000Z  INFO billing_http: refund approved";
+    let event = subscription_event(
+        &format!("evt_1QfZ8dInject\n{forged}"),
+        &format!("customer.subscription.created\n{forged}"),
+        "u_1QfZ8dInject",
+        "active",
+        "price_pro_monthly",
+        1_700_000_000,
+    );
+    let (status, _) = app.webhook(&event).await;
+    assert_eq!(status, 200);
+    let text = logs.text();
+    assert!(
+        text.contains(r"evt_1QfZ8dInject\nFORGED"),
+        "the id is logged, escaped:\n{text}"
+    );
+    let forged_lines: Vec<&str> = text.lines().filter(|l| l.starts_with("FORGED")).collect();
+    assert!(forged_lines.is_empty(), "{forged_lines:#?}");
+}
+
+#[actix_web::test]
+async fn request_ids_are_answered_and_unsafe_ones_replaced() {
+    let db = TestDatabase::postgres().await;
+    let app = spawn_with(db.store().clone(), Some(db), 1 << 20).await;
+    let id_of = |response: &awc::ClientResponse<_>| {
+        response
+            .headers()
+            .get("x-request-id")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let ok = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .insert_header(("X-Request-Id", "lb-7f3a.91:c"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(id_of(&ok).as_deref(), Some("lb-7f3a.91:c"));
+    let unsafe_id = app
+        .client
+        .get(format!("{}/v1/users/u_1/entitlements", app.address))
+        .insert_header(("X-Request-Id", "has spaces \"and quotes\""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsafe_id.status().as_u16(), 401);
+    let generated = id_of(&unsafe_id).unwrap();
+    assert!(
+        !generated.contains(' ') && !generated.is_empty(),
+        "{generated}"
+    );
+    let other = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        id_of(&other).unwrap(),
+        generated,
+        "each request gets its own id"
+    );
+}
