@@ -8,8 +8,10 @@
 //! [`Fact`](billing_domain::Fact); [`peek_envelope`] reads just the event's identity so a
 //! body whose object is malformed can still be stored against its event id. Parsing is
 //! tolerant of every Stripe API version from `2023-10-16` to `2026-09-30.endive`, including
-//! the `2025-03-31.basil` reshaping of subscriptions and invoices; see [`wire`] for the
-//! differences handled and the conventions followed.
+//! the `2025-03-31.basil` reshaping of subscriptions and invoices, and of the older
+//! renderings of the objects it reads (invoices without `amount_paid` before 2018, payment
+//! intents with embedded `charges` before `2022-11-15`, Charges API charges without a payment
+//! intent); see [`wire`] for the differences handled and the conventions followed.
 //!
 //! # Outgoing: the Stripe API client ([`client`])
 //!

@@ -1,5 +1,13 @@
-//! Charges (`charge.refunded`, whose object is the refunded charge). A charge of the Charges
-//! API has no payment intent (`payment_intent` absent or `null`).
+//! Charges (`charge.refunded`, whose object is the refunded charge).
+//!
+//! The fields read are the same in every supported API version (basil removed `invoice`, and
+//! `2022-11-15` removed the embedded `refunds` list, neither of which is read):
+//!
+//! - `payment_intent` is the charge's payment intent, an id or an expanded object; charges
+//!   made through the Charges API (`POST /v1/charges`, no payment intent) send `null`, and
+//!   renderings from before payment intents (2019) leave it out: both read as `None`.
+//! - `customer` is the charged customer (an id or an expanded object), `null` for guest charges.
+//! - `amount_refunded` is the total refunded so far, in every version.
 
 use billing_domain::facts::ChargeFacts;
 use serde::Deserialize;
@@ -8,12 +16,12 @@ use super::WireObject;
 use super::field::{Expandable, Field, Scope};
 use crate::error::WireError;
 
-/// A charge as sent; the fields read are the same in every supported API version (basil
-/// removed `invoice`, which is not read).
+/// A charge as sent, in any supported API version.
 #[derive(Debug, Deserialize)]
 pub(super) struct RawCharge {
     object: Field<String>,
     id: Field<String>,
+    /// `null` or absent for Charges API charges.
     payment_intent: Field<Expandable>,
     customer: Field<Expandable>,
     amount: Field<i64>,

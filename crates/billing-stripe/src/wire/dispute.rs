@@ -1,6 +1,14 @@
 //! Disputes (`charge.dispute.created`, `.updated`, `.funds_withdrawn`, `.funds_reinstated`,
-//! `.closed`). The status is kept as Stripe sent it (`warning_needs_response`, …, `prevented`);
-//! the outcome is derived from it by the application.
+//! `.closed`).
+//!
+//! The fields read are the same in every supported API version, with two caveats:
+//!
+//! - `payment_intent` (an id or an expanded object) is absent in old renderings and for
+//!   disputes of Charges API charges, which only name their `charge`; it then reads as `None`.
+//! - `status` is kept exactly as sent: inquiries move through `warning_needs_response`,
+//!   `warning_under_review` and `warning_closed`, chargebacks through `needs_response`,
+//!   `under_review`, `won` and `lost`, and `2025-08-27.basil` added `prevented`. Statuses
+//!   added later are passed through the same way.
 
 use billing_domain::facts::DisputeFacts;
 use serde::Deserialize;
@@ -9,12 +17,13 @@ use super::WireObject;
 use super::field::{Expandable, Field, Scope};
 use crate::error::WireError;
 
-/// A dispute as sent. `payment_intent` is absent in old renderings and then reads as `None`.
+/// A dispute as sent, in any supported API version.
 #[derive(Debug, Deserialize)]
 pub(super) struct RawDispute {
     object: Field<String>,
     id: Field<String>,
     charge: Field<Expandable>,
+    /// Absent in old renderings and for Charges API charges.
     payment_intent: Field<Expandable>,
     amount: Field<i64>,
     currency: Field<String>,

@@ -5,31 +5,39 @@
 //! - The billed subscription is `invoice.subscription` before `2025-03-31.basil` and
 //!   `invoice.parent.subscription_details.subscription` since (either an id or an expanded
 //!   object). The basil location is read first, the old one second.
-//! - The service period and the price come from the invoice's subscription line, because
+//! - The service period and the prices come from the invoice's subscription lines, because
 //!   the invoice-level `period_start`/`period_end` describe something else (the preceding
 //!   period for renewals, a single instant for first and update invoices). A line is a
-//!   subscription line when it has `type: "subscription"` or a `subscription` (before basil),
-//!   or a `parent.subscription_item_details` / `parent.type: "subscription_item_details"`
-//!   (basil and later). When the invoice names its subscription, lines of other subscriptions
-//!   are skipped. The first such line that is not a proration wins; failing that, the first
-//!   proration line with a positive amount (the charge for the remaining time on the new
-//!   price, not the credit for the old one), failing that the first proration line.
-//! - The line's period is `lines.data[].period` in every version. Its price is
-//!   `lines.data[].price` (or legacy `plan`) before basil and
-//!   `lines.data[].pricing.price_details.price` since, an id or an expanded object.
-//! - The prices are those of every non-proration subscription line of the invoice's
-//!   subscription, in line order; when there is none, the one proration line chosen above.
-//! - `amount_paid` is absent from renderings before 2019: then the amount paid is `total` when
-//!   `paid` is true, else zero. A failed payment never needs either.
-//! - When no line qualifies (one-off invoices, or a subscription line beyond the first page of
-//!   lines Stripe sends), the period is the invoice-level `period_start`/`period_end` and the
-//!   price is `None`.
+//!   subscription line when it has `type: "subscription"` or a `subscription` (before basil;
+//!   renderings before 2018 send `subscription: null` on `type: "subscription"` lines), or a
+//!   `parent.subscription_item_details` / `parent.type: "subscription_item_details"` (basil and
+//!   later). When the invoice names its subscription, lines naming another subscription are
+//!   skipped.
+//! - Prices ([`InvoiceFacts::price_ids`]): when the invoice has subscription lines that are not
+//!   prorations, the price of each of them, in line order, each price once. When it has only
+//!   proration lines, the price of one of them: the first proration line with a positive
+//!   amount (the charge for the remaining time on the new price, not the credit for the old
+//!   one), failing that the first proration line. A line's price is `lines.data[].price` (or
+//!   legacy `plan`, the only one before prices existed) before basil and
+//!   `lines.data[].pricing.price_details.price` since, an id or an expanded object; a line with
+//!   none gives nothing.
+//! - Period: the line's `lines.data[].period` (every version) of the first non-proration
+//!   subscription line, else of the proration line chosen above. When no line qualifies
+//!   (one-off invoices, or subscription lines beyond the first page of lines Stripe sends), the
+//!   period is the invoice-level `period_start`/`period_end` and there are no prices.
+//! - `amount_paid` exists since 2018; older renderings (e.g. `2017-08-15`, `2018-02-28`) have
+//!   only `paid` and `total`. When `amount_paid` is absent or `null`, the amount paid is
+//!   `total` if `paid` is `true` and zero if it is `false`; for `invoice.payment_failed` it is
+//!   zero without reading `paid` or `total`. Basil removed `paid` and always sends
+//!   `amount_paid`, so an invoice of another event with neither fits no version and is
+//!   reported as missing `amount_paid`. `amount_due` and `currency` are read in every version
+//!   (`amount_due` exists since 2014) and are required.
 
-use billing_domain::facts::InvoiceFacts;
+use billing_domain::Money;
+use billing_domain::facts::{InvoiceChange, InvoiceFacts};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::WireObject;
 use super::field::{Expandable, Field, List, Scope};
 use crate::error::WireError;
 
@@ -45,12 +53,13 @@ pub(super) struct RawInvoice {
     parent: Field<RawInvoiceParent>,
     status: Field<String>,
     billing_reason: Field<String>,
+    /// Since 2018.
     amount_paid: Field<i64>,
-    /// Before 2019, with `paid`, instead of `amount_paid`.
-    total: Field<i64>,
-    /// Before 2019.
-    paid: Field<bool>,
     amount_due: Field<i64>,
+    /// Read only when `amount_paid` is absent.
+    paid: Field<bool>,
+    /// Read only when `amount_paid` is absent and `paid` is true.
+    total: Field<i64>,
     currency: Field<String>,
     attempt_count: Field<u32>,
     lines: Field<List<RawLine>>,
@@ -87,7 +96,7 @@ struct RawLine {
     amount: Field<i64>,
     /// Before basil only.
     price: Field<Expandable>,
-    /// Before basil only (legacy).
+    /// Before basil only (legacy; the only price before 2020).
     plan: Field<Expandable>,
     /// Basil and later.
     pricing: Field<RawPricing>,
@@ -136,30 +145,40 @@ struct LineKind {
     proration: bool,
 }
 
-impl WireObject for RawInvoice {
-    type Facts = InvoiceFacts;
+/// The subscription lines that decide an invoice's period and prices.
+struct Billed<'s> {
+    /// The line whose period is the billed period.
+    period_line: Option<(&'s RawLine, Scope<'s>)>,
+    /// The lines whose prices are the billed prices, in line order.
+    price_lines: Vec<(&'s RawLine, Scope<'s>)>,
+}
 
-    fn into_facts(self, scope: &Scope<'_>) -> Result<InvoiceFacts, WireError> {
+impl RawInvoice {
+    /// Converts the decoded invoice of an event of kind `change`, reading fields relative to
+    /// `scope` (`data.object`).
+    pub(super) fn into_facts(
+        self,
+        scope: &Scope<'_>,
+        change: InvoiceChange,
+    ) -> Result<InvoiceFacts, WireError> {
         scope.expect_object(&self.object, "invoice")?;
         let id = scope.required_string(&self.id, "id")?;
-        let amount_paid = self.amount_paid(scope)?;
+        let amount_paid = self.amount_paid(scope, change)?;
         let amount_due = scope.money(&self.amount_due, "amount_due", &self.currency, "currency")?;
         let subscription_id = self.subscription_id(scope)?;
-        let (line_period, price_ids) =
-            match self.subscription_lines(scope, subscription_id.as_deref())? {
-                Some((chosen, lines)) => {
-                    let mut prices = Vec::new();
-                    for (line, line_scope) in &lines {
-                        if let Some(price) = line.price(line_scope)?
-                            && !prices.contains(&price)
-                        {
-                            prices.push(price);
-                        }
-                    }
-                    (chosen.0.period(&chosen.1)?, prices)
-                }
-                None => (None, Vec::new()),
-            };
+        let billed = self.billed_lines(scope, subscription_id.as_deref())?;
+        let line_period = match &billed.period_line {
+            Some((line, line_scope)) => line.period(line_scope)?,
+            None => None,
+        };
+        let mut price_ids: Vec<String> = Vec::with_capacity(billed.price_lines.len());
+        for (line, line_scope) in &billed.price_lines {
+            if let Some(price) = line.price(line_scope)?
+                && !price_ids.contains(&price)
+            {
+                price_ids.push(price);
+            }
+        }
         let (period_start, period_end) = match line_period {
             Some(period) => period,
             None => (
@@ -185,9 +204,26 @@ impl WireObject for RawInvoice {
             price_ids,
         })
     }
-}
 
-impl RawInvoice {
+    /// `amount_paid`; in renderings without it (before 2018), `total` when `paid`, else zero.
+    /// A failed payment paid nothing, so `invoice.payment_failed` never reads `paid` or
+    /// `total`. An invoice with neither `amount_paid` nor `paid` fits no version and is
+    /// reported as missing `amount_paid`.
+    fn amount_paid(&self, scope: &Scope<'_>, change: InvoiceChange) -> Result<Money, WireError> {
+        let sent = scope.optional(&self.amount_paid, "amount_paid")?.copied();
+        let currency = scope.currency(&self.currency, "currency")?;
+        let amount = match sent {
+            Some(amount) => amount,
+            None if change == InvoiceChange::PaymentFailed => 0,
+            None => match scope.optional(&self.paid, "paid")? {
+                None => return Err(scope.missing("amount_paid")),
+                Some(false) => 0,
+                Some(true) => scope.amount(&self.total, "total")?,
+            },
+        };
+        Ok(Money::new(amount, currency))
+    }
+
     /// `parent.subscription_details.subscription` (basil+), else `subscription` (older).
     fn subscription_id(&self, scope: &Scope<'_>) -> Result<Option<String>, WireError> {
         if let Some(parent) = scope.optional(&self.parent, "parent")? {
@@ -204,34 +240,25 @@ impl RawInvoice {
         scope.id(&self.subscription, "subscription")
     }
 
-    /// The amount paid: `amount_paid`, or before 2019 `total` when `paid` (else zero).
-    fn amount_paid(&self, scope: &Scope<'_>) -> Result<billing_domain::Money, WireError> {
-        if self.amount_paid.is_some() {
-            return scope.money(&self.amount_paid, "amount_paid", &self.currency, "currency");
-        }
-        if scope.flag(&self.paid, "paid")? {
-            return scope.money(&self.total, "total", &self.currency, "currency");
-        }
-        let currency = scope.currency(&self.currency, "currency")?;
-        Ok(billing_domain::Money::new(0, currency))
-    }
-
-    /// The invoice's subscription line that decides the period, with its scope, and the lines
-    /// whose prices count (every non-proration one, else the chosen proration line).
-    #[allow(clippy::type_complexity)]
-    fn subscription_lines<'s>(
+    /// The invoice's subscription lines of its own subscription that decide the period and
+    /// the prices: every non-proration line, or else the one chosen proration line.
+    fn billed_lines<'s>(
         &'s self,
         scope: &Scope<'s>,
         subscription_id: Option<&str>,
-    ) -> Result<Option<((&'s RawLine, Scope<'s>), Vec<(&'s RawLine, Scope<'s>)>)>, WireError> {
+    ) -> Result<Billed<'s>, WireError> {
+        let none = || Billed {
+            period_line: None,
+            price_lines: Vec::new(),
+        };
         let Some(lines) = scope.optional(&self.lines, "lines")? else {
-            return Ok(None);
+            return Ok(none());
         };
         let lines_scope = scope.child("lines");
         let Some(data) = lines_scope.optional(&lines.data, "data")? else {
-            return Ok(None);
+            return Ok(none());
         };
-        let mut regular: Vec<(&'s RawLine, Scope<'s>)> = Vec::new();
+        let mut regular: Vec<(&RawLine, Scope<'s>)> = Vec::new();
         let mut charged_proration = None;
         let mut any_proration = None;
         for (index, entry) in data.iter().enumerate() {
@@ -262,15 +289,16 @@ impl RawInvoice {
             }
         }
         if let Some(first) = regular.first() {
-            let chosen = (first.0, first.1.clone());
-            return Ok(Some((chosen, regular)));
+            return Ok(Billed {
+                period_line: Some(first.clone()),
+                price_lines: regular,
+            });
         }
-        Ok(charged_proration
-            .or(any_proration)
-            .map(|(line, line_scope)| {
-                let chosen = (line, line_scope.clone());
-                (chosen, vec![(line, line_scope)])
-            }))
+        let chosen = charged_proration.or(any_proration);
+        Ok(Billed {
+            period_line: chosen.clone(),
+            price_lines: chosen.into_iter().collect(),
+        })
     }
 }
 

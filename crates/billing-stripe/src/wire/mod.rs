@@ -4,20 +4,26 @@
 //! declare only the fields the facts need and ignore everything else, so new fields, removed
 //! fields we do not read, and whole new objects never break parsing. One parser serves every
 //! API version from `2023-10-16` through the `2025-03-31.basil` family to
-//! `2026-09-30.endive`; the version string is passed through but never branched on. Instead
-//! each field is looked for in every place some version puts it:
+//! `2026-09-30.endive`, and the older renderings an endpoint pinned long ago still receives
+//! (invoices of `2017-08-15`, charges of `2019-12-03`, payment intents of `2020-08-27`); the
+//! version string is passed through but never branched on. Instead each field is looked for
+//! in every place some version puts it:
 //!
 //! | fact | before basil | basil and later |
 //! | --- | --- | --- |
 //! | subscription period | `current_period_start`/`_end` on the subscription | on `items.data[0]` |
-//! | subscription prices | every `items.data[].price` (or legacy `plan`) | every `items.data[].price` |
+//! | subscription prices | every `items.data[i].price` (or the item's legacy `plan`); the subscription's legacy `plan` when no item gives one | every `items.data[i].price` |
 //! | invoice subscription | `invoice.subscription` | `invoice.parent.subscription_details.subscription` |
-//! | invoice period | `lines.data[]` with `type: "subscription"` | `lines.data[]` with `parent.subscription_item_details` |
+//! | invoice period | the first non-proration `lines.data[]` with `type: "subscription"` (or a `subscription`), else the chosen proration line | the same, lines with `parent.subscription_item_details` |
 //! | invoice prices | those lines' `price` (or legacy `plan`) | those lines' `pricing.price_details.price` |
-//! | invoice amount paid | `amount_paid`; before 2019 `total` when `paid`, else 0 | `amount_paid` |
-//! | payment intent's latest charge | `charges.data[0]` (before 2022-11-15) | `latest_charge` |
-//! | charge payment intent | `payment_intent`, absent or `null` for Charges API charges | same |
-//! | dispute payment intent | absent in old renderings (read as `None`) | `payment_intent` |
+//! | invoice amount paid | `amount_paid`; before 2018 (e.g. `2017-08-15`) `total` when `paid`, else 0 | `amount_paid` |
+//! | payment intent latest charge | `latest_charge` since `2022-11-15`; `charges.data[0].id` before | `latest_charge` |
+//! | charge payment intent | `payment_intent`; `null` for Charges API charges | `payment_intent` |
+//! | dispute payment intent | absent in old renderings and for Charges API charges (read as `None`) | `payment_intent` |
+//! | dispute status | `status` as sent (`warning_*`, `needs_response`, `under_review`, `won`, `lost`) | the same, plus `prevented` since `2025-08-27.basil` |
+//!
+//! How each value is chosen (which item, which line, which fallback) is spelled out in the
+//! doc comment of the object's module.
 //!
 //! Conventions, in every object:
 //!
@@ -155,10 +161,12 @@ fn fact(event_type: &str, raw: &mut RawEvent<Kept>) -> Result<Fact, WireError> {
             subscription: read::<RawSubscription>(raw)?,
         })
     };
+    // An invoice's amount paid depends on the event (a failed payment paid nothing).
     let invoice = |raw: &mut RawEvent<Kept>, change| {
+        let (object, scope) = raw.object::<RawInvoice>()?;
         Ok::<_, WireError>(Fact::Invoice {
             change,
-            invoice: read::<RawInvoice>(raw)?,
+            invoice: object.into_facts(&scope, change)?,
         })
     };
     let payment_intent = |raw: &mut RawEvent<Kept>, change| {

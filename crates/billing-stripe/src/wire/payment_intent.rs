@@ -1,8 +1,15 @@
 //! Payment intents (`payment_intent.succeeded`, `.payment_failed`, `.processing`,
 //! `.requires_action`, `.canceled`).
 //!
-//! Version differences handled here: the latest charge is `latest_charge` since
-//! `2022-11-15`, and `charges.data[0]` (the newest charge first) before.
+//! Version differences handled here:
+//!
+//! - The latest charge ([`PaymentIntentFacts::latest_charge_id`]) is `latest_charge` (an id or
+//!   an expanded charge) since `2022-11-15`, which removed the embedded `charges` list; before
+//!   it, the payment intent carries `charges` (a list, newest first) and the latest charge is
+//!   `charges.data[0].id`. `latest_charge` is read first, `charges` second; a payment intent
+//!   that was never confirmed has neither (or `null`, or an empty list) and reads as `None`.
+//! - Every other field read is the same in every supported version: `last_payment_error` has
+//!   carried `message` and `code` throughout (basil removed `invoice`, which is not read).
 
 use billing_domain::facts::PaymentIntentFacts;
 use serde::Deserialize;
@@ -11,8 +18,7 @@ use super::WireObject;
 use super::field::{Expandable, Field, List, Metadata, Scope};
 use crate::error::WireError;
 
-/// A payment intent as sent; the fields read are the same in every supported API version
-/// (basil removed `invoice`, which is not read).
+/// A payment intent as sent, in any supported API version.
 #[derive(Debug, Deserialize)]
 pub(super) struct RawPaymentIntent {
     object: Field<String>,
@@ -22,17 +28,11 @@ pub(super) struct RawPaymentIntent {
     currency: Field<String>,
     status: Field<String>,
     last_payment_error: Field<RawPaymentError>,
-    /// Since 2022-11-15.
+    /// Since `2022-11-15`.
     latest_charge: Field<Expandable>,
-    /// Before 2022-11-15: the charges, newest first.
-    charges: Field<List<RawChargeRef>>,
+    /// Before `2022-11-15`: the payment intent's charges, newest first; only ids are read.
+    charges: Field<List<Expandable>>,
     metadata: Field<Metadata>,
-}
-
-/// An entry of the pre-2022-11-15 `charges` list; only its id is read.
-#[derive(Debug, Deserialize)]
-struct RawChargeRef {
-    id: Field<String>,
 }
 
 /// `last_payment_error`.
@@ -58,25 +58,24 @@ impl WireObject for RawPaymentIntent {
             }
             None => None,
         };
-        let latest_charge_id = match scope.id(&self.latest_charge, "latest_charge")? {
-            Some(charge) => Some(charge),
-            None => self.first_listed_charge(scope)?,
-        };
         Ok(PaymentIntentFacts {
             id: scope.required_string(&self.id, "id")?,
             customer_id: scope.id(&self.customer, "customer")?,
             amount: scope.money(&self.amount, "amount", &self.currency, "currency")?,
             status: scope.required_string(&self.status, "status")?,
             last_error,
-            latest_charge_id,
+            latest_charge_id: self.latest_charge_id(scope)?,
             metadata_user_id: scope.metadata_user_id(&self.metadata)?,
         })
     }
 }
 
 impl RawPaymentIntent {
-    /// `charges.data[0].id`, the newest charge of renderings before 2022-11-15.
-    fn first_listed_charge(&self, scope: &Scope<'_>) -> Result<Option<String>, WireError> {
+    /// `latest_charge` (since 2022-11-15), else `charges.data[0]` (before).
+    fn latest_charge_id(&self, scope: &Scope<'_>) -> Result<Option<String>, WireError> {
+        if let Some(id) = scope.id(&self.latest_charge, "latest_charge")? {
+            return Ok(Some(id));
+        }
         let Some(charges) = scope.optional(&self.charges, "charges")? else {
             return Ok(None);
         };
@@ -84,10 +83,9 @@ impl RawPaymentIntent {
         let Some(data) = charges_scope.optional(&charges.data, "data")? else {
             return Ok(None);
         };
-        let Some(first) = data.first() else {
-            return Ok(None);
-        };
-        let charge = charges_scope.entry(first, "data[0]")?;
-        charges_scope.child("data[0]").string(&charge.id, "id")
+        match data.first() {
+            Some(first) => Ok(Some(charges_scope.entry(first, "data[0]")?.0.clone())),
+            None => Ok(None),
+        }
     }
 }

@@ -1,4 +1,7 @@
 //! Refunds (`charge.refund.updated`, whose object is one refund, `re_…`).
+//!
+//! The fields read are the same in every supported API version. `payment_intent` is `null`
+//! (or absent in old renderings) for refunds of Charges API charges, and reads as `None`.
 
 use billing_domain::facts::RefundFacts;
 use serde::Deserialize;

@@ -5,14 +5,16 @@
 //! - The current billing period is `current_period_start`/`current_period_end` on the
 //!   subscription before `2025-03-31.basil`, and on each subscription item
 //!   (`items.data[].current_period_start`/`_end`) since. When the subscription-level pair is
-//!   present (either half) it is used; otherwise the period of the **first item** is used,
-//!   the same item whose price decides the tier. Items of one subscription can have different
-//!   periods since basil (mixed intervals); the first item's is the one that matches
-//!   the first item's price.
-//! - The prices are every item's `items.data[].price` (an expanded object, or an id string),
-//!   each falling back to the item's legacy `plan`, in item order; with no items, the
-//!   subscription-level legacy `plan`. The application takes the highest catalog tier among
-//!   them, so an add-on listed first never hides the plan.
+//!   present (either half) it is used; otherwise the period of the **first item** is used.
+//!   Items of one subscription can have different periods since basil (mixed intervals); the
+//!   first item's is the one kept.
+//! - The prices ([`SubscriptionSnapshot::price_ids`]) are read from **every** item, in item
+//!   order: `items.data[i].price` (an expanded object, or an id string) in every version that
+//!   has prices, falling back to the item's legacy `items.data[i].plan` (renderings from before
+//!   prices, or plans created as such). An item with neither contributes nothing. When no item
+//!   gives a price (no `items`, an empty list, or items without either field), the
+//!   subscription-level legacy `plan` (single-plan subscriptions of old versions) is the only
+//!   price. Only the first page of items Stripe sends inline (up to ten) is seen.
 
 use billing_domain::SubscriptionStatus;
 use billing_domain::facts::SubscriptionSnapshot;
@@ -31,7 +33,7 @@ pub(super) struct RawSubscription {
     customer: Field<Expandable>,
     status: Field<String>,
     items: Field<List<RawSubscriptionItem>>,
-    /// Legacy single-plan field, kept as a last fallback for the price.
+    /// Legacy single-plan field, the price when no item gives one.
     plan: Field<Expandable>,
     /// Before basil only.
     current_period_start: Field<i64>,
@@ -48,7 +50,9 @@ pub(super) struct RawSubscription {
 /// A subscription item as sent.
 #[derive(Debug, Deserialize)]
 struct RawSubscriptionItem {
+    /// Every version with prices.
     price: Field<Expandable>,
+    /// Legacy; read when `price` is absent.
     plan: Field<Expandable>,
     /// Basil and later.
     current_period_start: Field<i64>,
@@ -67,10 +71,21 @@ impl WireObject for RawSubscription {
         let customer_id = scope.required_id(&self.customer, "customer")?;
         let status = SubscriptionStatus::parse(scope.required(&self.status, "status")?);
 
-        let price_ids = self.item_prices(scope)?;
-        let first_item = self.first_item(scope)?;
+        let items = self.items(scope)?;
+        let mut price_ids = Vec::with_capacity(items.len());
+        for (item, item_scope) in &items {
+            if let Some(price) = item.price(item_scope)? {
+                price_ids.push(price);
+            }
+        }
+        if price_ids.is_empty()
+            && let Some(plan) = scope.id(&self.plan, "plan")?
+        {
+            price_ids.push(plan);
+        }
 
-        let (current_period_start, current_period_end) = self.period(scope, first_item)?;
+        let (current_period_start, current_period_end) =
+            self.period(scope, items.into_iter().next())?;
 
         Ok(SubscriptionSnapshot {
             id,
@@ -90,54 +105,26 @@ impl WireObject for RawSubscription {
 }
 
 impl RawSubscription {
-    /// Every item's price (or legacy plan), in item order; the subscription-level `plan` when
-    /// there are no items.
-    fn item_prices(&self, scope: &Scope<'_>) -> Result<Vec<String>, WireError> {
-        let mut prices = Vec::new();
-        if let Some(items) = scope.optional(&self.items, "items")? {
-            let items_scope = scope.child("items");
-            if let Some(data) = items_scope.optional(&items.data, "data")? {
-                for (index, entry) in data.iter().enumerate() {
-                    let name = format!("data[{index}]");
-                    let item = items_scope.entry(entry, &name)?;
-                    let item_scope = items_scope.child(&name);
-                    let price = match item_scope.id(&item.price, "price")? {
-                        Some(price) => Some(price),
-                        None => item_scope.id(&item.plan, "plan")?,
-                    };
-                    if let Some(price) = price
-                        && !prices.contains(&price)
-                    {
-                        prices.push(price);
-                    }
-                }
-            }
-        }
-        if prices.is_empty()
-            && let Some(plan) = scope.id(&self.plan, "plan")?
-        {
-            prices.push(plan);
-        }
-        Ok(prices)
-    }
-
-    /// The first subscription item, with its scope, if the subscription lists any.
-    fn first_item<'s>(
+    /// Every subscription item sent inline, in order, each with its scope.
+    fn items<'s>(
         &'s self,
         scope: &Scope<'s>,
-    ) -> Result<Option<(&'s RawSubscriptionItem, Scope<'s>)>, WireError> {
+    ) -> Result<Vec<(&'s RawSubscriptionItem, Scope<'s>)>, WireError> {
         let Some(items) = scope.optional(&self.items, "items")? else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
         let items_scope = scope.child("items");
         let Some(data) = items_scope.optional(&items.data, "data")? else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
-        let Some(first) = data.first() else {
-            return Ok(None);
-        };
-        let item = items_scope.entry(first, "data[0]")?;
-        Ok(Some((item, items_scope.child("data[0]"))))
+        data.iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                let name = format!("data[{index}]");
+                let item = items_scope.entry(entry, &name)?;
+                Ok((item, items_scope.child(&name)))
+            })
+            .collect()
     }
 
     /// The current period: subscription-level before basil, first item's since.
@@ -157,6 +144,16 @@ impl RawSubscription {
                 item_scope.time(&item.current_period_end, "current_period_end")?,
             )),
             None => Ok((None, None)),
+        }
+    }
+}
+
+impl RawSubscriptionItem {
+    /// The item's price: `price`, else the legacy `plan`.
+    fn price(&self, scope: &Scope<'_>) -> Result<Option<String>, WireError> {
+        match scope.id(&self.price, "price")? {
+            Some(price) => Ok(Some(price)),
+            None => scope.id(&self.plan, "plan"),
         }
     }
 }

@@ -169,10 +169,7 @@ async fn customer_and_subscriptions_round_trip_through_localstripe() {
     let snapshot = &listed[0];
     assert_eq!(snapshot.id, subscription_id);
     assert_eq!(snapshot.customer_id, customer);
-    assert_eq!(
-        snapshot.price_ids.first().map(String::as_str),
-        Some("price_pro_monthly")
-    );
+    assert_eq!(snapshot.price_ids, ["price_pro_monthly"]);
     assert_eq!(snapshot.metadata_user_id.as_deref(), Some("user_ls"));
     assert!(!matches!(snapshot.status, SubscriptionStatus::Unknown(_)));
     assert!(snapshot.current_period_end.is_some());

@@ -39,10 +39,7 @@ async fn a_basil_subscription_is_read_into_the_snapshot_its_event_gives() {
     // Basil: the period is on the first item, not on the subscription.
     assert!(object.get("current_period_start").is_none());
     assert_eq!(snapshot.customer_id, "cus_pT1rWkhYJIcKoB");
-    assert_eq!(
-        snapshot.price_ids.first().map(String::as_str),
-        Some("price_pro_monthly")
-    );
+    assert_eq!(snapshot.price_ids, ["price_pro_monthly"]);
     assert_eq!(
         snapshot.current_period_start,
         DateTime::from_timestamp(1_789_563_869, 0)
@@ -175,10 +172,7 @@ async fn customer_subscriptions_follow_pages_with_status_all() {
     let ids: Vec<_> = subscriptions.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids, ["sub_3", "sub_2", "sub_1"]);
     assert_eq!(subscriptions[1].status, SubscriptionStatus::Canceled);
-    assert_eq!(
-        subscriptions[0].price_ids.first().map(String::as_str),
-        Some("price_basic")
-    );
+    assert_eq!(subscriptions[0].price_ids, ["price_basic"]);
     assert_eq!(subscriptions[0].metadata_user_id.as_deref(), Some("user_7"));
 
     for request in received(&server).await {

@@ -87,7 +87,6 @@ fn missing_required_object_fields_name_the_path_and_event() {
         ("customer.subscription.updated", "customer"),
         ("customer.subscription.updated", "status"),
         ("customer.subscription.created", "id"),
-        ("invoice.paid", "amount_paid"),
         ("invoice.paid", "amount_due"),
         ("invoice.paid", "currency"),
         ("invoice.payment_failed", "id"),
@@ -110,12 +109,6 @@ fn missing_required_object_fields_name_the_path_and_event() {
             remove(object(&mut absent), key);
             let mut nulled = fixture_json(story.folder, event_type);
             object(&mut nulled)[key] = Value::Null;
-            if key == "amount_paid" {
-                // Without `paid` too: a rendering with `paid` is read the pre-2019 way (see
-                // `pre_2019_invoices_without_amount_paid_count_the_total_when_paid`).
-                remove(object(&mut absent), "paid");
-                remove(object(&mut nulled), "paid");
-            }
             let expected = missing(story, event_type, &format!("data.object.{key}"));
             assert_eq!(
                 parse_err(&absent),
@@ -134,31 +127,53 @@ fn missing_required_object_fields_name_the_path_and_event() {
 }
 
 #[test]
-fn pre_2019_invoices_without_amount_paid_count_the_total_when_paid() {
-    let story = &PRE_BASIL;
-    let amount_paid = |event: &Value| match parse_event(&bytes(event)).unwrap().fact {
-        Fact::Invoice { invoice, .. } => invoice.amount_paid.amount_minor,
-        other => panic!("not an invoice: {other:?}"),
-    };
-    let mut paid = fixture_json(story.folder, "invoice.paid");
-    remove(object(&mut paid), "amount_paid");
-    object(&mut paid)["total"] = json!(2_350);
-    assert_eq!(amount_paid(&paid), 2_350);
-    object(&mut paid)["paid"] = json!(false);
-    assert_eq!(amount_paid(&paid), 0);
-    let mut no_total = fixture_json(story.folder, "invoice.paid");
-    remove(object(&mut no_total), "amount_paid");
-    remove(object(&mut no_total), "total");
-    assert_eq!(
-        parse_err(&no_total),
-        missing(story, "invoice.paid", "data.object.total")
-    );
-    // A failed payment needs none of the three.
-    let mut failed = fixture_json(story.folder, "invoice.payment_failed");
-    for key in ["amount_paid", "total", "paid"] {
-        remove(object(&mut failed), key);
+fn an_invoice_with_neither_amount_paid_nor_paid_is_missing_amount_paid() {
+    // Basil removed `paid` and always sends `amount_paid`; before 2018 only `paid` and `total`
+    // existed. A paid invoice with neither fits no version. (Renderings with `paid` but no
+    // `amount_paid` are read in `shapes.rs`.)
+    for event_type in ["invoice.paid", "invoice.payment_succeeded"] {
+        let expected = missing(&BASIL, event_type, "data.object.amount_paid");
+        let mut absent = fixture_json(BASIL.folder, event_type);
+        remove(object(&mut absent), "amount_paid");
+        assert_eq!(parse_err(&absent), expected, "basil {event_type} absent");
+        let mut nulled = fixture_json(BASIL.folder, event_type);
+        object(&mut nulled)["amount_paid"] = Value::Null;
+        assert_eq!(parse_err(&nulled), expected, "basil {event_type} null");
+
+        let mut neither = fixture_json(PRE_BASIL.folder, event_type);
+        remove(object(&mut neither), "amount_paid");
+        object(&mut neither)["paid"] = Value::Null;
+        assert_eq!(
+            parse_err(&neither),
+            missing(&PRE_BASIL, event_type, "data.object.amount_paid")
+        );
     }
-    assert_eq!(amount_paid(&failed), 0);
+}
+
+#[test]
+fn a_paid_invoice_without_amount_paid_needs_its_total() {
+    let mut event = fixture_json(PRE_BASIL.folder, "invoice.paid");
+    remove(object(&mut event), "amount_paid");
+    remove(object(&mut event), "total");
+    assert_eq!(
+        parse_err(&event),
+        missing(&PRE_BASIL, "invoice.paid", "data.object.total")
+    );
+    object(&mut event)["total"] = json!("2000");
+    assert_invalid(
+        &parse_err(&event),
+        &PRE_BASIL,
+        "invoice.paid",
+        "data.object.total",
+    );
+    object(&mut event)["total"] = json!(2000);
+    object(&mut event)["paid"] = json!("true");
+    assert_invalid(
+        &parse_err(&event),
+        &PRE_BASIL,
+        "invoice.paid",
+        "data.object.paid",
+    );
 }
 
 #[test]

@@ -1,24 +1,27 @@
 //! `parse_event` and `peek_envelope` never panic: not on arbitrary bytes, not on byte-level
 //! corruptions of the fixtures, not on structural mutations of them.
 
-use billing_stripe::{EventEnvelope, HANDLED_EVENT_TYPES, parse_event, peek_envelope};
+use billing_stripe::{EventEnvelope, parse_event, peek_envelope};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
-use crate::story::{STORIES, bytes, fixture};
+use crate::story::{FOLDERS, bytes, fixture, fixture_names};
 
-/// Every `(folder, event type)` fixture.
-fn all_fixtures() -> Vec<(&'static str, &'static str)> {
-    STORIES
+/// Every `(folder, fixture name)`, in the story folders and `real-world/`.
+fn all_fixtures() -> Vec<(&'static str, String)> {
+    FOLDERS
         .iter()
-        .flat_map(|story| HANDLED_EVENT_TYPES.iter().map(|t| (story.folder, *t)))
+        .flat_map(|&folder| {
+            fixture_names(folder)
+                .into_iter()
+                .map(move |name| (folder, name))
+        })
         .collect()
 }
 
 fn any_fixture() -> impl Strategy<Value = Value> {
-    proptest::sample::select(all_fixtures()).prop_map(|(folder, event_type)| {
-        serde_json::from_slice(&fixture(folder, event_type)).unwrap()
-    })
+    proptest::sample::select(all_fixtures())
+        .prop_map(|(folder, name)| serde_json::from_slice(&fixture(folder, &name)).unwrap())
 }
 
 /// Arbitrary JSON values, biased towards the kinds Stripe fields have.

@@ -1,9 +1,10 @@
 //! Integration tests of `billing-stripe`'s wire parsing: every fixture of both API-version
-//! shapes, the version differences, error reporting, and panic-freedom on arbitrary input.
+//! shapes and of `real-world/`, the version differences, error reporting, and panic-freedom on arbitrary input.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod errors;
 mod fixtures;
 mod fuzz;
+mod real_world;
 mod shapes;
 mod story;

@@ -3,7 +3,7 @@
 
 use billing_domain::facts::{
     ChargeFacts, CheckoutMode, CheckoutSession, CustomerFacts, DisputeFacts, InvoiceFacts,
-    PaymentIntentFacts, RefundFacts, SubscriptionChange, SubscriptionSnapshot,
+    PaymentIntentChange, PaymentIntentFacts, RefundFacts, SubscriptionChange, SubscriptionSnapshot,
 };
 use billing_domain::{BillingEvent, Fact, SubscriptionStatus};
 use billing_stripe::parse_event;
@@ -129,7 +129,7 @@ fn basil_period_is_the_first_items_even_when_other_items_differ() {
     annual["current_period_end"] = json!(1_820_000_000);
     items.push(annual);
     let sub = subscription(&event);
-    assert_eq!(sub.price_ids.first().map(String::as_str), Some(PRICE_ID));
+    assert_eq!(sub.price_ids, [PRICE_ID, "price_storage_yearly"]);
     assert_eq!(sub.current_period_start, Some(at(BASIL.resumed_at)));
     assert_eq!(sub.current_period_end, Some(at(BASIL.main_period_end)));
 }
@@ -158,10 +158,8 @@ fn empty_items_list_reads_as_no_item() {
     object(&mut event)["items"]["data"] = json!([]);
     remove(object(&mut event), "plan");
     let sub = subscription(&event);
-    assert_eq!(
-        (sub.price_ids.first(), sub.current_period_end),
-        (None, None)
-    );
+    assert!(sub.price_ids.is_empty());
+    assert_eq!(sub.current_period_end, None);
 }
 
 // ---------------------------------------------------------------- subscription price
@@ -171,10 +169,7 @@ fn price_may_be_an_id_string() {
     for story in STORIES {
         let mut event = fixture_json(story.folder, "customer.subscription.created");
         object(&mut event)["items"]["data"][0]["price"] = json!("price_as_string");
-        assert_eq!(
-            subscription(&event).price_ids.first().map(String::as_str),
-            Some("price_as_string")
-        );
+        assert_eq!(subscription(&event).price_ids, ["price_as_string"]);
     }
 }
 
@@ -184,17 +179,11 @@ fn price_falls_back_to_the_items_plan_then_the_subscriptions_plan() {
     let item = &mut object(&mut event)["items"]["data"][0];
     item["price"] = Value::Null;
     item["plan"]["id"] = json!("plan_legacy_item");
-    assert_eq!(
-        subscription(&event).price_ids.first().map(String::as_str),
-        Some("plan_legacy_item")
-    );
+    assert_eq!(subscription(&event).price_ids, ["plan_legacy_item"]);
 
     remove(&mut object(&mut event)["items"]["data"][0], "plan");
     object(&mut event)["plan"] = json!("plan_legacy_top");
-    assert_eq!(
-        subscription(&event).price_ids.first().map(String::as_str),
-        Some("plan_legacy_top")
-    );
+    assert_eq!(subscription(&event).price_ids, ["plan_legacy_top"]);
 }
 
 // ---------------------------------------------------------------- subscription statuses
@@ -343,19 +332,13 @@ const OLD_PERIOD: (i64, i64) = (1_700_000_000, 1_700_100_000);
 fn invoice_price_is_read_from_the_place_each_version_puts_it() {
     let pre = fixture_json(PRE_BASIL.folder, "invoice.paid");
     assert!(pre["data"]["object"]["lines"]["data"][0]["price"].is_object());
-    assert_eq!(
-        invoice(&pre).price_ids.first().map(String::as_str),
-        Some(PRICE_ID)
-    );
+    assert_eq!(invoice(&pre).price_ids, [PRICE_ID]);
 
     let basil = fixture_json(BASIL.folder, "invoice.paid");
     let line = &basil["data"]["object"]["lines"]["data"][0];
     assert!(line.get("price").is_none());
     assert!(line["pricing"]["price_details"]["price"].is_string());
-    assert_eq!(
-        invoice(&basil).price_ids.first().map(String::as_str),
-        Some(PRICE_ID)
-    );
+    assert_eq!(invoice(&basil).price_ids, [PRICE_ID]);
 }
 
 #[test]
@@ -363,24 +346,15 @@ fn invoice_line_price_may_be_expanded_or_a_string_or_a_legacy_plan() {
     let mut basil = fixture_json(BASIL.folder, "invoice.paid");
     object(&mut basil)["lines"]["data"][0]["pricing"]["price_details"]["price"] =
         expanded("price_expanded", "price");
-    assert_eq!(
-        invoice(&basil).price_ids.first().map(String::as_str),
-        Some("price_expanded")
-    );
+    assert_eq!(invoice(&basil).price_ids, ["price_expanded"]);
 
     let mut pre = fixture_json(PRE_BASIL.folder, "invoice.paid");
     object(&mut pre)["lines"]["data"][0]["price"] = json!("price_as_string");
-    assert_eq!(
-        invoice(&pre).price_ids.first().map(String::as_str),
-        Some("price_as_string")
-    );
+    assert_eq!(invoice(&pre).price_ids, ["price_as_string"]);
 
     object(&mut pre)["lines"]["data"][0]["price"] = Value::Null;
     object(&mut pre)["lines"]["data"][0]["plan"]["id"] = json!("plan_legacy");
-    assert_eq!(
-        invoice(&pre).price_ids.first().map(String::as_str),
-        Some("plan_legacy")
-    );
+    assert_eq!(invoice(&pre).price_ids, ["plan_legacy"]);
 }
 
 #[test]
@@ -405,12 +379,7 @@ fn invoice_period_prefers_the_non_proration_subscription_line() {
             "{}",
             story.folder
         );
-        assert_eq!(
-            facts.price_ids.first().map(String::as_str),
-            Some(PRICE_ID),
-            "{}",
-            story.folder
-        );
+        assert_eq!(facts.price_ids, [PRICE_ID], "{}", story.folder);
     }
 }
 
@@ -424,12 +393,7 @@ fn proration_only_invoices_take_the_charged_line_over_the_credit() {
             proration_line(story, story.sub, new_period, 1266, "price_new"),
         ]);
         let facts = invoice(&event);
-        assert_eq!(
-            facts.price_ids.first().map(String::as_str),
-            Some("price_new"),
-            "{}",
-            story.folder
-        );
+        assert_eq!(facts.price_ids, ["price_new"], "{}", story.folder);
         assert_eq!(facts.period_start, Some(at("2023-11-15T12:06:40Z")));
         assert_eq!(facts.period_end, Some(at("2023-12-08T01:46:40Z")));
     }
@@ -449,10 +413,7 @@ fn a_lone_credit_line_still_gives_period_and_price() {
         let facts = invoice(&event);
         assert_eq!(facts.period_start, Some(at("2023-11-14T22:13:20Z")));
         assert_eq!(facts.period_end, Some(at("2023-11-16T02:00:00Z")));
-        assert_eq!(
-            facts.price_ids.first().map(String::as_str),
-            Some("price_old")
-        );
+        assert_eq!(facts.price_ids, ["price_old"]);
     }
 }
 
@@ -477,6 +438,68 @@ fn invoice_lines_of_another_subscription_are_skipped() {
             story.folder
         );
     }
+}
+
+#[test]
+fn invoice_prices_are_every_non_proration_lines_in_order_each_once() {
+    for story in STORIES {
+        let mut event = fixture_json(story.folder, "invoice.paid");
+        let lines = object(&mut event)["lines"]["data"].as_array_mut().unwrap();
+        let first = lines[0].clone();
+        let mut addon = first.clone();
+        let mut again = first.clone();
+        if story.folder == BASIL.folder {
+            addon["pricing"]["price_details"]["price"] = json!("price_addon_storage");
+            again["pricing"]["price_details"]["price"] = json!(PRICE_ID);
+        } else {
+            addon["price"]["id"] = json!("price_addon_storage");
+            again["price"] = json!(PRICE_ID);
+        }
+        // An add-on line first, the plan second, the plan once more (a second quantity
+        // line), and a proration, whose price does not count next to regular lines.
+        *lines = vec![
+            addon,
+            first,
+            again,
+            proration_line(story, story.sub, OLD_PERIOD, 700, "price_new"),
+        ];
+        let facts = invoice(&event);
+        assert_eq!(
+            facts.price_ids,
+            ["price_addon_storage", PRICE_ID],
+            "{}",
+            story.folder
+        );
+        // The period is the first regular line's.
+        assert_eq!(facts.period_end, Some(at(story.main_period_end)));
+    }
+}
+
+#[test]
+fn old_invoices_without_amount_paid_read_total_when_paid_and_zero_otherwise() {
+    let mut event = fixture_json(PRE_BASIL.folder, "invoice.payment_succeeded");
+    remove(object(&mut event), "amount_paid");
+    assert_eq!(
+        invoice(&event).amount_paid,
+        PRE_BASIL.money(PRE_BASIL.amount)
+    );
+    object(&mut event)["amount_paid"] = Value::Null;
+    object(&mut event)["total"] = json!(1234);
+    assert_eq!(invoice(&event).amount_paid, PRE_BASIL.money(1234));
+    object(&mut event)["paid"] = json!(false);
+    assert_eq!(invoice(&event).amount_paid, PRE_BASIL.money(0));
+
+    // A failed payment paid nothing: neither `paid` nor `total` is needed, nor looked at.
+    let mut event = fixture_json(PRE_BASIL.folder, "invoice.payment_failed");
+    remove(object(&mut event), "amount_paid");
+    remove(object(&mut event), "total");
+    object(&mut event)["paid"] = json!("not a boolean");
+    let facts = invoice(&event);
+    assert_eq!(facts.amount_paid, PRE_BASIL.money(0));
+    assert_eq!(facts.amount_due, PRE_BASIL.money(PRE_BASIL.amount));
+    // A sent `amount_paid` is still read as sent.
+    object(&mut event)["amount_paid"] = json!(300);
+    assert_eq!(invoice(&event).amount_paid, PRE_BASIL.money(300));
 }
 
 // ---------------------------------------------------------------- expanded references
@@ -506,7 +529,10 @@ fn expanded_customer_subscription_and_payment_intent_read_as_ids() {
 
         let mut event = fixture_json(story.folder, "charge.refunded");
         object(&mut event)["payment_intent"] = expanded(story.pi, "payment_intent");
-        assert_eq!(charge(&event).payment_intent_id.as_deref(), Some(story.pi));
+        object(&mut event)["customer"] = expanded(story.cus, "customer");
+        let facts = charge(&event);
+        assert_eq!(facts.payment_intent_id.as_deref(), Some(story.pi));
+        assert_eq!(facts.customer_id.as_deref(), Some(story.cus));
     }
 }
 
@@ -599,6 +625,12 @@ fn null_and_absent_optional_fields_both_read_as_none() {
         for event in null_and_absent(story, "charge.refunded", "payment_intent") {
             assert_eq!(charge(&event).payment_intent_id, None);
         }
+        for event in null_and_absent(story, "charge.refunded", "customer") {
+            assert_eq!(charge(&event).customer_id, None);
+        }
+        for event in null_and_absent(story, "payment_intent.succeeded", "latest_charge") {
+            assert_eq!(payment_intent(&event).latest_charge_id, None);
+        }
         for event in null_and_absent(story, "charge.refund.updated", "charge") {
             assert_eq!(refund(&event).charge_id, None);
         }
@@ -687,6 +719,102 @@ fn payment_intent_metadata_user_id_is_read() {
         payment_intent(&event).metadata_user_id.as_deref(),
         Some("user_123")
     );
+}
+
+#[test]
+fn latest_charge_may_be_expanded_and_wins_over_the_old_charges_list() {
+    let mut event = fixture_json(BASIL.folder, "payment_intent.succeeded");
+    object(&mut event)["latest_charge"] = expanded(BASIL.ch_ok, "charge");
+    assert_eq!(
+        payment_intent(&event).latest_charge_id.as_deref(),
+        Some(BASIL.ch_ok)
+    );
+    object(&mut event)["charges"] = json!({ "object": "list", "data": [{ "id": "ch_older" }] });
+    assert_eq!(
+        payment_intent(&event).latest_charge_id.as_deref(),
+        Some(BASIL.ch_ok)
+    );
+    // Before 2022-11-15 only the list is sent: its first (newest) charge.
+    object(&mut event)["latest_charge"] = Value::Null;
+    object(&mut event)["charges"]["data"] = json!([{ "id": "ch_newest" }, { "id": "ch_older" }]);
+    assert_eq!(
+        payment_intent(&event).latest_charge_id.as_deref(),
+        Some("ch_newest")
+    );
+    // A payment intent never confirmed has no charge at all.
+    object(&mut event)["charges"]["data"] = json!([]);
+    assert_eq!(payment_intent(&event).latest_charge_id, None);
+    remove(object(&mut event), "charges");
+    remove(object(&mut event), "latest_charge");
+    assert_eq!(payment_intent(&event).latest_charge_id, None);
+}
+
+#[test]
+fn payment_intent_change_is_taken_from_the_event_type() {
+    let cases = [
+        ("payment_intent.succeeded", PaymentIntentChange::Succeeded),
+        (
+            "payment_intent.payment_failed",
+            PaymentIntentChange::PaymentFailed,
+        ),
+        ("payment_intent.processing", PaymentIntentChange::Processing),
+        (
+            "payment_intent.requires_action",
+            PaymentIntentChange::RequiresAction,
+        ),
+        ("payment_intent.canceled", PaymentIntentChange::Canceled),
+    ];
+    for (event_type, expected) in cases {
+        let mut event = fixture_json(PRE_BASIL.folder, "payment_intent.succeeded");
+        event["type"] = json!(event_type);
+        match parse(&event).fact {
+            Fact::PaymentIntent { change, .. } => assert_eq!(change, expected, "{event_type}"),
+            other => panic!("{event_type}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn every_dispute_event_is_a_dispute_and_only_closed_is_closed() {
+    let cases = [
+        ("charge.dispute.created", false),
+        ("charge.dispute.updated", false),
+        ("charge.dispute.funds_withdrawn", false),
+        ("charge.dispute.funds_reinstated", false),
+        ("charge.dispute.closed", true),
+    ];
+    for story in STORIES {
+        for (event_type, expected) in cases {
+            let mut event = fixture_json(story.folder, "charge.dispute.created");
+            event["type"] = json!(event_type);
+            match parse(&event).fact {
+                Fact::Dispute { closed, dispute } => {
+                    assert_eq!(closed, expected, "{event_type}");
+                    assert_eq!(dispute.status, "needs_response");
+                }
+                other => panic!("{event_type}: {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn dispute_statuses_are_kept_as_sent() {
+    for status in [
+        "warning_needs_response",
+        "warning_under_review",
+        "warning_closed",
+        "needs_response",
+        "under_review",
+        "won",
+        "lost",
+        "prevented",
+        "some_future_status",
+    ] {
+        let mut event = fixture_json(BASIL.folder, "charge.dispute.closed");
+        object(&mut event)["status"] = json!(status);
+        assert_eq!(dispute(&event).status, status);
+    }
 }
 
 #[test]

@@ -26,7 +26,7 @@ pub(crate) struct Story {
     pub(crate) in_main: &'static str,
     pub(crate) pi: &'static str,
     pub(crate) ch_ok: &'static str,
-    /// The charge of the failed first attempt.
+    /// The charge of the first, failed, payment attempt.
     pub(crate) ch_failed: &'static str,
     pub(crate) re: &'static str,
     pub(crate) du: &'static str,
@@ -331,6 +331,27 @@ pub(crate) const BASIL: Story = Story {
 /// Both stories.
 pub(crate) const STORIES: [&Story; 2] = [&PRE_BASIL, &BASIL];
 
+/// The folder of single real-world bodies (several API versions, no story), named
+/// `<scenario>.<event type>.json`; their facts are spelled out in `tests/wire/real_world.rs`.
+pub(crate) const REAL_WORLD: &str = "real-world";
+
+/// Every fixture folder.
+pub(crate) const FOLDERS: [&str; 3] = [PRE_BASIL.folder, BASIL.folder, REAL_WORLD];
+
+/// The names (without `.json`) of every fixture in `folder`, sorted.
+pub(crate) fn fixture_names(folder: &str) -> Vec<String> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(folder);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter_map(|name| name.strip_suffix(".json").map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
 /// A UTC time from RFC 3339.
 pub(crate) fn at(rfc3339: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(rfc3339)
@@ -417,8 +438,10 @@ impl Story {
             "invoice.payment_failed" => self.invoice(InvoiceChange::PaymentFailed),
             "invoice.payment_succeeded" => self.invoice(InvoiceChange::PaymentSucceeded),
             "invoice.paid" => self.invoice(InvoiceChange::Paid),
-            "payment_intent.payment_failed" => self.payment_intent(false),
-            "payment_intent.succeeded" => self.payment_intent(true),
+            "payment_intent.payment_failed" => {
+                self.payment_intent(PaymentIntentChange::PaymentFailed)
+            }
+            "payment_intent.succeeded" => self.payment_intent(PaymentIntentChange::Succeeded),
             "charge.refunded" => Fact::ChargeRefunded(ChargeFacts {
                 id: self.ch_ok.to_owned(),
                 payment_intent_id: Some(self.pi.to_owned()),
@@ -541,13 +564,10 @@ impl Story {
         }
     }
 
-    fn payment_intent(&self, succeeded: bool) -> Fact {
+    fn payment_intent(&self, change: PaymentIntentChange) -> Fact {
+        let succeeded = change == PaymentIntentChange::Succeeded;
         Fact::PaymentIntent {
-            change: if succeeded {
-                PaymentIntentChange::Succeeded
-            } else {
-                PaymentIntentChange::PaymentFailed
-            },
+            change,
             payment_intent: PaymentIntentFacts {
                 id: self.pi.to_owned(),
                 customer_id: Some(self.cus.to_owned()),
