@@ -157,12 +157,12 @@ async fn deliver_and_check(
     let diffs = oracle::subscription_diff(newest, &stored);
     (!diffs.is_empty()).then(|| {
         format!(
-            "{}: {} (stored position t+{}s rank {} {})\n{sequence}",
+            "{}: {} (stored snapshot position t+{}s rank {} {})\n{sequence}",
             newest.id,
             diffs.join("; "),
-            stored.position.created.timestamp() - WALL_START,
-            stored.position.rank,
-            stored.position.event_id
+            stored.snapshot_position.created.timestamp() - WALL_START,
+            stored.snapshot_position.rank,
+            stored.snapshot_position.event_id
         )
     })
 }

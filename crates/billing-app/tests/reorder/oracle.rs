@@ -372,7 +372,7 @@ fn describe_subscription(
     if let Some(record) = stored {
         let _ = writeln!(
             text,
-            "      stored: {} price {} period {}..{}{}, grace until {}, position t+{}s rank {} {}",
+            "      stored: {} price {} period {}..{}{}, grace until {}, snapshot position t+{}s rank {} {}",
             record.status.as_str(),
             record.price_id.as_deref().unwrap_or("none"),
             record
@@ -389,9 +389,9 @@ fn describe_subscription(
             record
                 .grace_period_end
                 .map_or_else(|| "none".to_owned(), |t| day(t.timestamp())),
-            record.position.created.timestamp() - WALL_START,
-            record.position.rank,
-            record.position.event_id
+            record.snapshot_position.created.timestamp() - WALL_START,
+            record.snapshot_position.rank,
+            record.snapshot_position.event_id
         );
     }
     text.push_str(&events_of(run, id));
@@ -463,7 +463,7 @@ async fn payment_and_order(
         .transaction(move |tx| -> TxFuture<'_, _, StoreError> {
             Box::pin(async move {
                 Ok((
-                    tx.payment(&pi).await?,
+                    tx.payments_matching(Some(&pi), None).await?.pop(),
                     tx.order_by_payment_intent(&pi).await?,
                 ))
             })

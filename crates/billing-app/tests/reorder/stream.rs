@@ -188,7 +188,7 @@ fn compare(parsed: &BillingEvent, event: &Event) -> Result<(), String> {
             same("subscription", s.id == now.id)?;
             same("customer", s.customer_id == now.customer)?;
             same("status", s.status == now.status)?;
-            same("price", s.price_id.as_deref() == Some(now.price.id))?;
+            same("price", s.price_ids == [now.price.id])?;
             same("period start", s.current_period_start == time(now.period.0))?;
             same("period end", s.current_period_end == time(now.period.1))?;
             same(
@@ -216,7 +216,7 @@ fn compare(parsed: &BillingEvent, event: &Event) -> Result<(), String> {
                 "amount paid",
                 i.amount_paid.amount_minor == invoice.amount_paid,
             )?;
-            same("price", i.price_id.as_deref() == Some(line.price.id))?;
+            same("price", i.price_ids == [line.price.id])?;
             same("period start", i.period_start == time(line.period.0))?;
             same("period end", i.period_end == time(line.period.1))?;
             same(
@@ -251,12 +251,15 @@ fn compare(parsed: &BillingEvent, event: &Event) -> Result<(), String> {
         (
             Fact::PaymentIntent {
                 payment_intent: p,
-                succeeded,
+                change,
             },
             Intent::Payment(pi),
         ) => {
             same("payment intent", p.id == pi.id)?;
-            same("outcome", *succeeded == pi.succeeded)?;
+            same(
+                "outcome",
+                (*change == billing_domain::facts::PaymentIntentChange::Succeeded) == pi.succeeded,
+            )?;
             same("amount", p.amount.amount_minor == pi.amount)?;
             same("user", p.metadata_user_id == pi.metadata_user)
         }
