@@ -10,7 +10,7 @@
 
 use billing_domain::facts::{InvoiceChange, InvoiceFacts};
 use billing_domain::{BillingEvent, SubscriptionStatus};
-use billing_ports::{BillingTx, CreditEntry, CreditReason, EventStatus};
+use billing_ports::{BillingTx, CreditEntry, CreditReason, EventStatus, SubscriptionRecord};
 
 use super::subscription::{grace_after, position, tier_for, tier_for_items};
 use super::{Context, customer};
@@ -71,7 +71,7 @@ pub(super) async fn changed(
         // The subscription's own events will write it; the credits above do not wait for it.
         return Ok(EventStatus::Processed);
     };
-    let Some(inferred) = inferred_status(change, invoice, &record.status) else {
+    let Some(inferred) = inferred_status(change, invoice, &record) else {
         // Nothing to infer (a trial, a first invoice, an ended subscription…): the status and
         // its position stay as they are.
         return Ok(EventStatus::Processed);
@@ -99,9 +99,11 @@ pub(super) async fn changed(
     let anchor = invoice.period_start.unwrap_or(event.created);
     let (grace_period_end, dunning_invoice_id) =
         grace_after(Some(&record), &inferred, tier, anchor);
-    record.dunning_invoice_id = match (&inferred, &record.grace_period_end) {
-        (SubscriptionStatus::PastDue, None) => Some(invoice.id.clone()),
-        _ => dunning_invoice_id,
+    let no_dunning_invoice_yet = inferred == SubscriptionStatus::PastDue && dunning_invoice_id.is_none();
+    record.dunning_invoice_id = if no_dunning_invoice_yet {
+        Some(invoice.id.clone())
+    } else {
+        dunning_invoice_id
     };
     record.grace_period_end = grace_period_end;
     record.status = inferred;
@@ -110,23 +112,31 @@ pub(super) async fn changed(
     Ok(EventStatus::Processed)
 }
 
-/// The status an invoice event implies for a subscription now in `current`, if it implies one.
+/// The status an invoice event implies for a subscription stored as `current`, if it implies
+/// one. An invoice of a period older than the stored one implies nothing: paying an old
+/// invoice late does not end the dunning of a newer one, and its failure does not start one.
 fn inferred_status(
     change: InvoiceChange,
     invoice: &InvoiceFacts,
-    current: &SubscriptionStatus,
+    current: &SubscriptionRecord,
 ) -> Option<SubscriptionStatus> {
+    if let (Some(billed), Some(current_start)) =
+        (invoice.period_start, current.current_period_start)
+        && billed < current_start
+    {
+        return None;
+    }
     match change {
         // Only a failed renewal says "past due": a failed first invoice keeps the subscription
         // incomplete, and a failed proration invoice may leave it active (a pending update).
-        InvoiceChange::PaymentFailed if is_renewal(invoice) => match current {
+        InvoiceChange::PaymentFailed if is_renewal(invoice) => match current.status {
             SubscriptionStatus::Active | SubscriptionStatus::PastDue => {
                 Some(SubscriptionStatus::PastDue)
             }
             _ => None,
         },
         InvoiceChange::PaymentFailed => None,
-        InvoiceChange::Paid | InvoiceChange::PaymentSucceeded => match current {
+        InvoiceChange::Paid | InvoiceChange::PaymentSucceeded => match current.status {
             SubscriptionStatus::PastDue
             | SubscriptionStatus::Unpaid
             | SubscriptionStatus::Incomplete => Some(SubscriptionStatus::Active),

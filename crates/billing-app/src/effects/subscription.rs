@@ -86,9 +86,11 @@ pub(crate) fn position(event: &BillingEvent, status: &SubscriptionStatus) -> Eve
 
 /// The grace deadline and dunning invoice after the status moves from `before` to `after`.
 ///
-/// One deadline per dunning cycle: a subscription that stays past due keeps the deadline it
-/// has; one that becomes past due gets `anchor` (the billed period's start) plus the tier's
-/// grace; any other status has none.
+/// One deadline per dunning cycle, anchored on the billed period's start (`anchor`) plus the
+/// tier's grace: a subscription that stays past due in the same period keeps the deadline it
+/// has, so retries never extend it; one that becomes past due, or is past due in a new period
+/// (the next cycle's failure seen before the recovery in between), gets a new one; any other
+/// status has none.
 pub(crate) fn grace_after(
     before: Option<&SubscriptionRecord>,
     after: &SubscriptionStatus,
@@ -101,14 +103,14 @@ pub(crate) fn grace_after(
     match before {
         Some(current)
             if current.status == SubscriptionStatus::PastDue
-                && current.grace_period_end.is_some() =>
+                && current.grace_period_end.is_some()
+                && current
+                    .current_period_start
+                    .is_none_or(|start| start == anchor) =>
         {
             (current.grace_period_end, current.dunning_invoice_id.clone())
         }
-        _ => (
-            Some(billing_domain::grace_deadline(tier, anchor)),
-            before.and_then(|c| c.dunning_invoice_id.clone()),
-        ),
+        _ => (Some(billing_domain::grace_deadline(tier, anchor)), None),
     }
 }
 
