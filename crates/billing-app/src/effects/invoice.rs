@@ -99,7 +99,8 @@ pub(super) async fn changed(
     let anchor = invoice.period_start.unwrap_or(event.created);
     let (grace_period_end, dunning_invoice_id) =
         grace_after(Some(&record), &inferred, tier, anchor);
-    let no_dunning_invoice_yet = inferred == SubscriptionStatus::PastDue && dunning_invoice_id.is_none();
+    let no_dunning_invoice_yet =
+        inferred == SubscriptionStatus::PastDue && dunning_invoice_id.is_none();
     record.dunning_invoice_id = if no_dunning_invoice_yet {
         Some(invoice.id.clone())
     } else {

@@ -44,7 +44,7 @@ pub(super) async fn checkout_order(
                 payment_intent_id: Some(pi),
                 charge_id: None,
             };
-            let mut payment = load(tx, found, &amount, status, event.created).await?;
+            let mut payment = load(tx, found, Amount::Of(&amount), status, event.created).await?;
             payment.stripe_customer_id = payment
                 .stripe_customer_id
                 .or_else(|| session.customer_id.clone());
@@ -106,7 +106,7 @@ pub(super) async fn intent(
         None => None,
     }
     .or_else(|| intent.metadata_user_id.clone());
-    let mut payment = load(tx, key, &intent.amount, status, event.created).await?;
+    let mut payment = load(tx, key, Amount::Of(&intent.amount), status, event.created).await?;
     payment.stripe_customer_id = payment
         .stripe_customer_id
         .or_else(|| intent.customer_id.clone());
@@ -146,7 +146,7 @@ pub(super) async fn charge_refunded(
     let mut payment = load(
         tx,
         key,
-        &charge.amount,
+        Amount::Of(&charge.amount),
         PaymentStatus::Succeeded,
         event.created,
     )
@@ -178,7 +178,7 @@ pub(super) async fn refund_updated(
             let payment = load(
                 tx,
                 key,
-                &refund.amount,
+                Amount::AtLeast(&refund.amount),
                 PaymentStatus::Succeeded,
                 event.created,
             )
@@ -211,7 +211,7 @@ pub(super) async fn dispute(
     let mut payment = load(
         tx,
         key,
-        &dispute.amount,
+        Amount::AtLeast(&dispute.amount),
         PaymentStatus::Succeeded,
         event.created,
     )
@@ -237,12 +237,23 @@ impl Key<'_> {
     }
 }
 
+/// What an event says of the payment's amount.
+#[derive(Clone, Copy)]
+enum Amount<'a> {
+    /// The payment's own amount (a payment intent, a charge, a Checkout total).
+    Of(&'a Money),
+    /// A part of it (a refund, a dispute): the amount is at least this much until the payment
+    /// itself is seen.
+    AtLeast(&'a Money),
+}
+
 /// Locks the payment's ids and returns its row: the stored one (a row known by its charge
-/// alone merged into its payment intent's), or a new one in `status`.
+/// alone merged into its payment intent's), or a new one in `status`, with its amount updated
+/// from `amount`.
 async fn load(
     tx: &mut dyn BillingTx,
     key: Key<'_>,
-    amount: &Money,
+    amount: Amount<'_>,
     status: PaymentStatus,
     at: DateTime<Utc>,
 ) -> Result<PaymentRecord, IngestError> {
@@ -271,7 +282,9 @@ async fn load(
             charge_id: None,
             stripe_customer_id: None,
             user_id: None,
-            amount: amount.clone(),
+            amount: match amount {
+                Amount::Of(money) | Amount::AtLeast(money) => money.clone(),
+            },
             status,
             status_at: Some(at),
             last_error: None,
@@ -295,6 +308,16 @@ async fn load(
     }
     if payment.charge_id.is_none() {
         payment.charge_id = key.charge_id.map(str::to_owned);
+    }
+    match amount {
+        Amount::Of(money) => payment.amount = money.clone(),
+        Amount::AtLeast(money)
+            if money.currency == payment.amount.currency
+                && money.amount_minor > payment.amount.amount_minor =>
+        {
+            payment.amount = money.clone();
+        }
+        Amount::AtLeast(_) => {}
     }
     Ok(payment)
 }
