@@ -36,10 +36,29 @@ pub enum AppError {
     NoGateway,
 }
 
-/// The error of [`crate::BillingApp::ingest`].
-pub type IngestError = AppError;
+/// Why [`crate::BillingApp::ingest`] did not apply an event, and whether the failure was
+/// recorded so that a redelivery or a replay applies it later.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("{cause}")]
+pub struct IngestError {
+    /// Why the event was not applied; nothing of its effects was committed.
+    pub cause: AppError,
+    /// True when the event is stored as `failed` with this cause; false when even that could
+    /// not be written (the caller must not claim it is stored).
+    pub recorded: bool,
+}
 
 impl AppError {
+    /// True when the event can never apply as it stands: a value the database refuses, or a
+    /// fact the rules cannot use. Retrying the same payload cannot help (the HTTP layer
+    /// answers 422).
+    pub fn is_unprocessable(&self) -> bool {
+        matches!(
+            self,
+            AppError::Invalid(_) | AppError::Store(StoreError::Refused(_))
+        )
+    }
+
     /// True when the database could not be reached (the HTTP layer answers 503).
     pub fn is_unavailable(&self) -> bool {
         matches!(self, AppError::Store(e) if e.is_unavailable())

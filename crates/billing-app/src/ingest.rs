@@ -147,7 +147,7 @@ impl<S: BillingStore> BillingApp<S> {
                         _ => effects::apply(tx, &ctx, &event).await?,
                     };
                     tx.finish_event(&event.id, status, now).await?;
-                    Ok::<_, IngestError>(match status {
+                    Ok::<_, AppError>(match status {
                         EventStatus::Ignored => IngestOutcome::Ignored,
                         EventStatus::Stale => IngestOutcome::Stale,
                         _ => IngestOutcome::Processed,
@@ -176,18 +176,25 @@ impl<S: BillingStore> BillingApp<S> {
                     elapsed_ms,
                     "event could not be applied; recording it as failed for retry"
                 );
-                if let Err(record_error) = self
+                let recorded = match self
                     .store
                     .record_failure(&new_event, &error.to_string(), now)
                     .await
                 {
-                    tracing::error!(
-                        event_id = new_event.id.as_str(),
-                        error = record_error.to_string(),
-                        "could not record the failure"
-                    );
-                }
-                Err(error)
+                    Ok(()) => true,
+                    Err(record_error) => {
+                        tracing::error!(
+                            event_id = new_event.id.as_str(),
+                            error = record_error.to_string(),
+                            "could not record the failure"
+                        );
+                        false
+                    }
+                };
+                Err(IngestError {
+                    cause: error,
+                    recorded,
+                })
             }
         }
     }

@@ -4,7 +4,7 @@
 mod support;
 
 use async_trait::async_trait;
-use billing_app::{IngestError, IngestOutcome};
+use billing_app::{AppError, IngestOutcome};
 use billing_domain::facts::{InvoiceChange, SubscriptionChange};
 use billing_domain::{BillingEvent, Fact, SubscriptionStatus};
 use billing_ports::{
@@ -123,7 +123,7 @@ async fn a_failure_midway_leaves_no_partial_rows_and_a_retry_applies(store: Dies
     let paid = story.invoice("paid", InvoiceChange::Paid, 5, "1", 0, 2000);
     let error = failing.ingest(paid.clone(), "{}".into()).await.unwrap_err();
     assert!(
-        matches!(error, IngestError::Store(StoreError::Query(_))),
+        matches!(error.cause, AppError::Store(StoreError::Query(_))) && error.recorded,
         "{error:?}"
     );
     assert_eq!(

@@ -7,7 +7,7 @@ use std::fmt;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
-use billing_app::AppError;
+use billing_app::{AppError, IngestError};
 use billing_ports::{GatewayError, StoreError};
 use serde_json::json;
 use stripe_webhook_signature::SignatureError;
@@ -111,6 +111,44 @@ impl From<AppError> for ApiError {
 }
 
 impl ApiError {
+    /// The answer to a webhook whose event `event_id` could not be applied: 503 when the
+    /// database is unavailable, 422 when the event can never apply as sent, else 500. The
+    /// message says whether the event is stored for a retry, and only when it is.
+    pub fn ingest_failure(event_id: &str, error: IngestError) -> Self {
+        use StatusCode as S;
+        let cause = error.cause.to_string();
+        let stored = if error.recorded {
+            "it is stored as failed"
+        } else {
+            "it could not be stored"
+        };
+        let (status, code, message) = if error.cause.is_unavailable() {
+            (
+                S::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "the database is unreachable; retry later".to_owned(),
+            )
+        } else if error.cause.is_unprocessable() {
+            (
+                S::UNPROCESSABLE_ENTITY,
+                "unprocessable_event",
+                format!("event {event_id} cannot be applied as sent ({cause}); {stored}"),
+            )
+        } else {
+            (
+                S::INTERNAL_SERVER_ERROR,
+                "event_not_applied",
+                format!("event {event_id} could not be applied; {stored} and Stripe will retry"),
+            )
+        };
+        let api = ApiError::new(status, code, message);
+        if status.is_server_error() {
+            api.with_cause(cause)
+        } else {
+            api
+        }
+    }
+
     /// The status, code and public message of an application error.
     fn from_app(error: AppError) -> Self {
         use StatusCode as S;
@@ -120,12 +158,19 @@ impl ApiError {
                 "database_unavailable",
                 "the database is unreachable; retry later",
             ),
+            AppError::Store(StoreError::Refused(_)) => ApiError::new(
+                S::UNPROCESSABLE_ENTITY,
+                "value_refused",
+                "a value of the request cannot be stored",
+            ),
             AppError::Store(_) => ApiError::new(
                 S::INTERNAL_SERVER_ERROR,
                 "internal_error",
                 "the request could not be completed",
             ),
-            AppError::Invalid(m) => ApiError::new(S::INTERNAL_SERVER_ERROR, "event_not_applied", m),
+            AppError::Invalid(m) => {
+                ApiError::new(S::UNPROCESSABLE_ENTITY, "unprocessable_event", m)
+            }
             AppError::Gateway(GatewayError::Unavailable(_)) => ApiError::new(
                 S::SERVICE_UNAVAILABLE,
                 "stripe_unavailable",

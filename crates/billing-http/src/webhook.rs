@@ -8,6 +8,7 @@ use billing_app::IngestOutcome;
 use billing_ports::{BillingStore, NewEvent};
 use billing_stripe::WireError;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use crate::HttpState;
 use crate::error::ApiError;
@@ -92,45 +93,48 @@ async fn handle<S: BillingStore>(
             };
             Ok((label, HttpResponse::Ok().json(body)))
         }
+        // The request context logs a 5xx answer once, with the request id, the event id and
+        // the cause; a 422 is logged here, since it is the event's own fault.
         Err(error) => {
-            // ingest recorded the failure for the retry; the request context logs the answer
-            // with the request id, the event id and this cause.
-            let cause = error.to_string();
-            let mut api = ApiError::from(error);
-            if api.status == StatusCode::INTERNAL_SERVER_ERROR {
-                api = ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "event_not_applied",
-                    format!(
-                        "event {event_id} could not be applied; it is stored and Stripe will retry"
-                    ),
-                )
-                .with_cause(cause);
+            if error.cause.is_unprocessable() {
+                tracing::warn!(
+                    event_id = event_id.as_str(),
+                    error = error.cause.to_string(),
+                    stored = error.recorded,
+                    "event cannot be applied as sent"
+                );
             }
-            Err(api)
+            Err(ApiError::ingest_failure(&event_id, error))
         }
     }
 }
 
-/// A verified body we cannot read. With an event id it is stored as failed (a fix and a
-/// replay can still apply it) and answered 422; Stripe will redeliver it meanwhile.
+/// A verified body we cannot read. With a valid envelope (id, type, created) it is stored as
+/// failed (a fix and a replay can still apply it) and answered 422. Without one it cannot be
+/// stored at all: it is answered 400 saying so, and logged with the body's SHA-256 so the
+/// delivery can be found in Stripe's dashboard.
 async fn reject_unparsable<S: BillingStore>(
     state: &HttpState<S>,
     body: &[u8],
     error: WireError,
     seen: &mut Seen,
 ) -> ApiError {
-    let envelope = billing_stripe::peek_envelope(body).ok();
-    let Some(envelope) = envelope else {
-        tracing::warn!(
-            error = error.to_string(),
-            "verified webhook body is not a Stripe event"
-        );
-        return ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_payload",
-            error.to_string(),
-        );
+    let envelope = match billing_stripe::peek_envelope(body) {
+        Ok(envelope) => envelope,
+        Err(envelope_error) => {
+            let body_sha256 = hex::encode(Sha256::digest(body));
+            tracing::warn!(
+                error = envelope_error.to_string(),
+                body_sha256 = body_sha256.as_str(),
+                body_bytes = body.len(),
+                "verified webhook body has no valid event envelope; not stored"
+            );
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_payload",
+                format!("{envelope_error}; the event was not stored (body sha256 {body_sha256})"),
+            );
+        }
     };
     seen.id = Some(envelope.id.clone());
     seen.event_type = Some(envelope.event_type.clone());
@@ -151,6 +155,6 @@ async fn reject_unparsable<S: BillingStore>(
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         "unprocessable_event",
-        format!("event {}: {error}", envelope.id),
+        format!("{error}; it is stored as failed"),
     )
 }

@@ -11,6 +11,10 @@ pub enum StoreError {
     /// A uniqueness or foreign-key constraint refused a write.
     #[error("constraint violated: {0}")]
     Conflict(String),
+    /// The database refused a value (a `CHECK` or `NOT NULL` constraint): the same write
+    /// will be refused again, so retrying cannot help.
+    #[error("value refused by the database: {0}")]
+    Refused(String),
     /// A query failed for another reason.
     #[error("query failed: {0}")]
     Query(String),

@@ -80,6 +80,10 @@ pub(crate) fn db_err(error: DieselError) -> StoreError {
             DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::ForeignKeyViolation,
             info,
         ) => StoreError::Conflict(info.message().to_owned()),
+        DieselError::DatabaseError(
+            DatabaseErrorKind::CheckViolation | DatabaseErrorKind::NotNullViolation,
+            info,
+        ) => StoreError::Refused(info.message().to_owned()),
         DieselError::DatabaseError(_, info)
             if info.message().contains("does not exist")
                 || info.message().contains("no such table") =>
@@ -137,7 +141,7 @@ mod tests {
     }
 
     #[test]
-    fn statement_failures_stay_query_errors_even_when_they_mention_connections() {
+    fn statement_failures_are_not_lost_connections_even_when_they_mention_connections() {
         // A message that merely talks about connections is not a lost connection.
         let error = database(DatabaseErrorKind::Unknown, "connection closed");
         assert!(matches!(db_err(error), StoreError::Query(_)));
@@ -145,7 +149,7 @@ mod tests {
             DatabaseErrorKind::CheckViolation,
             "new row violates check constraint",
         );
-        assert!(matches!(db_err(error), StoreError::Query(_)));
+        assert!(matches!(db_err(error), StoreError::Refused(_)));
         let error = database(DatabaseErrorKind::UniqueViolation, "duplicate key");
         assert!(matches!(db_err(error), StoreError::Conflict(_)));
     }

@@ -172,10 +172,7 @@ async fn check_constraints_refuse_unknown_states(backend: Backend) {
             })
         })
         .await;
-    assert!(
-        matches!(result, Err(StoreError::Query(_) | StoreError::Conflict(_))),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(StoreError::Refused(_))), "{result:?}");
 }
 
 async fn purge_deletes_only_old_done_events(backend: Backend) {
@@ -413,7 +410,7 @@ async fn usage_beyond_the_database_range_is_refused_without_panicking(backend: B
     // a REAL), and the transaction leaves the counter and the usage rows as they were.
     let overflow = record(store, &usage("u1", "api_calls", 1, 1, "k3")).await;
     assert!(
-        matches!(overflow, Err(StoreError::Query(_))),
+        matches!(overflow, Err(StoreError::Query(_) | StoreError::Refused(_))),
         "{overflow:?}"
     );
     assert_eq!(used(store, "u1", "api_calls", 1).await, max);
@@ -485,14 +482,14 @@ async fn a_stripe_request_succeeds_exactly_when_it_has_a_stripe_id(backend: Back
         ..pending.clone()
     };
     let result = finish(store, &succeeded_without_id).await;
-    assert!(matches!(result, Err(StoreError::Query(_))), "{result:?}");
+    assert!(matches!(result, Err(StoreError::Refused(_))), "{result:?}");
     let failed_with_id = StripeRequest {
         status: StripeRequestStatus::Failed,
         stripe_id: Some("cs_test_1".to_owned()),
         ..pending.clone()
     };
     let result = finish(store, &failed_with_id).await;
-    assert!(matches!(result, Err(StoreError::Query(_))), "{result:?}");
+    assert!(matches!(result, Err(StoreError::Refused(_))), "{result:?}");
     // The refused updates changed nothing.
     assert_eq!(begin(store, &pending).await.unwrap(), pending);
 
@@ -504,6 +501,6 @@ async fn a_stripe_request_succeeds_exactly_when_it_has_a_stripe_id(backend: Back
         ..request("user_3", "key-3", "fp-c")
     };
     let result = begin(store, &begun_succeeded).await;
-    assert!(matches!(result, Err(StoreError::Query(_))), "{result:?}");
+    assert!(matches!(result, Err(StoreError::Refused(_))), "{result:?}");
     assert_eq!(count_rows(&db, "stripe_requests").await, 2);
 }

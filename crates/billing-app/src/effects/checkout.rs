@@ -5,7 +5,7 @@ use billing_domain::facts::{CheckoutMode, CheckoutSession};
 use billing_ports::{BillingTx, EventStatus};
 
 use super::{Context, customer, payment, subscription};
-use crate::error::IngestError;
+use crate::error::AppError;
 
 /// Links the customer to the user named by the session (creating the customer row when the
 /// event arrives before it), then: subscription mode → the subscription is fetched and
@@ -18,7 +18,7 @@ pub(super) async fn completed(
     ctx: &Context,
     event: &BillingEvent,
     session: &CheckoutSession,
-) -> Result<EventStatus, IngestError> {
+) -> Result<EventStatus, AppError> {
     let user = session.user_id();
     let mut user_for_rows = user.map(str::to_owned);
     if let Some(customer_id) = &session.customer_id {

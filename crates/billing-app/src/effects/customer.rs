@@ -4,7 +4,7 @@ use billing_domain::facts::CustomerFacts;
 use billing_ports::{BillingTx, CustomerRecord, EventStatus};
 
 use super::Context;
-use crate::error::IngestError;
+use crate::error::AppError;
 
 /// `customer.created/updated/deleted`: stores the customer and, with `metadata.user_id`, its
 /// link to our user.
@@ -13,7 +13,7 @@ pub(super) async fn changed(
     ctx: &Context,
     customer: &CustomerFacts,
     deleted: bool,
-) -> Result<EventStatus, IngestError> {
+) -> Result<EventStatus, AppError> {
     tx.lock_key(&customer.id).await?;
     let mut record = ensure(
         tx,
@@ -41,7 +41,7 @@ pub(crate) async fn ensure(
     stripe_customer_id: &str,
     user_hint: Option<&str>,
     email: Option<&str>,
-) -> Result<CustomerRecord, IngestError> {
+) -> Result<CustomerRecord, AppError> {
     let existing = tx.customer(stripe_customer_id).await?;
     let mut record = existing.clone().unwrap_or_else(|| CustomerRecord {
         stripe_customer_id: stripe_customer_id.to_owned(),

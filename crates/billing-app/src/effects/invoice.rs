@@ -14,7 +14,7 @@ use billing_ports::{BillingTx, CreditEntry, CreditReason, EventStatus, Subscript
 
 use super::subscription::{grace_after, position, tier_for, tier_for_items};
 use super::{Context, customer};
-use crate::error::IngestError;
+use crate::error::AppError;
 
 /// `invoice.paid`, `invoice.payment_succeeded`, `invoice.payment_failed`.
 pub(super) async fn changed(
@@ -23,7 +23,7 @@ pub(super) async fn changed(
     event: &BillingEvent,
     change: InvoiceChange,
     invoice: &InvoiceFacts,
-) -> Result<EventStatus, IngestError> {
+) -> Result<EventStatus, AppError> {
     let Some(subscription_id) = invoice.subscription_id.as_deref() else {
         // A one-off invoice: nothing of a subscription changes.
         return Ok(EventStatus::Ignored);

@@ -13,7 +13,7 @@ use billing_domain::{BillingEvent, Catalog, Fact};
 use billing_ports::{BillingTx, EventStatus, StripeGateway};
 use chrono::{DateTime, Utc};
 
-use crate::error::IngestError;
+use crate::error::AppError;
 
 /// What every effect may read besides the transaction.
 pub(crate) struct Context {
@@ -30,7 +30,7 @@ pub(crate) async fn apply(
     tx: &mut dyn BillingTx,
     ctx: &Context,
     event: &BillingEvent,
-) -> Result<EventStatus, IngestError> {
+) -> Result<EventStatus, AppError> {
     match &event.fact {
         Fact::CheckoutCompleted(session) => checkout::completed(tx, ctx, event, session).await,
         Fact::Customer { customer, deleted } => {

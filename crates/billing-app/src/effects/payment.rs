@@ -17,7 +17,7 @@ use billing_ports::{
 use chrono::{DateTime, Utc};
 
 use super::Context;
-use crate::error::IngestError;
+use crate::error::AppError;
 
 /// Writes the payment and the order of a paid Checkout session, once.
 pub(super) async fn checkout_order(
@@ -26,9 +26,9 @@ pub(super) async fn checkout_order(
     event: &BillingEvent,
     session: &CheckoutSession,
     user: Option<&str>,
-) -> Result<(), IngestError> {
+) -> Result<(), AppError> {
     let Some(amount) = session.amount_total.clone() else {
-        return Err(IngestError::Invalid(format!(
+        return Err(AppError::Invalid(format!(
             "payment-mode checkout session {} has no amount_total",
             session.id
         )));
@@ -89,7 +89,7 @@ pub(super) async fn intent(
     event: &BillingEvent,
     change: PaymentIntentChange,
     intent: &PaymentIntentFacts,
-) -> Result<EventStatus, IngestError> {
+) -> Result<EventStatus, AppError> {
     let status = match change {
         PaymentIntentChange::Succeeded => PaymentStatus::Succeeded,
         PaymentIntentChange::PaymentFailed => PaymentStatus::Failed,
@@ -138,7 +138,7 @@ pub(super) async fn charge_refunded(
     ctx: &Context,
     event: &BillingEvent,
     charge: &ChargeFacts,
-) -> Result<EventStatus, IngestError> {
+) -> Result<EventStatus, AppError> {
     let key = Key {
         payment_intent_id: charge.payment_intent_id.as_deref(),
         charge_id: Some(&charge.id),
@@ -164,7 +164,7 @@ pub(super) async fn refund_updated(
     ctx: &Context,
     event: &BillingEvent,
     refund: &RefundFacts,
-) -> Result<EventStatus, IngestError> {
+) -> Result<EventStatus, AppError> {
     let key = Key {
         payment_intent_id: refund.payment_intent_id.as_deref(),
         charge_id: refund.charge_id.as_deref(),
@@ -199,7 +199,7 @@ pub(super) async fn dispute(
     ctx: &Context,
     event: &BillingEvent,
     dispute: &DisputeFacts,
-) -> Result<EventStatus, IngestError> {
+) -> Result<EventStatus, AppError> {
     let key = Key {
         payment_intent_id: dispute.payment_intent_id.as_deref(),
         charge_id: dispute.charge_id.as_deref(),
@@ -256,7 +256,7 @@ async fn load(
     amount: Amount<'_>,
     status: PaymentStatus,
     at: DateTime<Utc>,
-) -> Result<PaymentRecord, IngestError> {
+) -> Result<PaymentRecord, AppError> {
     // Every transaction takes these locks in the same (sorted) order, so two events naming
     // the same payment by different ids serialise without deadlocking.
     let mut locks: Vec<&str> = [key.payment_intent_id, key.charge_id]
@@ -377,7 +377,7 @@ async fn record_refund(
     ctx: &Context,
     mut payment: PaymentRecord,
     refunded_total: i64,
-) -> Result<EventStatus, IngestError> {
+) -> Result<EventStatus, AppError> {
     // Refund totals only grow; taking the maximum makes the order of deliveries irrelevant.
     payment.amount_refunded = payment.amount_refunded.max(refunded_total);
     save(tx, ctx, &payment).await?;
@@ -390,7 +390,7 @@ async fn save(
     tx: &mut dyn BillingTx,
     ctx: &Context,
     payment: &PaymentRecord,
-) -> Result<(), IngestError> {
+) -> Result<(), AppError> {
     tx.save_payment(payment, ctx.now).await?;
     let Some(pi) = payment.payment_intent_id.as_deref() else {
         return Ok(());

@@ -13,7 +13,7 @@ use billing_ports::{BillingTx, EventPosition, EventStatus, SubscriptionRecord};
 use chrono::{DateTime, Utc};
 
 use super::{Context, customer};
-use crate::error::IngestError;
+use crate::error::AppError;
 
 /// `customer.subscription.created/updated/deleted/paused/resumed/trial_will_end`.
 pub(super) async fn changed(
@@ -22,7 +22,7 @@ pub(super) async fn changed(
     event: &BillingEvent,
     change: SubscriptionChange,
     snapshot: &SubscriptionSnapshot,
-) -> Result<EventStatus, IngestError> {
+) -> Result<EventStatus, AppError> {
     tx.lock_key(&snapshot.customer_id).await?;
     customer::ensure(
         tx,
@@ -128,7 +128,7 @@ pub(crate) async fn apply_snapshot(
     incoming: EventPosition,
     snapshot: &SubscriptionSnapshot,
     trusted: bool,
-) -> Result<EventStatus, IngestError> {
+) -> Result<EventStatus, AppError> {
     let existing = tx.subscription(&snapshot.id).await?;
     let (snapshot_position, status_position, status) = match &existing {
         None => (incoming.clone(), incoming.clone(), snapshot.status.clone()),

@@ -9,6 +9,7 @@ mod helpers;
 mod input_checks;
 mod logs;
 mod ops;
+mod poison;
 mod slow_clients;
 mod stripe_http;
 mod usage;

@@ -35,7 +35,7 @@ impl WireObject for RawCharge {
     fn into_facts(self, scope: &Scope<'_>) -> Result<ChargeFacts, WireError> {
         scope.expect_object(&self.object, "charge")?;
         Ok(ChargeFacts {
-            id: scope.required_string(&self.id, "id")?,
+            id: scope.object_id(&self.id, "id", &["ch_", "py_"])?,
             payment_intent_id: scope.id(&self.payment_intent, "payment_intent")?,
             customer_id: scope.id(&self.customer, "customer")?,
             amount: scope.money(&self.amount, "amount", &self.currency, "currency")?,

@@ -64,8 +64,12 @@ impl WireObject for RawCheckoutSession {
             )?),
             None => None,
         };
+        if mode == CheckoutMode::Payment && amount_total.is_none() {
+            // A one-time payment is recorded with its amount; without one it cannot apply.
+            return Err(scope.missing("amount_total"));
+        }
         Ok(CheckoutSession {
-            id: scope.required_string(&self.id, "id")?,
+            id: scope.object_id(&self.id, "id", &["cs_"])?,
             mode,
             customer_id: scope.id(&self.customer, "customer")?,
             customer_email,

@@ -23,7 +23,7 @@ impl WireObject for RawCustomer {
     fn into_facts(self, scope: &Scope<'_>) -> Result<CustomerFacts, WireError> {
         scope.expect_object(&self.object, "customer")?;
         Ok(CustomerFacts {
-            id: scope.required_string(&self.id, "id")?,
+            id: scope.object_id(&self.id, "id", &["cus_"])?,
             email: scope.string(&self.email, "email")?,
             metadata_user_id: scope.metadata_user_id(&self.metadata)?,
         })

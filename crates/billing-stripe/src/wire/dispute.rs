@@ -36,7 +36,7 @@ impl WireObject for RawDispute {
     fn into_facts(self, scope: &Scope<'_>) -> Result<DisputeFacts, WireError> {
         scope.expect_object(&self.object, "dispute")?;
         Ok(DisputeFacts {
-            id: scope.required_string(&self.id, "id")?,
+            id: scope.object_id(&self.id, "id", &["dp_", "du_"])?,
             charge_id: scope.id(&self.charge, "charge")?,
             payment_intent_id: scope.id(&self.payment_intent, "payment_intent")?,
             amount: scope.money(&self.amount, "amount", &self.currency, "currency")?,

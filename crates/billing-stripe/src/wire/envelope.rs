@@ -84,7 +84,7 @@ impl<D> RawEvent<D> {
     pub(super) fn envelope(&self) -> Result<EventEnvelope, WireError> {
         let root = Scope::root(self.event_ref());
         Ok(EventEnvelope {
-            id: root.required_string(&self.id, "id")?,
+            id: root.object_id(&self.id, "id", &["evt_"])?,
             event_type: root.required_string(&self.event_type, "type")?,
             created: root.required_time(&self.created, "created")?,
             api_version: root.string(&self.api_version, "api_version")?,

@@ -16,6 +16,14 @@ use serde_json::Value;
 
 use crate::error::WireError;
 
+/// The longest id (and user id) read, in bytes. Stripe's ids are far shorter; the database
+/// indexes them, and an index entry has a size limit.
+pub(crate) const MAX_ID_BYTES: usize = 255;
+
+/// The latest unix timestamp read (9999-12-31T23:59:59Z): both backends store every time
+/// from 1970 up to it.
+pub(crate) const MAX_UNIX_SECONDS: i64 = 253_402_300_799;
+
 /// A field as sent: absent or `null` (`None`), or a value that did or did not decode.
 pub(crate) type Field<T> = Option<Lenient<T>>;
 
@@ -236,22 +244,46 @@ impl<'a> Scope<'a> {
         }
     }
 
-    /// An optional string.
+    /// An optional string; it may not contain NUL, which no database stores in text.
     pub(crate) fn string(
         &self,
         field: &Field<String>,
         name: &str,
     ) -> Result<Option<String>, WireError> {
-        Ok(self.optional(field, name)?.cloned())
+        self.optional(field, name)?
+            .map(|value| self.text(value, name))
+            .transpose()
     }
 
-    /// A required string.
+    /// A required, non-empty string without NUL.
     pub(crate) fn required_string(
         &self,
         field: &Field<String>,
         name: &str,
     ) -> Result<String, WireError> {
-        Ok(self.required(field, name)?.clone())
+        let value = self.text(self.required(field, name)?, name)?;
+        if value.is_empty() {
+            return Err(self.invalid(name, "must not be empty"));
+        }
+        Ok(value)
+    }
+
+    /// The object's own id: required, an [id](Self::checked_id), starting with one of
+    /// `prefixes` (Stripe's prefix for the object, e.g. `cus_`).
+    pub(crate) fn object_id(
+        &self,
+        field: &Field<String>,
+        name: &str,
+        prefixes: &[&str],
+    ) -> Result<String, WireError> {
+        let id = self.checked_id(self.required(field, name)?, name)?;
+        if !prefixes.iter().any(|prefix| id.starts_with(prefix)) {
+            return Err(self.invalid(
+                name,
+                format!("expected an id starting with {}", prefixes.join(" or ")),
+            ));
+        }
+        Ok(id)
     }
 
     /// The id of an optional expandable reference.
@@ -260,7 +292,9 @@ impl<'a> Scope<'a> {
         field: &Field<Expandable>,
         name: &str,
     ) -> Result<Option<String>, WireError> {
-        Ok(self.optional(field, name)?.map(|id| id.0.clone()))
+        self.optional(field, name)?
+            .map(|id| self.checked_id(&id.0, name))
+            .transpose()
     }
 
     /// The id of a required expandable reference.
@@ -269,7 +303,35 @@ impl<'a> Scope<'a> {
         field: &Field<Expandable>,
         name: &str,
     ) -> Result<String, WireError> {
-        Ok(self.required(field, name)?.0.clone())
+        self.checked_id(&self.required(field, name)?.0, name)
+    }
+
+    /// `value` unless it contains NUL.
+    fn text(&self, value: &str, name: &str) -> Result<String, WireError> {
+        if value.contains('\0') {
+            return Err(self.invalid(name, "contains a NUL character"));
+        }
+        Ok(value.to_owned())
+    }
+
+    /// `value` if it can be an id: 1 to [`MAX_ID_BYTES`] bytes, no control characters.
+    fn checked_id(&self, value: &str, name: &str) -> Result<String, WireError> {
+        if value.is_empty() {
+            return Err(self.invalid(name, "must not be empty"));
+        }
+        if value.len() > MAX_ID_BYTES {
+            return Err(self.invalid(
+                name,
+                format!(
+                    "is {} bytes long; ids are at most {MAX_ID_BYTES}",
+                    value.len()
+                ),
+            ));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(self.invalid(name, "contains a control character"));
+        }
+        Ok(value.to_owned())
     }
 
     /// An optional boolean; absent or `null` reads as `false`.
@@ -299,13 +361,24 @@ impl<'a> Scope<'a> {
     }
 
     fn seconds_to_time(&self, seconds: i64, name: &str) -> Result<DateTime<Utc>, WireError> {
+        if !(0..=MAX_UNIX_SECONDS).contains(&seconds) {
+            return Err(self.invalid(
+                name,
+                format!("unix timestamp {seconds} is outside 1970-01-01 … 9999-12-31"),
+            ));
+        }
         DateTime::from_timestamp(seconds, 0)
             .ok_or_else(|| self.invalid(name, format!("unix timestamp {seconds} is out of range")))
     }
 
-    /// A required integer amount in minor units. Floats and strings are rejected when decoding.
+    /// A required, non-negative integer amount in minor units (Stripe never sends a negative
+    /// one where this is read). Floats and strings are rejected when decoding.
     pub(crate) fn amount(&self, field: &Field<i64>, name: &str) -> Result<i64, WireError> {
-        self.required(field, name).copied()
+        let amount = *self.required(field, name)?;
+        if amount < 0 {
+            return Err(self.invalid(name, format!("{amount} is negative")));
+        }
+        Ok(amount)
     }
 
     /// A required three-letter currency code.
@@ -318,7 +391,7 @@ impl<'a> Scope<'a> {
         Currency::parse(code).map_err(|error| self.invalid(name, error.to_string()))
     }
 
-    /// A required amount with the object's required currency.
+    /// A required, non-negative amount with the object's required currency.
     pub(crate) fn money(
         &self,
         amount: &Field<i64>,
@@ -337,7 +410,13 @@ impl<'a> Scope<'a> {
     ) -> Result<Option<String>, WireError> {
         match self.optional(metadata, "metadata")? {
             None => Ok(None),
-            Some(metadata) => self.child("metadata").string(&metadata.user_id, "user_id"),
+            Some(metadata) => {
+                let scope = self.child("metadata");
+                scope
+                    .optional(&metadata.user_id, "user_id")?
+                    .map(|user| scope.checked_id(user, "user_id"))
+                    .transpose()
+            }
         }
     }
 

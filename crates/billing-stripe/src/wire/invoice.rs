@@ -162,7 +162,7 @@ impl RawInvoice {
         change: InvoiceChange,
     ) -> Result<InvoiceFacts, WireError> {
         scope.expect_object(&self.object, "invoice")?;
-        let id = scope.required_string(&self.id, "id")?;
+        let id = scope.object_id(&self.id, "id", &["in_"])?;
         let amount_paid = self.amount_paid(scope, change)?;
         let amount_due = scope.money(&self.amount_due, "amount_due", &self.currency, "currency")?;
         let subscription_id = self.subscription_id(scope)?;
@@ -213,12 +213,13 @@ impl RawInvoice {
         let sent = scope.optional(&self.amount_paid, "amount_paid")?.copied();
         let currency = scope.currency(&self.currency, "currency")?;
         let amount = match sent {
-            Some(amount) => amount,
+            Some(_) => scope.amount(&self.amount_paid, "amount_paid")?,
             None if change == InvoiceChange::PaymentFailed => 0,
             None => match scope.optional(&self.paid, "paid")? {
                 None => return Err(scope.missing("amount_paid")),
                 Some(false) => 0,
-                Some(true) => scope.amount(&self.total, "total")?,
+                // A total below zero (credits exceeding the charges) paid nothing.
+                Some(true) => (*scope.required(&self.total, "total")?).max(0),
             },
         };
         Ok(Money::new(amount, currency))

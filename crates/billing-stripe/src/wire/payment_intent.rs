@@ -59,7 +59,7 @@ impl WireObject for RawPaymentIntent {
             None => None,
         };
         Ok(PaymentIntentFacts {
-            id: scope.required_string(&self.id, "id")?,
+            id: scope.object_id(&self.id, "id", &["pi_"])?,
             customer_id: scope.id(&self.customer, "customer")?,
             amount: scope.money(&self.amount, "amount", &self.currency, "currency")?,
             status: scope.required_string(&self.status, "status")?,

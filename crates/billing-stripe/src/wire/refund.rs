@@ -28,7 +28,7 @@ impl WireObject for RawRefund {
     fn into_facts(self, scope: &Scope<'_>) -> Result<RefundFacts, WireError> {
         scope.expect_object(&self.object, "refund")?;
         Ok(RefundFacts {
-            id: scope.required_string(&self.id, "id")?,
+            id: scope.object_id(&self.id, "id", &["re_", "pyr_"])?,
             charge_id: scope.id(&self.charge, "charge")?,
             payment_intent_id: scope.id(&self.payment_intent, "payment_intent")?,
             amount: scope.money(&self.amount, "amount", &self.currency, "currency")?,

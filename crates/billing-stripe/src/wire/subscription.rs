@@ -67,9 +67,9 @@ impl WireObject for RawSubscription {
 
     fn into_facts(self, scope: &Scope<'_>) -> Result<SubscriptionSnapshot, WireError> {
         scope.expect_object(&self.object, "subscription")?;
-        let id = scope.required_string(&self.id, "id")?;
+        let id = scope.object_id(&self.id, "id", &["sub_"])?;
         let customer_id = scope.required_id(&self.customer, "customer")?;
-        let status = SubscriptionStatus::parse(scope.required(&self.status, "status")?);
+        let status = SubscriptionStatus::parse(&scope.required_string(&self.status, "status")?);
 
         let items = self.items(scope)?;
         let mut price_ids = Vec::with_capacity(items.len());
