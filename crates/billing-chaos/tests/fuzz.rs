@@ -232,7 +232,10 @@ fn classify(
             .as_deref()
             .filter(|_| failure.status.is_some_and(|s| s >= 500))
             .and_then(|id| {
-                let lines: Vec<&String> = errors.iter().filter(|l| l.contains(id)).collect();
+                // The JSON log's exact field, so odd ids ("", " ", "\u0000") match only their
+                // own lines.
+                let field = format!("\"event_id\":{}", Value::from(id));
+                let lines: Vec<&String> = errors.iter().filter(|l| l.contains(&field)).collect();
                 KNOWN_GAPS
                     .iter()
                     .find(|(needle, _)| lines.iter().any(|l| l.contains(needle)))
