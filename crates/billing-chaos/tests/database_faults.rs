@@ -210,13 +210,22 @@ async fn probe_readiness(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "gap: the server has no client-side database timeout yet (pool wait/create and \
-            query), so requests hang while Postgres is frozen; run with `just chaos-gaps`"]
 async fn a_frozen_database_gets_503_within_a_bound_and_the_server_recovers_alone() {
     let started = Instant::now();
     let mut s = Scenario::new("db-freeze").unwrap();
     let load = Load::generate(&mut s.rng, &s.fixtures, 12);
-    let mut server = s.server("live").await.unwrap();
+    // Limits an operator would set for a webhook endpoint (Stripe gives up on a delivery
+    // after some seconds): a connection within 2 s, a unit of work within 2 + 3 s, so a
+    // webhook is answered within about 7 s even while the database is frozen.
+    let mut spec = s.spec("live", "live").await.unwrap();
+    spec.extra_env.extend([
+        ("DATABASE_POOL_TIMEOUT_MS".to_owned(), "2000".to_owned()),
+        (
+            "DATABASE_STATEMENT_TIMEOUT_MS".to_owned(),
+            "3000".to_owned(),
+        ),
+    ]);
+    let mut server = billing_chaos::server::Server::start(spec).await.unwrap();
     let pid = server.pid();
     // Long client timeout: measure the server's own latency, not ours.
     let client = server.client(Duration::from_secs(60));

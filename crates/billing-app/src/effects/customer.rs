@@ -51,12 +51,16 @@ pub(crate) async fn ensure(
     });
     let mut linked_now = None;
     if let (None, Some(user)) = (&record.user_id, user_hint) {
+        // Two customers of one user may be linked by concurrent events, each holding only its
+        // own customer's lock: the user's lock makes the second see the first's link. (Always
+        // taken after a customer lock, never before, so the order is the same everywhere.)
+        tx.lock_key(&format!("user:{user}")).await?;
         match tx.customer_of_user(user).await? {
             Some(other) if other.stripe_customer_id != stripe_customer_id => {
                 tracing::warn!(
                     stripe_customer_id,
                     user_id = user,
-                    other_customer = %other.stripe_customer_id,
+                    other_customer = other.stripe_customer_id.as_str(),
                     "user already linked to another Stripe customer; not relinking"
                 );
             }
