@@ -1039,6 +1039,9 @@ macro_rules! diesel_backend {
                 at: DateTime<Utc>,
             ) -> Result<(), StoreError> {
                 use stripe_events::dsl as e;
+                // The reason may quote a value the event carried; a NUL in it (which no text
+                // column stores) must not keep the failure from being recorded.
+                let error = error.replace('\0', "\u{FFFD}");
                 let row = NewEventRow {
                     id: &event.id,
                     event_type: &event.event_type,
@@ -1048,7 +1051,7 @@ macro_rules! diesel_backend {
                     payload: &event.payload,
                     status: EventStatus::Failed.as_str(),
                     attempts: 1,
-                    last_error: Some(error),
+                    last_error: Some(&error),
                     received_at: at,
                 };
                 let upsert = diesel::insert_into(e::stripe_events)

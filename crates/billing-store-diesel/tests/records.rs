@@ -5,8 +5,8 @@
 
 use billing_domain::{Currency, Money, SubscriptionStatus};
 use billing_ports::{
-    BillingStore, CustomerRecord, DisputeStatus, EventPosition, PaymentRecord, PaymentStatus,
-    StoreError, SubscriptionRecord, TxFuture,
+    BillingStore, CustomerRecord, DisputeStatus, EventPosition, EventStatus, NewEvent,
+    PaymentRecord, PaymentStatus, StoreError, SubscriptionRecord, TxFuture,
 };
 use billing_store_diesel::Backend;
 use billing_store_diesel::testing::TestDatabase;
@@ -30,6 +30,7 @@ on_both_backends!(
     a_payment_needs_a_payment_intent_or_a_charge,
     a_charge_belongs_to_one_payment,
     a_subscription_keeps_its_items_and_both_positions,
+    a_failure_whose_reason_quotes_a_nul_is_recorded,
 );
 
 fn at(second: i64) -> DateTime<Utc> {
@@ -190,4 +191,29 @@ async fn a_subscription_keeps_its_items_and_both_positions(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(read, Some(subscription));
+}
+
+async fn a_failure_whose_reason_quotes_a_nul_is_recorded(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let event = NewEvent {
+        id: "evt_1RqT0x2eZvKYlo2CnulR".to_owned(),
+        event_type: "charge.dispute.created".to_owned(),
+        api_version: Some("2025-03-31.basil".to_owned()),
+        livemode: true,
+        created: at(0),
+        payload: r#"{"id":"evt_1RqT0x2eZvKYlo2CnulR","data":{"object":{"object":"a\u0000b"}}}"#
+            .to_owned(),
+        received_at: at(1),
+    };
+    db.store()
+        .record_failure(&event, "expected a `dispute` object, found `a\0b`", at(1))
+        .await
+        .unwrap();
+    let stored = db.store().event(&event.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, EventStatus::Failed);
+    assert_eq!(
+        stored.last_error.as_deref(),
+        Some("expected a `dispute` object, found `a\u{FFFD}b`")
+    );
+    assert_eq!(stored.payload, event.payload);
 }

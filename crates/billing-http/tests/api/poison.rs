@@ -85,6 +85,17 @@ async fn values_no_database_stores_are_refused_at_parse_time_and_stored() {
     let mut far = subscription("evt_1RpN2n2eZvKYlo2CfarP", "user_a03f5e");
     far["data"]["object"]["items"]["data"][0]["current_period_end"] = json!(9_000_000_000_000_i64);
     refused_and_stored(&app, &far, 422, "unprocessable_event", "current_period_end").await;
+    // NUL in a value the error message quotes (the object discriminator).
+    let mut quoted = subscription("evt_1RpN2z2eZvKYlo2Cquot", "user_0d8e3b");
+    quoted["data"]["object"]["object"] = json!("subscr\u{0}iption");
+    refused_and_stored(
+        &app,
+        &quoted,
+        422,
+        "unprocessable_event",
+        "data.object.object",
+    )
+    .await;
     // An empty status.
     let mut empty = subscription("evt_1RpN3o2eZvKYlo2CemtS", "user_5e6b72");
     empty["data"]["object"]["status"] = json!("");
