@@ -175,7 +175,6 @@ struct Failed {
     text: String,
 }
 
-
 /// Body limit of the fuzzed server (small, so the 413 path is cheap to reach).
 const BODY_LIMIT: usize = 256 * 1024;
 

@@ -26,11 +26,6 @@
 mod backend;
 mod error;
 mod migrate;
-#[expect(
-    dead_code,
-    reason = "pg::pool is superseded by postgres_pool below (time limits, session set-up); \
-              deleting it needs an edit of pg.rs"
-)]
 mod pg;
 mod sqlite;
 #[cfg(feature = "testing")]

@@ -2,10 +2,9 @@
 
 use billing_ports::StoreError;
 use diesel::sql_types::Text;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::error::{SetupError, db_err};
+use crate::error::db_err;
 
 crate::backend::diesel_backend!(Timestamptz, diesel_async::AsyncPgConnection);
 
@@ -17,13 +16,4 @@ pub(crate) async fn lock_key(conn: &mut AsyncPgConnection, key: &str) -> Result<
         .await
         .map_err(db_err)?;
     Ok(())
-}
-
-/// Builds a pool of `max_size` connections; no connection is opened yet.
-pub(crate) fn pool(url: &str, max_size: usize) -> Result<Pool, SetupError> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
-    Pool::builder(manager)
-        .max_size(max_size)
-        .build()
-        .map_err(|e| SetupError::Pool(e.to_string()))
 }

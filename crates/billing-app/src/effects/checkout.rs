@@ -34,8 +34,8 @@ pub(super) async fn completed(
         user_for_rows = record.user_id.or(user_for_rows);
     } else if user.is_none() {
         tracing::warn!(
-            event_id = %event.id,
-            session_id = %session.id,
+            event_id = event.id.as_str(),
+            session_id = session.id.as_str(),
             "checkout session names neither a customer nor a user"
         );
     }

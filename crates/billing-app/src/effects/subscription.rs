@@ -145,7 +145,7 @@ pub(crate) async fn apply_snapshot(
                 tracing::warn!(
                     event_id = ?incoming.event_id,
                     subscription_id = ?snapshot.id,
-                    status = %snapshot.status,
+                    status = snapshot.status.as_str(),
                     "subscription already ended; a non-terminal status cannot reopen it"
                 );
                 return Ok(EventStatus::Stale);
@@ -163,7 +163,7 @@ pub(crate) async fn apply_snapshot(
                 tracing::info!(
                     event_id = ?incoming.event_id,
                     subscription_id = ?snapshot.id,
-                    kept = %current.status,
+                    kept = current.status.as_str(),
                     "a newer invoice event set the status; the snapshot's other fields are applied"
                 );
                 (
