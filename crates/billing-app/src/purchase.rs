@@ -156,6 +156,9 @@ impl<S: BillingStore> BillingApp<S> {
             .transaction(move |tx| {
                 Box::pin(async move {
                     tx.lock_key(&id).await?;
+                    // The same user lock a webhook takes when it links a customer, after the
+                    // customer's lock as there: the two links serialise, one wins.
+                    tx.lock_key(&format!("user:{user}")).await?;
                     if let Some(other) = tx.customer_of_user(&user).await? {
                         // A webhook (or a racer) linked the user meanwhile: that link stands.
                         return Ok::<_, AppError>(other.stripe_customer_id);
