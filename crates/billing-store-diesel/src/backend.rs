@@ -618,7 +618,8 @@ macro_rules! diesel_backend {
                     .map_err(db_err)?;
                     if let Some(attempts) = claimed {
                         return Ok(Claim::Claimed {
-                            attempts: u32::try_from(attempts).unwrap_or(0),
+                            attempts: u32::try_from(attempts)
+                                .map_err(|_| StoreError::Corrupt(format!("attempts {attempts}")))?,
                         });
                     }
                     let status: String = e::stripe_events
@@ -1089,7 +1090,8 @@ macro_rules! diesel_backend {
                 row.map(|r| {
                     Ok(billing_ports::EventRecord {
                         status: parse_stored(&r.status)?,
-                        attempts: u32::try_from(r.attempts).unwrap_or(0),
+                        attempts: u32::try_from(r.attempts)
+                            .map_err(|_| StoreError::Corrupt(format!("attempts {}", r.attempts)))?,
                         id: r.id,
                         event_type: r.event_type,
                         last_error: r.last_error,

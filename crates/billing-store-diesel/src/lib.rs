@@ -27,6 +27,8 @@ mod backend;
 mod error;
 mod migrate;
 mod pg;
+#[cfg(all(test, feature = "testing"))]
+mod schema_check;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -318,13 +320,13 @@ impl DieselStore {
                 let mut conn = pg::connection(pool)
                     .await
                     .map_err(|e| SetupError::Connect(e.to_string()))?;
-                migrate::applied_versions(&mut *conn).await
+                migrate::applied_versions(&mut *conn, backend).await?
             }
             Inner::Sqlite(pool, _) => {
                 let mut conn = sqlite::connection(pool)
                     .await
                     .map_err(|e| SetupError::Connect(e.to_string()))?;
-                migrate::applied_versions(&mut *conn).await
+                migrate::applied_versions(&mut *conn, backend).await?
             }
         };
         migrate::all_applied(backend, applied)

@@ -106,15 +106,33 @@ pub(crate) fn all_applied(backend: Backend, applied: Vec<String>) -> Result<bool
     Ok(embedded.iter().all(|v| applied.contains(v)))
 }
 
-/// Reads the applied versions on `conn`; a missing bookkeeping table means none.
-pub(crate) async fn applied_versions<C>(conn: &mut C) -> Vec<String>
+/// Reads the applied versions on `conn`. A missing bookkeeping table (a database never
+/// migrated) means none; any other failure is an error, never "nothing applied".
+pub(crate) async fn applied_versions<C>(
+    conn: &mut C,
+    backend: Backend,
+) -> Result<Vec<String>, SetupError>
 where
     C: diesel_async::AsyncConnection + Send,
     diesel::query_builder::SqlQuery: diesel_async::methods::LoadQuery<'static, C, Version>,
 {
-    let rows: Vec<Version> = diesel::sql_query(APPLIED)
-        .load(conn)
-        .await
-        .unwrap_or_default();
-    rows.into_iter().map(|v| v.version).collect()
+    let exists = match backend {
+        Backend::Postgres => {
+            "SELECT tablename::text AS version FROM pg_tables \
+             WHERE schemaname = current_schema() AND tablename = '__diesel_schema_migrations'"
+        }
+        Backend::Sqlite => {
+            "SELECT name AS version FROM sqlite_master \
+             WHERE type = 'table' AND name = '__diesel_schema_migrations'"
+        }
+    };
+    let read = |e: diesel::result::Error| {
+        SetupError::Migration(format!("could not read the applied migrations: {e}"))
+    };
+    let table: Vec<Version> = diesel::sql_query(exists).load(conn).await.map_err(read)?;
+    if table.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<Version> = diesel::sql_query(APPLIED).load(conn).await.map_err(read)?;
+    Ok(rows.into_iter().map(|v| v.version).collect())
 }

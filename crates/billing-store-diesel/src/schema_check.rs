@@ -1,0 +1,297 @@
+//! The hand-written `table!` schema and the enum value lists checked against freshly migrated
+//! databases of both backends, so a migration and the code can never drift apart unnoticed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use billing_ports::{
+    CreditReason, DisputeStatus, EventStatus, PaymentStatus, RefundStatus, StripeRequestStatus,
+};
+use diesel::QueryableByName;
+use diesel::sql_types::Text;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use crate::Backend;
+use crate::testing::TestDatabase;
+
+type Columns = BTreeMap<String, BTreeSet<String>>;
+
+/// The column names of a `SELECT table.*` as Diesel writes it: `"table"."column"` on
+/// Postgres, `` `table`.`column` `` on SQLite.
+fn quoted_columns(sql: &str, table: &str) -> BTreeSet<String> {
+    ['"', '`']
+        .into_iter()
+        .flat_map(|quote| {
+            let prefix = format!("{quote}{table}{quote}.{quote}");
+            sql.split(&prefix)
+                .skip(1)
+                .filter_map(move |rest| rest.split(quote).next())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+macro_rules! diesel_columns {
+    ($schema:path, $backend:ty, [$($table:ident),+ $(,)?]) => {{
+        use diesel::prelude::*;
+        use $schema as s;
+        let mut columns = Columns::new();
+        $(
+            let sql = diesel::debug_query::<$backend, _>(
+                &s::$table::table.select(s::$table::all_columns),
+            )
+            .to_string();
+            columns.insert(stringify!($table).to_owned(), quoted_columns(&sql, stringify!($table)));
+        )+
+        columns
+    }};
+}
+
+fn declared(backend: Backend) -> Columns {
+    match backend {
+        Backend::Postgres => diesel_columns!(
+            crate::pg::schema,
+            diesel::pg::Pg,
+            [
+                stripe_events,
+                customers,
+                subscriptions,
+                payments,
+                orders,
+                credit_ledger,
+                usage_counters,
+                usage,
+                stripe_requests
+            ]
+        ),
+        Backend::Sqlite => diesel_columns!(
+            crate::sqlite::schema,
+            diesel::sqlite::Sqlite,
+            [
+                stripe_events,
+                customers,
+                subscriptions,
+                payments,
+                orders,
+                credit_ledger,
+                usage_counters,
+                usage,
+                stripe_requests
+            ]
+        ),
+    }
+}
+
+#[derive(QueryableByName)]
+struct ColumnRow {
+    #[diesel(sql_type = Text)]
+    t: String,
+    #[diesel(sql_type = Text)]
+    c: String,
+}
+
+#[derive(QueryableByName)]
+struct TableSql {
+    #[diesel(sql_type = Text)]
+    t: String,
+    #[diesel(sql_type = Text)]
+    def: String,
+}
+
+/// The migrated database's columns, and the text of its table definitions (SQLite) or of its
+/// CHECK constraints (Postgres), per table.
+async fn migrated(db: &TestDatabase) -> (Columns, Vec<(String, String)>) {
+    let (rows, defs): (Vec<ColumnRow>, Vec<TableSql>) = match db.store().backend() {
+        Backend::Postgres => {
+            let mut conn = diesel_async::AsyncPgConnection::establish(db.url())
+                .await
+                .unwrap();
+            let rows = diesel::sql_query(
+                "SELECT table_name::text AS t, column_name::text AS c \
+                 FROM information_schema.columns \
+                 WHERE table_schema = current_schema() \
+                   AND table_name <> '__diesel_schema_migrations'",
+            )
+            .load(&mut conn)
+            .await
+            .unwrap();
+            let defs = diesel::sql_query(
+                "SELECT conrelid::regclass::text AS t, pg_get_constraintdef(oid) AS def \
+                 FROM pg_constraint WHERE contype = 'c'",
+            )
+            .load(&mut conn)
+            .await
+            .unwrap();
+            (rows, defs)
+        }
+        Backend::Sqlite => {
+            let path = db.url().strip_prefix("sqlite://").unwrap();
+            let mut conn = diesel_async::sync_connection_wrapper::SyncConnectionWrapper::<
+                diesel::SqliteConnection,
+            >::establish(path)
+            .await
+            .unwrap();
+            let rows = diesel::sql_query(
+                "SELECT m.name AS t, p.name AS c FROM sqlite_master m, pragma_table_info(m.name) p \
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' \
+                   AND m.name <> '__diesel_schema_migrations'",
+            )
+            .load(&mut conn)
+            .await
+            .unwrap();
+            let defs = diesel::sql_query(
+                "SELECT name AS t, sql AS def FROM sqlite_master WHERE type = 'table'",
+            )
+            .load(&mut conn)
+            .await
+            .unwrap();
+            (rows, defs)
+        }
+    };
+    let mut columns = Columns::new();
+    for row in rows {
+        columns.entry(row.t).or_default().insert(row.c);
+    }
+    (columns, defs.into_iter().map(|d| (d.t, d.def)).collect())
+}
+
+/// The values a `CHECK (column IN (…))` allows, as either backend renders it.
+fn checked_values(defs: &[(String, String)], table: &str, column: &str) -> BTreeSet<String> {
+    let postgres = format!("CHECK (({column} = ANY (ARRAY[");
+    let sqlite = format!("CHECK ({column} IN (");
+    let mut found = Vec::new();
+    for (_, def) in defs.iter().filter(|(t, _)| t == table) {
+        for marker in [&postgres, &sqlite] {
+            for part in def.split(marker.as_str()).skip(1) {
+                let list = part.split([']', ')']).next().unwrap_or("");
+                found.push(
+                    list.split(',')
+                        .filter_map(|item| item.split('\'').nth(1))
+                        .map(str::to_owned)
+                        .collect::<BTreeSet<_>>(),
+                );
+            }
+        }
+    }
+    assert_eq!(
+        found.len(),
+        1,
+        "one enum CHECK on {table}.{column}: {found:?}"
+    );
+    found.remove(0)
+}
+
+fn values(all: &[&'static str]) -> BTreeSet<String> {
+    all.iter().map(|v| (*v).to_owned()).collect()
+}
+
+async fn schema_matches_the_migrations(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let (columns, defs) = migrated(&db).await;
+    assert_eq!(
+        declared(backend),
+        columns,
+        "table! and the migrations differ"
+    );
+    let enums: [(&str, &str, BTreeSet<String>); 7] = [
+        (
+            "stripe_events",
+            "status",
+            values(
+                &EventStatus::ALL
+                    .iter()
+                    .map(|v| v.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+        ),
+        (
+            "payments",
+            "status",
+            values(
+                &PaymentStatus::ALL
+                    .iter()
+                    .map(|v| v.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+        ),
+        (
+            "payments",
+            "dispute_status",
+            values(
+                &DisputeStatus::ALL
+                    .iter()
+                    .map(|v| v.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+        ),
+        (
+            "orders",
+            "dispute_status",
+            values(
+                &DisputeStatus::ALL
+                    .iter()
+                    .map(|v| v.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+        ),
+        (
+            "orders",
+            "refund_status",
+            values(
+                &RefundStatus::ALL
+                    .iter()
+                    .map(|v| v.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+        ),
+        (
+            "credit_ledger",
+            "reason",
+            values(
+                &CreditReason::ALL
+                    .iter()
+                    .map(|v| v.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+        ),
+        (
+            "stripe_requests",
+            "status",
+            values(
+                &StripeRequestStatus::ALL
+                    .iter()
+                    .map(|v| v.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+        ),
+    ];
+    for (table, column, expected) in enums {
+        assert_eq!(
+            checked_values(&defs, table, column),
+            expected,
+            "{table}.{column}: CHECK list and enum differ"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_schema_matches_the_migrations() {
+    schema_matches_the_migrations(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_schema_matches_the_migrations() {
+    schema_matches_the_migrations(Backend::Sqlite).await;
+}
+
+#[test]
+fn columns_are_read_in_both_quotings() {
+    let sql = r#"SELECT "payments"."payment_key", "payments"."status" FROM "payments""#;
+    assert_eq!(
+        quoted_columns(sql, "payments"),
+        values(&["payment_key", "status"])
+    );
+    let sql = "SELECT `orders`.`status` FROM `orders`";
+    assert_eq!(quoted_columns(sql, "orders"), values(&["status"]));
+}
