@@ -15,7 +15,7 @@ use billing_ports::{
 use sha2::{Digest, Sha256};
 
 use crate::BillingApp;
-use crate::effects::{Context, subscription};
+use crate::effects::{Context, customer, subscription};
 use crate::error::AppError;
 use crate::usage::MAX_IDEMPOTENCY_KEY_LEN;
 
@@ -156,9 +156,7 @@ impl<S: BillingStore> BillingApp<S> {
             .transaction(move |tx| {
                 Box::pin(async move {
                     tx.lock_key(&id).await?;
-                    // The same user lock a webhook takes when it links a customer, after the
-                    // customer's lock as there: the two links serialise, one wins.
-                    tx.lock_key(&format!("user:{user}")).await?;
+                    customer::lock_user(tx, &user).await?;
                     if let Some(other) = tx.customer_of_user(&user).await? {
                         // A webhook (or a racer) linked the user meanwhile: that link stands.
                         return Ok::<_, AppError>(other.stripe_customer_id);

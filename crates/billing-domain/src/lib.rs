@@ -59,6 +59,7 @@ pub mod catalog;
 pub mod entitlement;
 pub mod error;
 pub mod facts;
+pub mod ids;
 pub mod money;
 pub mod status;
 pub mod usage;

@@ -13,10 +13,10 @@ use futures_util::future::LocalBoxFuture;
 use futures_util::{Stream, StreamExt as _};
 use serde::de::DeserializeOwned;
 
+use billing_domain::ids::check_id;
+
 use crate::error::ApiError;
 
-/// The longest user id or idempotency key, in bytes (Stripe's idempotency keys: 255 too).
-pub(crate) const MAX_ID_BYTES: usize = 255;
 /// The longest email address, in bytes (RFC 5321's path limit).
 pub(crate) const MAX_EMAIL_BYTES: usize = 254;
 /// The longest redirect URL, in bytes.
@@ -110,28 +110,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonObject<T> {
     }
 }
 
-/// Refuses an identifier the store cannot hold: empty, over [`MAX_ID_BYTES`] bytes, or with
-/// a control character (NUL is invalid in Postgres text; newlines forge log lines).
+/// Refuses an identifier the store cannot hold ([`billing_domain::ids::check_id`]: empty, over
+/// [`MAX_ID_BYTES`](billing_domain::ids::MAX_ID_BYTES) bytes, or with a control character).
 pub(crate) fn identifier(field: &str, code: &'static str, value: &str) -> Result<(), ApiError> {
-    if value.is_empty() {
-        return Err(ApiError::bad_request(code, format!("{field} is empty")));
-    }
-    if value.len() > MAX_ID_BYTES {
-        return Err(ApiError::bad_request(
-            code,
-            format!(
-                "{field} is {} bytes long; at most {MAX_ID_BYTES} are accepted",
-                value.len()
-            ),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            code,
-            format!("{field} contains a control character (NUL, newline, …)"),
-        ));
-    }
-    Ok(())
+    check_id(value).map_err(|problem| ApiError::bad_request(code, format!("{field} {problem}")))
 }
 
 /// A user id (path or body).
@@ -193,6 +175,7 @@ pub(crate) fn quantity(value: u64) -> Result<(), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use billing_domain::ids::MAX_ID_BYTES;
 
     #[test]
     fn identifiers_are_refused_by_size_and_control_characters_only() {

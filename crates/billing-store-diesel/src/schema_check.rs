@@ -182,6 +182,16 @@ fn checked_values(defs: &[(String, String)], table: &str, column: &str) -> BTree
     found.remove(0)
 }
 
+/// Every value a `string_enum!` type stores.
+macro_rules! stored {
+    ($enum:ty) => {
+        <$enum>::ALL
+            .iter()
+            .map(|value| value.as_str().to_owned())
+            .collect::<BTreeSet<String>>()
+    };
+}
+
 fn values(all: &[&'static str]) -> BTreeSet<String> {
     all.iter().map(|v| (*v).to_owned()).collect()
 }
@@ -195,76 +205,13 @@ async fn schema_matches_the_migrations(backend: Backend) {
         "table! and the migrations differ"
     );
     let enums: [(&str, &str, BTreeSet<String>); 7] = [
-        (
-            "stripe_events",
-            "status",
-            values(
-                &EventStatus::ALL
-                    .iter()
-                    .map(|v| v.as_str())
-                    .collect::<Vec<_>>(),
-            ),
-        ),
-        (
-            "payments",
-            "status",
-            values(
-                &PaymentStatus::ALL
-                    .iter()
-                    .map(|v| v.as_str())
-                    .collect::<Vec<_>>(),
-            ),
-        ),
-        (
-            "payments",
-            "dispute_status",
-            values(
-                &DisputeStatus::ALL
-                    .iter()
-                    .map(|v| v.as_str())
-                    .collect::<Vec<_>>(),
-            ),
-        ),
-        (
-            "orders",
-            "dispute_status",
-            values(
-                &DisputeStatus::ALL
-                    .iter()
-                    .map(|v| v.as_str())
-                    .collect::<Vec<_>>(),
-            ),
-        ),
-        (
-            "orders",
-            "refund_status",
-            values(
-                &RefundStatus::ALL
-                    .iter()
-                    .map(|v| v.as_str())
-                    .collect::<Vec<_>>(),
-            ),
-        ),
-        (
-            "credit_ledger",
-            "reason",
-            values(
-                &CreditReason::ALL
-                    .iter()
-                    .map(|v| v.as_str())
-                    .collect::<Vec<_>>(),
-            ),
-        ),
-        (
-            "stripe_requests",
-            "status",
-            values(
-                &StripeRequestStatus::ALL
-                    .iter()
-                    .map(|v| v.as_str())
-                    .collect::<Vec<_>>(),
-            ),
-        ),
+        ("stripe_events", "status", stored!(EventStatus)),
+        ("payments", "status", stored!(PaymentStatus)),
+        ("payments", "dispute_status", stored!(DisputeStatus)),
+        ("orders", "dispute_status", stored!(DisputeStatus)),
+        ("orders", "refund_status", stored!(RefundStatus)),
+        ("credit_ledger", "reason", stored!(CreditReason)),
+        ("stripe_requests", "status", stored!(StripeRequestStatus)),
     ];
     for (table, column, expected) in enums {
         assert_eq!(

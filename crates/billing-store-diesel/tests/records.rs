@@ -12,18 +12,7 @@ use billing_store_diesel::Backend;
 use billing_store_diesel::testing::TestDatabase;
 use chrono::{DateTime, TimeZone, Utc};
 
-macro_rules! on_both_backends {
-    ($($name:ident),+ $(,)?) => {
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(billing_store_diesel::Backend::Postgres).await }) +
-        }
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(billing_store_diesel::Backend::Sqlite).await }) +
-        }
-    };
-}
+mod support;
 
 on_both_backends!(
     payments_are_found_by_payment_intent_or_by_charge,

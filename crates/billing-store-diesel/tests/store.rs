@@ -12,6 +12,8 @@ use billing_store_diesel::testing::TestDatabase;
 use billing_store_diesel::{Backend, DieselStore};
 use chrono::{DateTime, TimeZone, Utc};
 
+mod support;
+
 fn event(id: &str) -> NewEvent {
     NewEvent {
         id: id.to_owned(),
@@ -37,19 +39,6 @@ async fn claim(store: &DieselStore, e: NewEvent, finish: Option<EventStatus>) ->
         })
         .await
         .unwrap()
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),+ $(,)?) => {
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(billing_store_diesel::Backend::Postgres).await }) +
-        }
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(billing_store_diesel::Backend::Sqlite).await }) +
-        }
-    };
 }
 
 on_both_backends!(

@@ -30,6 +30,16 @@ pub(super) async fn changed(
     Ok(EventStatus::Processed)
 }
 
+/// Serialises linking customers to `user` until the transaction ends.
+///
+/// Two customers of one user may be linked at once (two webhooks, or a webhook and a first
+/// checkout), each holding only its own customer's lock; this lock makes the second see the
+/// first's link instead of colliding on the unique user id. Always taken after the customer's
+/// lock, never before, so every transaction takes the two in the same order.
+pub(crate) async fn lock_user(tx: &mut dyn BillingTx, user: &str) -> Result<(), AppError> {
+    Ok(tx.lock_key(&format!("user:{user}")).await?)
+}
+
 /// Returns the customer row, creating it when missing and linking it to `user_hint` when it
 /// has no user yet. The caller holds the customer's lock.
 ///
@@ -51,10 +61,7 @@ pub(crate) async fn ensure(
     });
     let mut linked_now = None;
     if let (None, Some(user)) = (&record.user_id, user_hint) {
-        // Two customers of one user may be linked by concurrent events, each holding only its
-        // own customer's lock: the user's lock makes the second see the first's link. (Always
-        // taken after a customer lock, never before, so the order is the same everywhere.)
-        tx.lock_key(&format!("user:{user}")).await?;
+        lock_user(tx, user).await?;
         match tx.customer_of_user(user).await? {
             Some(other) if other.stripe_customer_id != stripe_customer_id => {
                 tracing::warn!(

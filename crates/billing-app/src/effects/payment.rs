@@ -44,7 +44,9 @@ pub(super) async fn checkout_order(
                 payment_intent_id: Some(pi),
                 charge_id: None,
             };
-            let mut payment = load(tx, found, Amount::Of(&amount), status, event.created).await?;
+            let mut payment = load(tx, found, Amount::Of(&amount), status, event.created)
+                .await?
+                .payment;
             payment.stripe_customer_id = payment
                 .stripe_customer_id
                 .or_else(|| session.customer_id.clone());
@@ -106,15 +108,17 @@ pub(super) async fn intent(
         None => None,
     }
     .or_else(|| intent.metadata_user_id.clone());
-    let mut payment = load(tx, key, Amount::Of(&intent.amount), status, event.created).await?;
+    let mut loaded = load(tx, key, Amount::Of(&intent.amount), status, event.created).await?;
+    let payment = &mut loaded.payment;
     payment.stripe_customer_id = payment
         .stripe_customer_id
+        .take()
         .or_else(|| intent.customer_id.clone());
-    payment.user_id = payment.user_id.or(user);
+    payment.user_id = payment.user_id.take().or(user);
     if let Some(charge) = &intent.latest_charge_id {
         payment.charge_id = Some(charge.clone());
     }
-    if set_status(&mut payment, status, event.created) {
+    if set_status(payment, status, event.created) {
         payment.last_error = match status {
             PaymentStatus::Failed => intent.last_error.clone(),
             _ => None,
@@ -128,7 +132,7 @@ pub(super) async fn intent(
             "payment failed"
         );
     }
-    save(tx, ctx, &payment).await?;
+    save(tx, ctx, &loaded).await?;
     Ok(EventStatus::Processed)
 }
 
@@ -143,7 +147,7 @@ pub(super) async fn charge_refunded(
         payment_intent_id: charge.payment_intent_id.as_deref(),
         charge_id: Some(&charge.id),
     };
-    let mut payment = load(
+    let mut loaded = load(
         tx,
         key,
         Amount::Of(&charge.amount),
@@ -151,10 +155,12 @@ pub(super) async fn charge_refunded(
         event.created,
     )
     .await?;
+    let payment = &mut loaded.payment;
     payment.stripe_customer_id = payment
         .stripe_customer_id
+        .take()
         .or_else(|| charge.customer_id.clone());
-    record_refund(tx, ctx, payment, charge.amount_refunded).await
+    record_refund(tx, ctx, loaded, charge.amount_refunded).await
 }
 
 /// `charge.refund.updated`: one refund. A pending or succeeded refund is at least this much
@@ -175,7 +181,7 @@ pub(super) async fn refund_updated(
     }
     match refund.status.as_str() {
         "succeeded" | "pending" => {
-            let payment = load(
+            let loaded = load(
                 tx,
                 key,
                 Amount::AtLeast(&refund.amount),
@@ -183,7 +189,7 @@ pub(super) async fn refund_updated(
                 event.created,
             )
             .await?;
-            record_refund(tx, ctx, payment, refund.amount.amount_minor).await
+            record_refund(tx, ctx, loaded, refund.amount.amount_minor).await
         }
         other => {
             tracing::warn!(refund_id = ?refund.id, status = ?other, "refund did not go through");
@@ -208,7 +214,7 @@ pub(super) async fn dispute(
         tracing::warn!(dispute_id = ?dispute.id, "dispute names neither a charge nor a payment intent; ignored");
         return Ok(EventStatus::Ignored);
     }
-    let mut payment = load(
+    let mut loaded = load(
         tx,
         key,
         Amount::AtLeast(&dispute.amount),
@@ -216,11 +222,12 @@ pub(super) async fn dispute(
         event.created,
     )
     .await?;
-    if !payment_dispute_closed(&payment) {
+    let payment = &mut loaded.payment;
+    if !payment_dispute_closed(payment) {
         payment.dispute_status = dispute_status(DisputeOutcome::of_status(&dispute.status));
         payment.dispute_stripe_status = Some(dispute.status.clone());
     }
-    save(tx, ctx, &payment).await?;
+    save(tx, ctx, &loaded).await?;
     Ok(EventStatus::Processed)
 }
 
@@ -256,7 +263,7 @@ async fn load(
     amount: Amount<'_>,
     status: PaymentStatus,
     at: DateTime<Utc>,
-) -> Result<PaymentRecord, AppError> {
+) -> Result<Loaded, AppError> {
     // Every transaction takes these locks in the same (sorted) order, so two events naming
     // the same payment by different ids serialise without deadlocking.
     let mut locks: Vec<&str> = [key.payment_intent_id, key.charge_id]
@@ -271,6 +278,14 @@ async fn load(
     let mut rows = tx
         .payments_matching(key.payment_intent_id, key.charge_id)
         .await?;
+    // Only a single row already known by its payment intent has its refund and dispute state
+    // on the order (see `save`); a new, merged or newly linked row does not yet.
+    let order_reflects = match rows.as_slice() {
+        [stored] if stored.payment_intent_id.is_some() => {
+            Some((stored.amount_refunded, stored.dispute_status))
+        }
+        _ => None,
+    };
     let mut payment = match rows.len() {
         0 => PaymentRecord {
             key: key
@@ -319,7 +334,17 @@ async fn load(
         }
         Amount::AtLeast(_) => {}
     }
-    Ok(payment)
+    Ok(Loaded {
+        payment,
+        order_reflects,
+    })
+}
+
+/// A payment row as loaded for an event, and the refund and dispute state its order already
+/// reflects, when that is known.
+struct Loaded {
+    payment: PaymentRecord,
+    order_reflects: Option<(i64, DisputeStatus)>,
 }
 
 /// Folds `other` (a row of the same payment known by its charge alone) into `kept`.
@@ -375,23 +400,24 @@ fn dispute_status(outcome: DisputeOutcome) -> DisputeStatus {
 async fn record_refund(
     tx: &mut dyn BillingTx,
     ctx: &Context,
-    mut payment: PaymentRecord,
+    mut loaded: Loaded,
     refunded_total: i64,
 ) -> Result<EventStatus, AppError> {
     // Refund totals only grow; taking the maximum makes the order of deliveries irrelevant.
-    payment.amount_refunded = payment.amount_refunded.max(refunded_total);
-    save(tx, ctx, &payment).await?;
+    loaded.payment.amount_refunded = loaded.payment.amount_refunded.max(refunded_total);
+    save(tx, ctx, &loaded).await?;
     Ok(EventStatus::Processed)
 }
 
 /// Saves the payment and carries its refund and dispute state to its order, if there is one
-/// (found by payment intent).
-async fn save(
-    tx: &mut dyn BillingTx,
-    ctx: &Context,
-    payment: &PaymentRecord,
-) -> Result<(), AppError> {
+/// (found by payment intent). The order is read only when that state may differ from what the
+/// order already holds, so most payment intent events cost no order lookup.
+async fn save(tx: &mut dyn BillingTx, ctx: &Context, loaded: &Loaded) -> Result<(), AppError> {
+    let payment = &loaded.payment;
     tx.save_payment(payment, ctx.now).await?;
+    if loaded.order_reflects == Some((payment.amount_refunded, payment.dispute_status)) {
+        return Ok(());
+    }
     let Some(pi) = payment.payment_intent_id.as_deref() else {
         return Ok(());
     };

@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 
+use billing_domain::ids::check_id;
 use billing_domain::{Currency, Money};
 use chrono::{DateTime, Utc};
 use serde::de::{DeserializeOwned, Unexpected, Visitor};
@@ -15,10 +16,6 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::error::WireError;
-
-/// The longest id (and user id) read, in bytes. Stripe's ids are far shorter; the database
-/// indexes them, and an index entry has a size limit.
-pub(crate) const MAX_ID_BYTES: usize = 255;
 
 /// The latest unix timestamp read (9999-12-31T23:59:59Z): both backends store every time
 /// from 1970 up to it.
@@ -314,23 +311,9 @@ impl<'a> Scope<'a> {
         Ok(value.to_owned())
     }
 
-    /// `value` if it can be an id: 1 to [`MAX_ID_BYTES`] bytes, no control characters.
+    /// `value` if it can be an id ([`billing_domain::ids::check_id`]).
     fn checked_id(&self, value: &str, name: &str) -> Result<String, WireError> {
-        if value.is_empty() {
-            return Err(self.invalid(name, "must not be empty"));
-        }
-        if value.len() > MAX_ID_BYTES {
-            return Err(self.invalid(
-                name,
-                format!(
-                    "is {} bytes long; ids are at most {MAX_ID_BYTES}",
-                    value.len()
-                ),
-            ));
-        }
-        if value.chars().any(char::is_control) {
-            return Err(self.invalid(name, "contains a control character"));
-        }
+        check_id(value).map_err(|problem| self.invalid(name, problem.to_string()))?;
         Ok(value.to_owned())
     }
 
