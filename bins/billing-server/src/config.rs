@@ -1,24 +1,26 @@
-//! The server's configuration: read once from the environment, validated with every problem
-//! listed in one error. Secrets are redacted in `Debug`.
+//! The server's configuration: defaults, then an optional `billing.toml`, then environment
+//! variables ([`sources`]), checked in one pass that lists every problem in one error, and
+//! turned into the typed [`billing_http::Settings`]. Secrets become `SecretString`s as soon as
+//! they are checked, and no problem message quotes one.
 
-use std::fmt;
+mod sources;
+#[cfg(test)]
+mod tests;
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use billing_domain::Catalog;
+use billing_http::{DatabaseSettings, ServerLimits, Settings, StripeSettings};
 use billing_store_diesel::StoreSettings;
 use chrono::TimeDelta;
+use secrecy::SecretString;
 
-/// A secret string; `Debug` prints `***`.
-#[derive(Clone)]
-pub(crate) struct Secret(pub String);
+use self::sources::Values;
 
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+/// The file read when no `--config` is given, if it exists.
+pub(crate) const DEFAULT_FILE: &str = "billing.toml";
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,385 +31,259 @@ pub(crate) enum LogFormat {
     Json,
 }
 
-/// Everything the server needs, validated.
+/// Everything the binary needs: the server's settings and how to log.
 #[derive(Debug)]
 pub(crate) struct Config {
-    /// `STRIPE_SECRET_KEY`.
-    pub(crate) stripe_secret_key: Secret,
-    /// `STRIPE_WEBHOOK_SECRET`, comma-separated for rotation.
-    pub(crate) webhook_secrets: Vec<Secret>,
-    /// `DATABASE_URL`; unset → `sqlite://data/billing.sqlite`.
-    pub(crate) database_url: Secret,
-    /// `DATABASE_MAX_CONNECTIONS` (default 16, at least 1) and the database time limits:
-    /// `DATABASE_POOL_TIMEOUT_MS` (5000), `DATABASE_CONNECT_TIMEOUT_MS` (5000),
-    /// `DATABASE_RECYCLE_TIMEOUT_MS` (1000), `DATABASE_STATEMENT_TIMEOUT_MS` (10000).
-    pub(crate) database: StoreSettings,
-    /// `PLANS_FILE` (default `plans.toml`), loaded and validated.
-    pub(crate) catalog: Catalog,
-    /// `BILLING_API_KEYS`, comma-separated.
-    pub(crate) api_keys: Vec<Secret>,
-    /// `BIND_ADDR` (default `127.0.0.1:8080`).
-    pub(crate) bind_addr: SocketAddr,
-    /// `STRIPE_API_BASE` (default Stripe's own).
-    pub(crate) stripe_api_base: Option<String>,
-    /// `EVENT_RETENTION_DAYS` (default 30).
-    pub(crate) event_retention: TimeDelta,
-    /// `WEBHOOK_BODY_LIMIT` in bytes (default 1 MiB).
-    pub(crate) webhook_body_limit: usize,
-    /// `STRIPE_REFETCH`: re-fetch subscriptions instead of trusting payloads (default false).
-    pub(crate) refetch: bool,
-    /// `LOG_FORMAT`: `pretty` (default) or `json`.
+    pub(crate) server: Settings,
     pub(crate) log_format: LogFormat,
-    /// `HTTP_REQUEST_TIMEOUT_MS` (default 5000): the longest a client may take to send its
-    /// request head, and then its body.
-    pub(crate) http_request_timeout: Duration,
-    /// `HTTP_MAX_CONNECTIONS` (default 1024): concurrent connections across all workers.
-    pub(crate) http_max_connections: usize,
-    /// `SHUTDOWN_TIMEOUT_SECS` (default 30): how long a stop waits for in-flight requests.
-    pub(crate) shutdown_timeout_secs: u64,
 }
 
-/// Every problem found in the configuration.
+/// Every problem found in the configuration, each naming its setting.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
-pub(crate) struct ConfigError(pub Vec<String>);
-
-fn list(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
+pub(crate) struct InvalidConfig(pub(crate) Vec<String>);
 
 impl Config {
-    /// Reads the configuration from the process environment.
-    pub(crate) fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    /// Reads `file` when given (it must exist), else `./billing.toml` when present, then the
+    /// process environment.
+    pub(crate) fn load(file: Option<&Path>) -> Result<Self, InvalidConfig> {
+        let default = Path::new(DEFAULT_FILE);
+        let file = file.or_else(|| default.is_file().then_some(default));
+        Self::read(file, |name| std::env::var(name).ok())
     }
 
-    /// Reads the configuration through `get` (the environment, or a map in tests).
-    pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    /// Reads the defaults, `file` and the environment as `env` gives it (the process's, or a
+    /// map in tests).
+    pub(crate) fn read(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, InvalidConfig> {
         let mut problems = Vec::new();
-        let mut number = |name: &str, default: u64, min: u64, max: u64| -> u64 {
-            match get(name).map(|v| v.trim().parse::<u64>()) {
-                None => default,
-                Some(Ok(n)) if (min..=max).contains(&n) => n,
-                Some(_) => {
-                    problems.push(format!("{name} must be a whole number from {min} to {max}"));
-                    default
-                }
-            }
-        };
-        let mut millis =
-            |name: &str, default: u64| Duration::from_millis(number(name, default, 1, 600_000));
-        let database = StoreSettings {
-            pool_timeout: millis("DATABASE_POOL_TIMEOUT_MS", 5_000),
-            connect_timeout: millis("DATABASE_CONNECT_TIMEOUT_MS", 5_000),
-            recycle_timeout: millis("DATABASE_RECYCLE_TIMEOUT_MS", 1_000),
-            statement_timeout: millis("DATABASE_STATEMENT_TIMEOUT_MS", 10_000),
-            max_connections: number("DATABASE_MAX_CONNECTIONS", 16, 1, 1_000) as usize,
-        };
-        let http_request_timeout =
-            Duration::from_millis(number("HTTP_REQUEST_TIMEOUT_MS", 5_000, 100, 600_000));
-        let http_max_connections = number("HTTP_MAX_CONNECTIONS", 1_024, 1, 100_000) as usize;
-        let shutdown_timeout_secs = number("SHUTDOWN_TIMEOUT_SECS", 30, 1, 3_600);
-        let retention_days = number("EVENT_RETENTION_DAYS", 30, 0, 3_650);
-        let webhook_body_limit =
-            number("WEBHOOK_BODY_LIMIT", 1024 * 1024, 0, 64 * 1024 * 1024) as usize;
-        let grace_days = get("GRACE_DAYS").map(|v| v.trim().parse::<u32>());
-
-        let stripe_secret_key = get("STRIPE_SECRET_KEY").unwrap_or_default();
-        if stripe_secret_key.is_empty() {
-            problems.push("STRIPE_SECRET_KEY is required (sk_… or rk_…)".to_owned());
-        } else if !(stripe_secret_key.starts_with("sk_") || stripe_secret_key.starts_with("rk_")) {
-            problems.push("STRIPE_SECRET_KEY must start with sk_ or rk_".to_owned());
-        }
-        let webhook_secrets = list(&get("STRIPE_WEBHOOK_SECRET").unwrap_or_default());
-        if webhook_secrets.is_empty() {
-            problems.push(
-                "STRIPE_WEBHOOK_SECRET is required (one or several whsec_…, comma-separated)"
-                    .to_owned(),
-            );
-        }
-        for (i, s) in webhook_secrets.iter().enumerate() {
-            if !s.starts_with("whsec_") {
-                problems.push(format!(
-                    "STRIPE_WEBHOOK_SECRET entry {} does not start with whsec_",
-                    i + 1
-                ));
-            }
-        }
-        let api_keys = list(&get("BILLING_API_KEYS").unwrap_or_default());
-        if api_keys.is_empty() {
-            problems.push(
-                "BILLING_API_KEYS is required (comma-separated bearer keys for /v1)".to_owned(),
-            );
-        }
-        for (i, k) in api_keys.iter().enumerate() {
-            if k.len() < 16 {
-                problems.push(format!(
-                    "BILLING_API_KEYS entry {} is shorter than 16 characters",
-                    i + 1
-                ));
-            }
-        }
-        let database_url =
-            get("DATABASE_URL").unwrap_or_else(|| "sqlite://data/billing.sqlite".to_owned());
-        if !["postgres://", "postgresql://", "sqlite://"]
-            .iter()
-            .any(|p| database_url.starts_with(p))
-        {
-            problems.push(
-                "DATABASE_URL must start with postgres://, postgresql:// or sqlite://".to_owned(),
-            );
-        }
-        let bind = get("BIND_ADDR").unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-        let bind_addr = bind.parse::<SocketAddr>().unwrap_or_else(|_| {
-            problems.push(format!(
-                "BIND_ADDR {bind:?} is not an address like 127.0.0.1:8080"
-            ));
-            SocketAddr::from(([127, 0, 0, 1], 8080))
-        });
-        let stripe_api_base = get("STRIPE_API_BASE");
-        if let Some(base) = &stripe_api_base
-            && !(base.starts_with("http://") || base.starts_with("https://"))
-        {
-            problems.push("STRIPE_API_BASE must be an http:// or https:// URL".to_owned());
-        }
-        let refetch = match get("STRIPE_REFETCH").as_deref() {
-            None | Some("false" | "0") => false,
-            Some("true" | "1") => true,
-            Some(_) => {
-                problems.push("STRIPE_REFETCH must be true or false".to_owned());
-                false
-            }
-        };
-        let log_format = match get("LOG_FORMAT").as_deref() {
-            None | Some("pretty") => LogFormat::Pretty,
-            Some("json") => LogFormat::Json,
-            Some(_) => {
-                problems.push("LOG_FORMAT must be pretty or json".to_owned());
-                LogFormat::Pretty
-            }
-        };
-        let plans_file =
-            PathBuf::from(get("PLANS_FILE").unwrap_or_else(|| "plans.toml".to_owned()));
-        let catalog = match std::fs::read_to_string(&plans_file) {
-            Err(e) => {
-                problems.push(format!("PLANS_FILE {}: {e}", plans_file.display()));
-                None
-            }
-            Ok(text) => match Catalog::from_toml_str(&text) {
-                Err(e) => {
-                    problems.extend(e.problems.iter().map(|p| {
-                        format!(
-                            "PLANS_FILE {}: {}: {}",
-                            plans_file.display(),
-                            p.place,
-                            p.message
-                        )
-                    }));
-                    None
-                }
-                Ok(catalog) => Some(catalog),
-            },
-        };
-        let catalog = match (catalog, grace_days) {
-            (catalog, None) => catalog,
-            (catalog, Some(Err(_))) => {
-                problems.push("GRACE_DAYS must be a whole number of days".to_owned());
-                catalog
-            }
-            (Some(catalog), Some(Ok(days))) => {
-                let tiers = catalog
-                    .tiers()
-                    .iter()
-                    .cloned()
-                    .map(|mut t| {
-                        t.grace_period = TimeDelta::days(i64::from(days));
-                        t
-                    })
-                    .collect();
-                Catalog::from_tiers(tiers)
-                    .map_err(|e| {
-                        problems.extend(
-                            e.problems
-                                .iter()
-                                .map(|p| format!("GRACE_DAYS: {}: {}", p.place, p.message)),
-                        )
-                    })
-                    .ok()
-            }
-            (None, Some(Ok(_))) => None,
-        };
-        match catalog {
-            Some(catalog) if problems.is_empty() => Ok(Config {
-                stripe_secret_key: Secret(stripe_secret_key),
-                webhook_secrets: webhook_secrets.into_iter().map(Secret).collect(),
-                database_url: Secret(database_url),
-                database,
-                catalog,
-                api_keys: api_keys.into_iter().map(Secret).collect(),
-                bind_addr,
-                stripe_api_base,
-                event_retention: TimeDelta::days(retention_days as i64),
-                webhook_body_limit,
-                refetch,
-                log_format,
-                http_request_timeout,
-                http_max_connections,
-                shutdown_timeout_secs,
-            }),
-            _ => Err(ConfigError(problems)),
+        let values = Values::merge(file, env, &mut problems);
+        let mut check = Check { values, problems };
+        let config = check.config();
+        match config {
+            Some(config) if check.problems.is_empty() => Ok(config),
+            _ => Err(InvalidConfig(check.problems)),
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::collections::HashMap;
+/// The validation pass: reads each setting, records what is wrong and goes on.
+struct Check {
+    values: Values,
+    problems: Vec<String>,
+}
 
-    use super::*;
-
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |name| map.get(name).cloned()
-    }
-
-    const PLANS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../plans.toml");
-
-    #[test]
-    fn every_problem_is_listed_at_once() {
-        let error = Config::from_lookup(lookup(&[
-            ("STRIPE_SECRET_KEY", "pk_live_oops"),
-            ("BILLING_API_KEYS", "short"),
-            ("BIND_ADDR", "localhost"),
-            ("DATABASE_URL", "mysql://x"),
-            ("EVENT_RETENTION_DAYS", "soon"),
-            ("PLANS_FILE", "/nonexistent/plans.toml"),
-        ]))
-        .unwrap_err();
-        let text = error.to_string();
-        for expected in [
-            "STRIPE_SECRET_KEY must start with sk_",
-            "STRIPE_WEBHOOK_SECRET is required",
-            "BILLING_API_KEYS entry 1 is shorter",
-            "BIND_ADDR",
-            "DATABASE_URL must start with",
-            "EVENT_RETENTION_DAYS must be a whole number",
-            "PLANS_FILE /nonexistent/plans.toml",
-        ] {
-            assert!(
-                text.contains(expected),
-                "{expected:?} missing from:\n{text}"
-            );
+impl Check {
+    /// Records that `name`'s value `message`, naming the file when it came from one.
+    fn problem(&mut self, name: &str, message: impl std::fmt::Display) {
+        if self.values.is_unreadable(name) {
+            return;
         }
-        assert_eq!(error.0.len(), 7, "{text}");
-        assert!(
-            !text.contains("pk_live_oops"),
-            "a secret leaked into the error"
-        );
+        let origin = self.values.origin(name);
+        self.problems.push(format!("{name} {message}{origin}"));
     }
 
-    #[test]
-    fn a_complete_environment_is_accepted_with_defaults() {
-        let config = Config::from_lookup(lookup(&[
-            ("STRIPE_SECRET_KEY", "sk_test_123"),
-            ("STRIPE_WEBHOOK_SECRET", "whsec_new, whsec_old"),
-            ("BILLING_API_KEYS", "0123456789abcdef,fedcba9876543210"),
-            ("PLANS_FILE", PLANS),
-            ("GRACE_DAYS", "7"),
-        ]))
-        .unwrap();
-        assert_eq!(config.webhook_secrets.len(), 2);
-        assert_eq!(config.api_keys.len(), 2);
-        assert_eq!(config.database_url.0, "sqlite://data/billing.sqlite");
-        assert_eq!(config.bind_addr.to_string(), "127.0.0.1:8080");
-        assert_eq!(config.webhook_body_limit, 1024 * 1024);
-        assert_eq!(config.event_retention, TimeDelta::days(30));
-        assert_eq!(config.database, StoreSettings::new(16));
-        assert_eq!(config.http_request_timeout, Duration::from_secs(5));
-        assert_eq!(config.http_max_connections, 1024);
-        assert_eq!(config.shutdown_timeout_secs, 30);
-        assert!(
-            config
-                .catalog
-                .tiers()
-                .iter()
-                .all(|t| t.grace_period == TimeDelta::days(7))
-        );
-        let debug = format!("{config:?}");
-        assert!(
-            !debug.contains("sk_test_123")
-                && !debug.contains("whsec_new")
-                && !debug.contains("0123456789abcdef")
-        );
-    }
-
-    #[test]
-    fn a_pool_without_connections_and_zero_time_limits_are_refused() {
-        let error = Config::from_lookup(lookup(&[
-            ("STRIPE_SECRET_KEY", "sk_test_123"),
-            ("STRIPE_WEBHOOK_SECRET", "whsec_1"),
-            ("BILLING_API_KEYS", "0123456789abcdef"),
-            ("PLANS_FILE", PLANS),
-            ("DATABASE_MAX_CONNECTIONS", "0"),
-            ("DATABASE_POOL_TIMEOUT_MS", "0"),
-            ("DATABASE_STATEMENT_TIMEOUT_MS", "soon"),
-            ("HTTP_REQUEST_TIMEOUT_MS", "0"),
-            ("HTTP_MAX_CONNECTIONS", "0"),
-        ]))
-        .unwrap_err();
-        let text = error.to_string();
-        for expected in [
-            "DATABASE_MAX_CONNECTIONS must be a whole number from 1 to 1000",
-            "DATABASE_POOL_TIMEOUT_MS must be a whole number from 1 to 600000",
-            "DATABASE_STATEMENT_TIMEOUT_MS must be a whole number from 1 to 600000",
-            "HTTP_REQUEST_TIMEOUT_MS must be a whole number from 100 to 600000",
-            "HTTP_MAX_CONNECTIONS must be a whole number from 1 to 100000",
-        ] {
-            assert!(
-                text.contains(expected),
-                "{expected:?} missing from:\n{text}"
-            );
-        }
-        assert_eq!(error.0.len(), 5, "{text}");
-    }
-
-    #[test]
-    fn the_time_limits_are_read_in_milliseconds() {
-        let config = Config::from_lookup(lookup(&[
-            ("STRIPE_SECRET_KEY", "sk_test_123"),
-            ("STRIPE_WEBHOOK_SECRET", "whsec_1"),
-            ("BILLING_API_KEYS", "0123456789abcdef"),
-            ("PLANS_FILE", PLANS),
-            ("DATABASE_MAX_CONNECTIONS", "4"),
-            ("DATABASE_POOL_TIMEOUT_MS", "250"),
-            ("DATABASE_CONNECT_TIMEOUT_MS", "750"),
-            ("DATABASE_RECYCLE_TIMEOUT_MS", "100"),
-            ("DATABASE_STATEMENT_TIMEOUT_MS", "1500"),
-            ("HTTP_REQUEST_TIMEOUT_MS", "2000"),
-            ("HTTP_MAX_CONNECTIONS", "64"),
-            ("SHUTDOWN_TIMEOUT_SECS", "5"),
-        ]))
-        .unwrap();
-        assert_eq!(
-            config.database,
-            StoreSettings {
-                max_connections: 4,
-                pool_timeout: Duration::from_millis(250),
-                connect_timeout: Duration::from_millis(750),
-                recycle_timeout: Duration::from_millis(100),
-                statement_timeout: Duration::from_millis(1500),
+    /// A whole number from `min` to `max`.
+    fn number(&mut self, name: &str, min: u64, max: u64) -> u64 {
+        match self.values.get(name).map(|v| v.trim().parse::<u64>()) {
+            Some(Ok(n)) if (min..=max).contains(&n) => n,
+            _ => {
+                self.problem(name, format!("must be a whole number from {min} to {max}"));
+                min
             }
+        }
+    }
+
+    /// A duration in milliseconds, from 1 ms to 10 minutes.
+    fn millis(&mut self, name: &str) -> Duration {
+        Duration::from_millis(self.number(name, 1, 600_000))
+    }
+
+    /// A comma-separated list, blanks dropped.
+    fn list(&self, name: &str) -> Vec<String> {
+        self.values
+            .get(name)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// One of `choices` (their text and value).
+    fn choice<T: Copy>(&mut self, name: &str, choices: &[(&str, T)], wanted: &str) -> T {
+        let value = self.values.get(name).unwrap_or_default();
+        match choices.iter().find(|(text, _)| *text == value.trim()) {
+            Some((_, chosen)) => *chosen,
+            None => {
+                self.problem(name, format!("must be {wanted}"));
+                choices[0].1
+            }
+        }
+    }
+
+    fn config(&mut self) -> Option<Config> {
+        let pool = StoreSettings {
+            pool_timeout: self.millis("DATABASE_POOL_TIMEOUT_MS"),
+            connect_timeout: self.millis("DATABASE_CONNECT_TIMEOUT_MS"),
+            recycle_timeout: self.millis("DATABASE_RECYCLE_TIMEOUT_MS"),
+            statement_timeout: self.millis("DATABASE_STATEMENT_TIMEOUT_MS"),
+            max_connections: self.number("DATABASE_MAX_CONNECTIONS", 1, 1_000) as usize,
+        };
+        let request_timeout =
+            Duration::from_millis(self.number("HTTP_REQUEST_TIMEOUT_MS", 100, 600_000));
+        let max_connections = self.number("HTTP_MAX_CONNECTIONS", 1, 100_000) as usize;
+        let shutdown_timeout = Duration::from_secs(self.number("SHUTDOWN_TIMEOUT_SECS", 1, 3_600));
+        let retention_days = self.number("EVENT_RETENTION_DAYS", 0, 3_650);
+        let webhook_body_limit = self.number("WEBHOOK_BODY_LIMIT", 0, 64 * 1024 * 1024) as usize;
+        let stripe = self.stripe();
+        let api_keys = self.api_keys();
+        let url = self.database_url();
+        let bind_addr = self.bind_addr();
+        let log_format = self.choice(
+            "LOG_FORMAT",
+            &[("pretty", LogFormat::Pretty), ("json", LogFormat::Json)],
+            "pretty or json",
         );
-        assert_eq!(config.http_request_timeout, Duration::from_secs(2));
-        assert_eq!(config.http_max_connections, 64);
-        assert_eq!(config.shutdown_timeout_secs, 5);
+        let catalog = self.catalog();
+        Some(Config {
+            server: Settings {
+                database: DatabaseSettings { url, pool },
+                stripe,
+                catalog: catalog?,
+                api_keys,
+                bind_addr,
+                limits: ServerLimits {
+                    request_timeout,
+                    max_connections,
+                    workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                },
+                webhook_body_limit,
+                shutdown_timeout,
+                event_retention: TimeDelta::days(retention_days as i64),
+            },
+            log_format,
+        })
+    }
+
+    fn stripe(&mut self) -> StripeSettings {
+        let secret_key = self.values.get("STRIPE_SECRET_KEY").unwrap_or_default();
+        if secret_key.is_empty() {
+            self.problem("STRIPE_SECRET_KEY", "is required (sk_… or rk_…)");
+        } else if !(secret_key.starts_with("sk_") || secret_key.starts_with("rk_")) {
+            self.problem("STRIPE_SECRET_KEY", "must start with sk_ or rk_");
+        }
+        let webhook_secrets = self.list("STRIPE_WEBHOOK_SECRET");
+        if webhook_secrets.is_empty() {
+            self.problem(
+                "STRIPE_WEBHOOK_SECRET",
+                "is required (one or several whsec_…, comma-separated)",
+            );
+        }
+        for (i, secret) in webhook_secrets.iter().enumerate() {
+            if !secret.starts_with("whsec_") {
+                let entry = format!("entry {} does not start with whsec_", i + 1);
+                self.problem("STRIPE_WEBHOOK_SECRET", entry);
+            }
+        }
+        let api_base = self.values.get("STRIPE_API_BASE");
+        if let Some(base) = &api_base
+            && !(base.starts_with("http://") || base.starts_with("https://"))
+        {
+            self.problem("STRIPE_API_BASE", "must be an http:// or https:// URL");
+        }
+        let refetch = self.choice(
+            "STRIPE_REFETCH",
+            &[("false", false), ("0", false), ("true", true), ("1", true)],
+            "true or false",
+        );
+        StripeSettings {
+            secret_key: SecretString::from(secret_key),
+            webhook_secrets: webhook_secrets.into_iter().map(Into::into).collect(),
+            api_base,
+            refetch,
+        }
+    }
+
+    fn api_keys(&mut self) -> Vec<SecretString> {
+        let keys = self.list("BILLING_API_KEYS");
+        if keys.is_empty() {
+            self.problem(
+                "BILLING_API_KEYS",
+                "is required (comma-separated bearer keys for /v1)",
+            );
+        }
+        for (i, key) in keys.iter().enumerate() {
+            if key.len() < 16 {
+                let entry = format!("entry {} is shorter than 16 characters", i + 1);
+                self.problem("BILLING_API_KEYS", entry);
+            }
+        }
+        keys.into_iter().map(Into::into).collect()
+    }
+
+    fn database_url(&mut self) -> SecretString {
+        let url = self.values.get("DATABASE_URL").unwrap_or_default();
+        if !["postgres://", "postgresql://", "sqlite://"]
+            .iter()
+            .any(|p| url.starts_with(p))
+        {
+            self.problem(
+                "DATABASE_URL",
+                "must start with postgres://, postgresql:// or sqlite://",
+            );
+        }
+        url.into()
+    }
+
+    fn bind_addr(&mut self) -> SocketAddr {
+        let bind = self.values.get("BIND_ADDR").unwrap_or_default();
+        bind.trim().parse().unwrap_or_else(|_| {
+            let message = format!("{bind:?} is not an address like 127.0.0.1:8080");
+            self.problem("BIND_ADDR", message);
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        })
+    }
+
+    /// The catalog of `PLANS_FILE`, with `GRACE_DAYS` applied to every tier when set.
+    fn catalog(&mut self) -> Option<Catalog> {
+        let grace_days = self
+            .values
+            .get("GRACE_DAYS")
+            .map(|v| v.trim().parse::<u32>());
+        let grace = match grace_days {
+            None => None,
+            Some(Ok(days)) => Some(TimeDelta::days(i64::from(days))),
+            Some(Err(_)) => {
+                self.problem("GRACE_DAYS", "must be a whole number of days");
+                None
+            }
+        };
+        let path = PathBuf::from(self.values.get("PLANS_FILE").unwrap_or_default());
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| self.problem("PLANS_FILE", format!("{}: {e}", path.display())))
+            .ok()?;
+        let catalog = Catalog::from_toml_str(&text)
+            .map_err(|e| {
+                for p in e.problems {
+                    let message = format!("{}: {}: {}", path.display(), p.place, p.message);
+                    self.problem("PLANS_FILE", message);
+                }
+            })
+            .ok()?;
+        let Some(grace) = grace else {
+            return Some(catalog);
+        };
+        catalog
+            .with_grace_period(grace)
+            .map_err(|e| {
+                for p in e.problems {
+                    self.problem("GRACE_DAYS", format!("{}: {}", p.place, p.message));
+                }
+            })
+            .ok()
     }
 }

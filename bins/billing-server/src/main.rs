@@ -1,10 +1,11 @@
 //! The billing server: `billing-server` (serve), `billing-server migrate`, `billing-server demo`.
-//! It only reads the configuration and wires the crates together.
+//! It reads the configuration and hands it to [`billing_http::Server`].
 
 mod config;
 mod demo;
-mod server;
+mod serve;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -12,6 +13,10 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(version, about = "Stripe billing server")]
 struct Cli {
+    /// A TOML configuration file (default: ./billing.toml when present); environment
+    /// variables override it.
+    #[arg(long, global = true, env = "BILLING_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -30,29 +35,18 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Demo(args)) = cli.command {
-        return report(demo::run(args).await);
+        return serve::report(demo::run(args).await);
     }
-    let config = match config::Config::from_env() {
+    let config = match config::Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("{error}");
             return ExitCode::from(2);
         }
     };
-    server::init_tracing(config.log_format);
+    serve::init_tracing(config.log_format);
     match cli.command {
-        Some(Command::Migrate) => report(server::migrate(&config).await),
-        _ => report(server::serve(config).await),
-    }
-}
-
-fn report(result: Result<(), Box<dyn std::error::Error>>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(error = error.to_string(), "fatal");
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
-        }
+        Some(Command::Migrate) => serve::report(serve::migrate(config).await.map_err(Into::into)),
+        _ => serve::report(serve::serve(config).await),
     }
 }

@@ -919,3 +919,20 @@ fn validate_tiers(tiers: &[Tier], reported: &[Reported], problems: &mut Vec<Cata
         }
     }
 }
+
+impl Catalog {
+    /// The same catalog with every tier's grace period for failed payments set to `grace`
+    /// (an operator's override of the file's values), checked by the same rules.
+    pub fn with_grace_period(&self, grace: TimeDelta) -> Result<Catalog, CatalogError> {
+        let tiers = self
+            .tiers
+            .iter()
+            .cloned()
+            .map(|tier| Tier {
+                grace_period: grace,
+                ..tier
+            })
+            .collect();
+        Catalog::from_tiers(tiers)
+    }
+}

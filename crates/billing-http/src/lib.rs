@@ -29,6 +29,7 @@ pub mod error;
 mod input;
 mod ops;
 mod request;
+mod server;
 mod telemetry;
 mod webhook;
 
@@ -45,6 +46,7 @@ use stripe_webhook_signature::Verifier;
 
 pub use auth::ApiKeys;
 pub use error::ApiError;
+pub use server::{DatabaseSettings, Parts, Server, Settings, StartError, StripeSettings};
 pub use telemetry::install_metrics_recorder;
 
 /// A readiness probe: `Ok` when the database answers and its migrations are applied.

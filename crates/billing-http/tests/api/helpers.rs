@@ -4,12 +4,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use actix_web::{App, HttpServer, web};
 use async_trait::async_trait;
-use billing_app::{BillingApp, IngestSettings};
 use billing_domain::Catalog;
 use billing_domain::facts::SubscriptionSnapshot;
-use billing_http::{ApiKeys, HttpState, ReadinessCheck, ServerLimits};
+use billing_http::{DatabaseSettings, Parts, Server, ServerLimits, Settings, StripeSettings};
 use billing_ports::{CheckoutCreated, CheckoutRequest, GatewayError, StripeGateway, SystemClock};
 use billing_store_diesel::DieselStore;
 use billing_store_diesel::testing::TestDatabase;
@@ -98,13 +96,6 @@ pub struct TestApp {
     _db: Option<TestDatabase>,
 }
 
-fn metrics() -> metrics_exporter_prometheus::PrometheusHandle {
-    static HANDLE: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| billing_http::install_metrics_recorder().unwrap())
-        .clone()
-}
-
 /// The server over a fresh Postgres database.
 pub async fn spawn_app() -> TestApp {
     let db = TestDatabase::postgres().await;
@@ -128,7 +119,6 @@ pub struct Limits {
     pub body_limit: usize,
     pub request_timeout: Duration,
     pub max_connections: usize,
-    pub readiness_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -137,7 +127,6 @@ impl Default for Limits {
             body_limit: 1024 * 1024,
             request_timeout: Duration::from_secs(5),
             max_connections: 1024,
-            readiness_timeout: billing_http::MAX_READINESS_TIMEOUT,
         }
     }
 }
@@ -167,8 +156,37 @@ pub async fn spawn_with_limits(
     spawn_limited(store, db, limits, stripe.clone(), stripe).await
 }
 
-/// The server over `store` with `limits` (applied as the binary applies them), calling Stripe
-/// through `gateway`.
+/// The settings of a test server: the example plans, the test secrets (the current webhook
+/// secret and a rotated one), port 0 and `limits` over two workers.
+pub fn settings(limits: Limits) -> Settings {
+    Settings {
+        database: DatabaseSettings {
+            // Never opened: the tests hand the server its store (see `spawn_limited`).
+            url: "postgres://127.0.0.1:1/given_by_the_test".into(),
+            pool: billing_store_diesel::StoreSettings::default(),
+        },
+        stripe: StripeSettings {
+            secret_key: "sk_test_unused_by_the_fake".into(),
+            webhook_secrets: vec!["whsec_old_rotated".into(), SECRET.into()],
+            api_base: None,
+            refetch: false,
+        },
+        catalog: Catalog::from_toml_str(include_str!("../../../../plans.toml")).unwrap(),
+        api_keys: vec![API_KEY.into()],
+        bind_addr: "127.0.0.1:0".parse().unwrap(),
+        limits: ServerLimits {
+            request_timeout: limits.request_timeout,
+            max_connections: limits.max_connections,
+            workers: 2,
+        },
+        webhook_body_limit: limits.body_limit,
+        shutdown_timeout: Duration::from_secs(30),
+        event_retention: chrono::TimeDelta::days(30),
+    }
+}
+
+/// The server as `billing-server` builds it (`Server::build_with`), over `store` and
+/// `gateway` with the system clock, running on the test's actix system.
 pub async fn spawn_limited(
     store: DieselStore,
     db: Option<TestDatabase>,
@@ -176,49 +194,16 @@ pub async fn spawn_limited(
     gateway: Arc<dyn StripeGateway>,
     stripe: Arc<FakeStripe>,
 ) -> TestApp {
-    let catalog = Catalog::from_toml_str(include_str!("../../../../plans.toml")).unwrap();
-    let app = BillingApp::new(
-        Arc::new(store.clone()),
-        Arc::new(catalog),
-        Arc::new(SystemClock),
-        Some(gateway),
-        IngestSettings::default(),
-    );
-    let ready_store = store.clone();
-    let readiness: ReadinessCheck = Arc::new(move || {
-        let store = ready_store.clone();
-        Box::pin(async move {
-            match store.migrations_applied().await {
-                Ok(true) => Ok(()),
-                Ok(false) => Err("migrations pending".to_owned()),
-                Err(e) => Err(e.to_string()),
-            }
-        })
-    });
-    let state = web::Data::new(HttpState {
-        app,
-        verifier: stripe_webhook_signature::Verifier::new(["whsec_old_rotated", SECRET]).unwrap(),
-        api_keys: ApiKeys::new([API_KEY.to_owned()]),
-        webhook_body_limit: limits.body_limit,
-        readiness,
-        readiness_timeout: limits.readiness_timeout,
-        request_timeout: limits.request_timeout,
-        metrics: Some(metrics()),
-    });
-    let server = ServerLimits {
-        request_timeout: limits.request_timeout,
-        max_connections: limits.max_connections,
-        workers: 2,
-    }
-    .apply(HttpServer::new(move || {
-        App::new().configure(|cfg| billing_http::configure(cfg, state.clone()))
-    }))
-    .bind(("127.0.0.1", 0))
-    .unwrap();
-    let port = server.addrs()[0].port();
+    let parts = Parts {
+        store: store.clone(),
+        gateway,
+        clock: Arc::new(SystemClock),
+    };
+    let server = Server::build_with(settings(limits), parts).unwrap();
+    let address = format!("http://{}", server.addrs()[0]);
     actix_web::rt::spawn(server.run());
     TestApp {
-        address: format!("http://127.0.0.1:{port}"),
+        address,
         stripe,
         client: awc::Client::builder()
             .timeout(std::time::Duration::from_secs(30))

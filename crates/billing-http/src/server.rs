@@ -1,0 +1,285 @@
+//! The whole server assembled from typed [`Settings`], as `billing-server` runs it and as the
+//! black-box tests start it: the Diesel store (Postgres or SQLite, migrated), the Stripe
+//! client, the application, and the actix-web server with its limits, bound and ready to run.
+//!
+//! ```no_run
+//! # async fn start(settings: billing_http::Settings) -> Result<(), Box<dyn std::error::Error>> {
+//! let server = billing_http::Server::build(settings).await?;
+//! let stop = server.handle(); // `stop.stop(true)` does what SIGTERM does
+//! server.run().await?;
+//! # Ok(()) }
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpServer, web};
+use billing_app::{BillingApp, IngestSettings};
+use billing_domain::Catalog;
+use billing_ports::{Clock, StripeGateway, SystemClock};
+use billing_store_diesel::{DieselStore, SetupError, StoreSettings};
+use billing_stripe::client::{StripeClient, StripeClientConfig};
+use chrono::TimeDelta;
+use metrics_exporter_prometheus::PrometheusHandle;
+use secrecy::{ExposeSecret, SecretString};
+use stripe_webhook_signature::Verifier;
+
+use crate::{ApiKeys, HttpState, MAX_READINESS_TIMEOUT, ReadinessCheck, ServerLimits};
+
+/// Everything [`Server::build`] needs, already validated by whoever read it (the binary's
+/// configuration layer); `Debug` never shows a secret.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the billing data lives and how the pool to it behaves.
+    pub database: DatabaseSettings,
+    /// How to reach Stripe's API and verify its webhooks.
+    pub stripe: StripeSettings,
+    /// The plan catalog the entitlements are computed from.
+    pub catalog: Catalog,
+    /// The bearer keys accepted on `/v1`.
+    pub api_keys: Vec<SecretString>,
+    /// The listen address; port 0 picks a free port (see [`Server::addrs`]).
+    pub bind_addr: SocketAddr,
+    /// Workers, connection cap and the request head/body time limit.
+    pub limits: ServerLimits,
+    /// The largest webhook body accepted, in bytes (413 past it).
+    pub webhook_body_limit: usize,
+    /// How long a stop waits for in-flight requests before cutting them.
+    pub shutdown_timeout: Duration,
+    /// Done events older than this are purged by the hourly retention job.
+    pub event_retention: TimeDelta,
+}
+
+/// The database URL (a secret: it may carry a password) and the pool's size and time limits.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// `postgres://…`, `postgresql://…` or `sqlite://path`.
+    pub url: SecretString,
+    /// The pool size and the time limit of every database call.
+    pub pool: StoreSettings,
+}
+
+/// Stripe's side: the API key, the webhook endpoint secrets and how far to trust payloads.
+#[derive(Debug, Clone)]
+pub struct StripeSettings {
+    /// The secret (`sk_…`) or restricted (`rk_…`) API key.
+    pub secret_key: SecretString,
+    /// The webhook endpoint secrets, current first, then old ones still valid in a rotation.
+    pub webhook_secrets: Vec<SecretString>,
+    /// Another base URL for the API (a local fake); `None` for Stripe's own.
+    pub api_base: Option<String>,
+    /// Re-fetch subscriptions from Stripe instead of trusting webhook payloads.
+    pub refetch: bool,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The directory of a SQLite database file could not be created.
+    #[error("cannot create the database directory {}", .path.display())]
+    DatabaseDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// What the file system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store could not be opened or migrated.
+    #[error("database")]
+    Store(#[source] SetupError),
+    /// The Stripe API client could not be built from the settings.
+    #[error("Stripe client")]
+    Stripe(#[source] billing_stripe::client::ConfigError),
+    /// The webhook secrets cannot verify anything (none, or a blank one).
+    #[error("webhook secrets")]
+    WebhookSecrets(#[source] stripe_webhook_signature::ConfigError),
+    /// The process-wide Prometheus recorder could not be installed.
+    #[error("metrics recorder")]
+    Metrics(#[source] metrics_exporter_prometheus::BuildError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl DatabaseSettings {
+    /// Builds the store's pool (creating a SQLite file's directory when missing); opens no
+    /// connection and runs no migration.
+    pub fn open(&self) -> Result<DieselStore, StartError> {
+        let url = self.url.expose_secret();
+        if let Some(path) = url.strip_prefix("sqlite://")
+            && let Some(dir) = Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|source| StartError::DatabaseDirectory {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        DieselStore::connect_with(url, self.pool).map_err(StartError::Store)
+    }
+}
+
+/// The parts of a server that tests replace: the store, the Stripe gateway and the clock.
+pub struct Parts {
+    /// The store, already migrated.
+    pub store: DieselStore,
+    /// Stripe's API.
+    pub gateway: Arc<dyn StripeGateway>,
+    /// The time every use case reads.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Parts {
+    /// The production parts: the store of `settings.database` with its pending migrations
+    /// applied, the Stripe client of `settings.stripe`, and the system clock.
+    pub async fn open(settings: &Settings) -> Result<Self, StartError> {
+        let store = settings.database.open()?;
+        store.run_migrations().await.map_err(StartError::Store)?;
+        let stripe = &settings.stripe;
+        let mut config = StripeClientConfig::new(stripe.secret_key.expose_secret());
+        config.api_base = stripe.api_base.clone();
+        let client = StripeClient::new(config).map_err(StartError::Stripe)?;
+        Ok(Self {
+            store,
+            gateway: Arc::new(client),
+            clock: Arc::new(SystemClock),
+        })
+    }
+}
+
+/// A bound server, not yet running: [`Server::run`] serves until stopped.
+pub struct Server {
+    http: actix_web::dev::Server,
+    addrs: Vec<SocketAddr>,
+    app: BillingApp<DieselStore>,
+}
+
+impl Server {
+    /// Opens the production [`Parts`] (store migrated, Stripe client) and builds the server
+    /// over them; see [`Server::build_with`].
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let parts = Parts::open(&settings).await?;
+        Self::build_with(settings, parts)
+    }
+
+    /// Builds the application over `parts` (in place of the store and Stripe client that
+    /// `settings` name) and binds the HTTP server with the settings' limits. Call it inside
+    /// an actix-web system (`#[actix_web::main]` or `#[actix_web::test]`).
+    pub fn build_with(settings: Settings, parts: Parts) -> Result<Self, StartError> {
+        let Parts {
+            store,
+            gateway,
+            clock,
+        } = parts;
+        let app = BillingApp::new(
+            Arc::new(store.clone()),
+            Arc::new(settings.catalog),
+            clock,
+            Some(gateway),
+            IngestSettings {
+                refetch: settings.stripe.refetch,
+                retention: settings.event_retention,
+                ..IngestSettings::default()
+            },
+        );
+        let secrets = settings.stripe.webhook_secrets.iter();
+        let state = web::Data::new(HttpState {
+            verifier: Verifier::new(secrets.map(|s| s.expose_secret().to_owned()))
+                .map_err(StartError::WebhookSecrets)?,
+            api_keys: ApiKeys::new(settings.api_keys.iter().map(|k| k.expose_secret().into())),
+            webhook_body_limit: settings.webhook_body_limit,
+            readiness: readiness(store),
+            readiness_timeout: MAX_READINESS_TIMEOUT,
+            request_timeout: settings.limits.request_timeout,
+            metrics: Some(metrics()?),
+            app: app.clone(),
+        });
+        let addr = settings.bind_addr;
+        let http = settings
+            .limits
+            .apply(HttpServer::new(move || {
+                App::new().configure(|cfg| crate::configure(cfg, state.clone()))
+            }))
+            .bind(addr)
+            .map_err(|source| StartError::Bind { addr, source })?
+            .shutdown_timeout(settings.shutdown_timeout.as_secs());
+        let addrs = http.addrs();
+        Ok(Self {
+            http: http.run(),
+            addrs,
+            app,
+        })
+    }
+
+    /// Where the server listens (the bind address, with the port chosen when it was 0).
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// A handle that stops the server: `stop(true)` is what SIGTERM does (in-flight requests
+    /// finish within the shutdown timeout).
+    pub fn handle(&self) -> ServerHandle {
+        self.http.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM or [`Server::handle`]'s stop, with the hourly event
+    /// retention job running meanwhile.
+    pub async fn run(self) -> std::io::Result<()> {
+        for addr in &self.addrs {
+            tracing::info!(addr = %addr, "listening");
+        }
+        let retention = actix_web::rt::spawn(purge_hourly(self.app));
+        let stopped = self.http.await;
+        retention.abort();
+        stopped
+    }
+}
+
+/// `/readyz`'s probe: the database answers and every migration is applied.
+fn readiness(store: DieselStore) -> ReadinessCheck {
+    Arc::new(move || {
+        let store = store.clone();
+        Box::pin(async move {
+            match store.migrations_applied().await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("migrations are pending".to_owned()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    })
+}
+
+/// The process-wide Prometheus recorder, installed by the first server built in the process
+/// and shared by the next ones (a process has one recorder).
+fn metrics() -> Result<PrometheusHandle, StartError> {
+    static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+    let mut handle = HANDLE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(handle) = handle.as_ref() {
+        return Ok(handle.clone());
+    }
+    let installed = crate::install_metrics_recorder().map_err(StartError::Metrics)?;
+    *handle = Some(installed.clone());
+    Ok(installed)
+}
+
+/// Purges done events past their retention now and then every hour.
+async fn purge_hourly(app: BillingApp<DieselStore>) {
+    let mut every_hour = actix_web::rt::time::interval(Duration::from_secs(3600));
+    loop {
+        every_hour.tick().await;
+        match app.purge_events().await {
+            Ok(n) => tracing::info!(purged = n, "event retention"),
+            Err(e) => tracing::warn!(error = e.to_string(), "event retention failed"),
+        }
+    }
+}
