@@ -81,9 +81,9 @@ pub enum StartError {
     /// The directory of a SQLite database file could not be created.
     #[error("cannot create the database directory {}", .path.display())]
     DatabaseDirectory {
-        /// The directory.
+        /// The directory that could not be created.
         path: PathBuf,
-        /// What the file system said.
+        /// Why the file system refused it.
         #[source]
         source: std::io::Error,
     },
@@ -102,9 +102,9 @@ pub enum StartError {
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
-        /// The address asked for.
+        /// The address that could not be bound.
         addr: SocketAddr,
-        /// What the operating system said.
+        /// Why the operating system refused it (in use, not local, not permitted).
         #[source]
         source: std::io::Error,
     },

@@ -96,8 +96,9 @@ fn file_layer(path: &Path, problems: &mut Vec<String>) -> Option<Layer> {
         }
     }
     let values = Value::serialize(&table)
-        .ok()
-        .and_then(Value::into_dict)
+        .map_err(|e| problems.push(format!("config file {place}: {e}")))
+        .ok()?
+        .into_dict()
         .unwrap_or_default();
     Some(Layer {
         metadata: Metadata::from("config file", Source::File(path.to_owned())),

@@ -346,3 +346,15 @@ fn the_example_file_documents_every_setting_and_holds_the_defaults() {
     without.server.catalog = with_file.server.catalog.clone();
     assert_eq!(format!("{with_file:?}"), format!("{without:?}"));
 }
+
+#[test]
+fn the_readme_lists_every_setting() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"));
+    let readme = readme.unwrap();
+    for (name, _) in SETTINGS {
+        assert!(
+            readme.contains(&format!("| `{name}` |")),
+            "{name} is not in README's configuration table"
+        );
+    }
+}
