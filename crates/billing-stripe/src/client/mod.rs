@@ -83,7 +83,8 @@ pub const MAX_LISTED_SUBSCRIPTIONS: usize = 10_000;
 /// The page size of list calls (Stripe's maximum).
 const PAGE_SIZE: u32 = 100;
 
-/// How to reach Stripe.
+/// Where and how the client reaches Stripe: the key, the API base, the per-attempt timeout and
+/// the retry schedule.
 #[derive(Debug, Clone)]
 pub struct StripeClientConfig {
     /// The secret (`sk_…`) or restricted (`rk_…`) API key.
