@@ -92,10 +92,10 @@ pub enum StartError {
     Store(#[source] SetupError),
     /// The Stripe API client could not be built from the settings.
     #[error("Stripe client")]
-    Stripe(#[source] billing_stripe::client::ConfigError),
+    Stripe(#[source] billing_stripe::client::ClientConfigError),
     /// The webhook secrets cannot verify anything (none, or a blank one).
     #[error("webhook secrets")]
-    WebhookSecrets(#[source] stripe_webhook_signature::ConfigError),
+    WebhookSecrets(#[source] stripe_webhook_signature::InvalidSecrets),
     /// The process-wide Prometheus recorder could not be installed.
     #[error("metrics recorder")]
     Metrics(#[source] metrics_exporter_prometheus::BuildError),

@@ -63,10 +63,11 @@ pub enum HeaderDefect {
     NonAsciiSignature,
 }
 
-/// Why a [`Verifier`](crate::Verifier) could not be built from the given secrets.
+/// Why the endpoint secrets given to [`Verifier::new`](crate::Verifier::new) cannot verify
+/// anything: there are none, or one is blank.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum InvalidSecrets {
     /// No secret was given.
     #[error("no webhook signing secret was given")]
     NoSecrets,

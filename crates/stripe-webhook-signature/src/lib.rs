@@ -7,7 +7,7 @@ mod sign;
 mod utf8;
 mod verify;
 
-pub use error::{ConfigError, HeaderDefect, SignatureError};
+pub use error::{HeaderDefect, InvalidSecrets, SignatureError};
 pub use secret::Secret;
 pub use sign::{SignatureHeader, sign, sign_header};
 pub use verify::{DEFAULT_TOLERANCE, Verified, Verifier};

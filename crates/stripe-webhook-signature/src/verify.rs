@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hmac::Mac;
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::error::{ConfigError, HeaderDefect, SignatureError};
+use crate::error::{HeaderDefect, InvalidSecrets, SignatureError};
 use crate::header;
 use crate::secret::{HmacSha256, Secret};
 use crate::sign::{format_i64, hex_lower};
@@ -51,17 +51,19 @@ impl Verified {
 impl Verifier {
     /// Builds a verifier from the endpoint secrets (current first, then any
     /// still-valid old ones); fails when there is none or one is blank.
-    pub fn new<S: Into<Secret>>(secrets: impl IntoIterator<Item = S>) -> Result<Self, ConfigError> {
+    pub fn new<S: Into<Secret>>(
+        secrets: impl IntoIterator<Item = S>,
+    ) -> Result<Self, InvalidSecrets> {
         let mut keyed = Vec::new();
         for (index, secret) in secrets.into_iter().enumerate() {
             let secret = secret.into();
             if secret.is_blank() {
-                return Err(ConfigError::BlankSecret { index });
+                return Err(InvalidSecrets::BlankSecret { index });
             }
             keyed.push(secret.keyed_mac());
         }
         if keyed.is_empty() {
-            return Err(ConfigError::NoSecrets);
+            return Err(InvalidSecrets::NoSecrets);
         }
         Ok(Self {
             keyed,

@@ -24,11 +24,12 @@
 //! timeout, which covers reading the body). A call is attempted at most
 //! `1 + max_retries` times: it is repeated after a 429, a 424, a 5xx, a 409 caused by a
 //! concurrent request with the same idempotency key (`idempotency_key_in_use`, `lock_timeout`),
-//! a timeout or a network error, waiting [`StripeClientConfig::retry_backoff`] × 2ⁿ (capped at
-//! 10 s, with 50–100 % jitter) before retry n. async-stripe's own retrying strategies cannot
-//! be used because they generate a fresh idempotency key, so the loop is ours: every attempt of
-//! a create sends `RequestStrategy::Idempotent` with the caller's key, the same key each time,
-//! and Stripe answers a repeat with the object the first attempt created.
+//! a timeout or a network error, waiting a random 50–100 % of
+//! [`StripeClientConfig::retry_backoff`] × 2ⁿ (capped at 10 s) before retry n, on a `backon`
+//! schedule. async-stripe's own retrying strategies cannot be used because they generate a
+//! fresh idempotency key, so every attempt of a create sends `RequestStrategy::Idempotent` with
+//! the caller's key, the same key each time, and Stripe answers a repeat with the object the
+//! first attempt created.
 //!
 //! async-stripe does not expose response headers, so `Stripe-Should-Retry` and `Retry-After`
 //! are not consulted: a 5xx that Stripe replays for a key (it saves the result of a request
@@ -52,8 +53,10 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use backon::Retryable;
 use billing_domain::facts::SubscriptionSnapshot;
 use billing_ports::{CheckoutCreated, CheckoutKind, CheckoutRequest, GatewayError, StripeGateway};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 use stripe::{ClientBuilder, IdempotencyKey, RequestStrategy, StripeRequest};
 use stripe_checkout::CheckoutSessionMode;
@@ -80,7 +83,8 @@ pub const MAX_LISTED_SUBSCRIPTIONS: usize = 10_000;
 /// The page size of list calls (Stripe's maximum).
 const PAGE_SIZE: u32 = 100;
 
-/// How to reach Stripe.
+/// Where and how the client reaches Stripe: the key, the API base, the per-attempt timeout and
+/// the retry schedule.
 #[derive(Debug, Clone)]
 pub struct StripeClientConfig {
     /// The secret (`sk_…`) or restricted (`rk_…`) API key.
@@ -111,10 +115,11 @@ impl StripeClientConfig {
     }
 }
 
-/// A configuration the client cannot be built from.
+/// Why a [`StripeClientConfig`] cannot become a client: an empty or unusable key, an unusable
+/// `api_base`, or a zero timeout. Its message never contains the key.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("invalid Stripe client configuration: {0}")]
-pub struct ConfigError(String);
+pub struct ClientConfigError(String);
 
 /// The outgoing Stripe API client.
 ///
@@ -148,7 +153,7 @@ impl StripeClient {
     ///
     /// An empty key or one that is not visible ASCII, an unusable `api_base`, or a zero
     /// timeout.
-    pub fn new(config: StripeClientConfig) -> Result<Self, ConfigError> {
+    pub fn new(config: StripeClientConfig) -> Result<Self, ClientConfigError> {
         let StripeClientConfig {
             secret_key,
             api_base,
@@ -157,10 +162,10 @@ impl StripeClient {
             retry_backoff,
         } = config;
         if secret_key.expose().is_empty() {
-            return Err(ConfigError("the secret key is empty".to_owned()));
+            return Err(ClientConfigError("the secret key is empty".to_owned()));
         }
         if timeout.is_zero() {
-            return Err(ConfigError("the timeout is zero".to_owned()));
+            return Err(ClientConfigError("the timeout is zero".to_owned()));
         }
         // async-stripe joins `{base}v1/…`, so the base must end with a slash.
         let api_base = match api_base {
@@ -173,7 +178,7 @@ impl StripeClient {
             .timeout(timeout)
             .request_strategy(RequestStrategy::Once)
             .build()
-            .map_err(|error| ConfigError(secret::redact(&error.to_string(), &secret_key)))?;
+            .map_err(|error| ClientConfigError(secret::redact(&error.to_string(), &secret_key)))?;
         Ok(Self {
             client,
             secret: secret_key,
@@ -197,34 +202,39 @@ impl StripeClient {
         key: Option<&IdempotencyKey>,
         build: &(dyn Fn() -> RequestBuilder + Send + Sync),
     ) -> Result<response::Object, GatewayError> {
-        let mut retry = 0;
-        loop {
+        let attempt = || async {
             let strategy = match key {
                 Some(key) => RequestStrategy::Idempotent(key.clone()),
                 None => RequestStrategy::Once,
             };
-            let answer = build()
+            build()
                 .customize::<miniserde::json::Value>()
                 .request_strategy(strategy)
                 .send(&self.client)
-                .await;
-            let failure = match answer {
-                Ok(value) => return response::object(what, &value),
-                Err(error) => failure::classify(what, error, &self.secret),
-            };
-            if !failure.retryable {
+                .await
+                .map_err(|error| failure::classify(what, error, &self.secret))
+        };
+        let mut retry = 0;
+        let answer = attempt
+            .retry(self.retry.schedule())
+            .when(|failure| failure.retryable)
+            .notify(|failure, delay| {
+                retry += 1;
+                tracing::info!(call = what, retry, ?delay, error = %failure.error, "retrying stripe call");
+            })
+            .await;
+        match answer {
+            Ok(value) => response::object(what, &value),
+            Err(failure) if failure.retryable => {
+                let attempts = self.retry.max_retries.saturating_add(1);
+                tracing::warn!(call = what, attempts, error = %failure.error, "stripe call failed after retries");
+                Err(failure.error)
+            }
+            Err(failure) => {
                 // The caller decides whether a refusal is worth more than a debug line.
                 tracing::debug!(call = what, error = %failure.error, "stripe refused the call");
-                return Err(failure.error);
+                Err(failure.error)
             }
-            if retry >= self.retry.max_retries {
-                tracing::warn!(call = what, attempts = retry + 1, error = %failure.error, "stripe call failed after retries");
-                return Err(failure.error);
-            }
-            let delay = self.retry.delay(retry);
-            tracing::info!(call = what, retry = retry + 1, ?delay, error = %failure.error, "retrying stripe call");
-            tokio::time::sleep(delay).await;
-            retry += 1;
         }
     }
 }
@@ -240,21 +250,20 @@ fn user_metadata(user_id: &str) -> HashMap<String, String> {
     HashMap::from([("user_id".to_owned(), user_id.to_owned())])
 }
 
+/// The bytes of a path segment that are percent-encoded: all but RFC 3986's unreserved ones.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'_')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'~');
+
 /// An id as one path segment: refused when empty (the path would name the list instead),
 /// percent-encoded otherwise (Stripe ids are `[A-Za-z0-9_]`, so this changes nothing for them).
 fn path_segment(what: &str, id: &str) -> Result<String, GatewayError> {
     if id.is_empty() {
         return Err(GatewayError::Rejected(format!("{what}: the id is empty")));
     }
-    let mut out = String::with_capacity(id.len());
-    for byte in id.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    Ok(out)
+    Ok(utf8_percent_encode(id, PATH_SEGMENT).to_string())
 }
 
 /// The form of `POST /v1/billing_portal/sessions`.

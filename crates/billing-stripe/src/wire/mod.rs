@@ -50,6 +50,7 @@ mod checkout;
 mod customer;
 mod dispute;
 mod envelope;
+mod event_type;
 mod field;
 mod invoice;
 mod payment_intent;
@@ -62,39 +63,11 @@ use serde::de::DeserializeOwned;
 
 pub use crate::error::WireError;
 pub use envelope::EventEnvelope;
+pub use event_type::HANDLED_EVENT_TYPES;
 
 use self::envelope::{Kept, RawEvent, Skipped};
+use self::event_type::HandledEventType;
 use self::field::Scope;
-
-/// Every event type [`parse_event`] turns into a fact other than [`Fact::Unhandled`]: the
-/// events a webhook endpoint needs to subscribe to.
-pub const HANDLED_EVENT_TYPES: [&str; 25] = [
-    "checkout.session.completed",
-    "customer.created",
-    "customer.updated",
-    "customer.deleted",
-    "customer.subscription.created",
-    "customer.subscription.updated",
-    "customer.subscription.deleted",
-    "customer.subscription.paused",
-    "customer.subscription.resumed",
-    "customer.subscription.trial_will_end",
-    "invoice.paid",
-    "invoice.payment_succeeded",
-    "invoice.payment_failed",
-    "payment_intent.succeeded",
-    "payment_intent.payment_failed",
-    "payment_intent.processing",
-    "payment_intent.requires_action",
-    "payment_intent.canceled",
-    "charge.refunded",
-    "charge.refund.updated",
-    "charge.dispute.created",
-    "charge.dispute.updated",
-    "charge.dispute.funds_withdrawn",
-    "charge.dispute.funds_reinstated",
-    "charge.dispute.closed",
-];
 
 /// Parses a verified webhook body into a [`BillingEvent`].
 ///
@@ -140,6 +113,7 @@ fn read<T: WireObject>(raw: &mut RawEvent<Kept>) -> Result<T::Facts, WireError> 
 }
 
 fn fact(event_type: &str, raw: &mut RawEvent<Kept>) -> Result<Fact, WireError> {
+    use HandledEventType as T;
     use charge::RawCharge;
     use checkout::RawCheckoutSession;
     use customer::RawCustomer;
@@ -182,37 +156,35 @@ fn fact(event_type: &str, raw: &mut RawEvent<Kept>) -> Result<Fact, WireError> {
         })
     };
 
-    match event_type {
-        "checkout.session.completed" => {
+    let Ok(handled) = event_type.parse::<HandledEventType>() else {
+        return Ok(Fact::Unhandled);
+    };
+    match handled {
+        T::CheckoutSessionCompleted => {
             Ok(Fact::CheckoutCompleted(read::<RawCheckoutSession>(raw)?))
         }
-        "customer.created" | "customer.updated" => customer(raw, false),
-        "customer.deleted" => customer(raw, true),
-        "customer.subscription.created" => subscription(raw, SubscriptionChange::Created),
-        "customer.subscription.updated" => subscription(raw, SubscriptionChange::Updated),
-        "customer.subscription.deleted" => subscription(raw, SubscriptionChange::Deleted),
-        "customer.subscription.paused" => subscription(raw, SubscriptionChange::Paused),
-        "customer.subscription.resumed" => subscription(raw, SubscriptionChange::Resumed),
-        "customer.subscription.trial_will_end" => {
-            subscription(raw, SubscriptionChange::TrialWillEnd)
-        }
-        "invoice.paid" => invoice(raw, InvoiceChange::Paid),
-        "invoice.payment_succeeded" => invoice(raw, InvoiceChange::PaymentSucceeded),
-        "invoice.payment_failed" => invoice(raw, InvoiceChange::PaymentFailed),
-        "payment_intent.succeeded" => payment_intent(raw, PaymentIntentChange::Succeeded),
-        "payment_intent.payment_failed" => payment_intent(raw, PaymentIntentChange::PaymentFailed),
-        "payment_intent.processing" => payment_intent(raw, PaymentIntentChange::Processing),
-        "payment_intent.requires_action" => {
-            payment_intent(raw, PaymentIntentChange::RequiresAction)
-        }
-        "payment_intent.canceled" => payment_intent(raw, PaymentIntentChange::Canceled),
-        "charge.refunded" => Ok(Fact::ChargeRefunded(read::<RawCharge>(raw)?)),
-        "charge.refund.updated" => Ok(Fact::RefundUpdated(read::<RawRefund>(raw)?)),
-        "charge.dispute.created"
-        | "charge.dispute.updated"
-        | "charge.dispute.funds_withdrawn"
-        | "charge.dispute.funds_reinstated" => dispute(raw, false),
-        "charge.dispute.closed" => dispute(raw, true),
-        _ => Ok(Fact::Unhandled),
+        T::CustomerCreated | T::CustomerUpdated => customer(raw, false),
+        T::CustomerDeleted => customer(raw, true),
+        T::CustomerSubscriptionCreated => subscription(raw, SubscriptionChange::Created),
+        T::CustomerSubscriptionUpdated => subscription(raw, SubscriptionChange::Updated),
+        T::CustomerSubscriptionDeleted => subscription(raw, SubscriptionChange::Deleted),
+        T::CustomerSubscriptionPaused => subscription(raw, SubscriptionChange::Paused),
+        T::CustomerSubscriptionResumed => subscription(raw, SubscriptionChange::Resumed),
+        T::CustomerSubscriptionTrialWillEnd => subscription(raw, SubscriptionChange::TrialWillEnd),
+        T::InvoicePaid => invoice(raw, InvoiceChange::Paid),
+        T::InvoicePaymentSucceeded => invoice(raw, InvoiceChange::PaymentSucceeded),
+        T::InvoicePaymentFailed => invoice(raw, InvoiceChange::PaymentFailed),
+        T::PaymentIntentSucceeded => payment_intent(raw, PaymentIntentChange::Succeeded),
+        T::PaymentIntentPaymentFailed => payment_intent(raw, PaymentIntentChange::PaymentFailed),
+        T::PaymentIntentProcessing => payment_intent(raw, PaymentIntentChange::Processing),
+        T::PaymentIntentRequiresAction => payment_intent(raw, PaymentIntentChange::RequiresAction),
+        T::PaymentIntentCanceled => payment_intent(raw, PaymentIntentChange::Canceled),
+        T::ChargeRefunded => Ok(Fact::ChargeRefunded(read::<RawCharge>(raw)?)),
+        T::ChargeRefundUpdated => Ok(Fact::RefundUpdated(read::<RawRefund>(raw)?)),
+        T::ChargeDisputeCreated
+        | T::ChargeDisputeUpdated
+        | T::ChargeDisputeFundsWithdrawn
+        | T::ChargeDisputeFundsReinstated => dispute(raw, false),
+        T::ChargeDisputeClosed => dispute(raw, true),
     }
 }

@@ -18,7 +18,7 @@ use billing_ports::{GatewayError, StripeGateway};
 use billing_stripe::client::{StripeClient, StripeClientConfig};
 use stripe_client_core::{RequestBuilder, StripeMethod};
 
-use crate::support::SECRET;
+use crate::client::support::SECRET;
 
 /// Serves localstripe's application on 127.0.0.1 (its own command listens on every
 /// interface), on a port the OS picks and prints, without its pickle file in /tmp.

@@ -4,7 +4,6 @@
 //! every path that handles one is exercised: signed, rotated, wrongly signed and unsigned
 //! webhooks; the API with right, near-miss and missing keys; Checkout, portal and sync calls
 //! that reach a local fake of Stripe's API; `migrate`; a start refused for bad configuration.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

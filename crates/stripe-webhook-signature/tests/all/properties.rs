@@ -1,6 +1,5 @@
 //! Property tests: verification never panics, whatever the bytes, and the
 //! accept/reject decisions keep their invariants.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use billing_domain::Fact;
 use billing_stripe::{EventEnvelope, HANDLED_EVENT_TYPES, parse_event, peek_envelope};
 
-use crate::story::{BASIL, FOLDERS, PRE_BASIL, STORIES, Story, fixture, fixture_names};
+use crate::wire::story::{BASIL, FOLDERS, PRE_BASIL, STORIES, Story, fixture, fixture_names};
 
 fn check(story: &Story, event_type: &str) {
     let body = fixture(story.folder, event_type);

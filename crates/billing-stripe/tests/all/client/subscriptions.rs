@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::support::{client, fake_stripe, field, fixture, fixture_object, query, received};
+use crate::client::support::{
+    client, fake_stripe, field, fixture, fixture_object, query, received,
+};
 
 /// The snapshot the webhook parser reads from the same fixture.
 fn event_snapshot(shape: &str, name: &str) -> billing_domain::facts::SubscriptionSnapshot {
@@ -229,7 +231,7 @@ async fn a_failing_page_fails_the_listing() {
     Mock::given(method("GET"))
         .and(path("/v1/subscriptions"))
         .and(query_param("starting_after", "sub_2"))
-        .respond_with(crate::support::stripe_error(
+        .respond_with(crate::client::support::stripe_error(
             400,
             "invalid_request_error",
             None,

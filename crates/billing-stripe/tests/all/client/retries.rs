@@ -8,7 +8,7 @@ use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::support::{client, config, fake_stripe, header, received, stripe_error};
+use crate::client::support::{client, config, fake_stripe, header, received, stripe_error};
 
 #[tokio::test]
 async fn a_500_then_success_re_sends_the_same_idempotency_key_and_body() {
@@ -230,7 +230,7 @@ async fn an_unreachable_stripe_is_unavailable() {
         timeout: Duration::from_secs(2),
         max_retries: 1,
         retry_backoff: Duration::from_millis(1),
-        ..billing_stripe::client::StripeClientConfig::new(crate::support::SECRET)
+        ..billing_stripe::client::StripeClientConfig::new(crate::client::support::SECRET)
     })
     .unwrap();
 

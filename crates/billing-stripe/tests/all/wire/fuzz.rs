@@ -5,7 +5,7 @@ use billing_stripe::{EventEnvelope, parse_event, peek_envelope};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
-use crate::story::{FOLDERS, bytes, fixture, fixture_names};
+use crate::wire::story::{FOLDERS, bytes, fixture, fixture_names};
 
 /// Every `(folder, fixture name)`, in the story folders and `real-world/`.
 fn all_fixtures() -> Vec<(&'static str, String)> {

@@ -1,6 +1,6 @@
 //! Integration tests of `billing-stripe`'s wire parsing: every fixture of both API-version
-//! shapes and of `real-world/`, the version differences, error reporting, and panic-freedom on arbitrary input.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! shapes and of `real-world/`, the version differences, error reporting, and panic-freedom
+//! on arbitrary input.
 
 mod errors;
 mod fixtures;

@@ -2,7 +2,6 @@
 //! included) are delivered 16 at a time; the server is restarted each time, every event that
 //! did not get a 2xx is redelivered, and the final state must equal replaying the events one
 //! at a time in the server's own commit order (Postgres `track_commit_timestamp`).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

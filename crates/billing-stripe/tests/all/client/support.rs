@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use billing_stripe::client::{StripeClient, StripeClientConfig};
+use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
 use wiremock::{MockServer, Request, ResponseTemplate};
 
@@ -91,23 +92,12 @@ fn decode_pairs(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte.
 fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut at = 0;
-    while at < bytes.len() {
-        match bytes[at] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = std::str::from_utf8(&bytes[at + 1..at + 3]).unwrap();
-                out.push(u8::from_str_radix(hex, 16).unwrap());
-                at += 2;
-            }
-            byte => out.push(byte),
-        }
-        at += 1;
-    }
-    String::from_utf8(out).unwrap()
+    percent_decode_str(&text.replace('+', " "))
+        .decode_utf8()
+        .unwrap()
+        .into_owned()
 }
 
 /// The webhook fixture `shape/name.json` of the wire tests.

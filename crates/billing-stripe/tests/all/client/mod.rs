@@ -1,7 +1,6 @@
 //! Integration tests of `billing-stripe`'s outgoing Stripe client, against a `wiremock` fake of
 //! the Stripe API on 127.0.0.1 (and, when Python is there, `localstripe`): the requests it
 //! sends, retries and idempotency, error mapping, and reading subscriptions.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod create;
 mod errors;

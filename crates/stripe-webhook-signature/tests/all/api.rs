@@ -1,12 +1,11 @@
 //! Behaviour of the public API: rotation, every error variant, tolerance
 //! semantics, signing and redaction of secrets.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
 use stripe_webhook_signature::{
-    ConfigError, DEFAULT_TOLERANCE, HeaderDefect, Secret, SignatureError, Verified, Verifier, sign,
-    sign_header,
+    DEFAULT_TOLERANCE, HeaderDefect, InvalidSecrets, Secret, SignatureError, Verified, Verifier,
+    sign, sign_header,
 };
 
 const NOW: i64 = 1_700_000_000;
@@ -123,18 +122,18 @@ fn secrets_can_be_given_in_many_forms() {
 }
 
 #[test]
-fn configuration_errors() {
+fn invalid_secrets() {
     assert_eq!(
         Verifier::new(Vec::<String>::new()).unwrap_err(),
-        ConfigError::NoSecrets
+        InvalidSecrets::NoSecrets
     );
     assert_eq!(
         Verifier::new([CURRENT, ""]).unwrap_err(),
-        ConfigError::BlankSecret { index: 1 }
+        InvalidSecrets::BlankSecret { index: 1 }
     );
     assert_eq!(
         Verifier::new([" \t\r\n"]).unwrap_err(),
-        ConfigError::BlankSecret { index: 0 }
+        InvalidSecrets::BlankSecret { index: 0 }
     );
     assert!(Secret::new("").is_blank());
 }
@@ -438,6 +437,6 @@ fn types_are_shareable() {
     assert_traits::<Verifier>();
     assert_traits::<Secret>();
     assert_traits::<SignatureError>();
-    assert_traits::<ConfigError>();
+    assert_traits::<InvalidSecrets>();
     assert_traits::<Verified>();
 }

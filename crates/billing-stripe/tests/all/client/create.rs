@@ -6,7 +6,7 @@ use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::support::{SECRET, client, fake_stripe, field, form, header, received};
+use crate::client::support::{SECRET, client, fake_stripe, field, form, header, received};
 
 fn checkout_request(kind: CheckoutKind, trial_days: Option<u32>) -> CheckoutRequest {
     CheckoutRequest {

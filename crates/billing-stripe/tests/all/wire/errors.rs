@@ -4,7 +4,7 @@ use billing_domain::Fact;
 use billing_stripe::{WireError, parse_event, peek_envelope};
 use serde_json::{Value, json};
 
-use crate::story::{BASIL, PRE_BASIL, STORIES, Story, at, bytes, fixture_json};
+use crate::wire::story::{BASIL, PRE_BASIL, STORIES, Story, at, bytes, fixture_json};
 
 fn object(event: &mut Value) -> &mut Value {
     &mut event["data"]["object"]

@@ -3,7 +3,6 @@
 //! real server binary over HTTP. No panic anywhere; the handler never answers 5xx to
 //! malformed input and never drops a connection. `CHAOS_FUZZ_SECONDS` sets each time box;
 //! `CHAOS_SEED` replays a run.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};

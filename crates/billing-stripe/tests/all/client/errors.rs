@@ -5,7 +5,7 @@ use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::support::{SECRET, client, fake_stripe, received, stripe_error};
+use crate::client::support::{SECRET, client, fake_stripe, received, stripe_error};
 
 #[tokio::test]
 async fn not_found_is_not_found() {

@@ -3,7 +3,6 @@
 //! committed; answers while the database is away are 5xx, never 4xx, and come within a
 //! bound while it is frozen; the same server process recovers by itself; the final state
 //! equals the serial replay in commit order.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
