@@ -142,7 +142,7 @@ impl CheckoutSession {
     }
 }
 
-/// A Stripe customer.
+/// A Stripe customer as an event rendered it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomerFacts {
     /// `cus_…`.
@@ -246,14 +246,14 @@ pub struct InvoiceFacts {
     pub price_ids: Vec<String>,
 }
 
-/// A payment intent.
+/// A payment intent as an event rendered it, whatever the API version.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PaymentIntentFacts {
     /// `pi_…`.
     pub id: String,
     /// `cus_…`, if any.
     pub customer_id: Option<String>,
-    /// The amount.
+    /// The amount the payment intent collects.
     pub amount: Money,
     /// Stripe's status string.
     pub status: String,
@@ -295,7 +295,7 @@ pub struct RefundFacts {
     pub status: String,
 }
 
-/// A dispute.
+/// A dispute of one charge, as an event rendered it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DisputeFacts {
     /// `dp_…`.

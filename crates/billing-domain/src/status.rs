@@ -17,7 +17,7 @@ pub enum SubscriptionStatus {
     Trialing,
     /// The latest invoice failed; Stripe is retrying it.
     PastDue,
-    /// Ended.
+    /// Ended for good: Stripe never changes a canceled subscription again.
     Canceled,
     /// Retries were exhausted and the subscription is left unpaid.
     Unpaid,

@@ -109,7 +109,7 @@ impl Serialize for Limit {
     }
 }
 
-/// One plan tier.
+/// One plan tier: the prices that buy it, what it allows and its grace period.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tier {
     /// The tier's identifier, e.g. `"PRO"`.
