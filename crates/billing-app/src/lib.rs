@@ -21,6 +21,7 @@
 //! is not after the stored one changes nothing and is stored as `stale`. Credits do not depend on
 //! order: they are keyed by invoice id. Terminal statuses (`canceled`, `incomplete_expired`)
 //! never move back.
+#![warn(missing_docs)]
 
 mod effects;
 mod entitlements;

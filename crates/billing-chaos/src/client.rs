@@ -15,9 +15,7 @@ use tokio::net::TcpStream;
 /// An HTTP answer.
 #[derive(Debug, Clone)]
 pub struct Answer {
-    /// The status code.
     pub status: u16,
-    /// The body.
     pub body: Bytes,
 }
 
@@ -62,7 +60,6 @@ impl fmt::Display for Failure {
 /// One exchange: the answer or why there was none, and how long it took.
 #[derive(Debug, Clone)]
 pub struct Exchange {
-    /// The answer.
     pub result: Result<Answer, Failure>,
     /// When the request was started.
     pub started: Instant,

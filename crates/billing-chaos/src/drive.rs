@@ -15,7 +15,6 @@ use crate::load::Load;
 pub struct Delivered {
     /// Index of the event in the load.
     pub event: usize,
-    /// The exchange.
     pub exchange: Exchange,
 }
 

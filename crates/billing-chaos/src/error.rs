@@ -10,7 +10,6 @@ pub enum ChaosError {
     Io {
         /// What the harness was doing.
         what: String,
-        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
@@ -33,13 +32,11 @@ pub enum ChaosError {
     Json {
         /// Which document.
         what: String,
-        /// The parser's error.
         #[source]
         source: serde_json::Error,
     },
 }
 
-/// The harness's result type.
 pub type Result<T> = std::result::Result<T, ChaosError>;
 
 /// Wraps an `io::Error` with what the harness was doing.

@@ -50,7 +50,6 @@ impl Artifacts {
         Ok(Self { dir })
     }
 
-    /// The folder.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -17,7 +17,6 @@ pub struct Comparison {
     pub events: usize,
     /// Rows per table in the live dump.
     pub rows: Vec<(String, usize)>,
-    /// The live state.
     pub live: Dump,
 }
 

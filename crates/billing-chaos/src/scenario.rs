@@ -24,7 +24,6 @@ pub struct Scenario {
     pub cluster: Cluster,
     /// The secrets the servers are started with.
     pub secrets: Secrets,
-    /// The Stripe fixtures.
     pub fixtures: Fixtures,
     /// Logs and failing inputs.
     pub artifacts: Artifacts,

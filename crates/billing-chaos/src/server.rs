@@ -265,7 +265,6 @@ impl Server {
         self.starts
     }
 
-    /// The log file.
     pub fn log(&self) -> &Path {
         &self.spec.log
     }

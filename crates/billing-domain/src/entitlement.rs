@@ -31,6 +31,7 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use strum::{IntoStaticStr, VariantNames};
 
 use crate::catalog::{Catalog, Limit, Tier};
 use crate::status::SubscriptionStatus;
@@ -70,7 +71,11 @@ impl SubscriptionState {
 }
 
 /// Why an [`Entitlement`] grants the tier it grants.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its stable [`code`](AccessReason::code) is the variant's name in snake_case; its `Display`
+/// is a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, IntoStaticStr, VariantNames)]
+#[strum(serialize_all = "snake_case")]
 pub enum AccessReason {
     /// The user has no subscription: free tier.
     NoSubscription,
@@ -113,31 +118,11 @@ pub enum AccessReason {
 
 impl AccessReason {
     /// Every code [`AccessReason::code`] can return, in declaration order.
-    pub const CODES: [&'static str; 9] = [
-        "no_subscription",
-        "active",
-        "trialing",
-        "in_grace_period",
-        "grace_period_over",
-        "canceling_at_period_end",
-        "paid_period_over",
-        "no_paid_access",
-        "unknown_price",
-    ];
+    pub const CODES: &'static [&'static str] = Self::VARIANTS;
 
     /// A stable snake_case name for APIs and logs, e.g. `"in_grace_period"`.
     pub fn code(&self) -> &'static str {
-        match self {
-            AccessReason::NoSubscription => "no_subscription",
-            AccessReason::Active => "active",
-            AccessReason::Trialing => "trialing",
-            AccessReason::InGracePeriod { .. } => "in_grace_period",
-            AccessReason::GracePeriodOver { .. } => "grace_period_over",
-            AccessReason::CancelingAtPeriodEnd { .. } => "canceling_at_period_end",
-            AccessReason::PaidPeriodOver { .. } => "paid_period_over",
-            AccessReason::NoPaidAccess { .. } => "no_paid_access",
-            AccessReason::UnknownPrice { .. } => "unknown_price",
-        }
+        self.into()
     }
 
     /// True when the reason keeps the subscription's paid tier.

@@ -4,6 +4,7 @@
 //! the application applies its [`Fact`]. Only what the billing state needs is kept.
 
 use chrono::{DateTime, Utc};
+use strum::{AsRefStr, Display, EnumString};
 
 use crate::money::Money;
 use crate::status::SubscriptionStatus;
@@ -77,8 +78,10 @@ pub enum Fact {
     Unhandled,
 }
 
-/// The mode of a Checkout Session.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The mode of a Checkout Session. Its wire strings are the variants' names in lower case
+/// (`"payment"`); a mode this version does not know is kept as [`CheckoutMode::Unknown`].
+#[derive(Debug, Clone, PartialEq, Eq, AsRefStr, Display, EnumString)]
+#[strum(serialize_all = "snake_case")]
 pub enum CheckoutMode {
     /// One-time payment.
     Payment,
@@ -87,7 +90,22 @@ pub enum CheckoutMode {
     /// Saves a payment method only.
     Setup,
     /// A mode this version does not know.
+    #[strum(default, transparent)]
     Unknown(String),
+}
+
+impl CheckoutMode {
+    /// Parses Stripe's wire string; never fails (unknown strings become `Unknown`).
+    pub fn parse(value: &str) -> Self {
+        // With a `default` variant, strum's `FromStr` cannot fail (`Err = Infallible`).
+        let Ok(mode) = value.parse();
+        mode
+    }
+
+    /// Stripe's wire string for this mode.
+    pub fn as_str(&self) -> &str {
+        self.as_ref()
+    }
 }
 
 /// A completed Checkout Session.
@@ -124,7 +142,7 @@ impl CheckoutSession {
     }
 }
 
-/// A Stripe customer.
+/// A Stripe customer as an event rendered it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomerFacts {
     /// `cus_…`.
@@ -228,14 +246,14 @@ pub struct InvoiceFacts {
     pub price_ids: Vec<String>,
 }
 
-/// A payment intent.
+/// A payment intent as an event rendered it, whatever the API version.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PaymentIntentFacts {
     /// `pi_…`.
     pub id: String,
     /// `cus_…`, if any.
     pub customer_id: Option<String>,
-    /// The amount.
+    /// The amount the payment intent collects.
     pub amount: Money,
     /// Stripe's status string.
     pub status: String,
@@ -277,7 +295,7 @@ pub struct RefundFacts {
     pub status: String,
 }
 
-/// A dispute.
+/// A dispute of one charge, as an event rendered it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DisputeFacts {
     /// `dp_…`.

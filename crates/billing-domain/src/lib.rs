@@ -54,6 +54,7 @@
 //! assert_eq!(decide(limit, 100, 1), UsageDecision::Denied { used: 100, limit: 100 });
 //! # Ok::<(), billing_domain::CatalogError>(())
 //! ```
+#![warn(missing_docs)]
 
 pub mod catalog;
 pub mod entitlement;

@@ -1,13 +1,15 @@
 //! Stripe subscription statuses, including ones Stripe may add later.
 
-use std::fmt;
-use std::str::FromStr;
+use strum::{AsRefStr, Display, EnumString};
 
 /// A subscription's status as Stripe reports it.
 ///
 /// Statuses this crate does not know yet parse as [`SubscriptionStatus::Unknown`], which grants
-/// no paid access: a surprise from Stripe must never hand out a paid tier.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// no paid access: a surprise from Stripe must never hand out a paid tier. The wire strings are
+/// the variants' names in snake_case (`past_due`), matched exactly; parsing never fails, and an
+/// unknown status displays as the string it was parsed from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, AsRefStr, Display, EnumString)]
+#[strum(serialize_all = "snake_case")]
 pub enum SubscriptionStatus {
     /// Paid and current.
     Active,
@@ -15,7 +17,7 @@ pub enum SubscriptionStatus {
     Trialing,
     /// The latest invoice failed; Stripe is retrying it.
     PastDue,
-    /// Ended.
+    /// Ended for good: Stripe never changes a canceled subscription again.
     Canceled,
     /// Retries were exhausted and the subscription is left unpaid.
     Unpaid,
@@ -26,6 +28,7 @@ pub enum SubscriptionStatus {
     /// Paused (trial ended without a payment method, or paused collection).
     Paused,
     /// A status this version does not know.
+    #[strum(default, transparent)]
     Unknown(String),
 }
 
@@ -44,32 +47,14 @@ impl SubscriptionStatus {
 
     /// Parses Stripe's wire string; never fails (unknown strings become `Unknown`).
     pub fn parse(value: &str) -> Self {
-        match value {
-            "active" => Self::Active,
-            "trialing" => Self::Trialing,
-            "past_due" => Self::PastDue,
-            "canceled" => Self::Canceled,
-            "unpaid" => Self::Unpaid,
-            "incomplete" => Self::Incomplete,
-            "incomplete_expired" => Self::IncompleteExpired,
-            "paused" => Self::Paused,
-            other => Self::Unknown(other.to_owned()),
-        }
+        // With a `default` variant, strum's `FromStr` cannot fail (`Err = Infallible`).
+        let Ok(status) = value.parse();
+        status
     }
 
     /// Stripe's wire string for this status.
     pub fn as_str(&self) -> &str {
-        match self {
-            Self::Active => "active",
-            Self::Trialing => "trialing",
-            Self::PastDue => "past_due",
-            Self::Canceled => "canceled",
-            Self::Unpaid => "unpaid",
-            Self::Incomplete => "incomplete",
-            Self::IncompleteExpired => "incomplete_expired",
-            Self::Paused => "paused",
-            Self::Unknown(s) => s,
-        }
+        self.as_ref()
     }
 
     /// True for statuses after which Stripe never changes the subscription again.
@@ -96,18 +81,5 @@ impl SubscriptionStatus {
             Self::IncompleteExpired => 7,
             Self::Canceled => 8,
         }
-    }
-}
-
-impl FromStr for SubscriptionStatus {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self::parse(s))
-    }
-}
-
-impl fmt::Display for SubscriptionStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }

@@ -22,6 +22,7 @@
 //! let app = actix_web::App::new().configure(|cfg| billing_http::configure::<S>(cfg, state.clone()));
 //! # }
 //! ```
+#![warn(missing_docs)]
 
 mod api;
 mod auth;

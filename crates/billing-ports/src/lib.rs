@@ -8,6 +8,7 @@
 //!
 //! Architecture invariant: no Diesel, SQL or async-stripe type crosses these traits. Adapters
 //! (`billing-store-diesel`, `billing-stripe`) implement them; `billing-app` uses them.
+#![warn(missing_docs)]
 
 pub mod clock;
 pub mod error;

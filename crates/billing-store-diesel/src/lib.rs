@@ -22,6 +22,7 @@
 //! ```
 //!
 //! Architecture invariant: no Diesel type leaves this crate; callers see the ports' types.
+#![warn(missing_docs)]
 
 mod backend;
 mod error;

@@ -33,6 +33,7 @@
 //! the crate, wire parsing lives in [`wire`] (one submodule per Stripe object) and uses our
 //! own lenient serde structs rather than a Stripe SDK's types, which accept one API version
 //! only; the SDK (async-stripe) is used only inside [`client`], to build and send requests.
+#![warn(missing_docs)]
 
 pub mod client;
 mod error;

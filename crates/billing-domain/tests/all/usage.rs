@@ -1,5 +1,4 @@
 //! Metering periods (billing period or UTC calendar month) and the usage limit decision.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use billing_domain::{
     Limit, MeteringPeriod, SubscriptionState, SubscriptionStatus, UsageDecision, decide,

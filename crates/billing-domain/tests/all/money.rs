@@ -1,5 +1,4 @@
 //! Currency parsing and money display.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use billing_domain::{Currency, DomainError, Money};
 use proptest::prelude::*;

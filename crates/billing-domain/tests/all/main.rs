@@ -1,0 +1,13 @@
+//! billing-domain's integration tests, in one binary (one link step): each module tests one
+//! part of the public API.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod catalog;
+mod entitlement;
+mod facts;
+mod money;
+mod status;
+mod usage;
+
+/// The plan catalog the server ships (`plans.toml` at the workspace root).
+const PLANS: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../plans.toml"));
