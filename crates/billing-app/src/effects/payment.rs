@@ -5,12 +5,18 @@
 //! and dispute state is kept on the payment row too, so a refund that arrives before its order
 //! is applied to the order when the order is written, and the first event of any kind creates
 //! the row: nothing is lost whatever the delivery order.
+//!
+//! Each effect locks the payment's ids and loads its row ([`lock_and_load`]), asks the domain's
+//! rules ([`billing_domain::payment`], [`billing_domain::refund`], [`billing_domain::dispute`])
+//! and saves the row and its order ([`save`]).
 
 use billing_domain::facts::{
     ChargeFacts, CheckoutSession, DisputeFacts, DisputeOutcome, PaymentIntentChange,
     PaymentIntentFacts, RefundFacts,
 };
-use billing_domain::{BillingEvent, Money};
+use billing_domain::payment::{self as rules, ReportedAmount, StatusAt};
+use billing_domain::refund::{self, RefundStatus as Refunded};
+use billing_domain::{BillingEvent, dispute as disputes};
 use billing_ports::{
     BillingTx, DisputeStatus, EventStatus, OrderRecord, PaymentRecord, PaymentStatus, RefundStatus,
 };
@@ -35,18 +41,22 @@ pub(super) async fn checkout_order(
     };
     let payment = match &session.payment_intent_id {
         Some(pi) => {
-            let status = if session.payment_status.as_deref() == Some("paid") {
-                PaymentStatus::Succeeded
-            } else {
-                PaymentStatus::Processing
-            };
+            let status = port_status(rules::PaymentStatus::of_checkout(
+                session.payment_status.as_deref(),
+            ));
             let found = Key {
                 payment_intent_id: Some(pi),
                 charge_id: None,
             };
-            let mut payment = load(tx, found, Amount::Of(&amount), status, event.created)
-                .await?
-                .payment;
+            let mut payment = lock_and_load(
+                tx,
+                found,
+                ReportedAmount::Whole(&amount),
+                status,
+                event.created,
+            )
+            .await?
+            .payment;
             payment.stripe_customer_id = payment
                 .stripe_customer_id
                 .or_else(|| session.customer_id.clone());
@@ -59,16 +69,16 @@ pub(super) async fn checkout_order(
         }
         None => None,
     };
-    let amount_refunded = payment
-        .as_ref()
-        .map_or(0, |p| p.amount_refunded)
-        .min(amount.amount_minor);
+    let amount_refunded = refund::order_share(
+        payment.as_ref().map_or(0, |p| p.amount_refunded),
+        amount.amount_minor,
+    );
     let order = OrderRecord {
         checkout_session_id: session.id.clone(),
         payment_intent_id: session.payment_intent_id.clone(),
         stripe_customer_id: session.customer_id.clone(),
         user_id: user.map(str::to_owned),
-        refund_status: refund_status(amount_refunded, amount.amount_minor),
+        refund_status: port_refund_status(Refunded::of(amount_refunded, amount.amount_minor)),
         amount_refunded,
         dispute_status: payment
             .as_ref()
@@ -92,13 +102,7 @@ pub(super) async fn intent(
     change: PaymentIntentChange,
     intent: &PaymentIntentFacts,
 ) -> Result<EventStatus, AppError> {
-    let status = match change {
-        PaymentIntentChange::Succeeded => PaymentStatus::Succeeded,
-        PaymentIntentChange::PaymentFailed => PaymentStatus::Failed,
-        PaymentIntentChange::Processing => PaymentStatus::Processing,
-        PaymentIntentChange::RequiresAction => PaymentStatus::RequiresAction,
-        PaymentIntentChange::Canceled => PaymentStatus::Canceled,
-    };
+    let status = port_status(rules::PaymentStatus::of_change(change));
     let key = Key {
         payment_intent_id: Some(&intent.id),
         charge_id: intent.latest_charge_id.as_deref(),
@@ -108,7 +112,14 @@ pub(super) async fn intent(
         None => None,
     }
     .or_else(|| intent.metadata_user_id.clone());
-    let mut loaded = load(tx, key, Amount::Of(&intent.amount), status, event.created).await?;
+    let mut loaded = lock_and_load(
+        tx,
+        key,
+        ReportedAmount::Whole(&intent.amount),
+        status,
+        event.created,
+    )
+    .await?;
     let payment = &mut loaded.payment;
     payment.stripe_customer_id = payment
         .stripe_customer_id
@@ -147,10 +158,10 @@ pub(super) async fn charge_refunded(
         payment_intent_id: charge.payment_intent_id.as_deref(),
         charge_id: Some(&charge.id),
     };
-    let mut loaded = load(
+    let mut loaded = lock_and_load(
         tx,
         key,
-        Amount::Of(&charge.amount),
+        ReportedAmount::Whole(&charge.amount),
         PaymentStatus::Succeeded,
         event.created,
     )
@@ -179,23 +190,19 @@ pub(super) async fn refund_updated(
         tracing::warn!(refund_id = ?refund.id, "refund names neither a charge nor a payment intent; ignored");
         return Ok(EventStatus::Ignored);
     }
-    match refund.status.as_str() {
-        "succeeded" | "pending" => {
-            let loaded = load(
-                tx,
-                key,
-                Amount::AtLeast(&refund.amount),
-                PaymentStatus::Succeeded,
-                event.created,
-            )
-            .await?;
-            record_refund(tx, ctx, loaded, refund.amount.amount_minor).await
-        }
-        other => {
-            tracing::warn!(refund_id = ?refund.id, status = ?other, "refund did not go through");
-            Ok(EventStatus::Processed)
-        }
+    if !refund::refund_counts(&refund.status) {
+        tracing::warn!(refund_id = ?refund.id, status = ?refund.status, "refund did not go through");
+        return Ok(EventStatus::Processed);
     }
+    let loaded = lock_and_load(
+        tx,
+        key,
+        ReportedAmount::AtLeast(&refund.amount),
+        PaymentStatus::Succeeded,
+        event.created,
+    )
+    .await?;
+    record_refund(tx, ctx, loaded, refund.amount.amount_minor).await
 }
 
 /// `charge.dispute.*`: Stripe's status is kept as sent, the outcome derived from it. A
@@ -214,17 +221,19 @@ pub(super) async fn dispute(
         tracing::warn!(dispute_id = ?dispute.id, "dispute names neither a charge nor a payment intent; ignored");
         return Ok(EventStatus::Ignored);
     }
-    let mut loaded = load(
+    let mut loaded = lock_and_load(
         tx,
         key,
-        Amount::AtLeast(&dispute.amount),
+        ReportedAmount::AtLeast(&dispute.amount),
         PaymentStatus::Succeeded,
         event.created,
     )
     .await?;
     let payment = &mut loaded.payment;
-    if !payment_dispute_closed(payment) {
-        payment.dispute_status = dispute_status(DisputeOutcome::of_status(&dispute.status));
+    if let Some(outcome) =
+        disputes::next_outcome(outcome_of(payment.dispute_status), &dispute.status)
+    {
+        payment.dispute_status = dispute_status(Some(outcome));
         payment.dispute_stripe_status = Some(dispute.status.clone());
     }
     save(tx, ctx, &loaded).await?;
@@ -244,23 +253,13 @@ impl Key<'_> {
     }
 }
 
-/// What an event says of the payment's amount.
-#[derive(Clone, Copy)]
-enum Amount<'a> {
-    /// The payment's own amount (a payment intent, a charge, a Checkout total).
-    Of(&'a Money),
-    /// A part of it (a refund, a dispute): the amount is at least this much until the payment
-    /// itself is seen.
-    AtLeast(&'a Money),
-}
-
 /// Locks the payment's ids and returns its row: the stored one (a row known by its charge
 /// alone merged into its payment intent's), or a new one in `status`, with its amount updated
 /// from `amount`.
-async fn load(
+async fn lock_and_load(
     tx: &mut dyn BillingTx,
     key: Key<'_>,
-    amount: Amount<'_>,
+    amount: ReportedAmount<'_>,
     status: PaymentStatus,
     at: DateTime<Utc>,
 ) -> Result<Loaded, AppError> {
@@ -297,9 +296,7 @@ async fn load(
             charge_id: None,
             stripe_customer_id: None,
             user_id: None,
-            amount: match amount {
-                Amount::Of(money) | Amount::AtLeast(money) => money.clone(),
-            },
+            amount: amount.money().clone(),
             status,
             status_at: Some(at),
             last_error: None,
@@ -324,16 +321,7 @@ async fn load(
     if payment.charge_id.is_none() {
         payment.charge_id = key.charge_id.map(str::to_owned);
     }
-    match amount {
-        Amount::Of(money) => payment.amount = money.clone(),
-        Amount::AtLeast(money)
-            if money.currency == payment.amount.currency
-                && money.amount_minor > payment.amount.amount_minor =>
-        {
-            payment.amount = money.clone();
-        }
-        Amount::AtLeast(_) => {}
-    }
+    payment.amount = rules::amount_after(&payment.amount, amount);
     Ok(Loaded {
         payment,
         order_reflects,
@@ -352,48 +340,31 @@ fn merge(mut kept: PaymentRecord, other: PaymentRecord) -> PaymentRecord {
     kept.charge_id = kept.charge_id.or(other.charge_id);
     kept.stripe_customer_id = kept.stripe_customer_id.or(other.stripe_customer_id);
     kept.user_id = kept.user_id.or(other.user_id);
-    kept.amount_refunded = kept.amount_refunded.max(other.amount_refunded);
-    if !payment_dispute_closed(&kept) && other.dispute_status != DisputeStatus::None {
+    kept.amount_refunded = refund::refunded_total(kept.amount_refunded, other.amount_refunded);
+    let side = disputes::merged_dispute(
+        outcome_of(kept.dispute_status),
+        outcome_of(other.dispute_status),
+    );
+    if side == disputes::MergedDispute::Other {
         kept.dispute_status = other.dispute_status;
         kept.dispute_stripe_status = other.dispute_stripe_status;
     }
     kept
 }
 
-/// Sets the payment's status unless it is already final or was set by a newer event; returns
-/// whether it was set. Succeeded and canceled are final: a late failure of an earlier attempt
-/// never undoes a success.
+/// Sets the payment's status as [`rules::next_status`] decides; returns whether it was set.
 fn set_status(payment: &mut PaymentRecord, status: PaymentStatus, at: DateTime<Utc>) -> bool {
-    let current_final = matches!(
-        payment.status,
-        PaymentStatus::Succeeded | PaymentStatus::Canceled
-    );
-    let incoming_final = matches!(status, PaymentStatus::Succeeded | PaymentStatus::Canceled);
-    let newer = payment.status_at.is_none_or(|held| at >= held);
-    if current_final && payment.status != status {
-        return false;
-    }
-    if !(incoming_final || newer) {
-        return false;
-    }
-    payment.status = status;
-    payment.status_at = Some(payment.status_at.map_or(at, |held| held.max(at)));
-    true
-}
-
-fn payment_dispute_closed(payment: &PaymentRecord) -> bool {
-    matches!(
-        payment.dispute_status,
-        DisputeStatus::Won | DisputeStatus::Lost | DisputeStatus::ClosedWithoutChargeback
-    )
-}
-
-fn dispute_status(outcome: DisputeOutcome) -> DisputeStatus {
-    match outcome {
-        DisputeOutcome::Open => DisputeStatus::Open,
-        DisputeOutcome::Won => DisputeStatus::Won,
-        DisputeOutcome::Lost => DisputeStatus::Lost,
-        DisputeOutcome::ClosedWithoutChargeback => DisputeStatus::ClosedWithoutChargeback,
+    let current = StatusAt {
+        status: domain_status(payment.status),
+        at: payment.status_at,
+    };
+    match rules::next_status(current, domain_status(status), at) {
+        Some(next) => {
+            payment.status = port_status(next.status);
+            payment.status_at = next.at;
+            true
+        }
+        None => false,
     }
 }
 
@@ -403,8 +374,8 @@ async fn record_refund(
     mut loaded: Loaded,
     refunded_total: i64,
 ) -> Result<EventStatus, AppError> {
-    // Refund totals only grow; taking the maximum makes the order of deliveries irrelevant.
-    loaded.payment.amount_refunded = loaded.payment.amount_refunded.max(refunded_total);
+    loaded.payment.amount_refunded =
+        refund::refunded_total(loaded.payment.amount_refunded, refunded_total);
     save(tx, ctx, &loaded).await?;
     Ok(EventStatus::Processed)
 }
@@ -425,9 +396,15 @@ async fn save(tx: &mut dyn BillingTx, ctx: &Context, loaded: &Loaded) -> Result<
         return Ok(());
     };
     let before = order.clone();
-    let refunded = payment.amount_refunded.min(order.amount.amount_minor);
-    order.amount_refunded = order.amount_refunded.max(refunded);
-    order.refund_status = refund_status(order.amount_refunded, order.amount.amount_minor);
+    order.amount_refunded = refund::order_refunded(
+        order.amount_refunded,
+        payment.amount_refunded,
+        order.amount.amount_minor,
+    );
+    order.refund_status = port_refund_status(Refunded::of(
+        order.amount_refunded,
+        order.amount.amount_minor,
+    ));
     order.dispute_status = payment.dispute_status;
     if order != before {
         tx.update_order(&order, ctx.now).await?;
@@ -435,12 +412,57 @@ async fn save(tx: &mut dyn BillingTx, ctx: &Context, loaded: &Loaded) -> Result<
     Ok(())
 }
 
-fn refund_status(refunded: i64, total: i64) -> RefundStatus {
-    if refunded <= 0 {
-        RefundStatus::None
-    } else if refunded >= total {
-        RefundStatus::Full
-    } else {
-        RefundStatus::Partial
+/// The domain's view of a stored payment status.
+fn domain_status(status: PaymentStatus) -> rules::PaymentStatus {
+    match status {
+        PaymentStatus::Succeeded => rules::PaymentStatus::Succeeded,
+        PaymentStatus::Failed => rules::PaymentStatus::Failed,
+        PaymentStatus::Processing => rules::PaymentStatus::Processing,
+        PaymentStatus::RequiresAction => rules::PaymentStatus::RequiresAction,
+        PaymentStatus::RequiresCapture => rules::PaymentStatus::RequiresCapture,
+        PaymentStatus::Canceled => rules::PaymentStatus::Canceled,
+    }
+}
+
+/// The stored form of a domain payment status.
+fn port_status(status: rules::PaymentStatus) -> PaymentStatus {
+    match status {
+        rules::PaymentStatus::Succeeded => PaymentStatus::Succeeded,
+        rules::PaymentStatus::Failed => PaymentStatus::Failed,
+        rules::PaymentStatus::Processing => PaymentStatus::Processing,
+        rules::PaymentStatus::RequiresAction => PaymentStatus::RequiresAction,
+        rules::PaymentStatus::RequiresCapture => PaymentStatus::RequiresCapture,
+        rules::PaymentStatus::Canceled => PaymentStatus::Canceled,
+    }
+}
+
+/// The domain's view of a stored dispute state: `None` when never disputed.
+fn outcome_of(status: DisputeStatus) -> Option<DisputeOutcome> {
+    match status {
+        DisputeStatus::None => None,
+        DisputeStatus::Open => Some(DisputeOutcome::Open),
+        DisputeStatus::Won => Some(DisputeOutcome::Won),
+        DisputeStatus::Lost => Some(DisputeOutcome::Lost),
+        DisputeStatus::ClosedWithoutChargeback => Some(DisputeOutcome::ClosedWithoutChargeback),
+    }
+}
+
+/// The stored form of a dispute outcome (`None`: never disputed).
+fn dispute_status(outcome: Option<DisputeOutcome>) -> DisputeStatus {
+    match outcome {
+        None => DisputeStatus::None,
+        Some(DisputeOutcome::Open) => DisputeStatus::Open,
+        Some(DisputeOutcome::Won) => DisputeStatus::Won,
+        Some(DisputeOutcome::Lost) => DisputeStatus::Lost,
+        Some(DisputeOutcome::ClosedWithoutChargeback) => DisputeStatus::ClosedWithoutChargeback,
+    }
+}
+
+/// The stored form of a domain refund status.
+fn port_refund_status(status: Refunded) -> RefundStatus {
+    match status {
+        Refunded::None => RefundStatus::None,
+        Refunded::Partial => RefundStatus::Partial,
+        Refunded::Full => RefundStatus::Full,
     }
 }

@@ -8,9 +8,10 @@
 //! the inference, by [`SubscriptionRecord::status_position`].
 
 use billing_domain::facts::{SubscriptionChange, SubscriptionSnapshot};
-use billing_domain::{BillingEvent, SubscriptionStatus, Tier};
+use billing_domain::ordering::Staleness;
+use billing_domain::status_transition::{self, Grace, SnapshotOutcome, Standing};
+use billing_domain::{BillingEvent, Position, SubscriptionStatus, Tier};
 use billing_ports::{BillingTx, EventPosition, EventStatus, SubscriptionRecord};
-use chrono::{DateTime, Utc};
 
 use super::{Context, customer};
 use crate::error::AppError;
@@ -77,48 +78,13 @@ pub(crate) fn tier_for_items<'c>(
 
 /// The ordering position of an event that brings `status`.
 pub(crate) fn position(event: &BillingEvent, status: &SubscriptionStatus) -> EventPosition {
-    EventPosition {
-        created: event.created,
-        rank: status.progression_rank(),
-        event_id: event.id.clone(),
-    }
+    event_position(Position::of(event.created, status, &event.id))
 }
 
-/// The grace deadline and dunning invoice after the status moves from `before` to `after`.
-///
-/// One deadline per dunning cycle, anchored on the billed period's start (`anchor`) plus the
-/// tier's grace: a subscription that stays past due in the same period keeps the deadline it
-/// has, so retries never extend it; one that becomes past due, or is past due in a new period
-/// (the next cycle's failure seen before the recovery in between), gets a new one; any other
-/// status has none.
-pub(crate) fn grace_after(
-    before: Option<&SubscriptionRecord>,
-    after: &SubscriptionStatus,
-    tier: &Tier,
-    anchor: DateTime<Utc>,
-) -> (Option<DateTime<Utc>>, Option<String>) {
-    if *after != SubscriptionStatus::PastDue {
-        return (None, None);
-    }
-    match before {
-        Some(current)
-            if current.status == SubscriptionStatus::PastDue
-                && current.grace_period_end.is_some()
-                && current
-                    .current_period_start
-                    .is_none_or(|start| start == anchor) =>
-        {
-            (current.grace_period_end, current.dunning_invoice_id.clone())
-        }
-        _ => (Some(billing_domain::grace_deadline(tier, anchor)), None),
-    }
-}
-
-/// Writes a snapshot unless a later snapshot was already applied (then: stale).
-///
-/// The snapshot's fields are written when it is newer than the last snapshot. Its status is
-/// written too unless a newer status was inferred from an invoice since; a terminal status
-/// always is, and a terminal status already stored is never reopened.
+/// Loads the subscription, decides what the snapshot changes
+/// ([`status_transition::snapshot_transition`]) and saves it; a snapshot older than the last
+/// applied one, or one that would reopen an ended subscription, is stored as stale. The caller
+/// holds the customer's lock.
 ///
 /// `trusted` snapshots (re-fetched from Stripe under the customer lock) are current by
 /// construction and always written, status included.
@@ -130,74 +96,124 @@ pub(crate) async fn apply_snapshot(
     trusted: bool,
 ) -> Result<EventStatus, AppError> {
     let existing = tx.subscription(&snapshot.id).await?;
-    let (snapshot_position, status_position, status) = match &existing {
-        None => (incoming.clone(), incoming.clone(), snapshot.status.clone()),
-        Some(current) => {
-            if !trusted && incoming <= current.snapshot_position {
+    let (price_id, tier) = tier_for_items(ctx, &snapshot.price_ids);
+    let current = existing.as_ref().map(standing_of);
+    let incoming = position_of(&incoming);
+    let standing = match status_transition::snapshot_transition(
+        current.as_ref(),
+        snapshot,
+        incoming.clone(),
+        trusted,
+        tier,
+    ) {
+        SnapshotOutcome::Stale(why) => {
+            log_stale(&incoming, snapshot, why);
+            return Ok(EventStatus::Stale);
+        }
+        SnapshotOutcome::Apply {
+            standing,
+            status_kept,
+        } => {
+            if status_kept {
                 tracing::info!(
                     event_id = ?incoming.event_id,
                     subscription_id = ?snapshot.id,
-                    "snapshot older than the subscription's last applied snapshot; stored as stale"
-                );
-                return Ok(EventStatus::Stale);
-            }
-            if current.status.is_terminal() && !snapshot.status.is_terminal() {
-                tracing::warn!(
-                    event_id = ?incoming.event_id,
-                    subscription_id = ?snapshot.id,
-                    status = snapshot.status.as_str(),
-                    "subscription already ended; a non-terminal status cannot reopen it"
-                );
-                return Ok(EventStatus::Stale);
-            }
-            let snapshot_position = incoming.clone().max(current.snapshot_position.clone());
-            let status_is_newer =
-                trusted || snapshot.status.is_terminal() || incoming > current.status_position;
-            if status_is_newer {
-                (
-                    snapshot_position,
-                    incoming.clone().max(current.status_position.clone()),
-                    snapshot.status.clone(),
-                )
-            } else {
-                tracing::info!(
-                    event_id = ?incoming.event_id,
-                    subscription_id = ?snapshot.id,
-                    kept = current.status.as_str(),
+                    kept = standing.status.as_str(),
                     "a newer invoice event set the status; the snapshot's other fields are applied"
                 );
-                (
-                    snapshot_position,
-                    current.status_position.clone(),
-                    current.status.clone(),
-                )
             }
+            standing
         }
     };
-    let (price_id, tier) = tier_for_items(ctx, &snapshot.price_ids);
     warn_unknown_prices(ctx, snapshot, existing.as_ref());
-    let anchor = snapshot.current_period_start.unwrap_or(incoming.created);
-    let (grace_period_end, dunning_invoice_id) =
-        grace_after(existing.as_ref(), &status, tier, anchor);
-    let record = SubscriptionRecord {
+    let record = snapshot_record(snapshot, price_id, tier, standing);
+    tx.save_subscription(&record, ctx.now).await?;
+    Ok(EventStatus::Processed)
+}
+
+fn log_stale(incoming: &Position, snapshot: &SubscriptionSnapshot, why: Staleness) {
+    match why {
+        Staleness::OlderSnapshot => tracing::info!(
+            event_id = ?incoming.event_id,
+            subscription_id = ?snapshot.id,
+            "snapshot older than the subscription's last applied snapshot; stored as stale"
+        ),
+        Staleness::Ended => tracing::warn!(
+            event_id = ?incoming.event_id,
+            subscription_id = ?snapshot.id,
+            status = snapshot.status.as_str(),
+            "subscription already ended; a non-terminal status cannot reopen it"
+        ),
+    }
+}
+
+/// The record a snapshot writes: its own fields, the deciding price and tier, and the standing
+/// the status rules decided.
+fn snapshot_record(
+    snapshot: &SubscriptionSnapshot,
+    price_id: Option<String>,
+    tier: &Tier,
+    standing: Standing,
+) -> SubscriptionRecord {
+    SubscriptionRecord {
         stripe_subscription_id: snapshot.id.clone(),
         stripe_customer_id: snapshot.customer_id.clone(),
         price_id,
         item_price_ids: snapshot.price_ids.clone(),
         tier: tier.id.as_str().to_owned(),
-        status,
-        current_period_start: snapshot.current_period_start,
+        status: standing.status,
+        current_period_start: standing.current_period_start,
         current_period_end: snapshot.current_period_end,
         cancel_at_period_end: snapshot.cancel_at_period_end,
         canceled_at: snapshot.canceled_at,
         trial_end: snapshot.trial_end,
-        grace_period_end,
-        dunning_invoice_id,
-        snapshot_position,
-        status_position,
-    };
-    tx.save_subscription(&record, ctx.now).await?;
-    Ok(EventStatus::Processed)
+        grace_period_end: standing.grace.period_end,
+        dunning_invoice_id: standing.grace.dunning_invoice_id,
+        snapshot_position: event_position(standing.snapshot_position),
+        status_position: event_position(standing.status_position),
+    }
+}
+
+/// The domain's ordering position of a stored one.
+pub(crate) fn position_of(position: &EventPosition) -> Position {
+    Position {
+        created: position.created,
+        rank: position.rank,
+        event_id: position.event_id.clone(),
+    }
+}
+
+/// The stored form of a domain ordering position.
+pub(crate) fn event_position(position: Position) -> EventPosition {
+    EventPosition {
+        created: position.created,
+        rank: position.rank,
+        event_id: position.event_id,
+    }
+}
+
+/// What the status rules read of a stored subscription.
+pub(crate) fn standing_of(record: &SubscriptionRecord) -> Standing {
+    Standing {
+        status: record.status.clone(),
+        current_period_start: record.current_period_start,
+        grace: Grace {
+            period_end: record.grace_period_end,
+            dunning_invoice_id: record.dunning_invoice_id.clone(),
+        },
+        snapshot_position: position_of(&record.snapshot_position),
+        status_position: position_of(&record.status_position),
+    }
+}
+
+/// Writes what the status rules decided into a stored subscription.
+pub(crate) fn write_standing(record: &mut SubscriptionRecord, standing: Standing) {
+    record.status = standing.status;
+    record.current_period_start = standing.current_period_start;
+    record.grace_period_end = standing.grace.period_end;
+    record.dunning_invoice_id = standing.grace.dunning_invoice_id;
+    record.snapshot_position = event_position(standing.snapshot_position);
+    record.status_position = event_position(standing.status_position);
 }
 
 /// Logs the item prices the catalog does not know, once per subscription: only those the
