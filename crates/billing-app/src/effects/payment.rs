@@ -10,19 +10,19 @@
 //! rules ([`billing_domain::payment`], [`billing_domain::refund`], [`billing_domain::dispute`])
 //! and saves the row and its order ([`save`]).
 
+use billing_domain::BillingEvent;
 use billing_domain::facts::{
-    ChargeFacts, CheckoutSession, DisputeFacts, DisputeOutcome, PaymentIntentChange,
-    PaymentIntentFacts, RefundFacts,
+    ChargeFacts, CheckoutSession, DisputeFacts, PaymentIntentChange, PaymentIntentFacts,
+    RefundFacts,
 };
-use billing_domain::payment::{self as rules, ReportedAmount, StatusAt};
+use billing_domain::payment::{self as rules, ReportedAmount};
 use billing_domain::refund::{self, RefundStatus as Refunded};
-use billing_domain::{BillingEvent, dispute as disputes};
 use billing_ports::{
-    BillingTx, DisputeStatus, EventStatus, OrderRecord, PaymentRecord, PaymentStatus, RefundStatus,
+    BillingTx, DisputeStatus, EventStatus, OrderRecord, PaymentRecord, PaymentStatus,
 };
 use chrono::{DateTime, Utc};
 
-use super::Context;
+use super::{Context, payment_row};
 use crate::error::AppError;
 
 /// Writes the payment and the order of a paid Checkout session, once.
@@ -41,7 +41,7 @@ pub(super) async fn checkout_order(
     };
     let payment = match &session.payment_intent_id {
         Some(pi) => {
-            let status = port_status(rules::PaymentStatus::of_checkout(
+            let status = payment_row::port_status(rules::PaymentStatus::of_checkout(
                 session.payment_status.as_deref(),
             ));
             let found = Key {
@@ -62,7 +62,7 @@ pub(super) async fn checkout_order(
                 .or_else(|| session.customer_id.clone());
             payment.user_id = payment.user_id.or_else(|| user.map(str::to_owned));
             if status == PaymentStatus::Succeeded {
-                set_status(&mut payment, status, event.created);
+                payment_row::set_status(&mut payment, status, event.created);
             }
             tx.save_payment(&payment, ctx.now).await?;
             Some(payment)
@@ -78,7 +78,10 @@ pub(super) async fn checkout_order(
         payment_intent_id: session.payment_intent_id.clone(),
         stripe_customer_id: session.customer_id.clone(),
         user_id: user.map(str::to_owned),
-        refund_status: port_refund_status(Refunded::of(amount_refunded, amount.amount_minor)),
+        refund_status: payment_row::port_refund_status(Refunded::of(
+            amount_refunded,
+            amount.amount_minor,
+        )),
         amount_refunded,
         dispute_status: payment
             .as_ref()
@@ -102,7 +105,7 @@ pub(super) async fn intent(
     change: PaymentIntentChange,
     intent: &PaymentIntentFacts,
 ) -> Result<EventStatus, AppError> {
-    let status = port_status(rules::PaymentStatus::of_change(change));
+    let status = payment_row::port_status(rules::PaymentStatus::of_change(change));
     let key = Key {
         payment_intent_id: Some(&intent.id),
         charge_id: intent.latest_charge_id.as_deref(),
@@ -129,7 +132,7 @@ pub(super) async fn intent(
     if let Some(charge) = &intent.latest_charge_id {
         payment.charge_id = Some(charge.clone());
     }
-    if set_status(payment, status, event.created) {
+    if payment_row::set_status(payment, status, event.created) {
         payment.last_error = match status {
             PaymentStatus::Failed => intent.last_error.clone(),
             _ => None,
@@ -230,12 +233,7 @@ pub(super) async fn dispute(
     )
     .await?;
     let payment = &mut loaded.payment;
-    if let Some(outcome) =
-        disputes::next_outcome(outcome_of(payment.dispute_status), &dispute.status)
-    {
-        payment.dispute_status = dispute_status(Some(outcome));
-        payment.dispute_stripe_status = Some(dispute.status.clone());
-    }
+    payment_row::apply_dispute(payment, &dispute.status);
     save(tx, ctx, &loaded).await?;
     Ok(EventStatus::Processed)
 }
@@ -286,31 +284,19 @@ async fn lock_and_load(
         _ => None,
     };
     let mut payment = match rows.len() {
-        0 => PaymentRecord {
-            key: key
-                .payment_intent_id
-                .or(key.charge_id)
-                .unwrap_or_default()
-                .to_owned(),
-            payment_intent_id: None,
-            charge_id: None,
-            stripe_customer_id: None,
-            user_id: None,
-            amount: amount.money().clone(),
+        0 => payment_row::new_row(
+            key.payment_intent_id.or(key.charge_id).unwrap_or_default(),
+            amount.money(),
             status,
-            status_at: Some(at),
-            last_error: None,
-            amount_refunded: 0,
-            dispute_status: DisputeStatus::None,
-            dispute_stripe_status: None,
-        },
+            at,
+        ),
         _ => {
             // Keep the payment intent's row; fold a row known only by the charge into it.
             rows.sort_by_key(|p| p.payment_intent_id.is_none());
             let mut kept = rows.remove(0);
             for other in rows {
                 tx.delete_payment(&other.key).await?;
-                kept = merge(kept, other);
+                kept = payment_row::merge(kept, other);
             }
             kept
         }
@@ -333,39 +319,6 @@ async fn lock_and_load(
 struct Loaded {
     payment: PaymentRecord,
     order_reflects: Option<(i64, DisputeStatus)>,
-}
-
-/// Folds `other` (a row of the same payment known by its charge alone) into `kept`.
-fn merge(mut kept: PaymentRecord, other: PaymentRecord) -> PaymentRecord {
-    kept.charge_id = kept.charge_id.or(other.charge_id);
-    kept.stripe_customer_id = kept.stripe_customer_id.or(other.stripe_customer_id);
-    kept.user_id = kept.user_id.or(other.user_id);
-    kept.amount_refunded = refund::refunded_total(kept.amount_refunded, other.amount_refunded);
-    let side = disputes::merged_dispute(
-        outcome_of(kept.dispute_status),
-        outcome_of(other.dispute_status),
-    );
-    if side == disputes::MergedDispute::Other {
-        kept.dispute_status = other.dispute_status;
-        kept.dispute_stripe_status = other.dispute_stripe_status;
-    }
-    kept
-}
-
-/// Sets the payment's status as [`rules::next_status`] decides; returns whether it was set.
-fn set_status(payment: &mut PaymentRecord, status: PaymentStatus, at: DateTime<Utc>) -> bool {
-    let current = StatusAt {
-        status: domain_status(payment.status),
-        at: payment.status_at,
-    };
-    match rules::next_status(current, domain_status(status), at) {
-        Some(next) => {
-            payment.status = port_status(next.status);
-            payment.status_at = next.at;
-            true
-        }
-        None => false,
-    }
 }
 
 async fn record_refund(
@@ -396,73 +349,9 @@ async fn save(tx: &mut dyn BillingTx, ctx: &Context, loaded: &Loaded) -> Result<
         return Ok(());
     };
     let before = order.clone();
-    order.amount_refunded = refund::order_refunded(
-        order.amount_refunded,
-        payment.amount_refunded,
-        order.amount.amount_minor,
-    );
-    order.refund_status = port_refund_status(Refunded::of(
-        order.amount_refunded,
-        order.amount.amount_minor,
-    ));
-    order.dispute_status = payment.dispute_status;
+    payment_row::carry_to_order(&mut order, payment);
     if order != before {
         tx.update_order(&order, ctx.now).await?;
     }
     Ok(())
-}
-
-/// The domain's view of a stored payment status.
-fn domain_status(status: PaymentStatus) -> rules::PaymentStatus {
-    match status {
-        PaymentStatus::Succeeded => rules::PaymentStatus::Succeeded,
-        PaymentStatus::Failed => rules::PaymentStatus::Failed,
-        PaymentStatus::Processing => rules::PaymentStatus::Processing,
-        PaymentStatus::RequiresAction => rules::PaymentStatus::RequiresAction,
-        PaymentStatus::RequiresCapture => rules::PaymentStatus::RequiresCapture,
-        PaymentStatus::Canceled => rules::PaymentStatus::Canceled,
-    }
-}
-
-/// The stored form of a domain payment status.
-fn port_status(status: rules::PaymentStatus) -> PaymentStatus {
-    match status {
-        rules::PaymentStatus::Succeeded => PaymentStatus::Succeeded,
-        rules::PaymentStatus::Failed => PaymentStatus::Failed,
-        rules::PaymentStatus::Processing => PaymentStatus::Processing,
-        rules::PaymentStatus::RequiresAction => PaymentStatus::RequiresAction,
-        rules::PaymentStatus::RequiresCapture => PaymentStatus::RequiresCapture,
-        rules::PaymentStatus::Canceled => PaymentStatus::Canceled,
-    }
-}
-
-/// The domain's view of a stored dispute state: `None` when never disputed.
-fn outcome_of(status: DisputeStatus) -> Option<DisputeOutcome> {
-    match status {
-        DisputeStatus::None => None,
-        DisputeStatus::Open => Some(DisputeOutcome::Open),
-        DisputeStatus::Won => Some(DisputeOutcome::Won),
-        DisputeStatus::Lost => Some(DisputeOutcome::Lost),
-        DisputeStatus::ClosedWithoutChargeback => Some(DisputeOutcome::ClosedWithoutChargeback),
-    }
-}
-
-/// The stored form of a dispute outcome (`None`: never disputed).
-fn dispute_status(outcome: Option<DisputeOutcome>) -> DisputeStatus {
-    match outcome {
-        None => DisputeStatus::None,
-        Some(DisputeOutcome::Open) => DisputeStatus::Open,
-        Some(DisputeOutcome::Won) => DisputeStatus::Won,
-        Some(DisputeOutcome::Lost) => DisputeStatus::Lost,
-        Some(DisputeOutcome::ClosedWithoutChargeback) => DisputeStatus::ClosedWithoutChargeback,
-    }
-}
-
-/// The stored form of a domain refund status.
-fn port_refund_status(status: Refunded) -> RefundStatus {
-    match status {
-        Refunded::None => RefundStatus::None,
-        Refunded::Partial => RefundStatus::Partial,
-        Refunded::Full => RefundStatus::Full,
-    }
 }

@@ -238,3 +238,209 @@ fn warn_unknown_prices(
         );
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use billing_domain::Catalog;
+    use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+
+    use super::*;
+
+    fn t(seconds: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 3, 1, 0, 0, 0).unwrap() + TimeDelta::seconds(seconds)
+    }
+
+    fn context() -> Context {
+        let catalog = Catalog::from_toml_str(
+            r#"
+            [[tiers]]
+            id = "FREE"
+            name = "Free"
+
+            [[tiers]]
+            id = "PRO"
+            name = "Pro"
+            price_ids = ["price_pro"]
+
+            [[tiers]]
+            id = "TEAM"
+            name = "Team"
+            price_ids = ["price_team"]
+            "#,
+        )
+        .unwrap();
+        Context {
+            catalog: Arc::new(catalog),
+            gateway: None,
+            now: t(1_000),
+        }
+    }
+
+    fn record() -> SubscriptionRecord {
+        SubscriptionRecord {
+            stripe_subscription_id: "sub_1".to_owned(),
+            stripe_customer_id: "cus_1".to_owned(),
+            price_id: Some("price_pro".to_owned()),
+            item_price_ids: vec!["price_pro".to_owned()],
+            tier: "PRO".to_owned(),
+            status: SubscriptionStatus::PastDue,
+            current_period_start: Some(t(100)),
+            current_period_end: Some(t(200)),
+            cancel_at_period_end: true,
+            canceled_at: None,
+            trial_end: Some(t(50)),
+            grace_period_end: Some(t(150)),
+            dunning_invoice_id: Some("in_1".to_owned()),
+            snapshot_position: EventPosition {
+                created: t(120),
+                rank: 3,
+                event_id: "evt_snapshot".to_owned(),
+            },
+            status_position: EventPosition {
+                created: t(130),
+                rank: 4,
+                event_id: "evt_invoice".to_owned(),
+            },
+        }
+    }
+
+    fn snapshot() -> SubscriptionSnapshot {
+        SubscriptionSnapshot {
+            id: "sub_2".to_owned(),
+            customer_id: "cus_2".to_owned(),
+            status: SubscriptionStatus::Active,
+            price_ids: vec!["price_addon".to_owned(), "price_team".to_owned()],
+            current_period_start: Some(t(300)),
+            current_period_end: Some(t(400)),
+            cancel_at_period_end: false,
+            cancel_at: None,
+            canceled_at: Some(t(350)),
+            ended_at: None,
+            trial_end: None,
+            metadata_user_id: None,
+        }
+    }
+
+    #[test]
+    fn positions_convert_both_ways_without_loss() {
+        let stored = record().status_position;
+        let domain = position_of(&stored);
+        assert_eq!(
+            (domain.created, domain.rank, domain.event_id.as_str()),
+            (t(130), 4, "evt_invoice")
+        );
+        assert_eq!(event_position(domain), stored);
+    }
+
+    #[test]
+    fn an_event_position_ranks_the_status_it_brings() {
+        let event = BillingEvent {
+            id: "evt_9".to_owned(),
+            event_type: "customer.subscription.updated".to_owned(),
+            api_version: None,
+            livemode: false,
+            created: t(7),
+            fact: billing_domain::Fact::Unhandled,
+        };
+        let position = position(&event, &SubscriptionStatus::Unpaid);
+        assert_eq!(position.created, t(7));
+        assert_eq!(position.rank, SubscriptionStatus::Unpaid.progression_rank());
+        assert_eq!(position.event_id, "evt_9");
+    }
+
+    #[test]
+    fn a_standing_is_read_from_and_written_to_its_record() {
+        let stored = record();
+        let standing = standing_of(&stored);
+        assert_eq!(standing.status, SubscriptionStatus::PastDue);
+        assert_eq!(standing.current_period_start, Some(t(100)));
+        assert_eq!(standing.grace.period_end, Some(t(150)));
+        assert_eq!(standing.grace.dunning_invoice_id.as_deref(), Some("in_1"));
+        assert_eq!(standing.snapshot_position.event_id, "evt_snapshot");
+        assert_eq!(standing.status_position.event_id, "evt_invoice");
+
+        let mut written = stored.clone();
+        write_standing(&mut written, standing.clone());
+        assert_eq!(written, stored, "reading then writing changes nothing");
+
+        let changed = Standing {
+            status: SubscriptionStatus::Active,
+            grace: Grace::default(),
+            status_position: Position::of(t(140), &SubscriptionStatus::Active, "evt_paid"),
+            ..standing
+        };
+        write_standing(&mut written, changed);
+        assert_eq!(written.status, SubscriptionStatus::Active);
+        assert_eq!(
+            (written.grace_period_end, written.dunning_invoice_id),
+            (None, None)
+        );
+        assert_eq!(written.status_position.event_id, "evt_paid");
+        assert_eq!(written.status_position.rank, 3);
+        // Fields the status rules do not own are left alone.
+        assert_eq!(written.price_id, stored.price_id);
+        assert_eq!(written.current_period_end, stored.current_period_end);
+        assert_eq!(written.trial_end, stored.trial_end);
+        assert!(written.cancel_at_period_end);
+    }
+
+    #[test]
+    fn a_snapshot_record_takes_the_snapshots_fields_and_the_decided_standing() {
+        let ctx = context();
+        let snapshot = snapshot();
+        let (price_id, tier) = tier_for_items(&ctx, &snapshot.price_ids);
+        let standing = Standing {
+            status: SubscriptionStatus::PastDue,
+            current_period_start: snapshot.current_period_start,
+            grace: Grace {
+                period_end: Some(t(310)),
+                dunning_invoice_id: None,
+            },
+            snapshot_position: Position::of(t(320), &SubscriptionStatus::Active, "evt_a"),
+            status_position: Position::of(t(330), &SubscriptionStatus::PastDue, "evt_b"),
+        };
+        let record = snapshot_record(&snapshot, price_id, tier, standing);
+        assert_eq!(record.stripe_subscription_id, "sub_2");
+        assert_eq!(record.stripe_customer_id, "cus_2");
+        assert_eq!(record.price_id.as_deref(), Some("price_team"));
+        assert_eq!(record.item_price_ids, snapshot.price_ids);
+        assert_eq!(record.tier, "TEAM");
+        assert_eq!(record.status, SubscriptionStatus::PastDue);
+        assert_eq!(record.current_period_start, Some(t(300)));
+        assert_eq!(record.current_period_end, Some(t(400)));
+        assert_eq!(record.canceled_at, Some(t(350)));
+        assert_eq!(record.grace_period_end, Some(t(310)));
+        assert_eq!(record.snapshot_position.event_id, "evt_a");
+        assert_eq!(record.status_position.event_id, "evt_b");
+    }
+
+    #[test]
+    fn the_tier_of_items_is_the_highest_known_whatever_their_order() {
+        let ctx = context();
+        let prices = |list: &[&str]| list.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
+        let cases: [(&[&str], Option<&str>, &str); 5] = [
+            (&["price_team", "price_pro"], Some("price_team"), "TEAM"),
+            (&["price_pro", "price_team"], Some("price_team"), "TEAM"),
+            (&["price_addon", "price_pro"], Some("price_pro"), "PRO"),
+            (&["price_addon", "price_other"], Some("price_addon"), "FREE"),
+            (&[], None, "FREE"),
+        ];
+        for (items, price, tier) in cases {
+            let (chosen, found) = tier_for_items(&ctx, &prices(items));
+            assert_eq!(chosen.as_deref(), price, "{items:?}");
+            assert_eq!(found.id.as_str(), tier, "{items:?}");
+        }
+        assert_eq!(
+            tier_for(&ctx, Some("price_pro"), "sub_1").id.as_str(),
+            "PRO"
+        );
+        assert_eq!(
+            tier_for(&ctx, Some("price_gone"), "sub_1").id.as_str(),
+            "FREE"
+        );
+        assert_eq!(tier_for(&ctx, None, "sub_1").id.as_str(), "FREE");
+    }
+}
