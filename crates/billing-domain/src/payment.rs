@@ -19,7 +19,7 @@ pub enum PaymentStatus {
     RequiresAction,
     /// Authorised, waiting for capture.
     RequiresCapture,
-    /// Canceled.
+    /// Canceled before any money was collected.
     Canceled,
 }
 
@@ -54,9 +54,9 @@ impl PaymentStatus {
 /// A payment's status and the `created` of the event that set it (`None`: not known).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatusAt {
-    /// The status.
+    /// Where the payment stands.
     pub status: PaymentStatus,
-    /// When the event that set it was created.
+    /// Stripe's `created` of the event that set the status, which orders later events.
     pub at: Option<DateTime<Utc>>,
 }
 

@@ -321,6 +321,8 @@ struct Loaded {
     order_reflects: Option<(i64, DisputeStatus)>,
 }
 
+/// Raises the payment's refunded total to `refunded_total` (totals only grow) and saves it
+/// with its order.
 async fn record_refund(
     tx: &mut dyn BillingTx,
     ctx: &Context,
