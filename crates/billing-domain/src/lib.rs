@@ -8,6 +8,10 @@
 //! * [`entitlement`](mod@entitlement) — the one access rule: which tier a subscription grants at `now`, and why.
 //! * [`usage`] — the metering period and the limit decision.
 //! * [`status`], [`money`], [`facts`] — Stripe statuses, money and the typed facts of events.
+//! * [`ordering`], [`status_transition`] — how events of one subscription are ordered, and how
+//!   its snapshots and invoices move its status and grace deadline.
+//! * [`payment`], [`refund`], [`dispute`] — one-time payments: status finality, refund totals,
+//!   dispute finality.
 //!
 //! # Example
 //!
@@ -57,12 +61,17 @@
 #![warn(missing_docs)]
 
 pub mod catalog;
+pub mod dispute;
 pub mod entitlement;
 pub mod error;
 pub mod facts;
 pub mod ids;
 pub mod money;
+pub mod ordering;
+pub mod payment;
+pub mod refund;
 pub mod status;
+pub mod status_transition;
 pub mod usage;
 
 pub use catalog::{Catalog, CatalogError, CatalogProblem, Limit, Tier, TierId};
@@ -70,5 +79,6 @@ pub use entitlement::{AccessReason, Entitlement, SubscriptionState, entitlement,
 pub use error::DomainError;
 pub use facts::{BillingEvent, Fact};
 pub use money::{Currency, Money};
+pub use ordering::Position;
 pub use status::SubscriptionStatus;
 pub use usage::{MeteringPeriod, UsageDecision, decide, metering_period};

@@ -6,13 +6,15 @@
 //! subscription, `active` when a past due, unpaid or incomplete subscription is paid. The
 //! inference is applied only when it is newer than whatever last set the status
 //! ([`SubscriptionRecord::status_position`](billing_ports::SubscriptionRecord)), and only then
-//! does it move that position: an invoice that infers nothing moves nothing.
+//! does it move that position: an invoice that infers nothing moves nothing. The rules are
+//! [`billing_domain::status_transition`]'s; this effect locks, loads, asks them and saves.
 
+use billing_domain::BillingEvent;
 use billing_domain::facts::{InvoiceChange, InvoiceFacts};
-use billing_domain::{BillingEvent, SubscriptionStatus};
-use billing_ports::{BillingTx, CreditEntry, CreditReason, EventStatus, SubscriptionRecord};
+use billing_domain::status_transition::{Inference, invoice_inference};
+use billing_ports::{BillingTx, CreditEntry, CreditReason, EventStatus};
 
-use super::subscription::{grace_after, position, tier_for, tier_for_items};
+use super::subscription::{standing_of, tier_for, tier_for_items, write_standing};
 use super::{Context, customer};
 use crate::error::AppError;
 
@@ -71,86 +73,33 @@ pub(super) async fn changed(
         // The subscription's own events will write it; the credits above do not wait for it.
         return Ok(EventStatus::Processed);
     };
-    let Some(inferred) = inferred_status(change, invoice, &record) else {
+    let current = standing_of(&record);
+    let inferred = match invoice_inference(&current, change, invoice, event.created, &event.id) {
         // Nothing to infer (a trial, a first invoice, an ended subscription…): the status and
         // its position stay as they are.
-        return Ok(EventStatus::Processed);
+        Inference::Nothing => return Ok(EventStatus::Processed),
+        Inference::Stale => {
+            tracing::info!(
+                event_id = ?event.id,
+                subscription_id = ?subscription_id,
+                "a newer event already set the subscription's status"
+            );
+            return Ok(if credited {
+                EventStatus::Processed
+            } else {
+                EventStatus::Stale
+            });
+        }
+        Inference::Newer(inferred) => inferred,
     };
-    let incoming = position(event, &inferred);
-    if incoming <= record.status_position {
-        tracing::info!(
-            event_id = ?event.id,
-            subscription_id = ?subscription_id,
-            "a newer event already set the subscription's status"
-        );
-        return Ok(if credited {
-            EventStatus::Processed
-        } else {
-            EventStatus::Stale
-        });
-    }
     let tier = tier_for(
         ctx,
         record.price_id.as_deref(),
         &record.stripe_subscription_id,
     );
-    // Anchored on the billed period's start, so retries of the failing invoice and the
-    // matching subscription update agree on one deadline per dunning cycle.
-    let anchor = invoice.period_start.unwrap_or(event.created);
-    let (grace_period_end, dunning_invoice_id) =
-        grace_after(Some(&record), &inferred, tier, anchor);
-    let no_dunning_invoice_yet =
-        inferred == SubscriptionStatus::PastDue && dunning_invoice_id.is_none();
-    record.dunning_invoice_id = if no_dunning_invoice_yet {
-        Some(invoice.id.clone())
-    } else {
-        dunning_invoice_id
-    };
-    record.grace_period_end = grace_period_end;
-    record.status = inferred;
-    record.status_position = incoming;
+    // The grace is anchored on the billed period's start, so retries of the failing invoice
+    // and the matching subscription update agree on one deadline per dunning cycle.
+    write_standing(&mut record, inferred.apply(&current, tier));
     tx.save_subscription(&record, ctx.now).await?;
     Ok(EventStatus::Processed)
-}
-
-/// The status an invoice event implies for a subscription stored as `current`, if it implies
-/// one. An invoice of a period older than the stored one implies nothing: paying an old
-/// invoice late does not end the dunning of a newer one, and its failure does not start one.
-fn inferred_status(
-    change: InvoiceChange,
-    invoice: &InvoiceFacts,
-    current: &SubscriptionRecord,
-) -> Option<SubscriptionStatus> {
-    if let (Some(billed), Some(current_start)) =
-        (invoice.period_start, current.current_period_start)
-        && billed < current_start
-    {
-        return None;
-    }
-    match change {
-        // Only a failed renewal says "past due": a failed first invoice keeps the subscription
-        // incomplete, and a failed proration invoice may leave it active (a pending update).
-        InvoiceChange::PaymentFailed if is_renewal(invoice) => match current.status {
-            SubscriptionStatus::Active | SubscriptionStatus::PastDue => {
-                Some(SubscriptionStatus::PastDue)
-            }
-            _ => None,
-        },
-        InvoiceChange::PaymentFailed => None,
-        InvoiceChange::Paid | InvoiceChange::PaymentSucceeded => match current.status {
-            SubscriptionStatus::PastDue
-            | SubscriptionStatus::Unpaid
-            | SubscriptionStatus::Incomplete => Some(SubscriptionStatus::Active),
-            _ => None,
-        },
-    }
-}
-
-/// True for invoices that bill a subscription's next period: `subscription_cycle`, usage
-/// thresholds, the legacy `subscription`, and renderings without a `billing_reason`.
-fn is_renewal(invoice: &InvoiceFacts) -> bool {
-    matches!(
-        invoice.billing_reason.as_deref(),
-        None | Some("subscription_cycle" | "subscription_threshold" | "subscription")
-    )
 }

@@ -5,6 +5,7 @@ mod checkout;
 pub(crate) mod customer;
 mod invoice;
 mod payment;
+mod payment_row;
 pub(crate) mod subscription;
 
 use std::sync::Arc;

@@ -5,18 +5,24 @@
 //! and dispute state is kept on the payment row too, so a refund that arrives before its order
 //! is applied to the order when the order is written, and the first event of any kind creates
 //! the row: nothing is lost whatever the delivery order.
+//!
+//! Each effect locks the payment's ids and loads its row ([`lock_and_load`]), asks the domain's
+//! rules ([`billing_domain::payment`], [`billing_domain::refund`], [`billing_domain::dispute`])
+//! and saves the row and its order ([`save`]).
 
+use billing_domain::BillingEvent;
 use billing_domain::facts::{
-    ChargeFacts, CheckoutSession, DisputeFacts, DisputeOutcome, PaymentIntentChange,
-    PaymentIntentFacts, RefundFacts,
+    ChargeFacts, CheckoutSession, DisputeFacts, PaymentIntentChange, PaymentIntentFacts,
+    RefundFacts,
 };
-use billing_domain::{BillingEvent, Money};
+use billing_domain::payment::{self as rules, ReportedAmount};
+use billing_domain::refund::{self, RefundStatus as Refunded};
 use billing_ports::{
-    BillingTx, DisputeStatus, EventStatus, OrderRecord, PaymentRecord, PaymentStatus, RefundStatus,
+    BillingTx, DisputeStatus, EventStatus, OrderRecord, PaymentRecord, PaymentStatus,
 };
 use chrono::{DateTime, Utc};
 
-use super::Context;
+use super::{Context, payment_row};
 use crate::error::AppError;
 
 /// Writes the payment and the order of a paid Checkout session, once.
@@ -35,40 +41,47 @@ pub(super) async fn checkout_order(
     };
     let payment = match &session.payment_intent_id {
         Some(pi) => {
-            let status = if session.payment_status.as_deref() == Some("paid") {
-                PaymentStatus::Succeeded
-            } else {
-                PaymentStatus::Processing
-            };
+            let status = payment_row::port_status(rules::PaymentStatus::of_checkout(
+                session.payment_status.as_deref(),
+            ));
             let found = Key {
                 payment_intent_id: Some(pi),
                 charge_id: None,
             };
-            let mut payment = load(tx, found, Amount::Of(&amount), status, event.created)
-                .await?
-                .payment;
+            let mut payment = lock_and_load(
+                tx,
+                found,
+                ReportedAmount::Whole(&amount),
+                status,
+                event.created,
+            )
+            .await?
+            .payment;
             payment.stripe_customer_id = payment
                 .stripe_customer_id
                 .or_else(|| session.customer_id.clone());
             payment.user_id = payment.user_id.or_else(|| user.map(str::to_owned));
             if status == PaymentStatus::Succeeded {
-                set_status(&mut payment, status, event.created);
+                payment_row::set_status(&mut payment, status, event.created);
             }
             tx.save_payment(&payment, ctx.now).await?;
             Some(payment)
         }
         None => None,
     };
-    let amount_refunded = payment
-        .as_ref()
-        .map_or(0, |p| p.amount_refunded)
-        .min(amount.amount_minor);
+    let amount_refunded = refund::order_share(
+        payment.as_ref().map_or(0, |p| p.amount_refunded),
+        amount.amount_minor,
+    );
     let order = OrderRecord {
         checkout_session_id: session.id.clone(),
         payment_intent_id: session.payment_intent_id.clone(),
         stripe_customer_id: session.customer_id.clone(),
         user_id: user.map(str::to_owned),
-        refund_status: refund_status(amount_refunded, amount.amount_minor),
+        refund_status: payment_row::port_refund_status(Refunded::of(
+            amount_refunded,
+            amount.amount_minor,
+        )),
         amount_refunded,
         dispute_status: payment
             .as_ref()
@@ -92,13 +105,7 @@ pub(super) async fn intent(
     change: PaymentIntentChange,
     intent: &PaymentIntentFacts,
 ) -> Result<EventStatus, AppError> {
-    let status = match change {
-        PaymentIntentChange::Succeeded => PaymentStatus::Succeeded,
-        PaymentIntentChange::PaymentFailed => PaymentStatus::Failed,
-        PaymentIntentChange::Processing => PaymentStatus::Processing,
-        PaymentIntentChange::RequiresAction => PaymentStatus::RequiresAction,
-        PaymentIntentChange::Canceled => PaymentStatus::Canceled,
-    };
+    let status = payment_row::port_status(rules::PaymentStatus::of_change(change));
     let key = Key {
         payment_intent_id: Some(&intent.id),
         charge_id: intent.latest_charge_id.as_deref(),
@@ -108,7 +115,14 @@ pub(super) async fn intent(
         None => None,
     }
     .or_else(|| intent.metadata_user_id.clone());
-    let mut loaded = load(tx, key, Amount::Of(&intent.amount), status, event.created).await?;
+    let mut loaded = lock_and_load(
+        tx,
+        key,
+        ReportedAmount::Whole(&intent.amount),
+        status,
+        event.created,
+    )
+    .await?;
     let payment = &mut loaded.payment;
     payment.stripe_customer_id = payment
         .stripe_customer_id
@@ -118,7 +132,7 @@ pub(super) async fn intent(
     if let Some(charge) = &intent.latest_charge_id {
         payment.charge_id = Some(charge.clone());
     }
-    if set_status(payment, status, event.created) {
+    if payment_row::set_status(payment, status, event.created) {
         payment.last_error = match status {
             PaymentStatus::Failed => intent.last_error.clone(),
             _ => None,
@@ -147,10 +161,10 @@ pub(super) async fn charge_refunded(
         payment_intent_id: charge.payment_intent_id.as_deref(),
         charge_id: Some(&charge.id),
     };
-    let mut loaded = load(
+    let mut loaded = lock_and_load(
         tx,
         key,
-        Amount::Of(&charge.amount),
+        ReportedAmount::Whole(&charge.amount),
         PaymentStatus::Succeeded,
         event.created,
     )
@@ -179,23 +193,19 @@ pub(super) async fn refund_updated(
         tracing::warn!(refund_id = ?refund.id, "refund names neither a charge nor a payment intent; ignored");
         return Ok(EventStatus::Ignored);
     }
-    match refund.status.as_str() {
-        "succeeded" | "pending" => {
-            let loaded = load(
-                tx,
-                key,
-                Amount::AtLeast(&refund.amount),
-                PaymentStatus::Succeeded,
-                event.created,
-            )
-            .await?;
-            record_refund(tx, ctx, loaded, refund.amount.amount_minor).await
-        }
-        other => {
-            tracing::warn!(refund_id = ?refund.id, status = ?other, "refund did not go through");
-            Ok(EventStatus::Processed)
-        }
+    if !refund::refund_counts(&refund.status) {
+        tracing::warn!(refund_id = ?refund.id, status = ?refund.status, "refund did not go through");
+        return Ok(EventStatus::Processed);
     }
+    let loaded = lock_and_load(
+        tx,
+        key,
+        ReportedAmount::AtLeast(&refund.amount),
+        PaymentStatus::Succeeded,
+        event.created,
+    )
+    .await?;
+    record_refund(tx, ctx, loaded, refund.amount.amount_minor).await
 }
 
 /// `charge.dispute.*`: Stripe's status is kept as sent, the outcome derived from it. A
@@ -214,19 +224,16 @@ pub(super) async fn dispute(
         tracing::warn!(dispute_id = ?dispute.id, "dispute names neither a charge nor a payment intent; ignored");
         return Ok(EventStatus::Ignored);
     }
-    let mut loaded = load(
+    let mut loaded = lock_and_load(
         tx,
         key,
-        Amount::AtLeast(&dispute.amount),
+        ReportedAmount::AtLeast(&dispute.amount),
         PaymentStatus::Succeeded,
         event.created,
     )
     .await?;
     let payment = &mut loaded.payment;
-    if !payment_dispute_closed(payment) {
-        payment.dispute_status = dispute_status(DisputeOutcome::of_status(&dispute.status));
-        payment.dispute_stripe_status = Some(dispute.status.clone());
-    }
+    payment_row::apply_dispute(payment, &dispute.status);
     save(tx, ctx, &loaded).await?;
     Ok(EventStatus::Processed)
 }
@@ -244,23 +251,13 @@ impl Key<'_> {
     }
 }
 
-/// What an event says of the payment's amount.
-#[derive(Clone, Copy)]
-enum Amount<'a> {
-    /// The payment's own amount (a payment intent, a charge, a Checkout total).
-    Of(&'a Money),
-    /// A part of it (a refund, a dispute): the amount is at least this much until the payment
-    /// itself is seen.
-    AtLeast(&'a Money),
-}
-
 /// Locks the payment's ids and returns its row: the stored one (a row known by its charge
 /// alone merged into its payment intent's), or a new one in `status`, with its amount updated
 /// from `amount`.
-async fn load(
+async fn lock_and_load(
     tx: &mut dyn BillingTx,
     key: Key<'_>,
-    amount: Amount<'_>,
+    amount: ReportedAmount<'_>,
     status: PaymentStatus,
     at: DateTime<Utc>,
 ) -> Result<Loaded, AppError> {
@@ -287,33 +284,19 @@ async fn load(
         _ => None,
     };
     let mut payment = match rows.len() {
-        0 => PaymentRecord {
-            key: key
-                .payment_intent_id
-                .or(key.charge_id)
-                .unwrap_or_default()
-                .to_owned(),
-            payment_intent_id: None,
-            charge_id: None,
-            stripe_customer_id: None,
-            user_id: None,
-            amount: match amount {
-                Amount::Of(money) | Amount::AtLeast(money) => money.clone(),
-            },
+        0 => payment_row::new_row(
+            key.payment_intent_id.or(key.charge_id).unwrap_or_default(),
+            amount.money(),
             status,
-            status_at: Some(at),
-            last_error: None,
-            amount_refunded: 0,
-            dispute_status: DisputeStatus::None,
-            dispute_stripe_status: None,
-        },
+            at,
+        ),
         _ => {
             // Keep the payment intent's row; fold a row known only by the charge into it.
             rows.sort_by_key(|p| p.payment_intent_id.is_none());
             let mut kept = rows.remove(0);
             for other in rows {
                 tx.delete_payment(&other.key).await?;
-                kept = merge(kept, other);
+                kept = payment_row::merge(kept, other);
             }
             kept
         }
@@ -324,16 +307,7 @@ async fn load(
     if payment.charge_id.is_none() {
         payment.charge_id = key.charge_id.map(str::to_owned);
     }
-    match amount {
-        Amount::Of(money) => payment.amount = money.clone(),
-        Amount::AtLeast(money)
-            if money.currency == payment.amount.currency
-                && money.amount_minor > payment.amount.amount_minor =>
-        {
-            payment.amount = money.clone();
-        }
-        Amount::AtLeast(_) => {}
-    }
+    payment.amount = rules::amount_after(&payment.amount, amount);
     Ok(Loaded {
         payment,
         order_reflects,
@@ -347,64 +321,16 @@ struct Loaded {
     order_reflects: Option<(i64, DisputeStatus)>,
 }
 
-/// Folds `other` (a row of the same payment known by its charge alone) into `kept`.
-fn merge(mut kept: PaymentRecord, other: PaymentRecord) -> PaymentRecord {
-    kept.charge_id = kept.charge_id.or(other.charge_id);
-    kept.stripe_customer_id = kept.stripe_customer_id.or(other.stripe_customer_id);
-    kept.user_id = kept.user_id.or(other.user_id);
-    kept.amount_refunded = kept.amount_refunded.max(other.amount_refunded);
-    if !payment_dispute_closed(&kept) && other.dispute_status != DisputeStatus::None {
-        kept.dispute_status = other.dispute_status;
-        kept.dispute_stripe_status = other.dispute_stripe_status;
-    }
-    kept
-}
-
-/// Sets the payment's status unless it is already final or was set by a newer event; returns
-/// whether it was set. Succeeded and canceled are final: a late failure of an earlier attempt
-/// never undoes a success.
-fn set_status(payment: &mut PaymentRecord, status: PaymentStatus, at: DateTime<Utc>) -> bool {
-    let current_final = matches!(
-        payment.status,
-        PaymentStatus::Succeeded | PaymentStatus::Canceled
-    );
-    let incoming_final = matches!(status, PaymentStatus::Succeeded | PaymentStatus::Canceled);
-    let newer = payment.status_at.is_none_or(|held| at >= held);
-    if current_final && payment.status != status {
-        return false;
-    }
-    if !(incoming_final || newer) {
-        return false;
-    }
-    payment.status = status;
-    payment.status_at = Some(payment.status_at.map_or(at, |held| held.max(at)));
-    true
-}
-
-fn payment_dispute_closed(payment: &PaymentRecord) -> bool {
-    matches!(
-        payment.dispute_status,
-        DisputeStatus::Won | DisputeStatus::Lost | DisputeStatus::ClosedWithoutChargeback
-    )
-}
-
-fn dispute_status(outcome: DisputeOutcome) -> DisputeStatus {
-    match outcome {
-        DisputeOutcome::Open => DisputeStatus::Open,
-        DisputeOutcome::Won => DisputeStatus::Won,
-        DisputeOutcome::Lost => DisputeStatus::Lost,
-        DisputeOutcome::ClosedWithoutChargeback => DisputeStatus::ClosedWithoutChargeback,
-    }
-}
-
+/// Raises the payment's refunded total to `refunded_total` (totals only grow) and saves it
+/// with its order.
 async fn record_refund(
     tx: &mut dyn BillingTx,
     ctx: &Context,
     mut loaded: Loaded,
     refunded_total: i64,
 ) -> Result<EventStatus, AppError> {
-    // Refund totals only grow; taking the maximum makes the order of deliveries irrelevant.
-    loaded.payment.amount_refunded = loaded.payment.amount_refunded.max(refunded_total);
+    loaded.payment.amount_refunded =
+        refund::refunded_total(loaded.payment.amount_refunded, refunded_total);
     save(tx, ctx, &loaded).await?;
     Ok(EventStatus::Processed)
 }
@@ -425,22 +351,9 @@ async fn save(tx: &mut dyn BillingTx, ctx: &Context, loaded: &Loaded) -> Result<
         return Ok(());
     };
     let before = order.clone();
-    let refunded = payment.amount_refunded.min(order.amount.amount_minor);
-    order.amount_refunded = order.amount_refunded.max(refunded);
-    order.refund_status = refund_status(order.amount_refunded, order.amount.amount_minor);
-    order.dispute_status = payment.dispute_status;
+    payment_row::carry_to_order(&mut order, payment);
     if order != before {
         tx.update_order(&order, ctx.now).await?;
     }
     Ok(())
-}
-
-fn refund_status(refunded: i64, total: i64) -> RefundStatus {
-    if refunded <= 0 {
-        RefundStatus::None
-    } else if refunded >= total {
-        RefundStatus::Full
-    } else {
-        RefundStatus::Partial
-    }
 }

@@ -8,9 +8,10 @@
 //! the inference, by [`SubscriptionRecord::status_position`].
 
 use billing_domain::facts::{SubscriptionChange, SubscriptionSnapshot};
-use billing_domain::{BillingEvent, SubscriptionStatus, Tier};
+use billing_domain::ordering::Staleness;
+use billing_domain::status_transition::{self, Grace, SnapshotOutcome, Standing};
+use billing_domain::{BillingEvent, Position, SubscriptionStatus, Tier};
 use billing_ports::{BillingTx, EventPosition, EventStatus, SubscriptionRecord};
-use chrono::{DateTime, Utc};
 
 use super::{Context, customer};
 use crate::error::AppError;
@@ -77,48 +78,13 @@ pub(crate) fn tier_for_items<'c>(
 
 /// The ordering position of an event that brings `status`.
 pub(crate) fn position(event: &BillingEvent, status: &SubscriptionStatus) -> EventPosition {
-    EventPosition {
-        created: event.created,
-        rank: status.progression_rank(),
-        event_id: event.id.clone(),
-    }
+    event_position(Position::of(event.created, status, &event.id))
 }
 
-/// The grace deadline and dunning invoice after the status moves from `before` to `after`.
-///
-/// One deadline per dunning cycle, anchored on the billed period's start (`anchor`) plus the
-/// tier's grace: a subscription that stays past due in the same period keeps the deadline it
-/// has, so retries never extend it; one that becomes past due, or is past due in a new period
-/// (the next cycle's failure seen before the recovery in between), gets a new one; any other
-/// status has none.
-pub(crate) fn grace_after(
-    before: Option<&SubscriptionRecord>,
-    after: &SubscriptionStatus,
-    tier: &Tier,
-    anchor: DateTime<Utc>,
-) -> (Option<DateTime<Utc>>, Option<String>) {
-    if *after != SubscriptionStatus::PastDue {
-        return (None, None);
-    }
-    match before {
-        Some(current)
-            if current.status == SubscriptionStatus::PastDue
-                && current.grace_period_end.is_some()
-                && current
-                    .current_period_start
-                    .is_none_or(|start| start == anchor) =>
-        {
-            (current.grace_period_end, current.dunning_invoice_id.clone())
-        }
-        _ => (Some(billing_domain::grace_deadline(tier, anchor)), None),
-    }
-}
-
-/// Writes a snapshot unless a later snapshot was already applied (then: stale).
-///
-/// The snapshot's fields are written when it is newer than the last snapshot. Its status is
-/// written too unless a newer status was inferred from an invoice since; a terminal status
-/// always is, and a terminal status already stored is never reopened.
+/// Loads the subscription, decides what the snapshot changes
+/// ([`status_transition::snapshot_transition`]) and saves it; a snapshot older than the last
+/// applied one, or one that would reopen an ended subscription, is stored as stale. The caller
+/// holds the customer's lock.
 ///
 /// `trusted` snapshots (re-fetched from Stripe under the customer lock) are current by
 /// construction and always written, status included.
@@ -130,74 +96,124 @@ pub(crate) async fn apply_snapshot(
     trusted: bool,
 ) -> Result<EventStatus, AppError> {
     let existing = tx.subscription(&snapshot.id).await?;
-    let (snapshot_position, status_position, status) = match &existing {
-        None => (incoming.clone(), incoming.clone(), snapshot.status.clone()),
-        Some(current) => {
-            if !trusted && incoming <= current.snapshot_position {
+    let (price_id, tier) = tier_for_items(ctx, &snapshot.price_ids);
+    let current = existing.as_ref().map(standing_of);
+    let incoming = position_of(&incoming);
+    let standing = match status_transition::snapshot_transition(
+        current.as_ref(),
+        snapshot,
+        incoming.clone(),
+        trusted,
+        tier,
+    ) {
+        SnapshotOutcome::Stale(why) => {
+            log_stale(&incoming, snapshot, why);
+            return Ok(EventStatus::Stale);
+        }
+        SnapshotOutcome::Apply {
+            standing,
+            status_kept,
+        } => {
+            if status_kept {
                 tracing::info!(
                     event_id = ?incoming.event_id,
                     subscription_id = ?snapshot.id,
-                    "snapshot older than the subscription's last applied snapshot; stored as stale"
-                );
-                return Ok(EventStatus::Stale);
-            }
-            if current.status.is_terminal() && !snapshot.status.is_terminal() {
-                tracing::warn!(
-                    event_id = ?incoming.event_id,
-                    subscription_id = ?snapshot.id,
-                    status = snapshot.status.as_str(),
-                    "subscription already ended; a non-terminal status cannot reopen it"
-                );
-                return Ok(EventStatus::Stale);
-            }
-            let snapshot_position = incoming.clone().max(current.snapshot_position.clone());
-            let status_is_newer =
-                trusted || snapshot.status.is_terminal() || incoming > current.status_position;
-            if status_is_newer {
-                (
-                    snapshot_position,
-                    incoming.clone().max(current.status_position.clone()),
-                    snapshot.status.clone(),
-                )
-            } else {
-                tracing::info!(
-                    event_id = ?incoming.event_id,
-                    subscription_id = ?snapshot.id,
-                    kept = current.status.as_str(),
+                    kept = standing.status.as_str(),
                     "a newer invoice event set the status; the snapshot's other fields are applied"
                 );
-                (
-                    snapshot_position,
-                    current.status_position.clone(),
-                    current.status.clone(),
-                )
             }
+            standing
         }
     };
-    let (price_id, tier) = tier_for_items(ctx, &snapshot.price_ids);
     warn_unknown_prices(ctx, snapshot, existing.as_ref());
-    let anchor = snapshot.current_period_start.unwrap_or(incoming.created);
-    let (grace_period_end, dunning_invoice_id) =
-        grace_after(existing.as_ref(), &status, tier, anchor);
-    let record = SubscriptionRecord {
+    let record = snapshot_record(snapshot, price_id, tier, standing);
+    tx.save_subscription(&record, ctx.now).await?;
+    Ok(EventStatus::Processed)
+}
+
+fn log_stale(incoming: &Position, snapshot: &SubscriptionSnapshot, why: Staleness) {
+    match why {
+        Staleness::OlderSnapshot => tracing::info!(
+            event_id = ?incoming.event_id,
+            subscription_id = ?snapshot.id,
+            "snapshot older than the subscription's last applied snapshot; stored as stale"
+        ),
+        Staleness::Ended => tracing::warn!(
+            event_id = ?incoming.event_id,
+            subscription_id = ?snapshot.id,
+            status = snapshot.status.as_str(),
+            "subscription already ended; a non-terminal status cannot reopen it"
+        ),
+    }
+}
+
+/// The record a snapshot writes: its own fields, the deciding price and tier, and the standing
+/// the status rules decided.
+fn snapshot_record(
+    snapshot: &SubscriptionSnapshot,
+    price_id: Option<String>,
+    tier: &Tier,
+    standing: Standing,
+) -> SubscriptionRecord {
+    SubscriptionRecord {
         stripe_subscription_id: snapshot.id.clone(),
         stripe_customer_id: snapshot.customer_id.clone(),
         price_id,
         item_price_ids: snapshot.price_ids.clone(),
         tier: tier.id.as_str().to_owned(),
-        status,
-        current_period_start: snapshot.current_period_start,
+        status: standing.status,
+        current_period_start: standing.current_period_start,
         current_period_end: snapshot.current_period_end,
         cancel_at_period_end: snapshot.cancel_at_period_end,
         canceled_at: snapshot.canceled_at,
         trial_end: snapshot.trial_end,
-        grace_period_end,
-        dunning_invoice_id,
-        snapshot_position,
-        status_position,
-    };
-    tx.save_subscription(&record, ctx.now).await?;
-    Ok(EventStatus::Processed)
+        grace_period_end: standing.grace.period_end,
+        dunning_invoice_id: standing.grace.dunning_invoice_id,
+        snapshot_position: event_position(standing.snapshot_position),
+        status_position: event_position(standing.status_position),
+    }
+}
+
+/// The domain's ordering position of a stored one.
+pub(crate) fn position_of(position: &EventPosition) -> Position {
+    Position {
+        created: position.created,
+        rank: position.rank,
+        event_id: position.event_id.clone(),
+    }
+}
+
+/// The stored form of a domain ordering position.
+pub(crate) fn event_position(position: Position) -> EventPosition {
+    EventPosition {
+        created: position.created,
+        rank: position.rank,
+        event_id: position.event_id,
+    }
+}
+
+/// What the status rules read of a stored subscription.
+pub(crate) fn standing_of(record: &SubscriptionRecord) -> Standing {
+    Standing {
+        status: record.status.clone(),
+        current_period_start: record.current_period_start,
+        grace: Grace {
+            period_end: record.grace_period_end,
+            dunning_invoice_id: record.dunning_invoice_id.clone(),
+        },
+        snapshot_position: position_of(&record.snapshot_position),
+        status_position: position_of(&record.status_position),
+    }
+}
+
+/// Writes what the status rules decided into a stored subscription.
+pub(crate) fn write_standing(record: &mut SubscriptionRecord, standing: Standing) {
+    record.status = standing.status;
+    record.current_period_start = standing.current_period_start;
+    record.grace_period_end = standing.grace.period_end;
+    record.dunning_invoice_id = standing.grace.dunning_invoice_id;
+    record.snapshot_position = event_position(standing.snapshot_position);
+    record.status_position = event_position(standing.status_position);
 }
 
 /// Logs the item prices the catalog does not know, once per subscription: only those the
@@ -220,5 +236,211 @@ fn warn_unknown_prices(
             prices = ?unknown,
             "subscription item prices not in the plan catalog; they do not count for the tier"
         );
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use billing_domain::Catalog;
+    use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+
+    use super::*;
+
+    fn t(seconds: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 3, 1, 0, 0, 0).unwrap() + TimeDelta::seconds(seconds)
+    }
+
+    fn context() -> Context {
+        let catalog = Catalog::from_toml_str(
+            r#"
+            [[tiers]]
+            id = "FREE"
+            name = "Free"
+
+            [[tiers]]
+            id = "PRO"
+            name = "Pro"
+            price_ids = ["price_pro"]
+
+            [[tiers]]
+            id = "TEAM"
+            name = "Team"
+            price_ids = ["price_team"]
+            "#,
+        )
+        .unwrap();
+        Context {
+            catalog: Arc::new(catalog),
+            gateway: None,
+            now: t(1_000),
+        }
+    }
+
+    fn record() -> SubscriptionRecord {
+        SubscriptionRecord {
+            stripe_subscription_id: "sub_1".to_owned(),
+            stripe_customer_id: "cus_1".to_owned(),
+            price_id: Some("price_pro".to_owned()),
+            item_price_ids: vec!["price_pro".to_owned()],
+            tier: "PRO".to_owned(),
+            status: SubscriptionStatus::PastDue,
+            current_period_start: Some(t(100)),
+            current_period_end: Some(t(200)),
+            cancel_at_period_end: true,
+            canceled_at: None,
+            trial_end: Some(t(50)),
+            grace_period_end: Some(t(150)),
+            dunning_invoice_id: Some("in_1".to_owned()),
+            snapshot_position: EventPosition {
+                created: t(120),
+                rank: 3,
+                event_id: "evt_snapshot".to_owned(),
+            },
+            status_position: EventPosition {
+                created: t(130),
+                rank: 4,
+                event_id: "evt_invoice".to_owned(),
+            },
+        }
+    }
+
+    fn snapshot() -> SubscriptionSnapshot {
+        SubscriptionSnapshot {
+            id: "sub_2".to_owned(),
+            customer_id: "cus_2".to_owned(),
+            status: SubscriptionStatus::Active,
+            price_ids: vec!["price_addon".to_owned(), "price_team".to_owned()],
+            current_period_start: Some(t(300)),
+            current_period_end: Some(t(400)),
+            cancel_at_period_end: false,
+            cancel_at: None,
+            canceled_at: Some(t(350)),
+            ended_at: None,
+            trial_end: None,
+            metadata_user_id: None,
+        }
+    }
+
+    #[test]
+    fn positions_convert_both_ways_without_loss() {
+        let stored = record().status_position;
+        let domain = position_of(&stored);
+        assert_eq!(
+            (domain.created, domain.rank, domain.event_id.as_str()),
+            (t(130), 4, "evt_invoice")
+        );
+        assert_eq!(event_position(domain), stored);
+    }
+
+    #[test]
+    fn an_event_position_ranks_the_status_it_brings() {
+        let event = BillingEvent {
+            id: "evt_9".to_owned(),
+            event_type: "customer.subscription.updated".to_owned(),
+            api_version: None,
+            livemode: false,
+            created: t(7),
+            fact: billing_domain::Fact::Unhandled,
+        };
+        let position = position(&event, &SubscriptionStatus::Unpaid);
+        assert_eq!(position.created, t(7));
+        assert_eq!(position.rank, SubscriptionStatus::Unpaid.progression_rank());
+        assert_eq!(position.event_id, "evt_9");
+    }
+
+    #[test]
+    fn a_standing_is_read_from_and_written_to_its_record() {
+        let stored = record();
+        let standing = standing_of(&stored);
+        assert_eq!(standing.status, SubscriptionStatus::PastDue);
+        assert_eq!(standing.current_period_start, Some(t(100)));
+        assert_eq!(standing.grace.period_end, Some(t(150)));
+        assert_eq!(standing.grace.dunning_invoice_id.as_deref(), Some("in_1"));
+        assert_eq!(standing.snapshot_position.event_id, "evt_snapshot");
+        assert_eq!(standing.status_position.event_id, "evt_invoice");
+
+        let mut written = stored.clone();
+        write_standing(&mut written, standing.clone());
+        assert_eq!(written, stored, "reading then writing changes nothing");
+
+        let changed = Standing {
+            status: SubscriptionStatus::Active,
+            grace: Grace::default(),
+            status_position: Position::of(t(140), &SubscriptionStatus::Active, "evt_paid"),
+            ..standing
+        };
+        write_standing(&mut written, changed);
+        assert_eq!(written.status, SubscriptionStatus::Active);
+        assert_eq!(
+            (written.grace_period_end, written.dunning_invoice_id),
+            (None, None)
+        );
+        assert_eq!(written.status_position.event_id, "evt_paid");
+        assert_eq!(written.status_position.rank, 3);
+        // Fields the status rules do not own are left alone.
+        assert_eq!(written.price_id, stored.price_id);
+        assert_eq!(written.current_period_end, stored.current_period_end);
+        assert_eq!(written.trial_end, stored.trial_end);
+        assert!(written.cancel_at_period_end);
+    }
+
+    #[test]
+    fn a_snapshot_record_takes_the_snapshots_fields_and_the_decided_standing() {
+        let ctx = context();
+        let snapshot = snapshot();
+        let (price_id, tier) = tier_for_items(&ctx, &snapshot.price_ids);
+        let standing = Standing {
+            status: SubscriptionStatus::PastDue,
+            current_period_start: snapshot.current_period_start,
+            grace: Grace {
+                period_end: Some(t(310)),
+                dunning_invoice_id: None,
+            },
+            snapshot_position: Position::of(t(320), &SubscriptionStatus::Active, "evt_a"),
+            status_position: Position::of(t(330), &SubscriptionStatus::PastDue, "evt_b"),
+        };
+        let record = snapshot_record(&snapshot, price_id, tier, standing);
+        assert_eq!(record.stripe_subscription_id, "sub_2");
+        assert_eq!(record.stripe_customer_id, "cus_2");
+        assert_eq!(record.price_id.as_deref(), Some("price_team"));
+        assert_eq!(record.item_price_ids, snapshot.price_ids);
+        assert_eq!(record.tier, "TEAM");
+        assert_eq!(record.status, SubscriptionStatus::PastDue);
+        assert_eq!(record.current_period_start, Some(t(300)));
+        assert_eq!(record.current_period_end, Some(t(400)));
+        assert_eq!(record.canceled_at, Some(t(350)));
+        assert_eq!(record.grace_period_end, Some(t(310)));
+        assert_eq!(record.snapshot_position.event_id, "evt_a");
+        assert_eq!(record.status_position.event_id, "evt_b");
+    }
+
+    #[test]
+    fn the_tier_of_items_is_the_highest_known_whatever_their_order() {
+        let ctx = context();
+        let prices = |list: &[&str]| list.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
+        let cases: [(&[&str], Option<&str>, &str); 5] = [
+            (&["price_team", "price_pro"], Some("price_team"), "TEAM"),
+            (&["price_pro", "price_team"], Some("price_team"), "TEAM"),
+            (&["price_addon", "price_pro"], Some("price_pro"), "PRO"),
+            (&["price_addon", "price_other"], Some("price_addon"), "FREE"),
+            (&[], None, "FREE"),
+        ];
+        for (items, price, tier) in cases {
+            let (chosen, found) = tier_for_items(&ctx, &prices(items));
+            assert_eq!(chosen.as_deref(), price, "{items:?}");
+            assert_eq!(found.id.as_str(), tier, "{items:?}");
+        }
+        assert_eq!(
+            tier_for(&ctx, Some("price_pro"), "sub_1").id.as_str(),
+            "PRO"
+        );
+        assert_eq!(
+            tier_for(&ctx, Some("price_gone"), "sub_1").id.as_str(),
+            "FREE"
+        );
+        assert_eq!(tier_for(&ctx, None, "sub_1").id.as_str(), "FREE");
     }
 }

@@ -3,10 +3,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod catalog;
+mod dispute;
 mod entitlement;
 mod facts;
 mod money;
+mod ordering;
+mod payment_status;
+mod refund;
 mod status;
+mod status_transition;
 mod usage;
 
 /// The plan catalog the server ships (`plans.toml` at the workspace root).
