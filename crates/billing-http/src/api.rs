@@ -1,13 +1,11 @@
-//! `/v1`: the product's API. Every route needs a bearer API key, checked before anything
-//! reads the request body.
+//! `/v1`: the product's API. Every route needs a bearer API key, checked by the scope's
+//! middleware before anything reads the request body.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use actix_web::body::BoxBody;
-use actix_web::dev::{HttpServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
-use actix_web::middleware::{Next, from_fn};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
 use actix_web::{Error, HttpRequest, HttpResponse, Route, web};
 use billing_app::{CheckoutParams, PriceChoice, UserEntitlements};
 use billing_ports::{BillingStore, CheckoutKind};
@@ -16,11 +14,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::HttpState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::input::{self, JsonObject};
-use crate::telemetry;
 
-/// The `/v1` scope.
+/// The `/v1` scope, behind the API key middleware.
 pub(crate) fn scope<S: BillingStore>() -> actix_web::Scope<
     impl actix_web::dev::ServiceFactory<
         ServiceRequest,
@@ -31,77 +28,32 @@ pub(crate) fn scope<S: BillingStore>() -> actix_web::Scope<
     >,
 > {
     web::scope("/v1")
-        .wrap(from_fn(crate::request::context))
-        .service(route::<S>(
+        .wrap(from_fn(crate::auth::require_api_key))
+        .service(resource(
             "/users/{user_id}/entitlements",
-            "entitlements",
             web::get().to(entitlements::<S>),
         ))
-        .service(route::<S>(
+        .service(resource(
             "/users/{user_id}/features/{feature}",
-            "feature",
             web::get().to(feature::<S>),
         ))
-        .service(route::<S>(
+        .service(resource(
             "/users/{user_id}/usage",
-            "usage",
             web::post().to(usage::<S>),
         ))
-        .service(route::<S>(
-            "/users/{user_id}/sync",
-            "sync",
-            web::post().to(sync::<S>),
-        ))
-        .service(route::<S>(
+        .service(resource("/users/{user_id}/sync", web::post().to(sync::<S>)))
+        .service(resource(
             "/checkout/sessions",
-            "checkout",
             web::post().to(checkout::<S>),
         ))
-        .service(route::<S>(
-            "/portal/sessions",
-            "portal",
-            web::post().to(portal::<S>),
-        ))
+        .service(resource("/portal/sessions", web::post().to(portal::<S>)))
 }
 
-/// One `/v1` resource, named `name` (its `route` label), behind [`guard`].
-fn route<S: BillingStore>(path: &str, name: &'static str, route: Route) -> impl HttpServiceFactory {
+/// One resource taking one method; any other method is answered 405.
+pub(crate) fn resource(path: &str, route: Route) -> actix_web::Resource {
     web::resource(path)
-        .name(name)
-        .wrap(from_fn(
-            move |request: ServiceRequest, next: Next<BoxBody>| guard::<S>(name, request, next),
-        ))
         .route(route)
-}
-
-/// Authenticates before the handler (and its body extractor) runs, then counts the request
-/// under `route` whatever answered it: the handler, an extractor, or this guard.
-async fn guard<S: BillingStore>(
-    route: &'static str,
-    request: ServiceRequest,
-    next: Next<BoxBody>,
-) -> Result<ServiceResponse<BoxBody>, Error> {
-    let started = Instant::now();
-    let refused = match request.app_data::<web::Data<HttpState<S>>>() {
-        Some(state) => state.api_keys.check(request.request()).err(),
-        None => Some(
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "the request could not be completed",
-            )
-            .with_cause("billing_http::configure was not given the HttpState"),
-        ),
-    };
-    let response = match refused {
-        Some(error) => {
-            let answer = HttpResponse::from_error(error);
-            request.into_response(answer)
-        }
-        None => next.call(request).await?,
-    };
-    telemetry::record_api(route, response.status().as_u16(), started.elapsed());
-    Ok(response)
+        .default_service(web::to(crate::error::method_not_allowed))
 }
 
 fn rfc3339(at: Option<DateTime<Utc>>) -> Value {
@@ -156,8 +108,7 @@ async fn feature<S: BillingStore>(
     input::user_id(&user)?;
     let Some(access) = state.app.feature(&user, &feature).await? else {
         return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_feature",
+            ErrorCode::UnknownFeature,
             format!("feature {feature:?} is not in the plan catalog"),
         ));
     };
@@ -201,7 +152,7 @@ async fn usage<S: BillingStore>(
         Ok(HttpResponse::PaymentRequired().json(json!({
             "allowed": false, "used": outcome.used, "limit": limit,
             "period_end": rfc3339(Some(outcome.period_end)), "replayed": outcome.replayed,
-            "error": {"code": "usage_limit_exceeded", "message": format!("{} would exceed the limit of this period", body.metric)},
+            "error": {"code": ErrorCode::UsageLimitExceeded, "message": format!("{} would exceed the limit of this period", body.metric)},
         })))
     }
 }
@@ -237,8 +188,7 @@ async fn checkout<S: BillingStore>(
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| {
             ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "missing_idempotency_key",
+                ErrorCode::MissingIdempotencyKey,
                 "send an Idempotency-Key header",
             )
         })?;
@@ -255,8 +205,7 @@ async fn checkout<S: BillingStore>(
         (None, Some(t)) => PriceChoice::Tier(t),
         _ => {
             return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "send exactly one of price_id and tier",
             ));
         }

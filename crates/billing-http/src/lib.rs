@@ -42,9 +42,10 @@ use actix_web::web;
 use billing_app::BillingApp;
 use billing_ports::BillingStore;
 use stripe_webhook_signature::Verifier;
+use tracing_actix_web::TracingLogger;
 
 pub use auth::ApiKeys;
-pub use error::ApiError;
+pub use error::{ApiError, ErrorCode};
 pub use telemetry::install_metrics_recorder;
 
 /// A readiness probe: `Ok` when the database answers and its migrations are applied.
@@ -115,37 +116,29 @@ impl ServerLimits {
     }
 }
 
-/// Registers every route on `cfg`, sharing `state`.
+/// Registers every route on `cfg`, sharing `state`, inside the request middleware: the
+/// request span and log (`TracingLogger`), then the `X-Request-Id` answer; `/v1` adds the API
+/// key check.
 pub fn configure<S: BillingStore>(cfg: &mut web::ServiceConfig, state: web::Data<HttpState<S>>) {
     let deadline = web::Data::new(input::BodyDeadline(state.request_timeout));
+    let keys = web::Data::new(state.api_keys.clone());
     cfg.app_data(state)
         .app_data(deadline)
+        .app_data(keys)
         .app_data(web::PathConfig::default().error_handler(error::path_error_handler))
         .service(
-            web::resource("/healthz")
-                .wrap(from_fn(request::context))
-                .route(web::get().to(ops::healthz)),
-        )
-        .service(
-            web::resource("/readyz")
-                .wrap(from_fn(request::context))
-                .route(web::get().to(ops::readyz::<S>)),
-        )
-        .service(
-            web::resource("/metrics")
-                .wrap(from_fn(request::context))
-                .route(web::get().to(ops::metrics::<S>)),
-        )
-        .service(
-            web::resource("/openapi.yaml")
-                .wrap(from_fn(request::context))
-                .route(web::get().to(ops::openapi)),
-        )
-        .service(
-            web::resource("/webhooks/stripe")
-                .wrap(from_fn(request::context))
-                .route(web::post().to(webhook::receive::<S>)),
-        )
-        .service(api::scope::<S>())
-        .default_service(web::to(error::not_found));
+            web::scope("")
+                .wrap(from_fn(request::answer_request_id))
+                .wrap(TracingLogger::<request::RequestSpan>::new())
+                .service(api::resource("/healthz", web::get().to(ops::healthz)))
+                .service(api::resource("/readyz", web::get().to(ops::readyz::<S>)))
+                .service(api::resource("/metrics", web::get().to(ops::metrics::<S>)))
+                .service(api::resource("/openapi.yaml", web::get().to(ops::openapi)))
+                .service(api::resource(
+                    telemetry::WEBHOOK_ROUTE,
+                    web::post().to(webhook::receive::<S>),
+                ))
+                .service(api::scope::<S>())
+                .default_service(web::to(error::not_found)),
+        );
 }

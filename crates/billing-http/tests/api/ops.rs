@@ -54,11 +54,11 @@ async fn every_series_is_exposed_at_zero_before_the_first_request() {
     assert_eq!(status, 200);
     // Series no test ever increments: present, and zero.
     for series in [
-        r#"billing_api_requests_total{route="portal",status="502"} 0"#,
+        r#"billing_api_requests_total{route="/v1/portal/sessions",status="502"} 0"#,
         r#"billing_webhook_deliveries_total{type="charge.dispute.closed",outcome="event_not_applied"} 0"#,
         r#"billing_webhook_deliveries_total{type="unknown",outcome="no_v1_signature"} 0"#,
         r#"billing_webhook_delivery_seconds_count{outcome="invalid_signature"} 0"#,
-        r#"billing_api_request_seconds_count{route="sync"}"#,
+        r#"billing_api_request_seconds_count{route="/v1/users/{user_id}/sync"}"#,
     ] {
         assert!(
             metrics.contains(series),
@@ -85,7 +85,7 @@ async fn api_requests_are_counted_under_their_route_whoever_answers() {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0)
     };
-    let series = r#"billing_api_requests_total{route="feature",status="401"}"#;
+    let series = r#"billing_api_requests_total{route="/v1/users/{user_id}/features/{feature}",status="401"}"#;
     let before = count(&app.get_text("/metrics").await.1, series);
     let (status, _) = app
         .get_text("/v1/users/u_1/features/priority_support")
