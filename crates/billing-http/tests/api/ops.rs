@@ -94,3 +94,30 @@ async fn api_requests_are_counted_under_their_route_whoever_answers() {
     let after = count(&app.get_text("/metrics").await.1, series);
     assert_eq!(after, before + 1);
 }
+
+#[actix_web::test]
+async fn undeclared_methods_on_declared_paths_answer_405_with_the_error_shape() {
+    let app = spawn_app().await;
+    let with_key = format!("Bearer {}", crate::helpers::API_KEY);
+    for (method, path) in [
+        ("GET", "/webhooks/stripe"),
+        ("POST", "/healthz"),
+        ("DELETE", "/v1/portal/sessions"),
+        ("PUT", "/v1/users/u_1/entitlements"),
+    ] {
+        let method = actix_web::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut response = app
+            .client
+            .request(method.clone(), format!("{}{path}", app.address))
+            .insert_header(("Authorization", with_key.as_str()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 405, "{method} {path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body["error"]["code"], "method_not_allowed",
+            "{method} {path}"
+        );
+    }
+}
