@@ -56,6 +56,10 @@ doctest:
 bench *ARGS:
     cargo bench --workspace {{ARGS}}
 
+# Regenerate docs/openapi.yaml from the server's types (a test fails when it drifts).
+openapi:
+    UPDATE_OPENAPI=1 cargo nextest run -p billing-http -E 'test(docs_openapi_yaml_is_the_served_document)'
+
 # Regenerate the signature test vectors with the official Stripe SDKs (Python and Node).
 vectors:
     bash crates/stripe-webhook-signature/vectors/generate.sh

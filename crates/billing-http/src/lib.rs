@@ -5,7 +5,8 @@
 //!   ([`billing_app::BillingApp::ingest`]). 2xx only after the commit.
 //! - `/v1/…`: the product's API (bearer API keys): entitlements, the feature gate, usage,
 //!   Checkout and portal sessions, sync.
-//! - `/healthz`, `/readyz`, `/metrics` (Prometheus), `/openapi.yaml`.
+//! - `/healthz`, `/readyz`, `/metrics` (Prometheus), `/openapi.json` and `/openapi.yaml`
+//!   (derived from the types, see `docs/openapi.yaml`).
 //!
 //! Every error is `{"error": {"code", "message"}}` with a specific status; the mapping lives
 //! in one place, [`error`]. Every answer carries an `X-Request-Id`; every 5xx is logged once
@@ -25,8 +26,10 @@
 
 mod api;
 mod auth;
+mod dto;
 pub mod error;
 mod input;
+mod openapi;
 mod ops;
 mod request;
 mod telemetry;
@@ -133,7 +136,14 @@ pub fn configure<S: BillingStore>(cfg: &mut web::ServiceConfig, state: web::Data
                 .service(api::resource("/healthz", web::get().to(ops::healthz)))
                 .service(api::resource("/readyz", web::get().to(ops::readyz::<S>)))
                 .service(api::resource("/metrics", web::get().to(ops::metrics::<S>)))
-                .service(api::resource("/openapi.yaml", web::get().to(ops::openapi)))
+                .service(api::resource(
+                    "/openapi.json",
+                    web::get().to(ops::openapi_json),
+                ))
+                .service(api::resource(
+                    "/openapi.yaml",
+                    web::get().to(ops::openapi_yaml),
+                ))
                 .service(api::resource(
                     telemetry::WEBHOOK_ROUTE,
                     web::post().to(webhook::receive::<S>),

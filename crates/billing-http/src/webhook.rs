@@ -4,16 +4,33 @@ use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
 use billing_app::IngestOutcome;
 use billing_ports::{BillingStore, NewEvent};
 use billing_stripe::WireError;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::HttpState;
+use crate::dto::{ErrorBody, Received};
 use crate::error::{ApiError, ErrorCode};
 use crate::input::read_body;
 use crate::telemetry::Delivery;
 
 /// Handles one delivery. What it learns of the event (id, type, how it ended) goes into the
 /// request span and the request's extensions, for the delivery's one log line and metrics.
+#[utoipa::path(
+    post,
+    path = "/webhooks/stripe",
+    tag = "webhooks",
+    params(("Stripe-Signature" = String, Header, description = "`t=<unix>,v1=<hex>`: HMAC-SHA256 of `{t}.{body}` with the endpoint secret")),
+    request_body(content = Object, description = "A Stripe event, verified before it is read", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Taken: applied, ignored, stale or a duplicate", body = Received),
+        (status = 400, description = "Signature refused, or a verified body without a valid envelope (`invalid_payload`, not stored)", body = ErrorBody),
+        (status = 405, description = "Method not allowed", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "The event can never apply as sent (`unprocessable_event`)", body = ErrorBody),
+        (status = 500, description = "Not applied; Stripe will retry (`event_not_applied`)", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
 pub(crate) async fn receive<S: BillingStore>(
     state: web::Data<HttpState<S>>,
     request: HttpRequest,
@@ -43,12 +60,32 @@ pub(crate) async fn receive<S: BillingStore>(
     match state.app.ingest(event, payload).await {
         Ok(outcome) => {
             let (label, body) = match outcome {
-                IngestOutcome::Processed => ("processed", json!({"received": true})),
-                IngestOutcome::Ignored => ("ignored", json!({"received": true, "ignored": true})),
-                IngestOutcome::Stale => ("stale", json!({"received": true, "stale": true})),
-                IngestOutcome::Duplicate(_) => {
-                    ("duplicate", json!({"received": true, "duplicate": true}))
-                }
+                IngestOutcome::Processed => ("processed", Received::default()),
+                IngestOutcome::Ignored => (
+                    "ignored",
+                    Received {
+                        ignored: Some(true),
+                        ..Received::default()
+                    },
+                ),
+                IngestOutcome::Stale => (
+                    "stale",
+                    Received {
+                        stale: Some(true),
+                        ..Received::default()
+                    },
+                ),
+                IngestOutcome::Duplicate(_) => (
+                    "duplicate",
+                    Received {
+                        duplicate: Some(true),
+                        ..Received::default()
+                    },
+                ),
+            };
+            let body = Received {
+                received: true,
+                ..body
             };
             if let Some(delivery) = request.extensions_mut().get_mut::<Delivery>() {
                 delivery.outcome = Some(label);

@@ -121,3 +121,33 @@ async fn undeclared_methods_on_declared_paths_answer_405_with_the_error_shape() 
         );
     }
 }
+
+/// `docs/openapi.yaml` is what the server serves; `UPDATE_OPENAPI=1` (or `just openapi`)
+/// rewrites it instead of failing.
+#[actix_web::test]
+async fn docs_openapi_yaml_is_the_served_document() {
+    let app = spawn_app().await;
+    let (status, served) = app.get_text("/openapi.yaml").await;
+    assert_eq!(status, 200);
+    let (status, json) = app.get_text("/openapi.json").await;
+    assert_eq!(status, 200);
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert!(json["paths"]["/v1/checkout/sessions"]["post"].is_object());
+    let codes = &json["components"]["schemas"]["ErrorCode"]["enum"];
+    assert!(
+        codes
+            .as_array()
+            .unwrap()
+            .contains(&"method_not_allowed".into()),
+        "{codes}"
+    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.yaml");
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(path, &served).unwrap();
+    }
+    let committed = std::fs::read_to_string(path).unwrap();
+    assert!(
+        committed == served,
+        "docs/openapi.yaml differs from the served document; run `just openapi` to regenerate it"
+    );
+}
