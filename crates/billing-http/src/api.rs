@@ -3,6 +3,7 @@
 
 use actix_web::body::BoxBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::middleware::from_fn;
 use actix_web::{Error, HttpRequest, HttpResponse, Route, web};
 use billing_app::{CheckoutParams, PriceChoice};
@@ -30,29 +31,43 @@ pub(crate) fn scope<S: BillingStore>() -> actix_web::Scope<
         .wrap(from_fn(crate::auth::require_api_key))
         .service(resource(
             "/users/{user_id}/entitlements",
+            Method::GET,
             web::get().to(entitlements::<S>),
         ))
         .service(resource(
             "/users/{user_id}/features/{feature}",
+            Method::GET,
             web::get().to(feature::<S>),
         ))
         .service(resource(
             "/users/{user_id}/usage",
+            Method::POST,
             web::post().to(usage::<S>),
         ))
-        .service(resource("/users/{user_id}/sync", web::post().to(sync::<S>)))
+        .service(resource(
+            "/users/{user_id}/sync",
+            Method::POST,
+            web::post().to(sync::<S>),
+        ))
         .service(resource(
             "/checkout/sessions",
+            Method::POST,
             web::post().to(checkout::<S>),
         ))
-        .service(resource("/portal/sessions", web::post().to(portal::<S>)))
+        .service(resource(
+            "/portal/sessions",
+            Method::POST,
+            web::post().to(portal::<S>),
+        ))
 }
 
-/// One resource taking one method; any other method is answered 405.
-pub(crate) fn resource(path: &str, route: Route) -> actix_web::Resource {
+/// One resource taking `method` only; any other method is answered 405 with `Allow`.
+pub(crate) fn resource(path: &str, method: Method, route: Route) -> actix_web::Resource {
     web::resource(path)
         .route(route)
-        .default_service(web::to(crate::error::method_not_allowed))
+        .default_service(web::to(move || {
+            std::future::ready(crate::error::method_not_allowed(&method))
+        }))
 }
 
 /// A user's entitlements now.
@@ -60,7 +75,7 @@ pub(crate) fn resource(path: &str, route: Route) -> actix_web::Resource {
     get,
     path = "/v1/users/{user_id}/entitlements",
     tag = "v1",
-    params(("user_id" = String, Path, description = "The product's user id", min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]+$")),
+    params(("user_id" = String, Path, description = "The product's user id", max_length = 255, pattern = r"^[A-Za-z0-9._~@:+=,-]+$")),
     responses(
         (status = 200, description = "The user's entitlements", body = Entitlements),
         (status = 400, description = "Invalid user id", body = ErrorBody),
@@ -86,8 +101,8 @@ pub(crate) async fn entitlements<S: BillingStore>(
     path = "/v1/users/{user_id}/features/{feature}",
     tag = "v1",
     params(
-        ("user_id" = String, Path, description = "The product's user id", min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]+$"),
-        ("feature" = String, Path, description = "A feature of the plan catalog", min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]+$"),
+        ("user_id" = String, Path, description = "The product's user id", max_length = 255, pattern = r"^[A-Za-z0-9._~@:+=,-]+$"),
+        ("feature" = String, Path, description = "A feature of the plan catalog", max_length = 255, pattern = r"^[A-Za-z0-9._~@:+=,-]+$"),
     ),
     responses(
         (status = 200, description = "Whether the feature is allowed", body = FeatureAnswer),
@@ -126,7 +141,7 @@ pub(crate) async fn feature<S: BillingStore>(
     post,
     path = "/v1/users/{user_id}/usage",
     tag = "v1",
-    params(("user_id" = String, Path, description = "The product's user id", min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]+$")),
+    params(("user_id" = String, Path, description = "The product's user id", max_length = 255, pattern = r"^[A-Za-z0-9._~@:+=,-]+$")),
     request_body = UsageRequest,
     responses(
         (status = 200, description = "Usage counted", body = UsageAccepted),
@@ -301,7 +316,7 @@ pub(crate) async fn portal<S: BillingStore>(
     post,
     path = "/v1/users/{user_id}/sync",
     tag = "v1",
-    params(("user_id" = String, Path, description = "The product's user id", min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]+$")),
+    params(("user_id" = String, Path, description = "The product's user id", max_length = 255, pattern = r"^[A-Za-z0-9._~@:+=,-]+$")),
     responses(
         (status = 200, description = "The entitlements after the sync", body = Synced),
         (status = 400, description = "Invalid user id", body = ErrorBody),

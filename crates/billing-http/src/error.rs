@@ -383,10 +383,17 @@ pub(crate) async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(ErrorCode::NotFound, "no such route"))
 }
 
-/// A route we serve, asked with a method it does not take.
-pub(crate) async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
+/// A route we serve, asked with a method other than `allowed`: 405 with `Allow`.
+pub(crate) fn method_not_allowed(allowed: &actix_web::http::Method) -> HttpResponse {
+    let mut response = ApiError::new(
         ErrorCode::MethodNotAllowed,
-        "this route does not take this method",
-    ))
+        format!("this route takes {allowed} only"),
+    )
+    .error_response();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allowed.as_str()) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    response
 }

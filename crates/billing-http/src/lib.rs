@@ -40,6 +40,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::http::Method;
 use actix_web::middleware::from_fn;
 use actix_web::web;
 use billing_app::BillingApp;
@@ -133,19 +134,34 @@ pub fn configure<S: BillingStore>(cfg: &mut web::ServiceConfig, state: web::Data
             web::scope("")
                 .wrap(from_fn(request::answer_request_id))
                 .wrap(TracingLogger::<request::RequestSpan>::new())
-                .service(api::resource("/healthz", web::get().to(ops::healthz)))
-                .service(api::resource("/readyz", web::get().to(ops::readyz::<S>)))
-                .service(api::resource("/metrics", web::get().to(ops::metrics::<S>)))
+                .service(api::resource(
+                    "/healthz",
+                    Method::GET,
+                    web::get().to(ops::healthz),
+                ))
+                .service(api::resource(
+                    "/readyz",
+                    Method::GET,
+                    web::get().to(ops::readyz::<S>),
+                ))
+                .service(api::resource(
+                    "/metrics",
+                    Method::GET,
+                    web::get().to(ops::metrics::<S>),
+                ))
                 .service(api::resource(
                     "/openapi.json",
+                    Method::GET,
                     web::get().to(ops::openapi_json),
                 ))
                 .service(api::resource(
                     "/openapi.yaml",
+                    Method::GET,
                     web::get().to(ops::openapi_yaml),
                 ))
                 .service(api::resource(
                     telemetry::WEBHOOK_ROUTE,
+                    Method::POST,
                     web::post().to(webhook::receive::<S>),
                 ))
                 .service(api::scope::<S>())

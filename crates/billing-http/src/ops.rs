@@ -92,7 +92,7 @@ pub(crate) async fn openapi_json() -> Result<HttpResponse, ApiError> {
     path = "/openapi.yaml",
     tag = "ops",
     responses(
-        (status = 200, description = "This document", body = String, content_type = "application/yaml"),
+        (status = 200, description = "This document", body = Object, content_type = "application/yaml"),
         (status = 405, description = "Method not allowed", body = ErrorBody),
         (status = 500, description = "Internal error (opaque)", body = ErrorBody),
     )
