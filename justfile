@@ -3,7 +3,7 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # Every check CI runs: formatting, lints, all tests (unit, integration, doc), the fault proofs.
-test: tools fmt-check lint nextest doctest contract chaos
+test: tools fmt-check lint nextest doctest chaos contract
 
 # Development defaults for `run` and `demo`; set the variables yourself for anything real.
 export STRIPE_WEBHOOK_SECRET := env_var_or_default("STRIPE_WEBHOOK_SECRET", "whsec_dev_local_only_not_secret")

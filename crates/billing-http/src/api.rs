@@ -75,7 +75,7 @@ pub(crate) fn resource(path: &str, method: Method, route: Route) -> actix_web::R
     get,
     path = "/v1/users/{user_id}/entitlements",
     tag = "v1",
-    params(("user_id" = String, Path, description = "The product's user id", max_length = 255, pattern = r"^[A-Za-z0-9._~@:+=,-]+$")),
+    params(("user_id" = String, Path, description = "The product's user id", max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F%/?#]+$")),
     responses(
         (status = 200, description = "The user's entitlements", body = Entitlements),
         (status = 400, description = "Invalid user id", body = ErrorBody),
@@ -101,8 +101,8 @@ pub(crate) async fn entitlements<S: BillingStore>(
     path = "/v1/users/{user_id}/features/{feature}",
     tag = "v1",
     params(
-        ("user_id" = String, Path, description = "The product's user id", max_length = 255, pattern = r"^[A-Za-z0-9._~@:+=,-]+$"),
-        ("feature" = String, Path, description = "A feature of the plan catalog", max_length = 255, pattern = r"^[A-Za-z0-9._~@:+=,-]+$"),
+        ("user_id" = String, Path, description = "The product's user id", max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F%/?#]+$"),
+        ("feature" = String, Path, description = "A feature of the plan catalog", max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F%/?#]+$"),
     ),
     responses(
         (status = 200, description = "Whether the feature is allowed", body = FeatureAnswer),
@@ -141,7 +141,7 @@ pub(crate) async fn feature<S: BillingStore>(
     post,
     path = "/v1/users/{user_id}/usage",
     tag = "v1",
-    params(("user_id" = String, Path, description = "The product's user id", max_length = 255, pattern = r"^[A-Za-z0-9._~@:+=,-]+$")),
+    params(("user_id" = String, Path, description = "The product's user id", max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F%/?#]+$")),
     request_body = UsageRequest,
     responses(
         (status = 200, description = "Usage counted", body = UsageAccepted),
@@ -316,7 +316,7 @@ pub(crate) async fn portal<S: BillingStore>(
     post,
     path = "/v1/users/{user_id}/sync",
     tag = "v1",
-    params(("user_id" = String, Path, description = "The product's user id", max_length = 255, pattern = r"^[A-Za-z0-9._~@:+=,-]+$")),
+    params(("user_id" = String, Path, description = "The product's user id", max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F%/?#]+$")),
     responses(
         (status = 200, description = "The entitlements after the sync", body = Synced),
         (status = 400, description = "Invalid user id", body = ErrorBody),

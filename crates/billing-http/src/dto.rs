@@ -121,7 +121,11 @@ pub(crate) struct UsageRequest {
     #[schema(minimum = 0, maximum = 9_007_199_254_740_991_i64)]
     pub(crate) quantity: u64,
     /// The same key counts the usage once; 1–255 bytes without control characters.
-    #[schema(min_length = 1, max_length = 255, pattern = r"^[\x20-\x7E]+$")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+    )]
     pub(crate) idempotency_key: String,
 }
 
@@ -162,7 +166,11 @@ pub(crate) enum Mode {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CheckoutRequest {
-    #[schema(min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]+$")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+    )]
     pub(crate) user_id: String,
     #[schema(max_length = 254, pattern = r"^[\x21-\x7E]+@[\x21-\x7E]+$")]
     pub(crate) email: Option<String>,
@@ -191,7 +199,11 @@ pub(crate) struct CheckoutSession {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PortalRequest {
-    #[schema(min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]+$")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+    )]
     pub(crate) user_id: String,
     #[schema(max_length = 2048, pattern = r"^https?://[\x21-\x7E]*$")]
     pub(crate) return_url: String,
