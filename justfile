@@ -96,6 +96,7 @@ contract:
         curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
         sleep 0.1
     done
+    cd "$dir"  # schemathesis keeps its cache in the working directory
     st run "http://127.0.0.1:$port/openapi.json" --url "http://127.0.0.1:$port" \
         -H "Authorization: Bearer $key" --checks all --max-examples "${CONTRACT_EXAMPLES:-25}" \
         --max-time "${CONTRACT_SECONDS:-150}" --seed "${CONTRACT_SEED:-1}" --generation-database none \
