@@ -109,6 +109,11 @@ impl<S: BillingStore> BillingApp<S> {
     /// `payload` is the verified raw body, stored with the event. On `Err` nothing of the
     /// event's effects was committed and the event is recorded as failed (attempts + 1), so the
     /// caller must answer with an error status and Stripe will deliver it again.
+    #[tracing::instrument(
+        name = "ingest",
+        skip_all,
+        fields(event_id = event.id.as_str(), event_type = event.event_type.as_str())
+    )]
     pub async fn ingest(
         &self,
         event: BillingEvent,

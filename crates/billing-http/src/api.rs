@@ -1,26 +1,23 @@
-//! `/v1`: the product's API. Every route needs a bearer API key, checked before anything
-//! reads the request body.
-
-use std::collections::BTreeMap;
-use std::time::Instant;
+//! `/v1`: the product's API. Every route needs a bearer API key, checked by the scope's
+//! middleware before anything reads the request body.
 
 use actix_web::body::BoxBody;
-use actix_web::dev::{HttpServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
-use actix_web::middleware::{Next, from_fn};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::from_fn;
 use actix_web::{Error, HttpRequest, HttpResponse, Route, web};
-use billing_app::{CheckoutParams, PriceChoice, UserEntitlements};
+use billing_app::{CheckoutParams, PriceChoice};
 use billing_ports::{BillingStore, CheckoutKind};
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::HttpState;
-use crate::error::ApiError;
+use crate::dto::{
+    CheckoutRequest, CheckoutSession, Entitlements, ErrorBody, ErrorDetail, FeatureAnswer, Mode,
+    PortalRequest, PortalSession, Synced, UsageAccepted, UsageRefused, UsageRequest, rfc3339,
+};
+use crate::error::{ApiError, ErrorCode};
 use crate::input::{self, JsonObject};
-use crate::telemetry;
 
-/// The `/v1` scope.
+/// The `/v1` scope, behind the API key middleware.
 pub(crate) fn scope<S: BillingStore>() -> actix_web::Scope<
     impl actix_web::dev::ServiceFactory<
         ServiceRequest,
@@ -31,124 +28,94 @@ pub(crate) fn scope<S: BillingStore>() -> actix_web::Scope<
     >,
 > {
     web::scope("/v1")
-        .wrap(from_fn(crate::request::context))
-        .service(route::<S>(
+        .wrap(from_fn(crate::auth::require_api_key))
+        .service(resource(
             "/users/{user_id}/entitlements",
-            "entitlements",
+            Method::GET,
             web::get().to(entitlements::<S>),
         ))
-        .service(route::<S>(
+        .service(resource(
             "/users/{user_id}/features/{feature}",
-            "feature",
+            Method::GET,
             web::get().to(feature::<S>),
         ))
-        .service(route::<S>(
+        .service(resource(
             "/users/{user_id}/usage",
-            "usage",
+            Method::POST,
             web::post().to(usage::<S>),
         ))
-        .service(route::<S>(
+        .service(resource(
             "/users/{user_id}/sync",
-            "sync",
+            Method::POST,
             web::post().to(sync::<S>),
         ))
-        .service(route::<S>(
+        .service(resource(
             "/checkout/sessions",
-            "checkout",
+            Method::POST,
             web::post().to(checkout::<S>),
         ))
-        .service(route::<S>(
+        .service(resource(
             "/portal/sessions",
-            "portal",
+            Method::POST,
             web::post().to(portal::<S>),
         ))
 }
 
-/// One `/v1` resource, named `name` (its `route` label), behind [`guard`].
-fn route<S: BillingStore>(path: &str, name: &'static str, route: Route) -> impl HttpServiceFactory {
+/// One resource taking `method` only; any other method is answered 405 with `Allow`.
+pub(crate) fn resource(path: &str, method: Method, route: Route) -> actix_web::Resource {
     web::resource(path)
-        .name(name)
-        .wrap(from_fn(
-            move |request: ServiceRequest, next: Next<BoxBody>| guard::<S>(name, request, next),
-        ))
         .route(route)
+        .default_service(web::to(move || {
+            std::future::ready(crate::error::method_not_allowed(&method))
+        }))
 }
 
-/// Authenticates before the handler (and its body extractor) runs, then counts the request
-/// under `route` whatever answered it: the handler, an extractor, or this guard.
-async fn guard<S: BillingStore>(
-    route: &'static str,
-    request: ServiceRequest,
-    next: Next<BoxBody>,
-) -> Result<ServiceResponse<BoxBody>, Error> {
-    let started = Instant::now();
-    let refused = match request.app_data::<web::Data<HttpState<S>>>() {
-        Some(state) => state.api_keys.check(request.request()).err(),
-        None => Some(
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "the request could not be completed",
-            )
-            .with_cause("billing_http::configure was not given the HttpState"),
-        ),
-    };
-    let response = match refused {
-        Some(error) => {
-            let answer = HttpResponse::from_error(error);
-            request.into_response(answer)
-        }
-        None => next.call(request).await?,
-    };
-    telemetry::record_api(route, response.status().as_u16(), started.elapsed());
-    Ok(response)
-}
-
-fn rfc3339(at: Option<DateTime<Utc>>) -> Value {
-    at.map_or(Value::Null, |t| {
-        Value::String(t.to_rfc3339_opts(SecondsFormat::Secs, true))
-    })
-}
-
-fn entitlements_json(e: &UserEntitlements) -> Value {
-    let limits: BTreeMap<&str, Value> = e
-        .limits
-        .iter()
-        .map(|(metric, limit)| {
-            (
-                metric.as_str(),
-                limit.as_option().map_or(Value::Null, Value::from),
-            )
-        })
-        .collect();
-    json!({
-        "user_id": e.user_id,
-        "tier": e.tier.as_str(),
-        "reason": e.reason.code(),
-        "status": e.status.as_ref().map(|s| s.as_str().to_owned()),
-        "subscription_id": e.subscription_id,
-        "features": e.features,
-        "limits": limits,
-        "usage": e.usage,
-        "usage_period": {"start": rfc3339(Some(e.period.start)), "end": rfc3339(Some(e.period.end))},
-        "credits": e.credits,
-        "period_end": rfc3339(e.period_end),
-        "grace_period_end": rfc3339(e.grace_period_end),
-        "trial_end": rfc3339(e.trial_end),
-        "cancel_at_period_end": e.cancel_at_period_end,
-    })
-}
-
-async fn entitlements<S: BillingStore>(
+/// A user's entitlements now.
+#[utoipa::path(
+    get,
+    path = "/v1/users/{user_id}/entitlements",
+    tag = "v1",
+    params(("user_id" = String, Path, description = "The product's user id", max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F%/?#]+$")),
+    responses(
+        (status = 200, description = "The user's entitlements", body = Entitlements),
+        (status = 400, description = "Invalid user id", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 405, description = "Method not allowed", body = ErrorBody),
+        (status = 500, description = "Internal error (opaque)", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn entitlements<S: BillingStore>(
     state: web::Data<HttpState<S>>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     input::user_id(&path)?;
     let e = state.app.entitlements(&path).await?;
-    Ok(HttpResponse::Ok().json(entitlements_json(&e)))
+    Ok(HttpResponse::Ok().json(Entitlements::from(&e)))
 }
 
-async fn feature<S: BillingStore>(
+/// Whether a user has a feature now.
+#[utoipa::path(
+    get,
+    path = "/v1/users/{user_id}/features/{feature}",
+    tag = "v1",
+    params(
+        ("user_id" = String, Path, description = "The product's user id", max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F%/?#]+$"),
+        ("feature" = String, Path, description = "A feature of the plan catalog", max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F%/?#]+$"),
+    ),
+    responses(
+        (status = 200, description = "Whether the feature is allowed", body = FeatureAnswer),
+        (status = 400, description = "Invalid user id", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "Unknown feature (`unknown_feature`)", body = ErrorBody),
+        (status = 405, description = "Method not allowed", body = ErrorBody),
+        (status = 500, description = "Internal error (opaque)", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn feature<S: BillingStore>(
     state: web::Data<HttpState<S>>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
@@ -156,29 +123,45 @@ async fn feature<S: BillingStore>(
     input::user_id(&user)?;
     let Some(access) = state.app.feature(&user, &feature).await? else {
         return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_feature",
+            ErrorCode::UnknownFeature,
             format!("feature {feature:?} is not in the plan catalog"),
         ));
     };
-    Ok(HttpResponse::Ok().json(json!({
-        "user_id": user, "feature": feature, "allowed": access.allowed,
-        "tier": access.tier.as_str(), "reason": access.reason.code(),
-    })))
+    Ok(HttpResponse::Ok().json(FeatureAnswer {
+        user_id: user,
+        feature,
+        allowed: access.allowed,
+        tier: access.tier.as_str().to_owned(),
+        reason: access.reason.code().to_owned(),
+    }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UsageBody {
-    metric: String,
-    quantity: u64,
-    idempotency_key: String,
-}
-
-async fn usage<S: BillingStore>(
+/// Counts usage against the period's limit, once per idempotency key.
+#[utoipa::path(
+    post,
+    path = "/v1/users/{user_id}/usage",
+    tag = "v1",
+    params(("user_id" = String, Path, description = "The product's user id", max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F%/?#]+$")),
+    request_body = UsageRequest,
+    responses(
+        (status = 200, description = "Usage counted", body = UsageAccepted),
+        (status = 400, description = "Invalid input or unknown metric", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 402, description = "The usage would exceed the limit (`usage_limit_exceeded`)", body = UsageRefused),
+        (status = 405, description = "Method not allowed", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Idempotency key reused or a value refused", body = ErrorBody),
+        (status = 500, description = "Internal error (opaque)", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn usage<S: BillingStore>(
     state: web::Data<HttpState<S>>,
     path: web::Path<String>,
-    body: JsonObject<UsageBody>,
+    body: JsonObject<UsageRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
     input::user_id(&path)?;
@@ -188,48 +171,59 @@ async fn usage<S: BillingStore>(
         .app
         .record_usage(&path, &body.metric, body.quantity, &body.idempotency_key)
         .await?;
-    let limit = outcome.limit.map_or(Value::Null, Value::from);
     if outcome.allowed {
-        Ok(HttpResponse::Ok().json(json!({
-            "allowed": true, "used": outcome.used, "limit": limit,
-            "remaining": outcome.remaining, "period_end": rfc3339(Some(outcome.period_end)),
-            "replayed": outcome.replayed,
-        })))
+        Ok(HttpResponse::Ok().json(UsageAccepted {
+            allowed: true,
+            used: outcome.used,
+            limit: outcome.limit,
+            remaining: outcome.remaining,
+            period_end: rfc3339(outcome.period_end),
+            replayed: outcome.replayed,
+        }))
     } else {
         // 402, not 429: the quota is exhausted until the period ends or the plan changes;
         // 429 invites automatic retries, which cannot succeed.
-        Ok(HttpResponse::PaymentRequired().json(json!({
-            "allowed": false, "used": outcome.used, "limit": limit,
-            "period_end": rfc3339(Some(outcome.period_end)), "replayed": outcome.replayed,
-            "error": {"code": "usage_limit_exceeded", "message": format!("{} would exceed the limit of this period", body.metric)},
-        })))
+        Ok(HttpResponse::PaymentRequired().json(UsageRefused {
+            allowed: false,
+            used: outcome.used,
+            limit: outcome.limit,
+            period_end: rfc3339(outcome.period_end),
+            replayed: outcome.replayed,
+            error: ErrorDetail {
+                code: ErrorCode::UsageLimitExceeded,
+                message: format!("{} would exceed the limit of this period", body.metric),
+            },
+        }))
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Mode {
-    Payment,
-    Subscription,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CheckoutBody {
-    user_id: String,
-    email: Option<String>,
-    mode: Mode,
-    price_id: Option<String>,
-    tier: Option<String>,
-    success_url: String,
-    cancel_url: String,
-    trial_days: Option<u32>,
-}
-
-async fn checkout<S: BillingStore>(
+/// Creates a Stripe Checkout session for a user, once per `Idempotency-Key`.
+#[utoipa::path(
+    post,
+    path = "/v1/checkout/sessions",
+    tag = "v1",
+    params(("Idempotency-Key" = String, Header, description = "The same key returns the same session", min_length = 1, max_length = 255, pattern = r"^[\x20-\x7E]+$")),
+    request_body = CheckoutRequest,
+    responses(
+        (status = 200, description = "The session", body = CheckoutSession),
+        (status = 400, description = "Invalid input, unknown price or tier", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "Stripe does not know an object", body = ErrorBody),
+        (status = 405, description = "Method not allowed", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Idempotency key reused or a value refused", body = ErrorBody),
+        (status = 500, description = "Internal error (opaque)", body = ErrorBody),
+        (status = 502, description = "Stripe refused or answered unexpectedly", body = ErrorBody),
+        (status = 503, description = "Database or Stripe unavailable", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn checkout<S: BillingStore>(
     state: web::Data<HttpState<S>>,
     request: HttpRequest,
-    body: JsonObject<CheckoutBody>,
+    body: JsonObject<CheckoutRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let key = request
         .headers()
@@ -237,8 +231,7 @@ async fn checkout<S: BillingStore>(
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| {
             ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "missing_idempotency_key",
+                ErrorCode::MissingIdempotencyKey,
                 "send an Idempotency-Key header",
             )
         })?;
@@ -255,8 +248,7 @@ async fn checkout<S: BillingStore>(
         (None, Some(t)) => PriceChoice::Tier(t),
         _ => {
             return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "send exactly one of price_id and tier",
             ));
         }
@@ -277,20 +269,37 @@ async fn checkout<S: BillingStore>(
             idempotency_key: key.to_owned(),
         })
         .await?;
-    Ok(HttpResponse::Ok()
-        .json(json!({"id": outcome.id, "url": outcome.url, "replayed": outcome.replayed})))
+    Ok(HttpResponse::Ok().json(CheckoutSession {
+        id: outcome.id,
+        url: outcome.url,
+        replayed: outcome.replayed,
+    }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PortalBody {
-    user_id: String,
-    return_url: String,
-}
-
-async fn portal<S: BillingStore>(
+/// Creates a Stripe billing portal session for a known user.
+#[utoipa::path(
+    post,
+    path = "/v1/portal/sessions",
+    tag = "v1",
+    request_body = PortalRequest,
+    responses(
+        (status = 200, description = "The session", body = PortalSession),
+        (status = 400, description = "Invalid input", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "Unknown user (`unknown_user`)", body = ErrorBody),
+        (status = 405, description = "Method not allowed", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 500, description = "Internal error (opaque)", body = ErrorBody),
+        (status = 502, description = "Stripe refused or answered unexpectedly", body = ErrorBody),
+        (status = 503, description = "Database or Stripe unavailable", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn portal<S: BillingStore>(
     state: web::Data<HttpState<S>>,
-    body: JsonObject<PortalBody>,
+    body: JsonObject<PortalRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
     input::user_id(&body.user_id)?;
@@ -299,17 +308,37 @@ async fn portal<S: BillingStore>(
         .app
         .portal_url(&body.user_id, &body.return_url)
         .await?;
-    Ok(HttpResponse::Ok().json(json!({"url": url})))
+    Ok(HttpResponse::Ok().json(PortalSession { url }))
 }
 
-async fn sync<S: BillingStore>(
+/// Re-reads a known user's subscriptions from Stripe, then answers the entitlements.
+#[utoipa::path(
+    post,
+    path = "/v1/users/{user_id}/sync",
+    tag = "v1",
+    params(("user_id" = String, Path, description = "The product's user id", max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F%/?#]+$")),
+    responses(
+        (status = 200, description = "The entitlements after the sync", body = Synced),
+        (status = 400, description = "Invalid user id", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "Unknown user or Stripe object", body = ErrorBody),
+        (status = 405, description = "Method not allowed", body = ErrorBody),
+        (status = 422, description = "A value refused by the database", body = ErrorBody),
+        (status = 500, description = "Internal error (opaque)", body = ErrorBody),
+        (status = 502, description = "Stripe refused or answered unexpectedly", body = ErrorBody),
+        (status = 503, description = "Database or Stripe unavailable", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn sync<S: BillingStore>(
     state: web::Data<HttpState<S>>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     input::user_id(&path)?;
     let written = state.app.sync_user(&path).await?;
     let e = state.app.entitlements(&path).await?;
-    let mut body = entitlements_json(&e);
-    body["synced_subscriptions"] = json!(written);
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(Synced {
+        entitlements: Entitlements::from(&e),
+        synced_subscriptions: written as u64,
+    }))
 }

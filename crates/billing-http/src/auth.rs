@@ -1,12 +1,16 @@
-//! Bearer API keys for `/v1`, compared in constant time.
+//! Bearer API keys for `/v1`, compared in constant time, checked by a middleware on the scope
+//! before any handler or extractor reads the body.
 
 use std::fmt;
 
-use actix_web::HttpRequest;
-use actix_web::http::{StatusCode, header};
+use actix_web::body::BoxBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpRequest, HttpResponse, web};
 use subtle::ConstantTimeEq;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// The accepted API keys. `Debug` never shows them.
 #[derive(Clone)]
@@ -49,8 +53,7 @@ impl ApiKeys {
             .and_then(bearer_credentials)
             .ok_or_else(|| {
                 ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "missing_api_key",
+                    ErrorCode::MissingApiKey,
                     "send Authorization: Bearer <api key>",
                 )
             })?;
@@ -58,11 +61,30 @@ impl ApiKeys {
             Ok(())
         } else {
             Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_api_key",
+                ErrorCode::InvalidApiKey,
                 "the API key is not valid",
             ))
         }
+    }
+}
+
+/// The `/v1` middleware: answers 401 unless the request carries an accepted key; the handler
+/// (and the extractor reading its body) runs only after the key is accepted.
+pub(crate) async fn require_api_key(
+    request: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let checked = match request.app_data::<web::Data<ApiKeys>>() {
+        Some(keys) => keys.check(request.request()),
+        None => Err(ApiError::new(
+            ErrorCode::InternalError,
+            "the request could not be completed",
+        )
+        .with_cause("billing_http::configure was not given the API keys")),
+    };
+    match checked {
+        Ok(()) => next.call(request).await,
+        Err(refused) => Ok(request.into_response(HttpResponse::from_error(refused))),
     }
 }
 

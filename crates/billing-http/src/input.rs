@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
-use actix_web::http::{StatusCode, header};
+use actix_web::http::header;
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{FromRequest, HttpRequest, mime, web};
 use futures_util::future::LocalBoxFuture;
@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use billing_domain::ids::check_id;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// The longest email address, in bytes (RFC 5321's path limit).
 pub(crate) const MAX_EMAIL_BYTES: usize = 254;
@@ -56,7 +56,7 @@ where
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| match e {
             PayloadError::Overflow => ApiError::body_too_large(what, limit),
-            other => ApiError::bad_request("unreadable_body", other.to_string()),
+            other => ApiError::new(ErrorCode::UnreadableBody, other.to_string()),
         })?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::body_too_large(what, limit));
@@ -92,8 +92,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonObject<T> {
         Box::pin(async move {
             if !is_json {
                 return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
+                    ErrorCode::UnsupportedMediaType,
                     "send the body as Content-Type: application/json",
                 ));
             }
@@ -112,18 +111,22 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonObject<T> {
 
 /// Refuses an identifier the store cannot hold ([`billing_domain::ids::check_id`]: empty, over
 /// [`MAX_ID_BYTES`](billing_domain::ids::MAX_ID_BYTES) bytes, or with a control character).
-pub(crate) fn identifier(field: &str, code: &'static str, value: &str) -> Result<(), ApiError> {
-    check_id(value).map_err(|problem| ApiError::bad_request(code, format!("{field} {problem}")))
+pub(crate) fn identifier(field: &str, code: ErrorCode, value: &str) -> Result<(), ApiError> {
+    check_id(value).map_err(|problem| ApiError::new(code, format!("{field} {problem}")))
 }
 
 /// A user id (path or body).
 pub(crate) fn user_id(value: &str) -> Result<(), ApiError> {
-    identifier("the user id", "invalid_user_id", value)
+    identifier("the user id", ErrorCode::InvalidUserId, value)
 }
 
 /// A client idempotency key (usage body, `Idempotency-Key` header).
 pub(crate) fn idempotency_key(value: &str) -> Result<(), ApiError> {
-    identifier("the idempotency key", "invalid_idempotency_key", value)
+    identifier(
+        "the idempotency key",
+        ErrorCode::InvalidIdempotencyKey,
+        value,
+    )
 }
 
 /// An email address for a new Stripe customer.
@@ -135,8 +138,8 @@ pub(crate) fn email(value: &str) -> Result<(), ApiError> {
     if fine {
         Ok(())
     } else {
-        Err(ApiError::bad_request(
-            "invalid_email",
+        Err(ApiError::new(
+            ErrorCode::InvalidEmail,
             format!(
                 "email must be an address of at most {MAX_EMAIL_BYTES} bytes without spaces or control characters"
             ),
@@ -152,8 +155,8 @@ pub(crate) fn url(field: &str, value: &str) -> Result<(), ApiError> {
     if fine {
         Ok(())
     } else {
-        Err(ApiError::bad_request(
-            "invalid_url",
+        Err(ApiError::new(
+            ErrorCode::InvalidUrl,
             format!(
                 "{field} must be an http(s) URL of at most {MAX_URL_BYTES} bytes without spaces or control characters"
             ),
@@ -164,8 +167,8 @@ pub(crate) fn url(field: &str, value: &str) -> Result<(), ApiError> {
 /// A usage quantity the store can count.
 pub(crate) fn quantity(value: u64) -> Result<(), ApiError> {
     if value > MAX_QUANTITY {
-        return Err(ApiError::bad_request(
-            "quantity_out_of_range",
+        return Err(ApiError::new(
+            ErrorCode::QuantityOutOfRange,
             format!("quantity {value} is larger than the largest countable {MAX_QUANTITY}"),
         ));
     }

@@ -5,7 +5,8 @@
 //!   ([`billing_app::BillingApp::ingest`]). 2xx only after the commit.
 //! - `/v1/…`: the product's API (bearer API keys): entitlements, the feature gate, usage,
 //!   Checkout and portal sessions, sync.
-//! - `/healthz`, `/readyz`, `/metrics` (Prometheus), `/openapi.yaml`.
+//! - `/healthz`, `/readyz`, `/metrics` (Prometheus), `/openapi.json` and `/openapi.yaml`
+//!   (derived from the types, see `docs/openapi.yaml`).
 //!
 //! Every error is `{"error": {"code", "message"}}` with a specific status; the mapping lives
 //! in one place, [`error`]. Every answer carries an `X-Request-Id`; every 5xx is logged once
@@ -26,8 +27,10 @@
 
 mod api;
 mod auth;
+mod dto;
 pub mod error;
 mod input;
+mod openapi;
 mod ops;
 mod request;
 mod server;
@@ -39,14 +42,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::http::Method;
 use actix_web::middleware::from_fn;
 use actix_web::web;
 use billing_app::BillingApp;
 use billing_ports::BillingStore;
 use stripe_webhook_signature::Verifier;
+use tracing_actix_web::TracingLogger;
 
 pub use auth::ApiKeys;
-pub use error::ApiError;
+pub use error::{ApiError, ErrorCode};
 pub use server::{DatabaseSettings, Parts, Server, Settings, StartError, StripeSettings};
 pub use telemetry::install_metrics_recorder;
 
@@ -118,37 +123,51 @@ impl ServerLimits {
     }
 }
 
-/// Registers every route on `cfg`, sharing `state`.
+/// Registers every route on `cfg`, sharing `state`, inside the request middleware: the
+/// request span and log (`TracingLogger`), then the `X-Request-Id` answer; `/v1` adds the API
+/// key check.
 pub fn configure<S: BillingStore>(cfg: &mut web::ServiceConfig, state: web::Data<HttpState<S>>) {
     let deadline = web::Data::new(input::BodyDeadline(state.request_timeout));
+    let keys = web::Data::new(state.api_keys.clone());
     cfg.app_data(state)
         .app_data(deadline)
+        .app_data(keys)
         .app_data(web::PathConfig::default().error_handler(error::path_error_handler))
         .service(
-            web::resource("/healthz")
-                .wrap(from_fn(request::context))
-                .route(web::get().to(ops::healthz)),
-        )
-        .service(
-            web::resource("/readyz")
-                .wrap(from_fn(request::context))
-                .route(web::get().to(ops::readyz::<S>)),
-        )
-        .service(
-            web::resource("/metrics")
-                .wrap(from_fn(request::context))
-                .route(web::get().to(ops::metrics::<S>)),
-        )
-        .service(
-            web::resource("/openapi.yaml")
-                .wrap(from_fn(request::context))
-                .route(web::get().to(ops::openapi)),
-        )
-        .service(
-            web::resource("/webhooks/stripe")
-                .wrap(from_fn(request::context))
-                .route(web::post().to(webhook::receive::<S>)),
-        )
-        .service(api::scope::<S>())
-        .default_service(web::to(error::not_found));
+            web::scope("")
+                .wrap(from_fn(request::answer_request_id))
+                .wrap(TracingLogger::<request::RequestSpan>::new())
+                .service(api::resource(
+                    "/healthz",
+                    Method::GET,
+                    web::get().to(ops::healthz),
+                ))
+                .service(api::resource(
+                    "/readyz",
+                    Method::GET,
+                    web::get().to(ops::readyz::<S>),
+                ))
+                .service(api::resource(
+                    "/metrics",
+                    Method::GET,
+                    web::get().to(ops::metrics::<S>),
+                ))
+                .service(api::resource(
+                    "/openapi.json",
+                    Method::GET,
+                    web::get().to(ops::openapi_json),
+                ))
+                .service(api::resource(
+                    "/openapi.yaml",
+                    Method::GET,
+                    web::get().to(ops::openapi_yaml),
+                ))
+                .service(api::resource(
+                    telemetry::WEBHOOK_ROUTE,
+                    Method::POST,
+                    web::post().to(webhook::receive::<S>),
+                ))
+                .service(api::scope::<S>())
+                .default_service(web::to(error::not_found)),
+        );
 }

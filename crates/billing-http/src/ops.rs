@@ -2,27 +2,44 @@
 
 use actix_web::{HttpResponse, web};
 use billing_ports::BillingStore;
-use serde_json::json;
 
 use crate::HttpState;
+use crate::dto::{ErrorBody, Status};
 use crate::error::ApiError;
-
-/// The OpenAPI document of the API (also in `docs/openapi.yaml`).
-pub(crate) const OPENAPI: &str = include_str!("../../../docs/openapi.yaml");
+use crate::openapi;
 
 /// The process is up.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "ops",
+    responses(
+        (status = 200, description = "The process is up", body = Status),
+        (status = 405, description = "Method not allowed", body = ErrorBody),
+    )
+)]
 pub(crate) async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(Status { status: "ok" })
 }
 
 /// The database answers and its migrations are applied, within the readiness time limit.
-/// The answer says only "not ready"; the reason is logged (once, by the request context).
+/// The answer says only "not ready"; the reason is logged (once, by the request log).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "ops",
+    responses(
+        (status = 200, description = "Ready", body = Status),
+        (status = 405, description = "Method not allowed", body = ErrorBody),
+        (status = 503, description = "Not ready (`not_ready`)", body = ErrorBody),
+    )
+)]
 pub(crate) async fn readyz<S: BillingStore>(
     state: web::Data<HttpState<S>>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = state.readiness_timeout.min(crate::MAX_READINESS_TIMEOUT);
     match actix_web::rt::time::timeout(limit, (state.readiness)()).await {
-        Ok(Ok(())) => Ok(HttpResponse::Ok().json(json!({"status": "ready"}))),
+        Ok(Ok(())) => Ok(HttpResponse::Ok().json(Status { status: "ready" })),
         Ok(Err(reason)) => Err(ApiError::not_ready(reason)),
         Err(_) => Err(ApiError::not_ready(format!(
             "the readiness check did not finish within {} ms",
@@ -32,6 +49,15 @@ pub(crate) async fn readyz<S: BillingStore>(
 }
 
 /// Prometheus text exposition.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    responses(
+        (status = 200, description = "Prometheus metrics", body = String, content_type = "text/plain"),
+        (status = 405, description = "Method not allowed", body = ErrorBody),
+    )
+)]
 pub(crate) async fn metrics<S: BillingStore>(state: web::Data<HttpState<S>>) -> HttpResponse {
     match &state.metrics {
         Some(handle) => HttpResponse::Ok()
@@ -43,9 +69,36 @@ pub(crate) async fn metrics<S: BillingStore>(state: web::Data<HttpState<S>>) -> 
     }
 }
 
-/// The OpenAPI document.
-pub(crate) async fn openapi() -> HttpResponse {
-    HttpResponse::Ok()
+/// The OpenAPI document as JSON.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "ops",
+    responses(
+        (status = 200, description = "This document", body = Object, content_type = "application/json"),
+        (status = 405, description = "Method not allowed", body = ErrorBody),
+        (status = 500, description = "Internal error (opaque)", body = ErrorBody),
+    )
+)]
+pub(crate) async fn openapi_json() -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(openapi::json()?))
+}
+
+/// The OpenAPI document as YAML.
+#[utoipa::path(
+    get,
+    path = "/openapi.yaml",
+    tag = "ops",
+    responses(
+        (status = 200, description = "This document", body = Object, content_type = "application/yaml"),
+        (status = 405, description = "Method not allowed", body = ErrorBody),
+        (status = 500, description = "Internal error (opaque)", body = ErrorBody),
+    )
+)]
+pub(crate) async fn openapi_yaml() -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok()
         .content_type("application/yaml")
-        .body(OPENAPI)
+        .body(openapi::yaml()?))
 }

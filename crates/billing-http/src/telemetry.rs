@@ -4,29 +4,40 @@
 
 use std::time::Duration;
 
+use actix_web::dev::ServiceResponse;
+use actix_web::{Error, HttpMessage as _, HttpRequest};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing::Span;
+
+use crate::error::{ApiError, ErrorLog};
+use crate::request::RequestMeta;
 
 /// Webhook deliveries by event type and outcome.
 pub(crate) const DELIVERIES: &str = "billing_webhook_deliveries_total";
 /// Seconds from receiving a delivery to answering it.
 pub(crate) const DELIVERY_SECONDS: &str = "billing_webhook_delivery_seconds";
+/// The webhook's route pattern.
+pub(crate) const WEBHOOK_ROUTE: &str = "/webhooks/stripe";
+
 /// API requests by route and status.
 pub(crate) const API_REQUESTS: &str = "billing_api_requests_total";
 /// Seconds to answer an API request.
 pub(crate) const API_SECONDS: &str = "billing_api_request_seconds";
 
-/// The `/v1` route names (the `route` label).
+/// The `/v1` route patterns (the `route` label).
 pub(crate) const API_ROUTES: [&str; 6] = [
-    "entitlements",
-    "feature",
-    "usage",
-    "sync",
-    "checkout",
-    "portal",
+    "/v1/users/{user_id}/entitlements",
+    "/v1/users/{user_id}/features/{feature}",
+    "/v1/users/{user_id}/usage",
+    "/v1/users/{user_id}/sync",
+    "/v1/checkout/sessions",
+    "/v1/portal/sessions",
 ];
 
 /// The statuses `/v1` answers with.
-const API_STATUSES: [u16; 12] = [200, 400, 401, 402, 404, 408, 413, 415, 422, 500, 502, 503];
+const API_STATUSES: [u16; 13] = [
+    200, 400, 401, 402, 404, 405, 408, 413, 415, 422, 500, 502, 503,
+];
 
 /// Outcomes of a delivery whose event was read (labelled with its type).
 const EVENT_OUTCOMES: [&str; 6] = [
@@ -39,7 +50,8 @@ const EVENT_OUTCOMES: [&str; 6] = [
 ];
 
 /// Outcomes of a delivery refused before its event type is known (type `unknown`).
-const EARLY_OUTCOMES: [&str; 13] = [
+const EARLY_OUTCOMES: [&str; 14] = [
+    "method_not_allowed",
     "body_too_large",
     "unreadable_body",
     "request_timeout",
@@ -108,31 +120,154 @@ pub(crate) fn register_series() {
     }
 }
 
-/// Counts one webhook delivery and its latency.
-pub(crate) fn record_delivery(
-    event_id: &str,
-    event_type: &str,
-    outcome: &'static str,
-    elapsed: Duration,
+/// What a webhook handler learnt of its delivery, in the request's extensions, for the
+/// delivery's log line and metrics.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Delivery {
+    pub(crate) event_id: Option<String>,
+    pub(crate) event_type: Option<String>,
+    /// How a delivery answered 200 ended (`processed`, `duplicate`, …); an error's outcome is
+    /// its code.
+    pub(crate) outcome: Option<&'static str>,
+}
+
+/// The request log: records route, status and latency on the request span, counts the
+/// request under its matched route pattern, and writes the request's one log line when there
+/// is one: every webhook delivery, and every 5xx with its cause.
+pub(crate) fn request_ended<B>(span: &Span, outcome: &Result<ServiceResponse<B>, Error>) {
+    let (request, status, error) = match outcome {
+        Ok(response) => (
+            Some(response.request()),
+            response.status(),
+            response.response().error(),
+        ),
+        Err(error) => (None, error.as_response_error().status_code(), Some(error)),
+    };
+    let logged = match outcome {
+        Ok(response) => response.response().extensions().get::<ErrorLog>().cloned(),
+        Err(_) => None,
+    };
+    let route = request.and_then(HttpRequest::match_pattern);
+    let elapsed = request
+        .and_then(|r| {
+            r.extensions()
+                .get::<RequestMeta>()
+                .map(|m| m.started.elapsed())
+        })
+        .unwrap_or_default();
+    let route = route.as_deref().unwrap_or("");
+    let status = status.as_u16();
+    let latency_ms = elapsed.as_secs_f64() * 1e3;
+    span.record("route", route);
+    span.record("status", status);
+    span.record("latency_ms", latency_ms);
+    let code = logged.as_ref().map_or_else(
+        || error.and_then(|e| e.as_error::<ApiError>()).map(|e| e.code),
+        |l| Some(l.code),
+    );
+    let failure = (status >= 500).then(|| {
+        logged
+            .as_ref()
+            .and_then(|l| l.cause.clone())
+            .or_else(|| error.map(ToString::to_string))
+            .unwrap_or_else(|| "no cause recorded".to_owned())
+    });
+    let code_str = code.map_or(if status >= 500 { "internal_error" } else { "" }, |c| {
+        c.as_str()
+    });
+    if route == WEBHOOK_ROUTE {
+        let delivery = request
+            .and_then(|r| r.extensions().get::<Delivery>().cloned())
+            .unwrap_or_default();
+        let event_id = delivery.event_id.as_deref().unwrap_or("");
+        let event_type = delivery.event_type.as_deref().unwrap_or("unknown");
+        let outcome = delivery.outcome.unwrap_or(code_str);
+        record_delivery(event_type, outcome, elapsed);
+        let message = logged.as_ref().map_or("", |l| l.message.as_str());
+        match failure {
+            Some(cause) => {
+                log_failure(route, status, code_str, &cause, latency_ms, Some(&delivery))
+            }
+            None if status >= 400 => tracing::warn!(
+                event_id,
+                event_type,
+                outcome,
+                status,
+                error = message,
+                latency_ms,
+                "webhook delivery"
+            ),
+            None => tracing::info!(
+                event_id,
+                event_type,
+                outcome,
+                status,
+                latency_ms,
+                "webhook delivery"
+            ),
+        }
+        return;
+    }
+    if API_ROUTES.contains(&route) {
+        record_api(route, status, elapsed);
+    }
+    if let Some(cause) = failure {
+        log_failure(route, status, code_str, &cause, latency_ms, None);
+    }
+}
+
+/// The one log line of a 5xx (in the request span: request id, method): route, status, code
+/// and cause. Untrusted text (causes quote ids) goes in as str fields, which every formatter
+/// escapes.
+fn log_failure(
+    route: &str,
+    status: u16,
+    code: &str,
+    cause: &str,
+    latency_ms: f64,
+    delivery: Option<&Delivery>,
 ) {
+    let event_id = delivery.and_then(|d| d.event_id.as_deref());
+    let event_type = delivery.and_then(|d| d.event_type.as_deref());
+    if status == 503 {
+        tracing::warn!(
+            route,
+            status,
+            code,
+            cause,
+            latency_ms,
+            event_id,
+            event_type,
+            "request failed"
+        );
+    } else {
+        tracing::error!(
+            route,
+            status,
+            code,
+            cause,
+            latency_ms,
+            event_id,
+            event_type,
+            "request failed"
+        );
+    }
+}
+
+/// Counts one webhook delivery and its latency.
+fn record_delivery(event_type: &str, outcome: &str, elapsed: Duration) {
     let labels = [
         ("type", event_type.to_owned()),
         ("outcome", outcome.to_owned()),
     ];
     metrics::counter!(DELIVERIES, &labels).increment(1);
-    metrics::histogram!(DELIVERY_SECONDS, "outcome" => outcome).record(elapsed.as_secs_f64());
-    // The id and type come from the request: as str fields, every formatter escapes them.
-    tracing::info!(
-        event_id,
-        event_type,
-        outcome,
-        latency_ms = elapsed.as_secs_f64() * 1e3,
-        "webhook delivery"
-    );
+    metrics::histogram!(DELIVERY_SECONDS, "outcome" => outcome.to_owned())
+        .record(elapsed.as_secs_f64());
 }
 
 /// Counts one API request and its latency.
-pub(crate) fn record_api(route: &'static str, status: u16, elapsed: Duration) {
-    metrics::counter!(API_REQUESTS, "route" => route, "status" => status.to_string()).increment(1);
-    metrics::histogram!(API_SECONDS, "route" => route).record(elapsed.as_secs_f64());
+fn record_api(route: &str, status: u16, elapsed: Duration) {
+    metrics::counter!(API_REQUESTS, "route" => route.to_owned(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!(API_SECONDS, "route" => route.to_owned()).record(elapsed.as_secs_f64());
 }

@@ -1,57 +1,41 @@
 //! `POST /webhooks/stripe`: verify, parse, ingest; answer 2xx only after the commit.
 
-use std::time::Instant;
-
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
 use billing_app::IngestOutcome;
 use billing_ports::{BillingStore, NewEvent};
 use billing_stripe::WireError;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::HttpState;
-use crate::error::ApiError;
+use crate::dto::{ErrorBody, Received};
+use crate::error::{ApiError, ErrorCode};
 use crate::input::read_body;
-use crate::telemetry;
+use crate::telemetry::Delivery;
 
-/// Handles one delivery.
+/// Handles one delivery. What it learns of the event (id, type, how it ended) goes into the
+/// request span and the request's extensions, for the delivery's one log line and metrics.
+#[utoipa::path(
+    post,
+    path = "/webhooks/stripe",
+    tag = "webhooks",
+    params(("Stripe-Signature" = String, Header, description = "`t=<unix>,v1=<hex>`: HMAC-SHA256 of `{t}.{body}` with the endpoint secret")),
+    request_body(content = Object, description = "A Stripe event, verified before it is read", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Taken: applied, ignored, stale or a duplicate", body = Received),
+        (status = 400, description = "Signature refused, or a verified body without a valid envelope (`invalid_payload`, not stored)", body = ErrorBody),
+        (status = 405, description = "Method not allowed", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "The event can never apply as sent (`unprocessable_event`)", body = ErrorBody),
+        (status = 500, description = "Not applied; Stripe will retry (`event_not_applied`)", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
 pub(crate) async fn receive<S: BillingStore>(
     state: web::Data<HttpState<S>>,
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let started = Instant::now();
-    let mut seen = Seen::default();
-    let result = handle(&state, &request, payload, &mut seen).await;
-    let outcome = match &result {
-        Ok((outcome, _)) => *outcome,
-        Err(error) => error.code,
-    };
-    telemetry::record_delivery(
-        seen.id.as_deref().unwrap_or(""),
-        seen.event_type.as_deref().unwrap_or("unknown"),
-        outcome,
-        started.elapsed(),
-    );
-    result.map(|(_, response)| response)
-}
-
-/// What is known of the delivery so far, for its log line and metrics.
-#[derive(Default)]
-struct Seen {
-    id: Option<String>,
-    event_type: Option<String>,
-}
-
-type Handled = Result<(&'static str, HttpResponse), ApiError>;
-
-async fn handle<S: BillingStore>(
-    state: &HttpState<S>,
-    request: &HttpRequest,
-    payload: web::Payload,
-    seen: &mut Seen,
-) -> Handled {
     // Over the limit → 413 before it is read whole; still arriving at the deadline → 408.
     let body = read_body(
         payload,
@@ -65,48 +49,62 @@ async fn handle<S: BillingStore>(
         .get("stripe-signature")
         .map(|v| v.to_str().unwrap_or("\u{0}"));
     let now = state.app.clock().now().timestamp();
-    state
-        .verifier
-        .verify_at_opt(&body, header, now)
-        .map_err(|e| {
-            tracing::warn!(error = e.to_string(), "webhook signature rejected");
-            ApiError::from(e)
-        })?;
+    state.verifier.verify_at_opt(&body, header, now)?;
     let event = match billing_stripe::parse_event(&body) {
         Ok(event) => event,
-        Err(error) => return Err(reject_unparsable(state, &body, error, seen).await),
+        Err(error) => return Err(reject_unparsable(&state, &request, &body, error).await),
     };
-    seen.id = Some(event.id.clone());
-    seen.event_type = Some(event.event_type.clone());
-    crate::request::record_event_id(&event.id);
+    note_event(&request, &event.id, &event.event_type);
     let event_id = event.id.clone();
     let payload = String::from_utf8_lossy(&body).into_owned();
     match state.app.ingest(event, payload).await {
         Ok(outcome) => {
             let (label, body) = match outcome {
-                IngestOutcome::Processed => ("processed", json!({"received": true})),
-                IngestOutcome::Ignored => ("ignored", json!({"received": true, "ignored": true})),
-                IngestOutcome::Stale => ("stale", json!({"received": true, "stale": true})),
-                IngestOutcome::Duplicate(_) => {
-                    ("duplicate", json!({"received": true, "duplicate": true}))
-                }
+                IngestOutcome::Processed => ("processed", Received::default()),
+                IngestOutcome::Ignored => (
+                    "ignored",
+                    Received {
+                        ignored: Some(true),
+                        ..Received::default()
+                    },
+                ),
+                IngestOutcome::Stale => (
+                    "stale",
+                    Received {
+                        stale: Some(true),
+                        ..Received::default()
+                    },
+                ),
+                IngestOutcome::Duplicate(_) => (
+                    "duplicate",
+                    Received {
+                        duplicate: Some(true),
+                        ..Received::default()
+                    },
+                ),
             };
-            Ok((label, HttpResponse::Ok().json(body)))
-        }
-        // The request context logs a 5xx answer once, with the request id, the event id and
-        // the cause; a 422 is logged here, since it is the event's own fault.
-        Err(error) => {
-            if error.cause.is_unprocessable() {
-                tracing::warn!(
-                    event_id = event_id.as_str(),
-                    error = error.cause.to_string(),
-                    stored = error.recorded,
-                    "event cannot be applied as sent"
-                );
+            let body = Received {
+                received: true,
+                ..body
+            };
+            if let Some(delivery) = request.extensions_mut().get_mut::<Delivery>() {
+                delivery.outcome = Some(label);
             }
-            Err(ApiError::ingest_failure(&event_id, error))
+            Ok(HttpResponse::Ok().json(body))
         }
+        // The request log writes the delivery's line: the code, the message, and a 5xx's cause.
+        Err(error) => Err(ApiError::ingest_failure(&event_id, error)),
     }
+}
+
+/// Names the delivery's event in the request span and the request's extensions.
+fn note_event(request: &HttpRequest, event_id: &str, event_type: &str) {
+    crate::request::record_event(event_id, event_type);
+    request.extensions_mut().insert(Delivery {
+        event_id: Some(event_id.to_owned()),
+        event_type: Some(event_type.to_owned()),
+        outcome: None,
+    });
 }
 
 /// A verified body we cannot read. With a valid envelope (id, type, created) it is stored as
@@ -115,30 +113,26 @@ async fn handle<S: BillingStore>(
 /// delivery can be found in Stripe's dashboard.
 async fn reject_unparsable<S: BillingStore>(
     state: &HttpState<S>,
+    request: &HttpRequest,
     body: &[u8],
     error: WireError,
-    seen: &mut Seen,
 ) -> ApiError {
     let envelope = match billing_stripe::peek_envelope(body) {
         Ok(envelope) => envelope,
         Err(envelope_error) => {
+            // The delivery's log line carries this message, so the body can be found in
+            // Stripe's dashboard by its hash.
             let body_sha256 = hex::encode(Sha256::digest(body));
-            tracing::warn!(
-                error = envelope_error.to_string(),
-                body_sha256 = body_sha256.as_str(),
-                body_bytes = body.len(),
-                "verified webhook body has no valid event envelope; not stored"
-            );
             return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_payload",
-                format!("{envelope_error}; the event was not stored (body sha256 {body_sha256})"),
+                ErrorCode::InvalidPayload,
+                format!(
+                    "{envelope_error}; the event was not stored (body sha256 {body_sha256}, {} bytes)",
+                    body.len()
+                ),
             );
         }
     };
-    seen.id = Some(envelope.id.clone());
-    seen.event_type = Some(envelope.event_type.clone());
-    crate::request::record_event_id(&envelope.id);
+    note_event(request, &envelope.id, &envelope.event_type);
     let event = NewEvent {
         id: envelope.id.clone(),
         event_type: envelope.event_type,
@@ -149,12 +143,11 @@ async fn reject_unparsable<S: BillingStore>(
         received_at: state.app.clock().now(),
     };
     if let Err(store_error) = state.app.record_unparsed(event, &error.to_string()).await {
-        // A 5xx: logged once, with this cause, by the request context.
+        // A 5xx: logged once, with this cause, by the request log.
         return ApiError::from(store_error);
     }
     ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "unprocessable_event",
+        ErrorCode::UnprocessableEvent,
         format!("{error}; it is stored as failed"),
     )
 }

@@ -187,3 +187,40 @@ async fn request_ids_are_answered_and_unsafe_ones_replaced() {
         "each request gets its own id"
     );
 }
+
+#[actix_web::test]
+async fn a_delivery_is_logged_once_and_ingest_logs_carry_its_event() {
+    let logs = logs();
+    let db = TestDatabase::postgres().await;
+    let app = spawn_with(db.store().clone(), Some(db), 1 << 20).await;
+    let event = subscription_event(
+        "evt_1QfZ8dOneLine",
+        "customer.subscription.created",
+        "u_1QfZ8dOneLine",
+        "active",
+        "price_pro_monthly",
+        1_700_000_000,
+    );
+    let (status, body) = app.webhook(&event).await;
+    assert_eq!(status, 200, "{body}");
+    let deliveries = logs
+        .lines_with("evt_1QfZ8dOneLine")
+        .into_iter()
+        .filter(|l| l.contains("webhook delivery"))
+        .collect::<Vec<_>>();
+    assert_eq!(deliveries.len(), 1, "{deliveries:#?}");
+    let line = &deliveries[0];
+    assert!(
+        line.contains(r#"event_type="customer.subscription.created""#)
+            && line.contains(r#"outcome="processed""#)
+            && line.contains("request_id="),
+        "{line}"
+    );
+    // Lines logged inside ingest carry the event in their span.
+    let nested = logs
+        .lines_with("ingest{")
+        .into_iter()
+        .filter(|l| l.contains(r#"event_id="evt_1QfZ8dOneLine""#))
+        .count();
+    assert!(nested >= 1, "{}", logs.text());
+}

@@ -54,11 +54,11 @@ async fn every_series_is_exposed_at_zero_before_the_first_request() {
     assert_eq!(status, 200);
     // Series no test ever increments: present, and zero.
     for series in [
-        r#"billing_api_requests_total{route="portal",status="502"} 0"#,
+        r#"billing_api_requests_total{route="/v1/portal/sessions",status="502"} 0"#,
         r#"billing_webhook_deliveries_total{type="charge.dispute.closed",outcome="event_not_applied"} 0"#,
         r#"billing_webhook_deliveries_total{type="unknown",outcome="no_v1_signature"} 0"#,
         r#"billing_webhook_delivery_seconds_count{outcome="invalid_signature"} 0"#,
-        r#"billing_api_request_seconds_count{route="sync"}"#,
+        r#"billing_api_request_seconds_count{route="/v1/users/{user_id}/sync"}"#,
     ] {
         assert!(
             metrics.contains(series),
@@ -85,7 +85,7 @@ async fn api_requests_are_counted_under_their_route_whoever_answers() {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0)
     };
-    let series = r#"billing_api_requests_total{route="feature",status="401"}"#;
+    let series = r#"billing_api_requests_total{route="/v1/users/{user_id}/features/{feature}",status="401"}"#;
     let before = count(&app.get_text("/metrics").await.1, series);
     let (status, _) = app
         .get_text("/v1/users/u_1/features/priority_support")
@@ -93,4 +93,61 @@ async fn api_requests_are_counted_under_their_route_whoever_answers() {
     assert_eq!(status, 401);
     let after = count(&app.get_text("/metrics").await.1, series);
     assert_eq!(after, before + 1);
+}
+
+#[actix_web::test]
+async fn undeclared_methods_on_declared_paths_answer_405_with_the_error_shape() {
+    let app = spawn_app().await;
+    let with_key = format!("Bearer {}", crate::helpers::API_KEY);
+    for (method, path) in [
+        ("GET", "/webhooks/stripe"),
+        ("POST", "/healthz"),
+        ("DELETE", "/v1/portal/sessions"),
+        ("PUT", "/v1/users/u_1/entitlements"),
+    ] {
+        let method = actix_web::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut response = app
+            .client
+            .request(method.clone(), format!("{}{path}", app.address))
+            .insert_header(("Authorization", with_key.as_str()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 405, "{method} {path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body["error"]["code"], "method_not_allowed",
+            "{method} {path}"
+        );
+    }
+}
+
+/// `docs/openapi.yaml` is what the server serves; `UPDATE_OPENAPI=1` (or `just openapi`)
+/// rewrites it instead of failing.
+#[actix_web::test]
+async fn docs_openapi_yaml_is_the_served_document() {
+    let app = spawn_app().await;
+    let (status, served) = app.get_text("/openapi.yaml").await;
+    assert_eq!(status, 200);
+    let (status, json) = app.get_text("/openapi.json").await;
+    assert_eq!(status, 200);
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert!(json["paths"]["/v1/checkout/sessions"]["post"].is_object());
+    let codes = &json["components"]["schemas"]["ErrorCode"]["enum"];
+    assert!(
+        codes
+            .as_array()
+            .unwrap()
+            .contains(&"method_not_allowed".into()),
+        "{codes}"
+    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.yaml");
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(path, &served).unwrap();
+    }
+    let committed = std::fs::read_to_string(path).unwrap();
+    assert!(
+        committed == served,
+        "docs/openapi.yaml differs from the served document; run `just openapi` to regenerate it"
+    );
 }

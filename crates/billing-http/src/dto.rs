@@ -1,0 +1,235 @@
+//! The bodies `/v1` and the webhook take and answer, as types: serde reads and writes them,
+//! and the OpenAPI document (`openapi`) is derived from them, with the input rules the edge
+//! enforces (`input`) written into the schema.
+
+use std::collections::BTreeMap;
+
+use billing_app::UserEntitlements;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::ErrorCode;
+
+/// A time as RFC 3339 in UTC, to the second.
+pub(crate) fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Every error answer: `{"error": {"code", "message"}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorBody {
+    pub(crate) error: ErrorDetail,
+}
+
+/// An error's code and human message.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorDetail {
+    pub(crate) code: ErrorCode,
+    pub(crate) message: String,
+}
+
+/// The start and end of the metering period usage is counted in.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UsagePeriod {
+    #[schema(format = DateTime)]
+    pub(crate) start: String,
+    #[schema(format = DateTime)]
+    pub(crate) end: String,
+}
+
+/// What a user may do now, and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Entitlements {
+    pub(crate) user_id: String,
+    #[schema(example = "PRO")]
+    pub(crate) tier: String,
+    /// no_subscription, active, trialing, in_grace_period, grace_period_over,
+    /// canceling_at_period_end, paid_period_over, no_paid_access or unknown_price.
+    pub(crate) reason: String,
+    /// Stripe's subscription status, or null without a subscription.
+    pub(crate) status: Option<String>,
+    pub(crate) subscription_id: Option<String>,
+    pub(crate) features: BTreeMap<String, bool>,
+    /// Each metric's limit in this period; null is unlimited.
+    pub(crate) limits: BTreeMap<String, Option<u64>>,
+    pub(crate) usage: BTreeMap<String, u64>,
+    pub(crate) usage_period: UsagePeriod,
+    /// Prepaid credits, in minor units of the account's currency.
+    pub(crate) credits: i64,
+    #[schema(format = DateTime)]
+    pub(crate) period_end: Option<String>,
+    #[schema(format = DateTime)]
+    pub(crate) grace_period_end: Option<String>,
+    #[schema(format = DateTime)]
+    pub(crate) trial_end: Option<String>,
+    pub(crate) cancel_at_period_end: bool,
+}
+
+impl From<&UserEntitlements> for Entitlements {
+    fn from(e: &UserEntitlements) -> Self {
+        Self {
+            user_id: e.user_id.clone(),
+            tier: e.tier.as_str().to_owned(),
+            reason: e.reason.code().to_owned(),
+            status: e.status.as_ref().map(|s| s.as_str().to_owned()),
+            subscription_id: e.subscription_id.clone(),
+            features: e.features.clone(),
+            limits: e
+                .limits
+                .iter()
+                .map(|(metric, limit)| (metric.clone(), limit.as_option()))
+                .collect(),
+            usage: e.usage.clone(),
+            usage_period: UsagePeriod {
+                start: rfc3339(e.period.start),
+                end: rfc3339(e.period.end),
+            },
+            credits: e.credits,
+            period_end: e.period_end.map(rfc3339),
+            grace_period_end: e.grace_period_end.map(rfc3339),
+            trial_end: e.trial_end.map(rfc3339),
+            cancel_at_period_end: e.cancel_at_period_end,
+        }
+    }
+}
+
+/// The entitlements after a sync, with how many subscriptions were written.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Synced {
+    #[serde(flatten)]
+    pub(crate) entitlements: Entitlements,
+    pub(crate) synced_subscriptions: u64,
+}
+
+/// Whether a user has a feature.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct FeatureAnswer {
+    pub(crate) user_id: String,
+    pub(crate) feature: String,
+    pub(crate) allowed: bool,
+    pub(crate) tier: String,
+    pub(crate) reason: String,
+}
+
+/// Usage to count against a metric's limit.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UsageRequest {
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]+$")]
+    pub(crate) metric: String,
+    #[schema(minimum = 0, maximum = 9_007_199_254_740_991_i64)]
+    pub(crate) quantity: u64,
+    /// The same key counts the usage once; 1–255 bytes without control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+    )]
+    pub(crate) idempotency_key: String,
+}
+
+/// Usage counted.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UsageAccepted {
+    pub(crate) allowed: bool,
+    pub(crate) used: u64,
+    /// Null is unlimited.
+    pub(crate) limit: Option<u64>,
+    pub(crate) remaining: Option<u64>,
+    #[schema(format = DateTime)]
+    pub(crate) period_end: String,
+    pub(crate) replayed: bool,
+}
+
+/// Usage refused: it would exceed the period's limit (402 `usage_limit_exceeded`).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UsageRefused {
+    pub(crate) allowed: bool,
+    pub(crate) used: u64,
+    pub(crate) limit: Option<u64>,
+    #[schema(format = DateTime)]
+    pub(crate) period_end: String,
+    pub(crate) replayed: bool,
+    pub(crate) error: ErrorDetail,
+}
+
+/// What a Checkout session buys.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Mode {
+    Payment,
+    Subscription,
+}
+
+/// A new Checkout session: exactly one of `price_id` and `tier`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CheckoutRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+    )]
+    pub(crate) user_id: String,
+    #[schema(max_length = 254, pattern = r"^[\x21-\x7E]+@[\x21-\x7E]+$")]
+    pub(crate) email: Option<String>,
+    pub(crate) mode: Mode,
+    #[schema(min_length = 1, max_length = 255)]
+    pub(crate) price_id: Option<String>,
+    #[schema(min_length = 1, max_length = 255)]
+    pub(crate) tier: Option<String>,
+    #[schema(max_length = 2048, pattern = r"^https?://[\x21-\x7E]*$")]
+    pub(crate) success_url: String,
+    #[schema(max_length = 2048, pattern = r"^https?://[\x21-\x7E]*$")]
+    pub(crate) cancel_url: String,
+    /// Trial days, subscriptions only.
+    pub(crate) trial_days: Option<u32>,
+}
+
+/// A Checkout session.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CheckoutSession {
+    pub(crate) id: String,
+    pub(crate) url: String,
+    pub(crate) replayed: bool,
+}
+
+/// A new billing portal session.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PortalRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
+    )]
+    pub(crate) user_id: String,
+    #[schema(max_length = 2048, pattern = r"^https?://[\x21-\x7E]*$")]
+    pub(crate) return_url: String,
+}
+
+/// A billing portal session.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PortalSession {
+    pub(crate) url: String,
+}
+
+/// A delivery the server has taken (applied, ignored, stale or a duplicate).
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub(crate) struct Received {
+    pub(crate) received: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) ignored: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) stale: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) duplicate: Option<bool>,
+}
+
+/// A probe's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Status {
+    #[schema(example = "ok")]
+    pub(crate) status: &'static str,
+}
