@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use billing_app::{BillingApp, IngestSettings};
+use billing_app::{AppSettings, BillingApp};
 use billing_domain::facts::{
     InvoiceChange, InvoiceFacts, SubscriptionChange, SubscriptionSnapshot,
 };
@@ -89,7 +89,7 @@ fn bench_backend(c: &mut Criterion, backend: Backend, name: &str) {
         Arc::new(catalog),
         Arc::new(SystemClock),
         None,
-        IngestSettings::default(),
+        AppSettings::default(),
     );
     let next = Arc::new(AtomicU64::new(0));
     let mut group = c.benchmark_group("ingest");

@@ -23,9 +23,10 @@ pub enum IngestOutcome {
     Duplicate(EventStatus),
 }
 
-/// Settings of the ingestion use case.
+/// Settings of the application's use cases: whether ingest re-fetches subscriptions, and the
+/// retention of done events.
 #[derive(Debug, Clone)]
-pub struct IngestSettings {
+pub struct AppSettings {
     /// Re-fetch subscriptions from Stripe instead of trusting the payload (needs a gateway).
     pub refetch: bool,
     /// Done events older than this are purged by [`BillingApp::purge_events`].
@@ -34,7 +35,7 @@ pub struct IngestSettings {
     pub purge_batch: u32,
 }
 
-impl Default for IngestSettings {
+impl Default for AppSettings {
     fn default() -> Self {
         Self {
             refetch: false,
@@ -51,7 +52,7 @@ pub struct BillingApp<S> {
     catalog: Arc<Catalog>,
     clock: Arc<dyn Clock>,
     gateway: Option<Arc<dyn StripeGateway>>,
-    settings: IngestSettings,
+    settings: AppSettings,
 }
 
 impl<S> Clone for BillingApp<S> {
@@ -73,7 +74,7 @@ impl<S: BillingStore> BillingApp<S> {
         catalog: Arc<Catalog>,
         clock: Arc<dyn Clock>,
         gateway: Option<Arc<dyn StripeGateway>>,
-        settings: IngestSettings,
+        settings: AppSettings,
     ) -> Self {
         Self {
             store,
@@ -163,7 +164,9 @@ impl<S: BillingStore> BillingApp<S> {
         let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
         match result {
             Ok(outcome) => {
-                tracing::info!(
+                // The delivery's one log line is the caller's (the HTTP request log carries the
+                // event id, type and outcome); this is detail for debugging.
+                tracing::debug!(
                     event_id = new_event.id.as_str(),
                     event_type = new_event.event_type.as_str(),
                     outcome = ?outcome,
@@ -175,7 +178,7 @@ impl<S: BillingStore> BillingApp<S> {
             Err(error) => {
                 // The error is returned, and logged once by the caller that answers it (the
                 // HTTP layer, with the request id); here only the event's side of it.
-                tracing::warn!(
+                tracing::debug!(
                     event_id = new_event.id.as_str(),
                     event_type = new_event.event_type.as_str(),
                     elapsed_ms,

@@ -32,6 +32,6 @@ mod usage;
 
 pub use entitlements::{FeatureAccess, UserEntitlements};
 pub use error::{AppError, IngestError};
-pub use ingest::{BillingApp, IngestOutcome, IngestSettings};
+pub use ingest::{AppSettings, BillingApp, IngestOutcome};
 pub use purchase::{CheckoutOutcome, CheckoutParams, PriceChoice};
 pub use usage::{MAX_IDEMPOTENCY_KEY_LEN, UsageOutcome};

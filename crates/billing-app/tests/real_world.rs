@@ -8,7 +8,7 @@ mod support;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use billing_app::{BillingApp, IngestSettings};
+use billing_app::{AppSettings, BillingApp};
 use billing_domain::{Catalog, SubscriptionStatus};
 use billing_ports::{
     BillingStore, CustomerRecord, DisputeStatus, ManualClock, PaymentRecord, PaymentStatus,
@@ -37,7 +37,7 @@ fn app(store: DieselStore) -> BillingApp<DieselStore> {
         Arc::new(Catalog::from_toml_str(&toml).unwrap()),
         Arc::new(ManualClock::new(t0())),
         None,
-        IngestSettings::default(),
+        AppSettings::default(),
     )
 }
 

@@ -6,7 +6,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use billing_app::{BillingApp, IngestOutcome, IngestSettings};
+use billing_app::{AppSettings, BillingApp, IngestOutcome};
 use billing_domain::SubscriptionStatus;
 use billing_domain::facts::{SubscriptionChange, SubscriptionSnapshot};
 use billing_ports::{
@@ -78,9 +78,9 @@ async fn refetch_mode_writes_what_stripe_says_now_not_the_payload(store: DieselS
         support::catalog(),
         Arc::new(ManualClock::new(t0())),
         Some(gateway.clone() as Arc<dyn StripeGateway>),
-        IngestSettings {
+        AppSettings {
             refetch: true,
-            ..IngestSettings::default()
+            ..AppSettings::default()
         },
     );
     // The payload is old news (trialing, period 0); Stripe now says active and canceling.
@@ -118,9 +118,9 @@ async fn purge_deletes_old_done_events_in_batches_and_keeps_recent_ones(store: D
         support::catalog(),
         clock.clone(),
         None,
-        IngestSettings {
+        AppSettings {
             purge_batch: 2,
-            ..IngestSettings::default()
+            ..AppSettings::default()
         },
     );
     let story = Story::new("purge");

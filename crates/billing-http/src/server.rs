@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, web};
-use billing_app::{BillingApp, IngestSettings};
+use billing_app::{AppSettings, BillingApp};
 use billing_domain::Catalog;
 use billing_ports::{Clock, StripeGateway, SystemClock};
 use billing_store_diesel::{DieselStore, SetupError, StoreSettings};
@@ -186,10 +186,10 @@ impl Server {
             Arc::new(settings.catalog),
             clock,
             Some(gateway),
-            IngestSettings {
+            AppSettings {
                 refetch: settings.stripe.refetch,
                 retention: settings.event_retention,
-                ..IngestSettings::default()
+                ..AppSettings::default()
             },
         );
         let secrets = settings.stripe.webhook_secrets.iter();

@@ -37,7 +37,7 @@ mod stream;
 use std::sync::Arc;
 use std::time::Instant;
 
-use billing_app::{BillingApp, IngestSettings};
+use billing_app::{AppSettings, BillingApp};
 use billing_ports::ManualClock;
 use billing_store_diesel::testing::TestDatabase;
 use billing_store_diesel::{Backend, DieselStore};
@@ -88,7 +88,7 @@ fn app_at(store: DieselStore, now: i64) -> BillingApp<DieselStore> {
         support::catalog(),
         Arc::new(ManualClock::new(DateTime::from_timestamp(now, 0).unwrap())),
         None,
-        IngestSettings::default(),
+        AppSettings::default(),
     )
 }
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use billing_app::{BillingApp, IngestSettings};
+use billing_app::{AppSettings, BillingApp};
 use billing_domain::facts::{
     CheckoutMode, CheckoutSession, CustomerFacts, InvoiceChange, InvoiceFacts, SubscriptionChange,
     SubscriptionSnapshot,
@@ -31,7 +31,7 @@ pub fn app<S: BillingStore>(store: S) -> BillingApp<S> {
         catalog(),
         Arc::new(ManualClock::new(t0())),
         None,
-        IngestSettings::default(),
+        AppSettings::default(),
     )
 }
 

@@ -30,7 +30,7 @@ impl Failure {
     }
 }
 
-/// Classifies one failed attempt of the call named `what` (e.g. `"create customer"`).
+/// Classifies one failed attempt of the call named `call` (e.g. `"create customer"`).
 ///
 /// | answer | error | retried |
 /// | --- | --- | --- |
@@ -42,10 +42,10 @@ impl Failure {
 /// | an error status whose body is not a Stripe error, or any other status | `Unexpected` | no |
 ///
 /// Messages never contain the secret key (see [`redact`]).
-pub(super) fn classify(what: &str, error: StripeError, secret: &SecretKey) -> Failure {
+pub(super) fn classify(call: &str, error: StripeError, secret: &SecretKey) -> Failure {
     match error {
         StripeError::Stripe(api, status) => {
-            let message = redact(&format!("{what}: {}", describe(&api, status)), secret);
+            let message = redact(&format!("{call}: {}", describe(&api, status)), secret);
             match status {
                 404 => Failure::stop(GatewayError::NotFound(message)),
                 409 if is_concurrency_conflict(&api) => {
@@ -57,20 +57,20 @@ pub(super) fn classify(what: &str, error: StripeError, secret: &SecretKey) -> Fa
             }
         }
         StripeError::Timeout => Failure::retry(GatewayError::Unavailable(format!(
-            "{what}: timed out waiting for Stripe"
+            "{call}: timed out waiting for Stripe"
         ))),
         StripeError::ClientError(message) => Failure::retry(GatewayError::Unavailable(redact(
-            &format!("{what}: could not reach Stripe: {message}"),
+            &format!("{call}: could not reach Stripe: {message}"),
             secret,
         ))),
         // async-stripe reports an error status whose body it cannot read as a Stripe error
         // this way, without the status; a success body that is not JSON ends up here too.
         StripeError::JSONDeserialize(message) => Failure::stop(GatewayError::Unexpected(redact(
-            &format!("{what}: unreadable Stripe response: {message}"),
+            &format!("{call}: unreadable Stripe response: {message}"),
             secret,
         ))),
         StripeError::ConfigError(message) => Failure::stop(GatewayError::Unexpected(redact(
-            &format!("{what}: client configuration: {message}"),
+            &format!("{call}: client configuration: {message}"),
             secret,
         ))),
     }

@@ -198,7 +198,7 @@ impl StripeClient {
     /// sent as `Idempotency-Key` on every attempt.
     async fn send(
         &self,
-        what: &str,
+        call: &str,
         key: Option<&IdempotencyKey>,
         build: &(dyn Fn() -> RequestBuilder + Send + Sync),
     ) -> Result<response::Object, GatewayError> {
@@ -212,7 +212,7 @@ impl StripeClient {
                 .request_strategy(strategy)
                 .send(&self.client)
                 .await
-                .map_err(|error| failure::classify(what, error, &self.secret))
+                .map_err(|error| failure::classify(call, error, &self.secret))
         };
         let mut retry = 0;
         let answer = attempt
@@ -220,19 +220,19 @@ impl StripeClient {
             .when(|failure| failure.retryable)
             .notify(|failure, delay| {
                 retry += 1;
-                tracing::info!(call = what, retry, ?delay, error = %failure.error, "retrying stripe call");
+                tracing::info!(call, retry, ?delay, error = %failure.error, "retrying stripe call");
             })
             .await;
         match answer {
-            Ok(value) => response::object(what, &value),
+            Ok(value) => response::object(call, &value),
             Err(failure) if failure.retryable => {
                 let attempts = self.retry.max_retries.saturating_add(1);
-                tracing::warn!(call = what, attempts, error = %failure.error, "stripe call failed after retries");
+                tracing::warn!(call, attempts, error = %failure.error, "stripe call failed after retries");
                 Err(failure.error)
             }
             Err(failure) => {
                 // The caller decides whether a refusal is worth more than a debug line.
-                tracing::debug!(call = what, error = %failure.error, "stripe refused the call");
+                tracing::debug!(call, error = %failure.error, "stripe refused the call");
                 Err(failure.error)
             }
         }
@@ -240,9 +240,9 @@ impl StripeClient {
 }
 
 /// The caller's idempotency key, checked the way Stripe checks it (1 to 255 characters).
-fn idempotency_key(what: &str, key: &str) -> Result<IdempotencyKey, GatewayError> {
+fn idempotency_key(call: &str, key: &str) -> Result<IdempotencyKey, GatewayError> {
     IdempotencyKey::new(key)
-        .map_err(|error| GatewayError::Rejected(format!("{what}: idempotency key: {error}")))
+        .map_err(|error| GatewayError::Rejected(format!("{call}: idempotency key: {error}")))
 }
 
 /// `metadata[user_id]`.
@@ -259,9 +259,9 @@ const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 
 /// An id as one path segment: refused when empty (the path would name the list instead),
 /// percent-encoded otherwise (Stripe ids are `[A-Za-z0-9_]`, so this changes nothing for them).
-fn path_segment(what: &str, id: &str) -> Result<String, GatewayError> {
+fn path_segment(call: &str, id: &str) -> Result<String, GatewayError> {
     if id.is_empty() {
-        return Err(GatewayError::Rejected(format!("{what}: the id is empty")));
+        return Err(GatewayError::Rejected(format!("{call}: the id is empty")));
     }
     Ok(utf8_percent_encode(id, PATH_SEGMENT).to_string())
 }
@@ -289,24 +289,24 @@ impl StripeGateway for StripeClient {
         &self,
         subscription_id: &str,
     ) -> Result<SubscriptionSnapshot, GatewayError> {
-        let what = "fetch subscription";
-        let path = format!("/subscriptions/{}", path_segment(what, subscription_id)?);
+        let call = "fetch subscription";
+        let path = format!("/subscriptions/{}", path_segment(call, subscription_id)?);
         let object = self
-            .send(what, None, &|| {
+            .send(call, None, &|| {
                 RequestBuilder::new(StripeMethod::Get, path.clone())
             })
             .await?;
-        response::subscription(what, serde_json::Value::Object(object))
+        response::subscription(call, serde_json::Value::Object(object))
     }
 
     async fn customer_subscriptions(
         &self,
         customer_id: &str,
     ) -> Result<Vec<SubscriptionSnapshot>, GatewayError> {
-        let what = "list customer subscriptions";
+        let call = "list customer subscriptions";
         if customer_id.is_empty() {
             return Err(GatewayError::Rejected(format!(
-                "{what}: the customer id is empty"
+                "{call}: the customer id is empty"
             )));
         }
         let mut subscriptions = Vec::new();
@@ -319,14 +319,14 @@ impl StripeGateway for StripeClient {
                 starting_after: starting_after.as_deref(),
             };
             let object = self
-                .send(what, None, &|| {
+                .send(call, None, &|| {
                     RequestBuilder::new(StripeMethod::Get, "/subscriptions").query(&query)
                 })
                 .await?;
-            let page = response::page(what, object)?;
+            let page = response::page(call, object)?;
             let mut last_id = None;
             for object in page.data {
-                let snapshot = response::subscription(what, object)?;
+                let snapshot = response::subscription(call, object)?;
                 last_id = Some(snapshot.id.clone());
                 subscriptions.push(snapshot);
             }
@@ -337,7 +337,7 @@ impl StripeGateway for StripeClient {
             }
             if subscriptions.len() >= MAX_LISTED_SUBSCRIPTIONS {
                 return Err(response::unexpected(
-                    what,
+                    call,
                     &format!(
                         "customer {customer_id} has more than {MAX_LISTED_SUBSCRIPTIONS} subscriptions"
                     ),
@@ -352,14 +352,14 @@ impl StripeGateway for StripeClient {
         email: Option<&str>,
         idempotency_key: &str,
     ) -> Result<String, GatewayError> {
-        let what = "create customer";
-        let key = self::idempotency_key(what, idempotency_key)?;
+        let call = "create customer";
+        let key = self::idempotency_key(call, idempotency_key)?;
         let mut request = CreateCustomer::new().metadata(user_metadata(user_id));
         if let Some(email) = email {
             request = request.email(email);
         }
-        let object = self.send(what, Some(&key), &|| request.build()).await?;
-        response::string(what, &object, "id")
+        let object = self.send(call, Some(&key), &|| request.build()).await?;
+        response::string(call, &object, "id")
     }
 
     async fn create_checkout_session(
@@ -367,8 +367,8 @@ impl StripeGateway for StripeClient {
         request: &CheckoutRequest,
         idempotency_key: &str,
     ) -> Result<CheckoutCreated, GatewayError> {
-        let what = "create checkout session";
-        let key = self::idempotency_key(what, idempotency_key)?;
+        let call = "create checkout session";
+        let key = self::idempotency_key(call, idempotency_key)?;
         let line_item = CreateCheckoutSessionLineItems {
             price: Some(request.price_id.clone()),
             quantity: Some(1),
@@ -385,7 +385,7 @@ impl StripeGateway for StripeClient {
             CheckoutKind::Payment => {
                 if request.trial_days.is_some() {
                     return Err(GatewayError::Rejected(format!(
-                        "{what}: trial days are only possible in subscription mode"
+                        "{call}: trial days are only possible in subscription mode"
                     )));
                 }
                 // The payment intent carries the user too, so its own events
@@ -405,10 +405,10 @@ impl StripeGateway for StripeClient {
                     ..CreateCheckoutSessionSubscriptionData::new()
                 }),
         };
-        let object = self.send(what, Some(&key), &|| params.build()).await?;
+        let object = self.send(call, Some(&key), &|| params.build()).await?;
         Ok(CheckoutCreated {
-            id: response::string(what, &object, "id")?,
-            url: response::string(what, &object, "url")?,
+            id: response::string(call, &object, "id")?,
+            url: response::string(call, &object, "url")?,
         })
     }
 
@@ -417,17 +417,17 @@ impl StripeGateway for StripeClient {
         customer_id: &str,
         return_url: &str,
     ) -> Result<String, GatewayError> {
-        let what = "create portal session";
+        let call = "create portal session";
         let form = PortalSessionForm {
             customer: customer_id,
             return_url,
         };
         let object = self
-            .send(what, None, &|| {
+            .send(call, None, &|| {
                 RequestBuilder::new(StripeMethod::Post, "/billing_portal/sessions").form(&form)
             })
             .await?;
-        response::string(what, &object, "url")
+        response::string(call, &object, "url")
     }
 }
 

@@ -20,22 +20,22 @@ pub(super) type Object = Map<String, Value>;
 ///
 /// Goes through the JSON text rather than walking the value, so a hostile, deeply nested
 /// answer meets `serde_json`'s recursion limit instead of overflowing the stack.
-pub(super) fn object(what: &str, value: &miniserde::json::Value) -> Result<Object, GatewayError> {
+pub(super) fn object(call: &str, value: &miniserde::json::Value) -> Result<Object, GatewayError> {
     let text = miniserde::json::to_string(value);
     match serde_json::from_str::<Value>(&text) {
         Ok(Value::Object(object)) => Ok(object),
-        Ok(_) => Err(unexpected(what, "the answer is not a JSON object")),
-        Err(error) => Err(unexpected(what, &error.to_string())),
+        Ok(_) => Err(unexpected(call, "the answer is not a JSON object")),
+        Err(error) => Err(unexpected(call, &error.to_string())),
     }
 }
 
 /// A required, non-empty string field of an answer.
-pub(super) fn string(what: &str, object: &Object, field: &str) -> Result<String, GatewayError> {
+pub(super) fn string(call: &str, object: &Object, field: &str) -> Result<String, GatewayError> {
     match object.get(field) {
         Some(Value::String(value)) if !value.is_empty() => Ok(value.clone()),
-        Some(Value::Null) | None => Err(unexpected(what, &format!("`{field}` is missing"))),
+        Some(Value::Null) | None => Err(unexpected(call, &format!("`{field}` is missing"))),
         Some(other) => Err(unexpected(
-            what,
+            call,
             &format!("`{field}` is not a non-empty string: {other}"),
         )),
     }
@@ -50,17 +50,17 @@ pub(super) struct Page {
 }
 
 /// Reads a list page.
-pub(super) fn page(what: &str, mut object: Object) -> Result<Page, GatewayError> {
+pub(super) fn page(call: &str, mut object: Object) -> Result<Page, GatewayError> {
     let data = match object.remove("data") {
         Some(Value::Array(data)) => data,
-        _ => return Err(unexpected(what, "the list has no `data` array")),
+        _ => return Err(unexpected(call, "the list has no `data` array")),
     };
     let has_more = match object.get("has_more") {
         Some(Value::Bool(has_more)) => *has_more,
         None | Some(Value::Null) => false,
         Some(other) => {
             return Err(unexpected(
-                what,
+                call,
                 &format!("`has_more` is not a boolean: {other}"),
             ));
         }
@@ -74,7 +74,7 @@ pub(super) fn page(what: &str, mut object: Object) -> Result<Page, GatewayError>
 /// The parser reads events, so the object is wrapped in a synthetic event envelope; errors
 /// name the field relative to the subscription.
 pub(super) fn subscription(
-    what: &str,
+    call: &str,
     object: Value,
 ) -> Result<SubscriptionSnapshot, GatewayError> {
     let id = object
@@ -91,18 +91,18 @@ pub(super) fn subscription(
         "data": { "object": object },
     });
     let bytes = serde_json::to_vec(&event)
-        .map_err(|error| unexpected(what, &format!("subscription {id}: {error}")))?;
+        .map_err(|error| unexpected(call, &format!("subscription {id}: {error}")))?;
     let subject = format!("subscription {id}");
     match parse_event(&bytes) {
         Ok(event) => match event.fact {
             Fact::Subscription { subscription, .. } => Ok(subscription),
             _ => Err(unexpected(
-                what,
+                call,
                 &format!("{subject}: not read as a subscription"),
             )),
         },
         Err(error) => Err(unexpected(
-            what,
+            call,
             &format!("{subject}: {}", wire_problem(&error)),
         )),
     }
@@ -128,7 +128,7 @@ fn wire_problem(error: &WireError) -> String {
     }
 }
 
-/// `GatewayError::Unexpected` for the call `what`.
-pub(super) fn unexpected(what: &str, problem: &str) -> GatewayError {
-    GatewayError::Unexpected(format!("{what}: {problem}"))
+/// `GatewayError::Unexpected` for the call `call`.
+pub(super) fn unexpected(call: &str, problem: &str) -> GatewayError {
+    GatewayError::Unexpected(format!("{call}: {problem}"))
 }
