@@ -164,9 +164,7 @@ impl<S: BillingStore> BillingApp<S> {
         let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
         match result {
             Ok(outcome) => {
-                // The delivery's one log line is the caller's (the HTTP request log carries the
-                // event id, type and outcome); this is detail for debugging.
-                tracing::debug!(
+                tracing::info!(
                     event_id = new_event.id.as_str(),
                     event_type = new_event.event_type.as_str(),
                     outcome = ?outcome,
@@ -178,7 +176,7 @@ impl<S: BillingStore> BillingApp<S> {
             Err(error) => {
                 // The error is returned, and logged once by the caller that answers it (the
                 // HTTP layer, with the request id); here only the event's side of it.
-                tracing::debug!(
+                tracing::warn!(
                     event_id = new_event.id.as_str(),
                     event_type = new_event.event_type.as_str(),
                     elapsed_ms,
