@@ -6,7 +6,7 @@ use billing_domain::{
     AccessReason, Catalog, Limit, MeteringPeriod, SubscriptionState, SubscriptionStatus, TierId,
     entitlement, metering_period,
 };
-use billing_ports::{BillingStore, BillingTx, StoreError, SubscriptionRecord};
+use billing_ports::{BillingRead, BillingStore, ScopedFutureExt, StoreError, SubscriptionRecord};
 use chrono::{DateTime, Utc};
 
 use crate::BillingApp;
@@ -61,7 +61,7 @@ pub(crate) fn state_of(record: &SubscriptionRecord) -> SubscriptionState {
 /// The subscription that decides a user's access: the one granting the highest tier now; among
 /// equals, the one whose last event is newest.
 pub(crate) async fn deciding_subscription(
-    tx: &mut dyn BillingTx,
+    tx: &mut dyn BillingRead,
     catalog: &Catalog,
     user_id: &str,
     now: DateTime<Utc>,
@@ -101,51 +101,50 @@ impl<S: BillingStore> BillingApp<S> {
         if !self.catalog().features().any(|f| f == feature) {
             return Ok(None);
         }
-        let catalog = self.catalog().clone();
+        let catalog = self.catalog();
         let now = self.clock().now();
-        let (user, feature) = (user_id.to_owned(), feature.to_owned());
         self.store()
-            .transaction(move |tx| {
-                Box::pin(async move {
-                    let subscription = deciding_subscription(tx, &catalog, &user, now).await?;
+            .read(move |tx| {
+                async move {
+                    let subscription = deciding_subscription(tx, catalog, user_id, now).await?;
                     let state = subscription.as_ref().map(state_of);
-                    let granted = entitlement(state.as_ref(), &catalog, now);
+                    let granted = entitlement(state.as_ref(), catalog, now);
                     Ok::<_, AppError>(Some(FeatureAccess {
-                        allowed: granted.feature(&feature),
+                        allowed: granted.feature(feature),
                         tier: granted.tier.id.clone(),
                         reason: granted.reason,
                     }))
-                })
+                }
+                .scope_boxed()
             })
             .await
     }
 
     /// The user's entitlements now. A user we do not know is on the free tier (not an error).
     pub async fn entitlements(&self, user_id: &str) -> Result<UserEntitlements, AppError> {
-        let catalog = self.catalog().clone();
+        let catalog = self.catalog();
         let now = self.clock().now();
-        let user = user_id.to_owned();
         self.store()
-            .transaction(move |tx| {
-                Box::pin(async move {
-                    let subscription = deciding_subscription(tx, &catalog, &user, now).await?;
+            .read(move |tx| {
+                async move {
+                    let subscription = deciding_subscription(tx, catalog, user_id, now).await?;
                     let state = subscription.as_ref().map(state_of);
-                    let granted = entitlement(state.as_ref(), &catalog, now);
+                    let granted = entitlement(state.as_ref(), catalog, now);
                     let period = metering_period(state.as_ref(), now);
                     let mut usage = BTreeMap::new();
                     for metric in catalog.metrics() {
                         usage.insert(
                             metric.to_owned(),
-                            tx.usage_used(&user, metric, period.start).await?,
+                            tx.usage_used(user_id, metric, period.start).await?,
                         );
                     }
-                    let credits = tx.credit_balance(&user).await?;
+                    let credits = tx.credit_balance(user_id).await?;
                     let grace_period_end = match &granted.reason {
                         AccessReason::InGracePeriod { until } => Some(*until),
                         _ => subscription.as_ref().and_then(|s| s.grace_period_end),
                     };
                     Ok::<_, AppError>(UserEntitlements {
-                        user_id: user,
+                        user_id: user_id.to_owned(),
                         tier: granted.tier.id.clone(),
                         features: catalog
                             .features()
@@ -167,7 +166,8 @@ impl<S: BillingStore> BillingApp<S> {
                             .as_ref()
                             .is_some_and(|s| s.cancel_at_period_end),
                     })
-                })
+                }
+                .scope_boxed()
             })
             .await
     }

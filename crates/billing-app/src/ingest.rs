@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use billing_domain::{BillingEvent, Catalog, Fact};
-use billing_ports::{BillingStore, Claim, Clock, EventStatus, NewEvent, StoreError, StripeGateway};
+use billing_ports::{
+    BillingStore, Claim, Clock, EventStatus, NewEvent, ScopedFutureExt, StoreError, StripeGateway,
+};
 use chrono::TimeDelta;
 
 use crate::effects::{self, Context};
@@ -140,17 +142,17 @@ impl<S: BillingStore> BillingApp<S> {
             },
             now,
         };
-        let claim_event = new_event.clone();
+        let (new_event, ctx, event) = (&new_event, &ctx, &event);
         let result = self
             .store
             .transaction(move |tx| {
-                Box::pin(async move {
-                    if let Claim::AlreadyDone(status) = tx.claim_event(&claim_event).await? {
+                async move {
+                    if let Claim::AlreadyDone(status) = tx.claim_event(new_event).await? {
                         return Ok(IngestOutcome::Duplicate(status));
                     }
                     let status = match &event.fact {
                         Fact::Unhandled => EventStatus::Ignored,
-                        _ => effects::apply(tx, &ctx, &event).await?,
+                        _ => effects::apply(tx, ctx, event).await?,
                     };
                     tx.finish_event(&event.id, status, now).await?;
                     Ok::<_, AppError>(match status {
@@ -158,7 +160,8 @@ impl<S: BillingStore> BillingApp<S> {
                         EventStatus::Stale => IngestOutcome::Stale,
                         _ => IngestOutcome::Processed,
                     })
-                })
+                }
+                .scope_boxed()
             })
             .await;
         let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -184,7 +187,7 @@ impl<S: BillingStore> BillingApp<S> {
                 );
                 let recorded = match self
                     .store
-                    .record_failure(&new_event, &error.to_string(), now)
+                    .record_failure(new_event, &error.to_string(), now)
                     .await
                 {
                     Ok(()) => true,

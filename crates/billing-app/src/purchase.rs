@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use billing_ports::{
     BillingStore, CheckoutCreated, CheckoutKind, CheckoutRequest, CustomerRecord, EventPosition,
-    StripeGateway, StripeRequest, StripeRequestStatus,
+    ScopedFutureExt, StripeGateway, StripeRequest, StripeRequestStatus,
 };
 use sha2::{Digest, Sha256};
 
@@ -75,31 +75,32 @@ impl<S: BillingStore> BillingApp<S> {
     }
 
     /// Records `request` (or finds the earlier record of the same operation and stable id).
-    async fn begin_request(&self, request: StripeRequest) -> Result<StripeRequest, AppError> {
+    async fn begin_request(&self, request: &StripeRequest) -> Result<StripeRequest, AppError> {
         let now = self.clock().now();
         self.store()
             .transaction(move |tx| {
-                Box::pin(async move {
+                async move {
                     tx.lock_key(&format!(
                         "stripe:{}:{}",
                         request.operation, request.stable_id
                     ))
                     .await?;
-                    let stored = tx.begin_stripe_request(&request, now).await?;
+                    let stored = tx.begin_stripe_request(request, now).await?;
                     if stored.fingerprint != request.fingerprint {
-                        return Err(AppError::IdempotencyConflict(request.stable_id));
+                        return Err(AppError::IdempotencyConflict(request.stable_id.clone()));
                     }
                     Ok(stored)
-                })
+                }
+                .scope_boxed()
             })
             .await
     }
 
-    async fn finish_request(&self, request: StripeRequest) -> Result<(), AppError> {
+    async fn finish_request(&self, request: &StripeRequest) -> Result<(), AppError> {
         let now = self.clock().now();
         self.store()
             .transaction(move |tx| {
-                Box::pin(async move { Ok(tx.finish_stripe_request(&request, now).await?) })
+                async move { Ok(tx.finish_stripe_request(request, now).await?) }.scope_boxed()
             })
             .await
     }
@@ -119,7 +120,7 @@ impl<S: BillingStore> BillingApp<S> {
         let gateway = self.gateway_or_err()?;
         let key = format!("customer-{}", digest(&[user_id]));
         let mut request = self
-            .begin_request(StripeRequest {
+            .begin_request(&StripeRequest {
                 operation: "customer.create".to_owned(),
                 stable_id: user_id.to_owned(),
                 idempotency_key: key.clone(),
@@ -140,45 +141,42 @@ impl<S: BillingStore> BillingApp<S> {
                 Err(error) => {
                     request.status = StripeRequestStatus::Failed;
                     request.last_error = Some(error.to_string());
-                    self.finish_request(request).await?;
+                    self.finish_request(&request).await?;
                     return Err(error.into());
                 }
             },
         };
         let now = self.clock().now();
-        let (user, email, id) = (
-            user_id.to_owned(),
-            email.map(str::to_owned),
-            customer_id.clone(),
-        );
+        let (user, id) = (user_id, customer_id.as_str());
         let linked = self
             .store()
             .transaction(move |tx| {
-                Box::pin(async move {
-                    tx.lock_key(&id).await?;
-                    customer::lock_user(tx, &user).await?;
-                    if let Some(other) = tx.customer_of_user(&user).await? {
+                async move {
+                    tx.lock_key(id).await?;
+                    customer::lock_user(tx, user).await?;
+                    if let Some(other) = tx.customer_of_user(user).await? {
                         // A webhook (or a racer) linked the user meanwhile: that link stands.
                         return Ok::<_, AppError>(other.stripe_customer_id);
                     }
-                    let mut record = tx.customer(&id).await?.unwrap_or(CustomerRecord {
-                        stripe_customer_id: id.clone(),
+                    let mut record = tx.customer(id).await?.unwrap_or(CustomerRecord {
+                        stripe_customer_id: id.to_owned(),
                         user_id: None,
                         email: None,
                         deleted: false,
                     });
-                    record.user_id = Some(user.clone());
-                    record.email = email.or(record.email);
+                    record.user_id = Some(user.to_owned());
+                    record.email = email.map(str::to_owned).or(record.email);
                     tx.save_customer(&record, now).await?;
-                    tx.attribute_customer_rows(&id, &user).await?;
-                    Ok(id)
-                })
+                    tx.attribute_customer_rows(id, user).await?;
+                    Ok(id.to_owned())
+                }
+                .scope_boxed()
             })
             .await?;
         request.status = StripeRequestStatus::Succeeded;
         request.stripe_id = Some(customer_id);
         request.last_error = None;
-        self.finish_request(request).await?;
+        self.finish_request(&request).await?;
         Ok(linked)
     }
 
@@ -219,7 +217,7 @@ impl<S: BillingStore> BillingApp<S> {
         let trial = params.trial_days.map(|d| d.to_string()).unwrap_or_default();
         let stable_id = format!("{}:{}", params.user_id, params.idempotency_key);
         let mut request = self
-            .begin_request(StripeRequest {
+            .begin_request(&StripeRequest {
                 operation: "checkout.create".to_owned(),
                 idempotency_key: format!(
                     "checkout-{}",
@@ -269,7 +267,7 @@ impl<S: BillingStore> BillingApp<S> {
                 request.stripe_id = Some(id.clone());
                 request.response = Some(url.clone());
                 request.last_error = None;
-                self.finish_request(request).await?;
+                self.finish_request(&request).await?;
                 Ok(CheckoutOutcome {
                     id,
                     url,
@@ -279,7 +277,7 @@ impl<S: BillingStore> BillingApp<S> {
             Err(error) => {
                 request.status = StripeRequestStatus::Failed;
                 request.last_error = Some(error.to_string());
-                self.finish_request(request).await?;
+                self.finish_request(&request).await?;
                 Err(error.into())
             }
         }
@@ -294,11 +292,10 @@ impl<S: BillingStore> BillingApp<S> {
 
     /// The Stripe customer linked to a user, if any.
     async fn customer_of(&self, user_id: &str) -> Result<Option<String>, AppError> {
-        let user = user_id.to_owned();
         Ok(self
             .store()
-            .transaction(move |tx| {
-                Box::pin(async move { Ok::<_, AppError>(tx.customer_of_user(&user).await?) })
+            .read(move |tx| {
+                async move { Ok::<_, AppError>(tx.customer_of_user(user_id).await?) }.scope_boxed()
             })
             .await?
             .map(|c| c.stripe_customer_id))
@@ -318,14 +315,14 @@ impl<S: BillingStore> BillingApp<S> {
         let gateway = self.gateway_or_err()?;
         let customer = self.known_customer(user_id).await?;
         let snapshots = gateway.customer_subscriptions(&customer).await?;
-        let ctx = Arc::new(Context {
+        let ctx = Context {
             catalog: self.catalog().clone(),
             gateway: None,
             now: self.clock().now(),
-        });
+        };
+        let ctx = &ctx;
         let mut written = 0;
-        for snapshot in snapshots {
-            let ctx = Arc::clone(&ctx);
+        for snapshot in &snapshots {
             let position = EventPosition {
                 created: ctx.now,
                 rank: snapshot.status.progression_rank(),
@@ -334,10 +331,11 @@ impl<S: BillingStore> BillingApp<S> {
             let status = self
                 .store()
                 .transaction(move |tx| {
-                    Box::pin(async move {
+                    async move {
                         tx.lock_key(&snapshot.customer_id).await?;
-                        subscription::apply_snapshot(tx, &ctx, position, &snapshot, true).await
-                    })
+                        subscription::apply_snapshot(tx, ctx, position, snapshot, true).await
+                    }
+                    .scope_boxed()
                 })
                 .await?;
             if status == billing_ports::EventStatus::Processed {

@@ -1,7 +1,7 @@
 //! Metered usage: check the limit and record, atomically and idempotently.
 
 use billing_domain::{MeteringPeriod, UsageDecision, decide, entitlement, metering_period};
-use billing_ports::{BillingStore, UsageRecord};
+use billing_ports::{BillingStore, ScopedFutureExt, UsageRecord};
 use chrono::{DateTime, Utc};
 
 use crate::BillingApp;
@@ -70,31 +70,27 @@ impl<S: BillingStore> BillingApp<S> {
                 "quantity {quantity} is larger than the largest countable {MAX_COUNTABLE}"
             )));
         }
-        let catalog = self.catalog().clone();
+        let catalog = self.catalog();
         let now = self.clock().now();
-        let (user, metric, key) = (
-            user_id.to_owned(),
-            metric.to_owned(),
-            idempotency_key.to_owned(),
-        );
+        let (user, metric, key) = (user_id, metric, idempotency_key);
         self.store()
             .transaction(move |tx| {
-                Box::pin(async move {
+                async move {
                     tx.lock_key(&format!("usage:{user}")).await?;
-                    let subscription = deciding_subscription(tx, &catalog, &user, now).await?;
+                    let subscription = deciding_subscription(tx, catalog, user, now).await?;
                     let state = subscription.as_ref().map(state_of);
                     let period: MeteringPeriod = metering_period(state.as_ref(), now);
-                    if let Some(earlier) = tx.usage_by_key(&user, &key).await? {
+                    if let Some(earlier) = tx.usage_by_key(user, key).await? {
                         if earlier.metric != metric || earlier.quantity != quantity {
-                            return Err(AppError::IdempotencyConflict(key));
+                            return Err(AppError::IdempotencyConflict(key.to_owned()));
                         }
                         return Ok(outcome(&earlier, period.end, true));
                     }
-                    let granted = entitlement(state.as_ref(), &catalog, now);
+                    let granted = entitlement(state.as_ref(), catalog, now);
                     let limit = granted
-                        .limit(&metric)
-                        .ok_or_else(|| AppError::UnknownMetric(metric.clone()))?;
-                    let used_before = tx.usage_used(&user, &metric, period.start).await?;
+                        .limit(metric)
+                        .ok_or_else(|| AppError::UnknownMetric(metric.to_owned()))?;
+                    let used_before = tx.usage_used(user, metric, period.start).await?;
                     let (allowed, used_after) = match decide(limit, used_before, quantity) {
                         UsageDecision::Allowed { used, .. } => (true, used),
                         UsageDecision::Denied { used, .. } => (false, used),
@@ -108,11 +104,11 @@ impl<S: BillingStore> BillingApp<S> {
                         )));
                     }
                     let record = UsageRecord {
-                        user_id: user,
-                        metric,
+                        user_id: user.to_owned(),
+                        metric: metric.to_owned(),
                         period_start: period.start,
                         quantity,
-                        idempotency_key: key,
+                        idempotency_key: key.to_owned(),
                         allowed,
                         used_after,
                         limit: limit.as_option(),
@@ -120,7 +116,8 @@ impl<S: BillingStore> BillingApp<S> {
                     };
                     tx.record_usage(&record).await?;
                     Ok(outcome(&record, period.end, false))
-                })
+                }
+                .scope_boxed()
             })
             .await
     }

@@ -3,17 +3,13 @@
 
 mod support;
 
-use async_trait::async_trait;
 use billing_app::{AppError, IngestOutcome};
 use billing_domain::facts::{InvoiceChange, SubscriptionChange};
 use billing_domain::{BillingEvent, Fact, SubscriptionStatus};
-use billing_ports::{
-    BillingStore, BillingTx, Claim, CreditEntry, CustomerRecord, EventRecord, EventStatus,
-    NewEvent, OrderRecord, PaymentRecord, StoreError, StripeRequest, SubscriptionRecord, TxFuture,
-    UsageRecord,
-};
+use billing_ports::testing::{FaultyStore, StoreCall};
+use billing_ports::{BillingStore, EventStatus, StoreError};
 use billing_store_diesel::DieselStore;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use support::{Story, app, credits, customer_user, subscription};
 
 on_both_backends!(
@@ -105,7 +101,13 @@ async fn one_purchase_delivered_concurrently_grants_credits_once(store: DieselSt
 
 async fn a_failure_midway_leaves_no_partial_rows_and_a_retry_applies(store: DieselStore) {
     let story = Story::new("failing");
-    let failing = app(FailOnCredit(store.clone()));
+    // The invoice's credits fail: injected midway, after the customer row was written.
+    let faulty = FaultyStore::new(store.clone());
+    faulty.fail(
+        StoreCall::AddCredit,
+        StoreError::Query("injected failure while adding credits".into()),
+    );
+    let failing = app(faulty);
     failing
         .ingest(
             story.subscription(
@@ -295,167 +297,4 @@ async fn unknown_event_types_are_ignored(store: DieselStore) {
         app.ingest(event, "{}".into()).await.unwrap(),
         IngestOutcome::Duplicate(EventStatus::Ignored)
     );
-}
-
-/// A store whose transactions fail when a credit is added: the failure is injected midway,
-/// after the customer row was written.
-#[derive(Clone)]
-struct FailOnCredit(DieselStore);
-
-struct FailingTx<'a>(&'a mut dyn BillingTx);
-
-#[async_trait]
-impl BillingStore for FailOnCredit {
-    async fn transaction<T, E, F>(&self, work: F) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-        F: for<'a> FnOnce(&'a mut dyn BillingTx) -> TxFuture<'a, T, E> + Send + 'static,
-    {
-        self.0
-            .transaction(move |tx| -> TxFuture<'_, T, E> {
-                Box::pin(async move {
-                    let mut failing = FailingTx(tx);
-                    work(&mut failing).await
-                })
-            })
-            .await
-    }
-    async fn record_failure(
-        &self,
-        e: &NewEvent,
-        error: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.0.record_failure(e, error, at).await
-    }
-    async fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
-        self.0.event(id).await
-    }
-    async fn purge_events(&self, before: DateTime<Utc>, batch: u32) -> Result<u64, StoreError> {
-        self.0.purge_events(before, batch).await
-    }
-}
-
-#[async_trait]
-impl BillingTx for FailingTx<'_> {
-    async fn claim_event(&mut self, e: &NewEvent) -> Result<Claim, StoreError> {
-        self.0.claim_event(e).await
-    }
-    async fn finish_event(
-        &mut self,
-        id: &str,
-        s: EventStatus,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.0.finish_event(id, s, at).await
-    }
-    async fn customer(&mut self, id: &str) -> Result<Option<CustomerRecord>, StoreError> {
-        self.0.customer(id).await
-    }
-    async fn customer_of_user(&mut self, user: &str) -> Result<Option<CustomerRecord>, StoreError> {
-        self.0.customer_of_user(user).await
-    }
-    async fn save_customer(
-        &mut self,
-        c: &CustomerRecord,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.0.save_customer(c, at).await
-    }
-    async fn attribute_customer_rows(&mut self, c: &str, u: &str) -> Result<(), StoreError> {
-        self.0.attribute_customer_rows(c, u).await
-    }
-    async fn lock_key(&mut self, key: &str) -> Result<(), StoreError> {
-        self.0.lock_key(key).await
-    }
-    async fn subscription(&mut self, id: &str) -> Result<Option<SubscriptionRecord>, StoreError> {
-        self.0.subscription(id).await
-    }
-    async fn customer_subscriptions(
-        &mut self,
-        c: &str,
-    ) -> Result<Vec<SubscriptionRecord>, StoreError> {
-        self.0.customer_subscriptions(c).await
-    }
-    async fn save_subscription(
-        &mut self,
-        s: &SubscriptionRecord,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.0.save_subscription(s, at).await
-    }
-    async fn payments_matching(
-        &mut self,
-        pi: Option<&str>,
-        charge: Option<&str>,
-    ) -> Result<Vec<PaymentRecord>, StoreError> {
-        self.0.payments_matching(pi, charge).await
-    }
-    async fn delete_payment(&mut self, key: &str) -> Result<(), StoreError> {
-        self.0.delete_payment(key).await
-    }
-    async fn save_payment(
-        &mut self,
-        p: &PaymentRecord,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.0.save_payment(p, at).await
-    }
-    async fn insert_order(
-        &mut self,
-        o: &OrderRecord,
-        at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        self.0.insert_order(o, at).await
-    }
-    async fn order_by_payment_intent(
-        &mut self,
-        pi: &str,
-    ) -> Result<Option<OrderRecord>, StoreError> {
-        self.0.order_by_payment_intent(pi).await
-    }
-    async fn update_order(&mut self, o: &OrderRecord, at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.0.update_order(o, at).await
-    }
-    async fn add_credit(&mut self, _entry: &CreditEntry) -> Result<bool, StoreError> {
-        Err(StoreError::Query(
-            "injected failure while adding credits".into(),
-        ))
-    }
-    async fn credit_balance(&mut self, user: &str) -> Result<i64, StoreError> {
-        self.0.credit_balance(user).await
-    }
-    async fn usage_by_key(
-        &mut self,
-        user: &str,
-        key: &str,
-    ) -> Result<Option<UsageRecord>, StoreError> {
-        self.0.usage_by_key(user, key).await
-    }
-    async fn usage_used(
-        &mut self,
-        user: &str,
-        metric: &str,
-        period_start: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        self.0.usage_used(user, metric, period_start).await
-    }
-    async fn record_usage(&mut self, u: &UsageRecord) -> Result<(), StoreError> {
-        self.0.record_usage(u).await
-    }
-    async fn begin_stripe_request(
-        &mut self,
-        r: &StripeRequest,
-        at: DateTime<Utc>,
-    ) -> Result<StripeRequest, StoreError> {
-        self.0.begin_stripe_request(r, at).await
-    }
-    async fn finish_stripe_request(
-        &mut self,
-        r: &StripeRequest,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.0.finish_stripe_request(r, at).await
-    }
 }

@@ -96,7 +96,7 @@ fn dispute(tag: &str, closed: bool, status: &str) -> BillingEvent {
 async fn order(store: &DieselStore, tag: &str) -> OrderRecord {
     let pi = format!("pi_{tag}");
     store
-        .transaction(move |tx| -> TxFuture<'_, _, StoreError> {
+        .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
             Box::pin(async move { tx.order_by_payment_intent(&pi).await })
         })
         .await
@@ -220,7 +220,7 @@ async fn payments(
 ) -> Vec<PaymentRecord> {
     let (pi, charge) = (pi.map(str::to_owned), charge.map(str::to_owned));
     store
-        .transaction(move |tx| -> TxFuture<'_, _, StoreError> {
+        .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
             Box::pin(async move { tx.payments_matching(pi.as_deref(), charge.as_deref()).await })
         })
         .await

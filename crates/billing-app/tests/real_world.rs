@@ -96,7 +96,7 @@ fn app_on(db: &billing_store_diesel::testing::TestDatabase) -> BillingApp<Diesel
 async fn payment(store: &DieselStore, pi: Option<&str>, charge: Option<&str>) -> PaymentRecord {
     let (pi, charge) = (pi.map(str::to_owned), charge.map(str::to_owned));
     let mut rows = store
-        .transaction(move |tx| -> TxFuture<'_, _, StoreError> {
+        .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
             Box::pin(async move { tx.payments_matching(pi.as_deref(), charge.as_deref()).await })
         })
         .await
@@ -113,7 +113,7 @@ async fn link(store: &DieselStore, customer: &str, user: &str) {
         deleted: false,
     };
     store
-        .transaction(move |tx| -> TxFuture<'_, (), StoreError> {
+        .transaction(move |tx| -> TxFuture<'_, '_, (), StoreError> {
             Box::pin(async move { tx.save_customer(&record, t0()).await })
         })
         .await

@@ -3,6 +3,8 @@
 //!
 //! - [`BillingStore`] / [`BillingTx`]: the transactional store. A unit of work runs in one
 //!   database transaction: claim an event, apply its changes, mark it processed, commit.
+//!   [`BillingTx`] is one trait per aggregate composed into one; [`BillingRead`] is the
+//!   read-only part that [`BillingStore::read`] offers outside write transactions.
 //! - [`StripeGateway`]: outgoing Stripe API calls (re-fetching objects).
 //! - [`Clock`]: the current time, injectable for tests.
 //!
@@ -15,9 +17,16 @@ pub mod error;
 pub mod gateway;
 pub mod records;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{GatewayError, StoreError};
 pub use gateway::{CheckoutCreated, CheckoutKind, CheckoutRequest, StripeGateway};
 pub use records::*;
-pub use store::{BillingStore, BillingTx, TxFuture};
+pub use scoped_futures::ScopedFutureExt;
+pub use store::{
+    BillingRead, BillingStore, BillingTx, CreditRead, CreditTx, CustomerRead, CustomerTx, EventTx,
+    LockTx, PaymentTx, StripeRequestTx, SubscriptionRead, SubscriptionTx, TxFuture, UsageRead,
+    UsageTx,
+};

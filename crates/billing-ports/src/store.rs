@@ -1,10 +1,22 @@
 //! The transactional store port.
-
-use std::future::Future;
-use std::pin::Pin;
+//!
+//! A unit of work sees the store through [`BillingTx`], which is one small trait per aggregate
+//! composed into one: [`EventTx`], [`LockTx`], [`CustomerRead`] / [`CustomerTx`],
+//! [`SubscriptionRead`] / [`SubscriptionTx`], [`PaymentTx`] (payments and one-time orders),
+//! [`CreditRead`] / [`CreditTx`], [`UsageRead`] / [`UsageTx`] and [`StripeRequestTx`]. A new
+//! table adds one trait; a test double implements what its test needs and forwards the rest.
+//!
+//! Reads that change nothing (every gated request asks for entitlements) go through
+//! [`BillingStore::read`] and see only the `*Read` traits ([`BillingRead`]): they open no write
+//! transaction, and on SQLite they do not queue behind writers.
+//!
+//! Closures borrow from their caller: a unit of work returns a [`TxFuture`] (a scoped boxed
+//! future), so `async move { … }.scope_boxed()` or `Box::pin(async move { … })` may capture
+//! `&str`s and `&Catalog`s of the enclosing function instead of owned copies.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use scoped_futures::ScopedBoxFuture;
 
 use crate::error::StoreError;
 use crate::records::{
@@ -12,19 +24,29 @@ use crate::records::{
     PaymentRecord, StripeRequest, SubscriptionRecord, UsageRecord,
 };
 
-/// The future a unit of work returns.
-pub type TxFuture<'a, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'a>>;
+/// The future a unit of work returns: it may borrow for `'b` (from the caller of
+/// [`BillingStore::transaction`]) and borrows the transaction for `'r`.
+pub type TxFuture<'b, 'r, T, E> = ScopedBoxFuture<'b, 'r, Result<T, E>>;
 
 /// The store: runs units of work in transactions and answers queries outside them.
 #[async_trait]
 pub trait BillingStore: Send + Sync + 'static {
     /// Runs `work` in one database transaction: commits when it returns `Ok`, rolls back
     /// everything it wrote when it returns `Err` (or panics, or the process dies).
-    async fn transaction<T, E, F>(&self, work: F) -> Result<T, E>
+    async fn transaction<'b, T, E, F>(&self, work: F) -> Result<T, E>
     where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-        F: for<'a> FnOnce(&'a mut dyn BillingTx) -> TxFuture<'a, T, E> + Send + 'static;
+        T: Send + 'b,
+        E: From<StoreError> + Send + 'b,
+        F: for<'r> FnOnce(&'r mut dyn BillingTx) -> TxFuture<'b, 'r, T, E> + Send + 'b;
+
+    /// Runs `work`, which only reads, outside any write transaction: each query sees what is
+    /// committed when it runs (there is no snapshot across the queries of one `work`). On
+    /// SQLite it does not wait for the writer.
+    async fn read<'b, T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'b,
+        E: From<StoreError> + Send + 'b,
+        F: for<'r> FnOnce(&'r mut dyn BillingRead) -> TxFuture<'b, 'r, T, E> + Send + 'b;
 
     /// In its own short transaction, records that applying `event` failed: status `failed`,
     /// attempts + 1, `error` kept. Never downgrades an event that is already done.
@@ -43,9 +65,45 @@ pub trait BillingStore: Send + Sync + 'static {
     async fn purge_events(&self, before: DateTime<Utc>, batch: u32) -> Result<u64, StoreError>;
 }
 
-/// What a unit of work may do inside its transaction.
+/// Everything a unit of work may do inside its transaction: the aggregates' traits together.
+///
+/// Implemented for every type that implements them all; an adapter implements the parts.
+/// A `&mut dyn BillingTx` coerces to the `&mut dyn BillingRead` that read-only helpers take.
+pub trait BillingTx:
+    BillingRead
+    + EventTx
+    + LockTx
+    + CustomerTx
+    + SubscriptionTx
+    + PaymentTx
+    + CreditTx
+    + UsageTx
+    + StripeRequestTx
+{
+}
+
+impl<T> BillingTx for T where
+    T: BillingRead
+        + EventTx
+        + LockTx
+        + CustomerTx
+        + SubscriptionTx
+        + PaymentTx
+        + CreditTx
+        + UsageTx
+        + StripeRequestTx
+        + ?Sized
+{
+}
+
+/// The queries a read-only unit of work may run ([`BillingStore::read`]).
+pub trait BillingRead: CustomerRead + SubscriptionRead + CreditRead + UsageRead {}
+
+impl<T> BillingRead for T where T: CustomerRead + SubscriptionRead + CreditRead + UsageRead + ?Sized {}
+
+/// The processed-events table: the exactly-once record of every Stripe event.
 #[async_trait]
-pub trait BillingTx: Send {
+pub trait EventTx: Send {
     /// Claims an event for this transaction: inserts it as `received`, or takes over a
     /// `failed` one; concurrent claimers of one id wait for the holder and then see it done.
     async fn claim_event(&mut self, event: &NewEvent) -> Result<Claim, StoreError>;
@@ -57,7 +115,26 @@ pub trait BillingTx: Send {
         status: EventStatus,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+}
 
+/// Locks that serialise units of work on one key until their transaction ends.
+#[async_trait]
+pub trait LockTx: Send {
+    /// Serialises work on one key (a customer, a payment intent, a user's metric) until this
+    /// transaction ends.
+    ///
+    /// The rule every writer follows: a unit of work that reads rows in order to change them
+    /// takes the key of what they belong to first (a customer's Stripe id for its
+    /// subscriptions and orders, the payment intent and charge ids for a payment, `user:{id}`
+    /// to link a customer to a user, `usage:{id}` for a user's usage), taking several keys in
+    /// one fixed order. Rows that do not exist yet cannot be row-locked, so the key, not a row
+    /// lock, is what keeps two deliveries about one object from deciding on the same "before".
+    async fn lock_key(&mut self, key: &str) -> Result<(), StoreError>;
+}
+
+/// Reading customers.
+#[async_trait]
+pub trait CustomerRead: Send {
     /// The customer with this Stripe id.
     async fn customer(
         &mut self,
@@ -69,7 +146,11 @@ pub trait BillingTx: Send {
         &mut self,
         user_id: &str,
     ) -> Result<Option<CustomerRecord>, StoreError>;
+}
 
+/// Writing customers.
+#[async_trait]
+pub trait CustomerTx: CustomerRead {
     /// Inserts or updates the customer row (keyed by Stripe id).
     async fn save_customer(
         &mut self,
@@ -84,22 +165,29 @@ pub trait BillingTx: Send {
         stripe_customer_id: &str,
         user_id: &str,
     ) -> Result<(), StoreError>;
+}
 
-    /// Serialises work on one key (a customer, a payment intent, a user's metric) until this
-    /// transaction ends.
-    async fn lock_key(&mut self, key: &str) -> Result<(), StoreError>;
-
-    /// The subscription with this id, locked against concurrent writers until commit.
-    async fn subscription(
-        &mut self,
-        stripe_subscription_id: &str,
-    ) -> Result<Option<SubscriptionRecord>, StoreError>;
-
+/// Reading subscriptions.
+#[async_trait]
+pub trait SubscriptionRead: Send {
     /// Every subscription of a customer.
     async fn customer_subscriptions(
         &mut self,
         stripe_customer_id: &str,
     ) -> Result<Vec<SubscriptionRecord>, StoreError>;
+}
+
+/// Reading subscriptions to change them, and writing them.
+#[async_trait]
+pub trait SubscriptionTx: SubscriptionRead {
+    /// The subscription with this id, its row locked until commit when it exists (Postgres:
+    /// `SELECT … FOR UPDATE`; SQLite runs one writer at a time). A subscription that is not
+    /// stored yet has no row to lock: callers that may create it hold its customer's
+    /// [`LockTx::lock_key`] first, as the rule there says.
+    async fn subscription(
+        &mut self,
+        stripe_subscription_id: &str,
+    ) -> Result<Option<SubscriptionRecord>, StoreError>;
 
     /// Inserts or updates a subscription (keyed by Stripe id).
     async fn save_subscription(
@@ -107,7 +195,11 @@ pub trait BillingTx: Send {
         subscription: &SubscriptionRecord,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+}
 
+/// Payments and the one-time orders they pay.
+#[async_trait]
+pub trait PaymentTx: Send {
     /// The payments known by this payment intent id or by this charge id: none, one, or two
     /// (a row first known by its charge alone and one of its payment intent, to be merged).
     async fn payments_matching(
@@ -145,13 +237,25 @@ pub trait BillingTx: Send {
         order: &OrderRecord,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+}
 
-    /// Adds a ledger entry unless one with its source key exists; true when added.
-    async fn add_credit(&mut self, entry: &CreditEntry) -> Result<bool, StoreError>;
-
+/// Reading the credit ledger.
+#[async_trait]
+pub trait CreditRead: Send {
     /// The credit balance of a user (sum of their ledger entries).
     async fn credit_balance(&mut self, user_id: &str) -> Result<i64, StoreError>;
+}
 
+/// Writing the credit ledger.
+#[async_trait]
+pub trait CreditTx: CreditRead {
+    /// Adds a ledger entry unless one with its source key exists; true when added.
+    async fn add_credit(&mut self, entry: &CreditEntry) -> Result<bool, StoreError>;
+}
+
+/// Reading metered usage.
+#[async_trait]
+pub trait UsageRead: Send {
     /// The recorded usage request of this user with this idempotency key.
     async fn usage_by_key(
         &mut self,
@@ -166,10 +270,18 @@ pub trait BillingTx: Send {
         metric: &str,
         period_start: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
+}
 
+/// Recording metered usage.
+#[async_trait]
+pub trait UsageTx: UsageRead {
     /// Records a usage request; when allowed, adds its quantity to the period's counter.
     async fn record_usage(&mut self, usage: &UsageRecord) -> Result<(), StoreError>;
+}
 
+/// The journal of outgoing Stripe requests (idempotency of checkout and portal calls).
+#[async_trait]
+pub trait StripeRequestTx: Send {
     /// Records an outgoing Stripe request unless one exists for its operation and stable id;
     /// returns the stored row either way (the caller compares fingerprints).
     async fn begin_stripe_request(

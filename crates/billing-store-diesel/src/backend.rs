@@ -26,9 +26,10 @@ pub(crate) use give_rows_to_user;
 
 /// Expands the schema, rows, conversions and transaction implementation for one backend.
 ///
-/// `$ts` is the backend's timestamp SQL type, `$conn` its connection type.
+/// `$ts` is the backend's timestamp SQL type, `$conn` its connection type, and
+/// `|$query| $lock_row` turns a select of one row into one that locks it until commit.
 macro_rules! diesel_backend {
-    ($ts:ident, $conn:ty) => {
+    ($ts:ident, $conn:ty, lock_row: |$query:ident| $lock_row:expr) => {
         /// The tables, as Diesel sees them on this backend.
         #[allow(missing_docs, unreachable_pub)]
         pub mod schema {
@@ -322,15 +323,15 @@ macro_rules! diesel_backend {
         }
 
         /// Runs a unit of work in one transaction on a pooled connection.
-        pub(crate) async fn transaction<T, E, F>(pool: &Pool, work: F) -> Result<T, E>
+        pub(crate) async fn transaction<'b, T, E, F>(pool: &Pool, work: F) -> Result<T, E>
         where
-            T: Send + 'static,
-            E: From<billing_ports::StoreError> + Send + 'static,
-            F: for<'a> FnOnce(
-                    &'a mut dyn billing_ports::BillingTx,
-                ) -> billing_ports::TxFuture<'a, T, E>
+            T: Send + 'b,
+            E: From<billing_ports::StoreError> + Send + 'b,
+            F: for<'r> FnOnce(
+                    &'r mut dyn billing_ports::BillingTx,
+                ) -> billing_ports::TxFuture<'b, 'r, T, E>
                 + Send
-                + 'static,
+                + 'b,
         {
             use diesel_async::AsyncConnection;
             let mut conn = connection(pool).await?;
@@ -348,6 +349,22 @@ macro_rules! diesel_backend {
             }
         }
 
+        /// Runs a read-only unit of work on a pooled connection, outside any transaction.
+        pub(crate) async fn read<'b, T, E, F>(pool: &Pool, work: F) -> Result<T, E>
+        where
+            T: Send + 'b,
+            E: From<billing_ports::StoreError> + Send + 'b,
+            F: for<'r> FnOnce(
+                    &'r mut dyn billing_ports::BillingRead,
+                ) -> billing_ports::TxFuture<'b, 'r, T, E>
+                + Send
+                + 'b,
+        {
+            let mut conn = connection(pool).await?;
+            let mut tx = Tx { conn: &mut conn };
+            work(&mut tx).await
+        }
+
         /// A transaction on one connection of this backend.
         pub(crate) struct Tx<'c> {
             pub(crate) conn: &'c mut $conn,
@@ -357,9 +374,10 @@ macro_rules! diesel_backend {
             use async_trait::async_trait;
             use billing_domain::{Currency, Money, SubscriptionStatus};
             use billing_ports::{
-                BillingTx, Claim, CreditEntry, CustomerRecord, EventPosition, EventStatus,
-                NewEvent, OrderRecord, PaymentRecord, StoreError, StripeRequest,
-                SubscriptionRecord, UsageRecord,
+                Claim, CreditEntry, CreditRead, CreditTx, CustomerRead, CustomerRecord, CustomerTx,
+                EventPosition, EventStatus, EventTx, LockTx, NewEvent, OrderRecord, PaymentRecord,
+                PaymentTx, StoreError, StripeRequest, StripeRequestTx, SubscriptionRead,
+                SubscriptionRecord, SubscriptionTx, UsageRead, UsageRecord, UsageTx,
             };
             use chrono::{DateTime, Utc};
             use diesel::prelude::*;
@@ -583,7 +601,7 @@ macro_rules! diesel_backend {
             }
 
             #[async_trait]
-            impl BillingTx for Tx<'_> {
+            impl EventTx for Tx<'_> {
                 async fn claim_event(&mut self, event: &NewEvent) -> Result<Claim, StoreError> {
                     use stripe_events::dsl as e;
                     let row = NewEventRow {
@@ -649,7 +667,10 @@ macro_rules! diesel_backend {
                         .map_err(db_err)?;
                     Ok(())
                 }
+            }
 
+            #[async_trait]
+            impl CustomerRead for Tx<'_> {
                 async fn customer(
                     &mut self,
                     stripe_customer_id: &str,
@@ -677,7 +698,10 @@ macro_rules! diesel_backend {
                         .map_err(db_err)?;
                     Ok(row.map(customer_record))
                 }
+            }
 
+            #[async_trait]
+            impl CustomerTx for Tx<'_> {
                 async fn save_customer(
                     &mut self,
                     customer: &CustomerRecord,
@@ -724,25 +748,17 @@ macro_rules! diesel_backend {
                     );
                     Ok(())
                 }
+            }
 
+            #[async_trait]
+            impl LockTx for Tx<'_> {
                 async fn lock_key(&mut self, key: &str) -> Result<(), StoreError> {
                     super::lock_key(self.conn, key).await
                 }
+            }
 
-                async fn subscription(
-                    &mut self,
-                    stripe_subscription_id: &str,
-                ) -> Result<Option<SubscriptionRecord>, StoreError> {
-                    let row: Option<SubscriptionRow> = subscriptions::table
-                        .find(stripe_subscription_id)
-                        .select(SubscriptionRow::as_select())
-                        .get_result(self.conn)
-                        .await
-                        .optional()
-                        .map_err(db_err)?;
-                    row.map(subscription_record).transpose()
-                }
-
+            #[async_trait]
+            impl SubscriptionRead for Tx<'_> {
                 async fn customer_subscriptions(
                     &mut self,
                     stripe_customer_id: &str,
@@ -755,6 +771,24 @@ macro_rules! diesel_backend {
                         .await
                         .map_err(db_err)?;
                     rows.into_iter().map(subscription_record).collect()
+                }
+            }
+
+            #[async_trait]
+            impl SubscriptionTx for Tx<'_> {
+                async fn subscription(
+                    &mut self,
+                    stripe_subscription_id: &str,
+                ) -> Result<Option<SubscriptionRecord>, StoreError> {
+                    let $query = subscriptions::table
+                        .find(stripe_subscription_id)
+                        .select(SubscriptionRow::as_select());
+                    let row: Option<SubscriptionRow> = $lock_row
+                        .get_result(self.conn)
+                        .await
+                        .optional()
+                        .map_err(db_err)?;
+                    row.map(subscription_record).transpose()
                 }
 
                 async fn save_subscription(
@@ -773,7 +807,10 @@ macro_rules! diesel_backend {
                         .map_err(db_err)?;
                     Ok(())
                 }
+            }
 
+            #[async_trait]
+            impl PaymentTx for Tx<'_> {
                 async fn payments_matching(
                     &mut self,
                     payment_intent_id: Option<&str>,
@@ -880,7 +917,10 @@ macro_rules! diesel_backend {
                         .map_err(db_err)?;
                     Ok(())
                 }
+            }
 
+            #[async_trait]
+            impl CreditTx for Tx<'_> {
                 async fn add_credit(&mut self, entry: &CreditEntry) -> Result<bool, StoreError> {
                     let row = CreditRow {
                         user_id: entry.user_id.as_deref(),
@@ -899,7 +939,10 @@ macro_rules! diesel_backend {
                         .map_err(db_err)?;
                     Ok(inserted == 1)
                 }
+            }
 
+            #[async_trait]
+            impl CreditRead for Tx<'_> {
                 async fn credit_balance(&mut self, user_id: &str) -> Result<i64, StoreError> {
                     // Summed by the database: the ledger only grows, the entitlement check
                     // reads this on every call. CAST keeps Postgres' SUM(bigint) (numeric) and
@@ -913,7 +956,10 @@ macro_rules! diesel_backend {
                         .await
                         .map_err(db_err)
                 }
+            }
 
+            #[async_trait]
+            impl UsageRead for Tx<'_> {
                 async fn usage_by_key(
                     &mut self,
                     user_id: &str,
@@ -945,7 +991,10 @@ macro_rules! diesel_backend {
                         .map_err(db_err)?;
                     used.map_or(Ok(0), |u| from_stored(u, "usage_counters.used"))
                 }
+            }
 
+            #[async_trait]
+            impl UsageTx for Tx<'_> {
                 async fn record_usage(&mut self, record: &UsageRecord) -> Result<(), StoreError> {
                     use usage_counters::dsl as c;
                     let row = usage_row(record)?;
@@ -973,7 +1022,10 @@ macro_rules! diesel_backend {
                     }
                     Ok(())
                 }
+            }
 
+            #[async_trait]
+            impl StripeRequestTx for Tx<'_> {
                 async fn begin_stripe_request(
                     &mut self,
                     request: &StripeRequest,

@@ -336,13 +336,13 @@ impl DieselStore {
 
 #[async_trait]
 impl BillingStore for DieselStore {
-    async fn transaction<T, E, F>(&self, work: F) -> Result<T, E>
+    async fn transaction<'b, T, E, F>(&self, work: F) -> Result<T, E>
     where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-        F: for<'a> FnOnce(&'a mut dyn billing_ports::BillingTx) -> TxFuture<'a, T, E>
+        T: Send + 'b,
+        E: From<StoreError> + Send + 'b,
+        F: for<'r> FnOnce(&'r mut dyn billing_ports::BillingTx) -> TxFuture<'b, 'r, T, E>
             + Send
-            + 'static,
+            + 'b,
     {
         self.bounded(self.settings.call_limit(), async {
             match &self.inner {
@@ -351,6 +351,24 @@ impl BillingStore for DieselStore {
                     let _writer = gate.lock().await;
                     sqlite::transaction(pool, work).await
                 }
+            }
+        })
+        .await
+    }
+
+    /// No transaction and, on SQLite, no writer gate: WAL readers never wait for the writer.
+    async fn read<'b, T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'b,
+        E: From<StoreError> + Send + 'b,
+        F: for<'r> FnOnce(&'r mut dyn billing_ports::BillingRead) -> TxFuture<'b, 'r, T, E>
+            + Send
+            + 'b,
+    {
+        self.bounded(self.settings.call_limit(), async {
+            match &self.inner {
+                Inner::Postgres(pool) => pg::read(pool, work).await,
+                Inner::Sqlite(pool, _) => sqlite::read(pool, work).await,
             }
         })
         .await

@@ -6,7 +6,12 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::error::db_err;
 
-crate::backend::diesel_backend!(Timestamptz, diesel_async::AsyncPgConnection);
+// `subscription()` locks the row it reads until commit.
+crate::backend::diesel_backend!(
+    Timestamptz,
+    diesel_async::AsyncPgConnection,
+    lock_row: |query| query.for_update()
+);
 
 /// Serialises transactions on one key (customer, payment intent…) until commit.
 pub(crate) async fn lock_key(conn: &mut AsyncPgConnection, key: &str) -> Result<(), StoreError> {

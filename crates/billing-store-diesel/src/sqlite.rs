@@ -16,7 +16,12 @@ use crate::error::SetupError;
 /// The SQLite connection type.
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 
-crate::backend::diesel_backend!(TimestamptzSqlite, crate::sqlite::SqliteConn);
+// SQLite has no row locks and needs none: one writer at a time holds the whole database.
+crate::backend::diesel_backend!(
+    TimestamptzSqlite,
+    crate::sqlite::SqliteConn,
+    lock_row: |query| query
+);
 
 /// How long a writer waits for the database lock before failing.
 const BUSY_TIMEOUT_MS: u32 = 10_000;

@@ -39,7 +39,7 @@ fn event(id: &str) -> NewEvent {
 /// One unit of work that reads (the customer of a user).
 async fn read(store: &DieselStore) -> Result<(), StoreError> {
     store
-        .transaction(|tx| -> TxFuture<'_, (), StoreError> {
+        .transaction(|tx| -> TxFuture<'_, '_, (), StoreError> {
             Box::pin(async move {
                 tx.customer_of_user("u_1QfZ7sLk").await?;
                 Ok(())
@@ -114,7 +114,7 @@ async fn a_database_freezing_in_the_middle_of_a_transaction_is_abandoned_at_the_
     let started = Instant::now();
     let during = proxy.clone();
     let result = store
-        .transaction(move |tx| -> TxFuture<'_, (), StoreError> {
+        .transaction(move |tx| -> TxFuture<'_, '_, (), StoreError> {
             Box::pin(async move {
                 tx.claim_event(&event("evt_1QfZ7sFrozenMidTx")).await?;
                 during.freeze();
@@ -157,7 +157,7 @@ async fn a_connection_cut_in_the_middle_of_a_transaction_is_unavailable_not_a_qu
         let proxy_cut = std::sync::Arc::new(proxy);
         let during = proxy_cut.clone();
         let result = store
-            .transaction(move |tx| -> TxFuture<'_, (), StoreError> {
+            .transaction(move |tx| -> TxFuture<'_, '_, (), StoreError> {
                 Box::pin(async move {
                     tx.claim_event(&event("evt_1QfZ7sCutMidTx")).await?;
                     during.cut();
@@ -235,7 +235,7 @@ async fn an_administrator_terminating_the_backend_mid_transaction_is_unavailable
         let store = store.clone();
         async move {
             store
-                .transaction(|tx| -> TxFuture<'_, (), StoreError> {
+                .transaction(|tx| -> TxFuture<'_, '_, (), StoreError> {
                     Box::pin(async move {
                         tx.claim_event(&event("evt_1QfZ7sTerminated")).await?;
                         tx.lock_key("usage:u_1QfZ7sTerm").await?;

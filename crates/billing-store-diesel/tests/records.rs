@@ -58,7 +58,7 @@ async fn payments_are_found_by_payment_intent_or_by_charge(backend: Backend) {
     let (a, b) = (by_intent.clone(), by_charge.clone());
     let found = db
         .store()
-        .transaction(move |tx| -> TxFuture<'_, _, StoreError> {
+        .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
             Box::pin(async move {
                 tx.save_payment(&a, at(8)).await?;
                 tx.save_payment(&b, at(8)).await?;
@@ -97,7 +97,7 @@ async fn a_payment_needs_a_payment_intent_or_a_charge(backend: Backend) {
     let orphan = payment("pi_3Rb1Yt2eZvKYlo2CkP0q", None, None);
     let result = db
         .store()
-        .transaction(move |tx| -> TxFuture<'_, (), StoreError> {
+        .transaction(move |tx| -> TxFuture<'_, '_, (), StoreError> {
             Box::pin(async move { tx.save_payment(&orphan, at(1)).await })
         })
         .await;
@@ -118,7 +118,7 @@ async fn a_charge_belongs_to_one_payment(backend: Backend) {
     );
     let result = db
         .store()
-        .transaction(move |tx| -> TxFuture<'_, (), StoreError> {
+        .transaction(move |tx| -> TxFuture<'_, '_, (), StoreError> {
             Box::pin(async move {
                 tx.save_payment(&first, at(1)).await?;
                 tx.save_payment(&second, at(2)).await
@@ -161,7 +161,7 @@ async fn a_subscription_keeps_its_items_and_both_positions(backend: Backend) {
     let saved = subscription.clone();
     let read = db
         .store()
-        .transaction(move |tx| -> TxFuture<'_, _, StoreError> {
+        .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
             Box::pin(async move {
                 tx.save_customer(
                     &CustomerRecord {

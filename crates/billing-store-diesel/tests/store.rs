@@ -28,7 +28,7 @@ fn event(id: &str) -> NewEvent {
 
 async fn claim(store: &DieselStore, e: NewEvent, finish: Option<EventStatus>) -> Claim {
     store
-        .transaction(move |tx| -> TxFuture<'_, Claim, StoreError> {
+        .transaction(move |tx| -> TxFuture<'_, '_, Claim, StoreError> {
             Box::pin(async move {
                 let claim = tx.claim_event(&e).await?;
                 if let (Claim::Claimed { .. }, Some(status)) = (claim, finish) {
@@ -115,7 +115,7 @@ async fn a_credit_source_key_exists_once(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     let added = db
         .store()
-        .transaction(|tx| -> TxFuture<'_, (bool, bool, i64), StoreError> {
+        .transaction(|tx| -> TxFuture<'_, '_, (bool, bool, i64), StoreError> {
             Box::pin(async move {
                 let entry = CreditEntry {
                     user_id: Some("user_1".to_owned()),
@@ -141,7 +141,7 @@ async fn check_constraints_refuse_unknown_states(backend: Backend) {
     // by the database itself, whatever the application does.
     let result = db
         .store()
-        .transaction(|tx| -> TxFuture<'_, (), StoreError> {
+        .transaction(|tx| -> TxFuture<'_, '_, (), StoreError> {
             Box::pin(async move {
                 let payment = PaymentRecord {
                     key: "pi_1".to_owned(),
@@ -207,7 +207,7 @@ fn usage(user: &str, metric: &str, month: u32, quantity: u64, key: &str) -> Usag
 async fn record(store: &DieselStore, u: &UsageRecord) -> Result<(), StoreError> {
     let u = u.clone();
     store
-        .transaction(move |tx| -> TxFuture<'_, (), StoreError> {
+        .transaction(move |tx| -> TxFuture<'_, '_, (), StoreError> {
             Box::pin(async move { tx.record_usage(&u).await })
         })
         .await
@@ -216,7 +216,7 @@ async fn record(store: &DieselStore, u: &UsageRecord) -> Result<(), StoreError> 
 async fn used(store: &DieselStore, user: &str, metric: &str, month: u32) -> u64 {
     let (user, metric) = (user.to_owned(), metric.to_owned());
     store
-        .transaction(move |tx| -> TxFuture<'_, u64, StoreError> {
+        .transaction(move |tx| -> TxFuture<'_, '_, u64, StoreError> {
             Box::pin(async move { tx.usage_used(&user, &metric, period(month)).await })
         })
         .await
@@ -226,9 +226,11 @@ async fn used(store: &DieselStore, user: &str, metric: &str, month: u32) -> u64 
 async fn usage_by_key(store: &DieselStore, user: &str, key: &str) -> Option<UsageRecord> {
     let (user, key) = (user.to_owned(), key.to_owned());
     store
-        .transaction(move |tx| -> TxFuture<'_, Option<UsageRecord>, StoreError> {
-            Box::pin(async move { tx.usage_by_key(&user, &key).await })
-        })
+        .transaction(
+            move |tx| -> TxFuture<'_, '_, Option<UsageRecord>, StoreError> {
+                Box::pin(async move { tx.usage_by_key(&user, &key).await })
+            },
+        )
         .await
         .unwrap()
 }
@@ -249,7 +251,7 @@ fn request(stable_id: &str, key: &str, fingerprint: &str) -> StripeRequest {
 async fn begin(store: &DieselStore, r: &StripeRequest) -> Result<StripeRequest, StoreError> {
     let r = r.clone();
     store
-        .transaction(move |tx| -> TxFuture<'_, StripeRequest, StoreError> {
+        .transaction(move |tx| -> TxFuture<'_, '_, StripeRequest, StoreError> {
             Box::pin(async move { tx.begin_stripe_request(&r, Utc::now()).await })
         })
         .await
@@ -258,7 +260,7 @@ async fn begin(store: &DieselStore, r: &StripeRequest) -> Result<StripeRequest, 
 async fn finish(store: &DieselStore, r: &StripeRequest) -> Result<(), StoreError> {
     let r = r.clone();
     store
-        .transaction(move |tx| -> TxFuture<'_, (), StoreError> {
+        .transaction(move |tx| -> TxFuture<'_, '_, (), StoreError> {
             Box::pin(async move { tx.finish_stripe_request(&r, Utc::now()).await })
         })
         .await
@@ -321,7 +323,7 @@ async fn usage_counters_add_up_allowed_records_per_user_metric_and_period(backen
         .unwrap();
     // Several records in one transaction add up too.
     store
-        .transaction(|tx| -> TxFuture<'_, (), StoreError> {
+        .transaction(|tx| -> TxFuture<'_, '_, (), StoreError> {
             Box::pin(async move {
                 tx.record_usage(&usage("u3", "api_calls", 1, 1, "a"))
                     .await?;

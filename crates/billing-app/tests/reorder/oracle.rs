@@ -460,7 +460,7 @@ async fn payment_and_order(
 ) -> (Option<PaymentRecord>, Option<OrderRecord>) {
     let pi = pi.to_owned();
     store
-        .transaction(move |tx| -> TxFuture<'_, _, StoreError> {
+        .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
             Box::pin(async move {
                 Ok((
                     tx.payments_matching(Some(&pi), None).await?.pop(),

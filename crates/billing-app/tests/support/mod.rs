@@ -193,7 +193,7 @@ pub fn usd(amount: i64) -> Money {
 pub async fn subscription<S: BillingStore>(store: &S, id: &str) -> Option<SubscriptionRecord> {
     let id = id.to_owned();
     store
-        .transaction(move |tx| -> TxFuture<'_, _, StoreError> {
+        .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
             Box::pin(async move { tx.subscription(&id).await })
         })
         .await
@@ -204,7 +204,7 @@ pub async fn subscription<S: BillingStore>(store: &S, id: &str) -> Option<Subscr
 pub async fn credits<S: BillingStore>(store: &S, user: &str) -> i64 {
     let user = user.to_owned();
     store
-        .transaction(move |tx| -> TxFuture<'_, _, StoreError> {
+        .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
             Box::pin(async move { tx.credit_balance(&user).await })
         })
         .await
@@ -215,7 +215,7 @@ pub async fn credits<S: BillingStore>(store: &S, user: &str) -> i64 {
 pub async fn customer_user<S: BillingStore>(store: &S, customer: &str) -> Option<String> {
     let customer = customer.to_owned();
     store
-        .transaction(move |tx| -> TxFuture<'_, _, StoreError> {
+        .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
             Box::pin(async move { Ok(tx.customer(&customer).await?.and_then(|c| c.user_id)) })
         })
         .await

@@ -1,0 +1,324 @@
+//! Test doubles of the ports (feature `testing`), shared by the crates that test against them.
+//!
+//! [`FaultyStore`] wraps any [`BillingStore`] and makes chosen calls fail, inside units of work
+//! and outside them, so a test can inject a failure midway through a transaction (after some
+//! rows were written) and check that nothing of it stays.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::error::StoreError;
+use crate::records::{
+    Claim, CreditEntry, CustomerRecord, EventRecord, EventStatus, NewEvent, OrderRecord,
+    PaymentRecord, StripeRequest, SubscriptionRecord, UsageRecord,
+};
+use crate::store::{
+    BillingRead, BillingStore, BillingTx, CreditRead, CreditTx, CustomerRead, CustomerTx, EventTx,
+    LockTx, PaymentTx, StripeRequestTx, SubscriptionRead, SubscriptionTx, TxFuture, UsageRead,
+    UsageTx,
+};
+
+/// One method of the store ports, as a [`FaultyStore`] names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)] // Each variant is the port method of the same name.
+pub enum StoreCall {
+    Transaction,
+    Read,
+    RecordFailure,
+    Event,
+    PurgeEvents,
+    ClaimEvent,
+    FinishEvent,
+    LockKey,
+    Customer,
+    CustomerOfUser,
+    SaveCustomer,
+    AttributeCustomerRows,
+    CustomerSubscriptions,
+    Subscription,
+    SaveSubscription,
+    PaymentsMatching,
+    DeletePayment,
+    SavePayment,
+    InsertOrder,
+    OrderByPaymentIntent,
+    UpdateOrder,
+    CreditBalance,
+    AddCredit,
+    UsageByKey,
+    UsageUsed,
+    RecordUsage,
+    BeginStripeRequest,
+    FinishStripeRequest,
+}
+
+/// A planned failure: the error to return, and how many more times (`None`: every time).
+#[derive(Debug)]
+struct Fault {
+    error: StoreError,
+    remaining: Option<usize>,
+}
+
+/// The shared plan and the call counts of one [`FaultyStore`] and its clones.
+#[derive(Debug, Default)]
+struct Plan {
+    faults: HashMap<StoreCall, Fault>,
+    calls: HashMap<StoreCall, usize>,
+}
+
+/// A [`BillingStore`] that forwards to `inner` except for the calls told to fail.
+///
+/// Clones share one plan: a test keeps a clone to change the plan while the application uses
+/// another.
+#[derive(Debug, Clone)]
+pub struct FaultyStore<S> {
+    inner: S,
+    plan: Arc<Mutex<Plan>>,
+}
+
+impl<S> FaultyStore<S> {
+    /// Wraps `inner`; nothing fails until [`FaultyStore::fail`] says so.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            plan: Arc::default(),
+        }
+    }
+
+    /// Makes every later `call` return `error` (before reaching the inner store).
+    pub fn fail(&self, call: StoreCall, error: StoreError) {
+        self.lock().faults.insert(
+            call,
+            Fault {
+                error,
+                remaining: None,
+            },
+        );
+    }
+
+    /// Makes the next `times` calls of `call` return `error`, then lets it through again.
+    pub fn fail_times(&self, call: StoreCall, error: StoreError, times: usize) {
+        self.lock().faults.insert(
+            call,
+            Fault {
+                error,
+                remaining: Some(times),
+            },
+        );
+    }
+
+    /// Removes every planned failure.
+    pub fn heal(&self) {
+        self.lock().faults.clear();
+    }
+
+    /// How many times `call` was made (failed or not).
+    pub fn calls(&self, call: StoreCall) -> usize {
+        self.lock().calls.get(&call).copied().unwrap_or(0)
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Plan> {
+        lock_plan(&self.plan)
+    }
+}
+
+/// The plan, even when a test panicked while holding it (the plan stays usable).
+fn lock_plan(plan: &Mutex<Plan>) -> MutexGuard<'_, Plan> {
+    plan.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Counts `call` and returns its planned failure, if any.
+fn check(plan: &Mutex<Plan>, call: StoreCall) -> Result<(), StoreError> {
+    let mut plan = lock_plan(plan);
+    *plan.calls.entry(call).or_default() += 1;
+    let Some(fault) = plan.faults.get_mut(&call) else {
+        return Ok(());
+    };
+    let error = fault.error.clone();
+    match &mut fault.remaining {
+        None => {}
+        Some(0) => {
+            plan.faults.remove(&call);
+            return Ok(());
+        }
+        Some(1) => {
+            plan.faults.remove(&call);
+        }
+        Some(n) => *n -= 1,
+    }
+    Err(error)
+}
+
+#[async_trait]
+impl<S: BillingStore> BillingStore for FaultyStore<S> {
+    async fn transaction<'b, T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'b,
+        E: From<StoreError> + Send + 'b,
+        F: for<'r> FnOnce(&'r mut dyn BillingTx) -> TxFuture<'b, 'r, T, E> + Send + 'b,
+    {
+        check(&self.plan, StoreCall::Transaction)?;
+        let plan = Arc::clone(&self.plan);
+        self.inner
+            .transaction(move |tx| -> TxFuture<'b, '_, T, E> {
+                Box::pin(async move {
+                    let mut faulty = Faulty { inner: tx, plan };
+                    work(&mut faulty).await
+                })
+            })
+            .await
+    }
+
+    async fn read<'b, T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'b,
+        E: From<StoreError> + Send + 'b,
+        F: for<'r> FnOnce(&'r mut dyn BillingRead) -> TxFuture<'b, 'r, T, E> + Send + 'b,
+    {
+        check(&self.plan, StoreCall::Read)?;
+        let plan = Arc::clone(&self.plan);
+        self.inner
+            .read(move |tx| -> TxFuture<'b, '_, T, E> {
+                Box::pin(async move {
+                    let mut faulty = Faulty { inner: tx, plan };
+                    work(&mut faulty).await
+                })
+            })
+            .await
+    }
+
+    async fn record_failure(
+        &self,
+        event: &NewEvent,
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        check(&self.plan, StoreCall::RecordFailure)?;
+        self.inner.record_failure(event, error, at).await
+    }
+
+    async fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
+        check(&self.plan, StoreCall::Event)?;
+        self.inner.event(id).await
+    }
+
+    async fn purge_events(&self, before: DateTime<Utc>, batch: u32) -> Result<u64, StoreError> {
+        check(&self.plan, StoreCall::PurgeEvents)?;
+        self.inner.purge_events(before, batch).await
+    }
+}
+
+/// A unit of work's view (`dyn BillingTx` or `dyn BillingRead`) with the plan applied.
+struct Faulty<'r, X: ?Sized> {
+    inner: &'r mut X,
+    plan: Arc<Mutex<Plan>>,
+}
+
+/// Implements one port trait for [`Faulty`] by checking the plan, then forwarding.
+macro_rules! forward {
+    ($trait:ident: $(fn $name:ident($($arg:ident: $ty:ty),*) -> $out:ty => $call:ident;)+) => {
+        #[async_trait]
+        impl<X: $trait + ?Sized> $trait for Faulty<'_, X> {
+            $(
+                async fn $name(&mut self, $($arg: $ty),*) -> Result<$out, StoreError> {
+                    check(&self.plan, StoreCall::$call)?;
+                    self.inner.$name($($arg),*).await
+                }
+            )+
+        }
+    };
+}
+
+forward!(EventTx:
+    fn claim_event(event: &NewEvent) -> Claim => ClaimEvent;
+    fn finish_event(id: &str, status: EventStatus, at: DateTime<Utc>) -> () => FinishEvent;
+);
+forward!(LockTx:
+    fn lock_key(key: &str) -> () => LockKey;
+);
+forward!(CustomerRead:
+    fn customer(id: &str) -> Option<CustomerRecord> => Customer;
+    fn customer_of_user(user_id: &str) -> Option<CustomerRecord> => CustomerOfUser;
+);
+forward!(CustomerTx:
+    fn save_customer(customer: &CustomerRecord, at: DateTime<Utc>) -> () => SaveCustomer;
+    fn attribute_customer_rows(id: &str, user_id: &str) -> () => AttributeCustomerRows;
+);
+forward!(SubscriptionRead:
+    fn customer_subscriptions(id: &str) -> Vec<SubscriptionRecord> => CustomerSubscriptions;
+);
+forward!(SubscriptionTx:
+    fn subscription(id: &str) -> Option<SubscriptionRecord> => Subscription;
+    fn save_subscription(s: &SubscriptionRecord, at: DateTime<Utc>) -> () => SaveSubscription;
+);
+forward!(PaymentTx:
+    fn payments_matching(pi: Option<&str>, charge: Option<&str>) -> Vec<PaymentRecord> => PaymentsMatching;
+    fn delete_payment(key: &str) -> () => DeletePayment;
+    fn save_payment(payment: &PaymentRecord, at: DateTime<Utc>) -> () => SavePayment;
+    fn insert_order(order: &OrderRecord, at: DateTime<Utc>) -> bool => InsertOrder;
+    fn order_by_payment_intent(pi: &str) -> Option<OrderRecord> => OrderByPaymentIntent;
+    fn update_order(order: &OrderRecord, at: DateTime<Utc>) -> () => UpdateOrder;
+);
+forward!(CreditRead:
+    fn credit_balance(user_id: &str) -> i64 => CreditBalance;
+);
+forward!(CreditTx:
+    fn add_credit(entry: &CreditEntry) -> bool => AddCredit;
+);
+forward!(UsageRead:
+    fn usage_by_key(user_id: &str, key: &str) -> Option<UsageRecord> => UsageByKey;
+    fn usage_used(user_id: &str, metric: &str, start: DateTime<Utc>) -> u64 => UsageUsed;
+);
+forward!(UsageTx:
+    fn record_usage(usage: &UsageRecord) -> () => RecordUsage;
+);
+forward!(StripeRequestTx:
+    fn begin_stripe_request(request: &StripeRequest, at: DateTime<Utc>) -> StripeRequest => BeginStripeRequest;
+    fn finish_stripe_request(request: &StripeRequest, at: DateTime<Utc>) -> () => FinishStripeRequest;
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused() -> StoreError {
+        StoreError::Refused("injected".into())
+    }
+
+    #[test]
+    fn a_counted_fault_fails_that_many_calls_then_lets_them_through() {
+        let store = FaultyStore::new(());
+        store.fail_times(StoreCall::AddCredit, refused(), 2);
+        let results: Vec<bool> = (0..4)
+            .map(|_| check(&store.plan, StoreCall::AddCredit).is_err())
+            .collect();
+        assert_eq!(results, [true, true, false, false]);
+        assert_eq!(store.calls(StoreCall::AddCredit), 4);
+        assert_eq!(store.calls(StoreCall::ClaimEvent), 0);
+    }
+
+    #[test]
+    fn a_standing_fault_fails_until_healed_and_only_its_call() {
+        let store = FaultyStore::new(());
+        let shared = store.clone();
+        shared.fail(StoreCall::SaveSubscription, refused());
+        for _ in 0..3 {
+            assert_eq!(
+                check(&store.plan, StoreCall::SaveSubscription),
+                Err(refused())
+            );
+        }
+        assert_eq!(check(&store.plan, StoreCall::Subscription), Ok(()));
+        shared.heal();
+        assert_eq!(check(&store.plan, StoreCall::SaveSubscription), Ok(()));
+    }
+}

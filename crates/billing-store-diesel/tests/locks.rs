@@ -1,0 +1,168 @@
+//! What the store promises about concurrency: a row read by `subscription()` stays locked until
+//! commit, and a read-only unit of work never waits for a writer.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use billing_domain::SubscriptionStatus;
+use billing_ports::{
+    BillingStore, CustomerRecord, EventPosition, ScopedFutureExt, StoreError, SubscriptionRecord,
+};
+use billing_store_diesel::Backend;
+use billing_store_diesel::testing::TestDatabase;
+use chrono::{DateTime, TimeZone, Utc};
+use tokio::sync::oneshot;
+
+mod support;
+
+on_both_backends!(
+    a_subscription_read_to_change_it_stays_locked_until_commit,
+    a_read_does_not_wait_for_a_writer,
+);
+
+fn at(second: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_767_000_000 + second, 0).unwrap()
+}
+
+const CUSTOMER: &str = "cus_R3kV9qWm2XbT7p";
+const SUBSCRIPTION: &str = "sub_1Sb4Hq2eZvKYlo2C8nXw";
+const USER: &str = "user_7c2e9a41";
+
+fn subscription(status: SubscriptionStatus, event: &str, second: i64) -> SubscriptionRecord {
+    let position = EventPosition {
+        created: at(second),
+        rank: status.progression_rank(),
+        event_id: event.to_owned(),
+    };
+    SubscriptionRecord {
+        stripe_subscription_id: SUBSCRIPTION.to_owned(),
+        stripe_customer_id: CUSTOMER.to_owned(),
+        price_id: Some("price_1Sb4Gk2eZvKYlo2CpRo0".to_owned()),
+        item_price_ids: vec!["price_1Sb4Gk2eZvKYlo2CpRo0".to_owned()],
+        tier: "PRO".to_owned(),
+        status,
+        current_period_start: Some(at(0)),
+        current_period_end: Some(at(2_592_000)),
+        cancel_at_period_end: false,
+        canceled_at: None,
+        trial_end: None,
+        grace_period_end: None,
+        dunning_invoice_id: None,
+        snapshot_position: position.clone(),
+        status_position: position,
+    }
+}
+
+async fn seed(db: &TestDatabase) {
+    let customer = CustomerRecord {
+        stripe_customer_id: CUSTOMER.to_owned(),
+        user_id: Some(USER.to_owned()),
+        email: None,
+        deleted: false,
+    };
+    let active = subscription(SubscriptionStatus::Active, "evt_1Sb4Ja2eZvKYlo2Cq0Tn", 1);
+    db.store()
+        .transaction(|tx| {
+            async move {
+                tx.save_customer(&customer, at(1)).await?;
+                tx.save_subscription(&active, at(1)).await
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
+}
+
+/// A second writer reading the same subscription waits until the first commits, then sees
+/// what the first wrote (not the "before" both read).
+async fn a_subscription_read_to_change_it_stays_locked_until_commit(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    seed(&db).await;
+    let (read_tx, read_rx) = oneshot::channel();
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let first_store = db.store().clone();
+    let first = tokio::spawn(async move {
+        first_store
+            .transaction(move |tx| {
+                async move {
+                    let before = tx.subscription(SUBSCRIPTION).await?;
+                    read_tx.send(before).ok();
+                    release_rx.await.ok();
+                    let canceled =
+                        subscription(SubscriptionStatus::Canceled, "evt_1Sb4Kb2eZvKYlo2CzK8d", 9);
+                    tx.save_subscription(&canceled, at(9)).await
+                }
+                .scope_boxed()
+            })
+            .await
+    });
+    let before = read_rx.await.unwrap().unwrap();
+    assert_eq!(before.status, SubscriptionStatus::Active);
+
+    let second_store = db.store().clone();
+    let mut second = tokio::spawn(async move {
+        second_store
+            .transaction(|tx| async move { tx.subscription(SUBSCRIPTION).await }.scope_boxed())
+            .await
+    });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(400), &mut second)
+            .await
+            .is_err(),
+        "the second reader must wait for the first writer's commit"
+    );
+    release_tx.send(()).unwrap();
+    first.await.unwrap().unwrap();
+    let seen: Result<_, StoreError> = second.await.unwrap();
+    assert_eq!(seen.unwrap().unwrap().status, SubscriptionStatus::Canceled);
+}
+
+/// While a writer holds its transaction open, entitlement-style reads still answer.
+async fn a_read_does_not_wait_for_a_writer(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    seed(&db).await;
+    let (started_tx, started_rx) = oneshot::channel();
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let writer_store = db.store().clone();
+    let writer = tokio::spawn(async move {
+        writer_store
+            .transaction(move |tx| {
+                async move {
+                    tx.lock_key(CUSTOMER).await?;
+                    let past_due =
+                        subscription(SubscriptionStatus::PastDue, "evt_1Sb4Lc2eZvKYlo2Cm5Ue", 5);
+                    tx.save_subscription(&past_due, at(5)).await?;
+                    started_tx.send(()).ok();
+                    release_rx.await.ok();
+                    Ok::<_, StoreError>(())
+                }
+                .scope_boxed()
+            })
+            .await
+    });
+    started_rx.await.unwrap();
+    let read = tokio::time::timeout(
+        Duration::from_secs(2),
+        db.store().read(|tx| {
+            async move {
+                let customer = tx
+                    .customer_of_user(USER)
+                    .await?
+                    .expect("the seeded customer");
+                let subscriptions = tx
+                    .customer_subscriptions(&customer.stripe_customer_id)
+                    .await?;
+                Ok::<_, StoreError>(subscriptions)
+            }
+            .scope_boxed()
+        }),
+    )
+    .await
+    .expect("a read must not wait for the open write transaction")
+    .unwrap();
+    // The writer has not committed: the read sees the committed state only.
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].status, SubscriptionStatus::Active);
+    release_tx.send(()).unwrap();
+    writer.await.unwrap().unwrap();
+}
