@@ -17,7 +17,7 @@
 //! # Ordering
 //! Stripe does not order deliveries and `created` has one-second resolution. Every write to a
 //! subscription carries the position of its event: `(created, status progression rank, event
-//! id)`, compared in that order (see [`billing_ports::EventPosition`]). An event whose position
+//! id)`, compared in that order (see [`billing_domain::Position`]). An event whose position
 //! is not after the stored one changes nothing and is stored as `stale`. Credits do not depend on
 //! order: they are keyed by invoice id. Terminal statuses (`canceled`, `incomplete_expired`)
 //! never move back.

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use billing_ports::{
-    BillingStore, CheckoutCreated, CheckoutKind, CheckoutRequest, CustomerRecord, EventPosition,
-    ScopedFutureExt, StripeGateway, StripeRequest, StripeRequestStatus,
+    BillingStore, CheckoutCreated, CheckoutKind, CheckoutRequest, CustomerRecord, ScopedFutureExt,
+    StripeGateway, StripeRequest, StripeRequestStatus,
 };
 use sha2::{Digest, Sha256};
 
@@ -323,7 +323,7 @@ impl<S: BillingStore> BillingApp<S> {
         let ctx = &ctx;
         let mut written = 0;
         for snapshot in &snapshots {
-            let position = EventPosition {
+            let position = billing_domain::Position {
                 created: ctx.now,
                 rank: snapshot.status.progression_rank(),
                 event_id: format!("sync:{}", ctx.now.timestamp_micros()),

@@ -80,5 +80,7 @@ pub use error::DomainError;
 pub use facts::{BillingEvent, Fact};
 pub use money::{Currency, Money};
 pub use ordering::Position;
+pub use payment::PaymentStatus;
+pub use refund::RefundStatus;
 pub use status::SubscriptionStatus;
 pub use usage::{MeteringPeriod, UsageDecision, decide, metering_period};

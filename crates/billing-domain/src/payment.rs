@@ -6,8 +6,11 @@ use chrono::{DateTime, Utc};
 use crate::facts::PaymentIntentChange;
 use crate::money::Money;
 
-/// Where a payment stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Where a payment stands. [`PaymentStatus::as_str`] is the stored (and Stripe's) spelling.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumString, strum::IntoStaticStr, strum::Display,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum PaymentStatus {
     /// Money collected.
     Succeeded,
@@ -24,6 +27,21 @@ pub enum PaymentStatus {
 }
 
 impl PaymentStatus {
+    /// Every status, in declaration order.
+    pub const ALL: &'static [Self] = &[
+        Self::Succeeded,
+        Self::Failed,
+        Self::Processing,
+        Self::RequiresAction,
+        Self::RequiresCapture,
+        Self::Canceled,
+    ];
+
+    /// The status as Stripe spells it and the store keeps it (`requires_action`).
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
     /// The status a `payment_intent.*` event reports.
     pub fn of_change(change: PaymentIntentChange) -> Self {
         match change {

@@ -1,8 +1,12 @@
 //! Refund totals and an order's refund status. Totals only grow, so the order in which refund
 //! events arrive does not matter.
 
-/// How much of an order's amount has been refunded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// How much of an order's amount has been refunded. [`RefundStatus::as_str`] is the stored
+/// spelling.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumString, strum::IntoStaticStr, strum::Display,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum RefundStatus {
     /// Nothing refunded.
     None,
@@ -13,6 +17,14 @@ pub enum RefundStatus {
 }
 
 impl RefundStatus {
+    /// Every status, in declaration order.
+    pub const ALL: &'static [Self] = &[Self::None, Self::Partial, Self::Full];
+
+    /// The status as stored (`partial`).
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
     /// The status of `refunded` minor units refunded out of `total`.
     pub fn of(refunded: i64, total: i64) -> Self {
         if refunded <= 0 {

@@ -1,10 +1,10 @@
 //! The rows of the billing state, as domain values.
 
-use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
 use billing_domain::{Money, SubscriptionStatus};
+pub use billing_domain::{PaymentStatus, RefundStatus};
 use chrono::{DateTime, Utc};
 
 use crate::error::StoreError;
@@ -70,18 +70,6 @@ impl EventStatus {
 }
 
 string_enum! {
-    /// Refund state of an order.
-    RefundStatus {
-        /// Nothing refunded.
-        None => "none",
-        /// Part of the amount refunded.
-        Partial => "partial",
-        /// The whole amount refunded.
-        Full => "full",
-    }
-}
-
-string_enum! {
     /// Dispute state of an order.
     DisputeStatus {
         /// Never disputed.
@@ -95,24 +83,6 @@ string_enum! {
         /// Closed with no chargeback: an inquiry closed (`warning_closed`) or a dispute
         /// prevented.
         ClosedWithoutChargeback => "closed_without_chargeback",
-    }
-}
-
-string_enum! {
-    /// Our state of a payment intent.
-    PaymentStatus {
-        /// Money collected.
-        Succeeded => "succeeded",
-        /// The last attempt failed.
-        Failed => "failed",
-        /// Stripe is processing it.
-        Processing => "processing",
-        /// The customer must act (3-D Secure…).
-        RequiresAction => "requires_action",
-        /// Authorised, waiting for capture.
-        RequiresCapture => "requires_capture",
-        /// Canceled.
-        Canceled => "canceled",
     }
 }
 
@@ -209,32 +179,10 @@ pub struct CustomerRecord {
     pub deleted: bool,
 }
 
-/// The position of the last event applied to a subscription, which orders deliveries.
-///
-/// Positions compare by Stripe's `created` second, then by the status progression rank
-/// ([`SubscriptionStatus::progression_rank`]), then by event id, so any two distinct events
-/// are ordered the same way whatever order they arrive in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventPosition {
-    /// Stripe's `created` of the event.
-    pub created: DateTime<Utc>,
-    /// Progression rank of the status the event carried.
-    pub rank: u8,
-    /// The event id, the last tie-breaker.
-    pub event_id: String,
-}
-
-impl Ord for EventPosition {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.created, self.rank, &self.event_id).cmp(&(other.created, other.rank, &other.event_id))
-    }
-}
-
-impl PartialOrd for EventPosition {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
+/// The position of the last event applied to a subscription, which orders deliveries: the
+/// domain's [`Position`](billing_domain::Position) (`created`, status progression rank, event
+/// id), under the name the records use.
+pub type EventPosition = billing_domain::Position;
 
 /// A subscription as we keep it.
 #[derive(Debug, Clone, PartialEq)]

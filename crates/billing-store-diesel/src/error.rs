@@ -95,8 +95,14 @@ pub(crate) fn db_err(error: DieselError) -> StoreError {
 }
 
 /// Parses a stored enum column, reporting a corrupt value.
-pub(crate) fn parse_stored<T: FromStr<Err = StoreError>>(value: &str) -> Result<T, StoreError> {
-    value.parse()
+pub(crate) fn parse_stored<T: FromStr>(value: &str) -> Result<T, StoreError> {
+    value.parse().map_err(|_| {
+        let name = std::any::type_name::<T>()
+            .rsplit("::")
+            .next()
+            .unwrap_or("value");
+        StoreError::Corrupt(format!("unknown {name} {value:?}"))
+    })
 }
 
 #[cfg(test)]

@@ -16,9 +16,9 @@ use billing_domain::facts::{
     RefundFacts,
 };
 use billing_domain::payment::{self as rules, ReportedAmount};
-use billing_domain::refund::{self, RefundStatus as Refunded};
+use billing_domain::refund;
 use billing_ports::{
-    BillingTx, DisputeStatus, EventStatus, OrderRecord, PaymentRecord, PaymentStatus,
+    BillingTx, DisputeStatus, EventStatus, OrderRecord, PaymentRecord, PaymentStatus, RefundStatus,
 };
 use chrono::{DateTime, Utc};
 
@@ -41,9 +41,7 @@ pub(super) async fn checkout_order(
     };
     let payment = match &session.payment_intent_id {
         Some(pi) => {
-            let status = payment_row::port_status(rules::PaymentStatus::of_checkout(
-                session.payment_status.as_deref(),
-            ));
+            let status = PaymentStatus::of_checkout(session.payment_status.as_deref());
             let found = Key {
                 payment_intent_id: Some(pi),
                 charge_id: None,
@@ -78,10 +76,7 @@ pub(super) async fn checkout_order(
         payment_intent_id: session.payment_intent_id.clone(),
         stripe_customer_id: session.customer_id.clone(),
         user_id: user.map(str::to_owned),
-        refund_status: payment_row::port_refund_status(Refunded::of(
-            amount_refunded,
-            amount.amount_minor,
-        )),
+        refund_status: RefundStatus::of(amount_refunded, amount.amount_minor),
         amount_refunded,
         dispute_status: payment
             .as_ref()
@@ -105,7 +100,7 @@ pub(super) async fn intent(
     change: PaymentIntentChange,
     intent: &PaymentIntentFacts,
 ) -> Result<EventStatus, AppError> {
-    let status = payment_row::port_status(rules::PaymentStatus::of_change(change));
+    let status = PaymentStatus::of_change(change);
     let key = Key {
         payment_intent_id: Some(&intent.id),
         charge_id: intent.latest_charge_id.as_deref(),

@@ -7,7 +7,7 @@ use billing_domain::Money;
 use billing_domain::dispute::{self as disputes, MergedDispute};
 use billing_domain::facts::DisputeOutcome;
 use billing_domain::payment::{self as rules, StatusAt};
-use billing_domain::refund::{self, RefundStatus as Refunded};
+use billing_domain::refund;
 use billing_ports::{DisputeStatus, OrderRecord, PaymentRecord, PaymentStatus, RefundStatus};
 use chrono::{DateTime, Utc};
 
@@ -59,12 +59,12 @@ pub(super) fn set_status(
     at: DateTime<Utc>,
 ) -> bool {
     let current = StatusAt {
-        status: domain_status(payment.status),
+        status: payment.status,
         at: payment.status_at,
     };
-    match rules::next_status(current, domain_status(status), at) {
+    match rules::next_status(current, status, at) {
         Some(next) => {
-            payment.status = port_status(next.status);
+            payment.status = next.status;
             payment.status_at = next.at;
             true
         }
@@ -89,35 +89,8 @@ pub(super) fn carry_to_order(order: &mut OrderRecord, payment: &PaymentRecord) {
         payment.amount_refunded,
         order.amount.amount_minor,
     );
-    order.refund_status = port_refund_status(Refunded::of(
-        order.amount_refunded,
-        order.amount.amount_minor,
-    ));
+    order.refund_status = RefundStatus::of(order.amount_refunded, order.amount.amount_minor);
     order.dispute_status = payment.dispute_status;
-}
-
-/// The domain's view of a stored payment status.
-fn domain_status(status: PaymentStatus) -> rules::PaymentStatus {
-    match status {
-        PaymentStatus::Succeeded => rules::PaymentStatus::Succeeded,
-        PaymentStatus::Failed => rules::PaymentStatus::Failed,
-        PaymentStatus::Processing => rules::PaymentStatus::Processing,
-        PaymentStatus::RequiresAction => rules::PaymentStatus::RequiresAction,
-        PaymentStatus::RequiresCapture => rules::PaymentStatus::RequiresCapture,
-        PaymentStatus::Canceled => rules::PaymentStatus::Canceled,
-    }
-}
-
-/// The stored form of a domain payment status.
-pub(super) fn port_status(status: rules::PaymentStatus) -> PaymentStatus {
-    match status {
-        rules::PaymentStatus::Succeeded => PaymentStatus::Succeeded,
-        rules::PaymentStatus::Failed => PaymentStatus::Failed,
-        rules::PaymentStatus::Processing => PaymentStatus::Processing,
-        rules::PaymentStatus::RequiresAction => PaymentStatus::RequiresAction,
-        rules::PaymentStatus::RequiresCapture => PaymentStatus::RequiresCapture,
-        rules::PaymentStatus::Canceled => PaymentStatus::Canceled,
-    }
 }
 
 /// The domain's view of a stored dispute state: `None` when never disputed.
@@ -139,15 +112,6 @@ fn dispute_status(outcome: Option<DisputeOutcome>) -> DisputeStatus {
         Some(DisputeOutcome::Won) => DisputeStatus::Won,
         Some(DisputeOutcome::Lost) => DisputeStatus::Lost,
         Some(DisputeOutcome::ClosedWithoutChargeback) => DisputeStatus::ClosedWithoutChargeback,
-    }
-}
-
-/// The stored form of a domain refund status.
-pub(super) fn port_refund_status(status: Refunded) -> RefundStatus {
-    match status {
-        Refunded::None => RefundStatus::None,
-        Refunded::Partial => RefundStatus::Partial,
-        Refunded::Full => RefundStatus::Full,
     }
 }
 
@@ -179,7 +143,7 @@ mod tests {
             user_id: None,
             amount: usd(1000),
             status: "paid".to_owned(),
-            refund_status: port_refund_status(Refunded::of(amount_refunded, 1000)),
+            refund_status: RefundStatus::of(amount_refunded, 1000),
             amount_refunded,
             dispute_status: DisputeStatus::None,
         }
@@ -188,10 +152,9 @@ mod tests {
     #[test]
     fn every_stored_status_maps_to_the_domain_and_back() {
         for status in PaymentStatus::ALL {
-            let domain = domain_status(*status);
-            assert_eq!(port_status(domain), *status);
+            assert_eq!(status.as_str().parse::<PaymentStatus>().unwrap(), *status);
             assert_eq!(
-                domain.is_final(),
+                status.is_final(),
                 matches!(status, PaymentStatus::Succeeded | PaymentStatus::Canceled),
                 "{status:?}"
             );
@@ -201,15 +164,16 @@ mod tests {
             assert_eq!(dispute_status(outcome), *status);
             assert_eq!(outcome.is_none(), *status == DisputeStatus::None);
         }
-        let refunds = [
-            (Refunded::None, RefundStatus::None),
-            (Refunded::Partial, RefundStatus::Partial),
-            (Refunded::Full, RefundStatus::Full),
-        ];
-        for (domain, stored) in refunds {
-            assert_eq!(port_refund_status(domain), stored);
+        for status in RefundStatus::ALL {
+            assert_eq!(status.as_str().parse::<RefundStatus>().unwrap(), *status);
         }
-        assert_eq!(RefundStatus::ALL.len(), refunds.len());
+        assert_eq!(
+            RefundStatus::ALL
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>(),
+            ["none", "partial", "full"]
+        );
     }
 
     #[test]

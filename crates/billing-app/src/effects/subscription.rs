@@ -11,7 +11,7 @@ use billing_domain::facts::{SubscriptionChange, SubscriptionSnapshot};
 use billing_domain::ordering::Staleness;
 use billing_domain::status_transition::{self, Grace, SnapshotOutcome, Standing};
 use billing_domain::{BillingEvent, Position, SubscriptionStatus, Tier};
-use billing_ports::{BillingTx, EventPosition, EventStatus, SubscriptionRecord};
+use billing_ports::{BillingTx, EventStatus, SubscriptionRecord};
 
 use super::{Context, customer};
 use crate::error::AppError;
@@ -77,8 +77,8 @@ pub(crate) fn tier_for_items<'c>(
 }
 
 /// The ordering position of an event that brings `status`.
-pub(crate) fn position(event: &BillingEvent, status: &SubscriptionStatus) -> EventPosition {
-    event_position(Position::of(event.created, status, &event.id))
+pub(crate) fn position(event: &BillingEvent, status: &SubscriptionStatus) -> Position {
+    Position::of(event.created, status, &event.id)
 }
 
 /// Loads the subscription, decides what the snapshot changes
@@ -91,14 +91,13 @@ pub(crate) fn position(event: &BillingEvent, status: &SubscriptionStatus) -> Eve
 pub(crate) async fn apply_snapshot(
     tx: &mut dyn BillingTx,
     ctx: &Context,
-    incoming: EventPosition,
+    incoming: Position,
     snapshot: &SubscriptionSnapshot,
     trusted: bool,
 ) -> Result<EventStatus, AppError> {
     let existing = tx.subscription(&snapshot.id).await?;
     let (price_id, tier) = tier_for_items(ctx, &snapshot.price_ids);
     let current = existing.as_ref().map(standing_of);
-    let incoming = position_of(&incoming);
     let standing = match status_transition::snapshot_transition(
         current.as_ref(),
         snapshot,
@@ -169,26 +168,8 @@ fn snapshot_record(
         trial_end: snapshot.trial_end,
         grace_period_end: standing.grace.period_end,
         dunning_invoice_id: standing.grace.dunning_invoice_id,
-        snapshot_position: event_position(standing.snapshot_position),
-        status_position: event_position(standing.status_position),
-    }
-}
-
-/// The domain's ordering position of a stored one.
-pub(crate) fn position_of(position: &EventPosition) -> Position {
-    Position {
-        created: position.created,
-        rank: position.rank,
-        event_id: position.event_id.clone(),
-    }
-}
-
-/// The stored form of a domain ordering position.
-pub(crate) fn event_position(position: Position) -> EventPosition {
-    EventPosition {
-        created: position.created,
-        rank: position.rank,
-        event_id: position.event_id,
+        snapshot_position: standing.snapshot_position,
+        status_position: standing.status_position,
     }
 }
 
@@ -201,8 +182,8 @@ pub(crate) fn standing_of(record: &SubscriptionRecord) -> Standing {
             period_end: record.grace_period_end,
             dunning_invoice_id: record.dunning_invoice_id.clone(),
         },
-        snapshot_position: position_of(&record.snapshot_position),
-        status_position: position_of(&record.status_position),
+        snapshot_position: record.snapshot_position.clone(),
+        status_position: record.status_position.clone(),
     }
 }
 
@@ -212,8 +193,8 @@ pub(crate) fn write_standing(record: &mut SubscriptionRecord, standing: Standing
     record.current_period_start = standing.current_period_start;
     record.grace_period_end = standing.grace.period_end;
     record.dunning_invoice_id = standing.grace.dunning_invoice_id;
-    record.snapshot_position = event_position(standing.snapshot_position);
-    record.status_position = event_position(standing.status_position);
+    record.snapshot_position = standing.snapshot_position;
+    record.status_position = standing.status_position;
 }
 
 /// Logs the item prices the catalog does not know, once per subscription: only those the
@@ -294,12 +275,12 @@ mod tests {
             trial_end: Some(t(50)),
             grace_period_end: Some(t(150)),
             dunning_invoice_id: Some("in_1".to_owned()),
-            snapshot_position: EventPosition {
+            snapshot_position: Position {
                 created: t(120),
                 rank: 3,
                 event_id: "evt_snapshot".to_owned(),
             },
-            status_position: EventPosition {
+            status_position: Position {
                 created: t(130),
                 rank: 4,
                 event_id: "evt_invoice".to_owned(),
@@ -322,17 +303,6 @@ mod tests {
             trial_end: None,
             metadata_user_id: None,
         }
-    }
-
-    #[test]
-    fn positions_convert_both_ways_without_loss() {
-        let stored = record().status_position;
-        let domain = position_of(&stored);
-        assert_eq!(
-            (domain.created, domain.rank, domain.event_id.as_str()),
-            (t(130), 4, "evt_invoice")
-        );
-        assert_eq!(event_position(domain), stored);
     }
 
     #[test]
