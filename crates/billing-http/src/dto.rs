@@ -350,6 +350,9 @@ mod tests {
         assert_eq!(quantity(json!(613)), Ok(613));
         assert_eq!(quantity(json!(613.0)), Ok(613));
         assert_eq!(quantity(serde_json::from_str("1e3").unwrap()), Ok(1000));
+        // Parsed exactly (serde_json's float_roundtrip), not one float step off.
+        let written = serde_json::from_str("2251799813685247.0").unwrap();
+        assert_eq!(quantity(written), Ok(2_251_799_813_685_247));
         assert_eq!(quantity(json!(i64::MAX)), Ok(i64::MAX as u64));
         assert_eq!(quantity(json!(9_007_199_254_740_992.0)), Ok(1 << 53));
         for refused in [
