@@ -167,7 +167,7 @@ impl<S: BillingStore> BillingApp<S> {
         let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
         match result {
             Ok(outcome) => {
-                tracing::info!(
+                tracing::debug!(
                     event_id = new_event.id.as_str(),
                     event_type = new_event.event_type.as_str(),
                     outcome = ?outcome,

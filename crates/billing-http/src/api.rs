@@ -16,6 +16,7 @@ use crate::dto::{
 };
 use crate::error::{ApiError, ErrorCode};
 use crate::input::{self, JsonObject};
+use crate::openapi::{DatabaseErrors, JsonBodyErrors, StripeErrors, V1Errors};
 
 /// The `/v1` scope, behind the API key middleware.
 pub(crate) fn scope<S: BillingStore>() -> actix_web::Scope<
@@ -75,14 +76,11 @@ pub(crate) fn resource(path: &str, method: Method, route: Route) -> actix_web::R
     get,
     path = "/v1/users/{user_id}/entitlements",
     tag = "v1",
-    params(("user_id" = String, Path, description = "The product's user id", max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F%/?#]+$")),
+    params(("user_id" = String, Path, description = "The product's user id", max_length = 255)),
     responses(
         (status = 200, description = "The user's entitlements", body = Entitlements),
         (status = 400, description = "Invalid user id", body = ErrorBody),
-        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
-        (status = 405, description = "Method not allowed", body = ErrorBody),
-        (status = 500, description = "Internal error (opaque)", body = ErrorBody),
-        (status = 503, description = "Database unavailable", body = ErrorBody),
+        V1Errors, DatabaseErrors,
     ),
     security(("api_key" = []))
 )]
@@ -101,17 +99,14 @@ pub(crate) async fn entitlements<S: BillingStore>(
     path = "/v1/users/{user_id}/features/{feature}",
     tag = "v1",
     params(
-        ("user_id" = String, Path, description = "The product's user id", max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F%/?#]+$"),
+        ("user_id" = String, Path, description = "The product's user id", max_length = 255),
         ("feature" = String, Path, description = "A feature of the plan catalog", max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F%/?#]+$"),
     ),
     responses(
         (status = 200, description = "Whether the feature is allowed", body = FeatureAnswer),
         (status = 400, description = "Invalid user id", body = ErrorBody),
-        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "Unknown feature (`unknown_feature`)", body = ErrorBody),
-        (status = 405, description = "Method not allowed", body = ErrorBody),
-        (status = 500, description = "Internal error (opaque)", body = ErrorBody),
-        (status = 503, description = "Database unavailable", body = ErrorBody),
+        V1Errors, DatabaseErrors,
     ),
     security(("api_key" = []))
 )]
@@ -141,20 +136,14 @@ pub(crate) async fn feature<S: BillingStore>(
     post,
     path = "/v1/users/{user_id}/usage",
     tag = "v1",
-    params(("user_id" = String, Path, description = "The product's user id", max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F%/?#]+$")),
+    params(("user_id" = String, Path, description = "The product's user id", max_length = 255)),
     request_body = UsageRequest,
     responses(
         (status = 200, description = "Usage counted", body = UsageAccepted),
         (status = 400, description = "Invalid input or unknown metric", body = ErrorBody),
-        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 402, description = "The usage would exceed the limit (`usage_limit_exceeded`)", body = UsageRefused),
-        (status = 405, description = "Method not allowed", body = ErrorBody),
-        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 422, description = "Idempotency key reused or a value refused", body = ErrorBody),
-        (status = 500, description = "Internal error (opaque)", body = ErrorBody),
-        (status = 503, description = "Database unavailable", body = ErrorBody),
+        V1Errors, JsonBodyErrors, DatabaseErrors,
     ),
     security(("api_key" = []))
 )]
@@ -207,16 +196,9 @@ pub(crate) async fn usage<S: BillingStore>(
     responses(
         (status = 200, description = "The session", body = CheckoutSession),
         (status = 400, description = "Invalid input, unknown price or tier", body = ErrorBody),
-        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "Stripe does not know an object", body = ErrorBody),
-        (status = 405, description = "Method not allowed", body = ErrorBody),
-        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 422, description = "Idempotency key reused or a value refused", body = ErrorBody),
-        (status = 500, description = "Internal error (opaque)", body = ErrorBody),
-        (status = 502, description = "Stripe refused or answered unexpectedly", body = ErrorBody),
-        (status = 503, description = "Database or Stripe unavailable", body = ErrorBody),
+        V1Errors, JsonBodyErrors, StripeErrors,
     ),
     security(("api_key" = []))
 )]
@@ -285,15 +267,8 @@ pub(crate) async fn checkout<S: BillingStore>(
     responses(
         (status = 200, description = "The session", body = PortalSession),
         (status = 400, description = "Invalid input", body = ErrorBody),
-        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "Unknown user (`unknown_user`)", body = ErrorBody),
-        (status = 405, description = "Method not allowed", body = ErrorBody),
-        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not application/json", body = ErrorBody),
-        (status = 500, description = "Internal error (opaque)", body = ErrorBody),
-        (status = 502, description = "Stripe refused or answered unexpectedly", body = ErrorBody),
-        (status = 503, description = "Database or Stripe unavailable", body = ErrorBody),
+        V1Errors, JsonBodyErrors, StripeErrors,
     ),
     security(("api_key" = []))
 )]
@@ -316,17 +291,13 @@ pub(crate) async fn portal<S: BillingStore>(
     post,
     path = "/v1/users/{user_id}/sync",
     tag = "v1",
-    params(("user_id" = String, Path, description = "The product's user id", max_length = 255, pattern = r"^[^\x00-\x1F\x7F-\x9F%/?#]+$")),
+    params(("user_id" = String, Path, description = "The product's user id", max_length = 255)),
     responses(
         (status = 200, description = "The entitlements after the sync", body = Synced),
         (status = 400, description = "Invalid user id", body = ErrorBody),
-        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "Unknown user or Stripe object", body = ErrorBody),
-        (status = 405, description = "Method not allowed", body = ErrorBody),
         (status = 422, description = "A value refused by the database", body = ErrorBody),
-        (status = 500, description = "Internal error (opaque)", body = ErrorBody),
-        (status = 502, description = "Stripe refused or answered unexpectedly", body = ErrorBody),
-        (status = 503, description = "Database or Stripe unavailable", body = ErrorBody),
+        V1Errors, StripeErrors,
     ),
     security(("api_key" = []))
 )]

@@ -112,13 +112,99 @@ pub(crate) struct FeatureAnswer {
     pub(crate) reason: String,
 }
 
+/// Whole numbers as JSON Schema reads them: `integer` admits `2.0` and `1e3` (a number whose
+/// value is whole, however it is written), which serde refuses for an integer type; these
+/// deserializers take them, up to 2^53 when written as a float (past it a float does not hold
+/// every whole number exactly, so the number read could differ from the one written).
+mod whole_number {
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    use serde::Deserializer;
+    use serde::de::{Error, Unexpected, Visitor};
+
+    /// The largest whole number every float holds exactly.
+    const EXACT_IN_FLOAT: f64 = 9_007_199_254_740_992.0;
+
+    struct Whole<T>(PhantomData<T>);
+
+    impl<T: TryFrom<u64>> Visitor<'_> for Whole<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(
+                "a whole number within the field's range (at most 2^53 when written with a fraction or an exponent)",
+            )
+        }
+
+        fn visit_u64<E: Error>(self, value: u64) -> Result<T, E> {
+            T::try_from(value).map_err(|_| E::invalid_value(Unexpected::Unsigned(value), &self))
+        }
+
+        fn visit_i64<E: Error>(self, value: i64) -> Result<T, E> {
+            let unsigned = u64::try_from(value)
+                .map_err(|_| E::invalid_value(Unexpected::Signed(value), &self))?;
+            self.visit_u64(unsigned)
+        }
+
+        fn visit_f64<E: Error>(self, value: f64) -> Result<T, E> {
+            if value.fract() == 0.0 && (0.0..=EXACT_IN_FLOAT).contains(&value) {
+                // Whole and within the exact range: the cast is lossless.
+                self.visit_u64(value as u64)
+            } else {
+                Err(E::invalid_value(Unexpected::Float(value), &self))
+            }
+        }
+    }
+
+    /// A whole number.
+    pub(super) fn required<'de, D: Deserializer<'de>, T: TryFrom<u64>>(
+        deserializer: D,
+    ) -> Result<T, D::Error> {
+        deserializer.deserialize_any(Whole(PhantomData))
+    }
+
+    /// A whole number or null.
+    pub(super) fn optional<'de, D: Deserializer<'de>, T: TryFrom<u64>>(
+        deserializer: D,
+    ) -> Result<Option<T>, D::Error> {
+        struct OrNull<T>(PhantomData<T>);
+
+        impl<'de, T: TryFrom<u64>> Visitor<'de> for OrNull<T> {
+            type Value = Option<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a whole number or null")
+            }
+
+            fn visit_none<E: Error>(self) -> Result<Option<T>, E> {
+                Ok(None)
+            }
+
+            fn visit_unit<E: Error>(self) -> Result<Option<T>, E> {
+                Ok(None)
+            }
+
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
+                required(d).map(Some)
+            }
+        }
+
+        deserializer.deserialize_option(OrNull(PhantomData))
+    }
+}
+
 /// Usage to count against a metric's limit.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UsageRequest {
+    /// A metric of the plan catalog.
     #[schema(min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]+$")]
     pub(crate) metric: String,
-    #[schema(minimum = 0, maximum = 9_007_199_254_740_991_i64)]
+    /// How much to count: 0 to 9223372036854775807, the largest count the database holds.
+    /// A whole number written with a fraction or an exponent (`2.0`, `1e3`) counts up to 2^53.
+    #[schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
+    #[serde(deserialize_with = "whole_number::required")]
     pub(crate) quantity: u64,
     /// The same key counts the usage once; 1–255 bytes without control characters.
     #[schema(
@@ -162,15 +248,14 @@ pub(crate) enum Mode {
     Subscription,
 }
 
-/// A new Checkout session: exactly one of `price_id` and `tier`.
+/// A new Checkout session: exactly one of `price_id` and `tier`; `trial_days` with
+/// `mode: subscription` only.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CheckoutRequest {
-    #[schema(
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
-    )]
+    /// The product's user id: no control characters, no `/`, `?`, `#` or `%`.
+    // Its pattern is set with the path parameters' (`openapi::Conventions`).
+    #[schema(min_length = 1, max_length = 255)]
     pub(crate) user_id: String,
     #[schema(max_length = 254, pattern = r"^[\x21-\x7E]+@[\x21-\x7E]+$")]
     pub(crate) email: Option<String>,
@@ -184,6 +269,7 @@ pub(crate) struct CheckoutRequest {
     #[schema(max_length = 2048, pattern = r"^https?://[\x21-\x7E]*$")]
     pub(crate) cancel_url: String,
     /// Trial days, subscriptions only.
+    #[serde(default, deserialize_with = "whole_number::optional")]
     pub(crate) trial_days: Option<u32>,
 }
 
@@ -199,11 +285,9 @@ pub(crate) struct CheckoutSession {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PortalRequest {
-    #[schema(
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]+$"
-    )]
+    /// The product's user id: no control characters, no `/`, `?`, `#` or `%`.
+    // Its pattern is set with the path parameters' (`openapi::Conventions`).
+    #[schema(min_length = 1, max_length = 255)]
     pub(crate) user_id: String,
     #[schema(max_length = 2048, pattern = r"^https?://[\x21-\x7E]*$")]
     pub(crate) return_url: String,
@@ -232,4 +316,60 @@ pub(crate) struct Received {
 pub(crate) struct Status {
     #[schema(example = "ok")]
     pub(crate) status: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::{CheckoutRequest, UsageRequest};
+
+    fn quantity(value: Value) -> Result<u64, String> {
+        serde_json::from_value::<UsageRequest>(
+            json!({"metric": "api_calls", "quantity": value, "idempotency_key": "k"}),
+        )
+        .map(|usage| usage.quantity)
+        .map_err(|e| e.to_string())
+    }
+
+    fn trial_days(value: Option<Value>) -> Result<Option<u32>, String> {
+        let mut body = json!({
+            "user_id": "u", "mode": "subscription", "tier": "PRO",
+            "success_url": "https://a.example/ok", "cancel_url": "https://a.example/no",
+        });
+        if let Some(value) = value {
+            body["trial_days"] = value;
+        }
+        serde_json::from_value::<CheckoutRequest>(body)
+            .map(|checkout| checkout.trial_days)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn whole_numbers_are_read_however_json_writes_them() {
+        assert_eq!(quantity(json!(613)), Ok(613));
+        assert_eq!(quantity(json!(613.0)), Ok(613));
+        assert_eq!(quantity(serde_json::from_str("1e3").unwrap()), Ok(1000));
+        // Parsed exactly (serde_json's float_roundtrip), not one float step off.
+        let written = serde_json::from_str("2251799813685247.0").unwrap();
+        assert_eq!(quantity(written), Ok(2_251_799_813_685_247));
+        assert_eq!(quantity(json!(i64::MAX)), Ok(i64::MAX as u64));
+        assert_eq!(quantity(json!(9_007_199_254_740_992.0)), Ok(1 << 53));
+        for refused in [
+            json!(613.5),
+            json!(-1),
+            json!(-1.0),
+            json!(9_007_199_254_740_994.0),
+            json!(1e20),
+            json!("613"),
+        ] {
+            let error = quantity(refused.clone()).unwrap_err();
+            assert!(error.contains("a whole number"), "{refused}: {error}");
+        }
+        assert_eq!(trial_days(None), Ok(None));
+        assert_eq!(trial_days(Some(Value::Null)), Ok(None));
+        assert_eq!(trial_days(Some(json!(14.0))), Ok(Some(14)));
+        assert!(trial_days(Some(json!(u64::from(u32::MAX) + 1))).is_err());
+        assert!(trial_days(Some(json!(1.5))).is_err());
+    }
 }

@@ -115,9 +115,25 @@ pub(crate) fn identifier(field: &str, code: ErrorCode, value: &str) -> Result<()
     check_id(value).map_err(|problem| ApiError::new(code, format!("{field} {problem}")))
 }
 
-/// A user id (path or body).
+/// The characters a user id cannot have besides control characters: the ones a URL path
+/// cannot carry unambiguously (`/` splits the path, `?` and `#` end it, `%` is read as an
+/// escape), so the id a client sends in a body is always one it can put in a path.
+pub(crate) const USER_ID_FORBIDDEN: [char; 4] = ['/', '?', '#', '%'];
+
+/// The pattern the OpenAPI document gives every user id (path and body): what [`user_id`]
+/// accepts, less the length limit, which the schema states apart.
+pub(crate) const USER_ID_PATTERN: &str = r"^[^\x00-\x1F\x7F-\x9F%/?#]+$";
+
+/// A user id (path or body): an identifier ([`identifier`]) without [`USER_ID_FORBIDDEN`].
 pub(crate) fn user_id(value: &str) -> Result<(), ApiError> {
-    identifier("the user id", ErrorCode::InvalidUserId, value)
+    identifier("the user id", ErrorCode::InvalidUserId, value)?;
+    if value.contains(USER_ID_FORBIDDEN) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidUserId,
+            "the user id contains '/', '?', '#' or '%', which a URL path cannot carry as they are",
+        ));
+    }
+    Ok(())
 }
 
 /// A client idempotency key (usage body, `Idempotency-Key` header).
@@ -181,11 +197,23 @@ mod tests {
     use billing_domain::ids::MAX_ID_BYTES;
 
     #[test]
-    fn identifiers_are_refused_by_size_and_control_characters_only() {
+    fn user_ids_are_refused_by_size_control_characters_and_url_delimiters() {
         assert!(user_id("u_1QfZ7sLkAbCdEf").is_ok());
         assert!(user_id("ünïcødé-user@example.com").is_ok());
+        assert!(user_id("a+b=c;d,e!~*'()[]:&$ \\").is_ok());
         assert!(user_id(&"x".repeat(MAX_ID_BYTES)).is_ok());
-        for bad in ["", "a\u{0}b", "line\nforged", "tab\there"] {
+        for bad in [
+            "",
+            "a\u{0}b",
+            "line\nforged",
+            "tab\there",
+            "del\u{7f}",
+            "c1\u{85}",
+        ] {
+            assert_eq!(user_id(bad).unwrap_err().code, "invalid_user_id", "{bad:?}");
+        }
+        assert!(idempotency_key("a/b?c#d%e").is_ok());
+        for bad in ["a/b", "a?b", "a#b", "100%", "%2F"] {
             assert_eq!(user_id(bad).unwrap_err().code, "invalid_user_id", "{bad:?}");
         }
         // 128 two-byte characters: 256 bytes.

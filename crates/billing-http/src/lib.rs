@@ -6,7 +6,7 @@
 //! - `/v1/…`: the product's API (bearer API keys): entitlements, the feature gate, usage,
 //!   Checkout and portal sessions, sync.
 //! - `/healthz`, `/readyz`, `/metrics` (Prometheus), `/openapi.json` and `/openapi.yaml`
-//!   (derived from the types, see `docs/openapi.yaml`).
+//!   (derived from the types and the plan catalog, see `docs/openapi.yaml`).
 //!
 //! Every error is `{"error": {"code", "message"}}` with a specific status; the mapping lives
 //! in one place, [`error`]. Every answer carries an `X-Request-Id`; every 5xx is logged once
@@ -129,9 +129,11 @@ impl ServerLimits {
 pub fn configure<S: BillingStore>(cfg: &mut web::ServiceConfig, state: web::Data<HttpState<S>>) {
     let deadline = web::Data::new(input::BodyDeadline(state.request_timeout));
     let keys = web::Data::new(state.api_keys.clone());
+    let document = web::Data::new(openapi::Served::new(state.app.catalog()));
     cfg.app_data(state)
         .app_data(deadline)
         .app_data(keys)
+        .app_data(document)
         .app_data(web::PathConfig::default().error_handler(error::path_error_handler))
         .service(
             web::scope("")

@@ -6,7 +6,7 @@ use billing_ports::BillingStore;
 use crate::HttpState;
 use crate::dto::{ErrorBody, Status};
 use crate::error::ApiError;
-use crate::openapi;
+use crate::openapi::{self, RouteErrors, ServerErrors};
 
 /// The process is up.
 #[utoipa::path(
@@ -15,7 +15,7 @@ use crate::openapi;
     tag = "ops",
     responses(
         (status = 200, description = "The process is up", body = Status),
-        (status = 405, description = "Method not allowed", body = ErrorBody),
+        RouteErrors,
     )
 )]
 pub(crate) async fn healthz() -> HttpResponse {
@@ -30,7 +30,7 @@ pub(crate) async fn healthz() -> HttpResponse {
     tag = "ops",
     responses(
         (status = 200, description = "Ready", body = Status),
-        (status = 405, description = "Method not allowed", body = ErrorBody),
+        RouteErrors,
         (status = 503, description = "Not ready (`not_ready`)", body = ErrorBody),
     )
 )]
@@ -55,7 +55,7 @@ pub(crate) async fn readyz<S: BillingStore>(
     tag = "ops",
     responses(
         (status = 200, description = "Prometheus metrics", body = String, content_type = "text/plain"),
-        (status = 405, description = "Method not allowed", body = ErrorBody),
+        RouteErrors,
     )
 )]
 pub(crate) async fn metrics<S: BillingStore>(state: web::Data<HttpState<S>>) -> HttpResponse {
@@ -69,36 +69,38 @@ pub(crate) async fn metrics<S: BillingStore>(state: web::Data<HttpState<S>>) -> 
     }
 }
 
-/// The OpenAPI document as JSON.
+/// This server's OpenAPI document (its catalog's values as enums), as JSON.
 #[utoipa::path(
     get,
     path = "/openapi.json",
     tag = "ops",
     responses(
         (status = 200, description = "This document", body = Object, content_type = "application/json"),
-        (status = 405, description = "Method not allowed", body = ErrorBody),
-        (status = 500, description = "Internal error (opaque)", body = ErrorBody),
+        ServerErrors,
     )
 )]
-pub(crate) async fn openapi_json() -> Result<HttpResponse, ApiError> {
+pub(crate) async fn openapi_json(
+    document: web::Data<openapi::Served>,
+) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok()
         .content_type("application/json")
-        .body(openapi::json()?))
+        .body(document.json()?.to_owned()))
 }
 
-/// The OpenAPI document as YAML.
+/// This server's OpenAPI document (its catalog's values as enums), as YAML.
 #[utoipa::path(
     get,
     path = "/openapi.yaml",
     tag = "ops",
     responses(
         (status = 200, description = "This document", body = Object, content_type = "application/yaml"),
-        (status = 405, description = "Method not allowed", body = ErrorBody),
-        (status = 500, description = "Internal error (opaque)", body = ErrorBody),
+        ServerErrors,
     )
 )]
-pub(crate) async fn openapi_yaml() -> Result<HttpResponse, ApiError> {
+pub(crate) async fn openapi_yaml(
+    document: web::Data<openapi::Served>,
+) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok()
         .content_type("application/yaml")
-        .body(openapi::yaml()?))
+        .body(document.yaml()?.to_owned()))
 }

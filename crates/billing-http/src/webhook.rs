@@ -10,6 +10,7 @@ use crate::HttpState;
 use crate::dto::{ErrorBody, Received};
 use crate::error::{ApiError, ErrorCode};
 use crate::input::read_body;
+use crate::openapi::{BodyErrors, DatabaseErrors, RouteErrors};
 use crate::telemetry::Delivery;
 
 /// Handles one delivery. What it learns of the event (id, type, how it ended) goes into the
@@ -23,12 +24,9 @@ use crate::telemetry::Delivery;
     responses(
         (status = 200, description = "Taken: applied, ignored, stale or a duplicate", body = Received),
         (status = 400, description = "Signature refused, or a verified body without a valid envelope (`invalid_payload`, not stored)", body = ErrorBody),
-        (status = 405, description = "Method not allowed", body = ErrorBody),
-        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "The event can never apply as sent (`unprocessable_event`)", body = ErrorBody),
         (status = 500, description = "Not applied; Stripe will retry (`event_not_applied`)", body = ErrorBody),
-        (status = 503, description = "Database unavailable", body = ErrorBody),
+        RouteErrors, BodyErrors, DatabaseErrors,
     )
 )]
 pub(crate) async fn receive<S: BillingStore>(

@@ -214,14 +214,17 @@ pub async fn spawn_limited(
 }
 
 /// Every log line of this process, in the server's default (human-readable) format without
-/// colours, captured from the first call on. Tests find their own lines by unique ids.
+/// colours, captured from the first call on: the billing crates' at DEBUG, the others' at INFO.
+/// Tests find their own lines by unique ids.
 pub fn logs() -> &'static Logs {
     static LOGS: OnceLock<&'static Logs> = OnceLock::new();
     LOGS.get_or_init(|| {
         let logs: &'static Logs = Box::leak(Box::new(Logs(Mutex::new(Vec::new()))));
         let subscriber = tracing_subscriber::fmt()
             .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "info,billing_app=debug,billing_http=debug",
+            ))
             .with_writer(move || LogWriter(logs))
             .finish();
         let _ = tracing::subscriber::set_global_default(subscriber);
@@ -233,18 +236,33 @@ pub fn logs() -> &'static Logs {
 pub struct Logs(Mutex<Vec<u8>>);
 
 impl Logs {
+    /// Every captured line, DEBUG included.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 
-    /// The lines containing `needle`.
+    /// The lines containing `needle` that the server logs at its default level, INFO: the
+    /// ones at INFO, WARN or ERROR.
     pub fn lines_with(&self, needle: &str) -> Vec<String> {
+        self.debug_lines_with(needle)
+            .into_iter()
+            .filter(|l| level(l).is_some_and(|level| level <= tracing::Level::INFO))
+            .collect()
+    }
+
+    /// The lines containing `needle` at any captured level, DEBUG included.
+    pub fn debug_lines_with(&self, needle: &str) -> Vec<String> {
         self.text()
             .lines()
             .filter(|l| l.contains(needle))
             .map(str::to_owned)
             .collect()
     }
+}
+
+/// The level of a line of the default format (`<time> <LEVEL> <spans>: <target>: …`).
+fn level(line: &str) -> Option<tracing::Level> {
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 struct LogWriter(&'static Logs);

@@ -64,6 +64,100 @@ async fn user_ids_with_nul_or_too_many_bytes_are_400_on_every_route() {
     assert_eq!(status, 200);
 }
 
+/// `/`, `?`, `#` and `%` cannot be in a user id: a URL path cannot carry them as they are, so an
+/// id holding one could be sent in a body but never asked for in a path. Refused the same way
+/// (400 `invalid_user_id`) wherever a user id arrives, percent-encoded in a path or in a body,
+/// before anything is stored; the served document gives every user id the same pattern.
+#[actix_web::test]
+async fn user_ids_with_url_delimiters_are_400_in_paths_and_bodies() {
+    let app = spawn_app().await;
+    for encoded in ["a%2Fb", "a%3Fb", "a%23b", "100%25", "%252F"] {
+        for path in [
+            format!("/v1/users/{encoded}/entitlements"),
+            format!("/v1/users/{encoded}/features/custom_domain"),
+        ] {
+            assert_eq!(
+                code(&app.get(&path).await),
+                (400, Some("invalid_user_id")),
+                "{path}"
+            );
+        }
+        let usage = json!({"metric": "api_calls", "quantity": 1, "idempotency_key": "k-1"});
+        let path = format!("/v1/users/{encoded}/usage");
+        assert_eq!(
+            code(&app.post(&path, &usage, &[]).await),
+            (400, Some("invalid_user_id")),
+            "{path}"
+        );
+        let path = format!("/v1/users/{encoded}/sync");
+        assert_eq!(
+            code(&app.post(&path, &json!({}), &[]).await),
+            (400, Some("invalid_user_id")),
+            "{path}"
+        );
+    }
+    for user in ["a/b", "a?b", "a#b", "100%", "%2F"] {
+        let checkout = json!({
+            "user_id": user, "mode": "subscription", "tier": "PRO",
+            "success_url": "https://app.example/ok", "cancel_url": "https://app.example/no",
+        });
+        assert_eq!(
+            code(
+                &app.post(
+                    "/v1/checkout/sessions",
+                    &checkout,
+                    &[("Idempotency-Key", "click-delimiter")]
+                )
+                .await
+            ),
+            (400, Some("invalid_user_id")),
+            "{user}"
+        );
+        let portal = json!({"user_id": user, "return_url": "https://app.example/billing"});
+        assert_eq!(
+            code(&app.post("/v1/portal/sessions", &portal, &[]).await),
+            (400, Some("invalid_user_id")),
+            "{user}"
+        );
+    }
+    assert_eq!(*app.stripe.session_calls.lock().unwrap(), 0);
+    assert!(app.stripe.customers.lock().unwrap().is_empty());
+    // Other punctuation, spaces and non-ASCII are ids like any other, decoded from the path.
+    let (status, body) = app.get("/v1/users/a+b%20c%3B%C3%BC!/entitlements").await;
+    assert_eq!(
+        (status, &body["user_id"]),
+        (200, &json!("a+b c;ü!")),
+        "{body}"
+    );
+    // The document says the same of every user id, path or body.
+    let (status, document) = app.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    let mut patterns = Vec::new();
+    for (route, item) in document["paths"].as_object().unwrap() {
+        for operation in item.as_object().unwrap().values() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                if parameter["name"] == "user_id" {
+                    patterns.push((route.clone(), parameter["schema"]["pattern"].clone()));
+                }
+            }
+        }
+    }
+    let schemas = &document["components"]["schemas"];
+    for body in ["PortalRequest", "CheckoutRequest"] {
+        let schema = &schemas[body];
+        let properties = if schema["allOf"].is_array() {
+            &schema["allOf"][0]["properties"]
+        } else {
+            &schema["properties"]
+        };
+        patterns.push((body.to_owned(), properties["user_id"]["pattern"].clone()));
+    }
+    assert_eq!(patterns.len(), 6, "{patterns:#?}");
+    for (place, pattern) in &patterns {
+        assert_eq!(pattern, &json!(r"^[^\x00-\x1F\x7F-\x9F%/?#]+$"), "{place}");
+    }
+}
+
 #[actix_web::test]
 async fn idempotency_keys_emails_and_urls_are_checked_before_anything_is_stored() {
     let app = spawn_app().await;

@@ -1,6 +1,7 @@
 //! What the logs say: every 5xx once, with its request id and cause, while the answer stays
 //! opaque; `/readyz`'s reason in the log only; untrusted ids escaped so they cannot forge lines.
-//! The capture uses the server's default human-readable format.
+//! The capture uses the server's default human-readable format: `lines_with` sees what the
+//! server logs at its default level (INFO), `debug_lines_with` the billing crates' DEBUG too.
 
 use billing_store_diesel::DieselStore;
 use billing_store_diesel::testing::TestDatabase;
@@ -203,24 +204,33 @@ async fn a_delivery_is_logged_once_and_ingest_logs_carry_its_event() {
     );
     let (status, body) = app.webhook(&event).await;
     assert_eq!(status, 200, "{body}");
-    let deliveries = logs
-        .lines_with("evt_1QfZ8dOneLine")
-        .into_iter()
-        .filter(|l| l.contains("webhook delivery"))
-        .collect::<Vec<_>>();
-    assert_eq!(deliveries.len(), 1, "{deliveries:#?}");
-    let line = &deliveries[0];
+    // At INFO, the server's default level, the delivery is one line: the request log's, which
+    // names the event.
+    let at_info = logs.lines_with("evt_1QfZ8dOneLine");
+    assert_eq!(at_info.len(), 1, "{at_info:#?}");
+    let line = &at_info[0];
     assert!(
-        line.contains(r#"event_type="customer.subscription.created""#)
+        line.contains("webhook delivery")
+            && line.contains(r#"event_id="evt_1QfZ8dOneLine""#)
+            && line.contains(r#"event_type="customer.subscription.created""#)
             && line.contains(r#"outcome="processed""#)
             && line.contains("request_id="),
         "{line}"
     );
-    // Lines logged inside ingest carry the event in their span.
-    let nested = logs
-        .lines_with("ingest{")
+    // At DEBUG, ingest's own lines run inside its span, which names the event.
+    let ingest: Vec<String> = logs
+        .debug_lines_with("ingest{")
         .into_iter()
-        .filter(|l| l.contains(r#"event_id="evt_1QfZ8dOneLine""#))
-        .count();
-    assert!(nested >= 1, "{}", logs.text());
+        .filter(|l| {
+            l.contains(r#"event_id="evt_1QfZ8dOneLine""#)
+                && l.contains(r#"event_type="customer.subscription.created""#)
+        })
+        .collect();
+    assert!(
+        ingest
+            .iter()
+            .any(|l| l.contains("DEBUG") && l.contains("event ingested")),
+        "{}",
+        logs.text()
+    );
 }

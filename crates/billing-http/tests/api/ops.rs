@@ -1,8 +1,9 @@
 //! Health, readiness, metrics, OpenAPI, unknown routes.
 
+use billing_store_diesel::DieselStore;
 use serde_json::Value;
 
-use crate::helpers::{spawn_app, subscription_event};
+use crate::helpers::{self, spawn_app, subscription_event};
 
 #[actix_web::test]
 async fn health_readiness_metrics_and_openapi() {
@@ -141,6 +142,34 @@ async fn docs_openapi_yaml_is_the_served_document() {
             .contains(&"method_not_allowed".into()),
         "{codes}"
     );
+    // The example catalog's values, as the runtime catalog gives them.
+    let schemas = &json["components"]["schemas"];
+    assert_eq!(
+        schemas["UsageRequest"]["properties"]["metric"]["enum"],
+        serde_json::json!(["ai_generations", "api_calls"])
+    );
+    let choice = &schemas["CheckoutRequest"]["allOf"][1]["oneOf"];
+    assert_eq!(
+        choice[0]["properties"]["price_id"]["enum"],
+        serde_json::json!([
+            "price_pro_monthly",
+            "price_pro_yearly",
+            "price_enterprise_monthly"
+        ])
+    );
+    assert_eq!(
+        choice[1]["properties"]["tier"]["enum"],
+        serde_json::json!(["PRO", "ENTERPRISE"]),
+        "the free tier has no price: not purchasable"
+    );
+    let feature = &json["paths"]["/v1/users/{user_id}/features/{feature}"]["get"]["parameters"][1];
+    assert_eq!(
+        (&feature["name"], &feature["schema"]["enum"]),
+        (
+            &serde_json::json!("feature"),
+            &serde_json::json!(["advanced_analytics", "custom_domain", "priority_support"])
+        )
+    );
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.yaml");
     if std::env::var_os("UPDATE_OPENAPI").is_some() {
         std::fs::write(path, &served).unwrap();
@@ -150,4 +179,68 @@ async fn docs_openapi_yaml_is_the_served_document() {
         committed == served,
         "docs/openapi.yaml differs from the served document; run `just openapi` to regenerate it"
     );
+}
+
+/// The served document is the running server's: its catalog's metrics, features, prices and
+/// purchasable tiers, not the example's.
+#[actix_web::test]
+async fn the_served_document_lists_the_running_catalog() {
+    let mut settings = helpers::settings(helpers::Limits::default());
+    settings.catalog = billing_domain::Catalog::from_toml_str(
+        r#"
+        default_grace_period_days = 3
+
+        [[tiers]]
+        id = "BASIC"
+        name = "Basic"
+        price_ids = []
+        credits_per_period = 0
+        limits = { seats = 1 }
+        features = { sso = false }
+
+        [[tiers]]
+        id = "TEAM"
+        name = "Team"
+        price_ids = ["price_team_monthly"]
+        credits_per_period = 0
+        limits = { seats = "unlimited" }
+        features = { sso = true }
+        "#,
+    )
+    .unwrap();
+    let stripe = std::sync::Arc::new(helpers::FakeStripe::default());
+    let parts = billing_http::Parts {
+        // Never reached: the document needs no database.
+        store: DieselStore::connect("postgres://postgres@127.0.0.1:1/nowhere", 2).unwrap(),
+        gateway: stripe,
+        clock: std::sync::Arc::new(billing_ports::SystemClock),
+    };
+    let server = billing_http::Server::build_with(settings, parts).unwrap();
+    let address = format!("http://{}", server.addrs()[0]);
+    actix_web::rt::spawn(server.run());
+    let mut response = awc::Client::default()
+        .get(format!("{address}/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let json: Value = response.json().limit(1 << 20).await.unwrap();
+    let schemas = &json["components"]["schemas"];
+    assert_eq!(
+        schemas["UsageRequest"]["properties"]["metric"]["enum"],
+        serde_json::json!(["seats"])
+    );
+    let choice = &schemas["CheckoutRequest"]["allOf"][1]["oneOf"];
+    assert_eq!(
+        (
+            &choice[0]["properties"]["price_id"]["enum"],
+            &choice[1]["properties"]["tier"]["enum"]
+        ),
+        (
+            &serde_json::json!(["price_team_monthly"]),
+            &serde_json::json!(["TEAM"])
+        )
+    );
+    let feature = &json["paths"]["/v1/users/{user_id}/features/{feature}"]["get"]["parameters"][1];
+    assert_eq!(feature["schema"]["enum"], serde_json::json!(["sso"]));
 }
