@@ -17,7 +17,7 @@ pub mod records;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{GatewayError, StoreError};
+pub use error::{Cause, ErrorChain, GatewayError, StoreError};
 pub use gateway::{CheckoutCreated, CheckoutKind, CheckoutRequest, StripeGateway};
 pub use records::*;
 pub use store::{BillingStore, BillingTx, TxFuture};
