@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use billing_domain::{BillingEvent, Catalog, Fact};
-use billing_ports::{BillingStore, Claim, Clock, EventStatus, NewEvent, StoreError, StripeGateway};
+use billing_ports::{
+    BillingStore, Claim, Clock, ErrorChain, EventStatus, NewEvent, StoreError, StripeGateway,
+};
 use chrono::TimeDelta;
 
 use crate::effects::{self, Context};
@@ -182,16 +184,18 @@ impl<S: BillingStore> BillingApp<S> {
                     elapsed_ms,
                     "event could not be applied; recording it as failed for retry"
                 );
+                // The whole chain is stored, down to the database's or Stripe's own words.
+                let last_error = ErrorChain(&error).to_string();
                 let recorded = match self
                     .store
-                    .record_failure(&new_event, &error.to_string(), now)
+                    .record_failure(&new_event, &last_error, now)
                     .await
                 {
                     Ok(()) => true,
                     Err(record_error) => {
                         tracing::error!(
                             event_id = new_event.id.as_str(),
-                            error = record_error.to_string(),
+                            error = ErrorChain(&record_error).to_string(),
                             "could not record the failure"
                         );
                         false

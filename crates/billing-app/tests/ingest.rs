@@ -8,7 +8,7 @@ use billing_app::{AppError, IngestOutcome};
 use billing_domain::facts::{InvoiceChange, SubscriptionChange};
 use billing_domain::{BillingEvent, Fact, SubscriptionStatus};
 use billing_ports::{
-    BillingStore, BillingTx, Claim, CreditEntry, CustomerRecord, EventRecord, EventStatus,
+    BillingStore, BillingTx, Cause, Claim, CreditEntry, CustomerRecord, EventRecord, EventStatus,
     NewEvent, OrderRecord, PaymentRecord, StoreError, StripeRequest, SubscriptionRecord, TxFuture,
     UsageRecord,
 };
@@ -133,7 +133,12 @@ async fn a_failure_midway_leaves_no_partial_rows_and_a_retry_applies(store: Dies
     assert_eq!(credits(&store, &story.user).await, 0);
     let stored = store.event(&paid.id).await.unwrap().unwrap();
     assert_eq!((stored.status, stored.attempts), (EventStatus::Failed, 1));
-    assert!(stored.last_error.unwrap().contains("injected"));
+    assert!(stored.last_error.clone().unwrap().contains("injected"));
+    // The stored reason is the whole chain, each part once.
+    assert_eq!(
+        stored.last_error.as_deref(),
+        Some("store: query failed: injected failure while adding credits")
+    );
 
     let healthy = app(store.clone());
     assert_eq!(
@@ -419,9 +424,9 @@ impl BillingTx for FailingTx<'_> {
         self.0.update_order(o, at).await
     }
     async fn add_credit(&mut self, _entry: &CreditEntry) -> Result<bool, StoreError> {
-        Err(StoreError::Query(
-            "injected failure while adding credits".into(),
-        ))
+        Err(StoreError::Query(Cause::msg(
+            "injected failure while adding credits",
+        )))
     }
     async fn credit_balance(&mut self, user: &str) -> Result<i64, StoreError> {
         self.0.credit_balance(user).await
