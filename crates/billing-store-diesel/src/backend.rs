@@ -396,8 +396,12 @@ macro_rules! diesel_backend {
             ) -> Result<EventPosition, StoreError> {
                 Ok(EventPosition {
                     created,
-                    rank: u8::try_from(rank)
-                        .map_err(|e| StoreError::Corrupt(billing_ports::Cause::context(format!("event rank {rank}"), e)))?,
+                    rank: u8::try_from(rank).map_err(|e| {
+                        StoreError::Corrupt(billing_ports::Cause::context(
+                            format!("event rank {rank}"),
+                            e,
+                        ))
+                    })?,
                     event_id,
                 })
             }
@@ -405,7 +409,10 @@ macro_rules! diesel_backend {
             fn subscription_record(row: SubscriptionRow) -> Result<SubscriptionRecord, StoreError> {
                 Ok(SubscriptionRecord {
                     item_price_ids: serde_json::from_str(&row.item_price_ids).map_err(|e| {
-                        StoreError::Corrupt(billing_ports::Cause::context(format!("item_price_ids {:?}", row.item_price_ids), e))
+                        StoreError::Corrupt(billing_ports::Cause::context(
+                            format!("item_price_ids {:?}", row.item_price_ids),
+                            e,
+                        ))
                     })?,
                     snapshot_position: position(
                         row.snapshot_event_created,
@@ -437,8 +444,9 @@ macro_rules! diesel_backend {
                     stripe_subscription_id: s.stripe_subscription_id.clone(),
                     stripe_customer_id: s.stripe_customer_id.clone(),
                     price_id: s.price_id.clone(),
-                    item_price_ids: serde_json::to_string(&s.item_price_ids)
-                        .map_err(|e| StoreError::Query(billing_ports::Cause::context("item_price_ids", e)))?,
+                    item_price_ids: serde_json::to_string(&s.item_price_ids).map_err(|e| {
+                        StoreError::Query(billing_ports::Cause::context("item_price_ids", e))
+                    })?,
                     tier: s.tier.clone(),
                     status: s.status.as_str().to_owned(),
                     current_period_start: s.current_period_start,
@@ -458,8 +466,8 @@ macro_rules! diesel_backend {
             }
 
             fn money(amount_minor: i64, currency: &str) -> Result<Money, StoreError> {
-                let currency =
-                    Currency::parse(currency).map_err(|e| StoreError::Corrupt(billing_ports::Cause::new(e)))?;
+                let currency = Currency::parse(currency)
+                    .map_err(|e| StoreError::Corrupt(billing_ports::Cause::new(e)))?;
                 Ok(Money::new(amount_minor, currency))
             }
 
@@ -515,14 +523,19 @@ macro_rules! diesel_backend {
             /// A count for a BIGINT column; values beyond `i64::MAX` are refused, not wrapped.
             fn to_stored(value: u64, what: &str) -> Result<i64, StoreError> {
                 i64::try_from(value).map_err(|_| {
-                    StoreError::Query(billing_ports::Cause::msg(format!("{what} {value} exceeds the database's range")))
+                    StoreError::Query(billing_ports::Cause::msg(format!(
+                        "{what} {value} exceeds the database's range"
+                    )))
                 })
             }
 
             /// A count read back from a BIGINT column; a negative one is corrupt.
             fn from_stored(value: i64, what: &str) -> Result<u64, StoreError> {
-                u64::try_from(value)
-                    .map_err(|_| StoreError::Corrupt(billing_ports::Cause::msg(format!("{what} {value} is negative"))))
+                u64::try_from(value).map_err(|_| {
+                    StoreError::Corrupt(billing_ports::Cause::msg(format!(
+                        "{what} {value} is negative"
+                    )))
+                })
             }
 
             fn usage_row(u: &UsageRecord) -> Result<UsageRow, StoreError> {
@@ -618,8 +631,11 @@ macro_rules! diesel_backend {
                     .map_err(db_err)?;
                     if let Some(attempts) = claimed {
                         return Ok(Claim::Claimed {
-                            attempts: u32::try_from(attempts)
-                                .map_err(|_| StoreError::Corrupt(billing_ports::Cause::msg(format!("attempts {attempts}"))))?,
+                            attempts: u32::try_from(attempts).map_err(|_| {
+                                StoreError::Corrupt(billing_ports::Cause::msg(format!(
+                                    "attempts {attempts}"
+                                )))
+                            })?,
                         });
                     }
                     let status: String = e::stripe_events
@@ -1090,8 +1106,12 @@ macro_rules! diesel_backend {
                 row.map(|r| {
                     Ok(billing_ports::EventRecord {
                         status: parse_stored(&r.status)?,
-                        attempts: u32::try_from(r.attempts)
-                            .map_err(|_| StoreError::Corrupt(billing_ports::Cause::msg(format!("attempts {}", r.attempts))))?,
+                        attempts: u32::try_from(r.attempts).map_err(|_| {
+                            StoreError::Corrupt(billing_ports::Cause::msg(format!(
+                                "attempts {}",
+                                r.attempts
+                            )))
+                        })?,
                         id: r.id,
                         event_type: r.event_type,
                         last_error: r.last_error,

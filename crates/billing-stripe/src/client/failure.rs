@@ -64,26 +64,26 @@ pub(super) fn classify(call: &str, error: StripeError, secret: &SecretKey) -> Fa
         StripeError::Timeout => Failure::retry(GatewayError::Unavailable(Cause::msg(format!(
             "{call}: timed out waiting for Stripe"
         )))),
-        StripeError::ClientError(message) => Failure::retry(GatewayError::Unavailable(
-            Cause::context(
+        StripeError::ClientError(message) => {
+            Failure::retry(GatewayError::Unavailable(Cause::context(
                 format!("{call}: could not reach Stripe"),
                 Cause::msg(redact(&message, secret)),
-            ),
-        )),
+            )))
+        }
         // async-stripe reports an error status whose body it cannot read as a Stripe error
         // this way, without the status; a success body that is not JSON ends up here too.
-        StripeError::JSONDeserialize(message) => Failure::stop(GatewayError::Unexpected(
-            Cause::context(
+        StripeError::JSONDeserialize(message) => {
+            Failure::stop(GatewayError::Unexpected(Cause::context(
                 format!("{call}: unreadable Stripe response"),
                 Cause::msg(redact(&message, secret)),
-            ),
-        )),
-        StripeError::ConfigError(message) => Failure::stop(GatewayError::Unexpected(
-            Cause::context(
+            )))
+        }
+        StripeError::ConfigError(message) => {
+            Failure::stop(GatewayError::Unexpected(Cause::context(
                 format!("{call}: client configuration"),
                 Cause::msg(redact(&message, secret)),
-            ),
-        )),
+            )))
+        }
     }
 }
 

@@ -59,7 +59,7 @@ use async_trait::async_trait;
 use backon::Retryable;
 use billing_domain::facts::SubscriptionSnapshot;
 use billing_ports::{
-    Cause, CheckoutCreated, ErrorChain, CheckoutKind, CheckoutRequest, GatewayError, StripeGateway,
+    Cause, CheckoutCreated, CheckoutKind, CheckoutRequest, ErrorChain, GatewayError, StripeGateway,
 };
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
@@ -246,10 +246,9 @@ impl StripeClient {
 
 /// The caller's idempotency key, checked the way Stripe checks it (1 to 255 characters).
 fn idempotency_key(call: &str, key: &str) -> Result<IdempotencyKey, GatewayError> {
-    IdempotencyKey::new(key)
-        .map_err(|error| {
-            GatewayError::Rejected(Cause::context(format!("{call}: idempotency key"), error))
-        })
+    IdempotencyKey::new(key).map_err(|error| {
+        GatewayError::Rejected(Cause::context(format!("{call}: idempotency key"), error))
+    })
 }
 
 /// `metadata[user_id]`.

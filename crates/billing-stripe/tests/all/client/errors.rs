@@ -216,10 +216,7 @@ async fn a_success_that_is_not_json_is_unexpected() {
     assert!(matches!(error, GatewayError::Unexpected(_)), "{error:?}");
     assert_eq!(received(&server).await.len(), 1);
     // async-stripe's report of the parse failure is kept under the call's name.
-    let text = error
-        .source()
-        .map(ToString::to_string)
-        .unwrap_or_default();
+    let text = error.source().map(ToString::to_string).unwrap_or_default();
     assert_eq!(text, "create customer: unreadable Stripe response");
     let parser = error.source().and_then(|s| s.source());
     assert!(
