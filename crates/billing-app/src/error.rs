@@ -1,17 +1,22 @@
 //! The application's error type: one enum for every use case, mapped to HTTP in one place
 //! (the HTTP crate).
+//!
+//! A store or Stripe failure keeps the port's error as its source, which keeps its own cause:
+//! print these errors with [`billing_ports::ErrorChain`] to show the whole story, e.g.
+//! `store: database unavailable: <the pool's error>`.
 
 use billing_ports::{GatewayError, StoreError};
 use thiserror::Error;
 
 /// Why a use case did not succeed.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[derive(Debug, Error, Clone)]
 pub enum AppError {
-    /// The store failed (unreachable, constraint, query).
-    #[error("store: {0}")]
+    /// The store failed (unreachable, constraint, query); the [`StoreError`] is the source.
+    #[error("store")]
     Store(#[from] StoreError),
-    /// A Stripe call failed.
-    #[error("stripe: {0}")]
+    /// A Stripe call failed. Displayed as the [`GatewayError`] itself, whose every message
+    /// already names Stripe.
+    #[error(transparent)]
     Gateway(#[from] GatewayError),
     /// An event cannot be applied as it stands (for example a required amount is missing).
     #[error("cannot apply event: {0}")]
@@ -37,11 +42,12 @@ pub enum AppError {
 }
 
 /// Why [`crate::BillingApp::ingest`] did not apply an event, and whether the failure was
-/// recorded so that a redelivery or a replay applies it later.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-#[error("{cause}")]
+/// recorded so that a redelivery or a replay applies it later. Its source is the cause.
+#[derive(Debug, Error, Clone)]
+#[error("the event was not applied")]
 pub struct IngestError {
     /// Why the event was not applied; nothing of its effects was committed.
+    #[source]
     pub cause: AppError,
     /// True when the event is stored as `failed` with this cause; false when even that could
     /// not be written (the caller must not claim it is stored).

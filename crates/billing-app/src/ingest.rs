@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use billing_domain::{BillingEvent, Catalog, Fact};
 use billing_ports::{
-    BillingStore, Claim, Clock, EventStatus, NewEvent, ScopedFutureExt, StoreError, StripeGateway,
+    BillingStore, Claim, Clock, ErrorChain, EventStatus, NewEvent, ScopedFutureExt, StoreError,
+    StripeGateway,
 };
 use chrono::TimeDelta;
 
@@ -185,16 +186,14 @@ impl<S: BillingStore> BillingApp<S> {
                     elapsed_ms,
                     "event could not be applied; recording it as failed for retry"
                 );
-                let recorded = match self
-                    .store
-                    .record_failure(new_event, &error.to_string(), now)
-                    .await
-                {
+                // The whole chain is stored, down to the database's or Stripe's own words.
+                let last_error = ErrorChain(&error).to_string();
+                let recorded = match self.store.record_failure(new_event, &last_error, now).await {
                     Ok(()) => true,
                     Err(record_error) => {
                         tracing::error!(
                             event_id = new_event.id.as_str(),
-                            error = record_error.to_string(),
+                            error = ErrorChain(&record_error).to_string(),
                             "could not record the failure"
                         );
                         false

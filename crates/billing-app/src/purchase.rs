@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use billing_ports::{
-    BillingStore, CheckoutCreated, CheckoutKind, CheckoutRequest, CustomerRecord, ScopedFutureExt,
-    StripeGateway, StripeRequest, StripeRequestStatus,
+    BillingStore, CheckoutCreated, CheckoutKind, CheckoutRequest, CustomerRecord, ErrorChain,
+    ScopedFutureExt, StripeGateway, StripeRequest, StripeRequestStatus,
 };
 use sha2::{Digest, Sha256};
 
@@ -140,7 +140,7 @@ impl<S: BillingStore> BillingApp<S> {
                 Ok(id) => id,
                 Err(error) => {
                     request.status = StripeRequestStatus::Failed;
-                    request.last_error = Some(error.to_string());
+                    request.last_error = Some(ErrorChain(&error).to_string());
                     self.finish_request(&request).await?;
                     return Err(error.into());
                 }
@@ -276,7 +276,7 @@ impl<S: BillingStore> BillingApp<S> {
             }
             Err(error) => {
                 request.status = StripeRequestStatus::Failed;
-                request.last_error = Some(error.to_string());
+                request.last_error = Some(ErrorChain(&error).to_string());
                 self.finish_request(&request).await?;
                 Err(error.into())
             }

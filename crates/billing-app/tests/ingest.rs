@@ -7,7 +7,7 @@ use billing_app::{AppError, IngestOutcome};
 use billing_domain::facts::{InvoiceChange, SubscriptionChange};
 use billing_domain::{BillingEvent, Fact, SubscriptionStatus};
 use billing_ports::testing::{FaultyStore, StoreCall};
-use billing_ports::{BillingStore, EventStatus, StoreError};
+use billing_ports::{BillingStore, Cause, EventStatus, StoreError};
 use billing_store_diesel::DieselStore;
 use chrono::TimeDelta;
 use support::{Story, app, credits, customer_user, subscription};
@@ -105,7 +105,7 @@ async fn a_failure_midway_leaves_no_partial_rows_and_a_retry_applies(store: Dies
     let faulty = FaultyStore::new(store.clone());
     faulty.fail(
         StoreCall::AddCredit,
-        StoreError::Query("injected failure while adding credits".into()),
+        StoreError::Query(Cause::msg("injected failure while adding credits")),
     );
     let failing = app(faulty);
     failing
@@ -135,7 +135,12 @@ async fn a_failure_midway_leaves_no_partial_rows_and_a_retry_applies(store: Dies
     assert_eq!(credits(&store, &story.user).await, 0);
     let stored = store.event(&paid.id).await.unwrap().unwrap();
     assert_eq!((stored.status, stored.attempts), (EventStatus::Failed, 1));
-    assert!(stored.last_error.unwrap().contains("injected"));
+    assert!(stored.last_error.clone().unwrap().contains("injected"));
+    // The stored reason is the whole chain, each part once.
+    assert_eq!(
+        stored.last_error.as_deref(),
+        Some("store: query failed: injected failure while adding credits")
+    );
 
     let healthy = app(store.clone());
     assert_eq!(

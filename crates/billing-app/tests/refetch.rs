@@ -10,7 +10,7 @@ use billing_app::{AppSettings, BillingApp, IngestOutcome};
 use billing_domain::SubscriptionStatus;
 use billing_domain::facts::{SubscriptionChange, SubscriptionSnapshot};
 use billing_ports::{
-    BillingStore, CheckoutCreated, CheckoutRequest, GatewayError, ManualClock, StripeGateway,
+    BillingStore, Cause, CheckoutCreated, CheckoutRequest, GatewayError, ManualClock, StripeGateway,
 };
 use billing_store_diesel::DieselStore;
 use chrono::TimeDelta;
@@ -32,7 +32,7 @@ impl StripeGateway for FakeGateway {
             .unwrap()
             .clone()
             .filter(|s| s.id == id)
-            .ok_or_else(|| GatewayError::NotFound(id.to_owned()))
+            .ok_or_else(|| GatewayError::NotFound(Cause::msg(id)))
     }
     async fn customer_subscriptions(
         &self,
@@ -48,23 +48,23 @@ impl StripeGateway for FakeGateway {
         _: Option<&str>,
         _: &str,
     ) -> Result<String, GatewayError> {
-        Err(GatewayError::Rejected(
-            "ingestion must not create customers".into(),
-        ))
+        Err(GatewayError::Rejected(Cause::msg(
+            "ingestion must not create customers",
+        )))
     }
     async fn create_checkout_session(
         &self,
         _: &CheckoutRequest,
         _: &str,
     ) -> Result<CheckoutCreated, GatewayError> {
-        Err(GatewayError::Rejected(
-            "ingestion must not create sessions".into(),
-        ))
+        Err(GatewayError::Rejected(Cause::msg(
+            "ingestion must not create sessions",
+        )))
     }
     async fn create_portal_session(&self, _: &str, _: &str) -> Result<String, GatewayError> {
-        Err(GatewayError::Rejected(
-            "ingestion must not create portal sessions".into(),
-        ))
+        Err(GatewayError::Rejected(Cause::msg(
+            "ingestion must not create portal sessions",
+        )))
     }
 }
 

@@ -1,16 +1,17 @@
 //! The one place where errors become HTTP responses: `{"error": {"code", "message"}}`, the
 //! status fixed by the code ([`ErrorCode::status`]).
 //!
-//! A 5xx answer's message is opaque; what really happened travels in [`ApiError::cause`], which
-//! rides in the response's extensions to the request log (`request`), is printed there once
-//! with the request id, and is never sent.
+//! A 5xx answer's message is opaque; what really happened travels in [`ApiError::cause`] (the
+//! error's whole chain of sources, printed with [`ErrorChain`]), which rides in the response's
+//! extensions to the request log (`request`), is printed there once with the request id, and
+//! is never sent.
 
 use std::fmt;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use billing_app::{AppError, IngestError};
-use billing_ports::{GatewayError, StoreError};
+use billing_ports::{ErrorChain, GatewayError, StoreError};
 use serde::Serialize;
 use stripe_webhook_signature::SignatureError;
 
@@ -159,7 +160,8 @@ pub struct ApiError {
     /// What went wrong, for people. Never contains a secret or an internal error's details
     /// on 5xx answers.
     pub message: String,
-    /// The internal reason of a 5xx, for the log line only; never part of the answer.
+    /// The internal reason of a 5xx with all its sources, for the log line only; never part of
+    /// the answer.
     pub cause: Option<String>,
 }
 
@@ -261,7 +263,7 @@ impl ResponseError for ApiError {
 
 impl From<AppError> for ApiError {
     fn from(error: AppError) -> Self {
-        let cause = error.to_string();
+        let cause = ErrorChain(&error).to_string();
         let api = Self::from_app(error);
         if api.status().is_server_error() {
             api.with_cause(cause)
@@ -276,7 +278,7 @@ impl ApiError {
     /// database is unavailable, 422 when the event can never apply as sent, else 500. The
     /// message says whether the event is stored for a retry, and only when it is.
     pub fn ingest_failure(event_id: &str, error: IngestError) -> Self {
-        let cause = error.cause.to_string();
+        let cause = ErrorChain(&error.cause).to_string();
         let stored = if error.recorded {
             "it is stored as failed"
         } else {
@@ -323,8 +325,14 @@ impl ApiError {
             AppError::Gateway(GatewayError::Unavailable(_)) => {
                 ApiError::new(C::StripeUnavailable, "Stripe is unreachable; retry later")
             }
-            AppError::Gateway(GatewayError::NotFound(m)) => ApiError::new(C::StripeNotFound, m),
-            AppError::Gateway(GatewayError::Rejected(m)) => ApiError::new(C::StripeRejected, m),
+            // Stripe's answer (under the call's name) is the message, as the client can act on
+            // it; it never contains the key.
+            AppError::Gateway(GatewayError::NotFound(cause)) => {
+                ApiError::new(C::StripeNotFound, ErrorChain(&cause).to_string())
+            }
+            AppError::Gateway(GatewayError::Rejected(cause)) => {
+                ApiError::new(C::StripeRejected, ErrorChain(&cause).to_string())
+            }
             AppError::Gateway(GatewayError::Unexpected(_)) => ApiError::new(
                 C::StripeUnexpected,
                 "Stripe answered with something unexpected",

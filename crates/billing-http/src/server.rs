@@ -19,7 +19,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, web};
 use billing_app::{AppSettings, BillingApp};
 use billing_domain::Catalog;
-use billing_ports::{Clock, StripeGateway, SystemClock};
+use billing_ports::{Clock, ErrorChain, StripeGateway, SystemClock};
 use billing_store_diesel::{DieselStore, SetupError, StoreSettings};
 use billing_stripe::client::{StripeClient, StripeClientConfig};
 use chrono::TimeDelta;
@@ -279,7 +279,9 @@ async fn purge_hourly(app: BillingApp<DieselStore>) {
         every_hour.tick().await;
         match app.purge_events().await {
             Ok(n) => tracing::info!(purged = n, "event retention"),
-            Err(e) => tracing::warn!(error = e.to_string(), "event retention failed"),
+            Err(e) => {
+                tracing::warn!(error = ErrorChain(&e).to_string(), "event retention failed");
+            }
         }
     }
 }

@@ -21,7 +21,7 @@ pub mod store;
 pub mod testing;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{GatewayError, StoreError};
+pub use error::{Cause, ErrorChain, GatewayError, StoreError};
 pub use gateway::{CheckoutCreated, CheckoutKind, CheckoutRequest, StripeGateway};
 pub use records::*;
 pub use scoped_futures::ScopedFutureExt;

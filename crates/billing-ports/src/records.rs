@@ -7,7 +7,7 @@ use billing_domain::{Money, SubscriptionStatus};
 pub use billing_domain::{PaymentStatus, RefundStatus};
 use chrono::{DateTime, Utc};
 
-use crate::error::StoreError;
+use crate::error::{Cause, StoreError};
 
 /// Declares a closed set of string-valued states with `as_str` and `FromStr`.
 macro_rules! string_enum {
@@ -31,9 +31,9 @@ macro_rules! string_enum {
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s {
                     $($text => Ok($name::$variant),)+
-                    other => Err(StoreError::Corrupt(format!(
+                    other => Err(StoreError::Corrupt(Cause::msg(format!(
                         concat!("unknown ", stringify!($name), " {:?}"), other
-                    ))),
+                    )))),
                 }
             }
         }

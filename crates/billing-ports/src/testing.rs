@@ -291,7 +291,7 @@ mod tests {
     use super::*;
 
     fn refused() -> StoreError {
-        StoreError::Refused("injected".into())
+        StoreError::Refused(crate::error::Cause::msg("injected"))
     }
 
     #[test]
@@ -312,13 +312,13 @@ mod tests {
         let shared = store.clone();
         shared.fail(StoreCall::SaveSubscription, refused());
         for _ in 0..3 {
-            assert_eq!(
+            assert!(matches!(
                 check(&store.plan, StoreCall::SaveSubscription),
-                Err(refused())
-            );
+                Err(StoreError::Refused(_))
+            ));
         }
-        assert_eq!(check(&store.plan, StoreCall::Subscription), Ok(()));
+        assert!(check(&store.plan, StoreCall::Subscription).is_ok());
         shared.heal();
-        assert_eq!(check(&store.plan, StoreCall::SaveSubscription), Ok(()));
+        assert!(check(&store.plan, StoreCall::SaveSubscription).is_ok());
     }
 }

@@ -319,7 +319,7 @@ macro_rules! diesel_backend {
         > {
             pool.get()
                 .await
-                .map_err(|e| billing_ports::StoreError::Unavailable(e.to_string()))
+                .map_err(|e| billing_ports::StoreError::Unavailable(billing_ports::Cause::new(e)))
         }
 
         /// Runs a unit of work in one transaction on a pooled connection.
@@ -414,8 +414,12 @@ macro_rules! diesel_backend {
             ) -> Result<EventPosition, StoreError> {
                 Ok(EventPosition {
                     created,
-                    rank: u8::try_from(rank)
-                        .map_err(|_| StoreError::Corrupt(format!("event rank {rank}")))?,
+                    rank: u8::try_from(rank).map_err(|e| {
+                        StoreError::Corrupt(billing_ports::Cause::context(
+                            format!("event rank {rank}"),
+                            e,
+                        ))
+                    })?,
                     event_id,
                 })
             }
@@ -423,7 +427,10 @@ macro_rules! diesel_backend {
             fn subscription_record(row: SubscriptionRow) -> Result<SubscriptionRecord, StoreError> {
                 Ok(SubscriptionRecord {
                     item_price_ids: serde_json::from_str(&row.item_price_ids).map_err(|e| {
-                        StoreError::Corrupt(format!("item_price_ids {:?}: {e}", row.item_price_ids))
+                        StoreError::Corrupt(billing_ports::Cause::context(
+                            format!("item_price_ids {:?}", row.item_price_ids),
+                            e,
+                        ))
                     })?,
                     snapshot_position: position(
                         row.snapshot_event_created,
@@ -455,8 +462,9 @@ macro_rules! diesel_backend {
                     stripe_subscription_id: s.stripe_subscription_id.clone(),
                     stripe_customer_id: s.stripe_customer_id.clone(),
                     price_id: s.price_id.clone(),
-                    item_price_ids: serde_json::to_string(&s.item_price_ids)
-                        .map_err(|e| StoreError::Query(format!("item_price_ids: {e}")))?,
+                    item_price_ids: serde_json::to_string(&s.item_price_ids).map_err(|e| {
+                        StoreError::Query(billing_ports::Cause::context("item_price_ids", e))
+                    })?,
                     tier: s.tier.clone(),
                     status: s.status.as_str().to_owned(),
                     current_period_start: s.current_period_start,
@@ -476,8 +484,8 @@ macro_rules! diesel_backend {
             }
 
             fn money(amount_minor: i64, currency: &str) -> Result<Money, StoreError> {
-                let currency =
-                    Currency::parse(currency).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let currency = Currency::parse(currency)
+                    .map_err(|e| StoreError::Corrupt(billing_ports::Cause::new(e)))?;
                 Ok(Money::new(amount_minor, currency))
             }
 
@@ -533,14 +541,19 @@ macro_rules! diesel_backend {
             /// A count for a BIGINT column; values beyond `i64::MAX` are refused, not wrapped.
             fn to_stored(value: u64, what: &str) -> Result<i64, StoreError> {
                 i64::try_from(value).map_err(|_| {
-                    StoreError::Query(format!("{what} {value} exceeds the database's range"))
+                    StoreError::Query(billing_ports::Cause::msg(format!(
+                        "{what} {value} exceeds the database's range"
+                    )))
                 })
             }
 
             /// A count read back from a BIGINT column; a negative one is corrupt.
             fn from_stored(value: i64, what: &str) -> Result<u64, StoreError> {
-                u64::try_from(value)
-                    .map_err(|_| StoreError::Corrupt(format!("{what} {value} is negative")))
+                u64::try_from(value).map_err(|_| {
+                    StoreError::Corrupt(billing_ports::Cause::msg(format!(
+                        "{what} {value} is negative"
+                    )))
+                })
             }
 
             fn usage_row(u: &UsageRecord) -> Result<UsageRow, StoreError> {
@@ -636,8 +649,11 @@ macro_rules! diesel_backend {
                     .map_err(db_err)?;
                     if let Some(attempts) = claimed {
                         return Ok(Claim::Claimed {
-                            attempts: u32::try_from(attempts)
-                                .map_err(|_| StoreError::Corrupt(format!("attempts {attempts}")))?,
+                            attempts: u32::try_from(attempts).map_err(|_| {
+                                StoreError::Corrupt(billing_ports::Cause::msg(format!(
+                                    "attempts {attempts}"
+                                )))
+                            })?,
                         });
                     }
                     let status: String = e::stripe_events
@@ -1075,10 +1091,10 @@ macro_rules! diesel_backend {
                     .map_err(db_err)?;
                     if updated == 0 {
                         // An outcome with nowhere to go would be lost silently.
-                        return Err(StoreError::Query(format!(
+                        return Err(StoreError::Query(billing_ports::Cause::msg(format!(
                             "no stripe request {} {} to finish",
                             request.operation, request.stable_id
-                        )));
+                        ))));
                     }
                     Ok(())
                 }
@@ -1142,8 +1158,12 @@ macro_rules! diesel_backend {
                 row.map(|r| {
                     Ok(billing_ports::EventRecord {
                         status: parse_stored(&r.status)?,
-                        attempts: u32::try_from(r.attempts)
-                            .map_err(|_| StoreError::Corrupt(format!("attempts {}", r.attempts)))?,
+                        attempts: u32::try_from(r.attempts).map_err(|_| {
+                            StoreError::Corrupt(billing_ports::Cause::msg(format!(
+                                "attempts {}",
+                                r.attempts
+                            )))
+                        })?,
                         id: r.id,
                         event_type: r.event_type,
                         last_error: r.last_error,

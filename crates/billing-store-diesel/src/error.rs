@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use billing_ports::StoreError;
+use billing_ports::{Cause, StoreError};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use thiserror::Error;
 
@@ -70,28 +70,29 @@ pub(crate) fn connection_lost(error: &DieselError) -> bool {
     }
 }
 
-/// Maps a Diesel error onto the port's error.
+/// Maps a Diesel error onto the port's error, keeping the Diesel error as its cause.
 pub(crate) fn db_err(error: DieselError) -> StoreError {
     if connection_lost(&error) {
-        return StoreError::Unavailable(error.to_string());
+        return StoreError::Unavailable(Cause::new(error));
     }
-    match &error {
+    let kind = match &error {
         DieselError::DatabaseError(
             DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::ForeignKeyViolation,
-            info,
-        ) => StoreError::Conflict(info.message().to_owned()),
+            _,
+        ) => StoreError::Conflict,
         DieselError::DatabaseError(
             DatabaseErrorKind::CheckViolation | DatabaseErrorKind::NotNullViolation,
-            info,
-        ) => StoreError::Refused(info.message().to_owned()),
+            _,
+        ) => StoreError::Refused,
         DieselError::DatabaseError(_, info)
             if info.message().contains("does not exist")
                 || info.message().contains("no such table") =>
         {
-            StoreError::NotMigrated(info.message().to_owned())
+            StoreError::NotMigrated
         }
-        _ => StoreError::Query(error.to_string()),
-    }
+        _ => StoreError::Query,
+    };
+    kind(Cause::new(error))
 }
 
 /// Parses a stored enum column, reporting a corrupt value.
@@ -101,7 +102,9 @@ pub(crate) fn parse_stored<T: FromStr>(value: &str) -> Result<T, StoreError> {
             .rsplit("::")
             .next()
             .unwrap_or("value");
-        StoreError::Corrupt(format!("unknown {name} {value:?}"))
+        StoreError::Corrupt(billing_ports::Cause::msg(format!(
+            "unknown {name} {value:?}"
+        )))
     })
 }
 
@@ -158,5 +161,40 @@ mod tests {
         assert!(matches!(db_err(error), StoreError::Refused(_)));
         let error = database(DatabaseErrorKind::UniqueViolation, "duplicate key");
         assert!(matches!(db_err(error), StoreError::Conflict(_)));
+    }
+
+    #[test]
+    fn the_diesel_error_itself_is_the_source() {
+        let error = db_err(database(
+            DatabaseErrorKind::CheckViolation,
+            "new row violates check constraint \"amount_positive\"",
+        ));
+        let source = std::error::Error::source(&error).and_then(|s| s.downcast_ref::<Cause>());
+        let diesel = source.and_then(Cause::downcast_ref::<DieselError>);
+        assert!(
+            matches!(
+                diesel,
+                Some(DieselError::DatabaseError(DatabaseErrorKind::CheckViolation, info))
+                    if info.message().contains("amount_positive")
+            ),
+            "{error:?}"
+        );
+        // The kind is said once, the database's message once.
+        assert_eq!(
+            billing_ports::ErrorChain(&error).to_string(),
+            "value refused by the database: new row violates check constraint \"amount_positive\""
+        );
+
+        let lost = db_err(DieselError::BrokenTransactionManager);
+        assert!(matches!(
+            lost.cause().downcast_ref::<DieselError>(),
+            Some(DieselError::BrokenTransactionManager)
+        ));
+        let other = db_err(DieselError::NotFound);
+        assert!(matches!(&other, StoreError::Query(_)));
+        assert!(matches!(
+            other.cause().downcast_ref::<DieselError>(),
+            Some(DieselError::NotFound)
+        ));
     }
 }

@@ -38,7 +38,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use billing_ports::{BillingStore, EventRecord, NewEvent, StoreError, TxFuture};
+use billing_ports::{BillingStore, Cause, EventRecord, NewEvent, StoreError, TxFuture};
 use chrono::{DateTime, Utc};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
@@ -191,9 +191,9 @@ where
     C: SimpleAsyncConnection + Send,
 {
     match result {
-        Err(StoreError::Query(message)) => match conn.batch_execute("SELECT 1").await {
-            Err(probe) if error::connection_lost(&probe) => Err(StoreError::Unavailable(message)),
-            _ => Err(StoreError::Query(message)),
+        Err(StoreError::Query(cause)) => match conn.batch_execute("SELECT 1").await {
+            Err(probe) if error::connection_lost(&probe) => Err(StoreError::Unavailable(cause)),
+            _ => Err(StoreError::Query(cause)),
         },
         other => other,
     }
@@ -279,10 +279,10 @@ impl DieselStore {
     {
         match tokio::time::timeout(limit, call).await {
             Ok(result) => result,
-            Err(_) => Err(E::from(StoreError::Unavailable(format!(
+            Err(_) => Err(E::from(StoreError::Unavailable(Cause::msg(format!(
                 "no answer from the database within {} ms",
                 limit.as_millis()
-            )))),
+            ))))),
         }
     }
 

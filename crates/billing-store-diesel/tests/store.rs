@@ -364,6 +364,18 @@ async fn a_usage_idempotency_key_is_recorded_once_per_user(backend: Backend) {
     // transaction adds nothing to any counter.
     let again = record(store, &usage("u1", "api_calls", 1, 3, "same")).await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    // The database's own error is kept as the cause, not just its message.
+    let cause = again.as_ref().err().map(StoreError::cause);
+    assert!(
+        cause.is_some_and(|c| matches!(
+            c.downcast_ref::<diesel::result::Error>(),
+            Some(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )),
+        "{again:?}"
+    );
     let other_metric = record(store, &usage("u1", "exports", 1, 4, "same")).await;
     assert!(
         matches!(other_metric, Err(StoreError::Conflict(_))),

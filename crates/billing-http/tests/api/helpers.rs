@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use billing_domain::Catalog;
 use billing_domain::facts::SubscriptionSnapshot;
 use billing_http::{DatabaseSettings, Parts, Server, ServerLimits, Settings, StripeSettings};
-use billing_ports::{CheckoutCreated, CheckoutRequest, GatewayError, StripeGateway, SystemClock};
+use billing_ports::{
+    Cause, CheckoutCreated, CheckoutRequest, GatewayError, StripeGateway, SystemClock,
+};
 use billing_store_diesel::DieselStore;
 use billing_store_diesel::testing::TestDatabase;
 use serde_json::{Value, json};
@@ -33,7 +35,7 @@ impl StripeGateway for FakeStripe {
         subs.iter()
             .find(|s| s.id == id)
             .cloned()
-            .ok_or_else(|| GatewayError::NotFound(id.into()))
+            .ok_or_else(|| GatewayError::NotFound(Cause::msg(id)))
     }
     async fn customer_subscriptions(
         &self,

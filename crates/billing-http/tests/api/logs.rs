@@ -58,6 +58,14 @@ async fn a_5xx_is_logged_once_with_its_request_id_and_cause_and_answered_opaquel
         "{line}"
     );
     assert!(line.contains(r#"code="internal_error""#), "{line}");
+    // The cause is the whole chain, each part once: the application's, the store's kind and
+    // the database's own message (which the body above never shows).
+    assert!(
+        line.contains(
+            r#"cause="store: database schema is not migrated: relation \"customers\" does not exist""#
+        ),
+        "{line}"
+    );
 }
 
 #[actix_web::test]
@@ -89,6 +97,16 @@ async fn a_webhook_503_is_logged_once_with_request_and_event_ids() {
     assert_eq!(failed.len(), 1, "the cause is logged once: {failed:#?}");
     assert!(failed[0].contains("request failed"), "{}", failed[0]);
     assert!(failed[0].contains("request_id="), "{}", failed[0]);
+    // The chain goes on to the pool's own error.
+    let chain = failed[0]
+        .split(r#"cause="store: database unavailable: "#)
+        .nth(1)
+        .unwrap_or("");
+    assert!(
+        chain.split('"').next().is_some_and(|pool| pool.len() > 3),
+        "{}",
+        failed[0]
+    );
 }
 
 #[actix_web::test]

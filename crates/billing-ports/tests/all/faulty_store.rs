@@ -3,7 +3,7 @@
 
 use billing_ports::testing::{FaultyStore, StoreCall};
 use billing_ports::{
-    BillingStore, CreditEntry, CreditReason, CustomerRecord, ScopedFutureExt, StoreError,
+    BillingStore, Cause, CreditEntry, CreditReason, CustomerRecord, ScopedFutureExt, StoreError,
 };
 use billing_store_diesel::testing::TestDatabase;
 use chrono::{TimeZone, Utc};
@@ -68,7 +68,7 @@ async fn a_fault_midway_rolls_back_the_whole_unit_of_work() {
     let faulty = FaultyStore::new(db.store().clone());
     faulty.fail(
         StoreCall::AddCredit,
-        StoreError::Unavailable("injected: connection reset during add_credit".into()),
+        StoreError::Unavailable(Cause::msg("injected: connection reset during add_credit")),
     );
 
     let error = customer_then_credit(&faulty, "in_1T4nX2eZvKYlo2Ca9Qd")
@@ -99,7 +99,7 @@ async fn reads_and_bookkeeping_calls_can_fail_too() {
 
     faulty.fail_times(
         StoreCall::CreditBalance,
-        StoreError::Query("injected: statement failed".into()),
+        StoreError::Query(Cause::msg("injected: statement failed")),
         1,
     );
     let failed = faulty
@@ -111,12 +111,12 @@ async fn reads_and_bookkeeping_calls_can_fail_too() {
 
     faulty.fail(
         StoreCall::Event,
-        StoreError::Unavailable("injected: pool exhausted".into()),
+        StoreError::Unavailable(Cause::msg("injected: pool exhausted")),
     );
     assert!(faulty.event("evt_1T4nZ12eZvKYlo2CxP0s").await.is_err());
     faulty.fail(
         StoreCall::Transaction,
-        StoreError::Unavailable("injected: no connection".into()),
+        StoreError::Unavailable(Cause::msg("injected: no connection")),
     );
     let refused = customer_then_credit(&faulty, "in_1T4nZ82eZvKYlo2Cb4Rm").await;
     assert!(matches!(refused, Err(StoreError::Unavailable(_))));

@@ -1,6 +1,6 @@
 //! Turning async-stripe's errors into [`GatewayError`]s, and deciding which ones to retry.
 
-use billing_ports::GatewayError;
+use billing_ports::{Cause, GatewayError};
 use stripe::{ApiErrors, ApiErrorsCode, StripeError};
 
 use super::secret::{SecretKey, redact};
@@ -41,38 +41,49 @@ impl Failure {
 /// | timeout, connection or protocol error | `Unavailable` | yes |
 /// | an error status whose body is not a Stripe error, or any other status | `Unexpected` | no |
 ///
-/// Messages never contain the secret key (see [`redact`]).
+/// The cause is Stripe's answer (status, type, code, parameter, message) or async-stripe's
+/// report of the transport or parsing failure, under the call's name; its text never contains
+/// the secret key (see [`redact`]).
 pub(super) fn classify(call: &str, error: StripeError, secret: &SecretKey) -> Failure {
     match error {
         StripeError::Stripe(api, status) => {
-            let message = redact(&format!("{call}: {}", describe(&api, status)), secret);
+            let answer = Cause::msg(redact(
+                &format!("{call}: {}", describe(&api, status)),
+                secret,
+            ));
             match status {
-                404 => Failure::stop(GatewayError::NotFound(message)),
+                404 => Failure::stop(GatewayError::NotFound(answer)),
                 409 if is_concurrency_conflict(&api) => {
-                    Failure::retry(GatewayError::Rejected(message))
+                    Failure::retry(GatewayError::Rejected(answer))
                 }
-                424 | 429 | 500..=599 => Failure::retry(GatewayError::Unavailable(message)),
-                400..=499 => Failure::stop(GatewayError::Rejected(message)),
-                _ => Failure::stop(GatewayError::Unexpected(message)),
+                424 | 429 | 500..=599 => Failure::retry(GatewayError::Unavailable(answer)),
+                400..=499 => Failure::stop(GatewayError::Rejected(answer)),
+                _ => Failure::stop(GatewayError::Unexpected(answer)),
             }
         }
-        StripeError::Timeout => Failure::retry(GatewayError::Unavailable(format!(
+        StripeError::Timeout => Failure::retry(GatewayError::Unavailable(Cause::msg(format!(
             "{call}: timed out waiting for Stripe"
-        ))),
-        StripeError::ClientError(message) => Failure::retry(GatewayError::Unavailable(redact(
-            &format!("{call}: could not reach Stripe: {message}"),
-            secret,
-        ))),
+        )))),
+        StripeError::ClientError(message) => {
+            Failure::retry(GatewayError::Unavailable(Cause::context(
+                format!("{call}: could not reach Stripe"),
+                Cause::msg(redact(&message, secret)),
+            )))
+        }
         // async-stripe reports an error status whose body it cannot read as a Stripe error
         // this way, without the status; a success body that is not JSON ends up here too.
-        StripeError::JSONDeserialize(message) => Failure::stop(GatewayError::Unexpected(redact(
-            &format!("{call}: unreadable Stripe response: {message}"),
-            secret,
-        ))),
-        StripeError::ConfigError(message) => Failure::stop(GatewayError::Unexpected(redact(
-            &format!("{call}: client configuration: {message}"),
-            secret,
-        ))),
+        StripeError::JSONDeserialize(message) => {
+            Failure::stop(GatewayError::Unexpected(Cause::context(
+                format!("{call}: unreadable Stripe response"),
+                Cause::msg(redact(&message, secret)),
+            )))
+        }
+        StripeError::ConfigError(message) => {
+            Failure::stop(GatewayError::Unexpected(Cause::context(
+                format!("{call}: client configuration"),
+                Cause::msg(redact(&message, secret)),
+            )))
+        }
     }
 }
 

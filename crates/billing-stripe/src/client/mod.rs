@@ -41,7 +41,10 @@
 //! card, an idempotency key reused with other parameters) → [`GatewayError::Rejected`] with
 //! Stripe's type, code, parameter and message; 429, 5xx, timeouts and network errors, once
 //! retries are exhausted → [`GatewayError::Unavailable`]; an answer that cannot be read →
-//! [`GatewayError::Unexpected`]. No message contains the secret key.
+//! [`GatewayError::Unexpected`]. Each error keeps its cause as its
+//! [`source`](std::error::Error::source): the call's name with Stripe's answer, async-stripe's
+//! report of the network or parsing failure, or the JSON parser's own error. No message
+//! contains the secret key.
 
 mod failure;
 mod response;
@@ -55,7 +58,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use backon::Retryable;
 use billing_domain::facts::SubscriptionSnapshot;
-use billing_ports::{CheckoutCreated, CheckoutKind, CheckoutRequest, GatewayError, StripeGateway};
+use billing_ports::{
+    Cause, CheckoutCreated, CheckoutKind, CheckoutRequest, ErrorChain, GatewayError, StripeGateway,
+};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 use stripe::{ClientBuilder, IdempotencyKey, RequestStrategy, StripeRequest};
@@ -220,19 +225,19 @@ impl StripeClient {
             .when(|failure| failure.retryable)
             .notify(|failure, delay| {
                 retry += 1;
-                tracing::info!(call, retry, ?delay, error = %failure.error, "retrying stripe call");
+                tracing::info!(call, retry, ?delay, error = %ErrorChain(&failure.error), "retrying stripe call");
             })
             .await;
         match answer {
             Ok(value) => response::object(call, &value),
             Err(failure) if failure.retryable => {
                 let attempts = self.retry.max_retries.saturating_add(1);
-                tracing::warn!(call, attempts, error = %failure.error, "stripe call failed after retries");
+                tracing::warn!(call, attempts, error = %ErrorChain(&failure.error), "stripe call failed after retries");
                 Err(failure.error)
             }
             Err(failure) => {
                 // The caller decides whether a refusal is worth more than a debug line.
-                tracing::debug!(call, error = %failure.error, "stripe refused the call");
+                tracing::debug!(call, error = %ErrorChain(&failure.error), "stripe refused the call");
                 Err(failure.error)
             }
         }
@@ -241,8 +246,9 @@ impl StripeClient {
 
 /// The caller's idempotency key, checked the way Stripe checks it (1 to 255 characters).
 fn idempotency_key(call: &str, key: &str) -> Result<IdempotencyKey, GatewayError> {
-    IdempotencyKey::new(key)
-        .map_err(|error| GatewayError::Rejected(format!("{call}: idempotency key: {error}")))
+    IdempotencyKey::new(key).map_err(|error| {
+        GatewayError::Rejected(Cause::context(format!("{call}: idempotency key"), error))
+    })
 }
 
 /// `metadata[user_id]`.
@@ -261,7 +267,9 @@ const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 /// percent-encoded otherwise (Stripe ids are `[A-Za-z0-9_]`, so this changes nothing for them).
 fn path_segment(call: &str, id: &str) -> Result<String, GatewayError> {
     if id.is_empty() {
-        return Err(GatewayError::Rejected(format!("{call}: the id is empty")));
+        return Err(GatewayError::Rejected(Cause::msg(format!(
+            "{call}: the id is empty"
+        ))));
     }
     Ok(utf8_percent_encode(id, PATH_SEGMENT).to_string())
 }
@@ -305,9 +313,9 @@ impl StripeGateway for StripeClient {
     ) -> Result<Vec<SubscriptionSnapshot>, GatewayError> {
         let call = "list customer subscriptions";
         if customer_id.is_empty() {
-            return Err(GatewayError::Rejected(format!(
+            return Err(GatewayError::Rejected(Cause::msg(format!(
                 "{call}: the customer id is empty"
-            )));
+            ))));
         }
         let mut subscriptions = Vec::new();
         let mut starting_after: Option<String> = None;
@@ -384,9 +392,9 @@ impl StripeGateway for StripeClient {
         params = match request.kind {
             CheckoutKind::Payment => {
                 if request.trial_days.is_some() {
-                    return Err(GatewayError::Rejected(format!(
+                    return Err(GatewayError::Rejected(Cause::msg(format!(
                         "{call}: trial days are only possible in subscription mode"
-                    )));
+                    ))));
                 }
                 // The payment intent carries the user too, so its own events
                 // (`payment_intent.*`) name the user even before the customer is linked.

@@ -7,7 +7,7 @@
 
 use billing_domain::Fact;
 use billing_domain::facts::SubscriptionSnapshot;
-use billing_ports::GatewayError;
+use billing_ports::{Cause, GatewayError};
 use serde_json::{Map, Value, json};
 
 use crate::error::WireError;
@@ -25,7 +25,10 @@ pub(super) fn object(call: &str, value: &miniserde::json::Value) -> Result<Objec
     match serde_json::from_str::<Value>(&text) {
         Ok(Value::Object(object)) => Ok(object),
         Ok(_) => Err(unexpected(call, "the answer is not a JSON object")),
-        Err(error) => Err(unexpected(call, &error.to_string())),
+        Err(error) => Err(GatewayError::Unexpected(Cause::context(
+            format!("{call}: the answer cannot be read as JSON"),
+            error,
+        ))),
     }
 }
 
@@ -90,8 +93,9 @@ pub(super) fn subscription(
         "livemode": false,
         "data": { "object": object },
     });
-    let bytes = serde_json::to_vec(&event)
-        .map_err(|error| unexpected(call, &format!("subscription {id}: {error}")))?;
+    let bytes = serde_json::to_vec(&event).map_err(|error| {
+        GatewayError::Unexpected(Cause::context(format!("{call}: subscription {id}"), error))
+    })?;
     let subject = format!("subscription {id}");
     match parse_event(&bytes) {
         Ok(event) => match event.fact {
@@ -128,7 +132,8 @@ fn wire_problem(error: &WireError) -> String {
     }
 }
 
-/// `GatewayError::Unexpected` for the call `call`.
+/// `GatewayError::Unexpected` for the call `call`, caused by `problem` (found by our own
+/// reading of the answer, so there is no underlying error).
 pub(super) fn unexpected(call: &str, problem: &str) -> GatewayError {
-    GatewayError::Unexpected(format!("{call}: {problem}"))
+    GatewayError::Unexpected(Cause::msg(format!("{call}: {problem}")))
 }

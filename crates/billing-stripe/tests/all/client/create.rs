@@ -224,7 +224,7 @@ async fn checkout_session_without_url_is_unexpected() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&error, GatewayError::Unexpected(m) if m.contains("`url`")),
+        matches!(&error, GatewayError::Unexpected(m) if m.to_string().contains("`url`")),
         "{error:?}"
     );
 }

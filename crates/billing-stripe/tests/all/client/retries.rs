@@ -1,8 +1,9 @@
 //! Bounded retries: what is retried, how often, and that a create re-sends its key.
 
+use std::error::Error as _;
 use std::time::Duration;
 
-use billing_ports::{GatewayError, StripeGateway};
+use billing_ports::{ErrorChain, GatewayError, StripeGateway};
 use billing_stripe::client::StripeClient;
 use serde_json::json;
 use wiremock::matchers::{method, path};
@@ -59,7 +60,7 @@ async fn persistent_503_gives_unavailable_after_one_plus_max_retries_attempts() 
         .await
         .unwrap_err();
     assert!(
-        matches!(&error, GatewayError::Unavailable(m) if m.contains("503")),
+        matches!(&error, GatewayError::Unavailable(m) if m.to_string().contains("503")),
         "{error:?}"
     );
     let requests = received(&server).await;
@@ -207,7 +208,7 @@ async fn a_slow_answer_times_out_is_retried_and_ends_unavailable() {
     let started = std::time::Instant::now();
     let error = client.fetch_subscription("sub_slow").await.unwrap_err();
     assert!(
-        matches!(&error, GatewayError::Unavailable(m) if m.contains("timed out")),
+        matches!(&error, GatewayError::Unavailable(m) if m.to_string().contains("timed out")),
         "{error:?}"
     );
     assert!(
@@ -238,8 +239,18 @@ async fn an_unreachable_stripe_is_unavailable() {
         .create_portal_session("cus_1", "https://app.example/")
         .await
         .unwrap_err();
+    assert!(matches!(&error, GatewayError::Unavailable(_)), "{error:?}");
+    // The call's name is the cause; async-stripe's report of the connection failure is its
+    // source.
+    let call = error.source().map(ToString::to_string);
+    assert_eq!(
+        call.as_deref(),
+        Some("create portal session: could not reach Stripe")
+    );
+    let transport = error.source().and_then(|s| s.source());
     assert!(
-        matches!(&error, GatewayError::Unavailable(m) if m.contains("could not reach Stripe")),
-        "{error:?}"
+        transport.is_some_and(|t| !t.to_string().is_empty()),
+        "{}",
+        ErrorChain(&error)
     );
 }

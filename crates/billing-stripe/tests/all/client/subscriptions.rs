@@ -1,7 +1,7 @@
 //! Reading subscriptions: one by id, and every one of a customer, page by page.
 
 use billing_domain::{Fact, SubscriptionStatus};
-use billing_ports::{GatewayError, StripeGateway};
+use billing_ports::{ErrorChain, GatewayError, StripeGateway};
 use billing_stripe::parse_event;
 use chrono::DateTime;
 use serde_json::{Value, json};
@@ -91,8 +91,9 @@ async fn a_subscription_missing_a_required_field_is_unexpected_and_names_it() {
         .fetch_subscription("sub_1")
         .await
         .unwrap_err();
+    let message = ErrorChain(&error).to_string();
     match error {
-        GatewayError::Unexpected(message) => {
+        GatewayError::Unexpected(_) => {
             assert!(message.contains("subscription sub_1"), "{message}");
             assert!(message.contains("`customer`"), "{message}");
             assert!(!message.contains("data.object"), "{message}");
