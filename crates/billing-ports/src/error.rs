@@ -51,6 +51,20 @@ impl Cause {
     }
 }
 
+/// A message as a cause (the same as [`Cause::msg`]).
+impl From<&str> for Cause {
+    fn from(message: &str) -> Self {
+        Self::msg(message)
+    }
+}
+
+/// A message as a cause (the same as [`Cause::msg`]).
+impl From<String> for Cause {
+    fn from(message: String) -> Self {
+        Self::msg(message)
+    }
+}
+
 impl fmt::Debug for Cause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&*self.0, f)

@@ -8,6 +8,9 @@
 //! - [`StripeGateway`]: outgoing Stripe API calls (re-fetching objects).
 //! - [`Clock`]: the current time, injectable for tests.
 //!
+//! Feature `testing` adds the test doubles other crates' tests share (`testing::FaultyStore`,
+//! `testing::FakeGateway`).
+//!
 //! Architecture invariant: no Diesel, SQL or async-stripe type crosses these traits. Adapters
 //! (`billing-store-diesel`, `billing-stripe`) implement them; `billing-app` uses them.
 #![warn(missing_docs)]

@@ -1,10 +1,27 @@
 //! Test doubles of the ports (feature `testing`), shared by the crates that test against them.
 //!
-//! [`FaultyStore`] wraps any [`BillingStore`] and makes chosen calls fail, inside units of work
-//! and outside them, so a test can inject a failure midway through a transaction (after some
-//! rows were written) and check that nothing of it stays.
+//! - [`FaultyStore`] wraps any [`BillingStore`] and makes chosen calls fail, inside units of
+//!   work and outside them, so a test can inject a failure midway through a transaction (after
+//!   some rows were written) and check that nothing of it stays.
+//! - [`FakeGateway`] stands in for Stripe's API behind the [`StripeGateway`] port. It keeps
+//!   Stripe's idempotency-key semantics (a repeated key answers the object created first, a key
+//!   re-used with other parameters is rejected), makes Stripe-shaped random ids and URLs
+//!   (`cus_…`, `cs_test_…`, `https://checkout.stripe.com/…`), answers subscription fetches
+//!   from the snapshots a test stored, records what it created, counts calls, and can be told
+//!   to fail a call with a chosen [`GatewayError`] or to answer it late.
+//!
+//! Both are planned the same way: `fail(call, error)` fails every later `call`,
+//! `fail_times(call, error, n)` the next `n` ones, `heal()` removes the plan, and
+//! `calls(call)` counts the calls made (failed or not). Clones share the plan and the state,
+//! so a test keeps one clone while the application uses another.
+//!
+//! [`StripeGateway`]: crate::StripeGateway
+//! [`GatewayError`]: crate::GatewayError
+
+mod gateway;
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -20,6 +37,8 @@ use crate::store::{
     LockTx, PaymentTx, StripeRequestTx, SubscriptionRead, SubscriptionTx, TxFuture, UsageRead,
     UsageTx,
 };
+
+pub use gateway::{FakeCheckoutSession, FakeCustomer, FakeGateway, FakePortalSession, GatewayCall};
 
 /// One method of the store ports, as a [`FaultyStore`] names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,17 +76,68 @@ pub enum StoreCall {
 
 /// A planned failure: the error to return, and how many more times (`None`: every time).
 #[derive(Debug)]
-struct Fault {
-    error: StoreError,
+struct Fault<E> {
+    error: E,
     remaining: Option<usize>,
 }
 
-/// The shared plan and the call counts of one [`FaultyStore`] and its clones.
-#[derive(Debug, Default)]
-struct Plan {
-    faults: HashMap<StoreCall, Fault>,
-    calls: HashMap<StoreCall, usize>,
+/// The planned failures and the call counts of one test double and its clones, by call.
+#[derive(Debug)]
+struct Plan<C, E> {
+    faults: HashMap<C, Fault<E>>,
+    calls: HashMap<C, usize>,
 }
+
+impl<C, E> Default for Plan<C, E> {
+    fn default() -> Self {
+        Self {
+            faults: HashMap::new(),
+            calls: HashMap::new(),
+        }
+    }
+}
+
+impl<C: Copy + Eq + Hash, E: Clone> Plan<C, E> {
+    /// Plans `call` to fail with `error`, `times` more times (`None`: every time).
+    fn fail(&mut self, call: C, error: E, times: Option<usize>) {
+        self.faults.insert(
+            call,
+            Fault {
+                error,
+                remaining: times,
+            },
+        );
+    }
+
+    /// How many times `call` was made.
+    fn calls(&self, call: C) -> usize {
+        self.calls.get(&call).copied().unwrap_or(0)
+    }
+
+    /// Counts `call` and returns its planned failure, if any.
+    fn check(&mut self, call: C) -> Result<(), E> {
+        *self.calls.entry(call).or_default() += 1;
+        let Some(fault) = self.faults.get_mut(&call) else {
+            return Ok(());
+        };
+        let error = fault.error.clone();
+        match &mut fault.remaining {
+            None => {}
+            Some(0) => {
+                self.faults.remove(&call);
+                return Ok(());
+            }
+            Some(1) => {
+                self.faults.remove(&call);
+            }
+            Some(n) => *n -= 1,
+        }
+        Err(error)
+    }
+}
+
+/// The store's plan.
+type StorePlan = Plan<StoreCall, StoreError>;
 
 /// A [`BillingStore`] that forwards to `inner` except for the calls told to fail.
 ///
@@ -76,7 +146,7 @@ struct Plan {
 #[derive(Debug, Clone)]
 pub struct FaultyStore<S> {
     inner: S,
-    plan: Arc<Mutex<Plan>>,
+    plan: Arc<Mutex<StorePlan>>,
 }
 
 impl<S> FaultyStore<S> {
@@ -90,24 +160,12 @@ impl<S> FaultyStore<S> {
 
     /// Makes every later `call` return `error` (before reaching the inner store).
     pub fn fail(&self, call: StoreCall, error: StoreError) {
-        self.lock().faults.insert(
-            call,
-            Fault {
-                error,
-                remaining: None,
-            },
-        );
+        self.lock().fail(call, error, None);
     }
 
     /// Makes the next `times` calls of `call` return `error`, then lets it through again.
     pub fn fail_times(&self, call: StoreCall, error: StoreError, times: usize) {
-        self.lock().faults.insert(
-            call,
-            Fault {
-                error,
-                remaining: Some(times),
-            },
-        );
+        self.lock().fail(call, error, Some(times));
     }
 
     /// Removes every planned failure.
@@ -117,7 +175,7 @@ impl<S> FaultyStore<S> {
 
     /// How many times `call` was made (failed or not).
     pub fn calls(&self, call: StoreCall) -> usize {
-        self.lock().calls.get(&call).copied().unwrap_or(0)
+        self.lock().calls(call)
     }
 
     /// The wrapped store.
@@ -125,37 +183,21 @@ impl<S> FaultyStore<S> {
         &self.inner
     }
 
-    fn lock(&self) -> MutexGuard<'_, Plan> {
-        lock_plan(&self.plan)
+    fn lock(&self) -> MutexGuard<'_, StorePlan> {
+        lock(&self.plan)
     }
 }
 
-/// The plan, even when a test panicked while holding it (the plan stays usable).
-fn lock_plan(plan: &Mutex<Plan>) -> MutexGuard<'_, Plan> {
-    plan.lock()
+/// The value behind `mutex`, even when a test panicked while holding it (it stays usable).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Counts `call` and returns its planned failure, if any.
-fn check(plan: &Mutex<Plan>, call: StoreCall) -> Result<(), StoreError> {
-    let mut plan = lock_plan(plan);
-    *plan.calls.entry(call).or_default() += 1;
-    let Some(fault) = plan.faults.get_mut(&call) else {
-        return Ok(());
-    };
-    let error = fault.error.clone();
-    match &mut fault.remaining {
-        None => {}
-        Some(0) => {
-            plan.faults.remove(&call);
-            return Ok(());
-        }
-        Some(1) => {
-            plan.faults.remove(&call);
-        }
-        Some(n) => *n -= 1,
-    }
-    Err(error)
+fn check(plan: &Mutex<StorePlan>, call: StoreCall) -> Result<(), StoreError> {
+    lock(plan).check(call)
 }
 
 #[async_trait]
@@ -220,7 +262,7 @@ impl<S: BillingStore> BillingStore for FaultyStore<S> {
 /// A unit of work's view (`dyn BillingTx` or `dyn BillingRead`) with the plan applied.
 struct Faulty<'r, X: ?Sized> {
     inner: &'r mut X,
-    plan: Arc<Mutex<Plan>>,
+    plan: Arc<Mutex<StorePlan>>,
 }
 
 /// Implements one port trait for [`Faulty`] by checking the plan, then forwarding.

@@ -18,12 +18,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A stand-in for Stripe's API on 127.0.0.1 that records each request head and refuses it
 /// the way Stripe refuses a bad request (400 `invalid_request_error`).
-struct FakeStripe {
+///
+/// An HTTP server, not billing-ports' in-process `FakeGateway`: the server under test is a
+/// separate process whose real Stripe client must send the secret key over the wire, and
+/// that request is what this test has to see.
+struct RefusingStripeApi {
     url: String,
     heads: Arc<Mutex<Vec<String>>>,
 }
 
-impl FakeStripe {
+impl RefusingStripeApi {
     async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -61,7 +65,7 @@ impl FakeStripe {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_secret_reaches_the_logs_at_trace_level() {
     let mut s = Scenario::new("secrets").unwrap();
-    let stripe = FakeStripe::start().await;
+    let stripe = RefusingStripeApi::start().await;
     let mut spec = s
         .spec("live", "live")
         .await

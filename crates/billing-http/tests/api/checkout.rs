@@ -2,6 +2,7 @@
 
 use billing_domain::SubscriptionStatus;
 use billing_domain::facts::SubscriptionSnapshot;
+use billing_ports::testing::GatewayCall;
 use serde_json::json;
 
 use crate::helpers::spawn_app;
@@ -38,7 +39,7 @@ async fn a_retried_checkout_with_the_same_key_is_one_stripe_session() {
     );
     assert_eq!(again["replayed"], true);
     assert_eq!(
-        *app.stripe.session_calls.lock().unwrap(),
+        app.stripe.calls(GatewayCall::CreateCheckoutSession),
         1,
         "answered from our record, Stripe not called again"
     );
@@ -95,11 +96,17 @@ async fn two_racing_first_checkouts_of_one_user_make_one_stripe_customer() {
     let ((sa, ba), (sb, bb)) = futures_util::future::join(a, b).await;
     assert_eq!((sa, sb), (200, 200), "{ba} {bb}");
     assert_ne!(ba["id"], bb["id"], "two keys, two sessions");
-    let customers = app.stripe.customers.lock().unwrap().clone();
+    let customers = app.stripe.customers();
     assert_eq!(customers.len(), 1, "one Stripe customer: {customers:?}");
-    let customer = customers.values().next().unwrap().clone();
-    assert!(ba["url"].as_str().unwrap().ends_with(&customer));
-    assert!(bb["url"].as_str().unwrap().ends_with(&customer));
+    let customer = &customers[0].id;
+    for answer in [&ba, &bb] {
+        let session = app
+            .stripe
+            .checkout_session(answer["id"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(answer["url"], session.created.url.as_str());
+        assert_eq!(&session.request.customer_id, customer);
+    }
 }
 
 #[actix_web::test]
@@ -122,35 +129,36 @@ async fn portal_and_sync_need_a_known_customer() {
         )
         .await;
     assert_eq!(status, 200);
+    let customer = app.stripe.customers()[0].id.clone();
     let (status, portal) = app.post("/v1/portal/sessions", &body, &[]).await;
     assert_eq!(status, 200);
-    assert!(
-        portal["url"]
-            .as_str()
-            .unwrap()
-            .starts_with("https://billing.stripe.test/p/cus_fake_1")
+    let portals = app.stripe.portal_sessions();
+    assert_eq!(portals.len(), 1);
+    assert_eq!(portal["url"], portals[0].url.as_str());
+    assert_eq!(
+        (
+            portals[0].customer_id.as_str(),
+            portals[0].return_url.as_str()
+        ),
+        (customer.as_str(), "https://app.example/billing")
     );
 
     // The user came back from Checkout before the webhook: sync asks Stripe.
     let now = chrono::Utc::now();
-    app.stripe
-        .subscriptions
-        .lock()
-        .unwrap()
-        .push(SubscriptionSnapshot {
-            id: "sub_synced".into(),
-            customer_id: "cus_fake_1".into(),
-            status: SubscriptionStatus::Trialing,
-            price_ids: vec!["price_pro_yearly".into()],
-            current_period_start: Some(now),
-            current_period_end: Some(now + chrono::TimeDelta::days(14)),
-            cancel_at_period_end: false,
-            cancel_at: None,
-            canceled_at: None,
-            ended_at: None,
-            trial_end: Some(now + chrono::TimeDelta::days(14)),
-            metadata_user_id: Some("u_p".into()),
-        });
+    app.stripe.put_subscription(SubscriptionSnapshot {
+        id: "sub_synced".into(),
+        customer_id: customer,
+        status: SubscriptionStatus::Trialing,
+        price_ids: vec!["price_pro_yearly".into()],
+        current_period_start: Some(now),
+        current_period_end: Some(now + chrono::TimeDelta::days(14)),
+        cancel_at_period_end: false,
+        cancel_at: None,
+        canceled_at: None,
+        ended_at: None,
+        trial_end: Some(now + chrono::TimeDelta::days(14)),
+        metadata_user_id: Some("u_p".into()),
+    });
     let (status, synced) = app.post("/v1/users/u_p/sync", &json!({}), &[]).await;
     assert_eq!(status, 200);
     assert_eq!(

@@ -1,16 +1,12 @@
 //! Spawning the server and talking to it.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use billing_domain::Catalog;
-use billing_domain::facts::SubscriptionSnapshot;
 use billing_http::{DatabaseSettings, Parts, Server, ServerLimits, Settings, StripeSettings};
-use billing_ports::{
-    Cause, CheckoutCreated, CheckoutRequest, GatewayError, StripeGateway, SystemClock,
-};
+use billing_ports::testing::{FakeGateway, GatewayCall};
+use billing_ports::{StripeGateway, SystemClock};
 use billing_store_diesel::DieselStore;
 use billing_store_diesel::testing::TestDatabase;
 use serde_json::{Value, json};
@@ -18,81 +14,17 @@ use serde_json::{Value, json};
 pub const API_KEY: &str = "test_api_key_0123456789";
 pub const SECRET: &str = "whsec_test_secret";
 
-/// A fake of Stripe's API that keeps its idempotency semantics: the same key returns the object
-/// created first; it counts the objects it really created.
-#[derive(Default)]
-pub struct FakeStripe {
-    pub customers: Mutex<HashMap<String, String>>,
-    pub sessions: Mutex<HashMap<String, CheckoutCreated>>,
-    pub session_calls: Mutex<u32>,
-    pub subscriptions: Mutex<Vec<SubscriptionSnapshot>>,
-}
-
-#[async_trait]
-impl StripeGateway for FakeStripe {
-    async fn fetch_subscription(&self, id: &str) -> Result<SubscriptionSnapshot, GatewayError> {
-        let subs = self.subscriptions.lock().unwrap();
-        subs.iter()
-            .find(|s| s.id == id)
-            .cloned()
-            .ok_or_else(|| GatewayError::NotFound(Cause::msg(id)))
-    }
-    async fn customer_subscriptions(
-        &self,
-        customer: &str,
-    ) -> Result<Vec<SubscriptionSnapshot>, GatewayError> {
-        let subs = self.subscriptions.lock().unwrap();
-        Ok(subs
-            .iter()
-            .filter(|s| s.customer_id == customer)
-            .cloned()
-            .collect())
-    }
-    async fn create_customer(
-        &self,
-        _user: &str,
-        _email: Option<&str>,
-        key: &str,
-    ) -> Result<String, GatewayError> {
-        // Stripe answers a racing duplicate only after the first finished: simulate latency.
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        let mut customers = self.customers.lock().unwrap();
-        let next = format!("cus_fake_{}", customers.len() + 1);
-        Ok(customers.entry(key.to_owned()).or_insert(next).clone())
-    }
-    async fn create_checkout_session(
-        &self,
-        request: &CheckoutRequest,
-        key: &str,
-    ) -> Result<CheckoutCreated, GatewayError> {
-        *self.session_calls.lock().unwrap() += 1;
-        let mut sessions = self.sessions.lock().unwrap();
-        let n = sessions.len() + 1;
-        Ok(sessions
-            .entry(key.to_owned())
-            .or_insert_with(|| CheckoutCreated {
-                id: format!("cs_fake_{n}"),
-                url: format!(
-                    "https://checkout.stripe.test/c/{n}?customer={}",
-                    request.customer_id
-                ),
-            })
-            .clone())
-    }
-    async fn create_portal_session(
-        &self,
-        customer: &str,
-        return_url: &str,
-    ) -> Result<String, GatewayError> {
-        Ok(format!(
-            "https://billing.stripe.test/p/{customer}?return={return_url}"
-        ))
-    }
+/// Stripe for a test server: [`FakeGateway`] with 20 ms on each customer creation, so a
+/// racing duplicate reaches it while the first is still in flight (as at Stripe).
+pub fn fake_gateway() -> FakeGateway {
+    let stripe = FakeGateway::new();
+    stripe.delay(GatewayCall::CreateCustomer, Duration::from_millis(20));
+    stripe
 }
 
 pub struct TestApp {
     pub address: String,
-    pub stripe: Arc<FakeStripe>,
+    pub stripe: FakeGateway,
     pub client: awc::Client,
     pub store: DieselStore,
     _db: Option<TestDatabase>,
@@ -111,8 +43,8 @@ pub async fn spawn_with(
     db: Option<TestDatabase>,
     body_limit: usize,
 ) -> TestApp {
-    let stripe = Arc::new(FakeStripe::default());
-    spawn_with_gateway(store, db, body_limit, stripe.clone(), stripe).await
+    let stripe = fake_gateway();
+    spawn_with_gateway(store, db, body_limit, Arc::new(stripe.clone()), stripe).await
 }
 
 /// The server's limits in a test.
@@ -139,7 +71,7 @@ pub async fn spawn_with_gateway(
     db: Option<TestDatabase>,
     body_limit: usize,
     gateway: Arc<dyn StripeGateway>,
-    stripe: Arc<FakeStripe>,
+    stripe: FakeGateway,
 ) -> TestApp {
     let limits = Limits {
         body_limit,
@@ -154,8 +86,8 @@ pub async fn spawn_with_limits(
     db: Option<TestDatabase>,
     limits: Limits,
 ) -> TestApp {
-    let stripe = Arc::new(FakeStripe::default());
-    spawn_limited(store, db, limits, stripe.clone(), stripe).await
+    let stripe = fake_gateway();
+    spawn_limited(store, db, limits, Arc::new(stripe.clone()), stripe).await
 }
 
 /// The settings of a test server: the example plans, the test secrets (the current webhook
@@ -194,7 +126,7 @@ pub async fn spawn_limited(
     db: Option<TestDatabase>,
     limits: Limits,
     gateway: Arc<dyn StripeGateway>,
-    stripe: Arc<FakeStripe>,
+    stripe: FakeGateway,
 ) -> TestApp {
     let parts = Parts {
         store: store.clone(),

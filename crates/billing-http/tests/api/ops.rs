@@ -208,7 +208,7 @@ async fn the_served_document_lists_the_running_catalog() {
         "#,
     )
     .unwrap();
-    let stripe = std::sync::Arc::new(helpers::FakeStripe::default());
+    let stripe = std::sync::Arc::new(helpers::fake_gateway());
     let parts = billing_http::Parts {
         // Never reached: the document needs no database.
         store: DieselStore::connect("postgres://postgres@127.0.0.1:1/nowhere", 2).unwrap(),

@@ -10,7 +10,7 @@ use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::helpers::{FakeStripe, spawn_with_gateway};
+use crate::helpers::{fake_gateway, spawn_with_gateway};
 
 /// Creates one object per distinct `Idempotency-Key`, like Stripe.
 struct IdempotentCreate {
@@ -91,7 +91,7 @@ async fn through_the_stripe_client_a_retry_is_one_session_and_racing_users_one_c
         Some(db),
         1 << 20,
         client,
-        Arc::new(FakeStripe::default()),
+        fake_gateway(),
     )
     .await;
 

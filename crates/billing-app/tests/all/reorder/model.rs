@@ -7,7 +7,7 @@
 
 use billing_domain::SubscriptionStatus;
 
-use crate::prices::Price;
+use super::prices::Price;
 
 /// The two payload shapes of the adapter's fixtures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -226,8 +226,8 @@ impl Intent {
                 "{} price {} period {}..{}{}",
                 now.status.as_str(),
                 now.price.id,
-                crate::model::day(now.period.0),
-                crate::model::day(now.period.1),
+                super::model::day(now.period.0),
+                super::model::day(now.period.1),
                 if now.cancel_at_period_end {
                     " cancel_at_period_end"
                 } else {

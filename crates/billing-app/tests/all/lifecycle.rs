@@ -1,11 +1,9 @@
 //! Property: any shuffle, with duplicates, of a realistic subscription lifecycle ends in the same
 //! billing state as in-order delivery. Runs on Postgres and on SQLite.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use crate::support::{self, Story, app, credits, customer_user, subscription};
 use billing_domain::facts::{InvoiceChange, SubscriptionChange};
 use billing_domain::{BillingEvent, SubscriptionStatus};
 use billing_ports::SubscriptionRecord;
@@ -13,7 +11,6 @@ use billing_store_diesel::testing::TestDatabase;
 use billing_store_diesel::{Backend, DieselStore};
 use chrono::TimeDelta;
 use proptest::prelude::*;
-use support::{Story, app, credits, customer_user, subscription};
 
 /// created (trial) → trial invoice → active → paid → payment failed → past_due → paid →
 /// active → cancel at period end → deleted.

@@ -1,83 +1,32 @@
 //! Re-fetch mode and retention.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use std::sync::Arc;
 
-use std::sync::{Arc, Mutex};
-
-use async_trait::async_trait;
+use crate::support::{self, Story, subscription, t0};
 use billing_app::{AppSettings, BillingApp, IngestOutcome};
 use billing_domain::SubscriptionStatus;
-use billing_domain::facts::{SubscriptionChange, SubscriptionSnapshot};
-use billing_ports::{
-    BillingStore, Cause, CheckoutCreated, CheckoutRequest, GatewayError, ManualClock, StripeGateway,
-};
+use billing_domain::facts::SubscriptionChange;
+use billing_ports::testing::{FakeGateway, GatewayCall};
+use billing_ports::{BillingStore, GatewayError, ManualClock};
 use billing_store_diesel::DieselStore;
 use chrono::TimeDelta;
-use support::{Story, subscription, t0};
 
 on_both_backends!(
     refetch_mode_writes_what_stripe_says_now_not_the_payload,
     purge_deletes_old_done_events_in_batches_and_keeps_recent_ones,
 );
 
-/// A gateway that answers with whatever snapshot the test put in it.
-struct FakeGateway(Mutex<Option<SubscriptionSnapshot>>);
-
-#[async_trait]
-impl StripeGateway for FakeGateway {
-    async fn fetch_subscription(&self, id: &str) -> Result<SubscriptionSnapshot, GatewayError> {
-        self.0
-            .lock()
-            .unwrap()
-            .clone()
-            .filter(|s| s.id == id)
-            .ok_or_else(|| GatewayError::NotFound(Cause::msg(id)))
-    }
-    async fn customer_subscriptions(
-        &self,
-        _: &str,
-    ) -> Result<Vec<SubscriptionSnapshot>, GatewayError> {
-        Ok(self.0.lock().unwrap().clone().into_iter().collect())
-    }
-    // Ingestion never creates anything at Stripe: a test that reached these would fail on the
-    // error they return.
-    async fn create_customer(
-        &self,
-        _: &str,
-        _: Option<&str>,
-        _: &str,
-    ) -> Result<String, GatewayError> {
-        Err(GatewayError::Rejected(Cause::msg(
-            "ingestion must not create customers",
-        )))
-    }
-    async fn create_checkout_session(
-        &self,
-        _: &CheckoutRequest,
-        _: &str,
-    ) -> Result<CheckoutCreated, GatewayError> {
-        Err(GatewayError::Rejected(Cause::msg(
-            "ingestion must not create sessions",
-        )))
-    }
-    async fn create_portal_session(&self, _: &str, _: &str) -> Result<String, GatewayError> {
-        Err(GatewayError::Rejected(Cause::msg(
-            "ingestion must not create portal sessions",
-        )))
-    }
-}
-
 async fn refetch_mode_writes_what_stripe_says_now_not_the_payload(store: DieselStore) {
     let story = Story::new("refetch");
     let mut current = story.snapshot(SubscriptionStatus::Active, 1);
     current.cancel_at_period_end = true;
-    let gateway = Arc::new(FakeGateway(Mutex::new(Some(current.clone()))));
+    let stripe = FakeGateway::new();
+    stripe.put_subscription(current.clone());
     let app = BillingApp::new(
         Arc::new(store.clone()),
         support::catalog(),
         Arc::new(ManualClock::new(t0())),
-        Some(gateway.clone() as Arc<dyn StripeGateway>),
+        Some(Arc::new(stripe.clone())),
         AppSettings {
             refetch: true,
             ..AppSettings::default()
@@ -96,7 +45,10 @@ async fn refetch_mode_writes_what_stripe_says_now_not_the_payload(store: DieselS
     assert_eq!(stored.current_period_start, current.current_period_start);
 
     // Stripe unreachable: the event fails (and is retried later), nothing is written.
-    *gateway.0.lock().unwrap() = None;
+    stripe.fail(
+        GatewayCall::FetchSubscription,
+        GatewayError::Unavailable("connection refused".into()),
+    );
     let next = story.subscription(
         "again",
         SubscriptionChange::Updated,

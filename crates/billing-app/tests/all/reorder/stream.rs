@@ -8,9 +8,9 @@ use chrono::DateTime;
 use rand::Rng;
 use rand::rngs::StdRng;
 
-use crate::journey::{Account, DAY, Journey, random_journey};
-use crate::model::{CheckoutMode, CustomerObj, Intent, Shape};
-use crate::render::Renderer;
+use super::journey::{Account, DAY, Journey, random_journey};
+use super::model::{CheckoutMode, CustomerObj, Intent, Shape};
+use super::render::Renderer;
 
 /// 2026-03-02T09:00:00Z, the wall time the stream starts at.
 pub const WALL_START: i64 = 1_772_442_000;

@@ -1,8 +1,6 @@
 //! One-time payments, refunds and disputes: found by payment intent, order-independent.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
+use crate::support::{app, t0, usd};
 use billing_domain::facts::{
     ChargeFacts, CheckoutMode, CheckoutSession, DisputeFacts, PaymentIntentChange,
     PaymentIntentFacts, RefundFacts,
@@ -13,7 +11,6 @@ use billing_ports::{
     StoreError, TxFuture,
 };
 use billing_store_diesel::DieselStore;
-use support::{app, t0, usd};
 
 on_both_backends!(
     a_refund_before_its_order_is_not_lost,

@@ -5,7 +5,7 @@ use billing_app::{BillingApp, IngestOutcome};
 use billing_store_diesel::DieselStore;
 use futures_util::StreamExt;
 
-use crate::stream::Stream;
+use super::stream::Stream;
 
 /// What one delivery returned.
 pub type Outcome = Result<IngestOutcome, String>;

@@ -19,14 +19,14 @@ use chrono::{DateTime, Months};
 use rand::Rng;
 use rand::rngs::StdRng;
 
-use crate::fixtures::Templates;
-use crate::ids::{IdMaker, alphanumeric, upper};
-use crate::model::{
+use super::fixtures::Templates;
+use super::ids::{IdMaker, alphanumeric, upper};
+use super::model::{
     ChargeObj, CheckoutMode, CheckoutObj, CustomerObj, Intent, InvoiceObj, LineObj,
     PaymentIntentObj, Shape, SubscriptionObj,
 };
-use crate::prices::{ENTERPRISE_MONTHLY, PRICES, PRO_MONTHLY, PRO_YEARLY, Price};
-use crate::render::CustomerRenames;
+use super::prices::{ENTERPRISE_MONTHLY, PRICES, PRO_MONTHLY, PRO_YEARLY, Price};
+use super::render::CustomerRenames;
 
 mod lifecycle;
 mod one_time;

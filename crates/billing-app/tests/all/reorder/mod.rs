@@ -18,11 +18,6 @@
 //! flight, which of the concurrent ones commits first is up to the scheduler.
 //! `REORDER_WINDOW=0 REORDER_DUPLICATES=0 REORDER_IN_FLIGHT=1` delivers the stream in order,
 //! one at a time: a check of the oracle itself, which must hold then on any correct app.
-#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
-
-#[path = "../support/mod.rs"]
-mod support;
-
 mod delivery;
 mod fixtures;
 mod ids;
@@ -44,6 +39,8 @@ use billing_store_diesel::{Backend, DieselStore};
 use chrono::DateTime;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+use crate::support;
 
 /// The seeds CI runs, each with its own window (drawn from the seed).
 const SEEDS: [u64; 2] = [0x5EED_2026_0001, 0x5EED_2026_0002];

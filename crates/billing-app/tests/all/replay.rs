@@ -1,16 +1,13 @@
 //! End to end below HTTP: the Stripe adapter's fixture stories (pre-basil and basil shapes)
 //! parsed from JSON and ingested, in order and reversed, end in the same billing state.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::path::PathBuf;
 
+use crate::support::{self, app, credits, customer_user};
 use billing_app::IngestOutcome;
 use billing_domain::SubscriptionStatus;
 use billing_ports::BillingStore;
 use billing_store_diesel::DieselStore;
-use support::{app, credits, customer_user};
 
 on_both_backends!(
     basil_story_replays_to_the_same_state,

@@ -1,13 +1,11 @@
 //! The Stripe adapter's real-world fixtures (several items, Charges API charges, dispute
 //! statuses, payment intent states, pre-2019 invoices) parsed from JSON and ingested, in
 //! delivery order and reversed: both orders end in the same, right state.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::support::{self, credits, t0};
 use billing_app::{AppSettings, BillingApp};
 use billing_domain::{Catalog, SubscriptionStatus};
 use billing_ports::{
@@ -15,7 +13,6 @@ use billing_ports::{
     StoreError, TxFuture,
 };
 use billing_store_diesel::DieselStore;
-use support::{credits, t0};
 
 on_both_backends!(
     several_items_are_on_the_highest_tier_in_both_shapes,
@@ -28,7 +25,7 @@ on_both_backends!(
 
 /// The example catalog, plus the legacy plan id `pro-monthly` of the 2017 fixtures as PRO.
 fn app(store: DieselStore) -> BillingApp<DieselStore> {
-    let toml = include_str!("../../../plans.toml").replace(
+    let toml = include_str!("../../../../plans.toml").replace(
         r#"price_ids = ["price_pro_monthly", "price_pro_yearly"]"#,
         r#"price_ids = ["price_pro_monthly", "price_pro_yearly", "pro-monthly"]"#,
     );

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::model::Shape;
+use super::model::Shape;
 
 macro_rules! fixtures_of {
     ($folder:literal: $($name:literal),+ $(,)?) => {
         [$(($name, include_str!(concat!(
-            "../../../billing-stripe/tests/fixtures/", $folder, "/", $name, ".json"
+            "../../../../billing-stripe/tests/fixtures/", $folder, "/", $name, ".json"
         )))),+]
     };
 }

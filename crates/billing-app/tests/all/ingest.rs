@@ -1,8 +1,6 @@
 //! Exactly-once ingestion against real databases (Postgres and SQLite, a fresh database each).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
+use crate::support::{self, Story, app, credits, customer_user, subscription};
 use billing_app::{AppError, IngestOutcome};
 use billing_domain::facts::{InvoiceChange, SubscriptionChange};
 use billing_domain::{BillingEvent, Fact, SubscriptionStatus};
@@ -10,7 +8,6 @@ use billing_ports::testing::{FaultyStore, StoreCall};
 use billing_ports::{BillingStore, Cause, EventStatus, StoreError};
 use billing_store_diesel::DieselStore;
 use chrono::TimeDelta;
-use support::{Story, app, credits, customer_user, subscription};
 
 on_both_backends!(
     fifty_concurrent_deliveries_apply_once,

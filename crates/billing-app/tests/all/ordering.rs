@@ -1,13 +1,10 @@
 //! The ordering rule's finer points: snapshots are ordered among themselves, invoice events
 //! only infer a status and only when newer, and the tier comes from every item.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
+use crate::support::{Story, app, credits, subscription};
 use billing_domain::facts::{InvoiceChange, SubscriptionChange};
 use billing_domain::{BillingEvent, Fact, SubscriptionStatus};
 use billing_store_diesel::DieselStore;
-use support::{Story, app, credits, subscription};
 
 on_both_backends!(
     a_late_failure_of_an_earlier_attempt_does_not_reopen_dunning,

@@ -16,7 +16,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
 /// The catalog shipped with the repository.
 pub fn catalog() -> Arc<Catalog> {
-    Arc::new(Catalog::from_toml_str(include_str!("../../../../plans.toml")).unwrap())
+    Arc::new(Catalog::from_toml_str(include_str!("../../../../../plans.toml")).unwrap())
 }
 
 /// The moment the story starts.

@@ -9,13 +9,14 @@ use billing_store_diesel::DieselStore;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::delivery::{Outcome, describe};
-use crate::journey::{Account, Actor, DAY, add_interval};
-use crate::model::{Intent, Shape};
-use crate::prices::{ENTERPRISE_MONTHLY, PRO_MONTHLY, credits_of};
-use crate::render::Renderer;
-use crate::stream::WALL_START;
-use crate::{on_both_backends, oracle, support};
+use super::delivery::{Outcome, describe};
+use super::journey::{Account, Actor, DAY, add_interval};
+use super::model::{Intent, Shape};
+use super::oracle;
+use super::prices::{ENTERPRISE_MONTHLY, PRO_MONTHLY, credits_of};
+use super::render::Renderer;
+use super::stream::WALL_START;
+use crate::support;
 
 on_both_backends!(
     a_past_due_update_delivered_after_a_later_failed_retry_is_applied,

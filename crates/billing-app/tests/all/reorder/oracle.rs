@@ -15,10 +15,10 @@ use billing_ports::{
 use billing_store_diesel::DieselStore;
 use chrono::{DateTime, Utc};
 
-use crate::delivery::{Outcome, describe};
-use crate::model::{CheckoutMode, Intent, SubscriptionObj, day};
-use crate::prices::credits_of;
-use crate::stream::{Stream, WALL_START};
+use super::delivery::{Outcome, describe};
+use super::model::{CheckoutMode, Intent, SubscriptionObj, day};
+use super::prices::credits_of;
+use super::stream::{Stream, WALL_START};
 
 /// A subscription's newest snapshot: the truth.
 #[derive(Debug, Clone)]

@@ -1,13 +1,10 @@
 //! Customers and their users under concurrency: two Stripe customers of one user, first seen
 //! at the same moment, never collide on the user's unique link.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
+use crate::support::{app, customer_user, t0};
 use billing_domain::facts::CustomerFacts;
 use billing_domain::{BillingEvent, Fact};
 use billing_store_diesel::DieselStore;
-use support::{app, customer_user, t0};
 
 on_both_backends!(two_customers_of_one_user_arriving_together_both_apply_and_one_links);
 
