@@ -138,6 +138,7 @@ impl Check {
         let max_connections = self.number("HTTP_MAX_CONNECTIONS", 1, 100_000) as usize;
         let shutdown_timeout = Duration::from_secs(self.number("SHUTDOWN_TIMEOUT_SECS", 1, 3_600));
         let retention_days = self.number("EVENT_RETENTION_DAYS", 0, 3_650);
+        let gate_cache_ttl = Duration::from_millis(self.number("GATE_CACHE_TTL_MS", 0, 3_600_000));
         let webhook_body_limit = self.number("WEBHOOK_BODY_LIMIT", 0, 64 * 1024 * 1024) as usize;
         let stripe = self.stripe();
         let api_keys = self.api_keys();
@@ -164,6 +165,7 @@ impl Check {
                 webhook_body_limit,
                 shutdown_timeout,
                 event_retention: TimeDelta::days(retention_days as i64),
+                gate_cache_ttl,
             },
             log_format,
         })

@@ -75,6 +75,8 @@ mod tests {
             ("DATABASE_RECYCLE_TIMEOUT_MS", "200".to_owned()),
             ("DATABASE_STATEMENT_TIMEOUT_MS", "700".to_owned()),
             ("SHUTDOWN_TIMEOUT_SECS", "30".to_owned()),
+            // The second request must reach the frozen database, not the gate cache.
+            ("GATE_CACHE_TTL_MS", "0".to_owned()),
         ]
         .into_iter()
         .collect();

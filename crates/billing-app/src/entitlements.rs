@@ -1,6 +1,7 @@
 //! What a user may do now: tier, features, limits, usage this period, credits.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use billing_domain::{
     AccessReason, Catalog, Limit, MeteringPeriod, SubscriptionState, SubscriptionStatus, TierId,
@@ -11,6 +12,7 @@ use chrono::{DateTime, Utc};
 
 use crate::BillingApp;
 use crate::error::AppError;
+use crate::gate::{self, UserState};
 
 /// A user's billing state as the product sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,8 +60,7 @@ pub(crate) fn state_of(record: &SubscriptionRecord) -> SubscriptionState {
     }
 }
 
-/// The subscription that decides a user's access: the one granting the highest tier now; among
-/// equals, the one whose last event is newest.
+/// The subscription that decides a user's access now (see [`gate::deciding`]).
 pub(crate) async fn deciding_subscription(
     tx: &mut dyn BillingRead,
     catalog: &Catalog,
@@ -72,10 +73,38 @@ pub(crate) async fn deciding_subscription(
     let subscriptions = tx
         .customer_subscriptions(&customer.stripe_customer_id)
         .await?;
-    Ok(subscriptions.into_iter().max_by(|a, b| {
-        let rank = |s: &SubscriptionRecord| entitlement(Some(&state_of(s)), catalog, now).tier.rank;
-        (rank(a), &a.snapshot_position).cmp(&(rank(b), &b.snapshot_position))
-    }))
+    Ok(gate::deciding(&subscriptions, catalog, now))
+}
+
+/// Reads what a user's access is computed from, with the usage of the metering period in force
+/// at `now`.
+async fn load_user(
+    tx: &mut dyn BillingRead,
+    catalog: &Catalog,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> Result<UserState, StoreError> {
+    let customer = tx.customer_of_user(user_id).await?;
+    let subscriptions = match &customer {
+        Some(c) => tx.customer_subscriptions(&c.stripe_customer_id).await?,
+        None => Vec::new(),
+    };
+    let deciding = gate::deciding(&subscriptions, catalog, now);
+    let period = metering_period(deciding.as_ref().map(state_of).as_ref(), now);
+    let mut usage = Vec::new();
+    for metric in catalog.metrics() {
+        usage.push((
+            metric.to_owned(),
+            tx.usage_used(user_id, metric, period.start).await?,
+        ));
+    }
+    Ok(UserState {
+        customer_id: customer.map(|c| c.stripe_customer_id),
+        subscriptions,
+        credits: tx.credit_balance(user_id).await?,
+        period_start: period.start,
+        usage,
+    })
 }
 
 /// The answer of the feature gate.
@@ -101,74 +130,84 @@ impl<S: BillingStore> BillingApp<S> {
         if !self.catalog().features().any(|f| f == feature) {
             return Ok(None);
         }
-        let catalog = self.catalog();
         let now = self.clock().now();
-        self.store()
-            .read(move |tx| {
-                async move {
-                    let subscription = deciding_subscription(tx, catalog, user_id, now).await?;
-                    let state = subscription.as_ref().map(state_of);
-                    let granted = entitlement(state.as_ref(), catalog, now);
-                    Ok::<_, AppError>(Some(FeatureAccess {
-                        allowed: granted.feature(feature),
-                        tier: granted.tier.id.clone(),
-                        reason: granted.reason,
-                    }))
-                }
-                .scope_boxed()
-            })
-            .await
+        let user = self.user_state(user_id, now).await?;
+        let subscription = gate::deciding(&user.subscriptions, self.catalog(), now);
+        let granted = entitlement(
+            subscription.as_ref().map(state_of).as_ref(),
+            self.catalog(),
+            now,
+        );
+        Ok(Some(FeatureAccess {
+            allowed: granted.feature(feature),
+            tier: granted.tier.id.clone(),
+            reason: granted.reason,
+        }))
     }
 
     /// The user's entitlements now. A user we do not know is on the free tier (not an error).
     pub async fn entitlements(&self, user_id: &str) -> Result<UserEntitlements, AppError> {
         let catalog = self.catalog();
         let now = self.clock().now();
-        self.store()
+        let user = self.user_state(user_id, now).await?;
+        let subscription = gate::deciding(&user.subscriptions, catalog, now);
+        let state = subscription.as_ref().map(state_of);
+        let granted = entitlement(state.as_ref(), catalog, now);
+        let period = metering_period(state.as_ref(), now);
+        let grace_period_end = match &granted.reason {
+            AccessReason::InGracePeriod { until } => Some(*until),
+            _ => subscription.as_ref().and_then(|s| s.grace_period_end),
+        };
+        Ok(UserEntitlements {
+            user_id: user_id.to_owned(),
+            tier: granted.tier.id.clone(),
+            features: catalog
+                .features()
+                .map(|f| (f.to_owned(), granted.feature(f)))
+                .collect(),
+            limits: granted.tier.limits.clone(),
+            reason: granted.reason,
+            status: subscription.as_ref().map(|s| s.status.clone()),
+            subscription_id: subscription
+                .as_ref()
+                .map(|s| s.stripe_subscription_id.clone()),
+            usage: user.usage.iter().cloned().collect(),
+            period,
+            credits: user.credits,
+            period_end: subscription.as_ref().and_then(|s| s.current_period_end),
+            grace_period_end,
+            trial_end: subscription.as_ref().and_then(|s| s.trial_end),
+            cancel_at_period_end: subscription
+                .as_ref()
+                .is_some_and(|s| s.cancel_at_period_end),
+        })
+    }
+
+    /// The user's state from the gate cache, or read (outside any write transaction) and
+    /// cached. A cached state whose metering period has ended since it was loaded is read again.
+    async fn user_state(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<UserState>, AppError> {
+        let catalog = self.catalog();
+        if let Some(cached) = self.gate().get(user_id) {
+            let deciding = gate::deciding(&cached.subscriptions, catalog, now);
+            let period = metering_period(deciding.as_ref().map(state_of).as_ref(), now);
+            if period.start == cached.period_start {
+                return Ok(cached);
+            }
+        }
+        let generation = self.gate().generation();
+        let loaded = self
+            .store()
             .read(move |tx| {
-                async move {
-                    let subscription = deciding_subscription(tx, catalog, user_id, now).await?;
-                    let state = subscription.as_ref().map(state_of);
-                    let granted = entitlement(state.as_ref(), catalog, now);
-                    let period = metering_period(state.as_ref(), now);
-                    let mut usage = BTreeMap::new();
-                    for metric in catalog.metrics() {
-                        usage.insert(
-                            metric.to_owned(),
-                            tx.usage_used(user_id, metric, period.start).await?,
-                        );
-                    }
-                    let credits = tx.credit_balance(user_id).await?;
-                    let grace_period_end = match &granted.reason {
-                        AccessReason::InGracePeriod { until } => Some(*until),
-                        _ => subscription.as_ref().and_then(|s| s.grace_period_end),
-                    };
-                    Ok::<_, AppError>(UserEntitlements {
-                        user_id: user_id.to_owned(),
-                        tier: granted.tier.id.clone(),
-                        features: catalog
-                            .features()
-                            .map(|f| (f.to_owned(), granted.feature(f)))
-                            .collect(),
-                        limits: granted.tier.limits.clone(),
-                        reason: granted.reason,
-                        status: subscription.as_ref().map(|s| s.status.clone()),
-                        subscription_id: subscription
-                            .as_ref()
-                            .map(|s| s.stripe_subscription_id.clone()),
-                        usage,
-                        period,
-                        credits,
-                        period_end: subscription.as_ref().and_then(|s| s.current_period_end),
-                        grace_period_end,
-                        trial_end: subscription.as_ref().and_then(|s| s.trial_end),
-                        cancel_at_period_end: subscription
-                            .as_ref()
-                            .is_some_and(|s| s.cancel_at_period_end),
-                    })
-                }
-                .scope_boxed()
+                async move { Ok::<_, AppError>(load_user(tx, catalog, user_id, now).await?) }
+                    .scope_boxed()
             })
-            .await
+            .await?;
+        let loaded = Arc::new(loaded);
+        self.gate().insert(user_id, Arc::clone(&loaded), generation);
+        Ok(loaded)
     }
 }

@@ -12,6 +12,7 @@ use chrono::TimeDelta;
 
 use crate::effects::{self, Context};
 use crate::error::{AppError, IngestError};
+use crate::gate::GateCache;
 
 /// What became of one delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +31,12 @@ pub enum IngestOutcome {
 /// retention of done events.
 #[derive(Debug, Clone)]
 pub struct AppSettings {
+    /// How long the gate cache keeps a user's state (zero: no cache). Bounds how stale a
+    /// feature check or entitlements answer can be after a change this process did not make
+    /// (another replica, an operator); this process's own commits are seen at once.
+    pub gate_ttl: std::time::Duration,
+    /// How many users the gate cache keeps at most.
+    pub gate_capacity: u64,
     /// Re-fetch subscriptions from Stripe instead of trusting the payload (needs a gateway).
     pub refetch: bool,
     /// Done events older than this are purged by [`BillingApp::purge_events`].
@@ -41,6 +48,8 @@ pub struct AppSettings {
 impl Default for AppSettings {
     fn default() -> Self {
         Self {
+            gate_ttl: std::time::Duration::from_secs(5),
+            gate_capacity: 100_000,
             refetch: false,
             retention: TimeDelta::days(30),
             purge_batch: 1_000,
@@ -56,6 +65,7 @@ pub struct BillingApp<S> {
     clock: Arc<dyn Clock>,
     gateway: Option<Arc<dyn StripeGateway>>,
     settings: AppSettings,
+    gate: Arc<GateCache>,
 }
 
 impl<S> Clone for BillingApp<S> {
@@ -66,6 +76,7 @@ impl<S> Clone for BillingApp<S> {
             clock: Arc::clone(&self.clock),
             gateway: self.gateway.clone(),
             settings: self.settings.clone(),
+            gate: Arc::clone(&self.gate),
         }
     }
 }
@@ -80,6 +91,7 @@ impl<S: BillingStore> BillingApp<S> {
         settings: AppSettings,
     ) -> Self {
         Self {
+            gate: Arc::new(GateCache::new(settings.gate_ttl, settings.gate_capacity)),
             store,
             catalog,
             clock,
@@ -101,6 +113,11 @@ impl<S: BillingStore> BillingApp<S> {
     /// The clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// The gate cache (see [`crate::gate`]).
+    pub(crate) fn gate(&self) -> &GateCache {
+        &self.gate
     }
 
     /// The Stripe gateway, when configured.
@@ -168,6 +185,10 @@ impl<S: BillingStore> BillingApp<S> {
         let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
         match result {
             Ok(outcome) => {
+                if outcome == IngestOutcome::Processed {
+                    // Committed: the next check on this replica must see it.
+                    self.gate.invalidate_event(event);
+                }
                 tracing::debug!(
                     event_id = new_event.id.as_str(),
                     event_type = new_event.event_type.as_str(),

@@ -26,6 +26,7 @@
 mod effects;
 mod entitlements;
 mod error;
+mod gate;
 mod ingest;
 mod purchase;
 mod usage;

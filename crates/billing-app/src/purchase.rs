@@ -177,6 +177,7 @@ impl<S: BillingStore> BillingApp<S> {
         request.stripe_id = Some(customer_id);
         request.last_error = None;
         self.finish_request(&request).await?;
+        self.gate().invalidate_user(user_id);
         Ok(linked)
     }
 
@@ -341,6 +342,9 @@ impl<S: BillingStore> BillingApp<S> {
             if status == billing_ports::EventStatus::Processed {
                 written += 1;
             }
+        }
+        if written > 0 {
+            self.gate().invalidate_user(user_id);
         }
         Ok(written)
     }

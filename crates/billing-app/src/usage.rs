@@ -73,7 +73,8 @@ impl<S: BillingStore> BillingApp<S> {
         let catalog = self.catalog();
         let now = self.clock().now();
         let (user, metric, key) = (user_id, metric, idempotency_key);
-        self.store()
+        let outcome = self
+            .store()
             .transaction(move |tx| {
                 async move {
                     tx.lock_key(&format!("usage:{user}")).await?;
@@ -119,6 +120,11 @@ impl<S: BillingStore> BillingApp<S> {
                 }
                 .scope_boxed()
             })
-            .await
+            .await?;
+        if outcome.allowed && !outcome.replayed {
+            // Committed: the next check of this user on this replica counts it.
+            self.gate().invalidate_user(user_id);
+        }
+        Ok(outcome)
     }
 }

@@ -371,4 +371,22 @@ impl Fact {
             Fact::Unhandled => None,
         }
     }
+
+    /// Our user this fact names (a Checkout session's `client_reference_id`, else a
+    /// `metadata.user_id`), when it names one.
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            Fact::CheckoutCompleted(s) => s.user_id(),
+            Fact::Customer { customer, .. } => customer.metadata_user_id.as_deref(),
+            Fact::Subscription { subscription, .. } => subscription.metadata_user_id.as_deref(),
+            Fact::PaymentIntent { payment_intent, .. } => {
+                payment_intent.metadata_user_id.as_deref()
+            }
+            Fact::Invoice { .. }
+            | Fact::ChargeRefunded(_)
+            | Fact::RefundUpdated(_)
+            | Fact::Dispute { .. }
+            | Fact::Unhandled => None,
+        }
+    }
 }

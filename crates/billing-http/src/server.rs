@@ -51,6 +51,9 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// Done events older than this are purged by the hourly retention job.
     pub event_retention: TimeDelta,
+    /// How long the in-process gate cache keeps a user's state (zero: no cache); bounds the
+    /// staleness of feature checks and entitlements after changes made by other replicas.
+    pub gate_cache_ttl: std::time::Duration,
 }
 
 /// The database URL (a secret: it may carry a password) and the pool's size and time limits.
@@ -189,6 +192,7 @@ impl Server {
             AppSettings {
                 refetch: settings.stripe.refetch,
                 retention: settings.event_retention,
+                gate_ttl: settings.gate_cache_ttl,
                 ..AppSettings::default()
             },
         );

@@ -13,7 +13,7 @@ use figment::value::{Dict, Map, Num, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 
 /// Every setting and its default; `None` when it has none (required, or an optional override).
-pub(super) const SETTINGS: [(&str, Option<&str>); 20] = [
+pub(super) const SETTINGS: [(&str, Option<&str>); 21] = [
     ("STRIPE_SECRET_KEY", None),
     ("STRIPE_WEBHOOK_SECRET", None),
     ("BILLING_API_KEYS", None),
@@ -29,6 +29,7 @@ pub(super) const SETTINGS: [(&str, Option<&str>); 20] = [
     ("STRIPE_API_BASE", None),
     ("STRIPE_REFETCH", Some("false")),
     ("EVENT_RETENTION_DAYS", Some("30")),
+    ("GATE_CACHE_TTL_MS", Some("5000")),
     ("WEBHOOK_BODY_LIMIT", Some("1048576")),
     ("HTTP_REQUEST_TIMEOUT_MS", Some("5000")),
     ("HTTP_MAX_CONNECTIONS", Some("1024")),

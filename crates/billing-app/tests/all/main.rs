@@ -10,6 +10,7 @@
 mod support;
 
 mod customers;
+mod gate_cache;
 mod ingest;
 mod lifecycle;
 mod ordering;

@@ -116,6 +116,7 @@ pub fn settings(limits: Limits) -> Settings {
         webhook_body_limit: limits.body_limit,
         shutdown_timeout: Duration::from_secs(30),
         event_retention: chrono::TimeDelta::days(30),
+        gate_cache_ttl: Duration::from_secs(5),
     }
 }
 

@@ -1,0 +1,261 @@
+//! The in-process gate cache: what a user's access is computed from, kept in memory so the
+//! feature check and the entitlements answer without a database round trip.
+//!
+//! An entry holds the stored facts (the user's customer, its subscriptions, the credit balance
+//! and the usage of the metering period it was loaded in), never a decision: the tier, the grace
+//! period and the limits are computed from it with the current time on every check, so a trial
+//! or a grace period still ends on time while an entry is cached.
+//!
+//! Freshness:
+//! - **On this replica, read-your-writes.** Everything the application commits invalidates the
+//!   entries it may change before it returns: an applied webhook (by the customer and the user
+//!   it names; the whole cache when it names neither), a usage consume, a customer link, a sync.
+//!   A load that raced with an invalidation is answered but not kept (a generation count
+//!   decides), so an entry never holds data older than the last invalidation of it.
+//! - **Other writers** (another replica, an operator's SQL) are seen when the entry expires:
+//!   staleness is bounded by [`AppSettings::gate_ttl`](crate::AppSettings::gate_ttl).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use billing_domain::{BillingEvent, Catalog, entitlement};
+use billing_ports::SubscriptionRecord;
+use chrono::{DateTime, Utc};
+
+use crate::entitlements::state_of;
+
+/// What a user's access is computed from, as stored when it was loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct UserState {
+    /// The Stripe customer linked to the user, if any.
+    pub(crate) customer_id: Option<String>,
+    /// That customer's subscriptions.
+    pub(crate) subscriptions: Vec<SubscriptionRecord>,
+    /// The credit balance.
+    pub(crate) credits: i64,
+    /// The start of the metering period `usage` counts in.
+    pub(crate) period_start: DateTime<Utc>,
+    /// Every catalog metric's usage in that period.
+    pub(crate) usage: Vec<(String, u64)>,
+}
+
+/// The subscription that decides a user's access: the one granting the highest tier now; among
+/// equals, the one whose last snapshot is newest.
+pub(crate) fn deciding(
+    subscriptions: &[SubscriptionRecord],
+    catalog: &Catalog,
+    now: DateTime<Utc>,
+) -> Option<SubscriptionRecord> {
+    subscriptions
+        .iter()
+        .max_by(|a, b| {
+            let rank =
+                |s: &SubscriptionRecord| entitlement(Some(&state_of(s)), catalog, now).tier.rank;
+            (rank(a), &a.snapshot_position).cmp(&(rank(b), &b.snapshot_position))
+        })
+        .cloned()
+}
+
+/// The cache of [`UserState`]s by user id, with the index that finds them by customer.
+pub(crate) struct GateCache {
+    /// `None` when caching is off (a zero time to live).
+    users: Option<moka::sync::Cache<String, Arc<UserState>>>,
+    /// Bumped by every invalidation; guarded by `index` for writers.
+    generation: AtomicU64,
+    /// The users cached under each customer id (may name users no longer cached).
+    index: Mutex<HashMap<String, HashSet<String>>>,
+    capacity: u64,
+}
+
+impl GateCache {
+    /// A cache of at most `capacity` users, each kept at most `ttl`; `ttl` zero disables it.
+    pub(crate) fn new(ttl: Duration, capacity: u64) -> Self {
+        let users = (!ttl.is_zero() && capacity > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build()
+        });
+        Self {
+            users,
+            generation: AtomicU64::new(0),
+            index: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    /// The cached state of `user`, if any.
+    pub(crate) fn get(&self, user: &str) -> Option<Arc<UserState>> {
+        self.users.as_ref()?.get(user)
+    }
+
+    /// The generation to hand back to [`GateCache::insert`] after a load started now.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Keeps `state` for `user` unless something was invalidated since `generation` was read
+    /// (the load may then predate a commit it should show).
+    pub(crate) fn insert(&self, user: &str, state: Arc<UserState>, generation: u64) {
+        let Some(users) = &self.users else {
+            return;
+        };
+        let mut index = self.lock_index();
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        if let Some(customer) = &state.customer_id {
+            // The index only grows between invalidations; bound it like the cache.
+            if index.len() as u64 > self.capacity.saturating_mul(2) {
+                index.clear();
+                users.invalidate_all();
+            }
+            index
+                .entry(customer.clone())
+                .or_default()
+                .insert(user.to_owned());
+        }
+        users.insert(user.to_owned(), state);
+    }
+
+    /// Forgets `user`.
+    pub(crate) fn invalidate_user(&self, user: &str) {
+        let Some(users) = &self.users else {
+            return;
+        };
+        let _index = self.bump();
+        users.invalidate(user);
+    }
+
+    /// Forgets what an applied event may have changed: the users of the customer it names and
+    /// the user it names; everything when it names neither (a refund or dispute known by its
+    /// charge alone).
+    pub(crate) fn invalidate_event(&self, event: &BillingEvent) {
+        let Some(users) = &self.users else {
+            return;
+        };
+        let customer = event.fact.customer_id();
+        let user = event.fact.user_id();
+        let mut index = self.bump();
+        if customer.is_none() && user.is_none() {
+            index.clear();
+            users.invalidate_all();
+            return;
+        }
+        if let Some(named) = customer.and_then(|c| index.remove(c)) {
+            for cached in named {
+                users.invalidate(&cached);
+            }
+        }
+        if let Some(user) = user {
+            users.invalidate(user);
+        }
+    }
+
+    /// Bumps the generation and returns the index lock (held while invalidating, so an insert
+    /// sees either the old generation and is invalidated after, or the new one and skips).
+    fn bump(&self) -> MutexGuard<'_, HashMap<String, HashSet<String>>> {
+        let index = self.lock_index();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        index
+    }
+
+    fn lock_index(&self) -> MutexGuard<'_, HashMap<String, HashSet<String>>> {
+        // The index is only a hint: a panic elsewhere while it was held leaves it usable.
+        self.index.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use billing_domain::facts::{CustomerFacts, Fact};
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 4, 1, 12, 0, 0).unwrap()
+    }
+
+    fn state(customer: Option<&str>, credits: i64) -> Arc<UserState> {
+        Arc::new(UserState {
+            customer_id: customer.map(str::to_owned),
+            subscriptions: Vec::new(),
+            credits,
+            period_start: t0(),
+            usage: vec![("api_calls".to_owned(), 7)],
+        })
+    }
+
+    fn event(fact: Fact) -> BillingEvent {
+        BillingEvent {
+            id: "evt_1TcQ8r2eZvKYlo2Cf0Xn".to_owned(),
+            event_type: "customer.updated".to_owned(),
+            api_version: Some("2025-03-31.basil".to_owned()),
+            livemode: false,
+            created: t0(),
+            fact,
+        }
+    }
+
+    fn customer_event(customer: &str, user: Option<&str>) -> BillingEvent {
+        event(Fact::Customer {
+            customer: CustomerFacts {
+                id: customer.to_owned(),
+                email: None,
+                metadata_user_id: user.map(str::to_owned),
+            },
+            deleted: false,
+        })
+    }
+
+    fn cache() -> GateCache {
+        GateCache::new(Duration::from_secs(60), 1_000)
+    }
+
+    #[test]
+    fn an_event_forgets_the_users_of_its_customer_and_the_user_it_names() {
+        let cache = cache();
+        for (user, customer) in [
+            ("user_a", Some("cus_A")),
+            ("user_b", Some("cus_B")),
+            ("user_new", None),
+        ] {
+            cache.insert(user, state(customer, 1), cache.generation());
+        }
+        cache.invalidate_event(&customer_event("cus_A", Some("user_new")));
+        assert!(cache.get("user_a").is_none());
+        assert!(cache.get("user_new").is_none());
+        assert_eq!(cache.get("user_b").unwrap().credits, 1);
+    }
+
+    #[test]
+    fn an_event_naming_no_customer_or_user_forgets_everything() {
+        let cache = cache();
+        cache.insert("user_a", state(Some("cus_A"), 1), cache.generation());
+        cache.invalidate_event(&event(Fact::Unhandled));
+        assert!(cache.get("user_a").is_none());
+    }
+
+    #[test]
+    fn a_load_that_raced_an_invalidation_is_not_kept() {
+        let cache = cache();
+        let before = cache.generation();
+        // A commit lands while the load is in flight.
+        cache.invalidate_user("user_other");
+        cache.insert("user_a", state(Some("cus_A"), 1), before);
+        assert!(cache.get("user_a").is_none());
+        cache.insert("user_a", state(Some("cus_A"), 2), cache.generation());
+        assert_eq!(cache.get("user_a").unwrap().credits, 2);
+    }
+
+    #[test]
+    fn a_zero_time_to_live_caches_nothing() {
+        let cache = GateCache::new(Duration::ZERO, 1_000);
+        cache.insert("user_a", state(None, 1), cache.generation());
+        assert!(cache.get("user_a").is_none());
+    }
+}
