@@ -51,7 +51,7 @@ macro_rules! diesel_columns {
 fn declared(backend: Backend) -> Columns {
     match backend {
         Backend::Postgres => diesel_columns!(
-            crate::pg::schema,
+            crate::schema,
             diesel::pg::Pg,
             [
                 stripe_events,
@@ -66,7 +66,7 @@ fn declared(backend: Backend) -> Columns {
             ]
         ),
         Backend::Sqlite => diesel_columns!(
-            crate::sqlite::schema,
+            crate::schema,
             diesel::sqlite::Sqlite,
             [
                 stripe_events,
