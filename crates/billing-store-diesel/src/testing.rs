@@ -70,8 +70,29 @@ impl TestDatabase {
     ///
     /// # Panics
     /// When Postgres is unreachable or refuses: this is test set-up.
-    #[allow(clippy::expect_used)]
     pub async fn postgres() -> Self {
+        Self::postgres_unmigrated().await.migrated().await
+    }
+
+    /// A new SQLite file in the temporary directory, migrated.
+    pub async fn sqlite() -> Self {
+        Self::sqlite_unmigrated().migrated().await
+    }
+
+    /// A new, empty database of `backend` on which no migration has run (for tests of what
+    /// the store does before `run_migrations`).
+    ///
+    /// # Panics
+    /// When the database cannot be created: this is test set-up.
+    pub async fn unmigrated(backend: Backend) -> Self {
+        match backend {
+            Backend::Postgres => Self::postgres_unmigrated().await,
+            Backend::Sqlite => Self::sqlite_unmigrated(),
+        }
+    }
+
+    #[allow(clippy::expect_used)]
+    async fn postgres_unmigrated() -> Self {
         let name = unique_name();
         let admin = admin_url();
         let mut conn = AsyncPgConnection::establish(&admin)
@@ -85,28 +106,32 @@ impl TestDatabase {
             .rsplit_once('/')
             .map_or(admin.as_str(), |(base, _)| base);
         let url = format!("{base}/{name}");
-        Self::migrated(url, Cleanup::Postgres { name }).await
+        Self::at(url, Cleanup::Postgres { name })
     }
 
-    /// A new SQLite file in the temporary directory, migrated.
-    pub async fn sqlite() -> Self {
+    fn sqlite_unmigrated() -> Self {
         let path = std::env::temp_dir().join(format!("{}.sqlite", unique_name()));
         let url = format!("sqlite://{}", path.display());
-        Self::migrated(url, Cleanup::Sqlite { path }).await
+        Self::at(url, Cleanup::Sqlite { path })
     }
 
     #[allow(clippy::expect_used)]
-    async fn migrated(url: String, cleanup: Cleanup) -> Self {
+    fn at(url: String, cleanup: Cleanup) -> Self {
         let store = DieselStore::connect(&url, 16).expect("build the test pool");
-        store
-            .run_migrations()
-            .await
-            .expect("migrate the test database");
         Self {
             store,
             url,
             cleanup,
         }
+    }
+
+    #[allow(clippy::expect_used)]
+    async fn migrated(self) -> Self {
+        self.store
+            .run_migrations()
+            .await
+            .expect("migrate the test database");
+        self
     }
 
     /// The store on this database.
