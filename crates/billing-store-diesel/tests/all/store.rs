@@ -1,6 +1,5 @@
 //! The adapter against real databases: every test runs on Postgres and on SQLite, each in its
 //! own fresh database.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use billing_domain::{Currency, Money};
 use billing_ports::{
@@ -9,13 +8,11 @@ use billing_ports::{
     UsageRecord,
 };
 use billing_store_diesel::testing::TestDatabase;
-use billing_store_diesel::{Backend, DieselStore};
+use billing_store_diesel::{Backend, DieselStore, on_both_backends};
 use chrono::{DateTime, TimeZone, Utc};
 use diesel::SqliteConnection;
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-
-mod support;
 
 fn event(id: &str) -> NewEvent {
     NewEvent {
@@ -488,9 +485,8 @@ async fn a_usage_idempotency_key_is_recorded_once_per_user(backend: Backend) {
     assert_eq!(count_rows(&db, "usage").await, 2);
 }
 
-async fn usage_beyond_the_database_range_is_refused_without_panicking(backend: Backend) {
-    let db = TestDatabase::new(backend).await;
-    let store = db.store();
+async fn usage_beyond_the_database_range_is_refused_without_panicking(store: DieselStore) {
+    let store = &store;
     let too_big = record(store, &usage("u1", "api_calls", 1, u64::MAX, "k1")).await;
     assert!(matches!(too_big, Err(StoreError::Query(_))), "{too_big:?}");
     let limit_too_big = UsageRecord {
