@@ -89,7 +89,12 @@ fn migrations_hash() -> String {
     found.sort();
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for (path, bytes) in &found {
-        for byte in path.bytes().chain([0]).chain(bytes.iter().copied()).chain([0]) {
+        for byte in path
+            .bytes()
+            .chain([0])
+            .chain(bytes.iter().copied())
+            .chain([0])
+        {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
         }
@@ -358,4 +363,3 @@ impl Drop for TestDatabase {
         }
     }
 }
-
