@@ -44,12 +44,12 @@ mod migrate;
 mod payments;
 mod pg;
 mod schema;
-#[cfg(all(test, feature = "testing"))]
+#[cfg(test)]
 mod schema_check;
 mod sqlite;
 mod stripe_requests;
 mod subscriptions;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod tx;
 mod usage;
@@ -411,7 +411,7 @@ impl BillingStore for DieselStore {
     }
 }
 
-#[cfg(all(test, feature = "testing"))]
+#[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use diesel::QueryableByName;
