@@ -2,7 +2,8 @@
 //! Postgres database and SQLite file per test, copied from a migrated template), most of them
 //! on both backends (`on_both_backends!`).
 //!
-//! - `store`: events, credits, usage, Stripe requests, migrations and `NotMigrated`;
+//! - `store`: events, credits, usage, Stripe requests;
+//! - `migrations`: applying them, and `NotMigrated`;
 //! - `records`: round trips of the rows whose shape carries a rule (payments, subscriptions);
 //! - `locks`: what the store promises about concurrency;
 //! - `faults`: a stalled, cut or terminated database, and settings that cannot work.
@@ -10,5 +11,6 @@
 
 mod faults;
 mod locks;
+mod migrations;
 mod records;
 mod store;
