@@ -71,6 +71,11 @@ pub(crate) fn connection_lost(error: &DieselError) -> bool {
 }
 
 /// Maps a Diesel error onto the port's error, keeping the Diesel error as its cause.
+///
+/// Decided by Diesel's error kind only. A failure Diesel cannot name (an unknown table among
+/// them: diesel-async does not expose the SQLSTATE) is a [`StoreError::Query`] here; the store
+/// then tells a database that lacks a migration by its recorded migrations
+/// (`Tx::diagnose`), never by the message.
 pub(crate) fn db_err(error: DieselError) -> StoreError {
     if connection_lost(&error) {
         return StoreError::Unavailable(Cause::new(error));
@@ -84,12 +89,6 @@ pub(crate) fn db_err(error: DieselError) -> StoreError {
             DatabaseErrorKind::CheckViolation | DatabaseErrorKind::NotNullViolation,
             _,
         ) => StoreError::Refused,
-        DieselError::DatabaseError(_, info)
-            if info.message().contains("does not exist")
-                || info.message().contains("no such table") =>
-        {
-            StoreError::NotMigrated
-        }
         _ => StoreError::Query,
     };
     kind(Cause::new(error))

@@ -3,7 +3,19 @@
 //! [`DieselStore`] implements [`BillingStore`] on Postgres (diesel-async's
 //! `AsyncPgConnection`, the production store) or on an embedded SQLite file (Diesel's
 //! `SqliteConnection` behind diesel-async's sync wrapper, the default when no `DATABASE_URL`
-//! is set). The queries are written once ([`backend`]) and expanded for each backend.
+//! is set).
+//!
+//! The code is laid out by aggregate: `events`, `customers`, `subscriptions`,
+//! `payments` (with one-time orders), `credits`, `usage` and `stripe_requests` each
+//! hold their rows, their row↔record conversions, their queries and their part of the ports'
+//! traits (`impl CustomerTx for Tx<'_>` …). Every query is written once for both backends:
+//!
+//! - `schema` declares the tables once; timestamps have the SQL type `Ts`, which is
+//!   `Timestamptz` on Postgres and `TimestamptzSqlite` on SQLite;
+//! - `tx` holds `Tx`, the connection of either backend, and `on_conn!`, which runs a query on
+//!   whichever it is (`on_conn!(tx, postgres: …, sqlite: …)` where the two differ: only
+//!   `subscription()`'s `FOR UPDATE`);
+//! - `pg` and `sqlite` hold what is backend-specific: pools, sessions, the advisory lock.
 //!
 //! Migrations live in the workspace's `migrations/postgres` and `migrations/sqlite`, are
 //! embedded in the binary and run only by an explicit [`DieselStore::run_migrations`] call.
@@ -24,15 +36,24 @@
 //! Architecture invariant: no Diesel type leaves this crate; callers see the ports' types.
 #![warn(missing_docs)]
 
-mod backend;
+mod credits;
+mod customers;
 mod error;
+mod events;
 mod migrate;
+mod payments;
 mod pg;
-#[cfg(all(test, feature = "testing"))]
+mod schema;
+#[cfg(test)]
 mod schema_check;
+mod settings;
 mod sqlite;
-#[cfg(feature = "testing")]
+mod stripe_requests;
+mod subscriptions;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod tx;
+mod usage;
 
 use std::future::Future;
 use std::time::Duration;
@@ -44,82 +65,7 @@ use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfi
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
 pub use error::SetupError;
-
-/// The pool size and the time limits of every database call.
-///
-/// A unit of work (one transaction, or one statement outside a transaction) is abandoned after
-/// [`StoreSettings::call_limit`] = `pool_timeout + statement_timeout`, waiting for its
-/// connection included, and reported as [`StoreError::Unavailable`]; the abandoned transaction
-/// rolls back. On Postgres every connection also gets `statement_timeout` = the call limit plus
-/// one second, so the server cancels statements of a call the client gave up on (and never
-/// before the client gave up, which keeps every time-out a clean "unavailable").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StoreSettings {
-    /// Connections in the pool (at least 1).
-    pub max_connections: usize,
-    /// The longest wait for a free pooled connection.
-    pub pool_timeout: Duration,
-    /// The longest time to open a new connection (TCP, start-up, session settings).
-    pub connect_timeout: Duration,
-    /// The longest time to check an idle connection (`SELECT 1`) before reusing it; a
-    /// connection failing the check is dropped and another one taken or opened.
-    pub recycle_timeout: Duration,
-    /// The longest a unit of work may run beyond its wait for a connection.
-    pub statement_timeout: Duration,
-}
-
-impl StoreSettings {
-    /// `max_connections` connections and the default limits: 5 s to get a connection, 5 s to
-    /// open one, 1 s to check an idle one, 10 s of work.
-    pub fn new(max_connections: usize) -> Self {
-        Self {
-            max_connections,
-            pool_timeout: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(5),
-            recycle_timeout: Duration::from_secs(1),
-            statement_timeout: Duration::from_secs(10),
-        }
-    }
-
-    /// The longest one call may take, waiting for its connection included.
-    pub fn call_limit(&self) -> Duration {
-        self.pool_timeout + self.statement_timeout
-    }
-
-    /// Postgres' `statement_timeout` for every connection: later than the client's own limit.
-    fn server_statement_timeout(&self) -> Duration {
-        self.call_limit() + Duration::from_secs(1)
-    }
-
-    fn validate(&self) -> Result<(), SetupError> {
-        let mut problems = Vec::new();
-        if self.max_connections == 0 {
-            problems.push("max_connections must be at least 1".to_owned());
-        }
-        for (name, value) in [
-            ("pool_timeout", self.pool_timeout),
-            ("connect_timeout", self.connect_timeout),
-            ("recycle_timeout", self.recycle_timeout),
-            ("statement_timeout", self.statement_timeout),
-        ] {
-            if value.is_zero() {
-                problems.push(format!("{name} must be longer than 0"));
-            }
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(SetupError::InvalidSettings(problems.join("; ")))
-        }
-    }
-}
-
-impl Default for StoreSettings {
-    /// 16 connections and the default limits of [`StoreSettings::new`].
-    fn default() -> Self {
-        Self::new(16)
-    }
-}
+pub use settings::StoreSettings;
 
 /// The database behind a [`DieselStore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,48 +101,31 @@ impl std::fmt::Debug for DieselStore {
     }
 }
 
-/// Dispatches one single-statement call to the backend module with the store's pool, within
-/// the call limit; a statement error is confirmed on the same connection before it is reported
-/// (see [`confirm`]).
-macro_rules! dispatch {
-    ($self:expr, $limit:expr, $module:ident => |$conn:ident| $call:expr) => {
+/// Runs one single-statement call on a pooled connection of the store's backend, outside any
+/// transaction and within the call limit; a statement error is confirmed on the same
+/// connection before it is reported (see [`tx::confirm`]). SQLite's writers queue at the gate.
+macro_rules! single_statement {
+    ($self:expr, $limit:expr, |$tx:ident| $call:expr) => {
         $self
             .bounded($limit, async {
                 match &$self.inner {
                     Inner::Postgres(pool) => {
-                        use pg as $module;
-                        let mut $conn = pg::connection(pool).await?;
+                        let mut conn = pg::connection(pool).await?;
+                        let mut $tx = tx::Tx::new(&mut *conn);
                         let result = $call;
-                        confirm(&mut *$conn, result).await
+                        tx::confirm(&mut $tx, result).await
                     }
                     Inner::Sqlite(pool, gate) => {
-                        use sqlite as $module;
                         let _writer = gate.lock().await;
-                        let mut $conn = sqlite::connection(pool).await?;
+                        let mut conn = sqlite::connection(pool).await?;
+                        let mut $tx = tx::Tx::new(&mut *conn);
                         let result = $call;
-                        confirm(&mut *$conn, result).await
+                        tx::confirm(&mut $tx, result).await
                     }
                 }
             })
             .await
     };
-}
-
-/// A statement that failed for a reason Diesel cannot name (its SQLSTATE is not exposed by
-/// diesel-async: an administrator's termination looks like any other statement error) is
-/// checked with `SELECT 1` on the same connection: if the connection is gone, the failure was
-/// the database going away and is reported as unavailable.
-async fn confirm<T, C>(conn: &mut C, result: Result<T, StoreError>) -> Result<T, StoreError>
-where
-    C: SimpleAsyncConnection + Send,
-{
-    match result {
-        Err(StoreError::Query(cause)) => match conn.batch_execute("SELECT 1").await {
-            Err(probe) if error::connection_lost(&probe) => Err(StoreError::Unavailable(cause)),
-            _ => Err(StoreError::Query(cause)),
-        },
-        other => other,
-    }
 }
 
 /// Opens one Postgres connection and sets its session's `statement_timeout`.
@@ -346,10 +275,14 @@ impl BillingStore for DieselStore {
     {
         self.bounded(self.settings.call_limit(), async {
             match &self.inner {
-                Inner::Postgres(pool) => pg::transaction(pool, work).await,
+                Inner::Postgres(pool) => {
+                    let mut conn = pg::connection(pool).await?;
+                    tx::transaction_postgres(&mut conn, work).await
+                }
                 Inner::Sqlite(pool, gate) => {
                     let _writer = gate.lock().await;
-                    sqlite::transaction(pool, work).await
+                    let mut conn = sqlite::connection(pool).await?;
+                    tx::transaction_sqlite(&mut conn, work).await
                 }
             }
         })
@@ -367,8 +300,14 @@ impl BillingStore for DieselStore {
     {
         self.bounded(self.settings.call_limit(), async {
             match &self.inner {
-                Inner::Postgres(pool) => pg::read(pool, work).await,
-                Inner::Sqlite(pool, _) => sqlite::read(pool, work).await,
+                Inner::Postgres(pool) => {
+                    let mut conn = pg::connection(pool).await?;
+                    tx::read(tx::Tx::new(&mut *conn), work).await
+                }
+                Inner::Sqlite(pool, _) => {
+                    let mut conn = sqlite::connection(pool).await?;
+                    tx::read(tx::Tx::new(&mut *conn), work).await
+                }
             }
         })
         .await
@@ -382,19 +321,23 @@ impl BillingStore for DieselStore {
         error: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        dispatch!(self, self.settings.pool_timeout, b => |conn| b::tx_impl::record_failure(&mut conn, event, error, at).await)
+        single_statement!(self, self.settings.pool_timeout, |tx| {
+            tx.record_failure(event, error, at).await
+        })
     }
 
     async fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
-        dispatch!(self, self.settings.call_limit(), b => |conn| b::tx_impl::event(&mut conn, id).await)
+        single_statement!(self, self.settings.call_limit(), |tx| tx.event(id).await)
     }
 
     async fn purge_events(&self, before: DateTime<Utc>, batch: u32) -> Result<u64, StoreError> {
-        dispatch!(self, self.settings.call_limit(), b => |conn| b::tx_impl::purge_events(&mut conn, before, batch).await)
+        single_statement!(self, self.settings.call_limit(), |tx| {
+            tx.purge_events(before, batch).await
+        })
     }
 }
 
-#[cfg(all(test, feature = "testing"))]
+#[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use diesel::QueryableByName;

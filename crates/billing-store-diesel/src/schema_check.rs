@@ -51,7 +51,7 @@ macro_rules! diesel_columns {
 fn declared(backend: Backend) -> Columns {
     match backend {
         Backend::Postgres => diesel_columns!(
-            crate::pg::schema,
+            crate::schema,
             diesel::pg::Pg,
             [
                 stripe_events,
@@ -66,7 +66,7 @@ fn declared(backend: Backend) -> Columns {
             ]
         ),
         Backend::Sqlite => diesel_columns!(
-            crate::sqlite::schema,
+            crate::schema,
             diesel::sqlite::Sqlite,
             [
                 stripe_events,
@@ -182,6 +182,36 @@ fn checked_values(defs: &[(String, String)], table: &str, column: &str) -> BTree
     found.remove(0)
 }
 
+/// Every `(table, column)` whose values a CHECK limits to a list, as either backend renders
+/// it (`CHECK ((column = ANY (ARRAY[…` on Postgres, `CHECK (column IN (…` on SQLite).
+fn enum_checks(defs: &[(String, String)]) -> BTreeSet<(String, String)> {
+    let identifier = |part: &str| -> String {
+        part.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut found = BTreeSet::new();
+    for (table, def) in defs {
+        for part in def.split("CHECK ((").skip(1) {
+            let column = identifier(part);
+            if part[column.len()..].starts_with(" = ANY (ARRAY[") {
+                found.insert((table.clone(), column));
+            }
+        }
+        for part in def.split("CHECK (").skip(1) {
+            let column = identifier(part);
+            if !column.is_empty() && part[column.len()..].starts_with(" IN (") {
+                found.insert((table.clone(), column));
+            }
+        }
+    }
+    found
+}
+
+/// Columns whose CHECK lists values of Stripe's that the code keeps as text: Checkout's
+/// `payment_status` of a one-time order.
+const CHECKED_TEXT: [(&str, &str); 1] = [("orders", "status")];
+
 /// Every value a `string_enum!` type stores.
 macro_rules! stored {
     ($enum:ty) => {
@@ -213,13 +243,47 @@ async fn schema_matches_the_migrations(backend: Backend) {
         ("credit_ledger", "reason", stored!(CreditReason)),
         ("stripe_requests", "status", stored!(StripeRequestStatus)),
     ];
+    let mut listed: BTreeSet<(String, String)> = CHECKED_TEXT
+        .iter()
+        .map(|(t, c)| ((*t).to_owned(), (*c).to_owned()))
+        .collect();
     for (table, column, expected) in enums {
         assert_eq!(
             checked_values(&defs, table, column),
             expected,
             "{table}.{column}: CHECK list and enum differ"
         );
+        listed.insert((table.to_owned(), column.to_owned()));
     }
+    // A new enum column must be checked above too (or listed as text).
+    assert_eq!(
+        enum_checks(&defs),
+        listed,
+        "every CHECK (column IN (…)) has its string_enum! compared here"
+    );
+}
+
+#[test]
+fn enum_checks_are_found_in_both_renderings() {
+    let defs = [
+        (
+            "orders".to_owned(),
+            "CHECK ((refund_status = ANY (ARRAY['none'::text, 'full'::text])))".to_owned(),
+        ),
+        (
+            "stripe_events".to_owned(),
+            "CREATE TABLE stripe_events (status TEXT NOT NULL CHECK (status IN ('received')), \
+             attempts INTEGER CHECK (attempts >= 0), \
+             CHECK ((status IN ('processed')) = (processed_at IS NOT NULL)))"
+                .to_owned(),
+        ),
+    ];
+    let expected: BTreeSet<(String, String)> =
+        [("orders", "refund_status"), ("stripe_events", "status")]
+            .iter()
+            .map(|(t, c)| ((*t).to_owned(), (*c).to_owned()))
+            .collect();
+    assert_eq!(enum_checks(&defs), expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

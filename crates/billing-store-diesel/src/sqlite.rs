@@ -3,10 +3,12 @@
 //! Every connection runs in WAL mode with a busy timeout, so concurrent writers wait for each
 //! other instead of failing with "database is locked". SQLite has one writer at a time, and
 //! every unit of work starts by writing (claiming its event or usage key), so transactions on
-//! the same data are serialised without advisory locks.
+//! the same data are serialised without advisory locks (`lock_key` does nothing here) or row
+//! locks (`subscription()` reads without `FOR UPDATE`).
 
-use billing_ports::StoreError;
+use billing_ports::{Cause, StoreError};
 use diesel::SqliteConnection;
+use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, SimpleAsyncConnection};
@@ -16,19 +18,17 @@ use crate::error::SetupError;
 /// The SQLite connection type.
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 
-// SQLite has no row locks and needs none: one writer at a time holds the whole database.
-crate::backend::diesel_backend!(
-    TimestamptzSqlite,
-    crate::sqlite::SqliteConn,
-    lock_row: |query| query
-);
+/// The SQLite connection pool.
+pub(crate) type Pool = diesel_async::pooled_connection::deadpool::Pool<SqliteConn>;
 
 /// How long a writer waits for the database lock before failing.
 const BUSY_TIMEOUT_MS: u32 = 10_000;
 
-/// SQLite serialises writers itself: nothing to lock.
-pub(crate) async fn lock_key(_conn: &mut SqliteConn, _key: &str) -> Result<(), StoreError> {
-    Ok(())
+/// Takes a connection from the pool, mapping pool failures to `Unavailable`.
+pub(crate) async fn connection(pool: &Pool) -> Result<Object<SqliteConn>, StoreError> {
+    pool.get()
+        .await
+        .map_err(|e| StoreError::Unavailable(Cause::new(e)))
 }
 
 /// Builds a pool on the database file `path`, setting WAL mode and the busy timeout on every

@@ -6,7 +6,10 @@
 //! purchase story's events.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+// `on_both_backends!`: each listed test on Postgres and on SQLite, on a fresh database.
 #[macro_use]
+extern crate billing_store_diesel;
+
 mod support;
 
 mod customers;

@@ -61,9 +61,7 @@ async fn a_5xx_is_logged_once_with_its_request_id_and_cause_and_answered_opaquel
     // The cause is the whole chain, each part once: the application's, the store's kind and
     // the database's own message (which the body above never shows).
     assert!(
-        line.contains(
-            r#"cause="store: database schema is not migrated: relation \"customers\" does not exist""#
-        ),
+        line.contains(r#"cause="store: query failed: relation \"customers\" does not exist""#),
         "{line}"
     );
 }

@@ -222,26 +222,5 @@ pub async fn customer_user<S: BillingStore>(store: &S, customer: &str) -> Option
         .unwrap()
 }
 
-/// Runs each listed test on Postgres and on SQLite, each in a fresh database.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),+ $(,)?) => {
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let db = billing_store_diesel::testing::TestDatabase::postgres().await;
-                super::$name(db.store().clone()).await
-            }) +
-        }
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let db = billing_store_diesel::testing::TestDatabase::sqlite().await;
-                super::$name(db.store().clone()).await
-            }) +
-        }
-    };
-}
-
 /// Keeps a store type in scope for callers that name it.
 pub type Store = DieselStore;

@@ -1,6 +1,5 @@
 //! What the store promises about concurrency: a row read by `subscription()` stays locked until
 //! commit, and a read-only unit of work never waits for a writer.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
@@ -8,12 +7,10 @@ use billing_domain::SubscriptionStatus;
 use billing_ports::{
     BillingStore, CustomerRecord, EventPosition, ScopedFutureExt, StoreError, SubscriptionRecord,
 };
-use billing_store_diesel::Backend;
 use billing_store_diesel::testing::TestDatabase;
+use billing_store_diesel::{Backend, on_both_backends};
 use chrono::{DateTime, TimeZone, Utc};
 use tokio::sync::oneshot;
-
-mod support;
 
 on_both_backends!(
     a_subscription_read_to_change_it_stays_locked_until_commit,

@@ -2,7 +2,6 @@
 //! Postgres server, which is never stopped), connections cut or terminated by an administrator
 //! in the middle of a transaction, settings that cannot work. Every failure must be a bounded,
 //! clean `StoreError::Unavailable`, and the store must recover on its own.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 

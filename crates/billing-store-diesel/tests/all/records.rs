@@ -1,18 +1,15 @@
 //! Round trips of the rows whose shape carries a rule: payments known by payment intent or by
 //! charge, and subscriptions with their items and their two ordering positions. Every test runs
 //! on Postgres and on SQLite, each in its own fresh database.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use billing_domain::{Currency, Money, SubscriptionStatus};
 use billing_ports::{
     BillingStore, CustomerRecord, DisputeStatus, EventPosition, EventStatus, NewEvent,
     PaymentRecord, PaymentStatus, StoreError, SubscriptionRecord, TxFuture,
 };
-use billing_store_diesel::Backend;
 use billing_store_diesel::testing::TestDatabase;
+use billing_store_diesel::{Backend, on_both_backends};
 use chrono::{DateTime, TimeZone, Utc};
-
-mod support;
 
 on_both_backends!(
     payments_are_found_by_payment_intent_or_by_charge,

@@ -1,0 +1,113 @@
+//! Customers (`customers`): who a Stripe customer is, and the attribution of a customer's
+//! earlier rows (credits, orders, payments) to the user it turns out to belong to.
+
+use async_trait::async_trait;
+use billing_ports::{CustomerRead, CustomerRecord, CustomerTx, StoreError};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::schema::{Stamp, credit_ledger, customers, orders, payments};
+use crate::tx::{Tx, on_conn};
+
+#[derive(Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = customers, treat_none_as_null = true)]
+struct CustomerRow {
+    stripe_customer_id: String,
+    user_id: Option<String>,
+    email: Option<String>,
+    deleted: bool,
+}
+
+fn customer_record(row: CustomerRow) -> CustomerRecord {
+    CustomerRecord {
+        stripe_customer_id: row.stripe_customer_id,
+        user_id: row.user_id,
+        email: row.email,
+        deleted: row.deleted,
+    }
+}
+
+fn customer_row(c: &CustomerRecord) -> CustomerRow {
+    CustomerRow {
+        stripe_customer_id: c.stripe_customer_id.clone(),
+        user_id: c.user_id.clone(),
+        email: c.email.clone(),
+        deleted: c.deleted,
+    }
+}
+
+/// Sets `user_id` on the rows of `$table` that belong to a customer and have no user yet.
+macro_rules! give_rows_to_user {
+    ($tx:expr, $table:ident, $customer:expr, $user:expr) => {{
+        let update = diesel::update(
+            $table::table
+                .filter($table::stripe_customer_id.eq($customer))
+                .filter($table::user_id.is_null()),
+        )
+        .set($table::user_id.eq($user));
+        on_conn!($tx, |c| update.execute(c).await)?
+    }};
+}
+
+#[async_trait]
+impl CustomerRead for Tx<'_> {
+    async fn customer(
+        &mut self,
+        stripe_customer_id: &str,
+    ) -> Result<Option<CustomerRecord>, StoreError> {
+        let row: Option<CustomerRow> = on_conn!(self, |c| customers::table
+            .find(stripe_customer_id)
+            .select(CustomerRow::as_select())
+            .get_result(c)
+            .await
+            .optional())?;
+        Ok(row.map(customer_record))
+    }
+
+    async fn customer_of_user(
+        &mut self,
+        user_id: &str,
+    ) -> Result<Option<CustomerRecord>, StoreError> {
+        let row: Option<CustomerRow> = on_conn!(self, |c| customers::table
+            .filter(customers::user_id.eq(user_id))
+            .select(CustomerRow::as_select())
+            .get_result(c)
+            .await
+            .optional())?;
+        Ok(row.map(customer_record))
+    }
+}
+
+#[async_trait]
+impl CustomerTx for Tx<'_> {
+    async fn save_customer(
+        &mut self,
+        customer: &CustomerRecord,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let row = customer_row(customer);
+        let upsert = diesel::insert_into(customers::table)
+            .values((
+                &row,
+                customers::created_at.eq(Stamp(at)),
+                customers::updated_at.eq(Stamp(at)),
+            ))
+            .on_conflict(customers::stripe_customer_id)
+            .do_update()
+            .set((&row, customers::updated_at.eq(Stamp(at))));
+        on_conn!(self, |c| upsert.execute(c).await)?;
+        Ok(())
+    }
+
+    async fn attribute_customer_rows(
+        &mut self,
+        stripe_customer_id: &str,
+        user_id: &str,
+    ) -> Result<(), StoreError> {
+        give_rows_to_user!(self, credit_ledger, stripe_customer_id, user_id);
+        give_rows_to_user!(self, orders, stripe_customer_id, user_id);
+        give_rows_to_user!(self, payments, stripe_customer_id, user_id);
+        Ok(())
+    }
+}

@@ -1,0 +1,203 @@
+//! The processed-events table (`stripe_events`): claiming and finishing events inside a unit
+//! of work ([`EventTx`]), and the single statements of the store itself: recording a failure,
+//! reading one event, purging old ones.
+
+use async_trait::async_trait;
+use billing_ports::{Cause, Claim, EventRecord, EventStatus, EventTx, NewEvent, StoreError};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use diesel_async::RunQueryDsl;
+
+use crate::error::parse_stored;
+use crate::schema::{Stamp, stripe_events, time};
+use crate::tx::{Tx, on_conn};
+
+#[derive(Insertable)]
+#[diesel(table_name = stripe_events)]
+struct NewEventRow<'a> {
+    id: &'a str,
+    event_type: &'a str,
+    api_version: Option<&'a str>,
+    livemode: bool,
+    created: Stamp,
+    payload: &'a str,
+    status: &'a str,
+    attempts: i32,
+    last_error: Option<&'a str>,
+    received_at: Stamp,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = stripe_events)]
+struct EventRow {
+    id: String,
+    event_type: String,
+    created: Stamp,
+    payload: String,
+    status: String,
+    attempts: i32,
+    last_error: Option<String>,
+    received_at: Stamp,
+    processed_at: Option<Stamp>,
+}
+
+/// A stored attempt count; a negative one is corrupt.
+fn attempts(stored: i32) -> Result<u32, StoreError> {
+    u32::try_from(stored).map_err(|_| StoreError::Corrupt(Cause::msg(format!("attempts {stored}"))))
+}
+
+fn event_record(row: EventRow) -> Result<EventRecord, StoreError> {
+    Ok(EventRecord {
+        status: parse_stored(&row.status)?,
+        attempts: attempts(row.attempts)?,
+        id: row.id,
+        event_type: row.event_type,
+        last_error: row.last_error,
+        created: row.created.0,
+        payload: row.payload,
+        received_at: row.received_at.0,
+        processed_at: time(row.processed_at),
+    })
+}
+
+#[async_trait]
+impl EventTx for Tx<'_> {
+    async fn claim_event(&mut self, event: &NewEvent) -> Result<Claim, StoreError> {
+        use stripe_events::dsl as e;
+        let row = NewEventRow {
+            id: &event.id,
+            event_type: &event.event_type,
+            api_version: event.api_version.as_deref(),
+            livemode: event.livemode,
+            created: Stamp(event.created),
+            payload: &event.payload,
+            status: EventStatus::Received.as_str(),
+            attempts: 0,
+            last_error: None,
+            received_at: Stamp(event.received_at),
+        };
+        // Inserts the event, or takes over a failed one. The conflicting update waits for a
+        // concurrent claimer's transaction, then only matches when that one did not finish
+        // the event.
+        let upsert = diesel::insert_into(e::stripe_events)
+            .values(&row)
+            .on_conflict(e::id)
+            .do_update()
+            .set(e::status.eq(EventStatus::Received.as_str()));
+        let claim = diesel::query_dsl::methods::FilterDsl::filter(
+            upsert,
+            e::status.eq_any([EventStatus::Failed.as_str(), EventStatus::Received.as_str()]),
+        )
+        .returning(e::attempts);
+        let claimed: Option<i32> = on_conn!(self, |c| claim.get_result(c).await.optional())?;
+        if let Some(stored) = claimed {
+            return Ok(Claim::Claimed {
+                attempts: attempts(stored)?,
+            });
+        }
+        let query = e::stripe_events.find(&event.id).select(e::status);
+        let status: String = on_conn!(self, |c| query.get_result(c).await)?;
+        Ok(Claim::AlreadyDone(parse_stored(&status)?))
+    }
+
+    async fn finish_event(
+        &mut self,
+        id: &str,
+        status: EventStatus,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        use stripe_events::dsl as e;
+        let update = diesel::update(e::stripe_events.find(id)).set((
+            e::status.eq(status.as_str()),
+            e::processed_at.eq(Some(Stamp(at))),
+            e::last_error.eq(None::<String>),
+        ));
+        on_conn!(self, |c| update.execute(c).await)?;
+        Ok(())
+    }
+}
+
+impl Tx<'_> {
+    /// Records a failed application in its own statement (see
+    /// [`BillingStore::record_failure`](billing_ports::BillingStore::record_failure)).
+    pub(crate) async fn record_failure(
+        &mut self,
+        event: &NewEvent,
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        use stripe_events::dsl as e;
+        // The reason may quote a value the event carried; a NUL in it (which no text column
+        // stores) must not keep the failure from being recorded.
+        let error = error.replace('\0', "\u{FFFD}");
+        let row = NewEventRow {
+            id: &event.id,
+            event_type: &event.event_type,
+            api_version: event.api_version.as_deref(),
+            livemode: event.livemode,
+            created: Stamp(event.created),
+            payload: &event.payload,
+            status: EventStatus::Failed.as_str(),
+            attempts: 1,
+            last_error: Some(&error),
+            received_at: Stamp(at),
+        };
+        let upsert = diesel::insert_into(e::stripe_events)
+            .values(&row)
+            .on_conflict(e::id)
+            .do_update()
+            .set((
+                e::status.eq(EventStatus::Failed.as_str()),
+                e::attempts.eq(e::attempts + 1),
+                e::last_error.eq(excluded(e::last_error)),
+            ));
+        let record = diesel::query_dsl::methods::FilterDsl::filter(
+            upsert,
+            e::status.eq_any([EventStatus::Failed.as_str(), EventStatus::Received.as_str()]),
+        );
+        on_conn!(self, |c| record.execute(c).await)?;
+        Ok(())
+    }
+
+    /// Reads one stored event.
+    pub(crate) async fn event(&mut self, id: &str) -> Result<Option<EventRecord>, StoreError> {
+        let row: Option<EventRow> = on_conn!(self, |c| stripe_events::table
+            .find(id)
+            .select(EventRow::as_select())
+            .get_result(c)
+            .await
+            .optional())?;
+        row.map(event_record).transpose()
+    }
+
+    /// Deletes one batch of done events received before `before`.
+    pub(crate) async fn purge_events(
+        &mut self,
+        before: DateTime<Utc>,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        use stripe_events::dsl as e;
+        let done = [
+            EventStatus::Processed.as_str(),
+            EventStatus::Ignored.as_str(),
+            EventStatus::Stale.as_str(),
+        ];
+        let select = e::stripe_events
+            .select(e::id)
+            .filter(e::status.eq_any(done))
+            .filter(e::received_at.lt(Stamp(before)))
+            .order(e::received_at)
+            .limit(i64::from(batch));
+        let ids: Vec<String> = on_conn!(self, |c| select.load(c).await)?;
+        // The status filter again: an id selected above cannot have become failed, but the
+        // delete states its own rule rather than trusting the read.
+        let delete = diesel::delete(
+            e::stripe_events
+                .filter(e::id.eq_any(&ids))
+                .filter(e::status.eq_any(done)),
+        );
+        let deleted = on_conn!(self, |c| delete.execute(c).await)?;
+        Ok(deleted as u64)
+    }
+}

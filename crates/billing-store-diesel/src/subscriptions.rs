@@ -1,0 +1,163 @@
+//! Subscriptions (`subscriptions`): one row per Stripe subscription, with its items (a JSON
+//! list) and the positions of the events that last set its snapshot and its status.
+
+use async_trait::async_trait;
+use billing_domain::SubscriptionStatus;
+use billing_ports::{
+    Cause, EventPosition, StoreError, SubscriptionRead, SubscriptionRecord, SubscriptionTx,
+};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::schema::{Stamp, stamp, subscriptions, time};
+use crate::tx::{Tx, on_conn};
+
+#[derive(Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = subscriptions, treat_none_as_null = true)]
+struct SubscriptionRow {
+    stripe_subscription_id: String,
+    stripe_customer_id: String,
+    price_id: Option<String>,
+    item_price_ids: String,
+    tier: String,
+    status: String,
+    current_period_start: Option<Stamp>,
+    current_period_end: Option<Stamp>,
+    cancel_at_period_end: bool,
+    canceled_at: Option<Stamp>,
+    trial_end: Option<Stamp>,
+    grace_period_end: Option<Stamp>,
+    dunning_invoice_id: Option<String>,
+    snapshot_event_created: Stamp,
+    snapshot_event_rank: i16,
+    snapshot_event_id: String,
+    status_event_created: Stamp,
+    status_event_rank: i16,
+    status_event_id: String,
+}
+
+fn position(created: Stamp, rank: i16, event_id: String) -> Result<EventPosition, StoreError> {
+    Ok(EventPosition {
+        created: created.0,
+        rank: u8::try_from(rank)
+            .map_err(|e| StoreError::Corrupt(Cause::context(format!("event rank {rank}"), e)))?,
+        event_id,
+    })
+}
+
+fn subscription_record(row: SubscriptionRow) -> Result<SubscriptionRecord, StoreError> {
+    Ok(SubscriptionRecord {
+        item_price_ids: serde_json::from_str(&row.item_price_ids).map_err(|e| {
+            StoreError::Corrupt(Cause::context(
+                format!("item_price_ids {:?}", row.item_price_ids),
+                e,
+            ))
+        })?,
+        snapshot_position: position(
+            row.snapshot_event_created,
+            row.snapshot_event_rank,
+            row.snapshot_event_id,
+        )?,
+        status_position: position(
+            row.status_event_created,
+            row.status_event_rank,
+            row.status_event_id,
+        )?,
+        stripe_subscription_id: row.stripe_subscription_id,
+        stripe_customer_id: row.stripe_customer_id,
+        price_id: row.price_id,
+        tier: row.tier,
+        status: SubscriptionStatus::parse(&row.status),
+        current_period_start: time(row.current_period_start),
+        current_period_end: time(row.current_period_end),
+        cancel_at_period_end: row.cancel_at_period_end,
+        canceled_at: time(row.canceled_at),
+        trial_end: time(row.trial_end),
+        grace_period_end: time(row.grace_period_end),
+        dunning_invoice_id: row.dunning_invoice_id,
+    })
+}
+
+fn subscription_row(s: &SubscriptionRecord) -> Result<SubscriptionRow, StoreError> {
+    Ok(SubscriptionRow {
+        stripe_subscription_id: s.stripe_subscription_id.clone(),
+        stripe_customer_id: s.stripe_customer_id.clone(),
+        price_id: s.price_id.clone(),
+        item_price_ids: serde_json::to_string(&s.item_price_ids)
+            .map_err(|e| StoreError::Query(Cause::context("item_price_ids", e)))?,
+        tier: s.tier.clone(),
+        status: s.status.as_str().to_owned(),
+        current_period_start: stamp(s.current_period_start),
+        current_period_end: stamp(s.current_period_end),
+        cancel_at_period_end: s.cancel_at_period_end,
+        canceled_at: stamp(s.canceled_at),
+        trial_end: stamp(s.trial_end),
+        grace_period_end: stamp(s.grace_period_end),
+        dunning_invoice_id: s.dunning_invoice_id.clone(),
+        snapshot_event_created: Stamp(s.snapshot_position.created),
+        snapshot_event_rank: i16::from(s.snapshot_position.rank),
+        snapshot_event_id: s.snapshot_position.event_id.clone(),
+        status_event_created: Stamp(s.status_position.created),
+        status_event_rank: i16::from(s.status_position.rank),
+        status_event_id: s.status_position.event_id.clone(),
+    })
+}
+
+#[async_trait]
+impl SubscriptionRead for Tx<'_> {
+    async fn customer_subscriptions(
+        &mut self,
+        stripe_customer_id: &str,
+    ) -> Result<Vec<SubscriptionRecord>, StoreError> {
+        let rows: Vec<SubscriptionRow> = on_conn!(self, |c| subscriptions::table
+            .filter(subscriptions::stripe_customer_id.eq(stripe_customer_id))
+            .order(subscriptions::stripe_subscription_id)
+            .select(SubscriptionRow::as_select())
+            .load(c)
+            .await)?;
+        rows.into_iter().map(subscription_record).collect()
+    }
+}
+
+#[async_trait]
+impl SubscriptionTx for Tx<'_> {
+    /// Postgres locks the row until commit (`FOR UPDATE`); SQLite has no row locks and needs
+    /// none: one writer at a time holds the whole database.
+    async fn subscription(
+        &mut self,
+        stripe_subscription_id: &str,
+    ) -> Result<Option<SubscriptionRecord>, StoreError> {
+        let row: Option<SubscriptionRow> = on_conn!(self,
+            postgres: |c| subscriptions::table
+                .find(stripe_subscription_id)
+                .select(SubscriptionRow::as_select())
+                .for_update()
+                .get_result(c)
+                .await
+                .optional(),
+            sqlite: |c| subscriptions::table
+                .find(stripe_subscription_id)
+                .select(SubscriptionRow::as_select())
+                .get_result(c)
+                .await
+                .optional(),
+        )?;
+        row.map(subscription_record).transpose()
+    }
+
+    async fn save_subscription(
+        &mut self,
+        subscription: &SubscriptionRecord,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let row = subscription_row(subscription)?;
+        let upsert = diesel::insert_into(subscriptions::table)
+            .values((&row, subscriptions::updated_at.eq(Stamp(at))))
+            .on_conflict(subscriptions::stripe_subscription_id)
+            .do_update()
+            .set((&row, subscriptions::updated_at.eq(Stamp(at))));
+        on_conn!(self, |c| upsert.execute(c).await)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,234 @@
+//! One connection as the aggregates' queries see it ([`Tx`]), and the units of work run on it.
+//!
+//! The queries are written once: [`Tx`] holds the connection of either backend ([`Conn`]),
+//! and [`on_conn!`] runs a query on whichever it is, Diesel checking and building the query
+//! for that backend. Where the backends really differ, the query says so in place with the
+//! two-armed form of [`on_conn!`] (`subscription()` locks its row on Postgres only).
+//!
+//! After a failure, [`Tx`] knows whether a statement failed for a reason Diesel cannot name
+//! (its SQLSTATE is not exposed by diesel-async). Such a failure on a database that lacks an
+//! embedded migration is reported as [`StoreError::NotMigrated`]: the migrations Diesel
+//! recorded are compared with the embedded ones on the same connection, never the message.
+
+use billing_ports::{BillingRead, BillingTx, Cause, LockTx, StoreError, TxFuture};
+use diesel::result::Error as DieselError;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+
+use crate::Backend;
+use crate::error::{TxFailure, connection_lost, db_err};
+use crate::migrate;
+use crate::sqlite::SqliteConn;
+
+/// The connection of one backend.
+pub(crate) enum Conn<'c> {
+    /// diesel-async's Postgres connection.
+    Postgres(&'c mut AsyncPgConnection),
+    /// Diesel's SQLite connection behind diesel-async's sync wrapper.
+    Sqlite(&'c mut SqliteConn),
+}
+
+impl<'c> From<&'c mut AsyncPgConnection> for Conn<'c> {
+    fn from(conn: &'c mut AsyncPgConnection) -> Self {
+        Conn::Postgres(conn)
+    }
+}
+
+impl<'c> From<&'c mut SqliteConn> for Conn<'c> {
+    fn from(conn: &'c mut SqliteConn) -> Self {
+        Conn::Sqlite(conn)
+    }
+}
+
+/// Runs a Diesel query on the connection of a [`Tx`] and maps its error to a [`StoreError`]
+/// (through [`Tx::statement_failed`], which remembers an unclassified failure).
+///
+/// `on_conn!(tx, |c| query.get_result(c).await)` writes the query once for both backends;
+/// `on_conn!(tx, postgres: |c| …, sqlite: |c| …)` states a difference between them.
+macro_rules! on_conn {
+    ($tx:expr, |$c:ident| $body:expr) => {
+        $crate::tx::on_conn!($tx, postgres: |$c| $body, sqlite: |$c| $body)
+    };
+    ($tx:expr, postgres: |$pg:ident| $pg_body:expr, sqlite: |$lite:ident| $lite_body:expr $(,)?) => {{
+        let result = match &mut $tx.conn {
+            $crate::tx::Conn::Postgres(conn) => {
+                let $pg = &mut **conn;
+                $pg_body
+            }
+            $crate::tx::Conn::Sqlite(conn) => {
+                let $lite = &mut **conn;
+                $lite_body
+            }
+        };
+        result.map_err(|error| $tx.statement_failed(error))
+    }};
+}
+
+pub(crate) use on_conn;
+
+/// A connection lent to the aggregates' queries: inside a transaction for
+/// [`BillingStore::transaction`](billing_ports::BillingStore::transaction), outside any for
+/// reads and single statements.
+pub(crate) struct Tx<'c> {
+    pub(crate) conn: Conn<'c>,
+    /// The cause of the first statement that failed for a reason Diesel could not name.
+    unclassified: Option<Cause>,
+}
+
+impl<'c> Tx<'c> {
+    /// A `Tx` on `conn`, with no failure seen yet.
+    pub(crate) fn new(conn: impl Into<Conn<'c>>) -> Self {
+        Self {
+            conn: conn.into(),
+            unclassified: None,
+        }
+    }
+
+    /// Maps a failed statement's error and remembers it when it is unclassified
+    /// ([`StoreError::Query`]), for [`Tx::diagnose`].
+    pub(crate) fn statement_failed(&mut self, error: DieselError) -> StoreError {
+        let error = db_err(error);
+        if let (StoreError::Query(cause), None) = (&error, &self.unclassified) {
+            self.unclassified = Some(cause.clone());
+        }
+        error
+    }
+
+    /// After a unit of work failed: [`StoreError::NotMigrated`] when one of its statements
+    /// failed unclassified and the database lacks an embedded migration; `None` when the
+    /// failure is what it says (or the check itself cannot run).
+    ///
+    /// Must run outside any transaction: a failed Postgres transaction answers nothing else.
+    pub(crate) async fn diagnose(&mut self) -> Option<StoreError> {
+        let cause = self.unclassified.take()?;
+        let (backend, applied) = match &mut self.conn {
+            Conn::Postgres(conn) => (
+                Backend::Postgres,
+                migrate::applied_versions(&mut **conn, Backend::Postgres).await,
+            ),
+            Conn::Sqlite(conn) => (
+                Backend::Sqlite,
+                migrate::applied_versions(&mut **conn, Backend::Sqlite).await,
+            ),
+        };
+        match applied.and_then(|applied| migrate::all_applied(backend, applied)) {
+            Ok(false) => Some(StoreError::NotMigrated(cause)),
+            Ok(true) | Err(_) => None,
+        }
+    }
+
+    /// True when `SELECT 1` fails on this connection because the connection is gone.
+    pub(crate) async fn connection_lost(&mut self) -> bool {
+        let probe = match &mut self.conn {
+            Conn::Postgres(conn) => conn.batch_execute("SELECT 1").await,
+            Conn::Sqlite(conn) => conn.batch_execute("SELECT 1").await,
+        };
+        probe.is_err_and(|error| connection_lost(&error))
+    }
+}
+
+/// Defines `$name(conn, work)`, which runs `work` in one transaction on a `$conn`: commits
+/// when it returns `Ok`, rolls back when it returns `Err`. A failure is reported as
+/// [`StoreError::NotMigrated`] when [`Tx::diagnose`] says so, checked on the same connection
+/// once the transaction has rolled back.
+///
+/// One function per connection type: diesel-async's `transaction` needs the concrete type
+/// for its closure's future to be `Send`.
+macro_rules! transaction_on {
+    ($name:ident, $conn:ty) => {
+        /// Runs `work` in one transaction (see `transaction_on!`).
+        pub(crate) async fn $name<'b, T, E, F>(conn: &mut $conn, work: F) -> Result<T, E>
+        where
+            T: Send + 'b,
+            E: From<StoreError> + Send + 'b,
+            F: for<'r> FnOnce(&'r mut dyn BillingTx) -> TxFuture<'b, 'r, T, E> + Send + 'b,
+        {
+            let mut unclassified = None;
+            let result = conn
+                .transaction(async |c: &mut $conn| {
+                    let mut tx = Tx::new(c);
+                    let result = work(&mut tx).await;
+                    unclassified = tx.unclassified.take();
+                    result.map_err(TxFailure::Work)
+                })
+                .await;
+            let mut tx = Tx::new(conn);
+            tx.unclassified = unclassified;
+            tx.after_transaction(result).await
+        }
+    };
+}
+
+transaction_on!(transaction_postgres, AsyncPgConnection);
+transaction_on!(transaction_sqlite, SqliteConn);
+
+impl Tx<'_> {
+    /// The outcome of a transaction that has ended on this connection: its value, the unit
+    /// of work's error, or the database's; diagnosed (see [`Tx::diagnose`]) when it failed.
+    async fn after_transaction<T, E>(&mut self, result: Result<T, TxFailure<E>>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let error = match result {
+            Ok(value) => return Ok(value),
+            Err(TxFailure::Work(error)) => error,
+            Err(TxFailure::Database(error)) => E::from(self.statement_failed(error)),
+        };
+        match self.diagnose().await {
+            Some(not_migrated) => Err(E::from(not_migrated)),
+            None => Err(error),
+        }
+    }
+}
+
+/// Runs the read-only `work` on `tx`, outside any transaction; a failure is diagnosed as in
+/// [`transaction`].
+pub(crate) async fn read<'b, T, E, F>(mut tx: Tx<'_>, work: F) -> Result<T, E>
+where
+    T: Send + 'b,
+    E: From<StoreError> + Send + 'b,
+    F: for<'r> FnOnce(&'r mut dyn BillingRead) -> TxFuture<'b, 'r, T, E> + Send + 'b,
+{
+    let error = match work(&mut tx).await {
+        Ok(value) => return Ok(value),
+        Err(error) => error,
+    };
+    match tx.diagnose().await {
+        Some(not_migrated) => Err(E::from(not_migrated)),
+        None => Err(error),
+    }
+}
+
+/// A statement that failed for a reason Diesel cannot name (an administrator's termination
+/// looks like any other statement error) is checked on the same connection before it is
+/// reported: with `SELECT 1`, and if the connection is gone the failure was the database
+/// going away and is reported as unavailable; then with [`Tx::diagnose`].
+pub(crate) async fn confirm<T>(
+    tx: &mut Tx<'_>,
+    result: Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match result {
+        Err(StoreError::Query(cause)) => {
+            if tx.connection_lost().await {
+                Err(StoreError::Unavailable(cause))
+            } else if let Some(not_migrated) = tx.diagnose().await {
+                Err(not_migrated)
+            } else {
+                Err(StoreError::Query(cause))
+            }
+        }
+        other => other,
+    }
+}
+
+#[async_trait::async_trait]
+impl LockTx for Tx<'_> {
+    /// An advisory lock on Postgres; nothing on SQLite, whose one writer at a time holds the
+    /// whole database.
+    async fn lock_key(&mut self, key: &str) -> Result<(), StoreError> {
+        let locked = match &mut self.conn {
+            Conn::Postgres(conn) => crate::pg::lock_key(conn, key).await,
+            Conn::Sqlite(_) => Ok(()),
+        };
+        locked.map_err(|error| self.statement_failed(error))
+    }
+}

@@ -1,0 +1,16 @@
+//! The Diesel adapter's integration tests, in one binary: against real databases (a fresh
+//! Postgres database and SQLite file per test, copied from a migrated template), most of them
+//! on both backends (`on_both_backends!`).
+//!
+//! - `store`: events, credits, usage, Stripe requests;
+//! - `migrations`: applying them, and `NotMigrated`;
+//! - `records`: round trips of the rows whose shape carries a rule (payments, subscriptions);
+//! - `locks`: what the store promises about concurrency;
+//! - `faults`: a stalled, cut or terminated database, and settings that cannot work.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod faults;
+mod locks;
+mod migrations;
+mod records;
+mod store;
