@@ -73,7 +73,7 @@ pub(crate) async fn deciding_subscription(
     let subscriptions = tx
         .customer_subscriptions(&customer.stripe_customer_id)
         .await?;
-    Ok(gate::deciding(&subscriptions, catalog, now))
+    Ok(gate::deciding(&subscriptions, catalog, now).cloned())
 }
 
 /// Reads what a user's access is computed from, with the usage of the metering period in force
@@ -90,7 +90,7 @@ async fn load_user(
         None => Vec::new(),
     };
     let deciding = gate::deciding(&subscriptions, catalog, now);
-    let period = metering_period(deciding.as_ref().map(state_of).as_ref(), now);
+    let period = metering_period(deciding.map(state_of).as_ref(), now);
     let mut usage = Vec::new();
     for metric in catalog.metrics() {
         usage.push((
@@ -133,11 +133,7 @@ impl<S: BillingStore> BillingApp<S> {
         let now = self.clock().now();
         let user = self.user_state(user_id, now).await?;
         let subscription = gate::deciding(&user.subscriptions, self.catalog(), now);
-        let granted = entitlement(
-            subscription.as_ref().map(state_of).as_ref(),
-            self.catalog(),
-            now,
-        );
+        let granted = entitlement(subscription.map(state_of).as_ref(), self.catalog(), now);
         Ok(Some(FeatureAccess {
             allowed: granted.feature(feature),
             tier: granted.tier.id.clone(),
@@ -151,7 +147,7 @@ impl<S: BillingStore> BillingApp<S> {
         let now = self.clock().now();
         let user = self.user_state(user_id, now).await?;
         let subscription = gate::deciding(&user.subscriptions, catalog, now);
-        let state = subscription.as_ref().map(state_of);
+        let state = subscription.map(state_of);
         let granted = entitlement(state.as_ref(), catalog, now);
         let period = metering_period(state.as_ref(), now);
         let grace_period_end = match &granted.reason {
@@ -193,7 +189,7 @@ impl<S: BillingStore> BillingApp<S> {
         let catalog = self.catalog();
         if let Some(cached) = self.gate().get(user_id) {
             let deciding = gate::deciding(&cached.subscriptions, catalog, now);
-            let period = metering_period(deciding.as_ref().map(state_of).as_ref(), now);
+            let period = metering_period(deciding.map(state_of).as_ref(), now);
             if period.start == cached.period_start {
                 return Ok(cached);
             }

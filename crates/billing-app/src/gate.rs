@@ -43,19 +43,18 @@ pub(crate) struct UserState {
 
 /// The subscription that decides a user's access: the one granting the highest tier now; among
 /// equals, the one whose last snapshot is newest.
-pub(crate) fn deciding(
-    subscriptions: &[SubscriptionRecord],
+pub(crate) fn deciding<'s>(
+    subscriptions: &'s [SubscriptionRecord],
     catalog: &Catalog,
     now: DateTime<Utc>,
-) -> Option<SubscriptionRecord> {
-    subscriptions
-        .iter()
-        .max_by(|a, b| {
-            let rank =
-                |s: &SubscriptionRecord| entitlement(Some(&state_of(s)), catalog, now).tier.rank;
-            (rank(a), &a.snapshot_position).cmp(&(rank(b), &b.snapshot_position))
-        })
-        .cloned()
+) -> Option<&'s SubscriptionRecord> {
+    if let [only] = subscriptions {
+        return Some(only);
+    }
+    subscriptions.iter().max_by(|a, b| {
+        let rank = |s: &SubscriptionRecord| entitlement(Some(&state_of(s)), catalog, now).tier.rank;
+        (rank(a), &a.snapshot_position).cmp(&(rank(b), &b.snapshot_position))
+    })
 }
 
 /// The cache of [`UserState`]s by user id, with the index that finds them by customer.
