@@ -24,7 +24,12 @@
 //! ```
 //! use billing_streamgen::{Options, Scenario};
 //!
-//! let scenario = Scenario::generate(7, &Options { events: 50, window: Some(4), duplicates_percent: 10 })?;
+//! let scenario = Scenario::generate(7, &Options {
+//!     events: 50,
+//!     window: Some(4),
+//!     duplicates_percent: 10,
+//!     active_customers: None,
+//! })?;
 //! assert!(scenario.stream.events.len() >= 50);
 //! assert!(scenario.order.len() >= scenario.stream.events.len());
 //! # Ok::<(), billing_streamgen::Error>(())
@@ -88,6 +93,9 @@ pub struct Options {
     pub window: Option<usize>,
     /// Percent of the events delivered a second time.
     pub duplicates_percent: u32,
+    /// About how many customers are active at once; `None` draws it from the seed, in
+    /// `4..=16`.
+    pub active_customers: Option<u32>,
 }
 
 /// One seeded run: the stream and the order in which it is delivered.
@@ -101,15 +109,16 @@ pub struct Scenario {
     pub order: Vec<usize>,
     /// The reordering window used.
     pub window: usize,
-    /// About how many customers are active at once (drawn from the seed, `4..=16`), which sets
-    /// how closely journeys interleave.
+    /// About how many customers are active at once, which sets how closely journeys
+    /// interleave.
     pub active_customers: u32,
 }
 
 impl Scenario {
     /// Generates the scenario of `seed`: the renderer's product ids, the number of customers
-    /// active at once, the window (unless `options` fixes it), the stream, then the delivery
-    /// order, all drawn from one generator seeded with `seed` in that order.
+    /// active at once and the window (each drawn even when `options` fixes it, so fixing one
+    /// changes nothing else), the stream, then the delivery order, all drawn from one
+    /// generator seeded with `seed` in that order.
     ///
     /// # Errors
     ///
@@ -118,7 +127,8 @@ impl Scenario {
     pub fn generate(seed: u64, options: &Options) -> Result<Self, Error> {
         let mut rng = StdRng::seed_from_u64(seed);
         let renderer = render::Renderer::new(&mut rng);
-        let active_customers = rng.random_range(4..=16);
+        let drawn_customers = rng.random_range(4..=16);
+        let active_customers = options.active_customers.unwrap_or(drawn_customers);
         let drawn_window = rng.random_range(1..=64);
         let window = options.window.unwrap_or(drawn_window);
         let stream = stream::generate(&mut rng, &renderer, options.events, active_customers)?;

@@ -20,6 +20,7 @@ fn options(events: usize, window: Option<usize>, duplicates_percent: u32) -> Opt
         events,
         window,
         duplicates_percent,
+        active_customers: None,
     }
 }
 

@@ -94,6 +94,7 @@ async fn run(backend: Backend, seed: u64, config: &Config) -> (String, bool) {
             events: config.events,
             window: config.window,
             duplicates_percent: config.duplicates_percent,
+            active_customers: None,
         },
     )
     .unwrap();
