@@ -57,20 +57,21 @@ doctest:
 bench *ARGS:
     cargo bench --workspace {{ARGS}}
 
-# Put any Stripe webhook endpoint under load (bins/billing-load, release build): fresh seeded
-# streams of realistic signed events with 10 % duplicates and bounded reordering, replayed at
-# 1, 16 and 64 in flight; prints deliveries/s, p50/p90/p99 and errors. ARGS go to the tool
-# (`--server-pid`, `--database-url`, `--pgbench`, `--json`, …; `billing-load --help`).
+# Fresh seeded streams of realistic signed events (10 % duplicates, bounded reordering)
+# replayed at 1, 16 and 64 in flight; deliveries/s, p50/p90/p99 and errors. ARGS go to the
+# tool: `--server-pid`, `--database-url`, `--pgbench`, `--json`, … (`billing-load --help`).
+# Load any Stripe webhook endpoint with billing-load (release build).
 bench-load URL SECRET *ARGS:
     cargo build --release -p billing-load
     STRIPE_WEBHOOK_SECRET='{{SECRET}}' "${CARGO_TARGET_DIR:-$PWD/target}/release/billing-load" \
         --url '{{URL}}' {{ARGS}}
 
-# Ingest under load (docs/benchmarks.md, "Ingest under load"): the release server on a fresh
-# Postgres database (a unique name on BENCH_POSTGRES, default postgres://postgres@127.0.0.1:5432;
-# dropped afterwards), then billing-load at 1, 16 and 64 in flight with the server's CPU and RSS,
-# Postgres' CPU, pgbench beside each level and the final-state check; the server is stopped at
-# the end. ARGS go to billing-load (e.g. `--events 5000`, `--json`).
+# The release server on a fresh Postgres database (a unique name on BENCH_POSTGRES, default
+# postgres://postgres@127.0.0.1:5432; dropped afterwards), then billing-load at 1, 16 and 64
+# in flight with the server's CPU and RSS, Postgres' CPU, pgbench beside each level and the
+# final-state check; the server is stopped at the end. ARGS go to billing-load (`--events
+# 5000`, `--json`, …).
+# Ingest under load, the figures of docs/benchmarks.md "Ingest under load".
 bench-ingest *ARGS:
     #!/usr/bin/env bash
     set -euo pipefail

@@ -21,12 +21,12 @@ pub(crate) enum Error {
     #[error("--plans: {0}")]
     Plans(String),
     /// A database query failed (the check, or pgbench's scratch database).
-    #[error("database ({what}): {source}")]
+    #[error("database ({what}): {message}")]
     Database {
         /// What was being done.
         what: &'static str,
-        /// The client's error.
-        source: tokio_postgres::Error,
+        /// The server's message (severity, SQLSTATE, text), or the client's error.
+        message: String,
     },
     /// pgbench could not run, or its output was not understood.
     #[error("pgbench: {0}")]
@@ -44,7 +44,16 @@ pub(crate) enum Error {
 impl Error {
     /// A database error while doing `what`.
     pub(crate) fn database(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Self {
-        move |source| Self::Database { what, source }
+        move |source| {
+            let message = match source.as_db_error() {
+                Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+                None => match std::error::Error::source(&source) {
+                    Some(cause) => format!("{source}: {cause}"),
+                    None => source.to_string(),
+                },
+            };
+            Self::Database { what, message }
+        }
     }
 
     /// An IO error while doing `what`.

@@ -38,10 +38,13 @@ impl Pgbench {
         let scratch = format!("billing_load_pgbench_{}", std::process::id());
         let scratch_url = with_database(url, &scratch)?;
         let admin = connect(url).await?;
+        // Two statements: CREATE DATABASE cannot run in the implicit transaction of a batch.
         admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {scratch}; CREATE DATABASE {scratch}"
-            ))
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)"))
+            .await
+            .map_err(Error::database("drop an old scratch database"))?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {scratch}"))
             .await
             .map_err(Error::database("create pgbench's scratch database"))?;
         let db = connect(&scratch_url).await?;
