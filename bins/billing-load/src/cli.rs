@@ -77,9 +77,13 @@ pub(crate) struct Args {
     /// Threads of the client's runtime (it shares the machine with the server).
     #[arg(long, default_value_t = 1)]
     pub(crate) client_threads: usize,
-    /// Print the report as JSON on stdout (progress still goes to stderr).
+    /// Print the report as JSON on stdout instead of the table (progress still goes to
+    /// stderr).
     #[arg(long)]
     pub(crate) json: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    pub(crate) json_file: Option<PathBuf>,
 }
 
 /// The signing secret: never shown by `Debug` or `Display`.

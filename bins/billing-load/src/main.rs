@@ -167,6 +167,13 @@ async fn run(args: Args) -> Result<bool, Error> {
         check,
     };
     print_report(&report, args.json);
+    if let Some(path) = &args.json_file {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Io {
+            what: "write the JSON report",
+            source: e.into(),
+        })?;
+        std::fs::write(path, text).map_err(Error::io("write the JSON report"))?;
+    }
     Ok(report.check.as_ref().is_none_or(|c| c.passed))
 }
 
