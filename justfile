@@ -57,6 +57,52 @@ doctest:
 bench *ARGS:
     cargo bench --workspace {{ARGS}}
 
+# Fresh seeded streams of realistic signed events (10 % duplicates, bounded reordering)
+# replayed at 1, 16 and 64 in flight; deliveries/s, p50/p90/p99 and errors. ARGS go to the
+# tool: `--server-pid`, `--database-url`, `--pgbench`, `--json`, … (`billing-load --help`).
+# Load any Stripe webhook endpoint with billing-load (release build).
+bench-load URL SECRET *ARGS:
+    cargo build --release -p billing-load
+    STRIPE_WEBHOOK_SECRET='{{SECRET}}' "${CARGO_TARGET_DIR:-$PWD/target}/release/billing-load" \
+        --url '{{URL}}' {{ARGS}}
+
+# The release server on a fresh Postgres database (a unique name on BENCH_POSTGRES, default
+# postgres://postgres@127.0.0.1:5432; dropped afterwards), then billing-load at 1, 16 and 64
+# in flight with the server's CPU and RSS, Postgres' CPU, pgbench beside each level and the
+# final-state check; the server is stopped at the end. ARGS go to billing-load (`--events
+# 5000`, `--json`, …).
+# Ingest under load, the figures of docs/benchmarks.md "Ingest under load".
+bench-ingest *ARGS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --release -p billing-server -p billing-load
+    bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
+    base="${BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432}"
+    db="billing_bench_$(date +%s)_$$"
+    dir=$(mktemp -d)
+    pid=""
+    cleanup() {
+        if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+        psql "$base/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null || true
+        rm -rf "$dir"
+    }
+    trap cleanup EXIT
+    psql "$base/postgres" -qc "CREATE DATABASE $db"
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    secret=whsec_bench_local_only
+    DATABASE_URL="$base/$db" BIND_ADDR="127.0.0.1:$port" PLANS_FILE="{{justfile_directory()}}/plans.toml" \
+        STRIPE_WEBHOOK_SECRET="$secret" STRIPE_SECRET_KEY=sk_test_bench_local_only \
+        BILLING_API_KEYS=bench_api_key_local_only LOG_FORMAT=json \
+        "$bin/billing-server" > "$dir/server.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 300); do
+        curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { tail -50 "$dir/server.log"; exit 1; }
+    STRIPE_WEBHOOK_SECRET="$secret" "$bin/billing-load" --url "http://127.0.0.1:$port/webhooks/stripe" \
+        --server-pid "$pid" --postgres-cpu --database-url "$base/$db" --pgbench {{ARGS}}
+
 # Regenerate docs/openapi.yaml from the server's types (a test fails when it drifts).
 openapi:
     UPDATE_OPENAPI=1 cargo nextest run -p billing-http -E 'test(docs_openapi_yaml_is_the_served_document)'

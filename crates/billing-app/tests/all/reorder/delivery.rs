@@ -3,9 +3,8 @@
 
 use billing_app::{BillingApp, IngestOutcome};
 use billing_store_diesel::DieselStore;
+use billing_streamgen::Stream;
 use futures_util::StreamExt;
-
-use super::stream::Stream;
 
 /// What one delivery returned.
 pub type Outcome = Result<IngestOutcome, String>;

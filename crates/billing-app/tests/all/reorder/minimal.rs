@@ -6,16 +6,16 @@
 use billing_domain::SubscriptionStatus;
 use billing_ports::BillingStore;
 use billing_store_diesel::DieselStore;
+use billing_streamgen::WALL_START;
+use billing_streamgen::journey::{Account, Actor, DAY, add_interval};
+use billing_streamgen::model::{Intent, Shape};
+use billing_streamgen::prices::{ENTERPRISE_MONTHLY, PRO_MONTHLY, credits_of};
+use billing_streamgen::render::Renderer;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::delivery::{Outcome, describe};
-use super::journey::{Account, Actor, DAY, add_interval};
-use super::model::{Intent, Shape};
 use super::oracle;
-use super::prices::{ENTERPRISE_MONTHLY, PRO_MONTHLY, credits_of};
-use super::render::Renderer;
-use super::stream::WALL_START;
 use crate::support;
 
 on_both_backends!(
@@ -213,7 +213,7 @@ async fn a_past_due_update_delivered_after_a_later_failed_retry_is_applied(store
 /// active ENTERPRISE with a new period (the trial ended early with an upgrade): the
 /// subscription is active on ENTERPRISE in the new period.
 async fn an_upgrade_delivered_after_its_later_paid_invoice_is_applied(store: DieselStore) {
-    let credits = credits_of(&support::catalog(), &ENTERPRISE_MONTHLY);
+    let credits = credits_of(&support::catalog(), &ENTERPRISE_MONTHLY).unwrap();
     let mut wrong = Vec::new();
     for (seed, shape) in [(21, Shape::Basil), (22, Shape::PreBasil)] {
         let deliveries = story(
@@ -260,7 +260,7 @@ async fn an_upgrade_delivered_after_its_later_paid_invoice_is_applied(store: Die
 async fn a_plan_change_delivered_after_its_same_second_invoice_with_a_later_id_is_applied(
     store: DieselStore,
 ) {
-    let credits = credits_of(&support::catalog(), &ENTERPRISE_MONTHLY);
+    let credits = credits_of(&support::catalog(), &ENTERPRISE_MONTHLY).unwrap();
     let mut wrong = Vec::new();
     for (seed, shape) in [(31, Shape::Basil), (32, Shape::PreBasil)] {
         let deliveries = story(

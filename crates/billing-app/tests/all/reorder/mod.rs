@@ -18,16 +18,13 @@
 //! flight, which of the concurrent ones commits first is up to the scheduler.
 //! `REORDER_WINDOW=0 REORDER_DUPLICATES=0 REORDER_IN_FLIGHT=1` delivers the stream in order,
 //! one at a time: a check of the oracle itself, which must hold then on any correct app.
+//!
+//! The stream, its delivery order and the expected final state come from `billing-streamgen`
+//! (the generator `billing-load` replays over HTTP too); this module delivers in process and
+//! reads the store.
 mod delivery;
-mod fixtures;
-mod ids;
-mod journey;
 mod minimal;
-mod model;
 mod oracle;
-mod prices;
-mod render;
-mod stream;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,9 +33,8 @@ use billing_app::{AppSettings, BillingApp};
 use billing_ports::ManualClock;
 use billing_store_diesel::testing::TestDatabase;
 use billing_store_diesel::{Backend, DieselStore};
+use billing_streamgen::{Options, Scenario};
 use chrono::DateTime;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
 use crate::support;
 
@@ -92,26 +88,26 @@ fn app_at(store: DieselStore, now: i64) -> BillingApp<DieselStore> {
 /// One seed on one backend: the report, and whether everything held.
 async fn run(backend: Backend, seed: u64, config: &Config) -> (String, bool) {
     let started = Instant::now();
-    let mut rng = StdRng::seed_from_u64(seed);
-    let renderer = render::Renderer::new(&mut rng);
-    let concurrency = rng.random_range(4..=16);
-    let drawn_window = rng.random_range(1..=64);
-    let window = config.window.unwrap_or(drawn_window);
-    let stream = stream::generate(&mut rng, &renderer, config.events, concurrency);
-    let order = stream::delivery_order(
-        &mut rng,
-        stream.events.len(),
-        window,
-        config.duplicates_percent,
-    );
+    let scenario = Scenario::generate(
+        seed,
+        &Options {
+            events: config.events,
+            window: config.window,
+            duplicates_percent: config.duplicates_percent,
+            active_customers: None,
+        },
+    )
+    .unwrap();
+    let (stream, order) = (&scenario.stream, &scenario.order);
+    let (window, concurrency) = (scenario.window, scenario.active_customers);
     let catalog = support::catalog();
-    let expected = oracle::expected(&stream, &catalog);
+    let expected = billing_streamgen::expected(stream, &catalog).unwrap();
     let generated = started.elapsed();
 
     let now = stream.end + 60;
     let reference_db = TestDatabase::new(backend).await;
     let reference = app_at(reference_db.store().clone(), now);
-    let reference_outcomes = delivery::deliver_in_order(&reference, &stream, 16).await;
+    let reference_outcomes = delivery::deliver_in_order(&reference, stream, 16).await;
     for (event, outcome) in stream.events.iter().zip(&reference_outcomes) {
         assert!(
             outcome.is_ok(),
@@ -125,13 +121,13 @@ async fn run(backend: Backend, seed: u64, config: &Config) -> (String, bool) {
 
     let db = TestDatabase::new(backend).await;
     let app = app_at(db.store().clone(), now);
-    let outcomes = delivery::deliver(&app, &stream, &order, config.in_flight).await;
+    let outcomes = delivery::deliver(&app, stream, order, config.in_flight).await;
     let delivered_took = started.elapsed() - generated - in_order_took;
 
     let findings = oracle::check(&oracle::Run {
-        stream: &stream,
+        stream,
         expected: &expected,
-        order: &order,
+        order,
         outcomes: &outcomes,
         app: &app,
         reference: &reference,
@@ -187,53 +183,4 @@ fn reordered_stream_ends_in_the_newest_snapshots_on_postgres() {
 #[test]
 fn reordered_stream_ends_in_the_newest_snapshots_on_sqlite() {
     check_backend(Backend::Sqlite);
-}
-
-/// The generator itself: bodies carry none of the fixtures' ids and parse to what was meant
-/// (checked while generating), and ids are Stripe-shaped and never repeated.
-#[test]
-fn generated_bodies_are_fixture_shaped_with_fresh_ids() {
-    let mut rng = StdRng::seed_from_u64(7);
-    let renderer = render::Renderer::new(&mut rng);
-    let stream = stream::generate(&mut rng, &renderer, 600, 8);
-    let fixture_ids: Vec<String> = [model::Shape::Basil, model::Shape::PreBasil]
-        .into_iter()
-        .flat_map(|shape| renderer.templates(shape).all_ids())
-        .collect();
-    let mut seen = std::collections::HashSet::new();
-    let mut types = std::collections::BTreeSet::new();
-    for event in &stream.events {
-        assert!(seen.insert(event.id.clone()), "event id {} twice", event.id);
-        assert!(
-            event.id.starts_with("evt_1") && event.id.len() == 28,
-            "{}",
-            event.id
-        );
-        for id in &fixture_ids {
-            assert!(
-                !event.body.contains(id.as_str()),
-                "{} {} still carries the fixture's {id}",
-                event.event_type,
-                event.id
-            );
-        }
-        types.insert((stream.customers[event.customer].shape, event.event_type));
-    }
-    for shape in [model::Shape::Basil, model::Shape::PreBasil] {
-        for event_type in [
-            "customer.created",
-            "customer.subscription.created",
-            "customer.subscription.updated",
-            "customer.subscription.deleted",
-            "invoice.paid",
-            "invoice.payment_succeeded",
-            "invoice.payment_failed",
-            "checkout.session.completed",
-        ] {
-            assert!(
-                types.contains(&(shape, event_type)),
-                "no {event_type} of the {shape:?} shape in 600 events"
-            );
-        }
-    }
 }

@@ -1,158 +1,40 @@
-//! What must hold after a stream was delivered, whatever the order, computed from what the
-//! generator meant (not from the app): every subscription as its newest snapshot says; one
-//! credit grant per paid invoice; every event stored once and done; refunds as the charges'
-//! cumulative totals; and entitlements as after an in-order delivery.
+//! Checks a delivered run against what must hold whatever the order: the generator's oracle
+//! (`billing_streamgen::oracle`, computed from what the generator meant, not from the app:
+//! every subscription as its newest snapshot says, one credit grant per paid invoice, every
+//! event stored once and done, refunds as the charges' cumulative totals), read here through
+//! the app's store; plus every event applied exactly once by the deliveries' outcomes, and
+//! entitlements as after an in-order delivery.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use billing_app::{BillingApp, IngestOutcome};
-use billing_domain::Catalog;
 use billing_ports::{
-    BillingStore, EventStatus, OrderRecord, PaymentRecord, PaymentStatus, StoreError,
-    SubscriptionRecord, TxFuture,
+    BillingStore, OrderRecord, PaymentRecord, StoreError, SubscriptionRecord, TxFuture,
 };
 use billing_store_diesel::DieselStore;
-use chrono::{DateTime, Utc};
+use billing_streamgen::model::{SubscriptionObj, day};
+use billing_streamgen::oracle::{
+    Expected, StoredEvent, StoredPayment, StoredSubscription, Truth, event_problem,
+    payment_problems,
+};
+use billing_streamgen::{Stream, WALL_START};
 
 use super::delivery::{Outcome, describe};
-use super::model::{CheckoutMode, Intent, SubscriptionObj, day};
-use super::prices::credits_of;
-use super::stream::{Stream, WALL_START};
 
-/// A subscription's newest snapshot: the truth.
-#[derive(Debug, Clone)]
-pub struct Truth {
-    /// Index of its event in the stream.
-    pub event: usize,
-    pub snapshot: SubscriptionObj,
-}
-
-/// What a payment intent must end as.
-#[derive(Debug, Clone, Default)]
-pub struct PaymentTruth {
-    pub succeeded: bool,
-    pub refunded: i64,
-    /// A payment-mode Checkout's amount: an order must exist.
-    pub order_amount: Option<i64>,
-}
-
-/// Everything the oracle expects of one stream.
-#[derive(Debug, Default)]
-pub struct Expected {
-    pub subscriptions: BTreeMap<String, Truth>,
-    /// Every user's credits.
-    pub credits: BTreeMap<String, i64>,
-    pub payments: BTreeMap<String, PaymentTruth>,
-}
-
-/// The expectations of `stream`.
-pub fn expected(stream: &Stream, catalog: &Catalog) -> Expected {
-    let mut expected = Expected::default();
-    let mut paid_invoices: BTreeMap<&str, (&str, i64)> = BTreeMap::new();
-    for customer in &stream.customers {
-        expected.credits.insert(customer.object.user.clone(), 0);
-    }
-    for (index, event) in stream.events.iter().enumerate() {
-        match &event.intent {
-            Intent::Subscription { now, .. } => {
-                let newer = match expected.subscriptions.get(&now.id) {
-                    None => true,
-                    Some(truth) => {
-                        let current = stream.events[truth.event].created;
-                        assert_ne!(
-                            current, event.created,
-                            "the generator emitted two snapshots of {} in one second",
-                            now.id
-                        );
-                        event.created > current
-                    }
-                };
-                if newer {
-                    expected.subscriptions.insert(
-                        now.id.clone(),
-                        Truth {
-                            event: index,
-                            snapshot: now.as_ref().clone(),
-                        },
-                    );
-                }
-            }
-            Intent::Invoice {
-                event_type,
-                invoice,
-            } => {
-                if *event_type != "invoice.payment_failed" && invoice.amount_paid > 0 {
-                    let credits = credits_of(catalog, invoice.priced_line().price);
-                    paid_invoices.insert(&invoice.id, (&invoice.user, credits));
-                }
-            }
-            Intent::Payment(pi) => {
-                let truth = expected.payments.entry(pi.id.clone()).or_default();
-                truth.succeeded |= pi.succeeded;
-            }
-            Intent::ChargeRefunded(charge) => {
-                let truth = expected
-                    .payments
-                    .entry(charge.payment_intent.clone())
-                    .or_default();
-                truth.succeeded = true;
-                truth.refunded = truth.refunded.max(charge.amount_refunded);
-            }
-            Intent::Checkout(session) if session.mode == CheckoutMode::Payment => {
-                if let Some(pi) = &session.payment_intent {
-                    let truth = expected.payments.entry(pi.clone()).or_default();
-                    truth.succeeded = true;
-                    truth.order_amount = Some(session.amount_total);
-                }
-            }
-            Intent::Customer(_) | Intent::Checkout(_) => {}
-        }
-    }
-    for (user, credits) in paid_invoices.into_values() {
-        *expected.credits.entry(user.to_owned()).or_default() += credits;
-    }
-    expected
-}
-
-/// The differences between a stored subscription and the snapshot it must equal.
+/// The differences between a stored subscription and the snapshot it must equal (the
+/// generator's oracle, on the store's record).
 pub fn subscription_diff(expected: &SubscriptionObj, stored: &SubscriptionRecord) -> Vec<String> {
-    let time = |t: i64| DateTime::<Utc>::from_timestamp(t, 0);
-    let show =
-        |t: Option<DateTime<Utc>>| t.map_or_else(|| "none".to_owned(), |t| day(t.timestamp()));
-    let mut diffs = Vec::new();
-    if stored.status != expected.status {
-        diffs.push(format!(
-            "status {} (expected {})",
-            stored.status.as_str(),
-            expected.status.as_str()
-        ));
-    }
-    if stored.price_id.as_deref() != Some(expected.price.id) {
-        diffs.push(format!(
-            "price {} (expected {})",
-            stored.price_id.as_deref().unwrap_or("none"),
-            expected.price.id
-        ));
-    }
-    if stored.current_period_start != time(expected.period.0)
-        || stored.current_period_end != time(expected.period.1)
-    {
-        diffs.push(format!(
-            "period {}..{} (expected {}..{})",
-            show(stored.current_period_start),
-            show(stored.current_period_end),
-            day(expected.period.0),
-            day(expected.period.1)
-        ));
-    }
-    if stored.cancel_at_period_end != expected.cancel_at_period_end {
-        diffs.push(format!(
-            "cancel_at_period_end {} (expected {})",
-            stored.cancel_at_period_end, expected.cancel_at_period_end
-        ));
-    }
-    diffs
+    billing_streamgen::oracle::subscription_diff(
+        expected,
+        &StoredSubscription {
+            status: stored.status.as_str().to_owned(),
+            price_id: stored.price_id.clone(),
+            current_period_start: stored.current_period_start.map(|t| t.timestamp()),
+            current_period_end: stored.current_period_end.map(|t| t.timestamp()),
+            cancel_at_period_end: stored.cancel_at_period_end,
+        },
+    )
 }
 
 /// One delivered run to check.
@@ -304,20 +186,15 @@ async fn check_storage(run: &Run<'_>, store: &DieselStore, findings: &mut Findin
     for event in &run.stream.events {
         let problem = match store.event(&event.id).await {
             Err(error) => Some(format!("cannot be read: {error}")),
-            Ok(None) => Some("not stored".to_owned()),
-            Ok(Some(record)) => {
-                if !record.status.is_final()
-                    || matches!(record.status, EventStatus::Failed | EventStatus::Received)
-                {
-                    Some(format!("left {}", record.status))
-                } else if record.attempts != 0 {
-                    Some(format!("failed {} times first", record.attempts))
-                } else if record.payload != event.body {
-                    Some("stored with another body".to_owned())
-                } else {
-                    None
-                }
-            }
+            Ok(record) => event_problem(
+                record
+                    .map(|record| StoredEvent {
+                        status: record.status.as_str().to_owned(),
+                        attempts: i64::from(record.attempts),
+                        payload_matches: record.payload == event.body,
+                    })
+                    .as_ref(),
+            ),
         };
         if let Some(problem) = problem {
             findings
@@ -421,36 +298,16 @@ fn events_of(run: &Run<'_>, id: &str) -> String {
 async fn check_payments(run: &Run<'_>, store: &DieselStore, findings: &mut Findings) {
     for (pi, truth) in &run.expected.payments {
         let (payment, order) = payment_and_order(store, pi).await;
-        // Only a success is checked: a payment intent whose only events are failures is
-        // stored as succeeded whatever the order (`payment_or_new` defaults to succeeded), a
-        // defect of its own that no delivery order changes.
-        match payment {
-            None => findings.payments.push(format!("{pi}: no payment row")),
-            Some(p)
-                if (truth.succeeded && p.status != PaymentStatus::Succeeded)
-                    || p.amount_refunded != truth.refunded =>
-            {
-                findings.payments.push(format!(
-                    "{pi}: {} refunded {} (expected{} refunded {})",
-                    p.status,
-                    p.amount_refunded,
-                    if truth.succeeded { " succeeded" } else { "" },
-                    truth.refunded
-                ));
-            }
-            Some(_) => {}
-        }
-        if let Some(amount) = truth.order_amount {
-            let want = truth.refunded.min(amount);
-            match order {
-                None => findings.payments.push(format!("{pi}: no order")),
-                Some(o) if o.amount_refunded != want => findings.payments.push(format!(
-                    "{pi}: order refunded {} (expected {want})",
-                    o.amount_refunded
-                )),
-                Some(_) => {}
-            }
-        }
+        let payment = payment.map(|p| StoredPayment {
+            status: p.status.to_string(),
+            amount_refunded: p.amount_refunded,
+        });
+        findings.payments.extend(payment_problems(
+            pi,
+            truth,
+            payment.as_ref(),
+            order.map(|o| o.amount_refunded),
+        ));
     }
 }
 

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::model::Shape;
+use crate::model::Shape;
 
 macro_rules! fixtures_of {
     ($folder:literal: $($name:literal),+ $(,)?) => {
         [$(($name, include_str!(concat!(
-            "../../../../billing-stripe/tests/fixtures/", $folder, "/", $name, ".json"
+            "../../billing-stripe/tests/fixtures/", $folder, "/", $name, ".json"
         )))),+]
     };
 }
@@ -40,17 +40,29 @@ macro_rules! every_type {
 /// The fixture's ids by the role they play in its story.
 #[derive(Debug, Clone)]
 pub struct FixtureIds {
+    /// The customer every fixture is about.
     pub customer: String,
+    /// The subscription of the subscription and invoice fixtures.
     pub subscription: String,
+    /// That subscription's item.
     pub item: String,
+    /// The subscription's first invoice (its `latest_invoice` when created).
     pub first_invoice: String,
+    /// The invoice of the invoice fixtures.
     pub invoice: String,
+    /// That invoice's first line.
     pub line: String,
+    /// The payment intent of the payment fixtures.
     pub payment_intent: String,
+    /// That payment intent's successful charge.
     pub charge: String,
+    /// The charge of the failed payment fixture.
     pub failed_charge: String,
+    /// The Checkout Session of the checkout fixture.
     pub checkout_session: String,
+    /// The customer's email address.
     pub email: String,
+    /// The customer's name.
     pub name: String,
     /// Every other object id in the fixtures (payment methods, balance transactions,
     /// requests, refunds…): replaced by fresh ids of the same prefix, per customer.
@@ -60,11 +72,14 @@ pub struct FixtureIds {
 /// The templates of one shape.
 #[derive(Debug)]
 pub struct Templates {
+    /// The API version shape of these fixtures.
     pub shape: Shape,
     by_type: BTreeMap<&'static str, Value>,
+    /// The fixtures' ids, replaced in every rendered body.
     pub ids: FixtureIds,
     /// `eur` (basil, live mode) or `usd` (pre-basil, test mode).
     pub currency: String,
+    /// Whether the fixtures' account is in live mode.
     pub livemode: bool,
 }
 

@@ -8,9 +8,10 @@ use chrono::DateTime;
 use rand::Rng;
 use rand::rngs::StdRng;
 
-use super::journey::{Account, DAY, Journey, random_journey};
-use super::model::{CheckoutMode, CustomerObj, Intent, Shape};
-use super::render::Renderer;
+use crate::Error;
+use crate::journey::{Account, DAY, Journey, random_journey};
+use crate::model::{CheckoutMode, CustomerObj, Intent, Shape};
+use crate::render::Renderer;
 
 /// 2026-03-02T09:00:00Z, the wall time the stream starts at.
 pub const WALL_START: i64 = 1_772_442_000;
@@ -18,10 +19,15 @@ pub const WALL_START: i64 = 1_772_442_000;
 /// One event of the stream.
 #[derive(Debug, Clone)]
 pub struct Event {
+    /// Stripe's event id (`evt_1…`), unique in the stream.
     pub id: String,
+    /// Stripe's `created`, unix seconds of wall time.
     pub created: i64,
+    /// Stripe's event type (`invoice.paid`, …).
     pub event_type: &'static str,
+    /// The webhook body, pretty-printed JSON as Stripe sends it.
     pub body: String,
+    /// What the body says, independent of its JSON shape.
     pub intent: Intent,
     /// Index into [`Stream::customers`].
     pub customer: usize,
@@ -30,21 +36,36 @@ pub struct Event {
 /// A customer of the stream.
 #[derive(Debug, Clone)]
 pub struct Customer {
+    /// The API version shape of all its events.
     pub shape: Shape,
+    /// The Stripe customer and its user.
     pub object: CustomerObj,
 }
 
 /// Every event of a run, in time order (`created`, then event id).
 #[derive(Debug)]
 pub struct Stream {
+    /// The events, each once.
     pub events: Vec<Event>,
+    /// The customers whose journeys the events tell.
     pub customers: Vec<Customer>,
     /// The last event's `created`.
     pub end: i64,
 }
 
-/// Journeys until at least `target` events, about `concurrency` customers active at once.
-pub fn generate(rng: &mut StdRng, renderer: &Renderer, target: usize, concurrency: u32) -> Stream {
+/// Journeys until at least `target` events, about `concurrency` customers active at once,
+/// rendered by `renderer` and each parsed back to check it says what was meant.
+///
+/// # Errors
+///
+/// [`Error::Unparsable`] or [`Error::Misparsed`] for the first body that is not read back as
+/// meant.
+pub fn generate(
+    rng: &mut StdRng,
+    renderer: &Renderer,
+    target: usize,
+    concurrency: u32,
+) -> Result<Stream, Error> {
     let mut basil = Account::new(rng, renderer.templates(Shape::Basil));
     let mut pre_basil = Account::new(rng, renderer.templates(Shape::PreBasil));
     let mut journeys: Vec<Journey> = Vec::new();
@@ -100,7 +121,7 @@ pub fn generate(rng: &mut StdRng, renderer: &Renderer, target: usize, concurrenc
                 intent: planned.intent,
                 customer: index,
             };
-            check_parsed(&event);
+            check_parsed(&event)?;
             events.push(event);
         }
         customers.push(Customer {
@@ -110,11 +131,11 @@ pub fn generate(rng: &mut StdRng, renderer: &Renderer, target: usize, concurrenc
     }
     events.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
     let end = events.last().map_or(WALL_START, |e| e.created);
-    Stream {
+    Ok(Stream {
         events,
         customers,
         end,
-    }
+    })
 }
 
 /// The delivery order: each of `n` events moved by at most `window` places (sorted by its
@@ -140,20 +161,27 @@ pub fn delivery_order(
     keyed.into_iter().map(|(_, i)| i).collect()
 }
 
-/// Panics unless the body parses into the facts the generator meant.
-pub fn check_parsed(event: &Event) {
-    let parsed = billing_stripe::parse_event(event.body.as_bytes()).unwrap_or_else(|e| {
-        panic!(
-            "generated {} does not parse: {e}\n{}",
-            event.event_type, event.body
-        )
-    });
-    if let Err(problem) = compare(&parsed, event) {
-        panic!(
-            "generated {} {} parses to something else: {problem}\n{}",
-            event.event_type, event.id, event.body
-        );
-    }
+/// Parses the event's body with the Stripe adapter's parser and compares the facts with what
+/// the generator meant.
+///
+/// # Errors
+///
+/// [`Error::Unparsable`] when the parser refuses the body, [`Error::Misparsed`] when it reads
+/// something else (the first field that differs).
+pub fn check_parsed(event: &Event) -> Result<(), Error> {
+    let parsed =
+        billing_stripe::parse_event(event.body.as_bytes()).map_err(|e| Error::Unparsable {
+            id: event.id.clone(),
+            event_type: event.event_type,
+            reason: e.to_string(),
+            body: event.body.clone(),
+        })?;
+    compare(&parsed, event).map_err(|problem| Error::Misparsed {
+        id: event.id.clone(),
+        event_type: event.event_type,
+        problem,
+        body: event.body.clone(),
+    })
 }
 
 fn time(t: i64) -> Option<DateTime<chrono::Utc>> {

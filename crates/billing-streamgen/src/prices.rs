@@ -2,6 +2,8 @@
 
 use billing_domain::Catalog;
 
+use crate::Error;
+
 /// A recurring price of the catalog.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Price {
@@ -78,11 +80,14 @@ pub static ENTERPRISE_MONTHLY: Price = Price {
 /// Every price a subscription may be on.
 pub static PRICES: [&Price; 3] = [&PRO_MONTHLY, &PRO_YEARLY, &ENTERPRISE_MONTHLY];
 
-/// The credits a paid invoice of `price` grants, from the catalog (panics on a price the
-/// catalog does not have: the generator must only use catalog prices).
-pub fn credits_of(catalog: &Catalog, price: &Price) -> i64 {
+/// The credits a paid invoice of `price` grants, from `catalog`.
+///
+/// # Errors
+///
+/// [`Error::PriceNotInCatalog`] when `catalog` has no tier for `price`.
+pub fn credits_of(catalog: &Catalog, price: &Price) -> Result<i64, Error> {
     catalog
         .tier_for_price(price.id)
-        .unwrap_or_else(|| panic!("{} is not in plans.toml", price.id))
-        .credits_per_period
+        .map(|tier| tier.credits_per_period)
+        .ok_or(Error::PriceNotInCatalog(price.id))
 }

@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 use rand::rngs::StdRng;
 use serde_json::{Map, Value, json};
 
-use super::fixtures::{FixtureIds, Templates};
-use super::ids::{IdMaker, alphanumeric};
-use super::model::{
+use crate::fixtures::{FixtureIds, Templates};
+use crate::ids::{IdMaker, alphanumeric};
+use crate::model::{
     ChargeObj, CheckoutMode, CheckoutObj, CustomerObj, Intent, InvoiceObj, LineObj,
     PaymentIntentObj, Shape, SubscriptionObj,
 };
-use super::prices::Price;
+use crate::prices::Price;
 
 /// Renders bodies of both shapes.
 #[derive(Debug)]

@@ -19,14 +19,14 @@ use chrono::{DateTime, Months};
 use rand::Rng;
 use rand::rngs::StdRng;
 
-use super::fixtures::Templates;
-use super::ids::{IdMaker, alphanumeric, upper};
-use super::model::{
+use crate::fixtures::Templates;
+use crate::ids::{IdMaker, alphanumeric, upper};
+use crate::model::{
     ChargeObj, CheckoutMode, CheckoutObj, CustomerObj, Intent, InvoiceObj, LineObj,
     PaymentIntentObj, Shape, SubscriptionObj,
 };
-use super::prices::{ENTERPRISE_MONTHLY, PRICES, PRO_MONTHLY, PRO_YEARLY, Price};
-use super::render::CustomerRenames;
+use crate::prices::{ENTERPRISE_MONTHLY, PRICES, PRO_MONTHLY, PRO_YEARLY, Price};
+use crate::render::CustomerRenames;
 
 mod lifecycle;
 mod one_time;
@@ -39,9 +39,13 @@ pub const HOUR: i64 = 3_600;
 /// One Stripe account: its API shape, currency, mode and id maker.
 #[derive(Debug)]
 pub struct Account {
+    /// The API version shape of the account's events.
     pub shape: Shape,
+    /// The account's currency (`eur` or `usd`).
     pub currency: String,
+    /// Whether the account is in live mode.
     pub livemode: bool,
+    /// Issues the account's ids, never one twice.
     pub ids: IdMaker,
 }
 
@@ -60,28 +64,41 @@ impl Account {
 /// An event the journey emits: when Stripe created it and what it says.
 #[derive(Debug, Clone)]
 pub struct Planned {
+    /// Stripe's `created`, journey wall seconds.
     pub created: i64,
+    /// What the event says.
     pub intent: Intent,
 }
 
 /// A customer's events.
 #[derive(Debug)]
 pub struct Journey {
+    /// The API version shape of its events.
     pub shape: Shape,
+    /// The customer.
     pub customer: CustomerObj,
+    /// The fixture strings replaced in every body of this customer.
     pub renames: CustomerRenames,
+    /// Its events, in the order emitted.
     pub events: Vec<Planned>,
 }
 
 /// Emits one customer's events, keeping its wall clock (`created` of events) and its test
 /// clock (`sim`, the objects' times).
 pub struct Actor<'a> {
+    /// Where every random choice is drawn.
     pub rng: &'a mut StdRng,
+    /// The Stripe account the customer belongs to.
     pub account: &'a mut Account,
+    /// The customer.
     pub customer: CustomerObj,
+    /// The fixture strings replaced in every body of this customer.
     pub renames: CustomerRenames,
+    /// The wall clock: `created` of the next event.
     pub wall: i64,
+    /// The customer's test clock: the objects' own times.
     pub sim: i64,
+    /// What was emitted so far.
     pub events: Vec<Planned>,
     last_snapshot: HashMap<String, i64>,
     invoices: u32,
