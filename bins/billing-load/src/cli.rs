@@ -47,8 +47,9 @@ pub(crate) struct Args {
     /// (`VmRSS` sampled every 50 ms, and `VmHWM`) are reported.
     #[arg(long)]
     pub(crate) server_pid: Option<u32>,
-    /// Also report the CPU time of the local Postgres (every process named `postgres`,
-    /// exited backends included) per delivery.
+    /// Also report the CPU time per delivery of the local Postgres cluster that serves
+    /// `--database-url` (or `--pgbench-url`): its postmaster and all its processes, exited
+    /// backends included. Other clients of the same cluster count too.
     #[arg(long)]
     pub(crate) postgres_cpu: bool,
     /// The billing server's database: after the run, check that every delivered event is

@@ -80,6 +80,19 @@ async fn run(args: Args) -> Result<bool, Error> {
             Catalog::from_toml_str(&text).map_err(|e| Error::Plans(e.to_string()))?
         }
     };
+    let postmaster = match (
+        &args.postgres_cpu,
+        args.database_url.as_ref().or(pgbench_url.as_ref()),
+    ) {
+        (false, _) => None,
+        (true, Some(url)) => Some(pgbench::postmaster_pid(url).await?),
+        (true, None) => {
+            return Err(Error::Usage(
+                "--postgres-cpu needs --database-url or --pgbench-url (whose cluster to measure)"
+                    .to_owned(),
+            ));
+        }
+    };
     let target = Target::resolve(&args.url).await?;
     let machine = Machine {
         cpus: std::thread::available_parallelism().map_or(1, usize::from),
@@ -120,7 +133,7 @@ async fn run(args: Args) -> Result<bool, Error> {
         (Some(url), true) => Some(Pgbench::prepare(url).await?),
         _ => None,
     };
-    let measured = measure(&args, &target, &scenarios, pgbench.as_ref()).await;
+    let measured = measure(&args, &target, &scenarios, pgbench.as_ref(), postmaster).await;
     if let Some(pgbench) = pgbench {
         pgbench.remove().await?;
     }
@@ -183,6 +196,7 @@ async fn measure(
     target: &Target,
     scenarios: &[Scenario],
     pgbench: Option<&Pgbench>,
+    postmaster: Option<u32>,
 ) -> Result<(Vec<Level>, Vec<Vec<replay::Outcome>>), Error> {
     let ticks = procfs::clock_ticks();
     let ms_per = |ticks_used: Option<u64>, deliveries: usize| {
@@ -205,7 +219,7 @@ async fn measure(
             scenario.stream.events.len()
         );
         let server_before = args.server_pid.and_then(procfs::cpu_ticks);
-        let postgres_before = args.postgres_cpu.then(procfs::postgres_cpu_ticks);
+        let postgres_before = postmaster.and_then(procfs::postgres_cpu_ticks);
         let own_before = procfs::own_cpu_ticks();
         let machine_before = procfs::machine_ticks();
         let sampler = args.server_pid.map(procfs::RssSampler::start);
@@ -229,7 +243,7 @@ async fn measure(
         let server_cpu = delta(server_before, args.server_pid.and_then(procfs::cpu_ticks));
         let postgres_cpu = delta(
             postgres_before,
-            args.postgres_cpu.then(procfs::postgres_cpu_ticks),
+            postmaster.and_then(procfs::postgres_cpu_ticks),
         );
         let own_cpu = delta(own_before, procfs::own_cpu_ticks());
         let machine_busy = machine_before.zip(procfs::machine_ticks()).map(

@@ -101,6 +101,26 @@ impl Pgbench {
     }
 }
 
+/// The postmaster of the Postgres cluster at `url`, when it runs on this machine: the parent
+/// of the backend a connection gets.
+pub(crate) async fn postmaster_pid(url: &str) -> Result<u32, Error> {
+    let client = connect(url).await?;
+    let backend: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .map_err(Error::database("find the backend's pid"))?
+        .get(0);
+    u32::try_from(backend)
+        .ok()
+        .and_then(crate::procfs::parent_of)
+        .filter(|&parent| parent > 1)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "--postgres-cpu: backend {backend} is not a process of this machine"
+            ))
+        })
+}
+
 async fn connect(url: &str) -> Result<tokio_postgres::Client, Error> {
     let (client, connection) = tokio_postgres::connect(url, NoTls)
         .await

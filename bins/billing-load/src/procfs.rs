@@ -22,7 +22,7 @@ fn stat(who: &str) -> Option<(String, Vec<u64>)> {
     let open = text.find('(')?;
     let close = text.rfind(')')?;
     let comm = text.get(open + 1..close)?.to_owned();
-    // From the state (field 3) on; numbers only where they are numbers.
+    // From the parent pid (field 4) on; numbers only where they are numbers.
     let fields = text
         .get(close + 1..)?
         .split_whitespace()
@@ -56,20 +56,29 @@ pub(crate) fn own_cpu_ticks() -> Option<u64> {
     cpu_of("self", false).map(|(_, ticks)| ticks)
 }
 
-/// CPU ticks of every process named `postgres`, with the children they waited for: backends
-/// that exited are counted in the postmaster's children times, so the sum only grows.
-pub(crate) fn postgres_cpu_ticks() -> u64 {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    entries
+/// CPU ticks of one Postgres cluster: its postmaster and every child process (backends,
+/// background workers), each with the children it waited for, and the postmaster's waited-for
+/// children, so backends that exited during the interval still count.
+pub(crate) fn postgres_cpu_ticks(postmaster: u32) -> Option<u64> {
+    let (_, own) = cpu_of(&postmaster.to_string(), true)?;
+    let entries = std::fs::read_dir("/proc").ok()?;
+    let children: u64 = entries
         .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().into_string().ok())
         .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
-        .filter_map(|pid| cpu_of(&pid, true))
-        .filter(|(comm, _)| comm == "postgres")
-        .map(|(_, ticks)| ticks)
-        .sum()
+        .filter_map(|pid| stat(&pid))
+        .filter(|(_, fields)| fields.first() == Some(&u64::from(postmaster)))
+        .filter_map(|(_, fields)| {
+            Some(fields.get(10)? + fields.get(11)? + fields.get(12)? + fields.get(13)?)
+        })
+        .sum();
+    Some(own + children)
+}
+
+/// The parent of process `pid` (for a Postgres backend: its postmaster).
+pub(crate) fn parent_of(pid: u32) -> Option<u32> {
+    let (_, fields) = stat(&pid.to_string())?;
+    u32::try_from(*fields.first()?).ok()
 }
 
 /// The machine's busy and total CPU ticks since boot (`/proc/stat`, all CPUs; idle and
@@ -143,5 +152,8 @@ mod tests {
         let (busy, total) = machine_ticks().unwrap();
         assert!(busy <= total && total > 0);
         assert!(clock_ticks() > 0);
+        // This process as a "postmaster": its own ticks and its children's, at least.
+        assert!(postgres_cpu_ticks(pid).is_some());
+        assert!(parent_of(pid).is_some_and(|parent| parent != pid));
     }
 }
