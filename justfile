@@ -103,6 +103,14 @@ bench-ingest *ARGS:
     STRIPE_WEBHOOK_SECRET="$secret" "$bin/billing-load" --url "http://127.0.0.1:$port/webhooks/stripe" \
         --server-pid "$pid" --postgres-cpu --database-url "$base/$db" --pgbench {{ARGS}}
 
+# The gate under load: the release server with the example plans (limits raised), a seeded
+# stream, then wrk on /healthz, the feature check, entitlements and the usage consume (one hot
+# user, 64 users); answers/s against /healthz, p50/p99, errors. GATE_CONNECTIONS (64),
+# GATE_SECONDS (10), GATE_SEED_EVENTS (3000). Needs wrk (`apt-get install wrk`).
+bench-gate:
+    cargo build --release -p billing-server -p billing-load
+    bins/billing-load/gate/bench-gate.sh
+
 # Regenerate docs/openapi.yaml from the server's types (a test fails when it drifts).
 openapi:
     UPDATE_OPENAPI=1 cargo nextest run -p billing-http -E 'test(docs_openapi_yaml_is_the_served_document)'

@@ -131,6 +131,11 @@ impl Check {
             connect_timeout: self.millis("DATABASE_CONNECT_TIMEOUT_MS"),
             recycle_timeout: self.millis("DATABASE_RECYCLE_TIMEOUT_MS"),
             statement_timeout: self.millis("DATABASE_STATEMENT_TIMEOUT_MS"),
+            verify_idle_after: Duration::from_millis(self.number(
+                "DATABASE_VERIFY_IDLE_AFTER_MS",
+                0,
+                600_000,
+            )),
             max_connections: self.number("DATABASE_MAX_CONNECTIONS", 1, 1_000) as usize,
         };
         let request_timeout =

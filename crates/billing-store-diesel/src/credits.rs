@@ -6,6 +6,7 @@ use billing_ports::{CreditEntry, CreditRead, CreditTx, StoreError};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
+use crate::prepared::cached;
 use crate::schema::{Stamp, credit_ledger};
 use crate::tx::{Tx, on_conn};
 
@@ -31,10 +32,12 @@ impl CreditTx for Tx<'_> {
             source_key: &entry.source_key,
             created_at: Stamp(entry.created_at),
         };
-        let insert = diesel::insert_into(credit_ledger::table)
-            .values(&row)
-            .on_conflict(credit_ledger::source_key)
-            .do_nothing();
+        let insert = cached(
+            diesel::insert_into(credit_ledger::table)
+                .values(&row)
+                .on_conflict(credit_ledger::source_key)
+                .do_nothing(),
+        );
         let inserted = on_conn!(self, |c| insert.execute(c).await)?;
         Ok(inserted == 1)
     }
@@ -45,11 +48,13 @@ impl CreditRead for Tx<'_> {
     async fn credit_balance(&mut self, user_id: &str) -> Result<i64, StoreError> {
         // Summed by the database: the ledger only grows, the entitlement check reads this on
         // every call. CAST keeps Postgres' SUM(bigint) (numeric) and SQLite's alike.
-        let query = credit_ledger::table
-            .filter(credit_ledger::user_id.eq(user_id))
-            .select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-                "CAST(COALESCE(SUM(amount), 0) AS BIGINT)",
-            ));
+        let query = cached(
+            credit_ledger::table
+                .filter(credit_ledger::user_id.eq(user_id))
+                .select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                    "CAST(COALESCE(SUM(amount), 0) AS BIGINT)",
+                )),
+        );
         on_conn!(self, |c| query.get_result(c).await)
     }
 }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
+use crate::prepared::cached;
 use crate::schema::{Stamp, credit_ledger, customers, orders, payments};
 use crate::tx::{Tx, on_conn};
 
@@ -40,12 +41,14 @@ fn customer_row(c: &CustomerRecord) -> CustomerRow {
 /// Sets `user_id` on the rows of `$table` that belong to a customer and have no user yet.
 macro_rules! give_rows_to_user {
     ($tx:expr, $table:ident, $customer:expr, $user:expr) => {{
-        let update = diesel::update(
-            $table::table
-                .filter($table::stripe_customer_id.eq($customer))
-                .filter($table::user_id.is_null()),
-        )
-        .set($table::user_id.eq($user));
+        let update = cached(
+            diesel::update(
+                $table::table
+                    .filter($table::stripe_customer_id.eq($customer))
+                    .filter($table::user_id.is_null()),
+            )
+            .set($table::user_id.eq($user)),
+        );
         on_conn!($tx, |c| update.execute(c).await)?
     }};
 }
@@ -87,15 +90,17 @@ impl CustomerTx for Tx<'_> {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let row = customer_row(customer);
-        let upsert = diesel::insert_into(customers::table)
-            .values((
-                &row,
-                customers::created_at.eq(Stamp(at)),
-                customers::updated_at.eq(Stamp(at)),
-            ))
-            .on_conflict(customers::stripe_customer_id)
-            .do_update()
-            .set((&row, customers::updated_at.eq(Stamp(at))));
+        let upsert = cached(
+            diesel::insert_into(customers::table)
+                .values((
+                    &row,
+                    customers::created_at.eq(Stamp(at)),
+                    customers::updated_at.eq(Stamp(at)),
+                ))
+                .on_conflict(customers::stripe_customer_id)
+                .do_update()
+                .set((&row, customers::updated_at.eq(Stamp(at)))),
+        );
         on_conn!(self, |c| upsert.execute(c).await)?;
         Ok(())
     }

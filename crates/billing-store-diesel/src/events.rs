@@ -10,6 +10,7 @@ use diesel::upsert::excluded;
 use diesel_async::RunQueryDsl;
 
 use crate::error::parse_stored;
+use crate::prepared::cached;
 use crate::schema::{Stamp, stripe_events, time};
 use crate::tx::{Tx, on_conn};
 
@@ -85,11 +86,13 @@ impl EventTx for Tx<'_> {
             .on_conflict(e::id)
             .do_update()
             .set(e::status.eq(EventStatus::Received.as_str()));
-        let claim = diesel::query_dsl::methods::FilterDsl::filter(
-            upsert,
-            e::status.eq_any([EventStatus::Failed.as_str(), EventStatus::Received.as_str()]),
-        )
-        .returning(e::attempts);
+        let claim = cached(
+            diesel::query_dsl::methods::FilterDsl::filter(
+                upsert,
+                e::status.eq_any([EventStatus::Failed.as_str(), EventStatus::Received.as_str()]),
+            )
+            .returning(e::attempts),
+        );
         let claimed: Option<i32> = on_conn!(self, |c| claim.get_result(c).await.optional())?;
         if let Some(stored) = claimed {
             return Ok(Claim::Claimed {
@@ -108,11 +111,11 @@ impl EventTx for Tx<'_> {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         use stripe_events::dsl as e;
-        let update = diesel::update(e::stripe_events.find(id)).set((
+        let update = cached(diesel::update(e::stripe_events.find(id)).set((
             e::status.eq(status.as_str()),
             e::processed_at.eq(Some(Stamp(at))),
             e::last_error.eq(None::<String>),
-        ));
+        )));
         on_conn!(self, |c| update.execute(c).await)?;
         Ok(())
     }
@@ -152,10 +155,10 @@ impl Tx<'_> {
                 e::attempts.eq(e::attempts + 1),
                 e::last_error.eq(excluded(e::last_error)),
             ));
-        let record = diesel::query_dsl::methods::FilterDsl::filter(
+        let record = cached(diesel::query_dsl::methods::FilterDsl::filter(
             upsert,
             e::status.eq_any([EventStatus::Failed.as_str(), EventStatus::Received.as_str()]),
-        );
+        ));
         on_conn!(self, |c| record.execute(c).await)?;
         Ok(())
     }

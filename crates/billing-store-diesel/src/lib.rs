@@ -43,6 +43,7 @@ mod events;
 mod migrate;
 mod payments;
 mod pg;
+mod prepared;
 mod schema;
 #[cfg(test)]
 mod schema_check;
@@ -150,7 +151,10 @@ fn postgres_pool(url: &str, settings: &StoreSettings) -> Result<pg::Pool, SetupE
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
     config.custom_setup =
         Box::new(move |url| Box::pin(open_postgres(url.to_owned(), statement_timeout)));
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
+    let manager = pg::Manager::new(
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config),
+        settings.verify_idle_after,
+    );
     pg::Pool::builder(manager)
         .max_size(settings.max_connections)
         .runtime(deadpool::Runtime::Tokio1)

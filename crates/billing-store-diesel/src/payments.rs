@@ -9,6 +9,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::error::parse_stored;
+use crate::prepared::cached;
 use crate::schema::{Stamp, orders, payments, stamp, time};
 use crate::tx::{Tx, on_conn};
 
@@ -149,11 +150,13 @@ impl PaymentTx for Tx<'_> {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let row = payment_row(payment);
-        let upsert = diesel::insert_into(payments::table)
-            .values((&row, payments::updated_at.eq(Stamp(at))))
-            .on_conflict(payments::payment_key)
-            .do_update()
-            .set((&row, payments::updated_at.eq(Stamp(at))));
+        let upsert = cached(
+            diesel::insert_into(payments::table)
+                .values((&row, payments::updated_at.eq(Stamp(at))))
+                .on_conflict(payments::payment_key)
+                .do_update()
+                .set((&row, payments::updated_at.eq(Stamp(at)))),
+        );
         on_conn!(self, |c| upsert.execute(c).await)?;
         Ok(())
     }
@@ -164,13 +167,15 @@ impl PaymentTx for Tx<'_> {
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let row = order_row(order);
-        let insert = diesel::insert_into(orders::table)
-            .values((
-                &row,
-                orders::created_at.eq(Stamp(at)),
-                orders::updated_at.eq(Stamp(at)),
-            ))
-            .on_conflict_do_nothing();
+        let insert = cached(
+            diesel::insert_into(orders::table)
+                .values((
+                    &row,
+                    orders::created_at.eq(Stamp(at)),
+                    orders::updated_at.eq(Stamp(at)),
+                ))
+                .on_conflict_do_nothing(),
+        );
         let inserted = on_conn!(self, |c| insert.execute(c).await)?;
         Ok(inserted == 1)
     }
@@ -193,13 +198,15 @@ impl PaymentTx for Tx<'_> {
         order: &OrderRecord,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let update = diesel::update(orders::table.find(&order.checkout_session_id)).set((
-            orders::refund_status.eq(order.refund_status.as_str()),
-            orders::amount_refunded.eq(order.amount_refunded),
-            orders::dispute_status.eq(order.dispute_status.as_str()),
-            orders::user_id.eq(order.user_id.as_deref()),
-            orders::updated_at.eq(Stamp(at)),
-        ));
+        let update = cached(
+            diesel::update(orders::table.find(&order.checkout_session_id)).set((
+                orders::refund_status.eq(order.refund_status.as_str()),
+                orders::amount_refunded.eq(order.amount_refunded),
+                orders::dispute_status.eq(order.dispute_status.as_str()),
+                orders::user_id.eq(order.user_id.as_deref()),
+                orders::updated_at.eq(Stamp(at)),
+            )),
+        );
         on_conn!(self, |c| update.execute(c).await)?;
         Ok(())
     }

@@ -25,11 +25,15 @@ pub struct StoreSettings {
     pub recycle_timeout: Duration,
     /// The longest a unit of work may run beyond its wait for a connection.
     pub statement_timeout: Duration,
+    /// A pooled Postgres connection idle for longer than this is checked (`SELECT 1`) before
+    /// reuse; one used more recently is lent at once (zero: always check).
+    pub verify_idle_after: Duration,
 }
 
 impl StoreSettings {
     /// `max_connections` connections and the default limits: 5 s to get a connection, 5 s to
-    /// open one, 1 s to check an idle one, 10 s of work.
+    /// open one, 1 s to check an idle one, 10 s of work; a connection idle for over 1 s is
+    /// checked before reuse.
     pub fn new(max_connections: usize) -> Self {
         Self {
             max_connections,
@@ -37,6 +41,7 @@ impl StoreSettings {
             connect_timeout: Duration::from_secs(5),
             recycle_timeout: Duration::from_secs(1),
             statement_timeout: Duration::from_secs(10),
+            verify_idle_after: Duration::from_secs(1),
         }
     }
 

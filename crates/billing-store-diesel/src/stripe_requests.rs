@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::error::parse_stored;
+use crate::prepared::cached;
 use crate::schema::{Stamp, stripe_requests};
 use crate::tx::{Tx, on_conn};
 
@@ -61,14 +62,16 @@ impl StripeRequestTx for Tx<'_> {
         let row = stripe_request_row(request);
         // Only the (operation, stable_id) conflict is expected; the same idempotency key under
         // another operation is a conflict error.
-        let insert = diesel::insert_into(r::stripe_requests)
-            .values((
-                &row,
-                r::created_at.eq(Stamp(at)),
-                r::updated_at.eq(Stamp(at)),
-            ))
-            .on_conflict((r::operation, r::stable_id))
-            .do_nothing();
+        let insert = cached(
+            diesel::insert_into(r::stripe_requests)
+                .values((
+                    &row,
+                    r::created_at.eq(Stamp(at)),
+                    r::updated_at.eq(Stamp(at)),
+                ))
+                .on_conflict((r::operation, r::stable_id))
+                .do_nothing(),
+        );
         on_conn!(self, |c| insert.execute(c).await)?;
         let stored: StripeRequestRow = on_conn!(self, |c| r::stripe_requests
             .filter(r::operation.eq(&request.operation))
@@ -85,18 +88,20 @@ impl StripeRequestTx for Tx<'_> {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         use stripe_requests::dsl as r;
-        let update = diesel::update(
-            r::stripe_requests
-                .filter(r::operation.eq(&request.operation))
-                .filter(r::stable_id.eq(&request.stable_id)),
-        )
-        .set((
-            r::status.eq(request.status.as_str()),
-            r::stripe_id.eq(request.stripe_id.as_deref()),
-            r::response.eq(request.response.as_deref()),
-            r::last_error.eq(request.last_error.as_deref()),
-            r::updated_at.eq(Stamp(at)),
-        ));
+        let update = cached(
+            diesel::update(
+                r::stripe_requests
+                    .filter(r::operation.eq(&request.operation))
+                    .filter(r::stable_id.eq(&request.stable_id)),
+            )
+            .set((
+                r::status.eq(request.status.as_str()),
+                r::stripe_id.eq(request.stripe_id.as_deref()),
+                r::response.eq(request.response.as_deref()),
+                r::last_error.eq(request.last_error.as_deref()),
+                r::updated_at.eq(Stamp(at)),
+            )),
+        );
         let updated = on_conn!(self, |c| update.execute(c).await)?;
         if updated == 0 {
             // An outcome with nowhere to go would be lost silently.

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
+use crate::prepared::cached;
 use crate::schema::{Stamp, stamp, subscriptions, time};
 use crate::tx::{Tx, on_conn};
 
@@ -152,11 +153,13 @@ impl SubscriptionTx for Tx<'_> {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let row = subscription_row(subscription)?;
-        let upsert = diesel::insert_into(subscriptions::table)
-            .values((&row, subscriptions::updated_at.eq(Stamp(at))))
-            .on_conflict(subscriptions::stripe_subscription_id)
-            .do_update()
-            .set((&row, subscriptions::updated_at.eq(Stamp(at))));
+        let upsert = cached(
+            diesel::insert_into(subscriptions::table)
+                .values((&row, subscriptions::updated_at.eq(Stamp(at))))
+                .on_conflict(subscriptions::stripe_subscription_id)
+                .do_update()
+                .set((&row, subscriptions::updated_at.eq(Stamp(at)))),
+        );
         on_conn!(self, |c| upsert.execute(c).await)?;
         Ok(())
     }

@@ -169,6 +169,7 @@ fn the_time_limits_are_read_in_milliseconds() {
         ("DATABASE_CONNECT_TIMEOUT_MS", "750"),
         ("DATABASE_RECYCLE_TIMEOUT_MS", "100"),
         ("DATABASE_STATEMENT_TIMEOUT_MS", "1500"),
+        ("DATABASE_VERIFY_IDLE_AFTER_MS", "0"),
         ("HTTP_REQUEST_TIMEOUT_MS", "2000"),
         ("HTTP_MAX_CONNECTIONS", "64"),
         ("SHUTDOWN_TIMEOUT_SECS", "5"),
@@ -182,6 +183,7 @@ fn the_time_limits_are_read_in_milliseconds() {
             connect_timeout: Duration::from_millis(750),
             recycle_timeout: Duration::from_millis(100),
             statement_timeout: Duration::from_millis(1500),
+            verify_idle_after: Duration::ZERO,
         }
     );
     assert_eq!(config.server.limits.request_timeout, Duration::from_secs(2));

@@ -129,6 +129,7 @@ async fn readiness_answers_within_its_own_two_seconds_whatever_the_store_waits()
         connect_timeout: Duration::from_secs(20),
         recycle_timeout: Duration::from_secs(20),
         statement_timeout: Duration::from_secs(30),
+        ..StoreSettings::default()
     };
     let store = DieselStore::connect_with(&proxy.url(db.url()), patient).unwrap();
     let app = spawn_with_limits(store, Some(db), Limits::default()).await;

@@ -221,6 +221,7 @@ pub fn quick_store_settings() -> billing_store_diesel::StoreSettings {
         connect_timeout: Duration::from_millis(300),
         recycle_timeout: Duration::from_millis(200),
         statement_timeout: Duration::from_millis(700),
+        ..Default::default()
     }
 }
 

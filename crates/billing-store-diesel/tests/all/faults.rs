@@ -20,6 +20,7 @@ fn quick() -> StoreSettings {
         connect_timeout: Duration::from_millis(300),
         recycle_timeout: Duration::from_millis(200),
         statement_timeout: Duration::from_millis(500),
+        ..Default::default()
     }
 }
 

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The gate under load (`just bench-gate`): the release server on a fresh Postgres database
+# (BENCH_POSTGRES, default postgres://postgres@127.0.0.1:5432; dropped afterwards) with the
+# example plans, their usage limits raised so no consume is refused (a refusal is a 402, which
+# wrk counts as an error); a realistic stream ingested first (billing-load, GATE_SEED_EVENTS
+# events, default 3000) so users have customers, subscriptions and credits; then wrk
+# (GATE_CONNECTIONS connections, default 64; GATE_SECONDS each, default 10; 2 threads) on
+# /healthz, the feature check and entitlements over 64 users, and the usage consume of one hot
+# user and of 64 users. Prints one line per route: answers/s, its share of /healthz, p50, p99,
+# errors. Needs wrk (apt-get install wrk) and the release binaries (the recipe builds them).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../../.." && pwd)"
+bin="${CARGO_TARGET_DIR:-$root/target}/release"
+base="${BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432}"
+connections="${GATE_CONNECTIONS:-64}"
+seconds="${GATE_SECONDS:-10}"
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+db="billing_gate_$(date +%s)_$$"
+dir=$(mktemp -d)
+pid=""
+cleanup() {
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+    psql "$base/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null || true
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+psql "$base/postgres" -qc "CREATE DATABASE $db"
+# The example plans with every finite limit raised to 10^12.
+sed -E 's/^(api_calls|ai_generations) = [0-9]+$/\1 = 1000000000000/' "$root/plans.toml" > "$dir/plans.toml"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+secret=whsec_bench_local_only
+key=bench_api_key_local_only
+DATABASE_URL="$base/$db" BIND_ADDR="127.0.0.1:$port" PLANS_FILE="$dir/plans.toml" \
+    STRIPE_WEBHOOK_SECRET="$secret" STRIPE_SECRET_KEY=sk_test_bench_local_only \
+    BILLING_API_KEYS="$key" LOG_FORMAT=json HTTP_MAX_CONNECTIONS=10000 \
+    "$bin/billing-server" > "$dir/server.log" 2>&1 &
+pid=$!
+for _ in $(seq 300); do
+    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { tail -50 "$dir/server.log"; exit 1; }
+STRIPE_WEBHOOK_SECRET="$secret" "$bin/billing-load" --url "http://127.0.0.1:$port/webhooks/stripe" \
+    --events "${GATE_SEED_EVENTS:-3000}" --concurrency 16 --plans "$dir/plans.toml" \
+    --json-file "$dir/seed.json" > /dev/null 2>&1 || { echo "seeding failed" >&2; exit 1; }
+# Users with a customer, those with a live subscription first.
+users=$(psql "$base/$db" -Atc "SELECT c.user_id FROM customers c
+    LEFT JOIN subscriptions s ON s.stripe_customer_id = c.stripe_customer_id
+    WHERE c.user_id IS NOT NULL
+    GROUP BY c.user_id ORDER BY bool_or(s.status IN ('active', 'trialing')) DESC NULLS LAST, c.user_id
+    LIMIT 64" | paste -sd, -)
+[ -n "$users" ] || { echo "the seed stream left no user with a customer" >&2; exit 1; }
+hot=${users%%,*}
+echo "server pid $pid, $(echo "$users" | tr , '\n' | wc -l) users, hot user $hot, $connections connections, ${seconds}s per route"
+healthz_rps=""
+printf '%-22s %12s %10s %9s %9s %8s\n' route answers/s of_healthz p50_ms p99_ms errors
+run() {
+    local name=$1 route=$2 who=$3
+    local line
+    line=$(GATE_ROUTE=$route GATE_USERS=$who GATE_KEY=$key GATE_RUN="$db-$name" \
+        wrk -t2 -c"$connections" -d"${seconds}s" --latency -s "$root/bins/billing-load/gate/gate.lua" \
+        "http://127.0.0.1:$port" | grep '^GATE ')
+    local rps p50 p99 errors non2xx
+    rps=$(sed -E 's/.*rps=([0-9.]+).*/\1/' <<<"$line")
+    p50=$(sed -E 's/.*p50_ms=([0-9.]+).*/\1/' <<<"$line")
+    p99=$(sed -E 's/.*p99_ms=([0-9.]+).*/\1/' <<<"$line")
+    errors=$(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$line")
+    non2xx=$(sed -E 's/.*non2xx=([0-9]+).*/\1/' <<<"$line")
+    [ -n "$healthz_rps" ] || healthz_rps=$rps
+    printf '%-22s %12s %9.1f%% %9s %9s %8s\n' "$name" "$rps" \
+        "$(python3 -c "print(100 * $rps / $healthz_rps)")" "$p50" "$p99" "$((errors + non2xx))"
+}
+run healthz healthz ""
+run "feature check" features "$users"
+run entitlements entitlements "$users"
+run "consume, one user" consume "$hot"
+run "consume, 64 users" consume "$users"
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
+hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+echo "server RSS now $((rss / 1024)) MiB, peak $((hwm / 1024)) MiB"

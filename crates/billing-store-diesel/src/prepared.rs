@@ -1,0 +1,130 @@
+//! Prepared statements kept per connection for the statements Diesel would prepare anew on
+//! every run.
+//!
+//! Diesel caches a connection's prepared statements only for queries it marks safe to cache.
+//! It refuses `INSERT … ON CONFLICT DO UPDATE`, every `UPDATE`, `Insertable` rows with optional
+//! columns and raw SQL, because their text can vary for one Rust type and its cache is keyed by
+//! type. On Postgres an uncached statement costs a round trip of its own (`Parse`/`Describe`)
+//! before it runs, and the server plans it again.
+//!
+//! [`cached`] wraps such a statement so it is cached keyed by its SQL text and bind types
+//! instead (Diesel's cache key for a query without a static id): two runs that render different
+//! SQL get two entries, so a varying text is still correct. Wrap only statements whose text has
+//! a small, fixed number of shapes; a query whose text grows with its input (`eq_any` over a
+//! list of any length, a batch insert) would fill the cache and stays uncached.
+
+use diesel::QueryResult;
+use diesel::backend::Backend;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+
+/// A statement to prepare once per connection and reuse (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cached<Q>(Q);
+
+/// Marks `query` for the per-connection statement cache, keyed by its SQL text.
+pub(crate) fn cached<Q>(query: Q) -> Cached<Q> {
+    Cached(query)
+}
+
+impl<Q: Query> Query for Cached<Q> {
+    type SqlType = Q::SqlType;
+}
+
+/// No static id: the cache keys the statement by its SQL text and bind types.
+impl<Q> QueryId for Cached<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<DB: Backend, Q: QueryFragment<DB>> QueryFragment<DB> for Cached<Q> {
+    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    /// Safe whatever the inner query says: the key is the rendered text, not the type.
+    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use billing_ports::{CustomerRecord, CustomerTx, EventStatus, EventTx, LockTx, NewEvent};
+    use chrono::Utc;
+    use diesel::QueryableByName;
+    use diesel::sql_types::{BigInt, Text};
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+    use crate::testing::TestDatabase;
+    use crate::tx::Tx;
+
+    #[derive(QueryableByName, Debug, PartialEq)]
+    struct Prepared {
+        #[diesel(sql_type = Text)]
+        verb: String,
+        #[diesel(sql_type = BigInt)]
+        statements: i64,
+    }
+
+    fn event(n: usize) -> NewEvent {
+        NewEvent {
+            id: format!("evt_1Q{n:03}Zk7rXbN4TgqP2sLd9mWy"),
+            event_type: "customer.created".to_owned(),
+            api_version: Some("2024-06-20".to_owned()),
+            livemode: false,
+            created: Utc::now(),
+            payload: format!(r#"{{"id":"evt_1Q{n:03}Zk7rXbN4TgqP2sLd9mWy"}}"#),
+            received_at: Utc::now(),
+        }
+    }
+
+    /// The claim, the finish, an upsert and the advisory lock run three times on one
+    /// connection: each is prepared once and kept (without the wrapper Diesel prepares each
+    /// run anew and closes the statement after it, so none would be listed).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_hot_statements_are_prepared_once_per_connection() {
+        let db = TestDatabase::postgres().await;
+        let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
+        for n in 0..3 {
+            let mut tx = Tx::new(&mut conn);
+            let event = event(n);
+            tx.claim_event(&event).await.unwrap();
+            tx.finish_event(&event.id, EventStatus::Processed, Utc::now())
+                .await
+                .unwrap();
+            let customer = CustomerRecord {
+                stripe_customer_id: format!("cus_Q{n}hT8vYwXr2mKp"),
+                user_id: Some(format!("user_{n}_b7f3c9")),
+                email: None,
+                deleted: false,
+            };
+            tx.save_customer(&customer, Utc::now()).await.unwrap();
+            tx.lock_key(&customer.stripe_customer_id).await.unwrap();
+        }
+        let prepared: Vec<Prepared> = diesel::sql_query(
+            "SELECT substring(statement FROM
+                        '^(INSERT INTO \\S+|UPDATE \\S+|SELECT pg_advisory_xact_lock)') AS verb,
+                    count(*) AS statements
+             FROM pg_prepared_statements
+             WHERE statement ~ '^(INSERT|UPDATE|SELECT pg_advisory)'
+             GROUP BY 1 ORDER BY 1",
+        )
+        .load(&mut conn)
+        .await
+        .unwrap();
+        let found: Vec<(&str, i64)> = prepared
+            .iter()
+            .map(|p| (p.verb.as_str(), p.statements))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("INSERT INTO \"customers\"", 1),
+                ("INSERT INTO \"stripe_events\"", 1),
+                ("SELECT pg_advisory_xact_lock", 1),
+                ("UPDATE \"stripe_events\"", 1),
+            ]
+        );
+    }
+}
