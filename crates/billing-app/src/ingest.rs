@@ -165,14 +165,23 @@ impl<S: BillingStore> BillingApp<S> {
             .store
             .transaction(move |tx| {
                 async move {
-                    if let Claim::AlreadyDone(status) = tx.claim_event(new_event).await? {
+                    // Recorded done in the claim itself; only a stale event is corrected after.
+                    let claimed = match &event.fact {
+                        Fact::Unhandled => EventStatus::Ignored,
+                        _ => EventStatus::Processed,
+                    };
+                    if let Claim::AlreadyDone(status) =
+                        tx.claim_event(new_event, claimed, now).await?
+                    {
                         return Ok(IngestOutcome::Duplicate(status));
                     }
                     let status = match &event.fact {
                         Fact::Unhandled => EventStatus::Ignored,
                         _ => effects::apply(tx, ctx, event).await?,
                     };
-                    tx.finish_event(&event.id, status, now).await?;
+                    if status != claimed {
+                        tx.finish_event(&event.id, status, now).await?;
+                    }
                     Ok::<_, AppError>(match status {
                         EventStatus::Ignored => IngestOutcome::Ignored,
                         EventStatus::Stale => IngestOutcome::Stale,

@@ -104,11 +104,20 @@ impl<T> BillingRead for T where T: CustomerRead + SubscriptionRead + CreditRead 
 /// The processed-events table: the exactly-once record of every Stripe event.
 #[async_trait]
 pub trait EventTx: Send {
-    /// Claims an event for this transaction: inserts it as `received`, or takes over a
-    /// `failed` one; concurrent claimers of one id wait for the holder and then see it done.
-    async fn claim_event(&mut self, event: &NewEvent) -> Result<Claim, StoreError>;
+    /// Claims an event for this transaction, recording it as done with `status` (processed
+    /// or ignored) at `at`: inserts it, or takes over a `failed` one. The record is part of
+    /// the transaction, so it holds only if the event's effects commit with it; concurrent
+    /// claimers of one id wait for the holder and then see it done. One statement: the
+    /// common case needs no [`EventTx::finish_event`].
+    async fn claim_event(
+        &mut self,
+        event: &NewEvent,
+        status: EventStatus,
+        at: DateTime<Utc>,
+    ) -> Result<Claim, StoreError>;
 
-    /// Marks a claimed event done with `status` (processed, ignored or stale).
+    /// Changes the outcome of an event claimed by this transaction to `status` (stale, when
+    /// the effects found it older than what was applied).
     async fn finish_event(
         &mut self,
         id: &str,

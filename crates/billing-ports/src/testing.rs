@@ -281,7 +281,7 @@ macro_rules! forward {
 }
 
 forward!(EventTx:
-    fn claim_event(event: &NewEvent) -> Claim => ClaimEvent;
+    fn claim_event(event: &NewEvent, status: EventStatus, at: DateTime<Utc>) -> Claim => ClaimEvent;
     fn finish_event(id: &str, status: EventStatus, at: DateTime<Utc>) -> () => FinishEvent;
 );
 forward!(LockTx:

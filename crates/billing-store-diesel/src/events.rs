@@ -29,6 +29,22 @@ struct NewEventRow<'a> {
     received_at: Stamp,
 }
 
+/// A claimed event, inserted as done: it commits only with the event's effects.
+#[derive(Insertable)]
+#[diesel(table_name = stripe_events)]
+struct ClaimRow<'a> {
+    id: &'a str,
+    event_type: &'a str,
+    api_version: Option<&'a str>,
+    livemode: bool,
+    created: Stamp,
+    payload: &'a str,
+    status: &'a str,
+    attempts: i32,
+    received_at: Stamp,
+    processed_at: Stamp,
+}
+
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = stripe_events)]
 struct EventRow {
@@ -64,28 +80,37 @@ fn event_record(row: EventRow) -> Result<EventRecord, StoreError> {
 
 #[async_trait]
 impl EventTx for Tx<'_> {
-    async fn claim_event(&mut self, event: &NewEvent) -> Result<Claim, StoreError> {
+    async fn claim_event(
+        &mut self,
+        event: &NewEvent,
+        status: EventStatus,
+        at: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
         use stripe_events::dsl as e;
-        let row = NewEventRow {
+        let row = ClaimRow {
             id: &event.id,
             event_type: &event.event_type,
             api_version: event.api_version.as_deref(),
             livemode: event.livemode,
             created: Stamp(event.created),
             payload: &event.payload,
-            status: EventStatus::Received.as_str(),
+            status: status.as_str(),
             attempts: 0,
-            last_error: None,
             received_at: Stamp(event.received_at),
+            processed_at: Stamp(at),
         };
         // Inserts the event, or takes over a failed one. The conflicting update waits for a
-        // concurrent claimer's transaction, then only matches when that one did not finish
-        // the event.
+        // concurrent claimer's transaction, then only matches when that one did not commit
+        // the event done (`received` is only ever seen from a claim of an older version).
         let upsert = diesel::insert_into(e::stripe_events)
             .values(&row)
             .on_conflict(e::id)
             .do_update()
-            .set(e::status.eq(EventStatus::Received.as_str()));
+            .set((
+                e::status.eq(excluded(e::status)),
+                e::processed_at.eq(excluded(e::processed_at)),
+                e::last_error.eq(None::<String>),
+            ));
         let claim = cached(
             diesel::query_dsl::methods::FilterDsl::filter(
                 upsert,

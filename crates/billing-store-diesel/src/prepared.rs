@@ -89,8 +89,10 @@ mod tests {
         for n in 0..3 {
             let mut tx = Tx::new(&mut conn);
             let event = event(n);
-            tx.claim_event(&event).await.unwrap();
-            tx.finish_event(&event.id, EventStatus::Processed, Utc::now())
+            tx.claim_event(&event, EventStatus::Processed, Utc::now())
+                .await
+                .unwrap();
+            tx.finish_event(&event.id, EventStatus::Stale, Utc::now())
                 .await
                 .unwrap();
             let customer = CustomerRecord {

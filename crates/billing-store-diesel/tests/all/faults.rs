@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use billing_ports::{BillingStore, NewEvent, StoreError, TxFuture};
+use billing_ports::{BillingStore, EventStatus, NewEvent, StoreError, TxFuture};
 use billing_store_diesel::testing::{FreezableProxy, TestDatabase};
 use billing_store_diesel::{DieselStore, SetupError, StoreSettings};
 use chrono::{TimeZone, Utc};
@@ -116,7 +116,12 @@ async fn a_database_freezing_in_the_middle_of_a_transaction_is_abandoned_at_the_
     let result = store
         .transaction(move |tx| -> TxFuture<'_, '_, (), StoreError> {
             Box::pin(async move {
-                tx.claim_event(&event("evt_1QfZ7sFrozenMidTx")).await?;
+                tx.claim_event(
+                    &event("evt_1QfZ7sFrozenMidTx"),
+                    EventStatus::Processed,
+                    Utc::now(),
+                )
+                .await?;
                 during.freeze();
                 tx.customer_of_user("u_1QfZ7sLk").await?;
                 Ok(())
@@ -159,7 +164,12 @@ async fn a_connection_cut_in_the_middle_of_a_transaction_is_unavailable_not_a_qu
         let result = store
             .transaction(move |tx| -> TxFuture<'_, '_, (), StoreError> {
                 Box::pin(async move {
-                    tx.claim_event(&event("evt_1QfZ7sCutMidTx")).await?;
+                    tx.claim_event(
+                        &event("evt_1QfZ7sCutMidTx"),
+                        EventStatus::Processed,
+                        Utc::now(),
+                    )
+                    .await?;
                     during.cut();
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     tx.customer_of_user("u_1QfZ7sLk").await?;
@@ -237,7 +247,12 @@ async fn an_administrator_terminating_the_backend_mid_transaction_is_unavailable
             store
                 .transaction(|tx| -> TxFuture<'_, '_, (), StoreError> {
                     Box::pin(async move {
-                        tx.claim_event(&event("evt_1QfZ7sTerminated")).await?;
+                        tx.claim_event(
+                            &event("evt_1QfZ7sTerminated"),
+                            EventStatus::Processed,
+                            Utc::now(),
+                        )
+                        .await?;
                         tx.lock_key("usage:u_1QfZ7sTerm").await?;
                         Ok(())
                     })

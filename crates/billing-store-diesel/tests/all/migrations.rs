@@ -1,9 +1,10 @@
 //! Migrations: applied once and idempotent, and a database that lacks them told apart from one
 //! whose query failed, by the migrations Diesel recorded, never by the database's message.
 
-use billing_ports::{BillingStore, Claim, NewEvent, StoreError, TxFuture};
+use billing_ports::{BillingStore, Claim, EventStatus, NewEvent, StoreError, TxFuture};
 use billing_store_diesel::testing::TestDatabase;
 use billing_store_diesel::{Backend, DieselStore, on_both_backends};
+use chrono::Utc;
 use diesel::SqliteConnection;
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
@@ -27,7 +28,7 @@ async fn migrations_are_applied_and_idempotent(backend: Backend) {
 async fn try_claim(store: &DieselStore, e: &NewEvent) -> Result<Claim, StoreError> {
     store
         .transaction(|tx| -> TxFuture<'_, '_, Claim, StoreError> {
-            Box::pin(async move { tx.claim_event(e).await })
+            Box::pin(async move { tx.claim_event(e, EventStatus::Processed, Utc::now()).await })
         })
         .await
 }
@@ -95,7 +96,12 @@ async fn a_query_error_on_a_migrated_database_is_not_a_missing_migration(backend
         .store()
         .transaction(|tx| -> TxFuture<'_, '_, i64, StoreError> {
             Box::pin(async move {
-                tx.claim_event(&event("evt_before_the_error")).await?;
+                tx.claim_event(
+                    &event("evt_before_the_error"),
+                    EventStatus::Processed,
+                    Utc::now(),
+                )
+                .await?;
                 tx.credit_balance("user_9f2c").await
             })
         })

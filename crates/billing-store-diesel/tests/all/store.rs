@@ -28,7 +28,8 @@ async fn claim(store: &DieselStore, e: NewEvent, finish: Option<EventStatus>) ->
     store
         .transaction(move |tx| -> TxFuture<'_, '_, Claim, StoreError> {
             Box::pin(async move {
-                let claim = tx.claim_event(&e).await?;
+                let claimed = finish.unwrap_or(EventStatus::Processed);
+                let claim = tx.claim_event(&e, claimed, e.received_at).await?;
                 if let (Claim::Claimed { .. }, Some(status)) = (claim, finish) {
                     tx.finish_event(&e.id, status, e.received_at).await?;
                 }
