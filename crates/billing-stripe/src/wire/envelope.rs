@@ -4,8 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-use super::field::{EventRef, Field, Lenient, Scope, decode, kind};
+use super::field::{EventRef, Field, Lenient, Scope, decode, kind, kind_of};
 use crate::error::WireError;
 
 /// The envelope of a Stripe event: what identifies it, without what it says.
@@ -28,7 +29,6 @@ pub struct EventEnvelope {
 
 /// An event body as sent; `D` is what `data` is read as (nothing at all when only peeking).
 #[derive(Debug, Deserialize)]
-#[serde(bound = "D: DeserializeOwned")]
 pub(super) struct RawEvent<D> {
     id: Field<String>,
     #[serde(rename = "type")]
@@ -39,20 +39,22 @@ pub(super) struct RawEvent<D> {
     data: Option<D>,
 }
 
-/// The `data` member of an event with its object kept as raw JSON until the type is known.
+/// The `data` member of an event with its object kept as its slice of the body (checked to be
+/// JSON, not decoded) until the type is known.
 #[derive(Debug, Deserialize)]
-pub(super) struct RawData {
-    object: Option<Value>,
+pub(super) struct RawData<'a> {
+    #[serde(borrow)]
+    object: Option<&'a RawValue>,
 }
 
 /// `data` when peeking: skipped without being built.
 pub(super) type Skipped = IgnoredAny;
 
-/// `data` when parsing.
-pub(super) type Kept = Lenient<RawData>;
+/// `data` when parsing, borrowing from the body.
+pub(super) type Kept<'a> = Lenient<RawData<'a>>;
 
 /// Reads the top level of a body, which must be one JSON object.
-pub(super) fn read<D: DeserializeOwned>(payload: &[u8]) -> Result<RawEvent<D>, WireError> {
+pub(super) fn read<'a, D: Deserialize<'a>>(payload: &'a [u8]) -> Result<RawEvent<D>, WireError> {
     // serde would also read a struct from a JSON array of its fields; a webhook body is
     // always an object, so anything else is refused before decoding.
     let first = payload.iter().find(|byte| !byte.is_ascii_whitespace());
@@ -93,7 +95,7 @@ impl<D> RawEvent<D> {
     }
 }
 
-impl RawEvent<Kept> {
+impl RawEvent<Kept<'_>> {
     /// Decodes `data.object` as the wire struct `T`, returning it with the scope to read it in.
     ///
     /// Takes the object out of the event; a second call reports `data` as missing.
@@ -109,14 +111,11 @@ impl RawEvent<Kept> {
             })) => object,
             _ => return Err(scope.missing("object")),
         };
-        if !object.is_object() {
-            return Err(scope.invalid(
-                "object",
-                format!("expected an object, found {}", kind(&object)),
-            ));
+        let found = kind_of(object);
+        if found != "an object" {
+            return Err(scope.invalid("object", format!("expected an object, found {found}")));
         }
-        let decoded =
-            decode::<T>(object).map_err(|error| scope.invalid("object", error.to_string()))?;
+        let decoded = decode::<T>(object).map_err(|message| scope.invalid("object", message))?;
         Ok((decoded, scope.child("object")))
     }
 }

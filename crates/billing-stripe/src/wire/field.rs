@@ -5,15 +5,27 @@
 //! not decode. Decoding a wire struct therefore never fails because of one bad field; the
 //! failure surfaces only when a conversion actually reads that field, through a [`Scope`],
 //! which turns it into a [`WireError`] naming the field's full path and the event.
+//!
+//! Decoding is done in one pass over the body, without building a `serde_json::Value` tree: a
+//! lenient field is first taken as its slice of the body ([`RawValue`], syntax-checked but not
+//! decoded, no allocation), then `T` is decoded from that slice alone, so a misfit is
+//! recorded for the field and the rest of the body is unaffected. A field nested `k` lenient
+//! levels deep is thus scanned `k + 1` times, which costs less than allocating the tree.
+//! Because only the fields declared are decoded, a value that is valid JSON syntax but cannot
+//! be decoded (a `\ud800` lone surrogate, a number beyond `f64`, nesting deeper than
+//! serde_json's limit of 128, a declared key sent twice) makes only its field invalid, and
+//! only when that field is read.
 
 use std::borrow::Cow;
 
 use billing_domain::ids::check_id;
 use billing_domain::{Currency, Money};
 use chrono::{DateTime, Utc};
-use serde::de::{DeserializeOwned, Unexpected, Visitor};
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Unexpected, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use serde_json::de::StrRead;
+use serde_json::value::RawValue;
 
 use crate::error::WireError;
 
@@ -33,67 +45,156 @@ pub(crate) enum Lenient<T> {
     Invalid(String),
 }
 
-impl<'de, T: DeserializeOwned> Deserialize<'de> for Lenient<T> {
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
+    /// Needs a deserializer over borrowed JSON text (`serde_json::from_slice`/`from_str`):
+    /// any syntactically valid JSON value is accepted as its slice of the text, and whether
+    /// it fits `T` is decided separately so that a misfit stays local to this field.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // Any syntactically valid JSON value is accepted here; whether it fits `T` is decided
-        // separately so that a misfit stays local to this field.
-        let value = Value::deserialize(deserializer)?;
-        Ok(match decode::<T>(value) {
+        let raw = <&'de RawValue>::deserialize(deserializer)?;
+        Ok(match decode::<T>(raw) {
             Ok(decoded) => Lenient::Valid(decoded),
-            Err(error) => Lenient::Invalid(error.to_string()),
+            Err(message) => Lenient::Invalid(message),
         })
     }
 }
 
-/// Decodes a JSON value as `T`, refusing to read a struct from a JSON array.
+/// Decodes one JSON value, given as its text, as `T`, refusing to read a struct from a JSON
+/// array; the error is returned as its message.
 ///
 /// serde's derived structs also accept a sequence of their fields in declaration order; Stripe
-/// never sends that, and accepting it would silently misread a malformed field.
-pub(crate) fn decode<T: DeserializeOwned>(value: Value) -> Result<T, serde_json::Error> {
-    T::deserialize(ObjectsOnly(value))
+/// never sends that, and accepting it would silently misread a malformed field. The decoding
+/// deserializer is serde_json's own, with its recursion limit.
+pub(crate) fn decode<'de, T: Deserialize<'de>>(raw: &'de RawValue) -> Result<T, String> {
+    let text = raw.get();
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let decoded = T::deserialize(ObjectsOnly {
+        first: first_byte(text),
+        inner: &mut deserializer,
+    })
+    .and_then(|decoded| deserializer.end().map(|()| decoded));
+    decoded.map_err(|error| message(&error))
 }
 
-/// A JSON value as a deserializer whose structs must be JSON objects.
-struct ObjectsOnly(Value);
+/// An error's message without serde_json's ` at line L column C`: positions within a field's
+/// own text would mislead, and the field's path is reported instead.
+fn message(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    if error.line() == 0 {
+        return text;
+    }
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    match text.strip_suffix(&position) {
+        Some(message) => message.to_owned(),
+        None => text,
+    }
+}
 
-impl<'de> Deserializer<'de> for ObjectsOnly {
+/// The first byte of a JSON value's text (a raw value carries no leading whitespace, but
+/// it is skipped anyway).
+fn first_byte(text: &str) -> Option<u8> {
+    text.bytes().find(|byte| !byte.is_ascii_whitespace())
+}
+
+/// A short name for the kind of a JSON value given as its text, for error messages.
+pub(crate) fn kind_of(raw: &RawValue) -> &'static str {
+    match first_byte(raw.get()) {
+        Some(b'n') | None => "null",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'"') => "a string",
+        Some(b'[') => "an array",
+        Some(b'{') => "an object",
+        Some(_) => "a number",
+    }
+}
+
+/// serde_json's text deserializer, except that structs must be JSON objects.
+struct ObjectsOnly<'a, 'de> {
+    /// The first byte of the value's text.
+    first: Option<u8>,
+    inner: &'a mut serde_json::Deserializer<StrRead<'de>>,
+}
+
+/// Forwards `deserialize_*` methods taking only a visitor to serde_json's deserializer.
+macro_rules! forward {
+    ($($method:ident)*) => {
+        $(
+            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+                self.inner.$method(visitor)
+            }
+        )*
+    };
+}
+
+impl<'de> Deserializer<'de> for ObjectsOnly<'_, 'de> {
     type Error = serde_json::Error;
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
-        self.0.deserialize_any(visitor)
+    forward! {
+        deserialize_any deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32
+        deserialize_i64 deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32
+        deserialize_u64 deserialize_u128 deserialize_f32 deserialize_f64 deserialize_char
+        deserialize_str deserialize_string deserialize_bytes deserialize_byte_buf
+        deserialize_option deserialize_unit deserialize_seq deserialize_map
+        deserialize_identifier deserialize_ignored_any
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.inner.deserialize_unit_struct(name, visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.inner.deserialize_newtype_struct(name, visitor)
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.inner.deserialize_tuple(len, visitor)
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.inner.deserialize_tuple_struct(name, len, visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.inner.deserialize_enum(name, variants, visitor)
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
         self,
-        _name: &'static str,
-        _fields: &'static [&'static str],
+        name: &'static str,
+        fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Self::Error> {
         use serde::de::Error as _;
-        match self.0 {
-            object @ Value::Object(_) => object.deserialize_any(visitor),
-            other => Err(serde_json::Error::invalid_type(
-                unexpected(&other),
+        match self.first {
+            Some(b'[') => Err(serde_json::Error::invalid_type(Unexpected::Seq, &visitor)),
+            // serde_json would name the number; a `Value` did not, and the messages stay.
+            Some(b'-' | b'0'..=b'9') => Err(serde_json::Error::invalid_type(
+                Unexpected::Other("number"),
                 &visitor,
             )),
+            _ => self.inner.deserialize_struct(name, fields, visitor),
         }
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
-        ignored_any
-    }
-}
-
-fn unexpected(value: &Value) -> Unexpected<'_> {
-    match value {
-        Value::Null => Unexpected::Unit,
-        Value::Bool(b) => Unexpected::Bool(*b),
-        Value::Number(_) => Unexpected::Other("number"),
-        Value::String(s) => Unexpected::Str(s),
-        Value::Array(_) => Unexpected::Seq,
-        Value::Object(_) => Unexpected::Map,
     }
 }
 
@@ -104,18 +205,148 @@ pub(crate) struct Expandable(pub(crate) String);
 
 impl<'de> Deserialize<'de> for Expandable {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error as _;
-        match Value::deserialize(deserializer)? {
-            Value::String(id) => Ok(Expandable(id)),
-            Value::Object(mut object) => match object.remove("id") {
-                Some(Value::String(id)) => Ok(Expandable(id)),
-                _ => Err(D::Error::custom("expanded object has no string `id` field")),
-            },
-            other => Err(D::Error::custom(format!(
-                "expected an id string or an expanded object, found {}",
-                kind(&other)
-            ))),
+        deserializer.deserialize_any(ExpandableVisitor)
+    }
+}
+
+struct ExpandableVisitor;
+
+impl<'de> Visitor<'de> for ExpandableVisitor {
+    type Value = Expandable;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("an id string or an expanded object")
+    }
+
+    fn visit_str<E: de::Error>(self, id: &str) -> Result<Expandable, E> {
+        Ok(Expandable(id.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, id: String) -> Result<Expandable, E> {
+        Ok(Expandable(id))
+    }
+
+    /// The expanded object's `id` (the last one, should it be sent twice); the other members
+    /// are skipped without being built.
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Expandable, A::Error> {
+        let mut id = None;
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                Key::Id => id = map.next_value::<MaybeString>()?.0,
+                Key::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
         }
+        id.map(Expandable)
+            .ok_or_else(|| de::Error::custom("expanded object has no string `id` field"))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Expandable, E> {
+        Err(not_expandable("a boolean"))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Expandable, E> {
+        Err(not_expandable("a number"))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Expandable, E> {
+        Err(not_expandable("a number"))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Expandable, E> {
+        Err(not_expandable("a number"))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Expandable, E> {
+        Err(not_expandable("null"))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Expandable, A::Error> {
+        Err(not_expandable("an array"))
+    }
+}
+
+fn not_expandable<E: de::Error>(found: &str) -> E {
+    E::custom(format!(
+        "expected an id string or an expanded object, found {found}"
+    ))
+}
+
+/// A member name of an expanded object: `id` or another.
+enum Key {
+    Id,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a member name")
+            }
+
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+                Ok(if key == "id" { Key::Id } else { Key::Other })
+            }
+        }
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+/// Any JSON value, kept only if it is a string.
+struct MaybeString(Option<String>);
+
+impl<'de> Deserialize<'de> for MaybeString {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MaybeStringVisitor;
+        impl<'de> Visitor<'de> for MaybeStringVisitor {
+            type Value = MaybeString;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("any JSON value")
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<MaybeString, E> {
+                Ok(MaybeString(Some(value.to_owned())))
+            }
+
+            fn visit_string<E: de::Error>(self, value: String) -> Result<MaybeString, E> {
+                Ok(MaybeString(Some(value)))
+            }
+
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<MaybeString, E> {
+                Ok(MaybeString(None))
+            }
+
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<MaybeString, E> {
+                Ok(MaybeString(None))
+            }
+
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<MaybeString, E> {
+                Ok(MaybeString(None))
+            }
+
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<MaybeString, E> {
+                Ok(MaybeString(None))
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<MaybeString, E> {
+                Ok(MaybeString(None))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<MaybeString, A::Error> {
+                IgnoredAny.visit_seq(seq).map(|_| MaybeString(None))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MaybeString, A::Error> {
+                IgnoredAny.visit_map(map).map(|_| MaybeString(None))
+            }
+        }
+        deserializer.deserialize_any(MaybeStringVisitor)
     }
 }
 
@@ -128,7 +359,6 @@ pub(crate) struct Metadata {
 
 /// A Stripe list object (`{"object": "list", "data": [...], "has_more": …}`), reduced to `data`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(bound = "T: DeserializeOwned")]
 pub(crate) struct List<T> {
     /// The entries sent inline (Stripe sends at most the first page); each one decodes on its
     /// own, so a malformed entry only matters if it is read.
