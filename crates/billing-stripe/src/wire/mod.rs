@@ -59,7 +59,6 @@ mod subscription;
 
 use billing_domain::facts::{InvoiceChange, PaymentIntentChange, SubscriptionChange};
 use billing_domain::{BillingEvent, Fact};
-use serde::de::DeserializeOwned;
 
 pub use crate::error::WireError;
 pub use envelope::EventEnvelope;
@@ -67,7 +66,7 @@ pub use event_type::HANDLED_EVENT_TYPES;
 
 use self::envelope::{Kept, RawEvent, Skipped};
 use self::event_type::HandledEventType;
-use self::field::Scope;
+use self::field::{Decode, Scope};
 
 /// Parses a verified webhook body into a [`BillingEvent`].
 ///
@@ -98,7 +97,7 @@ pub fn peek_envelope(payload: &[u8]) -> Result<EventEnvelope, WireError> {
 }
 
 /// A wire struct for one kind of `data.object`, and how it becomes its fact.
-trait WireObject: DeserializeOwned {
+trait WireObject: for<'de> Decode<'de> {
     /// The domain type it becomes.
     type Facts;
 
