@@ -1,7 +1,7 @@
 //! Parses every body of the two fixture stories N times (`parse_n N`), for instruction counts:
 //! `valgrind --tool=callgrind` on this binary with two values of N gives the instructions per
 //! parse as the difference divided by the extra parses (38 per round).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::hint::black_box;
 
