@@ -67,8 +67,10 @@ pub(crate) fn decode<'de, T: Decode<'de>>(raw: &'de RawValue) -> Result<T, Strin
     match decoded {
         Ok(Lenient::Valid(value)) => Ok(value),
         Ok(Lenient::Invalid(message)) => Err(message),
-        // The text was checked to be one JSON value when it was taken from the body; only
-        // the recursion limit can refuse it here.
+        // The text was checked to be JSON syntax when it was taken from the body; what can
+        // still fail is a decoded value no Rust type holds (a number beyond `f64`, a lone
+        // surrogate escape) or nesting past the recursion limit. The message keeps
+        // serde_json's position, which is within this text.
         Err(error) => Err(error.to_string()),
     }
 }
