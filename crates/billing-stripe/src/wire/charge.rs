@@ -10,23 +10,24 @@
 //! - `amount_refunded` is the total refunded so far, in every version.
 
 use billing_domain::facts::ChargeFacts;
-use serde::Deserialize;
 
 use super::WireObject;
-use super::field::{Expandable, Field, Scope};
+use super::field::{Expandable, Field, Scope, wire_struct};
 use crate::error::WireError;
 
-/// A charge as sent, in any supported API version.
-#[derive(Debug, Deserialize)]
-pub(super) struct RawCharge {
-    object: Field<String>,
-    id: Field<String>,
-    /// `null` or absent for Charges API charges.
-    payment_intent: Field<Expandable>,
-    customer: Field<Expandable>,
-    amount: Field<i64>,
-    currency: Field<String>,
-    amount_refunded: Field<i64>,
+wire_struct! {
+    /// A charge as sent, in any supported API version.
+    #[derive(Debug)]
+    pub(super) struct RawCharge {
+        object: Field<String>,
+        id: Field<String>,
+        /// `null` or absent for Charges API charges.
+        payment_intent: Field<Expandable>,
+        customer: Field<Expandable>,
+        amount: Field<i64>,
+        currency: Field<String>,
+        amount_refunded: Field<i64>,
+    }
 }
 
 impl WireObject for RawCharge {

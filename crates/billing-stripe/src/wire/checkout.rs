@@ -1,35 +1,38 @@
 //! Checkout Sessions (`checkout.session.completed`).
 
 use billing_domain::facts::{CheckoutMode, CheckoutSession};
-use serde::Deserialize;
 
 use super::WireObject;
-use super::field::{Expandable, Field, Metadata, Scope};
+use super::field::{Expandable, Field, Metadata, Scope, wire_struct};
 use crate::error::WireError;
 
-/// A Checkout Session as sent; the same in every supported API version.
-#[derive(Debug, Deserialize)]
-pub(super) struct RawCheckoutSession {
-    object: Field<String>,
-    id: Field<String>,
-    mode: Field<String>,
-    customer: Field<Expandable>,
-    /// What the customer entered in Checkout.
-    customer_details: Field<RawCustomerDetails>,
-    /// What our server prefilled when it created the session.
-    customer_email: Field<String>,
-    client_reference_id: Field<String>,
-    metadata: Field<Metadata>,
-    subscription: Field<Expandable>,
-    payment_intent: Field<Expandable>,
-    amount_total: Field<i64>,
-    currency: Field<String>,
-    payment_status: Field<String>,
+wire_struct! {
+    /// A Checkout Session as sent; the same in every supported API version.
+    #[derive(Debug)]
+    pub(super) struct RawCheckoutSession {
+        object: Field<String>,
+        id: Field<String>,
+        mode: Field<String>,
+        customer: Field<Expandable>,
+        /// What the customer entered in Checkout.
+        customer_details: Field<RawCustomerDetails>,
+        /// What our server prefilled when it created the session.
+        customer_email: Field<String>,
+        client_reference_id: Field<String>,
+        metadata: Field<Metadata>,
+        subscription: Field<Expandable>,
+        payment_intent: Field<Expandable>,
+        amount_total: Field<i64>,
+        currency: Field<String>,
+        payment_status: Field<String>,
+    }
 }
 
-#[derive(Debug, Deserialize)]
-struct RawCustomerDetails {
-    email: Field<String>,
+wire_struct! {
+    #[derive(Debug)]
+    struct RawCustomerDetails {
+        email: Field<String>,
+    }
 }
 
 impl WireObject for RawCheckoutSession {

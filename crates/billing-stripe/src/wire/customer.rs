@@ -1,20 +1,21 @@
 //! Customers (`customer.created`, `customer.updated`, `customer.deleted`).
 
 use billing_domain::facts::CustomerFacts;
-use serde::Deserialize;
 
 use super::WireObject;
-use super::field::{Field, Metadata, Scope};
+use super::field::{Field, Metadata, Scope, wire_struct};
 use crate::error::WireError;
 
-/// A customer as sent; the same in every supported API version. `customer.deleted` carries
-/// the customer as it was before deletion.
-#[derive(Debug, Deserialize)]
-pub(super) struct RawCustomer {
-    object: Field<String>,
-    id: Field<String>,
-    email: Field<String>,
-    metadata: Field<Metadata>,
+wire_struct! {
+    /// A customer as sent; the same in every supported API version. `customer.deleted` carries
+    /// the customer as it was before deletion.
+    #[derive(Debug)]
+    pub(super) struct RawCustomer {
+        object: Field<String>,
+        id: Field<String>,
+        email: Field<String>,
+        metadata: Field<Metadata>,
+    }
 }
 
 impl WireObject for RawCustomer {

@@ -11,23 +11,24 @@
 //!   added later are passed through the same way.
 
 use billing_domain::facts::DisputeFacts;
-use serde::Deserialize;
 
 use super::WireObject;
-use super::field::{Expandable, Field, Scope};
+use super::field::{Expandable, Field, Scope, wire_struct};
 use crate::error::WireError;
 
-/// A dispute as sent, in any supported API version.
-#[derive(Debug, Deserialize)]
-pub(super) struct RawDispute {
-    object: Field<String>,
-    id: Field<String>,
-    charge: Field<Expandable>,
-    /// Absent in old renderings and for Charges API charges.
-    payment_intent: Field<Expandable>,
-    amount: Field<i64>,
-    currency: Field<String>,
-    status: Field<String>,
+wire_struct! {
+    /// A dispute as sent, in any supported API version.
+    #[derive(Debug)]
+    pub(super) struct RawDispute {
+        object: Field<String>,
+        id: Field<String>,
+        charge: Field<Expandable>,
+        /// Absent in old renderings and for Charges API charges.
+        payment_intent: Field<Expandable>,
+        amount: Field<i64>,
+        currency: Field<String>,
+        status: Field<String>,
+    }
 }
 
 impl WireObject for RawDispute {

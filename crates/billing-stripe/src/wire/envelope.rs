@@ -1,11 +1,12 @@
 //! The event envelope: `id`, `type`, `created`, `api_version`, `livemode` and `data.object`.
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-use super::field::{EventRef, Field, Lenient, Scope, decode, kind};
+use super::field::{Decode, EventRef, Field, Lenient, Scope, decode, kind, kind_of, refuse};
 use crate::error::WireError;
 
 /// The envelope of a Stripe event: what identifies it, without what it says.
@@ -28,7 +29,6 @@ pub struct EventEnvelope {
 
 /// An event body as sent; `D` is what `data` is read as (nothing at all when only peeking).
 #[derive(Debug, Deserialize)]
-#[serde(bound = "D: DeserializeOwned")]
 pub(super) struct RawEvent<D> {
     id: Field<String>,
     #[serde(rename = "type")]
@@ -39,20 +39,88 @@ pub(super) struct RawEvent<D> {
     data: Option<D>,
 }
 
-/// The `data` member of an event with its object kept as raw JSON until the type is known.
-#[derive(Debug, Deserialize)]
-pub(super) struct RawData {
-    object: Option<Value>,
+/// The `data` member of an event with its object kept as its slice of the body (checked to be
+/// JSON, not decoded) until the type is known: Stripe sends `type` after `data`.
+#[derive(Debug)]
+pub(super) struct RawData<'a> {
+    object: Option<&'a RawValue>,
+}
+
+/// `data` must be an object with `object` at most once; its other members are skipped.
+impl<'de> Decode<'de> for RawData<'de> {
+    fn decode<D: Deserializer<'de>>(deserializer: D) -> Result<Lenient<Self>, D::Error> {
+        struct DataVisitor;
+        impl<'de> Visitor<'de> for DataVisitor {
+            type Value = Lenient<RawData<'de>>;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("struct RawData")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut object = None;
+                let mut twice = false;
+                while let Some(key) = map.next_key::<ObjectKey>()? {
+                    match key {
+                        ObjectKey::Object => {
+                            twice |= object.is_some();
+                            object = Some(map.next_value::<Option<&'de RawValue>>()?);
+                        }
+                        ObjectKey::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                if twice {
+                    return Ok(Lenient::Invalid("duplicate field `object`".to_owned()));
+                }
+                Ok(Lenient::Valid(RawData {
+                    object: object.flatten(),
+                }))
+            }
+
+            refuse!("struct RawData"; str bool number unit seq);
+        }
+        deserializer.deserialize_any(DataVisitor)
+    }
+}
+
+/// A member name of `data`: `object` or another.
+enum ObjectKey {
+    Object,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for ObjectKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectKeyVisitor;
+        impl Visitor<'_> for ObjectKeyVisitor {
+            type Value = ObjectKey;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a member name")
+            }
+
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<ObjectKey, E> {
+                Ok(if key == "object" {
+                    ObjectKey::Object
+                } else {
+                    ObjectKey::Other
+                })
+            }
+        }
+        deserializer.deserialize_identifier(ObjectKeyVisitor)
+    }
 }
 
 /// `data` when peeking: skipped without being built.
 pub(super) type Skipped = IgnoredAny;
 
-/// `data` when parsing.
-pub(super) type Kept = Lenient<RawData>;
+/// `data` when parsing, borrowing from the body.
+pub(super) type Kept<'a> = Lenient<RawData<'a>>;
 
 /// Reads the top level of a body, which must be one JSON object.
-pub(super) fn read<D: DeserializeOwned>(payload: &[u8]) -> Result<RawEvent<D>, WireError> {
+pub(super) fn read<'a, D: Deserialize<'a>>(payload: &'a [u8]) -> Result<RawEvent<D>, WireError> {
     // serde would also read a struct from a JSON array of its fields; a webhook body is
     // always an object, so anything else is refused before decoding.
     let first = payload.iter().find(|byte| !byte.is_ascii_whitespace());
@@ -93,11 +161,11 @@ impl<D> RawEvent<D> {
     }
 }
 
-impl RawEvent<Kept> {
+impl RawEvent<Kept<'_>> {
     /// Decodes `data.object` as the wire struct `T`, returning it with the scope to read it in.
     ///
     /// Takes the object out of the event; a second call reports `data` as missing.
-    pub(super) fn object<T: DeserializeOwned>(&mut self) -> Result<(T, Scope<'_>), WireError> {
+    pub(super) fn object<T: for<'de> Decode<'de>>(&mut self) -> Result<(T, Scope<'_>), WireError> {
         let data = self.data.take();
         let root = Scope::root(self.event_ref());
         // Checked for presence and validity through the scope, then taken apart by value.
@@ -109,14 +177,11 @@ impl RawEvent<Kept> {
             })) => object,
             _ => return Err(scope.missing("object")),
         };
-        if !object.is_object() {
-            return Err(scope.invalid(
-                "object",
-                format!("expected an object, found {}", kind(&object)),
-            ));
+        let found = kind_of(object);
+        if found != "an object" {
+            return Err(scope.invalid("object", format!("expected an object, found {found}")));
         }
-        let decoded =
-            decode::<T>(object).map_err(|error| scope.invalid("object", error.to_string()))?;
+        let decoded = decode::<T>(object).map_err(|message| scope.invalid("object", message))?;
         Ok((decoded, scope.child("object")))
     }
 }

@@ -5,15 +5,23 @@
 //! not decode. Decoding a wire struct therefore never fails because of one bad field; the
 //! failure surfaces only when a conversion actually reads that field, through a [`Scope`],
 //! which turns it into a [`WireError`] naming the field's full path and the event.
+//!
+//! Decoding is one pass over the body, without building a `serde_json::Value` tree: every type
+//! a field can hold implements [`Decode`], which reads any JSON value and answers
+//! [`Lenient::Invalid`] for a misfit after skipping the rest of that value, so the pass goes
+//! on. Only a body that is not JSON (or nests deeper than serde_json's limit of 128 where it
+//! is decoded) fails the pass. Members the structs do not declare are skipped without being
+//! built, and so is the body's nesting there. A wire struct is declared with [`wire_struct!`].
 
 use std::borrow::Cow;
 
 use billing_domain::ids::check_id;
 use billing_domain::{Currency, Money};
 use chrono::{DateTime, Utc};
-use serde::de::{DeserializeOwned, Unexpected, Visitor};
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Unexpected, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::error::WireError;
 
@@ -33,67 +41,361 @@ pub(crate) enum Lenient<T> {
     Invalid(String),
 }
 
-impl<'de, T: DeserializeOwned> Deserialize<'de> for Lenient<T> {
+/// A type a lenient field can hold: read from any JSON value, a misfit becoming
+/// [`Lenient::Invalid`] (with the message serde would give) instead of an error.
+pub(crate) trait Decode<'de>: Sized {
+    /// Reads one value through `deserializer` (which must describe itself, as serde_json's
+    /// does). `Err` only when the deserializer fails, i.e. the body is not JSON.
+    fn decode<D: Deserializer<'de>>(deserializer: D) -> Result<Lenient<Self>, D::Error>;
+}
+
+impl<'de, T: Decode<'de>> Deserialize<'de> for Lenient<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // Any syntactically valid JSON value is accepted here; whether it fits `T` is decided
-        // separately so that a misfit stays local to this field.
-        let value = Value::deserialize(deserializer)?;
-        Ok(match decode::<T>(value) {
-            Ok(decoded) => Lenient::Valid(decoded),
-            Err(error) => Lenient::Invalid(error.to_string()),
+        T::decode(deserializer)
+    }
+}
+
+/// Decodes one JSON value, given as its text, as `T`; a misfit is returned as its message.
+///
+/// The text is read with serde_json's own deserializer and its recursion limit.
+pub(crate) fn decode<'de, T: Decode<'de>>(raw: &'de RawValue) -> Result<T, String> {
+    let mut deserializer = serde_json::Deserializer::from_str(raw.get());
+    let decoded = T::decode(&mut deserializer).and_then(|decoded| {
+        deserializer.end()?;
+        Ok(decoded)
+    });
+    match decoded {
+        Ok(Lenient::Valid(value)) => Ok(value),
+        Ok(Lenient::Invalid(message)) => Err(message),
+        // The text was checked to be JSON syntax when it was taken from the body; what can
+        // still fail is a decoded value no Rust type holds (a number beyond `f64`, a lone
+        // surrogate escape) or nesting past the recursion limit. The message keeps
+        // serde_json's position, which is within this text.
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// The message serde gives for a value of the wrong type.
+pub(crate) fn misfit(unexpected: Unexpected<'_>, expected: &str) -> String {
+    <serde_json::Error as de::Error>::invalid_type(unexpected, &expected).to_string()
+}
+
+/// The message serde gives for a value of the right type out of range.
+fn out_of_range(unexpected: Unexpected<'_>, expected: &str) -> String {
+    <serde_json::Error as de::Error>::invalid_value(unexpected, &expected).to_string()
+}
+
+/// A short name for the kind of a JSON value given as its text, for error messages.
+pub(crate) fn kind_of(raw: &RawValue) -> &'static str {
+    match raw.get().bytes().find(|byte| !byte.is_ascii_whitespace()) {
+        Some(b'n') | None => "null",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'"') => "a string",
+        Some(b'[') => "an array",
+        Some(b'{') => "an object",
+        Some(_) => "a number",
+    }
+}
+
+/// `visit_*` methods of a [`Decode`] visitor that answer [`Lenient::Invalid`] with serde's
+/// message for a value of the wrong kind, `$expected` naming what was wanted. Arrays and
+/// objects are skipped to their end first, so the pass goes on after them. `number` names
+/// numbers as `number`, like serde_json's `Value`, where `int`/`float` give their value.
+macro_rules! refuse {
+    ($expected:expr; $($kind:ident)*) => {
+        $( $crate::wire::field::refuse!(@one $expected; $kind); )*
+    };
+    (@one $expected:expr; str) => {
+        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+            Ok($crate::wire::field::Lenient::Invalid($crate::wire::field::misfit(
+                serde::de::Unexpected::Str(value),
+                $expected,
+            )))
+        }
+    };
+    (@one $expected:expr; bool) => {
+        fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<Self::Value, E> {
+            Ok($crate::wire::field::Lenient::Invalid($crate::wire::field::misfit(
+                serde::de::Unexpected::Bool(value),
+                $expected,
+            )))
+        }
+    };
+    (@one $expected:expr; int) => {
+        fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Self::Value, E> {
+            Ok($crate::wire::field::Lenient::Invalid($crate::wire::field::misfit(
+                serde::de::Unexpected::Signed(value),
+                $expected,
+            )))
+        }
+        fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Self::Value, E> {
+            Ok($crate::wire::field::Lenient::Invalid($crate::wire::field::misfit(
+                serde::de::Unexpected::Unsigned(value),
+                $expected,
+            )))
+        }
+    };
+    (@one $expected:expr; float) => {
+        fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<Self::Value, E> {
+            Ok($crate::wire::field::Lenient::Invalid($crate::wire::field::misfit(
+                serde::de::Unexpected::Float(value),
+                $expected,
+            )))
+        }
+    };
+    (@one $expected:expr; number) => {
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            self.visit_f64(0.0)
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            self.visit_f64(0.0)
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($crate::wire::field::Lenient::Invalid($crate::wire::field::misfit(
+                serde::de::Unexpected::Other("number"),
+                $expected,
+            )))
+        }
+    };
+    (@one $expected:expr; unit) => {
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok($crate::wire::field::Lenient::Invalid($crate::wire::field::misfit(
+                serde::de::Unexpected::Unit,
+                $expected,
+            )))
+        }
+    };
+    (@one $expected:expr; seq) => {
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            serde::de::Visitor::visit_seq(serde::de::IgnoredAny, seq)?;
+            Ok($crate::wire::field::Lenient::Invalid($crate::wire::field::misfit(
+                serde::de::Unexpected::Seq,
+                $expected,
+            )))
+        }
+    };
+    (@one $expected:expr; map) => {
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            serde::de::Visitor::visit_map(serde::de::IgnoredAny, map)?;
+            Ok($crate::wire::field::Lenient::Invalid($crate::wire::field::misfit(
+                serde::de::Unexpected::Map,
+                $expected,
+            )))
+        }
+    };
+}
+pub(crate) use refuse;
+
+/// The JSON member name of a wire struct's field: its own name, or the `#[key = "…"]` given.
+macro_rules! wire_key {
+    ($field:ident) => {
+        stringify!($field)
+    };
+    ($field:ident, $key:literal) => {
+        $key
+    };
+}
+pub(crate) use wire_key;
+
+/// Declares a wire struct, whose fields are all [`Field`]s, with its [`Decode`]: the members
+/// declared are decoded (`#[key = "type"]` reads a member under another name), the others
+/// skipped; a member sent twice keeps its last value, as a JSON object read into a map would.
+/// A value that is not a JSON object is invalid, with serde's message for a derived struct
+/// (`invalid type: sequence, expected struct RawX`): serde would read a struct from an array
+/// of its fields in declaration order, Stripe never sends that, and accepting it would
+/// silently misread a malformed field.
+macro_rules! wire_struct {
+    (
+        $(#[$attr:meta])*
+        $vis:vis struct $name:ident {
+            $(
+                $(#[doc = $doc:literal])*
+                $(#[key = $key:literal])?
+                $field:ident: $ty:ty,
+            )*
+        }
+    ) => {
+        $(#[$attr])*
+        $vis struct $name {
+            $( $(#[doc = $doc])* $field: $ty, )*
+        }
+
+        const _: () = {
+            /// A member name of the struct's JSON object.
+            #[allow(non_camel_case_types)]
+            enum Member {
+                $( $field, )*
+                Other,
+            }
+
+            impl<'de> serde::Deserialize<'de> for Member {
+                fn deserialize<D: serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> Result<Self, D::Error> {
+                    struct MemberVisitor;
+                    impl serde::de::Visitor<'_> for MemberVisitor {
+                        type Value = Member;
+
+                        fn expecting(
+                            &self,
+                            formatter: &mut std::fmt::Formatter<'_>,
+                        ) -> std::fmt::Result {
+                            formatter.write_str("a member name")
+                        }
+
+                        fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Member, E> {
+                            Ok(match name {
+                                $( $crate::wire::field::wire_key!($field $(, $key)?) => Member::$field, )*
+                                _ => Member::Other,
+                            })
+                        }
+                    }
+                    deserializer.deserialize_identifier(MemberVisitor)
+                }
+            }
+
+            impl<'de> $crate::wire::field::Decode<'de> for $name {
+                fn decode<D: serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> Result<$crate::wire::field::Lenient<Self>, D::Error> {
+                    struct StructVisitor;
+                    impl<'de> serde::de::Visitor<'de> for StructVisitor {
+                        type Value = $crate::wire::field::Lenient<$name>;
+
+                        fn expecting(
+                            &self,
+                            formatter: &mut std::fmt::Formatter<'_>,
+                        ) -> std::fmt::Result {
+                            formatter.write_str(concat!("struct ", stringify!($name)))
+                        }
+
+                        fn visit_map<A: serde::de::MapAccess<'de>>(
+                            self,
+                            mut map: A,
+                        ) -> Result<Self::Value, A::Error> {
+                            $( let mut $field: $ty = None; )*
+                            while let Some(member) = map.next_key::<Member>()? {
+                                match member {
+                                    $( Member::$field => $field = map.next_value()?, )*
+                                    Member::Other => {
+                                        map.next_value::<serde::de::IgnoredAny>()?;
+                                    }
+                                }
+                            }
+                            Ok($crate::wire::field::Lenient::Valid($name { $( $field, )* }))
+                        }
+
+                        $crate::wire::field::refuse!(
+                            concat!("struct ", stringify!($name));
+                            str bool number unit seq
+                        );
+                    }
+                    deserializer.deserialize_any(StructVisitor)
+                }
+            }
+        };
+    };
+}
+pub(crate) use wire_struct;
+
+/// Declares the [`Decode`] of a scalar type: `$visit` methods for the kinds it accepts, the
+/// other kinds refused with `$expected` (serde's own word for the type).
+macro_rules! decode_scalar {
+    ($type:ty, $expected:literal, [$($refused:ident)*], { $($visit:item)* }) => {
+        impl<'de> Decode<'de> for $type {
+            fn decode<D: Deserializer<'de>>(deserializer: D) -> Result<Lenient<Self>, D::Error> {
+                struct ScalarVisitor;
+                impl<'de> Visitor<'de> for ScalarVisitor {
+                    type Value = Lenient<$type>;
+
+                    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        formatter.write_str($expected)
+                    }
+
+                    $($visit)*
+
+                    refuse!($expected; $($refused)*);
+                }
+                deserializer.deserialize_any(ScalarVisitor)
+            }
+        }
+    };
+}
+
+decode_scalar!(String, "a string", [bool int float unit seq map], {
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Lenient<String>, E> {
+        Ok(Lenient::Valid(value.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, value: String) -> Result<Lenient<String>, E> {
+        Ok(Lenient::Valid(value))
+    }
+});
+
+decode_scalar!(bool, "a boolean", [str int float unit seq map], {
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Lenient<bool>, E> {
+        Ok(Lenient::Valid(value))
+    }
+});
+
+decode_scalar!(i64, "i64", [str bool float unit seq map], {
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Lenient<i64>, E> {
+        Ok(Lenient::Valid(value))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Lenient<i64>, E> {
+        Ok(match i64::try_from(value) {
+            Ok(value) => Lenient::Valid(value),
+            Err(_) => Lenient::Invalid(out_of_range(Unexpected::Unsigned(value), "i64")),
         })
     }
-}
+});
 
-/// Decodes a JSON value as `T`, refusing to read a struct from a JSON array.
-///
-/// serde's derived structs also accept a sequence of their fields in declaration order; Stripe
-/// never sends that, and accepting it would silently misread a malformed field.
-pub(crate) fn decode<T: DeserializeOwned>(value: Value) -> Result<T, serde_json::Error> {
-    T::deserialize(ObjectsOnly(value))
-}
-
-/// A JSON value as a deserializer whose structs must be JSON objects.
-struct ObjectsOnly(Value);
-
-impl<'de> Deserializer<'de> for ObjectsOnly {
-    type Error = serde_json::Error;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
-        self.0.deserialize_any(visitor)
+decode_scalar!(u32, "u32", [str bool float unit seq map], {
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Lenient<u32>, E> {
+        Ok(match u32::try_from(value) {
+            Ok(value) => Lenient::Valid(value),
+            Err(_) => Lenient::Invalid(out_of_range(Unexpected::Signed(value), "u32")),
+        })
     }
 
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, Self::Error> {
-        use serde::de::Error as _;
-        match self.0 {
-            object @ Value::Object(_) => object.deserialize_any(visitor),
-            other => Err(serde_json::Error::invalid_type(
-                unexpected(&other),
-                &visitor,
-            )),
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Lenient<u32>, E> {
+        Ok(match u32::try_from(value) {
+            Ok(value) => Lenient::Valid(value),
+            Err(_) => Lenient::Invalid(out_of_range(Unexpected::Unsigned(value), "u32")),
+        })
+    }
+});
+
+/// A JSON value kept as its text (checked to be JSON, not decoded), borrowed from the body.
+impl<'de> Decode<'de> for &'de RawValue {
+    fn decode<D: Deserializer<'de>>(deserializer: D) -> Result<Lenient<Self>, D::Error> {
+        <&'de RawValue>::deserialize(deserializer).map(Lenient::Valid)
+    }
+}
+
+/// A JSON array whose entries each decode on their own.
+impl<'de, T: Decode<'de>> Decode<'de> for Vec<Lenient<T>> {
+    fn decode<D: Deserializer<'de>>(deserializer: D) -> Result<Lenient<Self>, D::Error> {
+        struct SeqVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Decode<'de>> Visitor<'de> for SeqVisitor<T> {
+            type Value = Lenient<Vec<Lenient<T>>>;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a sequence")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
+                while let Some(entry) = seq.next_element::<Lenient<T>>()? {
+                    entries.push(entry);
+                }
+                Ok(Lenient::Valid(entries))
+            }
+
+            refuse!("a sequence"; str bool int float unit map);
         }
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
-        ignored_any
-    }
-}
-
-fn unexpected(value: &Value) -> Unexpected<'_> {
-    match value {
-        Value::Null => Unexpected::Unit,
-        Value::Bool(b) => Unexpected::Bool(*b),
-        Value::Number(_) => Unexpected::Other("number"),
-        Value::String(s) => Unexpected::Str(s),
-        Value::Array(_) => Unexpected::Seq,
-        Value::Object(_) => Unexpected::Map,
+        deserializer.deserialize_any(SeqVisitor(std::marker::PhantomData))
     }
 }
 
@@ -102,37 +404,176 @@ fn unexpected(value: &Value) -> Unexpected<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Expandable(pub(crate) String);
 
-impl<'de> Deserialize<'de> for Expandable {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error as _;
-        match Value::deserialize(deserializer)? {
-            Value::String(id) => Ok(Expandable(id)),
-            Value::Object(mut object) => match object.remove("id") {
-                Some(Value::String(id)) => Ok(Expandable(id)),
-                _ => Err(D::Error::custom("expanded object has no string `id` field")),
-            },
-            other => Err(D::Error::custom(format!(
-                "expected an id string or an expanded object, found {}",
-                kind(&other)
-            ))),
-        }
+impl<'de> Decode<'de> for Expandable {
+    fn decode<D: Deserializer<'de>>(deserializer: D) -> Result<Lenient<Self>, D::Error> {
+        deserializer.deserialize_any(ExpandableVisitor)
     }
 }
 
-/// The `metadata` hash, reduced to the keys we read.
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct Metadata {
-    /// Our user id, set by our server when it created the object.
-    pub(crate) user_id: Field<String>,
+struct ExpandableVisitor;
+
+impl<'de> Visitor<'de> for ExpandableVisitor {
+    type Value = Lenient<Expandable>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("an id string or an expanded object")
+    }
+
+    fn visit_str<E: de::Error>(self, id: &str) -> Result<Self::Value, E> {
+        Ok(Lenient::Valid(Expandable(id.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, id: String) -> Result<Self::Value, E> {
+        Ok(Lenient::Valid(Expandable(id)))
+    }
+
+    /// The expanded object's `id` (the last one, should it be sent twice); the other members
+    /// are skipped without being built.
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut id = None;
+        while let Some(key) = map.next_key::<IdKey>()? {
+            match key {
+                IdKey::Id => id = Some(map.next_value::<Lenient<String>>()?),
+                IdKey::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(match id {
+            Some(Lenient::Valid(id)) => Lenient::Valid(Expandable(id)),
+            _ => Lenient::Invalid("expanded object has no string `id` field".to_owned()),
+        })
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(not_expandable("a boolean"))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(not_expandable("a number"))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(not_expandable("a number"))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(not_expandable("a number"))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(not_expandable("null"))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        IgnoredAny.visit_seq(seq)?;
+        Ok(not_expandable("an array"))
+    }
+}
+
+fn not_expandable(found: &str) -> Lenient<Expandable> {
+    Lenient::Invalid(format!(
+        "expected an id string or an expanded object, found {found}"
+    ))
+}
+
+/// A member name of an expanded object: `id` or another.
+enum IdKey {
+    Id,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for IdKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IdKeyVisitor;
+        impl Visitor<'_> for IdKeyVisitor {
+            type Value = IdKey;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a member name")
+            }
+
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<IdKey, E> {
+                Ok(if key == "id" { IdKey::Id } else { IdKey::Other })
+            }
+        }
+        deserializer.deserialize_identifier(IdKeyVisitor)
+    }
+}
+
+wire_struct! {
+    /// The `metadata` hash, reduced to the keys we read.
+    #[derive(Debug, Clone)]
+    pub(crate) struct Metadata {
+        /// Our user id, set by our server when it created the object.
+        user_id: Field<String>,
+    }
 }
 
 /// A Stripe list object (`{"object": "list", "data": [...], "has_more": …}`), reduced to `data`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(bound = "T: DeserializeOwned")]
+#[derive(Debug, Clone)]
 pub(crate) struct List<T> {
     /// The entries sent inline (Stripe sends at most the first page); each one decodes on its
     /// own, so a malformed entry only matters if it is read.
     pub(crate) data: Field<Vec<Lenient<T>>>,
+}
+
+impl<'de, T: Decode<'de>> Decode<'de> for List<T> {
+    fn decode<D: Deserializer<'de>>(deserializer: D) -> Result<Lenient<Self>, D::Error> {
+        struct ListVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Decode<'de>> Visitor<'de> for ListVisitor<T> {
+            type Value = Lenient<List<T>>;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("struct List")
+            }
+
+            /// `data` (the last one, should it be sent twice); the other members are skipped.
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut data = None;
+                while let Some(key) = map.next_key::<DataKey>()? {
+                    match key {
+                        DataKey::Data => data = map.next_value()?,
+                        DataKey::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(Lenient::Valid(List { data }))
+            }
+
+            refuse!("struct List"; str bool number unit seq);
+        }
+        deserializer.deserialize_any(ListVisitor(std::marker::PhantomData))
+    }
+}
+
+/// A member name of a list object: `data` or another.
+enum DataKey {
+    Data,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for DataKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DataKeyVisitor;
+        impl Visitor<'_> for DataKeyVisitor {
+            type Value = DataKey;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a member name")
+            }
+
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<DataKey, E> {
+                Ok(if key == "data" {
+                    DataKey::Data
+                } else {
+                    DataKey::Other
+                })
+            }
+        }
+        deserializer.deserialize_identifier(DataKeyVisitor)
+    }
 }
 
 /// Which event a field belongs to, for error reports.

@@ -36,104 +36,121 @@
 use billing_domain::Money;
 use billing_domain::facts::{InvoiceChange, InvoiceFacts};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 
-use super::field::{Expandable, Field, List, Scope};
+use super::field::{Expandable, Field, List, Scope, wire_struct};
 use crate::error::WireError;
 
-/// An invoice as sent, in any supported API version.
-#[derive(Debug, Deserialize)]
-pub(super) struct RawInvoice {
-    object: Field<String>,
-    id: Field<String>,
-    customer: Field<Expandable>,
-    /// Before basil only.
-    subscription: Field<Expandable>,
-    /// Basil and later.
-    parent: Field<RawInvoiceParent>,
-    status: Field<String>,
-    billing_reason: Field<String>,
-    /// Since 2018.
-    amount_paid: Field<i64>,
-    amount_due: Field<i64>,
-    /// Read only when `amount_paid` is absent.
-    paid: Field<bool>,
-    /// Read only when `amount_paid` is absent and `paid` is true.
-    total: Field<i64>,
-    currency: Field<String>,
-    attempt_count: Field<u32>,
-    lines: Field<List<RawLine>>,
-    period_start: Field<i64>,
-    period_end: Field<i64>,
-    next_payment_attempt: Field<i64>,
+wire_struct! {
+    /// An invoice as sent, in any supported API version.
+    #[derive(Debug)]
+    pub(super) struct RawInvoice {
+        object: Field<String>,
+        id: Field<String>,
+        customer: Field<Expandable>,
+        /// Before basil only.
+        subscription: Field<Expandable>,
+        /// Basil and later.
+        parent: Field<RawInvoiceParent>,
+        status: Field<String>,
+        billing_reason: Field<String>,
+        /// Since 2018.
+        amount_paid: Field<i64>,
+        amount_due: Field<i64>,
+        /// Read only when `amount_paid` is absent.
+        paid: Field<bool>,
+        /// Read only when `amount_paid` is absent and `paid` is true.
+        total: Field<i64>,
+        currency: Field<String>,
+        attempt_count: Field<u32>,
+        lines: Field<List<RawLine>>,
+        period_start: Field<i64>,
+        period_end: Field<i64>,
+        next_payment_attempt: Field<i64>,
+    }
 }
 
-/// `invoice.parent` (basil and later).
-#[derive(Debug, Deserialize)]
-struct RawInvoiceParent {
-    subscription_details: Field<RawSubscriptionDetails>,
+wire_struct! {
+    /// `invoice.parent` (basil and later).
+    #[derive(Debug)]
+    struct RawInvoiceParent {
+        subscription_details: Field<RawSubscriptionDetails>,
+    }
 }
 
-/// `invoice.parent.subscription_details`.
-#[derive(Debug, Deserialize)]
-struct RawSubscriptionDetails {
-    subscription: Field<Expandable>,
+wire_struct! {
+    /// `invoice.parent.subscription_details`.
+    #[derive(Debug)]
+    struct RawSubscriptionDetails {
+        subscription: Field<Expandable>,
+    }
 }
 
-/// An invoice line item as sent.
-#[derive(Debug, Deserialize)]
-struct RawLine {
-    /// Before basil only: `"subscription"` or `"invoiceitem"`.
-    #[serde(rename = "type")]
-    line_type: Field<String>,
-    /// Before basil only.
-    subscription: Field<Expandable>,
-    /// Before basil only.
-    proration: Field<bool>,
-    /// Basil and later.
-    parent: Field<RawLineParent>,
-    period: Field<RawPeriod>,
-    amount: Field<i64>,
-    /// Before basil only.
-    price: Field<Expandable>,
-    /// Before basil only (legacy; the only price before 2020).
-    plan: Field<Expandable>,
-    /// Basil and later.
-    pricing: Field<RawPricing>,
+wire_struct! {
+    /// An invoice line item as sent.
+    #[derive(Debug)]
+    struct RawLine {
+        /// Before basil only: `"subscription"` or `"invoiceitem"`.
+        #[key = "type"]
+        line_type: Field<String>,
+        /// Before basil only.
+        subscription: Field<Expandable>,
+        /// Before basil only.
+        proration: Field<bool>,
+        /// Basil and later.
+        parent: Field<RawLineParent>,
+        period: Field<RawPeriod>,
+        amount: Field<i64>,
+        /// Before basil only.
+        price: Field<Expandable>,
+        /// Before basil only (legacy; the only price before 2020).
+        plan: Field<Expandable>,
+        /// Basil and later.
+        pricing: Field<RawPricing>,
+    }
 }
 
-/// `line.pricing` (basil and later).
-#[derive(Debug, Deserialize)]
-struct RawPricing {
-    price_details: Field<RawPriceDetails>,
+wire_struct! {
+    /// `line.pricing` (basil and later).
+    #[derive(Debug)]
+    struct RawPricing {
+        price_details: Field<RawPriceDetails>,
+    }
 }
 
-/// `line.pricing.price_details`.
-#[derive(Debug, Deserialize)]
-struct RawPriceDetails {
-    price: Field<Expandable>,
+wire_struct! {
+    /// `line.pricing.price_details`.
+    #[derive(Debug)]
+    struct RawPriceDetails {
+        price: Field<Expandable>,
+    }
 }
 
-/// `line.parent` (basil and later).
-#[derive(Debug, Deserialize)]
-struct RawLineParent {
-    #[serde(rename = "type")]
-    parent_type: Field<String>,
-    subscription_item_details: Field<RawSubscriptionItemDetails>,
+wire_struct! {
+    /// `line.parent` (basil and later).
+    #[derive(Debug)]
+    struct RawLineParent {
+        #[key = "type"]
+        parent_type: Field<String>,
+        subscription_item_details: Field<RawSubscriptionItemDetails>,
+    }
 }
 
-/// `line.parent.subscription_item_details`.
-#[derive(Debug, Deserialize)]
-struct RawSubscriptionItemDetails {
-    subscription: Field<Expandable>,
-    proration: Field<bool>,
+wire_struct! {
+    /// `line.parent.subscription_item_details`.
+    #[derive(Debug)]
+    struct RawSubscriptionItemDetails {
+        subscription: Field<Expandable>,
+        proration: Field<bool>,
+    }
 }
 
-/// `line.period`.
-#[derive(Debug, Deserialize)]
-struct RawPeriod {
-    start: Field<i64>,
-    end: Field<i64>,
+wire_struct! {
+    /// `line.period`.
+    #[derive(Debug)]
+    struct RawPeriod {
+        start: Field<i64>,
+        end: Field<i64>,
+    }
 }
 
 type Period = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);

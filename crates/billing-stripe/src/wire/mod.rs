@@ -59,7 +59,6 @@ mod subscription;
 
 use billing_domain::facts::{InvoiceChange, PaymentIntentChange, SubscriptionChange};
 use billing_domain::{BillingEvent, Fact};
-use serde::de::DeserializeOwned;
 
 pub use crate::error::WireError;
 pub use envelope::EventEnvelope;
@@ -67,7 +66,7 @@ pub use event_type::HANDLED_EVENT_TYPES;
 
 use self::envelope::{Kept, RawEvent, Skipped};
 use self::event_type::HandledEventType;
-use self::field::Scope;
+use self::field::{Decode, Scope};
 
 /// Parses a verified webhook body into a [`BillingEvent`].
 ///
@@ -98,7 +97,7 @@ pub fn peek_envelope(payload: &[u8]) -> Result<EventEnvelope, WireError> {
 }
 
 /// A wire struct for one kind of `data.object`, and how it becomes its fact.
-trait WireObject: DeserializeOwned {
+trait WireObject: for<'de> Decode<'de> {
     /// The domain type it becomes.
     type Facts;
 
@@ -107,12 +106,12 @@ trait WireObject: DeserializeOwned {
 }
 
 /// Decodes `data.object` as `T` and converts it.
-fn read<T: WireObject>(raw: &mut RawEvent<Kept>) -> Result<T::Facts, WireError> {
+fn read<T: WireObject>(raw: &mut RawEvent<Kept<'_>>) -> Result<T::Facts, WireError> {
     let (object, scope) = raw.object::<T>()?;
     object.into_facts(&scope)
 }
 
-fn fact(event_type: &str, raw: &mut RawEvent<Kept>) -> Result<Fact, WireError> {
+fn fact(event_type: &str, raw: &mut RawEvent<Kept<'_>>) -> Result<Fact, WireError> {
     use HandledEventType as T;
     use charge::RawCharge;
     use checkout::RawCheckoutSession;
@@ -123,33 +122,33 @@ fn fact(event_type: &str, raw: &mut RawEvent<Kept>) -> Result<Fact, WireError> {
     use refund::RawRefund;
     use subscription::RawSubscription;
 
-    let customer = |raw: &mut RawEvent<Kept>, deleted| {
+    let customer = |raw: &mut RawEvent<Kept<'_>>, deleted| {
         Ok::<_, WireError>(Fact::Customer {
             customer: read::<RawCustomer>(raw)?,
             deleted,
         })
     };
-    let subscription = |raw: &mut RawEvent<Kept>, change| {
+    let subscription = |raw: &mut RawEvent<Kept<'_>>, change| {
         Ok::<_, WireError>(Fact::Subscription {
             change,
             subscription: read::<RawSubscription>(raw)?,
         })
     };
     // An invoice's amount paid depends on the event (a failed payment paid nothing).
-    let invoice = |raw: &mut RawEvent<Kept>, change| {
+    let invoice = |raw: &mut RawEvent<Kept<'_>>, change| {
         let (object, scope) = raw.object::<RawInvoice>()?;
         Ok::<_, WireError>(Fact::Invoice {
             change,
             invoice: object.into_facts(&scope, change)?,
         })
     };
-    let payment_intent = |raw: &mut RawEvent<Kept>, change| {
+    let payment_intent = |raw: &mut RawEvent<Kept<'_>>, change| {
         Ok::<_, WireError>(Fact::PaymentIntent {
             change,
             payment_intent: read::<RawPaymentIntent>(raw)?,
         })
     };
-    let dispute = |raw: &mut RawEvent<Kept>, closed| {
+    let dispute = |raw: &mut RawEvent<Kept<'_>>, closed| {
         Ok::<_, WireError>(Fact::Dispute {
             closed,
             dispute: read::<RawDispute>(raw)?,

@@ -12,34 +12,37 @@
 //!   carried `message` and `code` throughout (basil removed `invoice`, which is not read).
 
 use billing_domain::facts::PaymentIntentFacts;
-use serde::Deserialize;
 
 use super::WireObject;
-use super::field::{Expandable, Field, List, Metadata, Scope};
+use super::field::{Expandable, Field, List, Metadata, Scope, wire_struct};
 use crate::error::WireError;
 
-/// A payment intent as sent, in any supported API version.
-#[derive(Debug, Deserialize)]
-pub(super) struct RawPaymentIntent {
-    object: Field<String>,
-    id: Field<String>,
-    customer: Field<Expandable>,
-    amount: Field<i64>,
-    currency: Field<String>,
-    status: Field<String>,
-    last_payment_error: Field<RawPaymentError>,
-    /// Since `2022-11-15`.
-    latest_charge: Field<Expandable>,
-    /// Before `2022-11-15`: the payment intent's charges, newest first; only ids are read.
-    charges: Field<List<Expandable>>,
-    metadata: Field<Metadata>,
+wire_struct! {
+    /// A payment intent as sent, in any supported API version.
+    #[derive(Debug)]
+    pub(super) struct RawPaymentIntent {
+        object: Field<String>,
+        id: Field<String>,
+        customer: Field<Expandable>,
+        amount: Field<i64>,
+        currency: Field<String>,
+        status: Field<String>,
+        last_payment_error: Field<RawPaymentError>,
+        /// Since `2022-11-15`.
+        latest_charge: Field<Expandable>,
+        /// Before `2022-11-15`: the payment intent's charges, newest first; only ids are read.
+        charges: Field<List<Expandable>>,
+        metadata: Field<Metadata>,
+    }
 }
 
-/// `last_payment_error`.
-#[derive(Debug, Deserialize)]
-struct RawPaymentError {
-    message: Field<String>,
-    code: Field<String>,
+wire_struct! {
+    /// `last_payment_error`.
+    #[derive(Debug)]
+    struct RawPaymentError {
+        message: Field<String>,
+        code: Field<String>,
+    }
 }
 
 impl WireObject for RawPaymentIntent {

@@ -4,22 +4,23 @@
 //! (or absent in old renderings) for refunds of Charges API charges, and reads as `None`.
 
 use billing_domain::facts::RefundFacts;
-use serde::Deserialize;
 
 use super::WireObject;
-use super::field::{Expandable, Field, Scope};
+use super::field::{Expandable, Field, Scope, wire_struct};
 use crate::error::WireError;
 
-/// A refund as sent; the same in every supported API version.
-#[derive(Debug, Deserialize)]
-pub(super) struct RawRefund {
-    object: Field<String>,
-    id: Field<String>,
-    charge: Field<Expandable>,
-    payment_intent: Field<Expandable>,
-    amount: Field<i64>,
-    currency: Field<String>,
-    status: Field<String>,
+wire_struct! {
+    /// A refund as sent; the same in every supported API version.
+    #[derive(Debug)]
+    pub(super) struct RawRefund {
+        object: Field<String>,
+        id: Field<String>,
+        charge: Field<Expandable>,
+        payment_intent: Field<Expandable>,
+        amount: Field<i64>,
+        currency: Field<String>,
+        status: Field<String>,
+    }
 }
 
 impl WireObject for RawRefund {

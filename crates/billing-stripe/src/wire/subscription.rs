@@ -19,45 +19,48 @@
 use billing_domain::SubscriptionStatus;
 use billing_domain::facts::SubscriptionSnapshot;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 
 use super::WireObject;
-use super::field::{Expandable, Field, List, Metadata, Scope};
+use super::field::{Expandable, Field, List, Metadata, Scope, wire_struct};
 use crate::error::WireError;
 
-/// A subscription as sent, in any supported API version.
-#[derive(Debug, Deserialize)]
-pub(super) struct RawSubscription {
-    object: Field<String>,
-    id: Field<String>,
-    customer: Field<Expandable>,
-    status: Field<String>,
-    items: Field<List<RawSubscriptionItem>>,
-    /// Legacy single-plan field, the price when no item gives one.
-    plan: Field<Expandable>,
-    /// Before basil only.
-    current_period_start: Field<i64>,
-    /// Before basil only.
-    current_period_end: Field<i64>,
-    cancel_at_period_end: Field<bool>,
-    cancel_at: Field<i64>,
-    canceled_at: Field<i64>,
-    ended_at: Field<i64>,
-    trial_end: Field<i64>,
-    metadata: Field<Metadata>,
+wire_struct! {
+    /// A subscription as sent, in any supported API version.
+    #[derive(Debug)]
+    pub(super) struct RawSubscription {
+        object: Field<String>,
+        id: Field<String>,
+        customer: Field<Expandable>,
+        status: Field<String>,
+        items: Field<List<RawSubscriptionItem>>,
+        /// Legacy single-plan field, the price when no item gives one.
+        plan: Field<Expandable>,
+        /// Before basil only.
+        current_period_start: Field<i64>,
+        /// Before basil only.
+        current_period_end: Field<i64>,
+        cancel_at_period_end: Field<bool>,
+        cancel_at: Field<i64>,
+        canceled_at: Field<i64>,
+        ended_at: Field<i64>,
+        trial_end: Field<i64>,
+        metadata: Field<Metadata>,
+    }
 }
 
-/// A subscription item as sent.
-#[derive(Debug, Deserialize)]
-struct RawSubscriptionItem {
-    /// Every version with prices.
-    price: Field<Expandable>,
-    /// Legacy; read when `price` is absent.
-    plan: Field<Expandable>,
-    /// Basil and later.
-    current_period_start: Field<i64>,
-    /// Basil and later.
-    current_period_end: Field<i64>,
+wire_struct! {
+    /// A subscription item as sent.
+    #[derive(Debug)]
+    struct RawSubscriptionItem {
+        /// Every version with prices.
+        price: Field<Expandable>,
+        /// Legacy; read when `price` is absent.
+        plan: Field<Expandable>,
+        /// Basil and later.
+        current_period_start: Field<i64>,
+        /// Basil and later.
+        current_period_end: Field<i64>,
+    }
 }
 
 type Period = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);

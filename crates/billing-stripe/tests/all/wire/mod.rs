@@ -5,6 +5,7 @@
 mod errors;
 mod fixtures;
 mod fuzz;
+mod lenient;
 mod real_world;
 mod shapes;
 mod story;
