@@ -97,7 +97,10 @@ async fn usage_counters_add_up_allowed_requests_per_user_metric_and_period(backe
         assert!(matches!(consume(store, &r).await, UsageConsumed::Recorded(rec) if rec.allowed));
     }
     // A quantity of 0 asks without counting.
-    let query = request("u1", "api_calls", 1, 0, "k6");
+    let query = UsageRequest {
+        limit: None,
+        ..request("u1", "api_calls", 1, 0, "k6")
+    };
     assert_eq!(
         consume(store, &query).await,
         UsageConsumed::Recorded(record(&query, true, 1007))
