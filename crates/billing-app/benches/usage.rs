@@ -9,7 +9,12 @@
 //! (64), `USAGE_BENCH_USERS` (64), `USAGE_BENCH_POOL` (store connections, 64).
 //!
 //! Compare with pgbench's single-insert rate at the same concurrency, in the same run.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    missing_docs
+)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -179,7 +184,11 @@ fn main() {
         }
         println!(
             "counted in the database over all users: {total}; answered as counted: {answered}{}",
-            if total == answered { "" } else { " — MISMATCH" }
+            if total == answered {
+                ""
+            } else {
+                " — MISMATCH"
+            }
         );
     });
 }

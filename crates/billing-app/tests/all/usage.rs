@@ -90,7 +90,10 @@ async fn replays_return_the_first_answer_allowed_or_denied(store: DieselStore) {
         .record_usage("user_replay", "ai_generations", 2, "c")
         .await
         .unwrap();
-    assert_eq!((fits.allowed, fits.used, fits.remaining), (true, 10, Some(0)));
+    assert_eq!(
+        (fits.allowed, fits.used, fits.remaining),
+        (true, 10, Some(0))
+    );
     let again = app
         .record_usage("user_replay", "ai_generations", 3, "b")
         .await
@@ -148,7 +151,10 @@ async fn a_new_period_starts_from_zero(store: DieselStore) {
         .record_usage("user_month", "api_calls", 30, "february")
         .await
         .unwrap();
-    assert_eq!((next.allowed, next.used, next.remaining), (true, 30, Some(70)));
+    assert_eq!(
+        (next.allowed, next.used, next.remaining),
+        (true, 30, Some(70))
+    );
     assert!(next.period_end > full.period_end);
     assert_eq!(
         app.entitlements("user_month").await.unwrap().usage["api_calls"],

@@ -3,9 +3,7 @@
 
 use std::collections::HashSet;
 
-use billing_ports::{
-    BillingStore, StoreError, TxFuture, UsageConsumed, UsageRecord, UsageRequest,
-};
+use billing_ports::{BillingStore, StoreError, TxFuture, UsageConsumed, UsageRecord, UsageRequest};
 use billing_store_diesel::testing::TestDatabase;
 use billing_store_diesel::{Backend, DieselStore, on_both_backends};
 use chrono::{DateTime, TimeZone, Utc};
@@ -281,7 +279,7 @@ async fn concurrent_requests_with_one_key_count_once(store: DieselStore) {
         }
     }
     let first = record(&request("u1", "api_calls", 1, 7, "once"), true, 7);
-    assert_eq!(recorded, [first.clone()]);
+    assert_eq!(recorded, std::slice::from_ref(&first));
     assert_eq!(replayed, vec![first; 31]);
     assert_eq!(used(&store, "u1", "api_calls", 1).await, 7);
 }
