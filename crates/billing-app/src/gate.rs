@@ -325,6 +325,44 @@ mod tests {
     }
 
     #[test]
+    fn a_consume_raises_the_cached_usage_and_never_lowers_it() {
+        let cache = cache();
+        cache.insert("user_a", state(Some("cus_A"), 1), cache.generation());
+        cache.note_usage("user_a", t0(), "api_calls", 12);
+        cache.note_usage("user_a", t0(), "ai_generations", 2);
+        // A consume answered late, with an older total, changes nothing.
+        cache.note_usage("user_a", t0(), "api_calls", 9);
+        let cached = cache.get("user_a").unwrap();
+        assert_eq!(
+            cached.usage,
+            [
+                ("api_calls".to_owned(), 12),
+                ("ai_generations".to_owned(), 2)
+            ]
+        );
+        // A load that read the counter before those consumes keeps their totals.
+        cache.insert("user_a", state(Some("cus_A"), 1), cache.generation());
+        assert_eq!(cache.get("user_a").unwrap().usage[0].1, 12);
+    }
+
+    #[test]
+    fn a_consume_of_an_uncached_user_discards_the_loads_in_flight() {
+        let cache = cache();
+        let before = cache.generation();
+        cache.note_usage("user_a", t0(), "api_calls", 12);
+        // The load may have read the counter before the consume committed.
+        cache.insert("user_a", state(Some("cus_A"), 1), before);
+        assert!(cache.get("user_a").is_none());
+        // Another period's entry is not raised either.
+        cache.insert("user_a", state(Some("cus_A"), 1), cache.generation());
+        let later = t0() + chrono::TimeDelta::days(31);
+        let generation = cache.generation();
+        cache.note_usage("user_a", later, "api_calls", 3);
+        assert_eq!(cache.get("user_a").unwrap().usage[0].1, 7);
+        assert_ne!(cache.generation(), generation);
+    }
+
+    #[test]
     fn a_zero_time_to_live_caches_nothing() {
         let cache = GateCache::new(Duration::ZERO, 1_000);
         cache.insert("user_a", state(None, 1), cache.generation());
