@@ -60,22 +60,6 @@ pub(crate) fn state_of(record: &SubscriptionRecord) -> SubscriptionState {
     }
 }
 
-/// The subscription that decides a user's access now (see [`gate::deciding`]).
-pub(crate) async fn deciding_subscription(
-    tx: &mut dyn BillingRead,
-    catalog: &Catalog,
-    user_id: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<SubscriptionRecord>, StoreError> {
-    let Some(customer) = tx.customer_of_user(user_id).await? else {
-        return Ok(None);
-    };
-    let subscriptions = tx
-        .customer_subscriptions(&customer.stripe_customer_id)
-        .await?;
-    Ok(gate::deciding(&subscriptions, catalog, now).cloned())
-}
-
 /// Reads what a user's access is computed from, with the usage of the metering period in force
 /// at `now`.
 async fn load_user(
@@ -181,7 +165,7 @@ impl<S: BillingStore> BillingApp<S> {
 
     /// The user's state from the gate cache, or read (outside any write transaction) and
     /// cached. A cached state whose metering period has ended since it was loaded is read again.
-    async fn user_state(
+    pub(crate) async fn user_state(
         &self,
         user_id: &str,
         now: DateTime<Utc>,

@@ -9,9 +9,13 @@
 //! Freshness:
 //! - **On this replica, read-your-writes.** Everything the application commits invalidates the
 //!   entries it may change before it returns: an applied webhook (by the customer and the user
-//!   it names; the whole cache when it names neither), a usage consume, a customer link, a sync.
-//!   A load that raced with an invalidation is answered but not kept (a generation count
-//!   decides), so an entry never holds data older than the last invalidation of it.
+//!   it names; the whole cache when it names neither), a customer link, a sync. A load that
+//!   raced with an invalidation is answered but not kept (a generation count decides), so an
+//!   entry never holds data older than the last invalidation of it. An allowed usage consume
+//!   raises the entry's usage to the committed total instead ([`GateCache::note_usage`]):
+//!   counters only grow within a period, so the larger of two totals is the newer one.
+//! - **An entry lives [`AppSettings::gate_ttl`](crate::AppSettings::gate_ttl) from its load**:
+//!   raising its usage does not extend it.
 //! - **Other writers** (another replica, an operator's SQL) are seen when the entry expires:
 //!   staleness is bounded by [`AppSettings::gate_ttl`](crate::AppSettings::gate_ttl).
 
@@ -68,13 +72,29 @@ pub(crate) struct GateCache {
     capacity: u64,
 }
 
+/// Entries expire `ttl` after they were first inserted: replacing an entry's value (a usage
+/// consume raising its usage) keeps its deadline, so no entry outlives its load by more than
+/// the time to live.
+struct FromLoad(Duration);
+
+impl moka::Expiry<String, Arc<UserState>> for FromLoad {
+    fn expire_after_create(
+        &self,
+        _user: &String,
+        _state: &Arc<UserState>,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(self.0)
+    }
+}
+
 impl GateCache {
     /// A cache of at most `capacity` users, each kept at most `ttl`; `ttl` zero disables it.
     pub(crate) fn new(ttl: Duration, capacity: u64) -> Self {
         let users = (!ttl.is_zero() && capacity > 0).then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(capacity)
-                .time_to_live(ttl)
+                .expire_after(FromLoad(ttl))
                 .build()
         });
         Self {
@@ -96,14 +116,26 @@ impl GateCache {
     }
 
     /// Keeps `state` for `user` unless something was invalidated since `generation` was read
-    /// (the load may then predate a commit it should show).
-    pub(crate) fn insert(&self, user: &str, state: Arc<UserState>, generation: u64) {
+    /// (the load may then predate a commit it should show). An entry already cached for the
+    /// same period (a concurrent load's, maybe raised by a consume since) keeps the larger
+    /// usage of each metric.
+    pub(crate) fn insert(&self, user: &str, mut state: Arc<UserState>, generation: u64) {
         let Some(users) = &self.users else {
             return;
         };
         let mut index = self.lock_index();
         if self.generation.load(Ordering::Acquire) != generation {
             return;
+        }
+        if let Some(cached) = users.get(user)
+            && cached.period_start == state.period_start
+        {
+            let merged = Arc::make_mut(&mut state);
+            for (metric, used) in &mut merged.usage {
+                if let Some((_, newer)) = cached.usage.iter().find(|(m, _)| m == metric) {
+                    *used = (*used).max(*newer);
+                }
+            }
         }
         if let Some(customer) = &state.customer_id {
             // The index only grows between invalidations; bound it like the cache.
@@ -117,6 +149,47 @@ impl GateCache {
                 .insert(user.to_owned());
         }
         users.insert(user.to_owned(), state);
+    }
+
+    /// Records that `user`'s committed usage of `metric` in the period starting at
+    /// `period_start` is now `used`: a cached entry of that period keeps the larger of its
+    /// usage and `used`, and its deadline. Without such an entry the generation is bumped
+    /// instead, so that a load in flight, which may have read the counter before this commit,
+    /// is not kept.
+    ///
+    /// Runs under the index lock, like every insert and invalidation, so an entry forgotten
+    /// concurrently is never put back.
+    pub(crate) fn note_usage(
+        &self,
+        user: &str,
+        period_start: DateTime<Utc>,
+        metric: &str,
+        used: u64,
+    ) {
+        let Some(users) = &self.users else {
+            return;
+        };
+        let _index = self.lock_index();
+        let Some(cached) = users
+            .get(user)
+            .filter(|cached| cached.period_start == period_start)
+        else {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            return;
+        };
+        if cached
+            .usage
+            .iter()
+            .any(|(m, counted)| m == metric && *counted >= used)
+        {
+            return;
+        }
+        let mut raised = UserState::clone(&cached);
+        match raised.usage.iter_mut().find(|(m, _)| m == metric) {
+            Some((_, counted)) => *counted = used,
+            None => raised.usage.push((metric.to_owned(), used)),
+        }
+        users.insert(user.to_owned(), Arc::new(raised));
     }
 
     /// Forgets `user`.
@@ -249,6 +322,44 @@ mod tests {
         assert!(cache.get("user_a").is_none());
         cache.insert("user_a", state(Some("cus_A"), 2), cache.generation());
         assert_eq!(cache.get("user_a").unwrap().credits, 2);
+    }
+
+    #[test]
+    fn a_consume_raises_the_cached_usage_and_never_lowers_it() {
+        let cache = cache();
+        cache.insert("user_a", state(Some("cus_A"), 1), cache.generation());
+        cache.note_usage("user_a", t0(), "api_calls", 12);
+        cache.note_usage("user_a", t0(), "ai_generations", 2);
+        // A consume answered late, with an older total, changes nothing.
+        cache.note_usage("user_a", t0(), "api_calls", 9);
+        let cached = cache.get("user_a").unwrap();
+        assert_eq!(
+            cached.usage,
+            [
+                ("api_calls".to_owned(), 12),
+                ("ai_generations".to_owned(), 2)
+            ]
+        );
+        // A load that read the counter before those consumes keeps their totals.
+        cache.insert("user_a", state(Some("cus_A"), 1), cache.generation());
+        assert_eq!(cache.get("user_a").unwrap().usage[0].1, 12);
+    }
+
+    #[test]
+    fn a_consume_of_an_uncached_user_discards_the_loads_in_flight() {
+        let cache = cache();
+        let before = cache.generation();
+        cache.note_usage("user_a", t0(), "api_calls", 12);
+        // The load may have read the counter before the consume committed.
+        cache.insert("user_a", state(Some("cus_A"), 1), before);
+        assert!(cache.get("user_a").is_none());
+        // Another period's entry is not raised either.
+        cache.insert("user_a", state(Some("cus_A"), 1), cache.generation());
+        let later = t0() + chrono::TimeDelta::days(31);
+        let generation = cache.generation();
+        cache.note_usage("user_a", later, "api_calls", 3);
+        assert_eq!(cache.get("user_a").unwrap().usage[0].1, 7);
+        assert_ne!(cache.generation(), generation);
     }
 
     #[test]

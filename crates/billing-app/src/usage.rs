@@ -1,12 +1,35 @@
 //! Metered usage: check the limit and record, atomically and idempotently.
+//!
+//! A consume is one call to the store, [`BillingStore::consume_usage`]: on Postgres one
+//! statement that checks the limit, adds to the counter and records the request (with its
+//! idempotency key) at once, serialised only by the row lock of the user's counter for that
+//! metric and period. No advisory lock, and no database read before it when the gate cache
+//! knows the user.
+//!
+//! **Where the limit comes from.** The limit and the metering period are computed from the
+//! user's subscriptions as the gate cache holds them ([`crate::gate`]), exactly as the feature
+//! check and the entitlements compute them; only when the cache has no fresh entry are they
+//! read from the database (and cached). So the limit a consume is checked against can be as
+//! stale as the gate cache: a change this replica commits (a webhook, a link) is seen at once;
+//! a change committed by another replica is seen when its notification arrives, and at the
+//! latest when the entry's time to live ([`AppSettings::gate_ttl`](crate::AppSettings)) ends.
+//! Until then a downgrade elsewhere may let a consume be counted against the old, higher limit
+//! (or an upgrade deny one against the old, lower limit), and a renewal elsewhere may count it
+//! in the period that just ended. The count itself is always exact: it is the counter's value
+//! at the moment it is locked, concurrent consumes never take it past the limit they were
+//! checked against, and it equals the sum of the allowed quantities recorded for it.
+//!
+//! **Read-your-writes.** After an allowed consume, the user's cached usage of that metric is
+//! raised to the total the store returned, so the next check on this replica includes it.
 
-use billing_domain::{MeteringPeriod, UsageDecision, decide, entitlement, metering_period};
-use billing_ports::{BillingStore, ScopedFutureExt, UsageRecord};
+use billing_domain::{entitlement, metering_period};
+use billing_ports::{BillingStore, UsageConsumed, UsageRecord, UsageRequest};
 use chrono::{DateTime, Utc};
 
 use crate::BillingApp;
-use crate::entitlements::{deciding_subscription, state_of};
+use crate::entitlements::state_of;
 use crate::error::AppError;
+use crate::gate;
 
 /// The longest idempotency key accepted.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
@@ -48,8 +71,10 @@ fn outcome(record: &UsageRecord, period_end: DateTime<Utc>, replayed: bool) -> U
 
 impl<S: BillingStore> BillingApp<S> {
     /// Checks `quantity` of `metric` against the user's limit and, when it fits, counts it —
-    /// in one transaction serialised per user, so concurrent requests can never overshoot.
-    /// The same `idempotency_key` again returns the first answer and counts nothing.
+    /// atomically, so concurrent requests can never overshoot (see the module docs for where
+    /// the limit comes from). The same `idempotency_key` again returns the first answer and
+    /// counts nothing; with another metric or quantity it is an
+    /// [`AppError::IdempotencyConflict`].
     pub async fn record_usage(
         &self,
         user_id: &str,
@@ -72,59 +97,41 @@ impl<S: BillingStore> BillingApp<S> {
         }
         let catalog = self.catalog();
         let now = self.clock().now();
-        let (user, metric, key) = (user_id, metric, idempotency_key);
-        let outcome = self
-            .store()
-            .transaction(move |tx| {
-                async move {
-                    tx.lock_key(&format!("usage:{user}")).await?;
-                    let subscription = deciding_subscription(tx, catalog, user, now).await?;
-                    let state = subscription.as_ref().map(state_of);
-                    let period: MeteringPeriod = metering_period(state.as_ref(), now);
-                    if let Some(earlier) = tx.usage_by_key(user, key).await? {
-                        if earlier.metric != metric || earlier.quantity != quantity {
-                            return Err(AppError::IdempotencyConflict(key.to_owned()));
-                        }
-                        return Ok(outcome(&earlier, period.end, true));
-                    }
-                    let granted = entitlement(state.as_ref(), catalog, now);
-                    let limit = granted
-                        .limit(metric)
-                        .ok_or_else(|| AppError::UnknownMetric(metric.to_owned()))?;
-                    let used_before = tx.usage_used(user, metric, period.start).await?;
-                    let (allowed, used_after) = match decide(limit, used_before, quantity) {
-                        UsageDecision::Allowed { used, .. } => (true, used),
-                        UsageDecision::Denied { used, .. } => (false, used),
-                    };
-                    // Unlimited tiers (and absurd limits) allow any sum: refuse one the store
-                    // cannot count instead of failing in the database. Both terms are at most
-                    // MAX_COUNTABLE, so the u64 sum itself never overflowed.
-                    if allowed && used_after > MAX_COUNTABLE {
-                        return Err(AppError::BadRequest(format!(
-                            "{metric}: {used_before} used plus {quantity} exceeds the largest countable total {MAX_COUNTABLE}"
-                        )));
-                    }
-                    let record = UsageRecord {
-                        user_id: user.to_owned(),
-                        metric: metric.to_owned(),
-                        period_start: period.start,
-                        quantity,
-                        idempotency_key: key.to_owned(),
-                        allowed,
-                        used_after,
-                        limit: limit.as_option(),
-                        recorded_at: now,
-                    };
-                    tx.record_usage(&record).await?;
-                    Ok(outcome(&record, period.end, false))
+        let user = self.user_state(user_id, now).await?;
+        let state = gate::deciding(&user.subscriptions, catalog, now).map(state_of);
+        let period = metering_period(state.as_ref(), now);
+        let limit = entitlement(state.as_ref(), catalog, now)
+            .limit(metric)
+            .ok_or_else(|| AppError::UnknownMetric(metric.to_owned()))?;
+        let request = UsageRequest {
+            user_id: user_id.to_owned(),
+            metric: metric.to_owned(),
+            period_start: period.start,
+            quantity,
+            idempotency_key: idempotency_key.to_owned(),
+            limit: limit.as_option(),
+            recorded_at: now,
+        };
+        match self.store().consume_usage(&request).await? {
+            UsageConsumed::Recorded(record) => {
+                if record.allowed {
+                    // Committed: the next check of this user on this replica counts it.
+                    self.gate()
+                        .note_usage(user_id, period.start, metric, record.used_after);
                 }
-                .scope_boxed()
-            })
-            .await?;
-        if outcome.allowed && !outcome.replayed {
-            // Committed: the next check of this user on this replica counts it.
-            self.gate().invalidate_user(user_id);
+                Ok(outcome(&record, period.end, false))
+            }
+            UsageConsumed::Replayed(earlier) => {
+                if earlier.metric != metric || earlier.quantity != quantity {
+                    return Err(AppError::IdempotencyConflict(idempotency_key.to_owned()));
+                }
+                Ok(outcome(&earlier, period.end, true))
+            }
+            // Unlimited tiers (and absurd limits) allow any sum: one the store cannot count is
+            // refused instead of failing in the database.
+            UsageConsumed::TooLarge { used } => Err(AppError::BadRequest(format!(
+                "{metric}: {used} used plus {quantity} exceeds the largest countable total {MAX_COUNTABLE}"
+            ))),
         }
-        Ok(outcome)
     }
 }

@@ -31,5 +31,4 @@ pub use scoped_futures::ScopedFutureExt;
 pub use store::{
     BillingRead, BillingStore, BillingTx, CreditRead, CreditTx, CustomerRead, CustomerTx, EventTx,
     LockTx, PaymentTx, StripeRequestTx, SubscriptionRead, SubscriptionTx, TxFuture, UsageRead,
-    UsageTx,
 };

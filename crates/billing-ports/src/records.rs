@@ -337,3 +337,40 @@ pub struct UsageRecord {
     /// When it was recorded.
     pub recorded_at: DateTime<Utc>,
 }
+
+/// A usage request as the store checks and counts it ([`BillingStore::consume_usage`]).
+///
+/// [`BillingStore::consume_usage`]: crate::BillingStore::consume_usage
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRequest {
+    /// Our user.
+    pub user_id: String,
+    /// The metered action.
+    pub metric: String,
+    /// Start of the metering period it counts in.
+    pub period_start: DateTime<Utc>,
+    /// How much is asked for.
+    pub quantity: u64,
+    /// The caller's idempotency key (unique per user).
+    pub idempotency_key: String,
+    /// The limit to check against, `None` when unlimited.
+    pub limit: Option<u64>,
+    /// When it is recorded.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// What the store did with a [`UsageRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsageConsumed {
+    /// The key was new: the request was decided and recorded, counted when allowed.
+    Recorded(UsageRecord),
+    /// The key was recorded before: the first request's record, unchanged (it may name another
+    /// metric or quantity; the caller compares). Nothing was counted.
+    Replayed(UsageRecord),
+    /// The request fits the limit but the period's total would pass the largest total the
+    /// store can count (`i64::MAX`): nothing was recorded or counted.
+    TooLarge {
+        /// Usage in the period, before the request.
+        used: u64,
+    },
+}

@@ -3,8 +3,12 @@
 //! A unit of work sees the store through [`BillingTx`], which is one small trait per aggregate
 //! composed into one: [`EventTx`], [`LockTx`], [`CustomerRead`] / [`CustomerTx`],
 //! [`SubscriptionRead`] / [`SubscriptionTx`], [`PaymentTx`] (payments and one-time orders),
-//! [`CreditRead`] / [`CreditTx`], [`UsageRead`] / [`UsageTx`] and [`StripeRequestTx`]. A new
-//! table adds one trait; a test double implements what its test needs and forwards the rest.
+//! [`CreditRead`] / [`CreditTx`], [`UsageRead`] and [`StripeRequestTx`]. A new table adds one
+//! trait; a test double implements what its test needs and forwards the rest.
+//!
+//! A usage consume is not a unit of work: [`BillingStore::consume_usage`] checks, counts and
+//! records it atomically on its own (one statement on Postgres), so that the only thing
+//! concurrent consumes of one user wait for is the row lock of their counter.
 //!
 //! Reads that change nothing (every gated request asks for entitlements) go through
 //! [`BillingStore::read`] and see only the `*Read` traits ([`BillingRead`]): they open no write
@@ -21,7 +25,7 @@ use scoped_futures::ScopedBoxFuture;
 use crate::error::StoreError;
 use crate::records::{
     Claim, CreditEntry, CustomerRecord, EventRecord, EventStatus, NewEvent, OrderRecord,
-    PaymentRecord, StripeRequest, SubscriptionRecord, UsageRecord,
+    PaymentRecord, StripeRequest, SubscriptionRecord, UsageConsumed, UsageRequest,
 };
 
 /// The future a unit of work returns: it may borrow for `'b` (from the caller of
@@ -63,6 +67,23 @@ pub trait BillingStore: Send + Sync + 'static {
     /// Deletes up to `batch` done events (processed, ignored, stale) received before `before`;
     /// returns how many were deleted. Failed events are never purged.
     async fn purge_events(&self, before: DateTime<Utc>, batch: u32) -> Result<u64, StoreError>;
+
+    /// Checks a usage request against its limit and records it, atomically and durably (it is
+    /// committed when this returns `Ok`):
+    ///
+    /// - a key the user already recorded returns that first record ([`UsageConsumed::Replayed`])
+    ///   and changes nothing, also when the first request is still committing concurrently;
+    /// - otherwise, when `used + quantity <= limit` for the period's counter as it is when the
+    ///   counter is locked, the quantity is added and the request recorded as allowed with the
+    ///   new total; when it does not fit, it is recorded as denied with the total it was denied
+    ///   against; either way [`UsageConsumed::Recorded`];
+    /// - a request that fits but would pass `i64::MAX` is [`UsageConsumed::TooLarge`] and
+    ///   changes nothing.
+    ///
+    /// Concurrent requests never count past the limit and the counter is always the sum of the
+    /// allowed quantities recorded for it. A quantity or limit past `i64::MAX` is refused
+    /// ([`StoreError::Query`]).
+    async fn consume_usage(&self, request: &UsageRequest) -> Result<UsageConsumed, StoreError>;
 }
 
 /// Everything a unit of work may do inside its transaction: the aggregates' traits together.
@@ -77,7 +98,6 @@ pub trait BillingTx:
     + SubscriptionTx
     + PaymentTx
     + CreditTx
-    + UsageTx
     + StripeRequestTx
 {
 }
@@ -90,7 +110,6 @@ impl<T> BillingTx for T where
         + SubscriptionTx
         + PaymentTx
         + CreditTx
-        + UsageTx
         + StripeRequestTx
         + ?Sized
 {
@@ -129,13 +148,13 @@ pub trait EventTx: Send {
 /// Locks that serialise units of work on one key until their transaction ends.
 #[async_trait]
 pub trait LockTx: Send {
-    /// Serialises work on one key (a customer, a payment intent, a user's metric) until this
+    /// Serialises work on one key (a customer, a payment intent, a user) until this
     /// transaction ends.
     ///
     /// The rule every writer follows: a unit of work that reads rows in order to change them
     /// takes the key of what they belong to first (a customer's Stripe id for its
     /// subscriptions and orders, the payment intent and charge ids for a payment, `user:{id}`
-    /// to link a customer to a user, `usage:{id}` for a user's usage), taking several keys in
+    /// to link a customer to a user), taking several keys in
     /// one fixed order. Rows that do not exist yet cannot be row-locked, so the key, not a row
     /// lock, is what keeps two deliveries about one object from deciding on the same "before".
     async fn lock_key(&mut self, key: &str) -> Result<(), StoreError>;
@@ -262,16 +281,9 @@ pub trait CreditTx: CreditRead {
     async fn add_credit(&mut self, entry: &CreditEntry) -> Result<bool, StoreError>;
 }
 
-/// Reading metered usage.
+/// Reading metered usage (recording it is [`BillingStore::consume_usage`]).
 #[async_trait]
 pub trait UsageRead: Send {
-    /// The recorded usage request of this user with this idempotency key.
-    async fn usage_by_key(
-        &mut self,
-        user_id: &str,
-        idempotency_key: &str,
-    ) -> Result<Option<UsageRecord>, StoreError>;
-
     /// How much of `metric` the user used in the period starting at `period_start`.
     async fn usage_used(
         &mut self,
@@ -279,13 +291,6 @@ pub trait UsageRead: Send {
         metric: &str,
         period_start: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
-}
-
-/// Recording metered usage.
-#[async_trait]
-pub trait UsageTx: UsageRead {
-    /// Records a usage request; when allowed, adds its quantity to the period's counter.
-    async fn record_usage(&mut self, usage: &UsageRecord) -> Result<(), StoreError>;
 }
 
 /// The journal of outgoing Stripe requests (idempotency of checkout and portal calls).

@@ -30,12 +30,11 @@ use chrono::{DateTime, Utc};
 use crate::error::StoreError;
 use crate::records::{
     Claim, CreditEntry, CustomerRecord, EventRecord, EventStatus, NewEvent, OrderRecord,
-    PaymentRecord, StripeRequest, SubscriptionRecord, UsageRecord,
+    PaymentRecord, StripeRequest, SubscriptionRecord, UsageConsumed, UsageRequest,
 };
 use crate::store::{
     BillingRead, BillingStore, BillingTx, CreditRead, CreditTx, CustomerRead, CustomerTx, EventTx,
     LockTx, PaymentTx, StripeRequestTx, SubscriptionRead, SubscriptionTx, TxFuture, UsageRead,
-    UsageTx,
 };
 
 pub use gateway::{FakeCheckoutSession, FakeCustomer, FakeGateway, FakePortalSession, GatewayCall};
@@ -49,6 +48,7 @@ pub enum StoreCall {
     RecordFailure,
     Event,
     PurgeEvents,
+    ConsumeUsage,
     ClaimEvent,
     FinishEvent,
     LockKey,
@@ -67,9 +67,7 @@ pub enum StoreCall {
     UpdateOrder,
     CreditBalance,
     AddCredit,
-    UsageByKey,
     UsageUsed,
-    RecordUsage,
     BeginStripeRequest,
     FinishStripeRequest,
 }
@@ -257,6 +255,11 @@ impl<S: BillingStore> BillingStore for FaultyStore<S> {
         check(&self.plan, StoreCall::PurgeEvents)?;
         self.inner.purge_events(before, batch).await
     }
+
+    async fn consume_usage(&self, request: &UsageRequest) -> Result<UsageConsumed, StoreError> {
+        check(&self.plan, StoreCall::ConsumeUsage)?;
+        self.inner.consume_usage(request).await
+    }
 }
 
 /// A unit of work's view (`dyn BillingTx` or `dyn BillingRead`) with the plan applied.
@@ -317,11 +320,7 @@ forward!(CreditTx:
     fn add_credit(entry: &CreditEntry) -> bool => AddCredit;
 );
 forward!(UsageRead:
-    fn usage_by_key(user_id: &str, key: &str) -> Option<UsageRecord> => UsageByKey;
     fn usage_used(user_id: &str, metric: &str, start: DateTime<Utc>) -> u64 => UsageUsed;
-);
-forward!(UsageTx:
-    fn record_usage(usage: &UsageRecord) -> () => RecordUsage;
 );
 forward!(StripeRequestTx:
     fn begin_stripe_request(request: &StripeRequest, at: DateTime<Utc>) -> StripeRequest => BeginStripeRequest;

@@ -60,7 +60,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use billing_ports::{BillingStore, Cause, EventRecord, NewEvent, StoreError, TxFuture};
+use billing_ports::{
+    BillingStore, Cause, EventRecord, NewEvent, StoreError, TxFuture, UsageConsumed, UsageRequest,
+};
 use chrono::{DateTime, Utc};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
@@ -338,6 +340,25 @@ impl BillingStore for DieselStore {
         single_statement!(self, self.settings.call_limit(), |tx| {
             tx.purge_events(before, batch).await
         })
+    }
+
+    /// One statement on Postgres, no transaction around it; one transaction behind the writer
+    /// gate on SQLite (see the `usage` module).
+    async fn consume_usage(&self, request: &UsageRequest) -> Result<UsageConsumed, StoreError> {
+        self.bounded(self.settings.call_limit(), async {
+            match &self.inner {
+                Inner::Postgres(pool) => {
+                    let mut conn = pg::connection(pool).await?;
+                    usage::consume_postgres(&mut conn, request).await
+                }
+                Inner::Sqlite(pool, gate) => {
+                    let _writer = gate.lock().await;
+                    let mut conn = sqlite::connection(pool).await?;
+                    usage::consume_sqlite(&mut conn, request).await
+                }
+            }
+        })
+        .await
     }
 }
 

@@ -175,17 +175,16 @@ async fn waiting_backend(admin: &mut AsyncPgConnection, database: &str) -> i32 {
 }
 
 #[actix_web::test]
-async fn a_backend_terminated_in_the_middle_of_a_usage_transaction_answers_503_not_500() {
+async fn a_backend_terminated_in_the_middle_of_a_usage_consume_answers_503_not_500() {
     let db = TestDatabase::postgres().await;
     let url = db.url().to_owned();
     let store = DieselStore::connect_with(&url, quick_store_settings()).unwrap();
     let app = spawn_with_limits(store, Some(db), Limits::default()).await;
-    // Another session holds the user's usage lock; the request's transaction waits for it.
+    // Another session keeps every writer out of the counters (readers still pass); the
+    // request's consume statement waits for it.
     let mut holder = AsyncPgConnection::establish(&url).await.unwrap();
-    holder.batch_execute("BEGIN").await.unwrap();
-    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind::<Text, _>("usage:u_1QfZ8aTerm")
-        .execute(&mut holder)
+    holder
+        .batch_execute("BEGIN; LOCK TABLE usage_counters IN EXCLUSIVE MODE")
         .await
         .unwrap();
     let usage = json!({"metric": "api_calls", "quantity": 1, "idempotency_key": "term-1"});

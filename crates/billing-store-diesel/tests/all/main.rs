@@ -2,7 +2,8 @@
 //! Postgres database and SQLite file per test, copied from a migrated template), most of them
 //! on both backends (`on_both_backends!`).
 //!
-//! - `store`: events, credits, usage, Stripe requests;
+//! - `store`: events, credits, Stripe requests;
+//! - `usage`: the consume: limits, idempotency keys, concurrency, periods;
 //! - `migrations`: applying them, and `NotMigrated`;
 //! - `records`: round trips of the rows whose shape carries a rule (payments, subscriptions);
 //! - `locks`: what the store promises about concurrency;
@@ -14,3 +15,4 @@ mod locks;
 mod migrations;
 mod records;
 mod store;
+mod usage;

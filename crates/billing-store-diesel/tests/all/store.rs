@@ -1,15 +1,14 @@
 //! The adapter against real databases: every test runs on Postgres and on SQLite, each in its
-//! own fresh database.
+//! own fresh database. Usage has its own module (`usage`).
 
 use billing_domain::{Currency, Money};
 use billing_ports::{
     BillingStore, Claim, CreditEntry, CreditReason, DisputeStatus, EventStatus, NewEvent,
     PaymentRecord, PaymentStatus, StoreError, StripeRequest, StripeRequestStatus, TxFuture,
-    UsageRecord,
 };
 use billing_store_diesel::testing::TestDatabase;
 use billing_store_diesel::{Backend, DieselStore, on_both_backends};
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 
 /// An `invoice.paid` event with id `id`.
 pub(crate) fn event(id: &str) -> NewEvent {
@@ -47,9 +46,6 @@ on_both_backends!(
     a_credit_source_key_exists_once,
     check_constraints_refuse_unknown_states,
     purge_deletes_only_old_done_events,
-    usage_counters_add_up_allowed_records_per_user_metric_and_period,
-    a_usage_idempotency_key_is_recorded_once_per_user,
-    usage_beyond_the_database_range_is_refused_without_panicking,
     a_stripe_request_is_begun_once_and_keeps_its_first_fingerprint,
     a_finished_stripe_request_is_returned_by_the_next_begin,
     a_stripe_request_succeeds_exactly_when_it_has_a_stripe_id,
@@ -177,55 +173,6 @@ async fn purge_deletes_only_old_done_events(backend: Backend) {
     assert!(db.store().event("evt_failed").await.unwrap().is_some());
 }
 
-fn period(month: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, month, 1, 0, 0, 0).unwrap()
-}
-
-fn usage(user: &str, metric: &str, month: u32, quantity: u64, key: &str) -> UsageRecord {
-    UsageRecord {
-        user_id: user.to_owned(),
-        metric: metric.to_owned(),
-        period_start: period(month),
-        quantity,
-        idempotency_key: key.to_owned(),
-        allowed: true,
-        used_after: 0,
-        limit: Some(100),
-        recorded_at: Utc.with_ymd_and_hms(2026, month, 2, 3, 4, 5).unwrap(),
-    }
-}
-
-async fn record(store: &DieselStore, u: &UsageRecord) -> Result<(), StoreError> {
-    let u = u.clone();
-    store
-        .transaction(move |tx| -> TxFuture<'_, '_, (), StoreError> {
-            Box::pin(async move { tx.record_usage(&u).await })
-        })
-        .await
-}
-
-async fn used(store: &DieselStore, user: &str, metric: &str, month: u32) -> u64 {
-    let (user, metric) = (user.to_owned(), metric.to_owned());
-    store
-        .transaction(move |tx| -> TxFuture<'_, '_, u64, StoreError> {
-            Box::pin(async move { tx.usage_used(&user, &metric, period(month)).await })
-        })
-        .await
-        .unwrap()
-}
-
-async fn usage_by_key(store: &DieselStore, user: &str, key: &str) -> Option<UsageRecord> {
-    let (user, key) = (user.to_owned(), key.to_owned());
-    store
-        .transaction(
-            move |tx| -> TxFuture<'_, '_, Option<UsageRecord>, StoreError> {
-                Box::pin(async move { tx.usage_by_key(&user, &key).await })
-            },
-        )
-        .await
-        .unwrap()
-}
-
 fn request(stable_id: &str, key: &str, fingerprint: &str) -> StripeRequest {
     StripeRequest {
         operation: "checkout.create".to_owned(),
@@ -264,7 +211,7 @@ struct Count {
 }
 
 /// Counts the rows of `table` through a connection of its own (outside the store).
-async fn count_rows(db: &TestDatabase, table: &str) -> i64 {
+pub(crate) async fn count_rows(db: &TestDatabase, table: &str) -> i64 {
     use diesel_async::{AsyncConnection, RunQueryDsl};
     let query = diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"));
     let rows: Vec<Count> = match db.store().backend() {
@@ -285,129 +232,6 @@ async fn count_rows(db: &TestDatabase, table: &str) -> i64 {
         }
     };
     rows[0].n
-}
-
-async fn usage_counters_add_up_allowed_records_per_user_metric_and_period(backend: Backend) {
-    let db = TestDatabase::new(backend).await;
-    let store = db.store();
-    record(store, &usage("u1", "api_calls", 1, 3, "k1"))
-        .await
-        .unwrap();
-    record(store, &usage("u1", "api_calls", 1, 4, "k2"))
-        .await
-        .unwrap();
-    let denied = UsageRecord {
-        allowed: false,
-        used_after: 7,
-        limit: None,
-        ..usage("u1", "api_calls", 1, 1000, "k3")
-    };
-    record(store, &denied).await.unwrap();
-    record(store, &usage("u1", "api_calls", 2, 5, "k4"))
-        .await
-        .unwrap();
-    record(store, &usage("u1", "exports", 1, 2, "k5"))
-        .await
-        .unwrap();
-    record(store, &usage("u2", "api_calls", 1, 9, "k1"))
-        .await
-        .unwrap();
-    // Several records in one transaction add up too.
-    store
-        .transaction(|tx| -> TxFuture<'_, '_, (), StoreError> {
-            Box::pin(async move {
-                tx.record_usage(&usage("u3", "api_calls", 1, 1, "a"))
-                    .await?;
-                tx.record_usage(&usage("u3", "api_calls", 1, 2, "b"))
-                    .await?;
-                assert_eq!(tx.usage_used("u3", "api_calls", period(1)).await?, 3);
-                Ok(())
-            })
-        })
-        .await
-        .unwrap();
-
-    assert_eq!(used(store, "u1", "api_calls", 1).await, 7);
-    assert_eq!(used(store, "u1", "api_calls", 2).await, 5);
-    assert_eq!(used(store, "u1", "exports", 1).await, 2);
-    assert_eq!(used(store, "u2", "api_calls", 1).await, 9);
-    assert_eq!(used(store, "u3", "api_calls", 1).await, 3);
-    assert_eq!(used(store, "u1", "exports", 2).await, 0);
-    assert_eq!(used(store, "nobody", "api_calls", 1).await, 0);
-
-    // The stored records come back as written, denied ones included.
-    assert_eq!(usage_by_key(store, "u1", "k3").await, Some(denied));
-    assert_eq!(
-        usage_by_key(store, "u2", "k1").await,
-        Some(usage("u2", "api_calls", 1, 9, "k1"))
-    );
-    assert_eq!(usage_by_key(store, "u2", "k2").await, None);
-    assert_eq!(count_rows(&db, "usage").await, 8);
-    assert_eq!(count_rows(&db, "usage_counters").await, 5);
-}
-
-async fn a_usage_idempotency_key_is_recorded_once_per_user(backend: Backend) {
-    let db = TestDatabase::new(backend).await;
-    let store = db.store();
-    let first = usage("u1", "api_calls", 1, 3, "same");
-    record(store, &first).await.unwrap();
-    // Another record with the same (user, key), even for another metric, is refused, and its
-    // transaction adds nothing to any counter.
-    let again = record(store, &usage("u1", "api_calls", 1, 3, "same")).await;
-    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
-    // The database's own error is kept as the cause, not just its message.
-    let cause = again.as_ref().err().map(StoreError::cause);
-    assert!(
-        cause.is_some_and(|c| matches!(
-            c.downcast_ref::<diesel::result::Error>(),
-            Some(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _
-            ))
-        )),
-        "{again:?}"
-    );
-    let other_metric = record(store, &usage("u1", "exports", 1, 4, "same")).await;
-    assert!(
-        matches!(other_metric, Err(StoreError::Conflict(_))),
-        "{other_metric:?}"
-    );
-    assert_eq!(used(store, "u1", "api_calls", 1).await, 3);
-    assert_eq!(used(store, "u1", "exports", 1).await, 0);
-    assert_eq!(usage_by_key(store, "u1", "same").await, Some(first));
-    // The key is per user.
-    record(store, &usage("u2", "api_calls", 1, 6, "same"))
-        .await
-        .unwrap();
-    assert_eq!(used(store, "u2", "api_calls", 1).await, 6);
-    assert_eq!(count_rows(&db, "usage").await, 2);
-}
-
-async fn usage_beyond_the_database_range_is_refused_without_panicking(store: DieselStore) {
-    let store = &store;
-    let too_big = record(store, &usage("u1", "api_calls", 1, u64::MAX, "k1")).await;
-    assert!(matches!(too_big, Err(StoreError::Query(_))), "{too_big:?}");
-    let limit_too_big = UsageRecord {
-        limit: Some(u64::MAX),
-        ..usage("u1", "api_calls", 1, 1, "k1")
-    };
-    let result = record(store, &limit_too_big).await;
-    assert!(matches!(result, Err(StoreError::Query(_))), "{result:?}");
-
-    let max = u64::try_from(i64::MAX).unwrap();
-    record(store, &usage("u1", "api_calls", 1, max, "k2"))
-        .await
-        .unwrap();
-    assert_eq!(used(store, "u1", "api_calls", 1).await, max);
-    // The counter would overflow BIGINT: the database refuses (SQLite would otherwise store
-    // a REAL), and the transaction leaves the counter and the usage rows as they were.
-    let overflow = record(store, &usage("u1", "api_calls", 1, 1, "k3")).await;
-    assert!(
-        matches!(overflow, Err(StoreError::Query(_) | StoreError::Refused(_))),
-        "{overflow:?}"
-    );
-    assert_eq!(used(store, "u1", "api_calls", 1).await, max);
-    assert_eq!(usage_by_key(store, "u1", "k3").await, None);
 }
 
 async fn a_stripe_request_is_begun_once_and_keeps_its_first_fingerprint(backend: Backend) {
