@@ -302,7 +302,10 @@ impl Session {
         let prepared = self
             .bounded(async {
                 client.batch_execute(&setup).await?;
-                let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
+                let pid: i32 = client
+                    .query_one("SELECT pg_backend_pid()", &[])
+                    .await?
+                    .get(0);
                 let notify = client
                     .prepare("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
                     .await?;

@@ -22,3 +22,4 @@ mod real_world;
 mod refetch;
 mod reorder;
 mod replay;
+mod replicas;
