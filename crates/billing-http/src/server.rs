@@ -52,7 +52,8 @@ pub struct Settings {
     /// Done events older than this are purged by the hourly retention job.
     pub event_retention: TimeDelta,
     /// How long the in-process gate cache keeps a user's state (zero: no cache); bounds the
-    /// staleness of feature checks and entitlements after changes made by other replicas.
+    /// staleness of feature checks and entitlements after changes made by other replicas when
+    /// their notification is lost (on Postgres the gate channel normally brings them at once).
     pub gate_cache_ttl: std::time::Duration,
 }
 
