@@ -22,7 +22,7 @@
 //!   them again would be harmless, one more reload). The notification is not sent inside the
 //!   writing transaction, on purpose: a transaction that notifies takes Postgres' global
 //!   notify lock through its commit, which serialises every notifying commit of the cluster
-//!   (measured in `docs/benchmarks.md`: 4–6× fewer commits per second at 16 and 64 in flight).
+//!   (measured in `docs/benchmarks.md`: 3–6× fewer commits per second at 16 and 64 in flight).
 //! - **When a notification is lost, the time to live bounds it.** Other writers (an operator's
 //!   SQL), a process that dies between its commit and the notification, and every change made
 //!   while a replica's listening connection is down are seen when the entry expires:
