@@ -29,6 +29,7 @@
 //!   staleness is bounded by [`AppSettings::gate_ttl`](crate::AppSettings::gate_ttl). A
 //!   listener that (re)connects forgets everything once it is listening again, since it may
 //!   have missed notifications; while it is disconnected it retries with backoff.
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
