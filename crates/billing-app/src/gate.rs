@@ -16,16 +16,32 @@
 //!   counters only grow within a period, so the larger of two totals is the newer one.
 //! - **An entry lives [`AppSettings::gate_ttl`](crate::AppSettings::gate_ttl) from its load**:
 //!   raising its usage does not extend it.
-//! - **Other writers** (another replica, an operator's SQL) are seen when the entry expires:
-//!   staleness is bounded by [`AppSettings::gate_ttl`](crate::AppSettings::gate_ttl).
+//! - **Other replicas, within milliseconds.** The same invalidation (for a consume: the user)
+//!   is handed to a [`GateBroadcast`]
+//!   ([`BillingApp::broadcast_gate_changes`](crate::BillingApp::broadcast_gate_changes)),
+//!   after the commit. On Postgres that is `billing_store_diesel::GateChannel`: one dedicated
+//!   connection per process that sends them with `pg_notify('billing_gate', …)` (coalesced,
+//!   asynchronous commit) and `LISTEN`s for the other replicas', which it hands to
+//!   [`BillingApp::forget_gate_state`](crate::BillingApp::forget_gate_state). It skips the
+//!   notifications of its own connection (this process already forgot those entries; hearing
+//!   them again would be harmless, one more reload). The notification is not sent inside the
+//!   writing transaction, on purpose: a transaction that notifies takes Postgres' global
+//!   notify lock through its commit, which serialises every notifying commit of the cluster
+//!   (measured in `docs/benchmarks.md`: 3–6× fewer commits per second at 16 and 64 in flight).
+//! - **When a notification is lost, the time to live bounds it.** Other writers (an operator's
+//!   SQL), a process that dies between its commit and the notification, and every change made
+//!   while a replica's listening connection is down are seen when the entry expires:
+//!   staleness is bounded by [`AppSettings::gate_ttl`](crate::AppSettings::gate_ttl). A
+//!   listener that (re)connects forgets everything once it is listening again, since it may
+//!   have missed notifications; while it is disconnected it retries with backoff.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use billing_domain::{BillingEvent, Catalog, entitlement};
-use billing_ports::SubscriptionRecord;
+use billing_ports::{GateBroadcast, GateInvalidation, SubscriptionRecord};
 use chrono::{DateTime, Utc};
 
 use crate::entitlements::state_of;
@@ -70,6 +86,8 @@ pub(crate) struct GateCache {
     /// The users cached under each customer id (may name users no longer cached).
     index: Mutex<HashMap<String, HashSet<String>>>,
     capacity: u64,
+    /// Where this replica's invalidations go for the other replicas (set once, at wiring).
+    broadcast: OnceLock<Arc<dyn GateBroadcast>>,
 }
 
 /// Entries expire `ttl` after they were first inserted: replacing an entry's value (a usage
@@ -102,6 +120,7 @@ impl GateCache {
             generation: AtomicU64::new(0),
             index: Mutex::new(HashMap::new()),
             capacity,
+            broadcast: OnceLock::new(),
         }
     }
 
@@ -151,14 +170,9 @@ impl GateCache {
         users.insert(user.to_owned(), state);
     }
 
-    /// Records that `user`'s committed usage of `metric` in the period starting at
-    /// `period_start` is now `used`: a cached entry of that period keeps the larger of its
-    /// usage and `used`, and its deadline. Without such an entry the generation is bumped
-    /// instead, so that a load in flight, which may have read the counter before this commit,
-    /// is not kept.
-    ///
-    /// Runs under the index lock, like every insert and invalidation, so an entry forgotten
-    /// concurrently is never put back.
+    /// After an allowed consume committed: `user`'s usage of `metric` in the period starting at
+    /// `period_start` is now `used`. This replica raises its entry ([`GateCache::raise_usage`]);
+    /// the other replicas forget the user (they reload the counter on its next check).
     pub(crate) fn note_usage(
         &self,
         user: &str,
@@ -166,6 +180,21 @@ impl GateCache {
         metric: &str,
         used: u64,
     ) {
+        self.raise_usage(user, period_start, metric, used);
+        if let Some(broadcast) = self.broadcast.get() {
+            broadcast.publish(&GateInvalidation::user(user));
+        }
+    }
+
+    /// Here only: records that `user`'s committed usage of `metric` in the period starting at
+    /// `period_start` is now `used`: a cached entry of that period keeps the larger of its
+    /// usage and `used`, and its deadline. Without such an entry the generation is bumped
+    /// instead, so that a load in flight, which may have read the counter before this commit,
+    /// is not kept.
+    ///
+    /// Runs under the index lock, like every insert and invalidation, so an entry forgotten
+    /// concurrently is never put back.
+    fn raise_usage(&self, user: &str, period_start: DateTime<Utc>, metric: &str, used: u64) {
         let Some(users) = &self.users else {
             return;
         };
@@ -192,37 +221,61 @@ impl GateCache {
         users.insert(user.to_owned(), Arc::new(raised));
     }
 
-    /// Forgets `user`.
-    pub(crate) fn invalidate_user(&self, user: &str) {
-        let Some(users) = &self.users else {
-            return;
-        };
-        let _index = self.bump();
-        users.invalidate(user);
+    /// Sends every later invalidation of this replica's commits to `broadcast` too; false
+    /// (and ignored) when one was set already.
+    pub(crate) fn set_broadcast(&self, broadcast: Arc<dyn GateBroadcast>) -> bool {
+        self.broadcast.set(broadcast).is_ok()
     }
 
-    /// Forgets what an applied event may have changed: the users of the customer it names and
-    /// the user it names; everything when it names neither (a refund or dispute known by its
-    /// charge alone).
+    /// After a commit: forgets `user`, here and on the other replicas.
+    pub(crate) fn invalidate_user(&self, user: &str) {
+        self.committed(&GateInvalidation::user(user));
+    }
+
+    /// After a commit: forgets what an applied event may have changed, here and on the other
+    /// replicas: the users of the customer it names and the user it names; everything when it
+    /// names neither (a refund or dispute known by its charge alone).
     pub(crate) fn invalidate_event(&self, event: &BillingEvent) {
+        self.committed(&GateInvalidation::of(
+            event.fact.customer_id(),
+            event.fact.user_id(),
+        ));
+    }
+
+    /// Forgets `change` here, then hands it to the broadcast (even when this replica caches
+    /// nothing: the others may).
+    fn committed(&self, change: &GateInvalidation) {
+        self.forget(change);
+        if let Some(broadcast) = self.broadcast.get() {
+            broadcast.publish(change);
+        }
+    }
+
+    /// Forgets what `change` names, here only: the users cached under each customer it names
+    /// and each user it names, or everything.
+    pub(crate) fn forget(&self, change: &GateInvalidation) {
         let Some(users) = &self.users else {
             return;
         };
-        let customer = event.fact.customer_id();
-        let user = event.fact.user_id();
         let mut index = self.bump();
-        if customer.is_none() && user.is_none() {
-            index.clear();
-            users.invalidate_all();
-            return;
-        }
-        if let Some(named) = customer.and_then(|c| index.remove(c)) {
-            for cached in named {
-                users.invalidate(&cached);
+        match change {
+            GateInvalidation::All => {
+                index.clear();
+                users.invalidate_all();
             }
-        }
-        if let Some(user) = user {
-            users.invalidate(user);
+            GateInvalidation::Keys {
+                customers,
+                users: named,
+            } => {
+                for customer in customers {
+                    for cached in index.remove(customer).into_iter().flatten() {
+                        users.invalidate(&cached);
+                    }
+                }
+                for user in named {
+                    users.invalidate(user);
+                }
+            }
         }
     }
 
@@ -322,6 +375,80 @@ mod tests {
         assert!(cache.get("user_a").is_none());
         cache.insert("user_a", state(Some("cus_A"), 2), cache.generation());
         assert_eq!(cache.get("user_a").unwrap().credits, 2);
+    }
+
+    /// Records what it was asked to publish.
+    #[derive(Default)]
+    struct Recorded(Mutex<Vec<GateInvalidation>>);
+
+    impl GateBroadcast for Recorded {
+        fn publish(&self, change: &GateInvalidation) {
+            self.0.lock().unwrap().push(change.clone());
+        }
+    }
+
+    #[test]
+    fn a_commit_is_published_once_and_a_remote_change_is_not_published_again() {
+        let cache = cache();
+        let recorded = Arc::new(Recorded::default());
+        assert!(cache.set_broadcast(recorded.clone()));
+        assert!(!cache.set_broadcast(Arc::new(Recorded::default())));
+        cache.invalidate_user("user_a");
+        cache.invalidate_event(&customer_event("cus_A", None));
+        cache.invalidate_event(&event(Fact::Unhandled));
+        cache.forget(&GateInvalidation::user("user_b"));
+        assert_eq!(
+            *recorded.0.lock().unwrap(),
+            vec![
+                GateInvalidation::user("user_a"),
+                GateInvalidation::Keys {
+                    customers: vec!["cus_A".to_owned()],
+                    users: Vec::new()
+                },
+                GateInvalidation::All,
+            ]
+        );
+    }
+
+    #[test]
+    fn a_disabled_cache_still_publishes_what_it_commits() {
+        let cache = GateCache::new(Duration::ZERO, 1_000);
+        let recorded = Arc::new(Recorded::default());
+        cache.set_broadcast(recorded.clone());
+        cache.invalidate_user("user_a");
+        assert_eq!(
+            *recorded.0.lock().unwrap(),
+            vec![GateInvalidation::user("user_a")]
+        );
+    }
+
+    #[test]
+    fn a_remote_change_forgets_the_users_of_its_customers_and_its_users() {
+        let cache = cache();
+        for (user, customer) in [
+            ("user_a", Some("cus_A")),
+            ("user_a2", Some("cus_A")),
+            ("user_b", Some("cus_B")),
+            ("user_c", None),
+            ("user_d", None),
+        ] {
+            cache.insert(user, state(customer, 1), cache.generation());
+        }
+        let before = cache.generation();
+        cache.forget(&GateInvalidation::Keys {
+            customers: vec!["cus_A".to_owned(), "cus_unknown".to_owned()],
+            users: vec!["user_c".to_owned()],
+        });
+        assert_ne!(cache.generation(), before, "a racing load must not be kept");
+        for gone in ["user_a", "user_a2", "user_c"] {
+            assert!(cache.get(gone).is_none(), "{gone}");
+        }
+        for kept in ["user_b", "user_d"] {
+            assert!(cache.get(kept).is_some(), "{kept}");
+        }
+        cache.forget(&GateInvalidation::All);
+        assert!(cache.get("user_b").is_none());
+        assert!(cache.get("user_d").is_none());
     }
 
     #[test]

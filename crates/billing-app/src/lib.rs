@@ -7,6 +7,8 @@
 //! - [`BillingApp::record_usage`]: the atomic, idempotent limit check and record.
 //! - [`BillingApp::create_checkout`], [`BillingApp::portal_url`], [`BillingApp::sync_user`]:
 //!   outgoing Stripe calls, recorded before they are made.
+//! - [`BillingApp::broadcast_gate_changes`], [`BillingApp::forget_gate_state`]: keeping the
+//!   in-process gate caches of several replicas in step.
 //!
 //! # Exactly once
 //! Each event is applied in one store transaction that first claims the event row
@@ -29,6 +31,7 @@ mod error;
 mod gate;
 mod ingest;
 mod purchase;
+mod replicas;
 mod usage;
 
 pub use entitlements::{FeatureAccess, UserEntitlements};

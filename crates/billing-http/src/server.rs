@@ -19,8 +19,8 @@ use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, web};
 use billing_app::{AppSettings, BillingApp};
 use billing_domain::Catalog;
-use billing_ports::{Clock, ErrorChain, StripeGateway, SystemClock};
-use billing_store_diesel::{DieselStore, SetupError, StoreSettings};
+use billing_ports::{Clock, ErrorChain, GateInvalidation, StripeGateway, SystemClock};
+use billing_store_diesel::{DieselStore, GateChannel, GateEvent, SetupError, StoreSettings};
 use billing_stripe::client::{StripeClient, StripeClientConfig};
 use chrono::TimeDelta;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -52,7 +52,8 @@ pub struct Settings {
     /// Done events older than this are purged by the hourly retention job.
     pub event_retention: TimeDelta,
     /// How long the in-process gate cache keeps a user's state (zero: no cache); bounds the
-    /// staleness of feature checks and entitlements after changes made by other replicas.
+    /// staleness of feature checks and entitlements after changes made by other replicas when
+    /// their notification is lost (on Postgres the gate channel normally brings them at once).
     pub gate_cache_ttl: std::time::Duration,
 }
 
@@ -237,15 +238,58 @@ impl Server {
     }
 
     /// Serves until SIGINT/SIGTERM or [`Server::handle`]'s stop, with the hourly event
-    /// retention job running meanwhile.
+    /// retention job and (on Postgres) the gate channel running meanwhile.
     pub async fn run(self) -> std::io::Result<()> {
         for addr in &self.addrs {
             tracing::info!(addr = %addr, "listening");
         }
+        let gate_channel = gate_channel(&self.app);
         let retention = actix_web::rt::spawn(purge_hourly(self.app));
         let stopped = self.http.await;
         retention.abort();
+        if let Some(channel) = gate_channel {
+            channel.stop();
+        }
         stopped
+    }
+}
+
+/// On Postgres, this process's gate channel (see `billing_store_diesel::notify`): the app
+/// broadcasts its invalidations on it, and forgets what the other replicas report (everything
+/// whenever the channel listens again, since notifications may have been missed). `None` on
+/// SQLite, or when the channel cannot start (the time to live then bounds staleness).
+fn gate_channel(app: &BillingApp<DieselStore>) -> Option<Arc<GateChannel>> {
+    let listener = app.clone();
+    let started = app.store().gate_channel(move |event| match event {
+        GateEvent::Connected { reconnect, .. } => {
+            listener.forget_gate_state(&GateInvalidation::All);
+            if reconnect {
+                metrics::counter!(crate::telemetry::GATE_RECONNECTS).increment(1);
+            }
+            metrics::gauge!(crate::telemetry::GATE_LISTENING).set(1.0);
+        }
+        GateEvent::Disconnected { .. } => {
+            metrics::gauge!(crate::telemetry::GATE_LISTENING).set(0.0);
+        }
+        GateEvent::Changed(change) => {
+            metrics::counter!(crate::telemetry::GATE_NOTIFICATIONS).increment(1);
+            listener.forget_gate_state(&change);
+        }
+    });
+    match started {
+        Ok(Some(channel)) => {
+            let channel = Arc::new(channel);
+            app.broadcast_gate_changes(channel.clone());
+            Some(channel)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!(
+                error = ErrorChain(&e).to_string(),
+                "gate channel not started; other replicas' changes show within the gate cache's time to live"
+            );
+            None
+        }
     }
 }
 

@@ -24,6 +24,13 @@ pub(crate) const API_REQUESTS: &str = "billing_api_requests_total";
 /// Seconds to answer an API request.
 pub(crate) const API_SECONDS: &str = "billing_api_request_seconds";
 
+/// Gate invalidations received from other replicas (gate channel notifications).
+pub(crate) const GATE_NOTIFICATIONS: &str = "billing_gate_notifications_total";
+/// Times the gate channel listened again after losing its connection.
+pub(crate) const GATE_RECONNECTS: &str = "billing_gate_channel_reconnects_total";
+/// 1 while the gate channel listens, 0 while it is disconnected (or the store is SQLite).
+pub(crate) const GATE_LISTENING: &str = "billing_gate_channel_listening";
+
 /// The `/v1` route patterns (the `route` label).
 pub(crate) const API_ROUTES: [&str; 6] = [
     "/v1/users/{user_id}/entitlements",
@@ -94,6 +101,21 @@ pub(crate) fn register_series() {
         metrics::Unit::Seconds,
         "Seconds to answer an API request."
     );
+    metrics::describe_counter!(
+        GATE_NOTIFICATIONS,
+        "Gate cache invalidations received from other replicas."
+    );
+    metrics::describe_counter!(
+        GATE_RECONNECTS,
+        "Times the gate channel listened again after losing its connection (each flushes the gate cache)."
+    );
+    metrics::describe_gauge!(
+        GATE_LISTENING,
+        "1 while the gate channel listens for other replicas' invalidations, else 0."
+    );
+    metrics::counter!(GATE_NOTIFICATIONS).absolute(0);
+    metrics::counter!(GATE_RECONNECTS).absolute(0);
+    metrics::gauge!(GATE_LISTENING).set(0.0);
     for event_type in billing_stripe::HANDLED_EVENT_TYPES {
         for outcome in EVENT_OUTCOMES {
             metrics::counter!(DELIVERIES, "type" => event_type, "outcome" => outcome).absolute(0);

@@ -7,6 +7,8 @@
 //!   read-only part that [`BillingStore::read`] offers outside write transactions.
 //! - [`StripeGateway`]: outgoing Stripe API calls (re-fetching objects).
 //! - [`Clock`]: the current time, injectable for tests.
+//! - [`GateBroadcast`]: telling the other replicas which cached gate state a commit changed
+//!   ([`GateInvalidation`]).
 //!
 //! Feature `testing` adds the test doubles other crates' tests share (`testing::FaultyStore`,
 //! `testing::FakeGateway`).
@@ -17,6 +19,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod gate;
 pub mod gateway;
 pub mod records;
 pub mod store;
@@ -25,6 +28,7 @@ pub mod testing;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Cause, ErrorChain, GatewayError, StoreError};
+pub use gate::{GateBroadcast, GateInvalidation};
 pub use gateway::{CheckoutCreated, CheckoutKind, CheckoutRequest, StripeGateway};
 pub use records::*;
 pub use scoped_futures::ScopedFutureExt;

@@ -17,6 +17,9 @@
 //!   `subscription()`'s `FOR UPDATE`);
 //! - `pg` and `sqlite` hold what is backend-specific: pools, sessions, the advisory lock.
 //!
+//! [`DieselStore::gate_channel`] opens the Postgres connection that carries the gate cache's
+//! invalidations between replicas (`notify`: `LISTEN`/`NOTIFY`); SQLite, one process, has none.
+//!
 //! Migrations live in the workspace's `migrations/postgres` and `migrations/sqlite`, are
 //! embedded in the binary and run only by an explicit [`DieselStore::run_migrations`] call.
 //!
@@ -41,6 +44,7 @@ mod customers;
 mod error;
 mod events;
 mod migrate;
+pub mod notify;
 mod payments;
 mod pg;
 mod prepared;
@@ -68,6 +72,7 @@ use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfi
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
 pub use error::SetupError;
+pub use notify::{GateChannel, GateEvent};
 pub use settings::StoreSettings;
 
 /// The database behind a [`DieselStore`].
@@ -226,6 +231,26 @@ impl DieselStore {
         match self.inner {
             Inner::Postgres(_) => Backend::Postgres,
             Inner::Sqlite(..) => Backend::Sqlite,
+        }
+    }
+
+    /// On Postgres, starts this process's [`GateChannel`] on the store's database (with the
+    /// store's connect and statement time limits), reporting to `on_event`; `None` on SQLite,
+    /// where one process holds the database and there is nobody to tell. Needs a tokio
+    /// runtime.
+    pub fn gate_channel(
+        &self,
+        on_event: impl Fn(GateEvent) + Send + Sync + 'static,
+    ) -> Result<Option<GateChannel>, SetupError> {
+        match self.inner {
+            Inner::Postgres(_) => GateChannel::start(
+                &self.url,
+                self.settings.connect_timeout,
+                self.settings.statement_timeout,
+                on_event,
+            )
+            .map(Some),
+            Inner::Sqlite(..) => Ok(None),
         }
     }
 

@@ -22,4 +22,5 @@ mod real_world;
 mod refetch;
 mod reorder;
 mod replay;
+mod replicas;
 mod usage;

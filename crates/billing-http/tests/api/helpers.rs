@@ -148,6 +148,33 @@ pub async fn spawn_limited(
     }
 }
 
+/// Another server (a replica) over `store`'s database, with a gate cache that keeps entries
+/// for `gate_cache_ttl`; the database stays the caller's.
+pub async fn spawn_replica(store: DieselStore, gate_cache_ttl: Duration) -> TestApp {
+    let stripe = fake_gateway();
+    let parts = Parts {
+        store: store.clone(),
+        gateway: Arc::new(stripe.clone()),
+        clock: Arc::new(SystemClock),
+    };
+    let settings = Settings {
+        gate_cache_ttl,
+        ..settings(Limits::default())
+    };
+    let server = Server::build_with(settings, parts).unwrap();
+    let address = format!("http://{}", server.addrs()[0]);
+    actix_web::rt::spawn(server.run());
+    TestApp {
+        address,
+        stripe,
+        client: awc::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .finish(),
+        store,
+        _db: None,
+    }
+}
+
 /// Every log line of this process, in the server's default (human-readable) format without
 /// colours, captured from the first call on: the billing crates' at DEBUG, the others' at INFO.
 /// Tests find their own lines by unique ids.

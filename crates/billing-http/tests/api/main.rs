@@ -10,6 +10,7 @@ mod input_checks;
 mod logs;
 mod ops;
 mod poison;
+mod replicas;
 mod slow_clients;
 mod stripe_http;
 mod usage;
