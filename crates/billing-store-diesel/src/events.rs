@@ -14,6 +14,8 @@ use crate::prepared::cached;
 use crate::schema::{Stamp, stripe_events, time};
 use crate::tx::{Tx, on_conn};
 
+/// A new `stripe_events` row: a claimed event inserted as done (it commits only with the
+/// event's effects), or a failure.
 #[derive(Insertable)]
 #[diesel(table_name = stripe_events)]
 struct NewEventRow<'a> {
@@ -27,22 +29,7 @@ struct NewEventRow<'a> {
     attempts: i32,
     last_error: Option<&'a str>,
     received_at: Stamp,
-}
-
-/// A claimed event, inserted as done: it commits only with the event's effects.
-#[derive(Insertable)]
-#[diesel(table_name = stripe_events)]
-struct ClaimRow<'a> {
-    id: &'a str,
-    event_type: &'a str,
-    api_version: Option<&'a str>,
-    livemode: bool,
-    created: Stamp,
-    payload: &'a str,
-    status: &'a str,
-    attempts: i32,
-    received_at: Stamp,
-    processed_at: Stamp,
+    processed_at: Option<Stamp>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -87,7 +74,7 @@ impl EventTx for Tx<'_> {
         at: DateTime<Utc>,
     ) -> Result<Claim, StoreError> {
         use stripe_events::dsl as e;
-        let row = ClaimRow {
+        let row = NewEventRow {
             id: &event.id,
             event_type: &event.event_type,
             api_version: event.api_version.as_deref(),
@@ -96,8 +83,9 @@ impl EventTx for Tx<'_> {
             payload: &event.payload,
             status: status.as_str(),
             attempts: 0,
+            last_error: None,
             received_at: Stamp(event.received_at),
-            processed_at: Stamp(at),
+            processed_at: Some(Stamp(at)),
         };
         // Inserts the event, or takes over a failed one. The conflicting update waits for a
         // concurrent claimer's transaction, then only matches when that one did not commit
@@ -170,6 +158,7 @@ impl Tx<'_> {
             attempts: 1,
             last_error: Some(&error),
             received_at: Stamp(at),
+            processed_at: None,
         };
         let upsert = diesel::insert_into(e::stripe_events)
             .values(&row)
