@@ -76,31 +76,9 @@ bench-ingest *ARGS:
     #!/usr/bin/env bash
     set -euo pipefail
     cargo build --release -p billing-server -p billing-load
-    bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
-    base="${BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432}"
-    db="billing_bench_$(date +%s)_$$"
-    dir=$(mktemp -d)
-    pid=""
-    cleanup() {
-        if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-        psql "$base/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null || true
-        rm -rf "$dir"
-    }
-    trap cleanup EXIT
-    psql "$base/postgres" -qc "CREATE DATABASE $db"
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    secret=whsec_bench_local_only
-    DATABASE_URL="$base/$db" BIND_ADDR="127.0.0.1:$port" PLANS_FILE="{{justfile_directory()}}/plans.toml" \
-        STRIPE_WEBHOOK_SECRET="$secret" STRIPE_SECRET_KEY=sk_test_bench_local_only \
-        BILLING_API_KEYS=bench_api_key_local_only LOG_FORMAT=json \
-        "$bin/billing-server" > "$dir/server.log" 2>&1 &
-    pid=$!
-    for _ in $(seq 300); do
-        curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-        sleep 0.1
-    done
-    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { tail -50 "$dir/server.log"; exit 1; }
-    STRIPE_WEBHOOK_SECRET="$secret" "$bin/billing-load" --url "http://127.0.0.1:$port/webhooks/stripe" \
+    source bins/billing-load/profile/bench-server.sh
+    bench_start_server
+    STRIPE_WEBHOOK_SECRET="$secret" "$bin/billing-load" --url "$url" \
         --server-pid "$pid" --postgres-cpu --database-url "$base/$db" --pgbench {{ARGS}}
 
 # The gate under load: the release server with the example plans (limits raised), a seeded

@@ -9,38 +9,14 @@
 # user and of 64 users. Prints one line per route: answers/s, its share of /healthz, p50, p99,
 # errors. Needs wrk (apt-get install wrk) and the release binaries (the recipe builds them).
 set -euo pipefail
-root="$(cd "$(dirname "$0")/../../.." && pwd)"
-bin="${CARGO_TARGET_DIR:-$root/target}/release"
-base="${BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432}"
 connections="${GATE_CONNECTIONS:-64}"
 seconds="${GATE_SECONDS:-10}"
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
-db="billing_gate_$(date +%s)_$$"
-dir=$(mktemp -d)
-pid=""
-cleanup() {
-    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-    psql "$base/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null || true
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-psql "$base/postgres" -qc "CREATE DATABASE $db"
+source "$(dirname "$0")/../profile/bench-server.sh"
 # The example plans with every finite limit raised to 10^12.
 sed -E 's/^(api_calls|ai_generations) = [0-9]+$/\1 = 1000000000000/' "$root/plans.toml" > "$dir/plans.toml"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-secret=whsec_bench_local_only
-key=bench_api_key_local_only
-DATABASE_URL="$base/$db" BIND_ADDR="127.0.0.1:$port" PLANS_FILE="$dir/plans.toml" \
-    STRIPE_WEBHOOK_SECRET="$secret" STRIPE_SECRET_KEY=sk_test_bench_local_only \
-    BILLING_API_KEYS="$key" LOG_FORMAT=json HTTP_MAX_CONNECTIONS=10000 \
-    "$bin/billing-server" > "$dir/server.log" 2>&1 &
-pid=$!
-for _ in $(seq 300); do
-    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-    sleep 0.1
-done
-curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { tail -50 "$dir/server.log"; exit 1; }
-STRIPE_WEBHOOK_SECRET="$secret" "$bin/billing-load" --url "http://127.0.0.1:$port/webhooks/stripe" \
+bench_start_server "$dir/plans.toml" HTTP_MAX_CONNECTIONS=10000
+STRIPE_WEBHOOK_SECRET="$secret" "$bin/billing-load" --url "$url" \
     --events "${GATE_SEED_EVENTS:-3000}" --concurrency 16 --plans "$dir/plans.toml" \
     --json-file "$dir/seed.json" > /dev/null 2>&1 || { echo "seeding failed" >&2; exit 1; }
 # Users with a customer, those with a live subscription first.

@@ -5,37 +5,11 @@
 # Usage: history.sh [billing-load ARGS…]; needs the release binaries
 # (cargo build --release -p billing-server -p billing-load). BENCH_POSTGRES as for bench-ingest.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/../../.." && pwd)"
-bin="${CARGO_TARGET_DIR:-$root/target}/release"
-base="${BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432}"
 history="${HISTORY:-1000000}"
 purgeable="${PURGEABLE:-200000}"
-db="billing_history_$(date +%s)_$$"
-dir=$(mktemp -d)
-pid=""
-cleanup() {
-    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-    psql "$base/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null || true
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-psql "$base/postgres" -qc "CREATE DATABASE $db"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-secret=whsec_bench_local_only
-start_server() {
-    DATABASE_URL="$base/$db" BIND_ADDR="127.0.0.1:$port" PLANS_FILE="$root/plans.toml" \
-        STRIPE_WEBHOOK_SECRET="$secret" STRIPE_SECRET_KEY=sk_test_bench_local_only \
-        BILLING_API_KEYS=bench_api_key_local_only LOG_FORMAT=json \
-        "$bin/billing-server" >> "$dir/server.log" 2>&1 &
-    pid=$!
-    for _ in $(seq 300); do
-        curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return
-        sleep 0.1
-    done
-    tail -50 "$dir/server.log"; exit 1
-}
-start_server # applies the migrations
-kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+source "$(dirname "$0")/bench-server.sh"
+bench_start_server # applies the migrations
+bench_stop_server
 echo "storing $history events of history ($purgeable past the retention)…" >&2
 # Payloads of ~1.3 KB of hex (md5 chains: not compressible to nothing), Stripe-shaped ids.
 psql "$base/$db" -q <<SQL
@@ -53,8 +27,8 @@ FROM generate_series(1, $history) i,
 ANALYZE stripe_events;
 SQL
 psql "$base/$db" -Atc "SELECT count(*), pg_size_pretty(pg_total_relation_size('stripe_events')) FROM stripe_events" >&2
-start_server # purges at start-up, while the load below runs
-STRIPE_WEBHOOK_SECRET="$secret" "$bin/billing-load" --url "http://127.0.0.1:$port/webhooks/stripe" \
+bench_start_server # purges at start-up, while the load below runs
+STRIPE_WEBHOOK_SECRET="$secret" "$bin/billing-load" --url "$url" \
     --server-pid "$pid" --postgres-cpu --database-url "$base/$db" --pgbench "$@"
 echo "events left past the retention: $(psql "$base/$db" -Atc "SELECT count(*) FROM stripe_events WHERE received_at < now() - interval '30 days'")" >&2
 grep -h '"purged' "$dir/server.log" | tail -3 >&2 || true
