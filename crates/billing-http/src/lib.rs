@@ -29,6 +29,7 @@ mod api;
 mod auth;
 mod dto;
 pub mod error;
+mod gauges;
 mod input;
 mod openapi;
 mod ops;
@@ -59,6 +60,9 @@ pub use telemetry::install_metrics_recorder;
 pub type ReadinessCheck =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
+/// A connection pool's state now: (connections lent out, calls waiting), for `/metrics`.
+pub type PoolProbe = Arc<dyn Fn() -> (usize, usize) + Send + Sync>;
+
 /// Everything the handlers need.
 pub struct HttpState<S> {
     /// The use cases.
@@ -69,6 +73,8 @@ pub struct HttpState<S> {
     pub api_keys: ApiKeys,
     /// The largest webhook body accepted, in bytes.
     pub webhook_body_limit: usize,
+    /// The store's connection pool for the pool gauges of `/metrics` (`None`: not exported).
+    pub pool_status: Option<PoolProbe>,
     /// The readiness probe behind `/readyz`.
     pub readiness: ReadinessCheck,
     /// How long `/readyz` waits for the probe before answering 503; capped at

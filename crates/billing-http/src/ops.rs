@@ -59,6 +59,9 @@ pub(crate) async fn readyz<S: BillingStore>(
     )
 )]
 pub(crate) async fn metrics<S: BillingStore>(state: web::Data<HttpState<S>>) -> HttpResponse {
+    if state.metrics.is_some() {
+        crate::gauges::refresh(&state).await;
+    }
     match &state.metrics {
         Some(handle) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4")

@@ -27,7 +27,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::{ExposeSecret, SecretString};
 use stripe_webhook_signature::Verifier;
 
-use crate::{ApiKeys, HttpState, MAX_READINESS_TIMEOUT, ReadinessCheck, ServerLimits};
+use crate::{ApiKeys, HttpState, MAX_READINESS_TIMEOUT, PoolProbe, ReadinessCheck, ServerLimits};
 
 /// Everything [`Server::build`] needs, already validated by whoever read it (the binary's
 /// configuration layer); `Debug` never shows a secret.
@@ -203,6 +203,7 @@ impl Server {
                 .map_err(StartError::WebhookSecrets)?,
             api_keys: ApiKeys::new(settings.api_keys.iter().map(|k| k.expose_secret().into())),
             webhook_body_limit: settings.webhook_body_limit,
+            pool_status: Some(pool_status(store.clone())),
             readiness: readiness(store),
             readiness_timeout: MAX_READINESS_TIMEOUT,
             request_timeout: settings.limits.request_timeout,
@@ -291,6 +292,14 @@ fn gate_channel(app: &BillingApp<DieselStore>) -> Option<Arc<GateChannel>> {
             None
         }
     }
+}
+
+/// The store's pool for `/metrics`: connections lent out, calls waiting.
+fn pool_status(store: DieselStore) -> PoolProbe {
+    Arc::new(move || {
+        let status = store.pool_status();
+        (status.in_use, status.waiting)
+    })
 }
 
 /// `/readyz`'s probe: the database answers and every migration is applied.

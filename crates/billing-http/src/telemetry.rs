@@ -31,6 +31,19 @@ pub(crate) const GATE_RECONNECTS: &str = "billing_gate_channel_reconnects_total"
 /// 1 while the gate channel listens, 0 while it is disconnected (or the store is SQLite).
 pub(crate) const GATE_LISTENING: &str = "billing_gate_channel_listening";
 
+/// Failed events waiting (not done), in the whole database.
+pub(crate) const FAILED_EVENTS: &str = "billing_failed_events";
+/// Seconds since the oldest failed event was first received (0 when none).
+pub(crate) const FAILED_OLDEST_AGE: &str = "billing_failed_event_oldest_age_seconds";
+/// Events first received in the last minute, in the whole database.
+pub(crate) const EVENTS_RECEIVED_LAST_MINUTE: &str = "billing_events_received_last_minute";
+/// Now minus the `created` of the last event this process received.
+pub(crate) const DELIVERY_LAG: &str = "billing_delivery_lag_seconds";
+/// Pooled database connections lent out in this process.
+pub(crate) const POOL_IN_USE: &str = "billing_pool_connections_in_use";
+/// Calls of this process waiting for a pooled database connection.
+pub(crate) const POOL_WAITING: &str = "billing_pool_connections_waiting";
+
 /// The `/v1` route patterns (the `route` label).
 pub(crate) const API_ROUTES: [&str; 6] = [
     "/v1/users/{user_id}/entitlements",
@@ -113,6 +126,35 @@ pub(crate) fn register_series() {
         GATE_LISTENING,
         "1 while the gate channel listens for other replicas' invalidations, else 0."
     );
+    for (name, help) in [
+        (
+            FAILED_EVENTS,
+            "Failed Stripe events waiting to be applied (whole database).",
+        ),
+        (
+            FAILED_OLDEST_AGE,
+            "Seconds since the oldest failed event was first received; 0 when none.",
+        ),
+        (
+            EVENTS_RECEIVED_LAST_MINUTE,
+            "Stripe events first received in the last minute (whole database).",
+        ),
+        (
+            DELIVERY_LAG,
+            "Now minus the created time of the last event this process received.",
+        ),
+        (
+            POOL_IN_USE,
+            "Database connections lent out by this process's pool.",
+        ),
+        (
+            POOL_WAITING,
+            "Calls waiting for a database connection in this process.",
+        ),
+    ] {
+        metrics::describe_gauge!(name, help);
+        metrics::gauge!(name).set(0.0);
+    }
     metrics::counter!(GATE_NOTIFICATIONS).absolute(0);
     metrics::counter!(GATE_RECONNECTS).absolute(0);
     metrics::gauge!(GATE_LISTENING).set(0.0);

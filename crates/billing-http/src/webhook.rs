@@ -53,6 +53,9 @@ pub(crate) async fn receive<S: BillingStore>(
         Err(error) => return Err(reject_unparsable(&state, &request, &body, error).await),
     };
     note_event(&request, &event.id, &event.event_type);
+    metrics::gauge!(crate::telemetry::DELIVERY_LAG).set(crate::gauges::seconds(
+        state.app.clock().now() - event.created,
+    ));
     let event_id = event.id.clone();
     let payload = String::from_utf8_lossy(&body).into_owned();
     match state.app.ingest(event, payload).await {

@@ -166,6 +166,17 @@ pub struct EventRecord {
     pub processed_at: Option<DateTime<Utc>>,
 }
 
+/// What an operator watches in the stored events (`BillingStore::event_stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EventStats {
+    /// Events whose application failed and that are not done yet.
+    pub failed: u64,
+    /// When the oldest of them was first received.
+    pub oldest_failed_received_at: Option<DateTime<Utc>>,
+    /// Events first received at or after the `since` instant asked about.
+    pub received_since: u64,
+}
+
 /// A Stripe customer and the user it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomerRecord {

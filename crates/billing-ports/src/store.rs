@@ -24,8 +24,8 @@ use scoped_futures::ScopedBoxFuture;
 
 use crate::error::StoreError;
 use crate::records::{
-    Claim, CreditEntry, CustomerRecord, EventRecord, EventStatus, NewEvent, OrderRecord,
-    PaymentRecord, StripeRequest, SubscriptionRecord, UsageConsumed, UsageRequest,
+    Claim, CreditEntry, CustomerRecord, EventRecord, EventStats, EventStatus, NewEvent,
+    OrderRecord, PaymentRecord, StripeRequest, SubscriptionRecord, UsageConsumed, UsageRequest,
 };
 
 /// The future a unit of work returns: it may borrow for `'b` (from the caller of
@@ -67,6 +67,10 @@ pub trait BillingStore: Send + Sync + 'static {
     /// Deletes up to `batch` done events (processed, ignored, stale) received before `before`;
     /// returns how many were deleted. Failed events are never purged.
     async fn purge_events(&self, before: DateTime<Utc>, batch: u32) -> Result<u64, StoreError>;
+
+    /// The failed events waiting (how many, the oldest's first receipt) and how many events
+    /// were first received at or after `since`; read outside any transaction, for gauges.
+    async fn event_stats(&self, since: DateTime<Utc>) -> Result<EventStats, StoreError>;
 
     /// Checks a usage request against its limit and records it, atomically and durably (it is
     /// committed when this returns `Ok`):

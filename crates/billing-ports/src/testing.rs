@@ -29,8 +29,8 @@ use chrono::{DateTime, Utc};
 
 use crate::error::StoreError;
 use crate::records::{
-    Claim, CreditEntry, CustomerRecord, EventRecord, EventStatus, NewEvent, OrderRecord,
-    PaymentRecord, StripeRequest, SubscriptionRecord, UsageConsumed, UsageRequest,
+    Claim, CreditEntry, CustomerRecord, EventRecord, EventStats, EventStatus, NewEvent,
+    OrderRecord, PaymentRecord, StripeRequest, SubscriptionRecord, UsageConsumed, UsageRequest,
 };
 use crate::store::{
     BillingRead, BillingStore, BillingTx, CreditRead, CreditTx, CustomerRead, CustomerTx, EventTx,
@@ -48,6 +48,7 @@ pub enum StoreCall {
     RecordFailure,
     Event,
     PurgeEvents,
+    EventStats,
     ConsumeUsage,
     ClaimEvent,
     FinishEvent,
@@ -254,6 +255,11 @@ impl<S: BillingStore> BillingStore for FaultyStore<S> {
     async fn purge_events(&self, before: DateTime<Utc>, batch: u32) -> Result<u64, StoreError> {
         check(&self.plan, StoreCall::PurgeEvents)?;
         self.inner.purge_events(before, batch).await
+    }
+
+    async fn event_stats(&self, since: DateTime<Utc>) -> Result<EventStats, StoreError> {
+        check(&self.plan, StoreCall::EventStats)?;
+        self.inner.event_stats(since).await
     }
 
     async fn consume_usage(&self, request: &UsageRequest) -> Result<UsageConsumed, StoreError> {

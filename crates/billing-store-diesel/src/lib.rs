@@ -53,6 +53,7 @@ mod schema;
 mod schema_check;
 mod settings;
 mod sqlite;
+mod stats;
 mod stripe_requests;
 mod subscriptions;
 #[cfg(any(test, feature = "testing"))]
@@ -65,7 +66,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use billing_ports::{
-    BillingStore, Cause, EventRecord, NewEvent, StoreError, TxFuture, UsageConsumed, UsageRequest,
+    BillingStore, Cause, EventRecord, EventStats, NewEvent, StoreError, TxFuture, UsageConsumed,
+    UsageRequest,
 };
 use chrono::{DateTime, Utc};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
@@ -82,6 +84,17 @@ pub enum Backend {
     Postgres,
     /// Embedded SQLite.
     Sqlite,
+}
+
+/// A moment's view of the store's connection pool (for gauges).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections lent out to a call now.
+    pub in_use: usize,
+    /// Calls waiting for a connection.
+    pub waiting: usize,
+    /// The pool's size limit.
+    pub max_size: usize,
 }
 
 /// The store on Postgres or SQLite.
@@ -254,6 +267,19 @@ impl DieselStore {
         }
     }
 
+    /// The connection pool now: connections lent out, and calls waiting for one.
+    pub fn pool_status(&self) -> PoolStatus {
+        let status = match &self.inner {
+            Inner::Postgres(pool) => pool.status(),
+            Inner::Sqlite(pool, _) => pool.status(),
+        };
+        PoolStatus {
+            in_use: status.size.saturating_sub(status.available),
+            waiting: status.waiting,
+            max_size: status.max_size,
+        }
+    }
+
     /// Applies the embedded migrations that have not run yet. Needs a multi-threaded tokio
     /// runtime (Diesel's migration harness blocks in place).
     pub async fn run_migrations(&self) -> Result<(), SetupError> {
@@ -365,6 +391,12 @@ impl BillingStore for DieselStore {
         single_statement!(self, self.settings.call_limit(), |tx| {
             tx.purge_events(before, batch).await
         })
+    }
+
+    async fn event_stats(&self, since: DateTime<Utc>) -> Result<EventStats, StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| tx
+            .event_stats(since)
+            .await)
     }
 
     /// One statement on Postgres, no transaction around it; one transaction behind the writer

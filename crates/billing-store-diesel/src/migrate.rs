@@ -23,7 +23,12 @@ const POSTGRES: EmbeddedMigrations = embed_migrations!("../../migrations/postgre
 /// The SQLite migrations (`migrations/sqlite`).
 const SQLITE: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 
-/// Runs the pending migrations of `backend` on a fresh connection to `url`.
+/// Serialises migrations across processes: a session advisory lock in the two-key space (which
+/// never overlaps the one-key space of `LockTx::lock_key`), `b"bill"` and 1.
+const MIGRATION_LOCK: &str = "SELECT pg_advisory_lock(1651076204, 1)";
+
+/// Runs the pending migrations of `backend` on a fresh connection to `url`; on Postgres, one
+/// process at a time.
 pub(crate) async fn run(backend: Backend, url: &str) -> Result<(), SetupError> {
     let url = url.to_owned();
     let (done, outcome) = tokio::sync::oneshot::channel();
@@ -51,9 +56,16 @@ async fn run_here(backend: Backend, url: String) -> Result<(), SetupError> {
     let failed = |e: Box<dyn std::error::Error + Send + Sync>| SetupError::Migration(e.to_string());
     match backend {
         Backend::Postgres => {
-            let conn = AsyncPgConnection::establish(&url)
+            let mut conn = AsyncPgConnection::establish(&url)
                 .await
                 .map_err(|e| SetupError::Connect(e.to_string()))?;
+            // Replicas starting together would otherwise run the same migration at once (one
+            // fails on "relation already exists"). The lock is the session's: it is held until
+            // this dedicated connection closes, after the harness is done.
+            diesel::sql_query(MIGRATION_LOCK)
+                .execute(&mut conn)
+                .await
+                .map_err(|e| SetupError::Migration(e.to_string()))?;
             AsyncMigrationHarness::new(conn)
                 .run_pending_migrations(POSTGRES)
                 .map(|_| ())

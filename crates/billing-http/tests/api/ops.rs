@@ -96,6 +96,69 @@ async fn api_requests_are_counted_under_their_route_whoever_answers() {
     assert_eq!(after, before + 1);
 }
 
+/// The value of a series without labels in a `/metrics` text.
+fn gauge(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from:\n{metrics}"))
+}
+
+#[actix_web::test]
+async fn operator_gauges_follow_the_stored_events_and_the_pool() {
+    let app = spawn_app().await;
+    let (_, metrics) = app.get_text("/metrics").await;
+    for name in [
+        "billing_failed_events",
+        "billing_failed_event_oldest_age_seconds",
+        "billing_events_received_last_minute",
+        "billing_delivery_lag_seconds",
+        "billing_pool_connections_in_use",
+        "billing_pool_connections_waiting",
+    ] {
+        assert!(
+            metrics.contains(&format!("# TYPE {name} gauge")),
+            "{name}:\n{metrics}"
+        );
+    }
+    assert_eq!(gauge(&metrics, "billing_failed_events"), 0.0);
+    assert_eq!(gauge(&metrics, "billing_events_received_last_minute"), 0.0);
+
+    let created = chrono::Utc::now().timestamp() - 90;
+    let good = subscription_event(
+        "evt_1QgZt4LkdIwHu7ixQ2mB8rTe",
+        "customer.subscription.created",
+        "u_gauge",
+        "active",
+        "price_pro_monthly",
+        created,
+    );
+    assert_eq!(app.webhook(&good).await.0, 200);
+    // An empty status can never apply: stored as failed, answered 422.
+    let bad = subscription_event(
+        "evt_1QgZt9Rm3xVbn0PcW8eKsJ4a",
+        "customer.subscription.updated",
+        "u_gauge",
+        "",
+        "price_pro_monthly",
+        created,
+    );
+    assert_eq!(app.webhook(&bad).await.0, 422);
+
+    let (_, metrics) = app.get_text("/metrics").await;
+    assert_eq!(gauge(&metrics, "billing_failed_events"), 1.0);
+    assert_eq!(gauge(&metrics, "billing_events_received_last_minute"), 2.0);
+    let oldest = gauge(&metrics, "billing_failed_event_oldest_age_seconds");
+    assert!((0.0..60.0).contains(&oldest), "{oldest}");
+    // The last delivery's event was created 90 s ago.
+    let lag = gauge(&metrics, "billing_delivery_lag_seconds");
+    assert!((89.0..150.0).contains(&lag), "{lag}");
+    // The scrape itself holds no connection once it has read the counts.
+    assert_eq!(gauge(&metrics, "billing_pool_connections_waiting"), 0.0);
+    assert!(gauge(&metrics, "billing_pool_connections_in_use") <= 1.0);
+}
+
 #[actix_web::test]
 async fn undeclared_methods_on_declared_paths_answer_405_with_the_error_shape() {
     let app = spawn_app().await;

@@ -17,6 +17,23 @@ on_both_backends!(
     a_query_error_on_a_migrated_database_is_not_a_missing_migration,
 );
 
+/// Replicas starting together on an empty database: every one's migration run succeeds (they
+/// take turns), and the schema is complete once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_migrating_one_database_at_once_all_succeed() {
+    let db = TestDatabase::unmigrated(Backend::Postgres).await;
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let store = db.store().clone();
+            tokio::spawn(async move { store.run_migrations().await })
+        })
+        .collect();
+    for run in runs {
+        run.await.unwrap().unwrap();
+    }
+    assert!(db.store().migrations_applied().await.unwrap());
+}
+
 async fn migrations_are_applied_and_idempotent(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     assert!(db.store().migrations_applied().await.unwrap());
