@@ -39,8 +39,11 @@ pub struct Settings {
     pub stripe: StripeSettings,
     /// The plan catalog the entitlements are computed from.
     pub catalog: Catalog,
-    /// The bearer keys accepted on `/v1`.
+    /// The bootstrap bearer keys accepted on `/v1`, besides the stored ones.
     pub api_keys: Vec<SecretString>,
+    /// How old the in-memory copy of the stored API keys may get before a request using one
+    /// reloads it: a revoked key is refused at most this long after its revocation.
+    pub api_key_refresh: Duration,
     /// The listen address; port 0 picks a free port (see [`Server::addrs`]).
     pub bind_addr: SocketAddr,
     /// Workers, connection cap and the request head/body time limit.
@@ -201,7 +204,8 @@ impl Server {
         let state = web::Data::new(HttpState {
             verifier: Verifier::new(secrets.map(|s| s.expose_secret().to_owned()))
                 .map_err(StartError::WebhookSecrets)?,
-            api_keys: ApiKeys::new(settings.api_keys.iter().map(|k| k.expose_secret().into())),
+            api_keys: ApiKeys::new(settings.api_keys.iter().map(|k| k.expose_secret().into()))
+                .with_stored(stored_keys(app.clone()), settings.api_key_refresh),
             webhook_body_limit: settings.webhook_body_limit,
             readiness: readiness(store),
             readiness_timeout: MAX_READINESS_TIMEOUT,
@@ -291,6 +295,18 @@ fn gate_channel(app: &BillingApp<DieselStore>) -> Option<Arc<GateChannel>> {
             None
         }
     }
+}
+
+/// Reads the stored API keys' hashes through the app, for the `/v1` gate's copy.
+fn stored_keys(app: BillingApp<DieselStore>) -> crate::LoadKeyHashes {
+    Arc::new(move || {
+        let app = app.clone();
+        Box::pin(async move {
+            app.live_api_key_hashes()
+                .await
+                .map_err(|e| ErrorChain(&e).to_string())
+        })
+    })
 }
 
 /// `/readyz`'s probe: the database answers and every migration is applied.
