@@ -36,9 +36,7 @@ pub const MISS_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 /// Reads the hashes of the stored keys not revoked (e.g. `BillingApp::live_api_key_hashes`);
 /// an error is kept as its message, for the log.
 pub type LoadKeyHashes = Arc<
-    dyn Fn() -> Pin<Box<dyn Future<Output = Result<Vec<[u8; 32]>, String>> + Send>>
-        + Send
-        + Sync,
+    dyn Fn() -> Pin<Box<dyn Future<Output = Result<Vec<[u8; 32]>, String>> + Send>> + Send + Sync,
 >;
 
 /// The accepted API keys. `Debug` never shows them.
@@ -162,8 +160,8 @@ impl StoredKeys {
         let found = contains(&copy.hashes, &hash);
         let now = Instant::now();
         let older = |at: Option<Instant>, age: Duration| at.is_none_or(|t| now - t >= age);
-        let due = older(copy.tried, self.miss_interval)
-            && (!found || older(copy.loaded, self.refresh));
+        let due =
+            older(copy.tried, self.miss_interval) && (!found || older(copy.loaded, self.refresh));
         if !due || !self.start_reload(copy.tried, now) {
             return found;
         }
@@ -180,7 +178,10 @@ impl StoredKeys {
                 accepted
             }
             Err(error) => {
-                tracing::warn!(error, "stored API keys not reloaded; the copy in memory is kept");
+                tracing::warn!(
+                    error,
+                    "stored API keys not reloaded; the copy in memory is kept"
+                );
                 found
             }
         }

@@ -25,8 +25,8 @@ use scoped_futures::ScopedBoxFuture;
 use crate::error::StoreError;
 use crate::records::{
     ApiKeyRecord, Claim, CreditEntry, CustomerRecord, EventFilter, EventRecord, EventStatus,
-    EventSummary, NewEvent, OrderRecord,
-    PaymentRecord, StripeRequest, SubscriptionRecord, UsageConsumed, UsageRequest,
+    EventSummary, NewEvent, OrderRecord, PaymentRecord, StripeRequest, SubscriptionRecord,
+    UsageConsumed, UsageRequest,
 };
 
 /// The future a unit of work returns: it may borrow for `'b` (from the caller of

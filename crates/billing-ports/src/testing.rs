@@ -30,8 +30,8 @@ use chrono::{DateTime, Utc};
 use crate::error::StoreError;
 use crate::records::{
     ApiKeyRecord, Claim, CreditEntry, CustomerRecord, EventFilter, EventRecord, EventStatus,
-    EventSummary, NewEvent, OrderRecord,
-    PaymentRecord, StripeRequest, SubscriptionRecord, UsageConsumed, UsageRequest,
+    EventSummary, NewEvent, OrderRecord, PaymentRecord, StripeRequest, SubscriptionRecord,
+    UsageConsumed, UsageRequest,
 };
 use crate::store::{
     BillingRead, BillingStore, BillingTx, CreditRead, CreditTx, CustomerRead, CustomerTx, EventTx,

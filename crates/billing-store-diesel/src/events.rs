@@ -4,7 +4,8 @@
 
 use async_trait::async_trait;
 use billing_ports::{
-    Cause, Claim, EventFilter, EventRecord, EventStatus, EventSummary, EventTx, NewEvent, StoreError,
+    Cause, Claim, EventFilter, EventRecord, EventStatus, EventSummary, EventTx, NewEvent,
+    StoreError,
 };
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
