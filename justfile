@@ -17,9 +17,11 @@ run *ARGS:
     @echo "API key:                $BILLING_API_KEYS"
     cargo run -p billing-server -- {{ARGS}}
 
-# Play a signed event story against the server started by `just run` (another terminal).
-demo *ARGS:
-    cargo run -p billing-server -- demo {{ARGS}}
+# Play a signed event story against the server started by `just run` (another terminal):
+# `billingctl trigger` (default subscription-lifecycle; also one-time-refund-dispute,
+# trial-conversion), printing the user's entitlements after each step.
+demo SCENARIO="subscription-lifecycle" *ARGS:
+    cargo run -q -p billingctl -- trigger {{SCENARIO}} --url http://127.0.0.1:8080 {{ARGS}}
 
 # Install the tools the recipes need when they are missing (nextest; localstripe, the
 # stateful fake of Stripe's HTTP API that the Stripe client's tests start on 127.0.0.1).

@@ -1,7 +1,8 @@
 //! The server's configuration: defaults, then an optional `billing.toml`, then environment
 //! variables ([`sources`]), checked in one pass that lists every problem in one error, and
 //! turned into the typed [`billing_http::Settings`]. Secrets become `SecretString`s as soon as
-//! they are checked, and no problem message quotes one.
+//! they are checked, and no problem message quotes one. `billingctl` reads the same
+//! configuration through this module.
 
 mod sources;
 #[cfg(test)]
@@ -20,11 +21,11 @@ use secrecy::SecretString;
 use self::sources::Values;
 
 /// The file read when no `--config` is given, if it exists.
-pub(crate) const DEFAULT_FILE: &str = "billing.toml";
+pub const DEFAULT_FILE: &str = "billing.toml";
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LogFormat {
+pub enum LogFormat {
     /// Human-readable lines.
     Pretty,
     /// One JSON object per line.
@@ -33,20 +34,23 @@ pub(crate) enum LogFormat {
 
 /// Everything the binary needs: the server's settings and how to log.
 #[derive(Debug)]
-pub(crate) struct Config {
-    pub(crate) server: Settings,
-    pub(crate) log_format: LogFormat,
+pub struct Config {
+    /// What `billing_http::Server::build` needs (also the database and catalog `billingctl`
+    /// opens).
+    pub server: Settings,
+    /// How to log.
+    pub log_format: LogFormat,
 }
 
 /// Every problem found in the configuration, each naming its setting.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
-pub(crate) struct InvalidConfig(pub(crate) Vec<String>);
+pub struct InvalidConfig(pub Vec<String>);
 
 impl Config {
     /// Reads `file` when given (it must exist), else `./billing.toml` when present, then the
     /// process environment.
-    pub(crate) fn load(file: Option<&Path>) -> Result<Self, InvalidConfig> {
+    pub fn load(file: Option<&Path>) -> Result<Self, InvalidConfig> {
         let default = Path::new(DEFAULT_FILE);
         let file = file.or_else(|| default.is_file().then_some(default));
         Self::read(file, |name| std::env::var(name).ok())
@@ -54,7 +58,7 @@ impl Config {
 
     /// Reads the defaults, `file` and the environment as `env` gives it (the process's, or a
     /// map in tests).
-    pub(crate) fn read(
+    pub fn read(
         file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, InvalidConfig> {
@@ -147,6 +151,8 @@ impl Check {
         let webhook_body_limit = self.number("WEBHOOK_BODY_LIMIT", 0, 64 * 1024 * 1024) as usize;
         let stripe = self.stripe();
         let api_keys = self.api_keys();
+        let api_key_refresh =
+            Duration::from_millis(self.number("API_KEYS_REFRESH_MS", 100, 3_600_000));
         let url = self.database_url();
         let bind_addr = self.bind_addr();
         let log_format = self.choice(
@@ -161,6 +167,7 @@ impl Check {
                 stripe,
                 catalog: catalog?,
                 api_keys,
+                api_key_refresh,
                 bind_addr,
                 limits: ServerLimits {
                     request_timeout,

@@ -1,13 +1,11 @@
-//! The billing server: `billing-server` (serve), `billing-server migrate`, `billing-server demo`.
-//! It reads the configuration and hands it to [`billing_http::Server`].
-
-mod config;
-mod demo;
-mod serve;
+//! The billing server: `billing-server` (serve) and `billing-server migrate`. It reads the
+//! configuration and hands it to [`billing_http::Server`]. The operator's commands (events,
+//! keys, trigger, …) are in `billingctl`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use billing_server::{config, serve};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -27,16 +25,11 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Send a signed event sequence to a running server and print the user's entitlements.
-    Demo(demo::Args),
 }
 
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Demo(args)) = cli.command {
-        return serve::report(demo::run(args).await);
-    }
     let config = match config::Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(error) => {

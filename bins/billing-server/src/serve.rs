@@ -8,7 +8,7 @@ use billing_http::{Server, StartError};
 use crate::config::{Config, LogFormat};
 
 /// Installs the tracing subscriber (`RUST_LOG` filters, default `info`).
-pub(crate) fn init_tracing(format: LogFormat) {
+pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
@@ -19,7 +19,7 @@ pub(crate) fn init_tracing(format: LogFormat) {
 }
 
 /// Applies pending migrations.
-pub(crate) async fn migrate(config: Config) -> Result<(), StartError> {
+pub async fn migrate(config: Config) -> Result<(), StartError> {
     let store = config.server.database.open()?;
     store.run_migrations().await.map_err(StartError::Store)?;
     tracing::info!("migrations applied");
@@ -29,13 +29,13 @@ pub(crate) async fn migrate(config: Config) -> Result<(), StartError> {
 /// Runs the server until SIGINT/SIGTERM; in-flight requests (and their transactions) finish,
 /// each bounded by the database and request time limits, the whole stop by
 /// `SHUTDOWN_TIMEOUT_SECS`.
-pub(crate) async fn serve(config: Config) -> Result<(), Box<dyn Error>> {
+pub async fn serve(config: Config) -> Result<(), Box<dyn Error>> {
     Server::build(config.server).await?.run().await?;
     Ok(())
 }
 
 /// Logs and prints a fatal error with its causes.
-pub(crate) fn report(result: Result<(), Box<dyn Error>>) -> ExitCode {
+pub fn report(result: Result<(), Box<dyn Error>>) -> ExitCode {
     let Err(error) = result else {
         return ExitCode::SUCCESS;
     };

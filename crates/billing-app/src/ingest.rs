@@ -8,7 +8,7 @@ use billing_ports::{
     BillingStore, Claim, Clock, ErrorChain, EventStatus, NewEvent, ScopedFutureExt, StoreError,
     StripeGateway,
 };
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::effects::{self, Context};
 use crate::error::{AppError, IngestError};
@@ -257,6 +257,17 @@ impl<S: BillingStore> BillingApp<S> {
     /// Deletes done events older than the retention, batch by batch; returns how many.
     pub async fn purge_events(&self) -> Result<u64, StoreError> {
         let before = self.clock.now() - self.settings.retention;
+        self.purge_events_with(before, &mut |_| ()).await
+    }
+
+    /// Deletes done events (processed, ignored, stale) received before `before`, batch by
+    /// batch, calling `on_batch` with the number each batch deleted; returns the total.
+    /// Failed events are never purged.
+    pub async fn purge_events_with(
+        &self,
+        before: DateTime<Utc>,
+        on_batch: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
             let deleted = self
@@ -264,6 +275,7 @@ impl<S: BillingStore> BillingApp<S> {
                 .purge_events(before, self.settings.purge_batch)
                 .await?;
             total += deleted;
+            on_batch(deleted);
             if deleted < u64::from(self.settings.purge_batch) {
                 return Ok(total);
             }

@@ -2,7 +2,10 @@
 //! ([`billing_domain`]) only, never on a database or on Stripe's wire format.
 //!
 //! - [`BillingApp::ingest`]: applies one verified Stripe event exactly once.
-//! - [`BillingApp::purge_events`]: retention of done events.
+//! - [`BillingApp::purge_events`]: retention of done events ([`BillingApp::purge_events_with`]
+//!   for a chosen age, reporting each batch).
+//! - [`BillingApp::create_api_key`], [`BillingApp::revoke_api_key`],
+//!   [`BillingApp::live_api_key_hashes`]: stored API keys for `/v1` (hashes only).
 //! - [`BillingApp::entitlements`]: tier, features, limits, usage and credits of a user now.
 //! - [`BillingApp::record_usage`]: the atomic, idempotent limit check and record.
 //! - [`BillingApp::create_checkout`], [`BillingApp::portal_url`], [`BillingApp::sync_user`]:
@@ -25,6 +28,7 @@
 //! never move back.
 #![warn(missing_docs)]
 
+mod api_keys;
 mod effects;
 mod entitlements;
 mod error;
@@ -34,6 +38,7 @@ mod purchase;
 mod replicas;
 mod usage;
 
+pub use api_keys::{API_KEY_PREFIX, MAX_API_KEY_NAME_LEN, NewApiKey, api_key_hash};
 pub use entitlements::{FeatureAccess, UserEntitlements};
 pub use error::{AppError, IngestError};
 pub use ingest::{AppSettings, BillingApp, IngestOutcome};

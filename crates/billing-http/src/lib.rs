@@ -51,7 +51,7 @@ use billing_ports::BillingStore;
 use stripe_webhook_signature::Verifier;
 use tracing_actix_web::TracingLogger;
 
-pub use auth::ApiKeys;
+pub use auth::{ApiKeys, LoadKeyHashes, MISS_RELOAD_INTERVAL};
 pub use error::{ApiError, ErrorCode};
 pub use server::{DatabaseSettings, Parts, Server, Settings, StartError, StripeSettings};
 pub use telemetry::install_metrics_recorder;

@@ -39,8 +39,11 @@ pub struct Settings {
     pub stripe: StripeSettings,
     /// The plan catalog the entitlements are computed from.
     pub catalog: Catalog,
-    /// The bearer keys accepted on `/v1`.
+    /// The bootstrap bearer keys accepted on `/v1`, besides the stored ones.
     pub api_keys: Vec<SecretString>,
+    /// How old the in-memory copy of the stored API keys may get before a request using one
+    /// reloads it: a revoked key is refused at most this long after its revocation.
+    pub api_key_refresh: Duration,
     /// The listen address; port 0 picks a free port (see [`Server::addrs`]).
     pub bind_addr: SocketAddr,
     /// Workers, connection cap and the request head/body time limit.
@@ -201,7 +204,8 @@ impl Server {
         let state = web::Data::new(HttpState {
             verifier: Verifier::new(secrets.map(|s| s.expose_secret().to_owned()))
                 .map_err(StartError::WebhookSecrets)?,
-            api_keys: ApiKeys::new(settings.api_keys.iter().map(|k| k.expose_secret().into())),
+            api_keys: ApiKeys::new(settings.api_keys.iter().map(|k| k.expose_secret().into()))
+                .with_stored(stored_keys(app.clone()), settings.api_key_refresh),
             webhook_body_limit: settings.webhook_body_limit,
             pool_status: Some(pool_status(store.clone())),
             readiness: readiness(store),
@@ -299,6 +303,18 @@ fn pool_status(store: DieselStore) -> PoolProbe {
     Arc::new(move || {
         let status = store.pool_status();
         (status.in_use, status.waiting)
+    })
+}
+
+/// Reads the stored API keys' hashes through the app, for the `/v1` gate's copy.
+fn stored_keys(app: BillingApp<DieselStore>) -> crate::LoadKeyHashes {
+    Arc::new(move || {
+        let app = app.clone();
+        Box::pin(async move {
+            app.live_api_key_hashes()
+                .await
+                .map_err(|e| ErrorChain(&e).to_string())
+        })
     })
 }
 

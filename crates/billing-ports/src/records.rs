@@ -177,6 +177,55 @@ pub struct EventStats {
     pub received_since: u64,
 }
 
+/// A stored event without its payload, as listings show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventSummary {
+    /// Stripe's event id.
+    pub id: String,
+    /// Stripe's event type.
+    pub event_type: String,
+    /// Where it stands.
+    pub status: EventStatus,
+    /// How many times applying it failed.
+    pub attempts: u32,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+    /// Stripe's `created`.
+    pub created: DateTime<Utc>,
+    /// When it was first received.
+    pub received_at: DateTime<Utc>,
+    /// When it was done.
+    pub processed_at: Option<DateTime<Utc>>,
+}
+
+/// Which stored events a listing returns; every condition set must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Only events in this status.
+    pub status: Option<EventStatus>,
+    /// Only events of this Stripe type (exact).
+    pub event_type: Option<String>,
+    /// Only events received at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// At most this many, newest received first.
+    pub limit: u32,
+}
+
+/// A stored API key for `/v1`: never the key itself, only its SHA-256 and a short prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// The unique name an operator gave it.
+    pub name: String,
+    /// The key's first characters (not secret), to recognise it.
+    pub prefix: String,
+    /// The SHA-256 of the whole key.
+    pub hash: [u8; 32],
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was revoked; a revoked key is refused.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
 /// A Stripe customer and the user it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomerRecord {

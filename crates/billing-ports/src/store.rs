@@ -24,8 +24,9 @@ use scoped_futures::ScopedBoxFuture;
 
 use crate::error::StoreError;
 use crate::records::{
-    Claim, CreditEntry, CustomerRecord, EventRecord, EventStats, EventStatus, NewEvent,
-    OrderRecord, PaymentRecord, StripeRequest, SubscriptionRecord, UsageConsumed, UsageRequest,
+    ApiKeyRecord, Claim, CreditEntry, CustomerRecord, EventFilter, EventRecord, EventStats,
+    EventStatus, EventSummary, NewEvent, OrderRecord, PaymentRecord, StripeRequest,
+    SubscriptionRecord, UsageConsumed, UsageRequest,
 };
 
 /// The future a unit of work returns: it may borrow for `'b` (from the caller of
@@ -63,6 +64,28 @@ pub trait BillingStore: Send + Sync + 'static {
 
     /// One stored event.
     async fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError>;
+
+    /// The stored events matching `filter`, newest received first (ties by id, descending).
+    async fn list_events(&self, filter: &EventFilter) -> Result<Vec<EventSummary>, StoreError>;
+
+    /// Stores a new API key; `false` (and nothing written) when its name is already taken,
+    /// by a live or a revoked key.
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<bool, StoreError>;
+
+    /// Every stored API key, revoked ones included, by name.
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    /// Marks the key named `name` revoked at `at` (a key already revoked keeps its first
+    /// time); the key as it now stands, or `None` when no key has that name.
+    async fn revoke_api_key(
+        &self,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// The hashes of the keys not revoked: what the `/v1` gate accepts besides its bootstrap
+    /// keys.
+    async fn live_api_key_hashes(&self) -> Result<Vec<[u8; 32]>, StoreError>;
 
     /// Deletes up to `batch` done events (processed, ignored, stale) received before `before`;
     /// returns how many were deleted. Failed events are never purged.

@@ -29,8 +29,9 @@ use chrono::{DateTime, Utc};
 
 use crate::error::StoreError;
 use crate::records::{
-    Claim, CreditEntry, CustomerRecord, EventRecord, EventStats, EventStatus, NewEvent,
-    OrderRecord, PaymentRecord, StripeRequest, SubscriptionRecord, UsageConsumed, UsageRequest,
+    ApiKeyRecord, Claim, CreditEntry, CustomerRecord, EventFilter, EventRecord, EventStats,
+    EventStatus, EventSummary, NewEvent, OrderRecord, PaymentRecord, StripeRequest,
+    SubscriptionRecord, UsageConsumed, UsageRequest,
 };
 use crate::store::{
     BillingRead, BillingStore, BillingTx, CreditRead, CreditTx, CustomerRead, CustomerTx, EventTx,
@@ -49,6 +50,11 @@ pub enum StoreCall {
     Event,
     PurgeEvents,
     EventStats,
+    ListEvents,
+    InsertApiKey,
+    ApiKeys,
+    RevokeApiKey,
+    LiveApiKeyHashes,
     ConsumeUsage,
     ClaimEvent,
     FinishEvent,
@@ -250,6 +256,35 @@ impl<S: BillingStore> BillingStore for FaultyStore<S> {
     async fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
         check(&self.plan, StoreCall::Event)?;
         self.inner.event(id).await
+    }
+
+    async fn list_events(&self, filter: &EventFilter) -> Result<Vec<EventSummary>, StoreError> {
+        check(&self.plan, StoreCall::ListEvents)?;
+        self.inner.list_events(filter).await
+    }
+
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<bool, StoreError> {
+        check(&self.plan, StoreCall::InsertApiKey)?;
+        self.inner.insert_api_key(key).await
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        check(&self.plan, StoreCall::ApiKeys)?;
+        self.inner.api_keys().await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        check(&self.plan, StoreCall::RevokeApiKey)?;
+        self.inner.revoke_api_key(name, at).await
+    }
+
+    async fn live_api_key_hashes(&self) -> Result<Vec<[u8; 32]>, StoreError> {
+        check(&self.plan, StoreCall::LiveApiKeyHashes)?;
+        self.inner.live_api_key_hashes().await
     }
 
     async fn purge_events(&self, before: DateTime<Utc>, batch: u32) -> Result<u64, StoreError> {

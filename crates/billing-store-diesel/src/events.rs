@@ -3,7 +3,10 @@
 //! reading one event, purging old ones.
 
 use async_trait::async_trait;
-use billing_ports::{Cause, Claim, EventRecord, EventStatus, EventTx, NewEvent, StoreError};
+use billing_ports::{
+    Cause, Claim, EventFilter, EventRecord, EventStatus, EventSummary, EventTx, NewEvent,
+    StoreError,
+};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
@@ -46,6 +49,19 @@ struct EventRow {
     processed_at: Option<Stamp>,
 }
 
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = stripe_events)]
+struct SummaryRow {
+    id: String,
+    event_type: String,
+    created: Stamp,
+    status: String,
+    attempts: i32,
+    last_error: Option<String>,
+    received_at: Stamp,
+    processed_at: Option<Stamp>,
+}
+
 /// A stored attempt count; a negative one is corrupt.
 fn attempts(stored: i32) -> Result<u32, StoreError> {
     u32::try_from(stored).map_err(|_| StoreError::Corrupt(Cause::msg(format!("attempts {stored}"))))
@@ -60,6 +76,19 @@ fn event_record(row: EventRow) -> Result<EventRecord, StoreError> {
         last_error: row.last_error,
         created: row.created.0,
         payload: row.payload,
+        received_at: row.received_at.0,
+        processed_at: time(row.processed_at),
+    })
+}
+
+fn event_summary(row: SummaryRow) -> Result<EventSummary, StoreError> {
+    Ok(EventSummary {
+        status: parse_stored(&row.status)?,
+        attempts: attempts(row.attempts)?,
+        id: row.id,
+        event_type: row.event_type,
+        last_error: row.last_error,
+        created: row.created.0,
         received_at: row.received_at.0,
         processed_at: time(row.processed_at),
     })
@@ -186,6 +215,33 @@ impl Tx<'_> {
             .await
             .optional())?;
         row.map(event_record).transpose()
+    }
+
+    /// The events matching `filter`, newest received first.
+    pub(crate) async fn list_events(
+        &mut self,
+        filter: &EventFilter,
+    ) -> Result<Vec<EventSummary>, StoreError> {
+        use stripe_events::dsl as e;
+        // Boxed per backend: the macro expands the body once for each connection type.
+        let rows: Vec<SummaryRow> = on_conn!(self, |c| {
+            let mut query = e::stripe_events
+                .select(SummaryRow::as_select())
+                .order((e::received_at.desc(), e::id.desc()))
+                .limit(i64::from(filter.limit))
+                .into_boxed();
+            if let Some(status) = filter.status {
+                query = query.filter(e::status.eq(status.as_str()));
+            }
+            if let Some(event_type) = &filter.event_type {
+                query = query.filter(e::event_type.eq(event_type.clone()));
+            }
+            if let Some(since) = filter.since {
+                query = query.filter(e::received_at.ge(Stamp(since)));
+            }
+            query.load(c).await
+        })?;
+        rows.into_iter().map(event_summary).collect()
     }
 
     /// Deletes one batch of done events received before `before`.

@@ -6,7 +6,7 @@
 //! is set).
 //!
 //! The code is laid out by aggregate: `events`, `customers`, `subscriptions`,
-//! `payments` (with one-time orders), `credits`, `usage` and `stripe_requests` each
+//! `payments` (with one-time orders), `credits`, `usage`, `stripe_requests` and `api_keys` each
 //! hold their rows, their row↔record conversions, their queries and their part of the ports'
 //! traits (`impl CustomerTx for Tx<'_>` …). Every query is written once for both backends:
 //!
@@ -39,6 +39,7 @@
 //! Architecture invariant: no Diesel type leaves this crate; callers see the ports' types.
 #![warn(missing_docs)]
 
+mod api_keys;
 mod credits;
 mod customers;
 mod error;
@@ -66,8 +67,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use billing_ports::{
-    BillingStore, Cause, EventRecord, EventStats, NewEvent, StoreError, TxFuture, UsageConsumed,
-    UsageRequest,
+    ApiKeyRecord, BillingStore, Cause, EventFilter, EventRecord, EventStats, EventSummary,
+    NewEvent, StoreError, TxFuture, UsageConsumed, UsageRequest,
 };
 use chrono::{DateTime, Utc};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
@@ -289,8 +290,15 @@ impl DieselStore {
     /// True when every embedded migration has been applied (the readiness check). Uses a
     /// pooled connection, so it also proves the pool can reach the database.
     pub async fn migrations_applied(&self) -> Result<bool, SetupError> {
+        Ok(self.pending_migrations().await?.is_empty())
+    }
+
+    /// The names of the embedded migrations not applied yet (e.g. `2026-12-06-000003_api_keys`),
+    /// in the order [`DieselStore::run_migrations`] would apply them; applies nothing. Uses a
+    /// pooled connection, within the call limit.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, SetupError> {
         let limit = self.settings.call_limit();
-        tokio::time::timeout(limit, self.migrations_applied_now())
+        tokio::time::timeout(limit, self.pending_migrations_now())
             .await
             .unwrap_or_else(|_| {
                 Err(SetupError::Unavailable(format!(
@@ -300,7 +308,7 @@ impl DieselStore {
             })
     }
 
-    async fn migrations_applied_now(&self) -> Result<bool, SetupError> {
+    async fn pending_migrations_now(&self) -> Result<Vec<String>, SetupError> {
         let backend = self.backend();
         let applied = match &self.inner {
             Inner::Postgres(pool) => {
@@ -316,7 +324,7 @@ impl DieselStore {
                 migrate::applied_versions(&mut *conn, backend).await?
             }
         };
-        migrate::all_applied(backend, applied)
+        migrate::pending(backend, applied)
     }
 }
 
@@ -385,6 +393,40 @@ impl BillingStore for DieselStore {
 
     async fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
         single_statement!(self, self.settings.call_limit(), |tx| tx.event(id).await)
+    }
+
+    async fn list_events(&self, filter: &EventFilter) -> Result<Vec<EventSummary>, StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| {
+            tx.list_events(filter).await
+        })
+    }
+
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<bool, StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| {
+            tx.insert_api_key(key).await
+        })
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| tx.api_keys().await)
+    }
+
+    /// Two statements (the update, then the read of the row) outside a transaction: a
+    /// revocation only ever sets a time once, so nothing can come between them that matters.
+    async fn revoke_api_key(
+        &self,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| {
+            tx.revoke_api_key(name, at).await
+        })
+    }
+
+    async fn live_api_key_hashes(&self) -> Result<Vec<[u8; 32]>, StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| {
+            tx.live_api_key_hashes().await
+        })
     }
 
     async fn purge_events(&self, before: DateTime<Utc>, batch: u32) -> Result<u64, StoreError> {

@@ -94,28 +94,33 @@ pub(crate) struct Version {
 /// The versions Diesel recorded as applied.
 const APPLIED: &str = "SELECT version FROM __diesel_schema_migrations";
 
-/// The versions of the embedded migrations for `DB`.
+/// The embedded migrations for `DB`: (version, full name), in order.
 fn embedded<DB: diesel::backend::Backend>(
     migrations: &EmbeddedMigrations,
-) -> Result<Vec<String>, SetupError>
+) -> Result<Vec<(String, String)>, SetupError>
 where
     EmbeddedMigrations: MigrationSource<DB>,
 {
     Ok(MigrationSource::<DB>::migrations(migrations)
         .map_err(|e| SetupError::Migration(e.to_string()))?
         .iter()
-        .map(|m| m.name().version().to_string())
+        .map(|m| (m.name().version().to_string(), m.name().to_string()))
         .collect())
 }
 
-/// True when every embedded migration of `backend` is among the `applied` versions.
-pub(crate) fn all_applied(backend: Backend, applied: Vec<String>) -> Result<bool, SetupError> {
+/// The names of the embedded migrations of `backend` whose version is not among the
+/// `applied` ones, in the order they would run.
+pub(crate) fn pending(backend: Backend, applied: Vec<String>) -> Result<Vec<String>, SetupError> {
     let embedded = match backend {
         Backend::Postgres => embedded::<diesel::pg::Pg>(&POSTGRES)?,
         Backend::Sqlite => embedded::<diesel::sqlite::Sqlite>(&SQLITE)?,
     };
     let applied: HashSet<String> = applied.into_iter().collect();
-    Ok(embedded.iter().all(|v| applied.contains(v)))
+    Ok(embedded
+        .into_iter()
+        .filter(|(version, _)| !applied.contains(version))
+        .map(|(_, name)| name)
+        .collect())
 }
 
 /// Reads the applied versions on `conn`. A missing bookkeeping table (a database never

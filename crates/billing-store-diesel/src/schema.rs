@@ -229,3 +229,16 @@ diesel::table! {
         updated_at -> Ts,
     }
 }
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::schema::Ts;
+
+    api_keys (name) {
+        name -> Text,
+        prefix -> Text,
+        key_hash -> Text,
+        created_at -> Ts,
+        revoked_at -> Nullable<Ts>,
+    }
+}

@@ -62,7 +62,8 @@ fn declared(backend: Backend) -> Columns {
                 credit_ledger,
                 usage_counters,
                 usage,
-                stripe_requests
+                stripe_requests,
+                api_keys
             ]
         ),
         Backend::Sqlite => diesel_columns!(
@@ -77,7 +78,8 @@ fn declared(backend: Backend) -> Columns {
                 credit_ledger,
                 usage_counters,
                 usage,
-                stripe_requests
+                stripe_requests,
+                api_keys
             ]
         ),
     }

@@ -110,9 +110,9 @@ impl<'c> Tx<'c> {
                 migrate::applied_versions(&mut **conn, Backend::Sqlite).await,
             ),
         };
-        match applied.and_then(|applied| migrate::all_applied(backend, applied)) {
-            Ok(false) => Some(StoreError::NotMigrated(cause)),
-            Ok(true) | Err(_) => None,
+        match applied.and_then(|applied| migrate::pending(backend, applied)) {
+            Ok(pending) if !pending.is_empty() => Some(StoreError::NotMigrated(cause)),
+            Ok(_) | Err(_) => None,
         }
     }
 

@@ -33,6 +33,8 @@ macro_rules! every_type {
             "payment_intent.succeeded",
             "payment_intent.payment_failed",
             "charge.refunded",
+            "charge.dispute.created",
+            "charge.dispute.closed",
         )
     };
 }
@@ -60,6 +62,12 @@ pub struct FixtureIds {
     pub failed_charge: String,
     /// The Checkout Session of the checkout fixture.
     pub checkout_session: String,
+    /// The dispute of the dispute fixtures.
+    pub dispute: String,
+    /// The charge it disputes.
+    pub dispute_charge: String,
+    /// That charge's payment intent.
+    pub dispute_payment_intent: String,
     /// The customer's email address.
     pub email: String,
     /// The customer's name.
@@ -125,6 +133,9 @@ impl Templates {
                 &object("payment_intent.payment_failed")["last_payment_error"]["charge"],
             ),
             checkout_session: text(&object("checkout.session.completed")["id"]),
+            dispute: text(&object("charge.dispute.created")["id"]),
+            dispute_charge: text(&object("charge.dispute.created")["charge"]),
+            dispute_payment_intent: text(&object("charge.dispute.created")["payment_intent"]),
             email: text(&object("customer.created")["email"]),
             name: text(&object("customer.created")["name"]),
             others: Vec::new(),
@@ -140,6 +151,9 @@ impl Templates {
             &ids.charge,
             &ids.failed_charge,
             &ids.checkout_session,
+            &ids.dispute,
+            &ids.dispute_charge,
+            &ids.dispute_payment_intent,
         ]
         .map(String::clone);
         let mut others = std::collections::BTreeSet::new();
@@ -183,6 +197,9 @@ impl Templates {
             ids.charge.clone(),
             ids.failed_charge.clone(),
             ids.checkout_session.clone(),
+            ids.dispute.clone(),
+            ids.dispute_charge.clone(),
+            ids.dispute_payment_intent.clone(),
             ids.email.clone(),
         ];
         all.extend(ids.others.iter().cloned());

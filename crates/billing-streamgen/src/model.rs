@@ -234,6 +234,25 @@ pub struct ChargeObj {
     pub created: i64,
 }
 
+/// A dispute of a charge as `charge.dispute.*` renders it.
+#[derive(Clone, Debug)]
+pub struct DisputeObj {
+    /// Stripe's dispute id (`du_1…`).
+    pub id: String,
+    /// The disputed charge.
+    pub charge: String,
+    /// Its payment intent.
+    pub payment_intent: String,
+    /// The disputed amount, in minor units.
+    pub amount: i64,
+    /// Stripe's dispute status (`needs_response`, `under_review`, `won`, `lost`, …).
+    pub status: &'static str,
+    /// Stripe's reason (`fraudulent`, `product_not_received`, `subscription_canceled`, …).
+    pub reason: &'static str,
+    /// When the dispute was opened.
+    pub created: i64,
+}
+
 /// What one event says.
 #[derive(Clone, Debug)]
 pub enum Intent {
@@ -261,6 +280,13 @@ pub enum Intent {
     Payment(PaymentIntentObj),
     /// `charge.refunded`.
     ChargeRefunded(ChargeObj),
+    /// `charge.dispute.created` or `charge.dispute.closed`.
+    Dispute {
+        /// Which `charge.dispute.*` event.
+        event_type: &'static str,
+        /// The dispute as the event carries it.
+        dispute: DisputeObj,
+    },
 }
 
 impl Intent {
@@ -268,9 +294,9 @@ impl Intent {
     pub fn event_type(&self) -> &'static str {
         match self {
             Intent::Customer(_) => "customer.created",
-            Intent::Subscription { event_type, .. } | Intent::Invoice { event_type, .. } => {
-                event_type
-            }
+            Intent::Subscription { event_type, .. }
+            | Intent::Invoice { event_type, .. }
+            | Intent::Dispute { event_type, .. } => event_type,
             Intent::Checkout(_) => "checkout.session.completed",
             Intent::Payment(pi) if pi.succeeded => "payment_intent.succeeded",
             Intent::Payment(_) => "payment_intent.payment_failed",
@@ -326,6 +352,9 @@ impl Intent {
             Intent::Payment(pi) => format!("{} {}", pi.id, pi.amount),
             Intent::ChargeRefunded(ch) => {
                 format!("{} refunded {} of {}", ch.id, ch.amount_refunded, ch.amount)
+            }
+            Intent::Dispute { dispute: d, .. } => {
+                format!("{} of {} for {}: {}", d.id, d.charge, d.amount, d.status)
             }
         }
     }

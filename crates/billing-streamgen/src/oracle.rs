@@ -132,6 +132,15 @@ pub fn expected(stream: &Stream, catalog: &Catalog) -> Result<Expected, Error> {
                     truth.order_amount = Some(session.amount_total);
                 }
             }
+            Intent::Dispute { dispute, .. } => {
+                // A disputed charge was paid; the dispute's outcome is not judged here (the
+                // random journeys never open one).
+                let truth = expected
+                    .payments
+                    .entry(dispute.payment_intent.clone())
+                    .or_default();
+                truth.succeeded = true;
+            }
             Intent::Customer(_) | Intent::Checkout(_) => {}
         }
     }

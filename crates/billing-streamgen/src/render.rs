@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use crate::fixtures::{FixtureIds, Templates};
 use crate::ids::{IdMaker, alphanumeric};
 use crate::model::{
-    ChargeObj, CheckoutMode, CheckoutObj, CustomerObj, Intent, InvoiceObj, LineObj,
+    ChargeObj, CheckoutMode, CheckoutObj, CustomerObj, DisputeObj, Intent, InvoiceObj, LineObj,
     PaymentIntentObj, Shape, SubscriptionObj,
 };
 use crate::prices::Price;
@@ -140,6 +140,7 @@ impl Renderer {
                     ch.previous_refunded,
                 );
             }
+            Intent::Dispute { dispute, .. } => fill_dispute(object, dispute),
         }
         serde_json::to_string_pretty(&body).unwrap_or_else(|e| panic!("render: {e}"))
     }
@@ -457,6 +458,23 @@ fn fill_charge(o: &mut Value, shape: Shape, ch: &ChargeObj) {
     }
 }
 
+fn fill_dispute(o: &mut Value, d: &DisputeObj) {
+    set(o, "/id", d.id.as_str());
+    set(o, "/amount", d.amount);
+    set(o, "/charge", d.charge.as_str());
+    set(o, "/payment_intent", d.payment_intent.as_str());
+    set(o, "/status", d.status);
+    set(o, "/reason", d.reason);
+    set(o, "/created", d.created);
+    // The withdrawal of the disputed amount (and its fee), as Stripe books it when opened.
+    if let Some(Value::Object(txn)) = o.pointer_mut("/balance_transactions/0") {
+        let fee = txn.get("fee").and_then(Value::as_i64).unwrap_or(0);
+        txn.insert("amount".to_owned(), Value::from(-d.amount));
+        txn.insert("net".to_owned(), Value::from(-d.amount - fee));
+        txn.insert("created".to_owned(), Value::from(d.created));
+    }
+}
+
 fn fill_price(p: &mut Value, price: &Price, currency: &str, product: &str) {
     let amount = price.amount(currency);
     set(p, "/id", price.id);
@@ -537,6 +555,11 @@ fn role_renames(f: &FixtureIds, intent: &Intent) -> Vec<(String, String)> {
             add(&f.charge, Some(&pi.latest_charge));
             add(&f.failed_charge, Some(&pi.latest_charge));
             add(&f.invoice, pi.invoice.as_deref());
+        }
+        Intent::Dispute { dispute: d, .. } => {
+            add(&f.dispute, Some(&d.id));
+            add(&f.dispute_charge, Some(&d.charge));
+            add(&f.dispute_payment_intent, Some(&d.payment_intent));
         }
         Intent::ChargeRefunded(ch) => {
             add(&f.customer, Some(&ch.customer));

@@ -299,6 +299,16 @@ fn compare(parsed: &BillingEvent, event: &Event) -> Result<(), String> {
             )?;
             same("refunded", c.amount_refunded == ch.amount_refunded)
         }
+        (Fact::Dispute { dispute: d, .. }, Intent::Dispute { dispute, .. }) => {
+            same("dispute", d.id == dispute.id)?;
+            same("charge", d.charge_id.as_deref() == Some(&dispute.charge))?;
+            same(
+                "payment intent",
+                d.payment_intent_id.as_deref() == Some(&dispute.payment_intent),
+            )?;
+            same("amount", d.amount.amount_minor == dispute.amount)?;
+            same("status", d.status == dispute.status)
+        }
         (fact, _) => Err(format!("unexpected fact {fact:?}")),
     }
 }

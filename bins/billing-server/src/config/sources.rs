@@ -13,10 +13,11 @@ use figment::value::{Dict, Map, Num, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 
 /// Every setting and its default; `None` when it has none (required, or an optional override).
-pub(super) const SETTINGS: [(&str, Option<&str>); 22] = [
+pub(super) const SETTINGS: [(&str, Option<&str>); 23] = [
     ("STRIPE_SECRET_KEY", None),
     ("STRIPE_WEBHOOK_SECRET", None),
     ("BILLING_API_KEYS", None),
+    ("API_KEYS_REFRESH_MS", Some("10000")),
     ("DATABASE_URL", Some("sqlite://data/billing.sqlite")),
     ("DATABASE_MAX_CONNECTIONS", Some("16")),
     ("DATABASE_POOL_TIMEOUT_MS", Some("5000")),

@@ -107,6 +107,8 @@ pub fn settings(limits: Limits) -> Settings {
         },
         catalog: Catalog::from_toml_str(include_str!("../../../../plans.toml")).unwrap(),
         api_keys: vec![API_KEY.into()],
+        // Short, so the stored-key tests see a revocation quickly.
+        api_key_refresh: Duration::from_millis(300),
         bind_addr: "127.0.0.1:0".parse().unwrap(),
         limits: ServerLimits {
             request_timeout: limits.request_timeout,

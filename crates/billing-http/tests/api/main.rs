@@ -12,6 +12,7 @@ mod ops;
 mod poison;
 mod replicas;
 mod slow_clients;
+mod stored_keys;
 mod stripe_http;
 mod usage;
 mod webhook;

@@ -5,6 +5,7 @@
 //! - `store`: events, credits, Stripe requests;
 //! - `usage`: the consume: limits, idempotency keys, concurrency, periods;
 //! - `migrations`: applying them, and `NotMigrated`;
+//! - `operator`: what `billingctl` reads and writes (the event listing, stored API keys);
 //! - `records`: round trips of the rows whose shape carries a rule (payments, subscriptions);
 //! - `locks`: what the store promises about concurrency;
 //! - `faults`: a stalled, cut or terminated database, and settings that cannot work.
@@ -13,6 +14,7 @@
 mod faults;
 mod locks;
 mod migrations;
+mod operator;
 mod records;
 mod store;
 mod usage;

@@ -13,8 +13,9 @@ impl Actor<'_> {
         }
     }
 
-    /// A payment-mode Checkout: `payment_intent.succeeded` and `checkout.session.completed`.
-    pub(super) fn purchase(&mut self) {
+    /// A payment-mode Checkout: `payment_intent.succeeded` and `checkout.session.completed`;
+    /// returns the paid charge (which later refunds or disputes name).
+    pub fn purchase(&mut self) -> ChargeObj {
         let (pi, charge) = self.account.ids.payment(self.rng);
         let amount = [900, 2500, 4900, 12000][self.rng.random_range(0..4)];
         let intent = PaymentIntentObj {
@@ -47,7 +48,7 @@ impl Actor<'_> {
         self.emit(at, Intent::Payment(intent));
         let at = at + self.rng.random_range(0..=1);
         self.emit(at, Intent::Checkout(session));
-        self.refundable.push(ChargeObj {
+        let paid = ChargeObj {
             id: charge,
             payment_intent: pi,
             customer: self.customer.id.clone(),
@@ -57,7 +58,9 @@ impl Actor<'_> {
             invoice: None,
             description: "Credit pack",
             created: self.sim,
-        });
+        };
+        self.refundable.push(paid.clone());
+        paid
     }
 
     /// `charge.refunded` of a paid charge, carrying its cumulative refunded amount.

@@ -1,0 +1,165 @@
+//! The command line (clap). Each command group is an enum here and a module of the same name
+//! that runs it; a new command is a variant here and a function there.
+
+use std::path::PathBuf;
+
+use billing_ports::EventStatus;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::trigger::Scenario;
+use crate::when::{Age, Since};
+
+/// The billing server's operator tool.
+#[derive(Parser)]
+#[command(
+    name = "billingctl",
+    version,
+    about = "Operate the billing server: events, API keys, migrations, plans, test events"
+)]
+pub(crate) struct Cli {
+    /// A TOML configuration file, as the server's (default: ./billing.toml when present);
+    /// environment variables override it.
+    #[arg(long, global = true, env = "BILLING_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Print one JSON document on stdout (stable field names) instead of text, and no
+    /// progress bar.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The command groups.
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Stored Stripe events: list, show, purge.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// API keys for /v1 stored in the database (besides BILLING_API_KEYS).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Apply pending database migrations, or only list them with --check.
+    Migrate(MigrateArgs),
+    /// The plan catalog.
+    #[command(subcommand)]
+    Plans(PlansCommand),
+    /// Send a realistic, signed sequence of Stripe events to a server (offline, like
+    /// `stripe trigger`) and print the user's entitlements after each step.
+    Trigger(TriggerArgs),
+}
+
+/// `billingctl events …`.
+#[derive(Subcommand)]
+pub(crate) enum EventsCommand {
+    /// The stored events, newest received first.
+    List(ListArgs),
+    /// One stored event: its times, attempts, last error and payload.
+    Show {
+        /// The event id (`evt_…`).
+        id: String,
+    },
+    /// Delete done events (processed, ignored, stale) received before a given age, in
+    /// batches, as the server's retention job does; failed events are never purged.
+    Purge {
+        /// How old a done event must be: `30d`, `12h`, `2w`, …
+        #[arg(long)]
+        older_than: Age,
+    },
+}
+
+/// The filters of `events list`.
+#[derive(Args)]
+pub(crate) struct ListArgs {
+    /// Only events in this status.
+    #[arg(long)]
+    pub(crate) status: Option<StatusArg>,
+    /// Only events of this Stripe type (e.g. `invoice.paid`).
+    #[arg(long = "type")]
+    pub(crate) event_type: Option<String>,
+    /// Only events received since: an age (`3d`, `12h`) or an RFC 3339 time.
+    #[arg(long)]
+    pub(crate) since: Option<Since>,
+    /// At most this many.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub(crate) limit: u32,
+}
+
+/// An event status on the command line.
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum StatusArg {
+    /// Applying it failed; Stripe's next delivery (or a replay) retries it.
+    Failed,
+    /// Older than what was already applied; changed nothing.
+    Stale,
+    /// Applied.
+    Processed,
+    /// A type the server does not act on.
+    Ignored,
+    /// Claimed by a transaction that has not committed.
+    Received,
+}
+
+impl From<StatusArg> for EventStatus {
+    fn from(status: StatusArg) -> Self {
+        match status {
+            StatusArg::Failed => EventStatus::Failed,
+            StatusArg::Stale => EventStatus::Stale,
+            StatusArg::Processed => EventStatus::Processed,
+            StatusArg::Ignored => EventStatus::Ignored,
+            StatusArg::Received => EventStatus::Received,
+        }
+    }
+}
+
+/// `billingctl keys …`.
+#[derive(Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Create a key and print it once; only its SHA-256 is stored.
+    Create {
+        /// A unique name (letters, digits, `.`, `_`, `-`; up to 64), e.g. the client service.
+        name: String,
+    },
+    /// Every stored key: name, prefix, created, revoked.
+    List,
+    /// Revoke a key: servers refuse it within API_KEYS_REFRESH_MS.
+    Revoke {
+        /// The key's name.
+        name: String,
+    },
+}
+
+/// `billingctl migrate [--check]`.
+#[derive(Args)]
+pub(crate) struct MigrateArgs {
+    /// Apply nothing: list the pending migrations and exit with 1 when there are any.
+    #[arg(long)]
+    pub(crate) check: bool,
+}
+
+/// `billingctl plans …`.
+#[derive(Subcommand)]
+pub(crate) enum PlansCommand {
+    /// Validate a catalog file: every problem with its place; exit code 1 on problems.
+    Check {
+        /// The catalog file (TOML, like plans.toml).
+        file: PathBuf,
+    },
+}
+
+/// `billingctl trigger SCENARIO …`.
+#[derive(Args)]
+pub(crate) struct TriggerArgs {
+    /// The story to play.
+    pub(crate) scenario: Scenario,
+    /// The server's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub(crate) url: String,
+    /// The webhook signing secret the server accepts (`whsec_…`; the first of a
+    /// comma-separated list).
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub(crate) secret: String,
+    /// An API key the server accepts, to read the user's entitlements after each step (the
+    /// first of a comma-separated list); without one, entitlements are not shown.
+    #[arg(long, env = "BILLING_API_KEYS", hide_env_values = true)]
+    pub(crate) api_key: Option<String>,
+}

@@ -1,0 +1,115 @@
+//! Why a command failed, with its exit code and its stable code for `--json`.
+
+use std::process::ExitCode;
+
+use billing_app::AppError;
+use billing_http::StartError;
+use billing_ports::{ErrorChain, StoreError};
+use billing_server::config::InvalidConfig;
+use billing_store_diesel::SetupError;
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CtlError {
+    /// The configuration is invalid (every problem listed).
+    #[error(transparent)]
+    Config(#[from] InvalidConfig),
+    /// The database could not be opened.
+    #[error("cannot open the database")]
+    Open(#[from] StartError),
+    /// Migrations could not be read or applied.
+    #[error("migrations")]
+    Setup(#[from] SetupError),
+    /// A use case failed.
+    #[error(transparent)]
+    App(#[from] AppError),
+    /// A store call failed.
+    #[error("database")]
+    Store(#[from] StoreError),
+    /// What the command was asked about does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A key of that name exists already (live or revoked).
+    #[error("a key named {0:?} exists already (names are never reused, even once revoked)")]
+    NameTaken(String),
+    /// `migrate --check` found migrations to apply.
+    #[error("{} pending migration(s): {}", .0.len(), .0.join(", "))]
+    Pending(Vec<String>),
+    /// `plans check` found problems (printed as found, and in `--json`'s error document).
+    #[error("{} problem(s) in {file}", .problems.len())]
+    Catalog {
+        /// The file checked.
+        file: String,
+        /// Every problem, with its place.
+        problems: Vec<billing_domain::CatalogProblem>,
+    },
+    /// A file could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The operating system's random generator failed.
+    #[error("no random bytes: {0}")]
+    Random(getrandom::Error),
+    /// A server could not be reached, or answered what `trigger` did not expect.
+    #[error("{0}")]
+    Http(String),
+    /// A test event could not be generated.
+    #[error("generating the events")]
+    Generate(#[from] billing_streamgen::Error),
+    /// JSON could not be written or read.
+    #[error("JSON")]
+    Json(#[from] serde_json::Error),
+}
+
+impl CtlError {
+    /// The stable code `--json` prints in `{"error": {"code", "message"}}`.
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            CtlError::Config(_) => "invalid_config",
+            CtlError::Open(_) | CtlError::Setup(_) | CtlError::Store(_) => "database",
+            CtlError::App(AppError::BadRequest(_)) => "bad_request",
+            CtlError::App(_) => "failed",
+            CtlError::NotFound(_) => "not_found",
+            CtlError::NameTaken(_) => "name_taken",
+            CtlError::Pending(_) => "pending_migrations",
+            CtlError::Catalog { .. } => "invalid_catalog",
+            CtlError::Read { .. } => "unreadable_file",
+            CtlError::Random(_) => "no_randomness",
+            CtlError::Http(_) => "server",
+            CtlError::Generate(_) | CtlError::Json(_) => "internal",
+        }
+    }
+
+    /// 2 for a bad configuration (like the server), 1 for everything else.
+    pub(crate) fn exit_code(&self) -> ExitCode {
+        match self {
+            CtlError::Config(_) => ExitCode::from(2),
+            _ => ExitCode::FAILURE,
+        }
+    }
+
+    /// What `--json` adds to the error document for a script to act on.
+    pub(crate) fn details(&self) -> Option<serde_json::Value> {
+        match self {
+            CtlError::Pending(pending) => Some(serde_json::json!({ "pending": pending })),
+            CtlError::Catalog { file, problems } => Some(serde_json::json!({
+                "file": file,
+                "problems": problems
+                    .iter()
+                    .map(|p| serde_json::json!({"place": p.place, "message": p.message}))
+                    .collect::<Vec<_>>(),
+            })),
+            _ => None,
+        }
+    }
+
+    /// The error with all its causes, each once.
+    pub(crate) fn message(&self) -> String {
+        ErrorChain(self).to_string()
+    }
+}
