@@ -14,9 +14,9 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p billing-server \
+    cargo build --release --locked -p billing-server -p billingctl \
  && mkdir -p /out \
- && cp target/release/billing-server /out/
+ && cp target/release/billing-server target/release/billingctl /out/
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 WORKDIR /app
@@ -28,5 +28,6 @@ ENV BIND_ADDR=0.0.0.0:8080 \
     PLANS_FILE=/app/plans.toml
 USER nonroot:nonroot
 EXPOSE 8080
-ENTRYPOINT ["/usr/local/bin/billing-server"]
-CMD ["serve"]
+# `docker compose exec billing billingctl events list` runs the operator CLI beside the server,
+# with the same configuration.
+CMD ["billing-server", "serve"]

@@ -307,3 +307,48 @@ async fn the_served_document_lists_the_running_catalog() {
     let feature = &json["paths"]["/v1/users/{user_id}/features/{feature}"]["get"]["parameters"][1];
     assert_eq!(feature["schema"]["enum"], serde_json::json!(["sso"]));
 }
+
+/// Every metric the shipped alert rules and dashboard query is exported from start-up, so an
+/// alert never watches a series that does not exist (renamed or never registered).
+#[actix_web::test]
+async fn the_alerts_and_the_dashboard_query_only_exported_series() {
+    let app = spawn_app().await;
+    let (_, metrics) = app.get_text("/metrics").await;
+    let docs = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs");
+    let mut checked = 0;
+    for file in ["alerts.yml", "grafana-dashboard.json"] {
+        let text = std::fs::read_to_string(format!("{docs}/{file}")).unwrap();
+        for name in metric_names(&text) {
+            // A histogram's series are queried by their suffixed names.
+            let family = ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(&name);
+            assert!(
+                metrics.contains(&format!("# TYPE {family} ")),
+                "{file} queries {name}, which /metrics does not export at start-up"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "only {checked} metric references found");
+}
+
+/// The `billing_…` identifiers in a text.
+fn metric_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("billing_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(tail.len());
+        let before = rest[..at].chars().next_back();
+        // Skip words that only contain the prefix (e.g. `docs/billing_…` paths have none).
+        if !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+            names.push(tail[..end].to_owned());
+        }
+        rest = &tail[end..];
+    }
+    names
+}
