@@ -3,6 +3,10 @@
 //!
 //! - [`BillingApp::ingest`]: applies one verified Stripe event exactly once.
 //! - [`BillingApp::purge_events`]: retention of done events.
+//! - [`BillingApp::replay_event`], [`BillingApp::replay_failed`]: stored events re-applied
+//!   through the same exactly-once ingest; [`BillingApp::sweep_failed`]: the sweeper's pass
+//!   over the transient failures whose retry is due.
+//! - [`JobRunner`]: background jobs run on one replica at a time under a lease row.
 //! - [`BillingApp::entitlements`]: tier, features, limits, usage and credits of a user now.
 //! - [`BillingApp::record_usage`]: the atomic, idempotent limit check and record.
 //! - [`BillingApp::create_checkout`], [`BillingApp::portal_url`], [`BillingApp::sync_user`]:
@@ -30,12 +34,16 @@ mod entitlements;
 mod error;
 mod gate;
 mod ingest;
+mod jobs;
 mod purchase;
+mod replay;
 mod replicas;
 mod usage;
 
 pub use entitlements::{FeatureAccess, UserEntitlements};
 pub use error::{AppError, IngestError};
 pub use ingest::{AppSettings, BillingApp, IngestOutcome};
+pub use jobs::{JobLease, JobRun, JobRunner};
 pub use purchase::{CheckoutOutcome, CheckoutParams, PriceChoice};
+pub use replay::{EventReplay, ReplayOutcome};
 pub use usage::{MAX_IDEMPOTENCY_KEY_LEN, UsageOutcome};

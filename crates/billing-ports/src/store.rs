@@ -24,7 +24,7 @@ use scoped_futures::ScopedBoxFuture;
 
 use crate::error::StoreError;
 use crate::records::{
-    Claim, CreditEntry, CustomerRecord, EventRecord, EventStatus, NewEvent, OrderRecord,
+    Claim, CreditEntry, CustomerRecord, EventRecord, EventStatus, Failure, NewEvent, OrderRecord,
     PaymentRecord, StripeRequest, SubscriptionRecord, UsageConsumed, UsageRequest,
 };
 
@@ -52,12 +52,14 @@ pub trait BillingStore: Send + Sync + 'static {
         E: From<StoreError> + Send + 'b,
         F: for<'r> FnOnce(&'r mut dyn BillingRead) -> TxFuture<'b, 'r, T, E> + Send + 'b;
 
-    /// In its own short transaction, records that applying `event` failed: status `failed`,
-    /// attempts + 1, `error` kept. Never downgrades an event that is already done.
+    /// Records that applying `event` failed at `at`: status `failed`, attempts + 1, the
+    /// failure's error and kind kept, and for a transient failure the next attempt due at
+    /// `at + failure.backoff.delay(attempts)` (none for a permanent one). Never downgrades an
+    /// event that is already done.
     async fn record_failure(
         &self,
         event: &NewEvent,
-        error: &str,
+        failure: &Failure<'_>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 

@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use billing_ports::{
-    CreditReason, DisputeStatus, EventStatus, PaymentStatus, RefundStatus, StripeRequestStatus,
+    CreditReason, DisputeStatus, EventStatus, FailureKind, PaymentStatus, RefundStatus,
+    StripeRequestStatus,
 };
 use diesel::QueryableByName;
 use diesel::sql_types::Text;
@@ -62,7 +63,8 @@ fn declared(backend: Backend) -> Columns {
                 credit_ledger,
                 usage_counters,
                 usage,
-                stripe_requests
+                stripe_requests,
+                job_leases
             ]
         ),
         Backend::Sqlite => diesel_columns!(
@@ -77,7 +79,8 @@ fn declared(backend: Backend) -> Columns {
                 credit_ledger,
                 usage_counters,
                 usage,
-                stripe_requests
+                stripe_requests,
+                job_leases
             ]
         ),
     }
@@ -234,8 +237,9 @@ async fn schema_matches_the_migrations(backend: Backend) {
         columns,
         "table! and the migrations differ"
     );
-    let enums: [(&str, &str, BTreeSet<String>); 7] = [
+    let enums: [(&str, &str, BTreeSet<String>); 8] = [
         ("stripe_events", "status", stored!(EventStatus)),
+        ("stripe_events", "failure_kind", stored!(FailureKind)),
         ("payments", "status", stored!(PaymentStatus)),
         ("payments", "dispute_status", stored!(DisputeStatus)),
         ("orders", "dispute_status", stored!(DisputeStatus)),
