@@ -30,6 +30,7 @@ mod auth;
 mod dto;
 pub mod error;
 mod input;
+pub mod jobs;
 mod openapi;
 mod ops;
 mod request;
@@ -52,6 +53,7 @@ use tracing_actix_web::TracingLogger;
 
 pub use auth::ApiKeys;
 pub use error::{ApiError, ErrorCode};
+pub use jobs::{JobSchedule, JobSettings};
 pub use server::{DatabaseSettings, Parts, Server, Settings, StartError, StripeSettings};
 pub use telemetry::install_metrics_recorder;
 
