@@ -6,7 +6,7 @@
 //! is set).
 //!
 //! The code is laid out by aggregate: `events`, `customers`, `subscriptions`,
-//! `payments` (with one-time orders), `credits`, `usage` and `stripe_requests` each
+//! `payments` (with one-time orders), `credits`, `usage`, `stripe_requests` and `leases` each
 //! hold their rows, their row↔record conversions, their queries and their part of the ports'
 //! traits (`impl CustomerTx for Tx<'_>` …). Every query is written once for both backends:
 //!

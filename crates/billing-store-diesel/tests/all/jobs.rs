@@ -47,7 +47,7 @@ async fn a_transient_failure_is_due_after_its_backoff(store: DieselStore) {
     assert!(store.due_retries(at(9), 5, 10).await.unwrap().is_empty());
     assert_eq!(
         store.due_retries(at(10), 5, 10).await.unwrap(),
-        [e.id.clone()]
+        std::slice::from_ref(&e.id)
     );
 
     // Attempts 2, 3, 4: 20 s, then the 35 s cap.
@@ -62,7 +62,7 @@ async fn a_transient_failure_is_due_after_its_backoff(store: DieselStore) {
     assert_eq!(store.event(&e.id).await.unwrap().unwrap().attempts, 4);
     assert_eq!(
         store.due_retries(at(100), 5, 10).await.unwrap(),
-        [e.id.clone()]
+        std::slice::from_ref(&e.id)
     );
     assert!(
         store.due_retries(at(100), 4, 10).await.unwrap().is_empty(),
@@ -90,7 +90,7 @@ async fn a_permanent_failure_has_no_next_attempt(store: DieselStore) {
     );
     assert_eq!(
         store.failed_events(None, None, 10).await.unwrap(),
-        [e.id.clone()]
+        std::slice::from_ref(&e.id)
     );
 }
 
