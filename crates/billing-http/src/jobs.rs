@@ -7,8 +7,8 @@
 //! dies midway leaves its lease to expire, and the next replica to ask runs the job again
 //! (each item commits on its own, so the run it died in left nothing half-done).
 //!
-//! A job is a name, an interval and its work ([`Job`]): adding one (a scheduled
-//! reconciliation) is an entry in [`jobs`], its name in [`JOB_NAMES`] (so its metrics exist
+//! A job is a name, an interval and its work (`Job`): adding one (a scheduled
+//! reconciliation) is an entry in `jobs`, its name in `JOB_NAMES` (so its metrics exist
 //! from start) and its settings in [`JobSettings`].
 
 use std::future::Future;
