@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use billing_domain::Catalog;
-use billing_http::{DatabaseSettings, ServerLimits, Settings, StripeSettings};
+use billing_http::{
+    DatabaseSettings, JobSchedule, JobSettings, ServerLimits, Settings, StripeSettings,
+};
 use billing_store_diesel::StoreSettings;
 use chrono::TimeDelta;
 use secrecy::SecretString;
@@ -149,6 +151,7 @@ impl Check {
         let retention_days = self.number("EVENT_RETENTION_DAYS", 0, 3_650);
         let gate_cache_ttl = Duration::from_millis(self.number("GATE_CACHE_TTL_MS", 0, 3_600_000));
         let webhook_body_limit = self.number("WEBHOOK_BODY_LIMIT", 0, 64 * 1024 * 1024) as usize;
+        let jobs = self.jobs(pool.statement_timeout);
         let stripe = self.stripe();
         let api_keys = self.api_keys();
         let api_key_refresh =
@@ -178,9 +181,64 @@ impl Check {
                 shutdown_timeout,
                 event_retention: TimeDelta::days(retention_days as i64),
                 gate_cache_ttl,
+                jobs,
             },
             log_format,
         })
+    }
+
+    /// A boolean: `true`/`1` or `false`/`0`.
+    fn flag(&mut self, name: &str) -> bool {
+        self.choice(
+            name,
+            &[("false", false), ("0", false), ("true", true), ("1", true)],
+            "true or false",
+        )
+    }
+
+    /// A duration in whole seconds from `min` to `max`.
+    fn secs(&mut self, name: &str, min: u64, max: u64) -> Duration {
+        Duration::from_secs(self.number(name, min, max))
+    }
+
+    /// The background jobs; a lease must outlast one database call (`statement_timeout`).
+    fn jobs(&mut self, statement_timeout: Duration) -> JobSettings {
+        const WEEK: u64 = 7 * 24 * 3600;
+        let retention = JobSchedule {
+            enabled: self.flag("JOB_RETENTION_ENABLED"),
+            interval: self.secs("JOB_RETENTION_INTERVAL_SECS", 1, WEEK),
+        };
+        let sweeper = JobSchedule {
+            enabled: self.flag("JOB_SWEEPER_ENABLED"),
+            interval: self.secs("JOB_SWEEPER_INTERVAL_SECS", 1, WEEK),
+        };
+        let lease_ttl = self.secs("JOB_LEASE_TTL_SECS", 1, 3600);
+        if lease_ttl <= statement_timeout {
+            self.problem(
+                "JOB_LEASE_TTL_SECS",
+                "must be longer than DATABASE_STATEMENT_TIMEOUT_MS (a job renews its lease between database calls)",
+            );
+        }
+        let base = self.secs("SWEEPER_BACKOFF_BASE_SECS", 1, WEEK);
+        let cap = self.secs("SWEEPER_BACKOFF_CAP_SECS", 1, WEEK);
+        if cap < base {
+            self.problem(
+                "SWEEPER_BACKOFF_CAP_SECS",
+                "must be at least SWEEPER_BACKOFF_BASE_SECS",
+            );
+        }
+        let max_attempts = self.number("SWEEPER_MAX_ATTEMPTS", 1, 1_000) as u32;
+        let delta = |d: Duration| TimeDelta::seconds(d.as_secs() as i64);
+        JobSettings {
+            lease_ttl,
+            retention,
+            sweeper,
+            retry: billing_ports::Backoff {
+                base: delta(base),
+                cap: delta(cap),
+            },
+            max_attempts,
+        }
     }
 
     fn stripe(&mut self) -> StripeSettings {
@@ -209,11 +267,7 @@ impl Check {
         {
             self.problem("STRIPE_API_BASE", "must be an http:// or https:// URL");
         }
-        let refetch = self.choice(
-            "STRIPE_REFETCH",
-            &[("false", false), ("0", false), ("true", true), ("1", true)],
-            "true or false",
-        );
+        let refetch = self.flag("STRIPE_REFETCH");
         StripeSettings {
             secret_key: SecretString::from(secret_key),
             webhook_secrets: webhook_secrets.into_iter().map(Into::into).collect(),

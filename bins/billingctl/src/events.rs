@@ -121,6 +121,10 @@ async fn list<S: BillingStore>(
 struct Shown {
     #[serde(flatten)]
     event: Listed,
+    /// `transient` (the sweeper retries it) or `permanent`, for a failed event.
+    failure_kind: Option<&'static str>,
+    /// When the sweeper retries it next, if it will.
+    next_attempt_at: Option<DateTime<Utc>>,
     payload: Value,
 }
 
@@ -143,6 +147,8 @@ async fn show<S: BillingStore>(
         payload,
         received_at,
         processed_at,
+        failure_kind,
+        next_attempt_at,
     } = event;
     // A stored payload is the verified body; one that is not JSON is shown as text.
     let payload = serde_json::from_str(&payload).unwrap_or(Value::String(payload));
@@ -157,6 +163,8 @@ async fn show<S: BillingStore>(
             processed_at,
             last_error,
         },
+        failure_kind: failure_kind.map(|k| k.as_str()),
+        next_attempt_at,
         payload,
     };
     out.print(&shown, |s| {
@@ -178,6 +186,13 @@ async fn show<S: BillingStore>(
             "last error",
             e.last_error.clone().unwrap_or_else(|| "-".to_owned()),
         );
+        if let Some(kind) = s.failure_kind {
+            let retry = s.next_attempt_at.map_or_else(
+                || "not retried automatically (replay it by hand)".to_owned(),
+                |t| format!("next automatic attempt {}", time_and_age(t, now)),
+            );
+            field("failure", format!("{kind}; {retry}"));
+        }
         let table = table.to_string();
         let fields = table.lines().skip(1).collect::<Vec<_>>().join("\n");
         let payload = serde_json::to_string_pretty(&s.payload).unwrap_or_default();

@@ -5,7 +5,7 @@
 //! print these errors with [`billing_ports::ErrorChain`] to show the whole story, e.g.
 //! `store: database unavailable: <the pool's error>`.
 
-use billing_ports::{GatewayError, StoreError};
+use billing_ports::{FailureKind, GatewayError, StoreError};
 use thiserror::Error;
 
 /// Why a use case did not succeed.
@@ -39,6 +39,10 @@ pub enum AppError {
     /// The use case needs Stripe but no gateway is configured.
     #[error("no Stripe gateway configured")]
     NoGateway,
+    /// A replay needs to read stored bodies but no event decoder is configured (see
+    /// [`crate::BillingApp::with_decoder`]).
+    #[error("no event decoder configured")]
+    NoDecoder,
 }
 
 /// Why [`crate::BillingApp::ingest`] did not apply an event, and whether the failure was
@@ -63,6 +67,16 @@ impl AppError {
             self,
             AppError::Invalid(_) | AppError::Store(StoreError::Refused(_))
         )
+    }
+
+    /// Whether an ingest that failed with this error may be retried automatically: permanent
+    /// when [`AppError::is_unprocessable`] (the 422 rule), else transient.
+    pub fn failure_kind(&self) -> FailureKind {
+        if self.is_unprocessable() {
+            FailureKind::Permanent
+        } else {
+            FailureKind::Transient
+        }
     }
 
     /// True when the database could not be reached (the HTTP layer answers 503).

@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use billing_domain::{BillingEvent, Catalog, Fact};
 use billing_ports::{
-    BillingStore, Claim, Clock, ErrorChain, EventStatus, NewEvent, ScopedFutureExt, StoreError,
-    StripeGateway,
+    Backoff, BillingStore, Claim, Clock, ErrorChain, EventDecoder, EventStatus, Failure,
+    FailureKind, NewEvent, ScopedFutureExt, StoreError, StripeGateway,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -43,6 +43,13 @@ pub struct AppSettings {
     pub retention: TimeDelta,
     /// How many events one purge statement deletes.
     pub purge_batch: u32,
+    /// When a transient failure is retried automatically, from its attempt count.
+    pub retry: Backoff,
+    /// The sweeper gives an event up after this many failed attempts (it stays failed and an
+    /// operator's replay still applies it).
+    pub max_attempts: u32,
+    /// How many due events one sweep re-applies at most.
+    pub sweep_batch: u32,
 }
 
 impl Default for AppSettings {
@@ -53,6 +60,9 @@ impl Default for AppSettings {
             refetch: false,
             retention: TimeDelta::days(30),
             purge_batch: 1_000,
+            retry: Backoff::default(),
+            max_attempts: 10,
+            sweep_batch: 100,
         }
     }
 }
@@ -66,6 +76,7 @@ pub struct BillingApp<S> {
     gateway: Option<Arc<dyn StripeGateway>>,
     settings: AppSettings,
     gate: Arc<GateCache>,
+    decoder: Option<Arc<dyn EventDecoder>>,
 }
 
 impl<S> Clone for BillingApp<S> {
@@ -77,6 +88,7 @@ impl<S> Clone for BillingApp<S> {
             gateway: self.gateway.clone(),
             settings: self.settings.clone(),
             gate: Arc::clone(&self.gate),
+            decoder: self.decoder.clone(),
         }
     }
 }
@@ -97,7 +109,41 @@ impl<S: BillingStore> BillingApp<S> {
             clock,
             gateway,
             settings,
+            decoder: None,
         }
+    }
+
+    /// The application with `decoder` to read stored event bodies again (replays and the
+    /// sweeper need it; only the adapter that knows Stripe's wire format implements it).
+    pub fn with_decoder(mut self, decoder: Arc<dyn EventDecoder>) -> Self {
+        self.decoder = Some(decoder);
+        self
+    }
+
+    /// The event decoder, when configured.
+    pub fn decoder(&self) -> Option<&Arc<dyn EventDecoder>> {
+        self.decoder.as_ref()
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &AppSettings {
+        &self.settings
+    }
+
+    /// Records a failure of `event` at `now` with this app's retry schedule.
+    pub(crate) async fn record_failure(
+        &self,
+        event: &NewEvent,
+        error: &str,
+        kind: FailureKind,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        let failure = Failure {
+            error,
+            kind,
+            backoff: self.settings.retry,
+        };
+        self.store.record_failure(event, &failure, now).await
     }
 
     /// The store.
@@ -218,7 +264,8 @@ impl<S: BillingStore> BillingApp<S> {
                 );
                 // The whole chain is stored, down to the database's or Stripe's own words.
                 let last_error = ErrorChain(&error).to_string();
-                let recorded = match self.store.record_failure(new_event, &last_error, now).await {
+                let kind = error.failure_kind();
+                let recorded = match self.record_failure(new_event, &last_error, kind, now).await {
                     Ok(()) => true,
                     Err(record_error) => {
                         tracing::error!(
@@ -238,7 +285,8 @@ impl<S: BillingStore> BillingApp<S> {
     }
 
     /// Stores a verified event whose object could not be read as `failed` (attempts + 1,
-    /// `error` kept), so nothing is lost: a fix and a redelivery or replay can still apply it.
+    /// `error` kept, a permanent failure the sweeper leaves alone), so nothing is lost: a fix
+    /// and a redelivery or replay can still apply it.
     /// `event.received_at` is set from the clock.
     pub async fn record_unparsed(&self, mut event: NewEvent, error: &str) -> Result<(), AppError> {
         event.received_at = self.clock.now();
@@ -249,8 +297,7 @@ impl<S: BillingStore> BillingApp<S> {
             "verified event could not be parsed; stored as failed"
         );
         Ok(self
-            .store
-            .record_failure(&event, error, event.received_at)
+            .record_failure(&event, error, FailureKind::Permanent, event.received_at)
             .await?)
     }
 
@@ -261,8 +308,8 @@ impl<S: BillingStore> BillingApp<S> {
     }
 
     /// Deletes done events (processed, ignored, stale) received before `before`, batch by
-    /// batch, calling `on_batch` with the number each batch deleted; returns the total.
-    /// Failed events are never purged.
+    /// batch (each committed on its own), calling `on_batch` with the number each batch
+    /// deleted; returns the total. Failed events are never purged.
     pub async fn purge_events_with(
         &self,
         before: DateTime<Utc>,
@@ -280,5 +327,16 @@ impl<S: BillingStore> BillingApp<S> {
                 return Ok(total);
             }
         }
+    }
+
+    /// Deletes one batch of done events older than the retention, committed on its own;
+    /// returns how many, and whether a full batch was deleted (more may be left).
+    pub async fn purge_events_batch(&self) -> Result<(u64, bool), StoreError> {
+        let before = self.clock.now() - self.settings.retention;
+        let deleted = self
+            .store
+            .purge_events(before, self.settings.purge_batch)
+            .await?;
+        Ok((deleted, deleted >= u64::from(self.settings.purge_batch)))
     }
 }

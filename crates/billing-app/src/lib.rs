@@ -4,6 +4,10 @@
 //! - [`BillingApp::ingest`]: applies one verified Stripe event exactly once.
 //! - [`BillingApp::purge_events`]: retention of done events ([`BillingApp::purge_events_with`]
 //!   for a chosen age, reporting each batch).
+//! - [`BillingApp::replay_event`], [`BillingApp::replay_failed`]: stored events re-applied
+//!   through the same exactly-once ingest; [`BillingApp::sweep_failed`]: the sweeper's pass
+//!   over the transient failures whose retry is due.
+//! - [`JobRunner`]: background jobs run on one replica at a time under a lease row.
 //! - [`BillingApp::create_api_key`], [`BillingApp::revoke_api_key`],
 //!   [`BillingApp::live_api_key_hashes`]: stored API keys for `/v1` (hashes only).
 //! - [`BillingApp::entitlements`]: tier, features, limits, usage and credits of a user now.
@@ -34,7 +38,9 @@ mod entitlements;
 mod error;
 mod gate;
 mod ingest;
+mod jobs;
 mod purchase;
+mod replay;
 mod replicas;
 mod usage;
 
@@ -42,5 +48,7 @@ pub use api_keys::{API_KEY_PREFIX, MAX_API_KEY_NAME_LEN, NewApiKey, api_key_hash
 pub use entitlements::{FeatureAccess, UserEntitlements};
 pub use error::{AppError, IngestError};
 pub use ingest::{AppSettings, BillingApp, IngestOutcome};
+pub use jobs::{JobLease, JobRun, JobRunner};
 pub use purchase::{CheckoutOutcome, CheckoutParams, PriceChoice};
+pub use replay::{EventReplay, ReplayOutcome};
 pub use usage::{MAX_IDEMPOTENCY_KEY_LEN, UsageOutcome};

@@ -22,10 +22,12 @@ pub const WALL_CLOCK_COLUMNS: &[&str] = &[
 pub const DELIVERY_COLUMNS: &[(&str, &str)] = &[
     ("stripe_events", "attempts"),
     ("stripe_events", "last_error"),
+    ("stripe_events", "failure_kind"),
+    ("stripe_events", "next_attempt_at"),
 ];
 
-/// Tables that are not billing state.
-const SKIPPED_TABLES: &[&str] = &["__diesel_schema_migrations"];
+/// Tables that are not billing state (migrations, the background jobs' leases).
+const SKIPPED_TABLES: &[&str] = &["__diesel_schema_migrations", "job_leases"];
 
 /// Every billing table's rows as JSON objects, sorted, without the excluded columns (wall
 /// clock, delivery bookkeeping, and serial ids whose values depend on rolled-back inserts).

@@ -356,6 +356,9 @@ impl ApiError {
             AppError::NoGateway => {
                 ApiError::new(C::StripeNotConfigured, "no Stripe client is configured")
             }
+            AppError::NoDecoder => {
+                ApiError::new(C::InternalError, "the request could not be completed")
+            }
         }
     }
 }

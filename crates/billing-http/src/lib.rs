@@ -31,6 +31,7 @@ mod dto;
 pub mod error;
 mod gauges;
 mod input;
+pub mod jobs;
 mod openapi;
 mod ops;
 mod request;
@@ -53,6 +54,7 @@ use tracing_actix_web::TracingLogger;
 
 pub use auth::{ApiKeys, LoadKeyHashes, MISS_RELOAD_INTERVAL};
 pub use error::{ApiError, ErrorCode};
+pub use jobs::{JobSchedule, JobSettings};
 pub use server::{DatabaseSettings, Parts, Server, Settings, StartError, StripeSettings};
 pub use telemetry::install_metrics_recorder;
 

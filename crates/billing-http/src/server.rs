@@ -27,6 +27,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::{ExposeSecret, SecretString};
 use stripe_webhook_signature::Verifier;
 
+use crate::jobs::JobSettings;
 use crate::{ApiKeys, HttpState, MAX_READINESS_TIMEOUT, PoolProbe, ReadinessCheck, ServerLimits};
 
 /// Everything [`Server::build`] needs, already validated by whoever read it (the binary's
@@ -58,6 +59,8 @@ pub struct Settings {
     /// staleness of feature checks and entitlements after changes made by other replicas when
     /// their notification is lost (on Postgres the gate channel normally brings them at once).
     pub gate_cache_ttl: std::time::Duration,
+    /// The background jobs (retention purge, failed-event sweeper) and their leases.
+    pub jobs: JobSettings,
 }
 
 /// The database URL (a secret: it may carry a password) and the pool's size and time limits.
@@ -169,6 +172,7 @@ pub struct Server {
     http: actix_web::dev::Server,
     addrs: Vec<SocketAddr>,
     app: BillingApp<DieselStore>,
+    jobs: JobSettings,
 }
 
 impl Server {
@@ -197,9 +201,12 @@ impl Server {
                 refetch: settings.stripe.refetch,
                 retention: settings.event_retention,
                 gate_ttl: settings.gate_cache_ttl,
+                retry: settings.jobs.retry,
+                max_attempts: settings.jobs.max_attempts,
                 ..AppSettings::default()
             },
-        );
+        )
+        .with_decoder(Arc::new(billing_stripe::StripeEventDecoder));
         let secrets = settings.stripe.webhook_secrets.iter();
         let state = web::Data::new(HttpState {
             verifier: Verifier::new(secrets.map(|s| s.expose_secret().to_owned()))
@@ -228,6 +235,7 @@ impl Server {
             http: http.run(),
             addrs,
             app,
+            jobs: settings.jobs,
         })
     }
 
@@ -242,16 +250,19 @@ impl Server {
         self.http.handle()
     }
 
-    /// Serves until SIGINT/SIGTERM or [`Server::handle`]'s stop, with the hourly event
-    /// retention job and (on Postgres) the gate channel running meanwhile.
+    /// Serves until SIGINT/SIGTERM or [`Server::handle`]'s stop, with the enabled background
+    /// jobs (retention purge, failed-event sweeper; see [`crate::jobs`]) and (on Postgres)
+    /// the gate channel running meanwhile.
     pub async fn run(self) -> std::io::Result<()> {
         for addr in &self.addrs {
             tracing::info!(addr = %addr, "listening");
         }
         let gate_channel = gate_channel(&self.app);
-        let retention = actix_web::rt::spawn(purge_hourly(self.app));
+        let jobs = crate::jobs::spawn(&self.app, &self.jobs);
         let stopped = self.http.await;
-        retention.abort();
+        for job in jobs {
+            job.abort();
+        }
         if let Some(channel) = gate_channel {
             channel.stop();
         }
@@ -343,18 +354,4 @@ fn metrics() -> Result<PrometheusHandle, StartError> {
     let installed = crate::install_metrics_recorder().map_err(StartError::Metrics)?;
     *handle = Some(installed.clone());
     Ok(installed)
-}
-
-/// Purges done events past their retention now and then every hour.
-async fn purge_hourly(app: BillingApp<DieselStore>) {
-    let mut every_hour = actix_web::rt::time::interval(Duration::from_secs(3600));
-    loop {
-        every_hour.tick().await;
-        match app.purge_events().await {
-            Ok(n) => tracing::info!(purged = n, "event retention"),
-            Err(e) => {
-                tracing::warn!(error = ErrorChain(&e).to_string(), "event retention failed");
-            }
-        }
-    }
 }

@@ -45,6 +45,13 @@ pub(crate) const POOL_IN_USE: &str = "billing_pool_connections_in_use";
 pub(crate) const POOL_WAITING: &str = "billing_pool_connections_waiting";
 
 /// The `/v1` route patterns (the `route` label).
+/// Background job runs, by job and outcome (`success`, `failure`, `lease_lost`).
+pub(crate) const JOB_RUNS: &str = "billing_job_runs_total";
+/// The unix time of each job's last successful run on this replica.
+pub(crate) const JOB_LAST_SUCCESS: &str = "billing_job_last_success_timestamp_seconds";
+/// Events the sweeper replayed, by outcome (`applied`, `failed`, …).
+pub(crate) const SWEEPER_REPLAYS: &str = "billing_sweeper_replays_total";
+
 pub(crate) const API_ROUTES: [&str; 6] = [
     "/v1/users/{user_id}/entitlements",
     "/v1/users/{user_id}/features/{feature}",
@@ -154,6 +161,28 @@ pub(crate) fn register_series() {
     ] {
         metrics::describe_gauge!(name, help);
         metrics::gauge!(name).set(0.0);
+    }
+    metrics::describe_counter!(
+        JOB_RUNS,
+        "Background job runs on this replica, by job and outcome."
+    );
+    metrics::describe_gauge!(
+        JOB_LAST_SUCCESS,
+        metrics::Unit::Seconds,
+        "Unix time of the last successful run of each job on this replica (0: none yet)."
+    );
+    metrics::describe_counter!(
+        SWEEPER_REPLAYS,
+        "Failed events the sweeper re-applied on this replica, by outcome."
+    );
+    for job in crate::jobs::JOB_NAMES {
+        for outcome in crate::jobs::JOB_OUTCOMES {
+            metrics::counter!(JOB_RUNS, "job" => job, "outcome" => outcome).absolute(0);
+        }
+        metrics::gauge!(JOB_LAST_SUCCESS, "job" => job).set(0.0);
+    }
+    for outcome in billing_app::ReplayOutcome::LABELS {
+        metrics::counter!(SWEEPER_REPLAYS, "outcome" => outcome).absolute(0);
     }
     metrics::counter!(GATE_NOTIFICATIONS).absolute(0);
     metrics::counter!(GATE_RECONNECTS).absolute(0);

@@ -181,6 +181,12 @@ impl StoreError {
     }
 }
 
+/// A stored event body that cannot be read as an event (see
+/// [`crate::EventDecoder`]); its source is the parser's own error.
+#[derive(Debug, Error, Clone)]
+#[error("the stored event body cannot be read")]
+pub struct DecodeError(#[source] pub Cause);
+
 /// A failure of an outgoing Stripe call.
 #[derive(Debug, Error, Clone)]
 pub enum GatewayError {

@@ -7,6 +7,10 @@
 //!   read-only part that [`BillingStore::read`] offers outside write transactions.
 //! - [`StripeGateway`]: outgoing Stripe API calls (re-fetching objects).
 //! - [`Clock`]: the current time, injectable for tests.
+//! - [`EventDecoder`]: a stored event body read again as an event (replays), implemented by
+//!   the adapter that knows Stripe's wire format.
+//! - [`RetryStore`] / [`LeaseStore`]: the failed events the sweeper and replays re-apply, and
+//!   the lease rows that run each background job on one replica at a time.
 //! - [`GateBroadcast`]: telling the other replicas which cached gate state a commit changed
 //!   ([`GateInvalidation`]).
 //!
@@ -18,18 +22,22 @@
 #![warn(missing_docs)]
 
 pub mod clock;
+pub mod decode;
 pub mod error;
 pub mod gate;
 pub mod gateway;
+pub mod jobs;
 pub mod records;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{Cause, ErrorChain, GatewayError, StoreError};
+pub use decode::EventDecoder;
+pub use error::{Cause, DecodeError, ErrorChain, GatewayError, StoreError};
 pub use gate::{GateBroadcast, GateInvalidation};
 pub use gateway::{CheckoutCreated, CheckoutKind, CheckoutRequest, StripeGateway};
+pub use jobs::{LeaseStore, RetryStore};
 pub use records::*;
 pub use scoped_futures::ScopedFutureExt;
 pub use store::{

@@ -70,6 +70,80 @@ impl EventStatus {
 }
 
 string_enum! {
+    /// Whether a failed event may be retried automatically.
+    FailureKind {
+        /// Anything but a permanent failure (the database unreachable or failing, Stripe
+        /// unavailable): the sweeper re-applies it with backoff.
+        Transient => "transient",
+        /// The payload can never apply as sent: a value the database refuses, an object that
+        /// cannot be read, a fact the rules cannot use (the webhook answers 422). Only an
+        /// operator's replay, after a fix, applies it.
+        Permanent => "permanent",
+    }
+}
+
+/// The deterministic retry schedule of transient failures: after the `n`-th failed attempt
+/// the next automatic one is due `min(base × 2^(n−1), cap)` later (`base`, `2·base`,
+/// `4·base`, … up to `cap`). No jitter: the sweeper runs on one replica at a time and
+/// re-applies events one by one, so retries never stampede.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The delay after the first failure.
+    pub base: chrono::TimeDelta,
+    /// The longest delay.
+    pub cap: chrono::TimeDelta,
+}
+
+impl Backoff {
+    /// The delay before the next attempt after `attempts` failed ones (`base` for 0 or 1).
+    pub fn delay(&self, attempts: u32) -> chrono::TimeDelta {
+        let doublings = attempts.saturating_sub(1).min(62);
+        let factor = 1_i32.checked_shl(doublings).filter(|f| *f > 0);
+        factor
+            .and_then(|f| self.base.checked_mul(f))
+            .map_or(self.cap, |delay| delay.min(self.cap))
+    }
+}
+
+impl Default for Backoff {
+    /// One minute, doubling up to six hours.
+    fn default() -> Self {
+        Self {
+            base: chrono::TimeDelta::minutes(1),
+            cap: chrono::TimeDelta::hours(6),
+        }
+    }
+}
+
+/// Why applying an event failed, as [`crate::BillingStore::record_failure`] records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure<'a> {
+    /// The error, with all its causes.
+    pub error: &'a str,
+    /// Whether the sweeper may retry it.
+    pub kind: FailureKind,
+    /// When a transient failure's next attempt is due, from its attempt count.
+    pub backoff: Backoff,
+}
+
+/// A background job's lease row: who may run it until when, and when its next run is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRecord {
+    /// The job's name.
+    pub job: String,
+    /// The process that took the lease last.
+    pub holder: String,
+    /// When it was taken.
+    pub taken_at: DateTime<Utc>,
+    /// When another process may take it, unless renewed.
+    pub expires_at: DateTime<Utc>,
+    /// When the job's next run is due.
+    pub next_run_at: DateTime<Utc>,
+    /// How many times the lease was taken (one per run).
+    pub runs: u64,
+}
+
+string_enum! {
     /// Dispute state of an order.
     DisputeStatus {
         /// Never disputed.
@@ -164,6 +238,10 @@ pub struct EventRecord {
     pub received_at: DateTime<Utc>,
     /// When it was done.
     pub processed_at: Option<DateTime<Utc>>,
+    /// Whether the last failure may be retried automatically (failed events only).
+    pub failure_kind: Option<FailureKind>,
+    /// When the sweeper may next re-apply it (transient failures only).
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// What an operator watches in the stored events (`BillingStore::event_stats`).

@@ -25,7 +25,7 @@ use scoped_futures::ScopedBoxFuture;
 use crate::error::StoreError;
 use crate::records::{
     ApiKeyRecord, Claim, CreditEntry, CustomerRecord, EventFilter, EventRecord, EventStats,
-    EventStatus, EventSummary, NewEvent, OrderRecord, PaymentRecord, StripeRequest,
+    EventStatus, EventSummary, Failure, NewEvent, OrderRecord, PaymentRecord, StripeRequest,
     SubscriptionRecord, UsageConsumed, UsageRequest,
 };
 
@@ -53,12 +53,14 @@ pub trait BillingStore: Send + Sync + 'static {
         E: From<StoreError> + Send + 'b,
         F: for<'r> FnOnce(&'r mut dyn BillingRead) -> TxFuture<'b, 'r, T, E> + Send + 'b;
 
-    /// In its own short transaction, records that applying `event` failed: status `failed`,
-    /// attempts + 1, `error` kept. Never downgrades an event that is already done.
+    /// Records that applying `event` failed at `at`: status `failed`, attempts + 1, the
+    /// failure's error and kind kept, and for a transient failure the next attempt due at
+    /// `at + failure.backoff.delay(attempts)` (none for a permanent one). Never downgrades an
+    /// event that is already done.
     async fn record_failure(
         &self,
         event: &NewEvent,
-        error: &str,
+        failure: &Failure<'_>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 

@@ -25,13 +25,14 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::error::StoreError;
+use crate::jobs::{LeaseStore, RetryStore};
 use crate::records::{
     ApiKeyRecord, Claim, CreditEntry, CustomerRecord, EventFilter, EventRecord, EventStats,
-    EventStatus, EventSummary, NewEvent, OrderRecord, PaymentRecord, StripeRequest,
-    SubscriptionRecord, UsageConsumed, UsageRequest,
+    EventStatus, EventSummary, Failure, LeaseRecord, NewEvent, OrderRecord, PaymentRecord,
+    StripeRequest, SubscriptionRecord, UsageConsumed, UsageRequest,
 };
 use crate::store::{
     BillingRead, BillingStore, BillingTx, CreditRead, CreditTx, CustomerRead, CustomerTx, EventTx,
@@ -77,6 +78,12 @@ pub enum StoreCall {
     UsageUsed,
     BeginStripeRequest,
     FinishStripeRequest,
+    DueRetries,
+    FailedEvents,
+    TakeLease,
+    RenewLease,
+    ReleaseLease,
+    Lease,
 }
 
 /// A planned failure: the error to return, and how many more times (`None`: every time).
@@ -206,6 +213,72 @@ fn check(plan: &Mutex<StorePlan>, call: StoreCall) -> Result<(), StoreError> {
 }
 
 #[async_trait]
+impl<S: RetryStore> RetryStore for FaultyStore<S> {
+    async fn due_retries(
+        &self,
+        now: DateTime<Utc>,
+        max_attempts: u32,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        check(&self.plan, StoreCall::DueRetries)?;
+        self.inner.due_retries(now, max_attempts, limit).await
+    }
+
+    async fn failed_events(
+        &self,
+        since: Option<DateTime<Utc>>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        check(&self.plan, StoreCall::FailedEvents)?;
+        self.inner.failed_events(since, after, limit).await
+    }
+}
+
+#[async_trait]
+impl<S: LeaseStore> LeaseStore for FaultyStore<S> {
+    async fn take_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: TimeDelta,
+    ) -> Result<bool, StoreError> {
+        check(&self.plan, StoreCall::TakeLease)?;
+        self.inner.take_lease(job, holder, now, ttl).await
+    }
+
+    async fn renew_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: TimeDelta,
+    ) -> Result<bool, StoreError> {
+        check(&self.plan, StoreCall::RenewLease)?;
+        self.inner.renew_lease(job, holder, now, ttl).await
+    }
+
+    async fn release_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        next_run_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        check(&self.plan, StoreCall::ReleaseLease)?;
+        self.inner
+            .release_lease(job, holder, now, next_run_at)
+            .await
+    }
+
+    async fn lease(&self, job: &str) -> Result<Option<LeaseRecord>, StoreError> {
+        check(&self.plan, StoreCall::Lease)?;
+        self.inner.lease(job).await
+    }
+}
+
+#[async_trait]
 impl<S: BillingStore> BillingStore for FaultyStore<S> {
     async fn transaction<'b, T, E, F>(&self, work: F) -> Result<T, E>
     where
@@ -246,11 +319,11 @@ impl<S: BillingStore> BillingStore for FaultyStore<S> {
     async fn record_failure(
         &self,
         event: &NewEvent,
-        error: &str,
+        failure: &Failure<'_>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         check(&self.plan, StoreCall::RecordFailure)?;
-        self.inner.record_failure(event, error, at).await
+        self.inner.record_failure(event, failure, at).await
     }
 
     async fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {

@@ -1,11 +1,14 @@
 //! The processed-events table (`stripe_events`): claiming and finishing events inside a unit
 //! of work ([`EventTx`]), and the single statements of the store itself: recording a failure,
-//! reading one event, purging old ones.
+//! reading one event, purging old ones, finding the failed ones to re-apply ([`RetryStore`]'s
+//! queries).
+//!
+//! [`RetryStore`]: billing_ports::RetryStore
 
 use async_trait::async_trait;
 use billing_ports::{
-    Cause, Claim, EventFilter, EventRecord, EventStatus, EventSummary, EventTx, NewEvent,
-    StoreError,
+    Cause, Claim, EventFilter, EventRecord, EventStatus, EventSummary, EventTx, Failure,
+    FailureKind, NewEvent, StoreError,
 };
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -33,6 +36,8 @@ struct NewEventRow<'a> {
     last_error: Option<&'a str>,
     received_at: Stamp,
     processed_at: Option<Stamp>,
+    failure_kind: Option<&'a str>,
+    next_attempt_at: Option<Stamp>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -47,6 +52,8 @@ struct EventRow {
     last_error: Option<String>,
     received_at: Stamp,
     processed_at: Option<Stamp>,
+    failure_kind: Option<String>,
+    next_attempt_at: Option<Stamp>,
 }
 
 #[derive(Queryable, Selectable)]
@@ -78,6 +85,12 @@ fn event_record(row: EventRow) -> Result<EventRecord, StoreError> {
         payload: row.payload,
         received_at: row.received_at.0,
         processed_at: time(row.processed_at),
+        failure_kind: row
+            .failure_kind
+            .as_deref()
+            .map(parse_stored::<FailureKind>)
+            .transpose()?,
+        next_attempt_at: time(row.next_attempt_at),
     })
 }
 
@@ -115,6 +128,8 @@ impl EventTx for Tx<'_> {
             last_error: None,
             received_at: Stamp(event.received_at),
             processed_at: Some(Stamp(at)),
+            failure_kind: None,
+            next_attempt_at: None,
         };
         // Inserts the event, or takes over a failed one. The conflicting update waits for a
         // concurrent claimer's transaction, then only matches when that one did not commit
@@ -127,6 +142,8 @@ impl EventTx for Tx<'_> {
                 e::status.eq(excluded(e::status)),
                 e::processed_at.eq(excluded(e::processed_at)),
                 e::last_error.eq(None::<String>),
+                e::failure_kind.eq(None::<String>),
+                e::next_attempt_at.eq(None::<Stamp>),
             ));
         let claim = cached(
             diesel::query_dsl::methods::FilterDsl::filter(
@@ -164,18 +181,22 @@ impl EventTx for Tx<'_> {
 }
 
 impl Tx<'_> {
-    /// Records a failed application in its own statement (see
-    /// [`BillingStore::record_failure`](billing_ports::BillingStore::record_failure)).
+    /// Records a failed application (see
+    /// [`BillingStore::record_failure`](billing_ports::BillingStore::record_failure)): one
+    /// statement records the failure and counts it; for a transient failure a second one sets
+    /// the next attempt from the new count. Between the two the event is failed, transient
+    /// and without a next attempt, which the sweeper takes as due now: a crash in between
+    /// only brings its retry forward.
     pub(crate) async fn record_failure(
         &mut self,
         event: &NewEvent,
-        error: &str,
+        failure: &Failure<'_>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         use stripe_events::dsl as e;
         // The reason may quote a value the event carried; a NUL in it (which no text column
         // stores) must not keep the failure from being recorded.
-        let error = error.replace('\0', "\u{FFFD}");
+        let error = failure.error.replace('\0', "\u{FFFD}");
         let row = NewEventRow {
             id: &event.id,
             event_type: &event.event_type,
@@ -188,6 +209,8 @@ impl Tx<'_> {
             last_error: Some(&error),
             received_at: Stamp(at),
             processed_at: None,
+            failure_kind: Some(failure.kind.as_str()),
+            next_attempt_at: None,
         };
         let upsert = diesel::insert_into(e::stripe_events)
             .values(&row)
@@ -197,13 +220,80 @@ impl Tx<'_> {
                 e::status.eq(EventStatus::Failed.as_str()),
                 e::attempts.eq(e::attempts + 1),
                 e::last_error.eq(excluded(e::last_error)),
+                e::failure_kind.eq(excluded(e::failure_kind)),
+                e::next_attempt_at.eq(None::<Stamp>),
             ));
-        let record = cached(diesel::query_dsl::methods::FilterDsl::filter(
-            upsert,
-            e::status.eq_any([EventStatus::Failed.as_str(), EventStatus::Received.as_str()]),
-        ));
-        on_conn!(self, |c| record.execute(c).await)?;
+        let record = cached(
+            diesel::query_dsl::methods::FilterDsl::filter(
+                upsert,
+                e::status.eq_any([EventStatus::Failed.as_str(), EventStatus::Received.as_str()]),
+            )
+            .returning(e::attempts),
+        );
+        let counted: Option<i32> = on_conn!(self, |c| record.get_result(c).await.optional())?;
+        let (Some(stored), FailureKind::Transient) = (counted, failure.kind) else {
+            return Ok(());
+        };
+        let next = at + failure.backoff.delay(attempts(stored)?);
+        // Only the failure counted above: a later delivery may have applied or failed it again.
+        let schedule = cached(
+            diesel::update(
+                e::stripe_events
+                    .filter(e::id.eq(&event.id))
+                    .filter(e::status.eq(EventStatus::Failed.as_str()))
+                    .filter(e::attempts.eq(stored)),
+            )
+            .set(e::next_attempt_at.eq(Some(Stamp(next)))),
+        );
+        on_conn!(self, |c| schedule.execute(c).await)?;
         Ok(())
+    }
+
+    /// The transient failures due at `now` with fewer than `max_attempts` attempts (see
+    /// [`RetryStore::due_retries`](billing_ports::RetryStore::due_retries)). A transient
+    /// failure without a next attempt (its schedule was not written) is due.
+    pub(crate) async fn due_retries(
+        &mut self,
+        now: DateTime<Utc>,
+        max_attempts: u32,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        use stripe_events::dsl as e;
+        let max_attempts = i32::try_from(max_attempts).unwrap_or(i32::MAX);
+        let query = e::stripe_events
+            .select(e::id)
+            .filter(e::status.eq(EventStatus::Failed.as_str()))
+            .filter(e::failure_kind.eq(FailureKind::Transient.as_str()))
+            .filter(e::attempts.lt(max_attempts))
+            .filter(
+                e::next_attempt_at
+                    .le(Stamp(now))
+                    .or(e::next_attempt_at.is_null()),
+            )
+            .order((e::next_attempt_at.asc(), e::id.asc()))
+            .limit(i64::from(limit));
+        Ok(on_conn!(self, |c| query.load(c).await)?)
+    }
+
+    /// A page of failed events (see
+    /// [`RetryStore::failed_events`](billing_ports::RetryStore::failed_events)).
+    pub(crate) async fn failed_events(
+        &mut self,
+        since: Option<DateTime<Utc>>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        use stripe_events::dsl as e;
+        // No bound is the widest one: every stored time is after the epoch, every id after "".
+        let since = since.unwrap_or(DateTime::UNIX_EPOCH);
+        let query = e::stripe_events
+            .select(e::id)
+            .filter(e::status.eq(EventStatus::Failed.as_str()))
+            .filter(e::received_at.ge(Stamp(since)))
+            .filter(e::id.gt(after.unwrap_or_default()))
+            .order(e::id.asc())
+            .limit(i64::from(limit));
+        Ok(on_conn!(self, |c| query.load(c).await)?)
     }
 
     /// Reads one stored event.

@@ -6,7 +6,7 @@
 //! is set).
 //!
 //! The code is laid out by aggregate: `events`, `customers`, `subscriptions`,
-//! `payments` (with one-time orders), `credits`, `usage`, `stripe_requests` and `api_keys` each
+//! `payments` (with one-time orders), `credits`, `usage`, `stripe_requests`, `api_keys` and `leases` each
 //! hold their rows, their row↔record conversions, their queries and their part of the ports'
 //! traits (`impl CustomerTx for Tx<'_>` …). Every query is written once for both backends:
 //!
@@ -44,6 +44,7 @@ mod credits;
 mod customers;
 mod error;
 mod events;
+mod leases;
 mod migrate;
 pub mod notify;
 mod payments;
@@ -67,10 +68,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use billing_ports::{
-    ApiKeyRecord, BillingStore, Cause, EventFilter, EventRecord, EventStats, EventSummary,
-    NewEvent, StoreError, TxFuture, UsageConsumed, UsageRequest,
+    ApiKeyRecord, BillingStore, Cause, EventFilter, EventRecord, EventStats, EventSummary, Failure,
+    LeaseRecord, LeaseStore, NewEvent, RetryStore, StoreError, TxFuture, UsageConsumed,
+    UsageRequest,
 };
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
@@ -383,11 +385,11 @@ impl BillingStore for DieselStore {
     async fn record_failure(
         &self,
         event: &NewEvent,
-        error: &str,
+        failure: &Failure<'_>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         single_statement!(self, self.settings.pool_timeout, |tx| {
-            tx.record_failure(event, error, at).await
+            tx.record_failure(event, failure, at).await
         })
     }
 
@@ -458,6 +460,74 @@ impl BillingStore for DieselStore {
             }
         })
         .await
+    }
+}
+
+#[async_trait]
+impl RetryStore for DieselStore {
+    async fn due_retries(
+        &self,
+        now: DateTime<Utc>,
+        max_attempts: u32,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| {
+            tx.due_retries(now, max_attempts, limit).await
+        })
+    }
+
+    async fn failed_events(
+        &self,
+        since: Option<DateTime<Utc>>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| {
+            tx.failed_events(since, after, limit).await
+        })
+    }
+}
+
+#[async_trait]
+impl LeaseStore for DieselStore {
+    async fn take_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: TimeDelta,
+    ) -> Result<bool, StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| {
+            tx.take_lease(job, holder, now, ttl).await
+        })
+    }
+
+    async fn renew_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: TimeDelta,
+    ) -> Result<bool, StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| {
+            tx.renew_lease(job, holder, now, ttl).await
+        })
+    }
+
+    async fn release_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        next_run_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| {
+            tx.release_lease(job, holder, now, next_run_at).await
+        })
+    }
+
+    async fn lease(&self, job: &str) -> Result<Option<LeaseRecord>, StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| tx.lease(job).await)
     }
 }
 

@@ -79,6 +79,8 @@ diesel::table! {
         last_error -> Nullable<Text>,
         received_at -> Ts,
         processed_at -> Nullable<Ts>,
+        failure_kind -> Nullable<Text>,
+        next_attempt_at -> Nullable<Ts>,
     }
 }
 
@@ -240,5 +242,19 @@ diesel::table! {
         key_hash -> Text,
         created_at -> Ts,
         revoked_at -> Nullable<Ts>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::schema::Ts;
+
+    job_leases (job) {
+        job -> Text,
+        holder -> Text,
+        taken_at -> Ts,
+        expires_at -> Ts,
+        next_run_at -> Ts,
+        runs -> BigInt,
     }
 }

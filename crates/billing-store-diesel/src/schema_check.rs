@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use billing_ports::{
-    CreditReason, DisputeStatus, EventStatus, PaymentStatus, RefundStatus, StripeRequestStatus,
+    CreditReason, DisputeStatus, EventStatus, FailureKind, PaymentStatus, RefundStatus,
+    StripeRequestStatus,
 };
 use diesel::QueryableByName;
 use diesel::sql_types::Text;
@@ -63,7 +64,8 @@ fn declared(backend: Backend) -> Columns {
                 usage_counters,
                 usage,
                 stripe_requests,
-                api_keys
+                api_keys,
+                job_leases
             ]
         ),
         Backend::Sqlite => diesel_columns!(
@@ -79,7 +81,8 @@ fn declared(backend: Backend) -> Columns {
                 usage_counters,
                 usage,
                 stripe_requests,
-                api_keys
+                api_keys,
+                job_leases
             ]
         ),
     }
@@ -236,8 +239,9 @@ async fn schema_matches_the_migrations(backend: Backend) {
         columns,
         "table! and the migrations differ"
     );
-    let enums: [(&str, &str, BTreeSet<String>); 7] = [
+    let enums: [(&str, &str, BTreeSet<String>); 8] = [
         ("stripe_events", "status", stored!(EventStatus)),
+        ("stripe_events", "failure_kind", stored!(FailureKind)),
         ("payments", "status", stored!(PaymentStatus)),
         ("payments", "dispute_status", stored!(DisputeStatus)),
         ("orders", "dispute_status", stored!(DisputeStatus)),

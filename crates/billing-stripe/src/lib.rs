@@ -41,4 +41,6 @@ pub mod wire;
 
 pub use client::{StripeClient, StripeClientConfig};
 pub use error::WireError;
-pub use wire::{EventEnvelope, HANDLED_EVENT_TYPES, parse_event, peek_envelope};
+pub use wire::{
+    EventEnvelope, HANDLED_EVENT_TYPES, StripeEventDecoder, parse_event, peek_envelope,
+};

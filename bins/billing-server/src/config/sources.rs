@@ -13,7 +13,7 @@ use figment::value::{Dict, Map, Num, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 
 /// Every setting and its default; `None` when it has none (required, or an optional override).
-pub(super) const SETTINGS: [(&str, Option<&str>); 23] = [
+pub(super) const SETTINGS: [(&str, Option<&str>); 31] = [
     ("STRIPE_SECRET_KEY", None),
     ("STRIPE_WEBHOOK_SECRET", None),
     ("BILLING_API_KEYS", None),
@@ -32,6 +32,14 @@ pub(super) const SETTINGS: [(&str, Option<&str>); 23] = [
     ("STRIPE_REFETCH", Some("false")),
     ("EVENT_RETENTION_DAYS", Some("30")),
     ("GATE_CACHE_TTL_MS", Some("5000")),
+    ("JOB_RETENTION_ENABLED", Some("true")),
+    ("JOB_RETENTION_INTERVAL_SECS", Some("3600")),
+    ("JOB_SWEEPER_ENABLED", Some("true")),
+    ("JOB_SWEEPER_INTERVAL_SECS", Some("30")),
+    ("JOB_LEASE_TTL_SECS", Some("60")),
+    ("SWEEPER_BACKOFF_BASE_SECS", Some("60")),
+    ("SWEEPER_BACKOFF_CAP_SECS", Some("21600")),
+    ("SWEEPER_MAX_ATTEMPTS", Some("10")),
     ("WEBHOOK_BODY_LIMIT", Some("1048576")),
     ("HTTP_REQUEST_TIMEOUT_MS", Some("5000")),
     ("HTTP_MAX_CONNECTIONS", Some("1024")),

@@ -96,7 +96,17 @@ pub async fn stored_event(
     };
     let store = db.store();
     match error {
-        Some(error) => store.record_failure(&event, error, received).await.unwrap(),
+        Some(error) => {
+            let failure = billing_ports::Failure {
+                error,
+                kind: billing_ports::FailureKind::Transient,
+                backoff: billing_ports::Backoff::default(),
+            };
+            store
+                .record_failure(&event, &failure, received)
+                .await
+                .unwrap()
+        }
         None => {
             store
                 .transaction(|tx| -> TxFuture<'_, '_, (), StoreError> {

@@ -13,6 +13,7 @@ extern crate billing_store_diesel;
 mod support;
 
 mod customers;
+mod failed_events;
 mod gate_cache;
 mod ingest;
 mod lifecycle;

@@ -15,7 +15,7 @@ on_both_backends!(
 );
 
 /// The story's bodies, sorted by Stripe's `created` then by event id.
-fn story(shape: &str) -> Vec<(billing_domain::BillingEvent, String)> {
+pub(crate) fn story(shape: &str) -> Vec<(billing_domain::BillingEvent, String)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../billing-stripe/tests/fixtures")
         .join(shape);

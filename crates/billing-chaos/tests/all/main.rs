@@ -6,4 +6,5 @@
 mod database_faults;
 mod fuzz;
 mod kill9;
+mod replicas;
 mod secrets;

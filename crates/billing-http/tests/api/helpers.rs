@@ -119,6 +119,7 @@ pub fn settings(limits: Limits) -> Settings {
         shutdown_timeout: Duration::from_secs(30),
         event_retention: chrono::TimeDelta::days(30),
         gate_cache_ttl: Duration::from_secs(5),
+        jobs: billing_http::JobSettings::default(),
     }
 }
 

@@ -285,7 +285,7 @@ async fn an_administrator_terminating_a_single_statement_is_unavailable() {
     .unwrap();
     let e = event("evt_1QfZ7sRowLocked");
     store
-        .record_failure(&e, "first try", e.received_at)
+        .record_failure(&e, &crate::transient("first try"), e.received_at)
         .await
         .unwrap();
     // Another session holds the event's row; recording the next failure waits for it.
@@ -298,7 +298,11 @@ async fn an_administrator_terminating_a_single_statement_is_unavailable() {
         .unwrap();
     let waiting = tokio::spawn({
         let (store, e) = (store.clone(), e.clone());
-        async move { store.record_failure(&e, "second try", e.received_at).await }
+        async move {
+            store
+                .record_failure(&e, &crate::transient("second try"), e.received_at)
+                .await
+        }
     });
     let mut admin = AsyncPgConnection::establish(db.url()).await.unwrap();
     let pid = waiting_backend(&mut admin, &database_name(db.url())).await;

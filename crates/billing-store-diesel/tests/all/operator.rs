@@ -36,7 +36,7 @@ async fn events_are_listed_newest_first_with_every_filter(backend: Backend) {
     ] {
         let e = received(id, event_type, second);
         store
-            .record_failure(&e, "boom", e.received_at)
+            .record_failure(&e, &crate::transient("boom"), e.received_at)
             .await
             .unwrap();
     }

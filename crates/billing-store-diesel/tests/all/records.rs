@@ -192,7 +192,11 @@ async fn a_failure_whose_reason_quotes_a_nul_is_recorded(backend: Backend) {
         received_at: at(1),
     };
     db.store()
-        .record_failure(&event, "expected a `dispute` object, found `a\0b`", at(1))
+        .record_failure(
+            &event,
+            &crate::transient("expected a `dispute` object, found `a\0b`"),
+            at(1),
+        )
         .await
         .unwrap();
     let stored = db.store().event(&event.id).await.unwrap().unwrap();

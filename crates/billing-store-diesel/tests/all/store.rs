@@ -66,11 +66,11 @@ async fn a_failed_event_is_claimed_again_with_its_attempts(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     let e = event("evt_2");
     db.store()
-        .record_failure(&e, "boom", e.received_at)
+        .record_failure(&e, &crate::transient("boom"), e.received_at)
         .await
         .unwrap();
     db.store()
-        .record_failure(&e, "boom again", e.received_at)
+        .record_failure(&e, &crate::transient("boom again"), e.received_at)
         .await
         .unwrap();
     let stored = db.store().event("evt_2").await.unwrap().unwrap();
@@ -88,7 +88,7 @@ async fn recording_a_failure_never_downgrades_a_done_event(backend: Backend) {
     let e = event("evt_3");
     claim(db.store(), e.clone(), Some(EventStatus::Processed)).await;
     db.store()
-        .record_failure(&e, "late", e.received_at)
+        .record_failure(&e, &crate::transient("late"), e.received_at)
         .await
         .unwrap();
     let stored = db.store().event("evt_3").await.unwrap().unwrap();
@@ -163,7 +163,7 @@ async fn purge_deletes_only_old_done_events(backend: Backend) {
     }
     let failed = event("evt_failed");
     db.store()
-        .record_failure(&failed, "x", failed.received_at)
+        .record_failure(&failed, &crate::transient("x"), failed.received_at)
         .await
         .unwrap();
     let later = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();

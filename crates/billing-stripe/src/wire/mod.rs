@@ -68,6 +68,17 @@ use self::envelope::{Kept, RawEvent, Skipped};
 use self::event_type::HandledEventType;
 use self::field::{Decode, Scope};
 
+/// The [`EventDecoder`](billing_ports::EventDecoder) port over [`parse_event`]: how a replay
+/// reads a stored body again without the application knowing Stripe's wire format.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StripeEventDecoder;
+
+impl billing_ports::EventDecoder for StripeEventDecoder {
+    fn decode(&self, payload: &[u8]) -> Result<BillingEvent, billing_ports::DecodeError> {
+        parse_event(payload).map_err(|e| billing_ports::DecodeError(billing_ports::Cause::new(e)))
+    }
+}
+
 /// Parses a verified webhook body into a [`BillingEvent`].
 ///
 /// Unknown event types are not an error: they parse as [`Fact::Unhandled`] with the envelope

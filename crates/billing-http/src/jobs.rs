@@ -1,0 +1,226 @@
+//! The server's background jobs, each on one replica at a time: the event retention purge and
+//! the failed-event sweeper, scheduled under lease rows by [`billing_app::JobRunner`].
+//!
+//! Every replica runs a loop per enabled job that asks, a few times per interval, whether the
+//! job's run is due; the one replica whose conditional `take_lease` succeeds runs it, renews
+//! the lease between items, and schedules the next run when it releases it. A replica that
+//! dies midway leaves its lease to expire, and the next replica to ask runs the job again
+//! (each item commits on its own, so the run it died in left nothing half-done).
+//!
+//! A job is a name, an interval and its work (`Job`): adding one (a scheduled
+//! reconciliation) is an entry in `jobs`, its name in `JOB_NAMES` (so its metrics exist
+//! from start) and its settings in [`JobSettings`].
+
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use billing_app::{AppError, BillingApp, JobLease, JobRun, JobRunner};
+use billing_ports::{Backoff, ErrorChain, LeaseStore};
+use billing_store_diesel::DieselStore;
+use chrono::TimeDelta;
+
+use crate::telemetry::{JOB_LAST_SUCCESS, JOB_RUNS, SWEEPER_REPLAYS};
+
+/// The retention purge's job name.
+pub const RETENTION_JOB: &str = "retention";
+/// The failed-event sweeper's job name.
+pub const SWEEPER_JOB: &str = "sweeper";
+/// Every job's name (their metrics series exist from start, enabled or not).
+pub(crate) const JOB_NAMES: [&str; 2] = [RETENTION_JOB, SWEEPER_JOB];
+/// The outcomes of a run, as `billing_job_runs_total` labels them.
+pub(crate) const JOB_OUTCOMES: [&str; 3] = ["success", "failure", "lease_lost"];
+
+/// Whether a job runs, and how often.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobSchedule {
+    /// False: this server never runs it (another replica may).
+    pub enabled: bool,
+    /// The time from the start of one run (on any replica) to the start of the next.
+    pub interval: Duration,
+}
+
+/// The background jobs' settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSettings {
+    /// How long a replica holds a job's lease without renewing it; after a crash, another
+    /// replica takes the job over this long after the last renewal. Longer than one item of
+    /// any job takes (a purge batch, one event's replay) and than the replicas' clock skew.
+    pub lease_ttl: Duration,
+    /// The purge of done events past their retention.
+    pub retention: JobSchedule,
+    /// The failed-event sweeper.
+    pub sweeper: JobSchedule,
+    /// The sweeper's retry schedule of transient failures.
+    pub retry: Backoff,
+    /// The sweeper gives an event up after this many failed attempts.
+    pub max_attempts: u32,
+}
+
+impl Default for JobSettings {
+    /// Both jobs on: the purge hourly, the sweeper every 30 s with retries from one minute
+    /// doubling to six hours, ten attempts; leases of 60 s.
+    fn default() -> Self {
+        Self {
+            lease_ttl: Duration::from_secs(60),
+            retention: JobSchedule {
+                enabled: true,
+                interval: Duration::from_secs(3600),
+            },
+            sweeper: JobSchedule {
+                enabled: true,
+                interval: Duration::from_secs(30),
+            },
+            retry: Backoff::default(),
+            max_attempts: 10,
+        }
+    }
+}
+
+/// What a job's run reports for its log line.
+type RunFuture = Pin<Box<dyn Future<Output = Result<String, AppError>> + Send>>;
+
+/// One scheduled job: its name, its interval and its work, given the app and its lease.
+pub(crate) struct Job {
+    name: &'static str,
+    interval: Duration,
+    work: Box<dyn Fn(BillingApp<DieselStore>, JobLease) -> RunFuture + Send + Sync>,
+}
+
+/// The enabled jobs of `settings`.
+pub(crate) fn jobs(settings: &JobSettings) -> Vec<Job> {
+    let all = [
+        (
+            settings.retention,
+            Job {
+                name: RETENTION_JOB,
+                interval: settings.retention.interval,
+                work: Box::new(|app, lease| Box::pin(purge(app, lease))),
+            },
+        ),
+        (
+            settings.sweeper,
+            Job {
+                name: SWEEPER_JOB,
+                interval: settings.sweeper.interval,
+                work: Box::new(|app, lease| Box::pin(sweep(app, lease))),
+            },
+        ),
+    ];
+    all.into_iter()
+        .filter(|(schedule, _)| schedule.enabled)
+        .map(|(_, job)| job)
+        .collect()
+}
+
+/// The retention purge: batch by batch, each committed on its own, renewing the lease before
+/// each.
+async fn purge(app: BillingApp<DieselStore>, lease: JobLease) -> Result<String, AppError> {
+    let mut total = 0;
+    while lease.renew().await {
+        let (deleted, more) = app.purge_events_batch().await?;
+        total += deleted;
+        if !more {
+            break;
+        }
+    }
+    Ok(format!("{total} done events purged"))
+}
+
+/// The sweeper: the due transient failures, replayed one by one, each counted by outcome.
+async fn sweep(app: BillingApp<DieselStore>, lease: JobLease) -> Result<String, AppError> {
+    let swept = app.sweep_failed(Some(&lease)).await?;
+    for replay in &swept {
+        metrics::counter!(SWEEPER_REPLAYS, "outcome" => replay.outcome.label()).increment(1);
+    }
+    Ok(format!("{} failed events replayed", swept.len()))
+}
+
+/// A random id for this process's leases: the host name when set, the pid, 64 random bits.
+pub(crate) fn holder_id() -> String {
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "billing".to_owned());
+    format!("{host}-{}-{random:016x}", std::process::id())
+}
+
+/// Starts the loop of every enabled job on the current actix/tokio runtime; abort the
+/// handles to stop them.
+pub(crate) fn spawn(
+    app: &BillingApp<DieselStore>,
+    settings: &JobSettings,
+) -> Vec<actix_web::rt::task::JoinHandle<()>> {
+    let leases: Arc<dyn LeaseStore> = Arc::new(app.store().as_ref().clone());
+    let ttl = TimeDelta::from_std(settings.lease_ttl).unwrap_or(TimeDelta::seconds(60));
+    let runner = Arc::new(JobRunner::new(
+        leases,
+        Arc::clone(app.clock()),
+        holder_id(),
+        ttl,
+    ));
+    tracing::info!(holder = runner.holder(), "background jobs starting");
+    jobs(settings)
+        .into_iter()
+        .map(|job| {
+            actix_web::rt::spawn(run(
+                Arc::clone(&runner),
+                app.clone(),
+                job,
+                settings.lease_ttl,
+            ))
+        })
+        .collect()
+}
+
+/// Asks whether `job` is due a few times per interval (at most every 30 s, and within its
+/// lease's time to live) and runs it when this replica gets the lease.
+async fn run(runner: Arc<JobRunner>, app: BillingApp<DieselStore>, job: Job, lease_ttl: Duration) {
+    let poll = (job.interval / 4)
+        .min(lease_ttl / 2)
+        .clamp(Duration::from_millis(100), Duration::from_secs(30));
+    let interval = TimeDelta::from_std(job.interval).unwrap_or(TimeDelta::hours(1));
+    let mut ticks = actix_web::rt::time::interval(poll);
+    loop {
+        ticks.tick().await;
+        let work = |lease| (job.work)(app.clone(), lease);
+        let outcome = match runner.run_if_due(job.name, interval, work).await {
+            Ok(JobRun::NotDue) => continue,
+            Ok(JobRun::Succeeded(summary)) => {
+                let now = app.clock().now().timestamp() as f64;
+                metrics::gauge!(JOB_LAST_SUCCESS, "job" => job.name).set(now);
+                tracing::info!(job = job.name, summary, "job run");
+                "success"
+            }
+            Ok(JobRun::Failed(error)) => {
+                let error = ErrorChain(&error).to_string();
+                tracing::warn!(
+                    job = job.name,
+                    error,
+                    "job run failed; retried at its next run"
+                );
+                "failure"
+            }
+            Ok(JobRun::LeaseLost(summary)) => {
+                tracing::warn!(
+                    job = job.name,
+                    summary,
+                    "job lease lost midway; the run stopped"
+                );
+                "lease_lost"
+            }
+            Err(error) => {
+                let error = ErrorChain(&error).to_string();
+                tracing::warn!(
+                    job = job.name,
+                    error,
+                    "job lease could not be taken or released"
+                );
+                continue;
+            }
+        };
+        metrics::counter!(JOB_RUNS, "job" => job.name, "outcome" => outcome).increment(1);
+    }
+}

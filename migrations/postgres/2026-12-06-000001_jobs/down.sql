@@ -1,0 +1,3 @@
+DROP TABLE job_leases;
+DROP INDEX stripe_events_retry;
+ALTER TABLE stripe_events DROP COLUMN next_attempt_at, DROP COLUMN failure_kind;
