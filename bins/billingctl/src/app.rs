@@ -2,10 +2,9 @@
 //! work on the database open them.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use billing_app::{AppSettings, BillingApp};
-use billing_ports::SystemClock;
+use billing_app::BillingApp;
+use billing_http::Parts;
 use billing_server::config::Config;
 use billing_store_diesel::DieselStore;
 
@@ -17,20 +16,10 @@ pub(crate) fn config(file: &Option<PathBuf>) -> Result<Config, CtlError> {
     Ok(Config::load(file.as_deref())?)
 }
 
-/// The application over the configured database (its pool built, no connection opened yet,
-/// no migration run) with the configured catalog and retention, the system clock and no
-/// Stripe gateway.
+/// The application the server would serve with this configuration (`Parts::app`: the same
+/// catalog, retention, retry schedule, webhook decoder and Stripe client), over the
+/// configured database: its pool built, no connection opened yet, no migration run.
 pub(crate) fn open(config: &Config) -> Result<BillingApp<DieselStore>, CtlError> {
-    let settings = &config.server;
-    let store = settings.database.open()?;
-    Ok(BillingApp::new(
-        Arc::new(store),
-        Arc::new(settings.catalog.clone()),
-        Arc::new(SystemClock),
-        None,
-        AppSettings {
-            retention: settings.event_retention,
-            ..AppSettings::default()
-        },
-    ))
+    let parts = Parts::unmigrated(&config.server)?;
+    Ok(parts.app(&config.server))
 }

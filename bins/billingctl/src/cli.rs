@@ -32,7 +32,7 @@ pub(crate) struct Cli {
 /// The command groups.
 #[derive(Subcommand)]
 pub(crate) enum Command {
-    /// Stored Stripe events: list, show, purge.
+    /// Stored Stripe events: list, show, replay, purge.
     #[command(subcommand)]
     Events(EventsCommand),
     /// API keys for /v1 stored in the database (besides BILLING_API_KEYS).
@@ -58,6 +58,10 @@ pub(crate) enum EventsCommand {
         /// The event id (`evt_…`).
         id: String,
     },
+    /// Re-apply stored events through the same exactly-once ingest as a delivery and say
+    /// what became of each (applied, ignored, stale, duplicate, failed, not found): the given
+    /// ids, or every failed event with --failed. Exit code 1 when one is still not applied.
+    Replay(ReplayArgs),
     /// Delete done events (processed, ignored, stale) received before a given age, in
     /// batches, as the server's retention job does; failed events are never purged.
     Purge {
@@ -65,6 +69,20 @@ pub(crate) enum EventsCommand {
         #[arg(long)]
         older_than: Age,
     },
+}
+
+/// What `events replay` re-applies.
+#[derive(Args)]
+pub(crate) struct ReplayArgs {
+    /// The event ids (`evt_…`), replayed in this order.
+    #[arg(required_unless_present = "failed", conflicts_with = "failed")]
+    pub(crate) ids: Vec<String>,
+    /// Every failed event, whatever its failure kind or attempts (oldest id first).
+    #[arg(long)]
+    pub(crate) failed: bool,
+    /// With --failed: only events received since an age (`3d`, `12h`) or an RFC 3339 time.
+    #[arg(long, requires = "failed")]
+    pub(crate) since: Option<Since>,
 }
 
 /// The filters of `events list`.

@@ -43,6 +43,16 @@ pub(crate) enum CtlError {
         /// Every problem, with its place.
         problems: Vec<billing_domain::CatalogProblem>,
     },
+    /// A replay left events not applied (still failing, or not stored).
+    #[error("{unapplied} of {total} event(s) not applied")]
+    Unapplied {
+        /// Events still failing or not found.
+        unapplied: usize,
+        /// Events replayed.
+        total: usize,
+        /// Every event's outcome, for `--json` (null when already printed).
+        details: serde_json::Value,
+    },
     /// A file could not be read.
     #[error("cannot read {path}")]
     Read {
@@ -78,6 +88,7 @@ impl CtlError {
             CtlError::NameTaken(_) => "name_taken",
             CtlError::Pending(_) => "pending_migrations",
             CtlError::Catalog { .. } => "invalid_catalog",
+            CtlError::Unapplied { .. } => "not_applied",
             CtlError::Read { .. } => "unreadable_file",
             CtlError::Random(_) => "no_randomness",
             CtlError::Http(_) => "server",
@@ -104,6 +115,7 @@ impl CtlError {
                     .map(|p| serde_json::json!({"place": p.place, "message": p.message}))
                     .collect::<Vec<_>>(),
             })),
+            CtlError::Unapplied { details, .. } if !details.is_null() => Some(details.clone()),
             _ => None,
         }
     }

@@ -1,4 +1,4 @@
-//! `billingctl events list | show | purge`.
+//! `billingctl events list | show | replay | purge` (replay in `replay`).
 
 use std::path::PathBuf;
 
@@ -23,6 +23,7 @@ pub(crate) async fn run(
     match command {
         EventsCommand::List(args) => list(app.store().as_ref(), args, now, out).await,
         EventsCommand::Show { id } => show(app.store().as_ref(), &id, now, out).await,
+        EventsCommand::Replay(args) => crate::replay::run(&app, args, now, out).await,
         EventsCommand::Purge { older_than } => {
             let before = now - older_than.0;
             let progress = out.progress(None, "purging done events");

@@ -16,6 +16,7 @@ mod migrate;
 mod output;
 mod plans;
 mod progress;
+mod replay;
 mod trigger;
 mod when;
 

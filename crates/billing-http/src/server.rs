@@ -153,8 +153,20 @@ impl Parts {
     /// The production parts: the store of `settings.database` with its pending migrations
     /// applied, the Stripe client of `settings.stripe`, and the system clock.
     pub async fn open(settings: &Settings) -> Result<Self, StartError> {
+        let parts = Self::unmigrated(settings)?;
+        parts
+            .store
+            .run_migrations()
+            .await
+            .map_err(StartError::Store)?;
+        Ok(parts)
+    }
+
+    /// The production parts without running migrations: the store's pool (no connection
+    /// opened yet), the Stripe client and the system clock, for tools working beside a
+    /// server (`billingctl`).
+    pub fn unmigrated(settings: &Settings) -> Result<Self, StartError> {
         let store = settings.database.open()?;
-        store.run_migrations().await.map_err(StartError::Store)?;
         let stripe = &settings.stripe;
         let mut config = StripeClientConfig::new(stripe.secret_key.expose_secret());
         config.api_base = stripe.api_base.clone();
@@ -164,6 +176,27 @@ impl Parts {
             gateway: Arc::new(client),
             clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The application `settings` describe over these parts: the catalog, the Stripe
+    /// options, retention, the gate cache, the retry schedule and the webhook decoder. The
+    /// server serves exactly this one; `billingctl` replays and reconciles through it.
+    pub fn app(&self, settings: &Settings) -> BillingApp<DieselStore> {
+        BillingApp::new(
+            Arc::new(self.store.clone()),
+            Arc::new(settings.catalog.clone()),
+            self.clock.clone(),
+            Some(self.gateway.clone()),
+            AppSettings {
+                refetch: settings.stripe.refetch,
+                retention: settings.event_retention,
+                gate_ttl: settings.gate_cache_ttl,
+                retry: settings.jobs.retry,
+                max_attempts: settings.jobs.max_attempts,
+                ..AppSettings::default()
+            },
+        )
+        .with_decoder(Arc::new(billing_stripe::StripeEventDecoder))
     }
 }
 
@@ -187,26 +220,8 @@ impl Server {
     /// `settings` name) and binds the HTTP server with the settings' limits. Call it inside
     /// an actix-web system (`#[actix_web::main]` or `#[actix_web::test]`).
     pub fn build_with(settings: Settings, parts: Parts) -> Result<Self, StartError> {
-        let Parts {
-            store,
-            gateway,
-            clock,
-        } = parts;
-        let app = BillingApp::new(
-            Arc::new(store.clone()),
-            Arc::new(settings.catalog),
-            clock,
-            Some(gateway),
-            AppSettings {
-                refetch: settings.stripe.refetch,
-                retention: settings.event_retention,
-                gate_ttl: settings.gate_cache_ttl,
-                retry: settings.jobs.retry,
-                max_attempts: settings.jobs.max_attempts,
-                ..AppSettings::default()
-            },
-        )
-        .with_decoder(Arc::new(billing_stripe::StripeEventDecoder));
+        let app = parts.app(&settings);
+        let store = parts.store;
         let secrets = settings.stripe.webhook_secrets.iter();
         let state = web::Data::new(HttpState {
             verifier: Verifier::new(secrets.map(|s| s.expose_secret().to_owned()))
