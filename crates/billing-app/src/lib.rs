@@ -10,6 +10,8 @@
 //! - [`BillingApp::record_usage`]: the atomic, idempotent limit check and record.
 //! - [`BillingApp::create_checkout`], [`BillingApp::portal_url`], [`BillingApp::sync_user`]:
 //!   outgoing Stripe calls, recorded before they are made.
+//! - [`BillingApp::reconcile`]: catch-up from Stripe's Events API and a sweep of the
+//!   subscriptions, repairing what differs.
 //! - [`BillingApp::broadcast_gate_changes`], [`BillingApp::forget_gate_state`]: keeping the
 //!   in-process gate caches of several replicas in step.
 //!
@@ -35,6 +37,7 @@ mod error;
 mod gate;
 mod ingest;
 mod purchase;
+mod reconcile;
 mod replicas;
 mod usage;
 
@@ -43,4 +46,8 @@ pub use entitlements::{FeatureAccess, UserEntitlements};
 pub use error::{AppError, IngestError};
 pub use ingest::{AppSettings, BillingApp, IngestOutcome};
 pub use purchase::{CheckoutOutcome, CheckoutParams, PriceChoice};
+pub use reconcile::{
+    DIFFERENCES_METRIC, Difference, DifferenceKind, EVENTS_WINDOW_DAYS, EventCatchUp, FailedEvent,
+    LAST_SUCCESS_METRIC, ReconcileReport, ReconcileScope,
+};
 pub use usage::{MAX_IDEMPOTENCY_KEY_LEN, UsageOutcome};

@@ -5,7 +5,8 @@
 //!   database transaction: claim an event, apply its changes, mark it processed, commit.
 //!   [`BillingTx`] is one trait per aggregate composed into one; [`BillingRead`] is the
 //!   read-only part that [`BillingStore::read`] offers outside write transactions.
-//! - [`StripeGateway`]: outgoing Stripe API calls (re-fetching objects).
+//! - [`StripeGateway`]: outgoing Stripe API calls (re-fetching and listing objects, listing
+//!   events).
 //! - [`Clock`]: the current time, injectable for tests.
 //! - [`GateBroadcast`]: telling the other replicas which cached gate state a commit changed
 //!   ([`GateInvalidation`]).
@@ -29,10 +30,14 @@ pub mod testing;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Cause, ErrorChain, GatewayError, StoreError};
 pub use gate::{GateBroadcast, GateInvalidation};
-pub use gateway::{CheckoutCreated, CheckoutKind, CheckoutRequest, StripeGateway};
+pub use gateway::{
+    CheckoutCreated, CheckoutKind, CheckoutRequest, EventPage, EventQuery, LIST_PAGE_SIZE,
+    ListedEvent, StripeGateway, SubscriptionPage, UnreadableEvent, UnreadableObject,
+};
 pub use records::*;
 pub use scoped_futures::ScopedFutureExt;
 pub use store::{
     BillingRead, BillingStore, BillingTx, CreditRead, CreditTx, CustomerRead, CustomerTx, EventTx,
-    LockTx, PaymentTx, StripeRequestTx, SubscriptionRead, SubscriptionTx, TxFuture, UsageRead,
+    LockTx, PaymentTx, ReconcileTx, StripeRequestTx, SubscriptionRead, SubscriptionTx, TxFuture,
+    UsageRead,
 };

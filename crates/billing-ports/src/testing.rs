@@ -30,12 +30,13 @@ use chrono::{DateTime, Utc};
 use crate::error::StoreError;
 use crate::records::{
     ApiKeyRecord, Claim, CreditEntry, CustomerRecord, EventFilter, EventRecord, EventStats,
-    EventStatus, EventSummary, NewEvent, OrderRecord, PaymentRecord, StripeRequest,
-    SubscriptionRecord, UsageConsumed, UsageRequest,
+    EventStatus, EventSummary, NewEvent, OrderRecord, PaymentRecord, ReconcileCursor,
+    StripeRequest, SubscriptionRecord, UsageConsumed, UsageRequest,
 };
 use crate::store::{
     BillingRead, BillingStore, BillingTx, CreditRead, CreditTx, CustomerRead, CustomerTx, EventTx,
-    LockTx, PaymentTx, StripeRequestTx, SubscriptionRead, SubscriptionTx, TxFuture, UsageRead,
+    LockTx, PaymentTx, ReconcileTx, StripeRequestTx, SubscriptionRead, SubscriptionTx, TxFuture,
+    UsageRead,
 };
 
 pub use gateway::{FakeCheckoutSession, FakeCustomer, FakeGateway, FakePortalSession, GatewayCall};
@@ -77,6 +78,8 @@ pub enum StoreCall {
     UsageUsed,
     BeginStripeRequest,
     FinishStripeRequest,
+    ReconcileCursor,
+    SaveReconcileCursor,
 }
 
 /// A planned failure: the error to return, and how many more times (`None`: every time).
@@ -362,6 +365,10 @@ forward!(CreditTx:
 );
 forward!(UsageRead:
     fn usage_used(user_id: &str, metric: &str, start: DateTime<Utc>) -> u64 => UsageUsed;
+);
+forward!(ReconcileTx:
+    fn reconcile_cursor() -> Option<ReconcileCursor> => ReconcileCursor;
+    fn save_reconcile_cursor(cursor: &ReconcileCursor, at: DateTime<Utc>) -> () => SaveReconcileCursor;
 );
 forward!(StripeRequestTx:
     fn begin_stripe_request(request: &StripeRequest, at: DateTime<Utc>) -> StripeRequest => BeginStripeRequest;

@@ -63,7 +63,8 @@ fn declared(backend: Backend) -> Columns {
                 usage_counters,
                 usage,
                 stripe_requests,
-                api_keys
+                api_keys,
+                reconcile_cursors
             ]
         ),
         Backend::Sqlite => diesel_columns!(
@@ -79,7 +80,8 @@ fn declared(backend: Backend) -> Columns {
                 usage_counters,
                 usage,
                 stripe_requests,
-                api_keys
+                api_keys,
+                reconcile_cursors
             ]
         ),
     }
