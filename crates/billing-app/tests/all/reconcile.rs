@@ -74,11 +74,24 @@ fn stream(seed: u64) -> Stream {
             events: 90,
             window: Some(1),
             duplicates_percent: 0,
-            active_customers: Some(3),
+            active_customers: Some(1),
         },
     )
     .unwrap()
     .stream
+}
+
+/// `stream` with its first third moved 40 days back (the order kept), so it passes the
+/// 30-day window.
+fn stretched(mut stream: Stream) -> Stream {
+    let cut = stream.events.len() / 3;
+    for event in &mut stream.events[..cut] {
+        event.created -= TimeDelta::days(40).num_seconds();
+        let mut body: Value = serde_json::from_str(&event.body).unwrap();
+        body["created"] = json!(event.created);
+        event.body = body.to_string();
+    }
+    stream
 }
 
 /// A body as Stripe's Events API lists it, read by the webhook's parser.
@@ -154,7 +167,7 @@ fn applied_now(report: &ReconcileReport) -> usize {
 }
 
 async fn catch_up_applies_missed_events_once_and_a_second_run_changes_nothing(store: DieselStore) {
-    let stream = stream(0x5eed_0011);
+    let stream = stretched(stream(0x5eed_0011));
     let now = time(stream.end + 3600);
     let window_start = now - TimeDelta::days(EVENTS_WINDOW_DAYS);
     let stripe = FakeGateway::new();
@@ -233,6 +246,8 @@ async fn catch_up_applies_missed_events_once_and_a_second_run_changes_nothing(st
         .await
         .unwrap();
     assert!(capped.events.capped);
+    // The sweep of a time scope covers the customers its events name.
+    assert!(capped.subscriptions_checked > 0);
     assert_eq!(
         capped.events.since,
         Some(clock.now() - TimeDelta::days(EVENTS_WINDOW_DAYS))
