@@ -205,9 +205,20 @@ struct Start {
 }
 
 impl<S: BillingStore> BillingApp<S> {
-    /// Reconciles local state with Stripe: catches up from the Events API, then sweeps the
-    /// subscriptions, repairing what differs (see the [module docs](self)). With `dry_run`
-    /// nothing is changed and the report says what would be.
+    /// Reconciles local state with Stripe.
+    ///
+    /// 1. Catch-up: lists Stripe's events oldest first, from the stored cursor (scope
+    ///    [`ReconcileScope::All`]) or from the scope's start, never more than
+    ///    [`EVENTS_WINDOW_DAYS`] back, and passes each through [`BillingApp::ingest`] (already
+    ///    processed: a duplicate that changes nothing; unreadable: stored as failed, as the
+    ///    webhook stores it). The cursor moves after each page, only past events that committed
+    ///    or were stored as failed.
+    /// 2. Sweep: lists the scope's subscriptions (`status=all`) and compares each with ours; one
+    ///    that differs is re-fetched under its customer's lock and applied as a trusted
+    ///    snapshot (the path of [`BillingApp::sync_user`]), each differing field reported.
+    ///
+    /// With `dry_run` nothing is ingested, repaired or moved, and no metric counted; the
+    /// report says what would change.
     ///
     /// # Errors
     /// [`AppError::NoGateway`] without a Stripe gateway; a Stripe failure (after the client's

@@ -84,7 +84,9 @@ pub struct UnreadableEvent {
 /// One event listed by Stripe's Events API.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListedEvent {
-    /// The event's JSON text, stored with the event as a webhook's body is.
+    /// The event's JSON text as listed (the page's object written out again: the same members
+    /// as a webhook delivery of it, not the same bytes), stored with the event as a webhook's
+    /// body is.
     pub payload: String,
     /// The event as the webhook parser reads it, or why it cannot be read.
     pub parsed: Result<BillingEvent, UnreadableEvent>,

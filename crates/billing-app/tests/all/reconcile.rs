@@ -94,6 +94,15 @@ fn stretched(mut stream: Stream) -> Stream {
     stream
 }
 
+/// The events of `stream` created at or after `since`.
+fn created_since(stream: &Stream, since: DateTime<Utc>) -> Vec<&billing_streamgen::Event> {
+    stream
+        .events
+        .iter()
+        .filter(|e| time(e.created) >= since)
+        .collect()
+}
+
 /// A body as Stripe's Events API lists it, read by the webhook's parser.
 fn listed(body: &str) -> ListedEvent {
     ListedEvent {
@@ -181,11 +190,7 @@ async fn catch_up_applies_missed_events_once_and_a_second_run_changes_nothing(st
     }
     // The webhook delivered everything before the window and every third event within it;
     // the rest was missed.
-    let in_window: Vec<&billing_streamgen::Event> = stream
-        .events
-        .iter()
-        .filter(|e| time(e.created) >= window_start)
-        .collect();
+    let in_window = created_since(&stream, window_start);
     assert!(
         in_window.len() < stream.events.len() && in_window.len() > 20,
         "the stream should pass the window: {} of {}",
@@ -416,11 +421,7 @@ async fn a_dry_run_changes_nothing_and_says_what_would(store: DieselStore) {
     let now = time(stream.end + 60);
     let (app, _) = app_at(&store, &stripe, now);
     let window_start = now - TimeDelta::days(EVENTS_WINDOW_DAYS);
-    let in_window: Vec<&billing_streamgen::Event> = stream
-        .events
-        .iter()
-        .filter(|e| time(e.created) >= window_start)
-        .collect();
+    let in_window = created_since(&stream, window_start);
     for event in &in_window {
         stripe.put_event(listed(&event.body));
     }
@@ -473,11 +474,7 @@ async fn a_cursor_past_the_window_or_gone_at_stripe_falls_back_to_the_whole_wind
     let stream = stream(0x5eed_0033);
     let now = time(stream.end + 60);
     let (app, clock) = app_at(&store, &stripe, now);
-    let recent: Vec<&billing_streamgen::Event> = stream
-        .events
-        .iter()
-        .filter(|e| time(e.created) >= now - TimeDelta::days(10))
-        .collect();
+    let recent = created_since(&stream, now - TimeDelta::days(10));
     for event in &recent {
         stripe.put_event(listed(&event.body));
     }
@@ -516,11 +513,7 @@ async fn a_failed_listing_stops_the_run_and_the_next_run_does_the_work(store: Di
     let stream = stream(0x5eed_0044);
     let now = time(stream.end + 60);
     let (app, _) = app_at(&store, &stripe, now);
-    let recent: Vec<&billing_streamgen::Event> = stream
-        .events
-        .iter()
-        .filter(|e| time(e.created) >= now - TimeDelta::days(5))
-        .collect();
+    let recent = created_since(&stream, now - TimeDelta::days(5));
     for event in &recent {
         stripe.put_event(listed(&event.body));
     }

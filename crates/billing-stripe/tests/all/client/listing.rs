@@ -171,6 +171,18 @@ fn events(count: usize) -> Vec<Value> {
         .collect()
 }
 
+/// The oldest page of every event listed since `at(0)`.
+async fn oldest_page(
+    client: &billing_stripe::StripeClient,
+) -> Result<billing_ports::EventPage, GatewayError> {
+    client
+        .list_events(&EventQuery {
+            since: at(0),
+            after: None,
+        })
+        .await
+}
+
 async fn serve(server: &MockServer, route: &str, list: StripeList) {
     Mock::given(method("GET"))
         .and(path(route))
@@ -268,13 +280,7 @@ async fn an_event_whose_object_cannot_be_read_keeps_its_identity_and_error() {
     all[1]["data"]["object"] =
         json!({ "id": stripe_id("sub"), "object": "subscription", "status": "" });
     serve(&server, "/v1/events", StripeList::new(all)).await;
-    let page = client(&server)
-        .list_events(&EventQuery {
-            since: at(0),
-            after: None,
-        })
-        .await
-        .unwrap();
+    let page = oldest_page(&client(&server)).await.unwrap();
     assert_eq!(page.events.len(), 3);
     let unreadable = page
         .events
@@ -314,13 +320,7 @@ async fn listing_waits_out_429s_and_repeats_only_the_throttled_page() {
     let mut config = config(&server);
     config.max_retries = 3;
     let client = billing_stripe::StripeClient::new(config).unwrap();
-    let page = client
-        .list_events(&EventQuery {
-            since: at(0),
-            after: None,
-        })
-        .await
-        .unwrap();
+    let page = oldest_page(&client).await.unwrap();
     assert_eq!(page.events.len(), 50);
     assert!(page.has_more);
     // Two 429s, then the two pages of the walk.
@@ -336,13 +336,7 @@ async fn listing_gives_up_after_the_retries_when_throttled_throughout() {
         StripeList::new(events(5)).throttle(100),
     )
     .await;
-    let error = client(&server)
-        .list_events(&EventQuery {
-            since: at(0),
-            after: None,
-        })
-        .await
-        .unwrap_err();
+    let error = oldest_page(&client(&server)).await.unwrap_err();
     assert!(matches!(error, GatewayError::Unavailable(_)), "{error:?}");
     // One attempt and two retries.
     assert_eq!(received(&server).await.len(), 3);
