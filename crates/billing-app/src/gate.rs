@@ -232,6 +232,12 @@ impl GateCache {
         self.committed(&GateInvalidation::user(user));
     }
 
+    /// After a commit: forgets the users of `customer` and `user`, here and on the other
+    /// replicas.
+    pub(crate) fn invalidate_customer(&self, customer: &str, user: Option<&str>) {
+        self.committed(&GateInvalidation::of(Some(customer), user));
+    }
+
     /// After a commit: forgets what an applied event may have changed, here and on the other
     /// replicas: the users of the customer it names and the user it names; everything when it
     /// names neither (a refund or dispute known by its charge alone).

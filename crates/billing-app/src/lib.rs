@@ -14,6 +14,8 @@
 //! - [`BillingApp::record_usage`]: the atomic, idempotent limit check and record.
 //! - [`BillingApp::create_checkout`], [`BillingApp::portal_url`], [`BillingApp::sync_user`]:
 //!   outgoing Stripe calls, recorded before they are made.
+//! - [`BillingApp::reconcile`]: catch-up from Stripe's Events API and a sweep of the
+//!   subscriptions, repairing what differs.
 //! - [`BillingApp::broadcast_gate_changes`], [`BillingApp::forget_gate_state`]: keeping the
 //!   in-process gate caches of several replicas in step.
 //!
@@ -40,6 +42,7 @@ mod gate;
 mod ingest;
 mod jobs;
 mod purchase;
+mod reconcile;
 mod replay;
 mod replicas;
 mod usage;
@@ -50,5 +53,9 @@ pub use error::{AppError, IngestError};
 pub use ingest::{AppSettings, BillingApp, IngestOutcome};
 pub use jobs::{JobLease, JobRun, JobRunner};
 pub use purchase::{CheckoutOutcome, CheckoutParams, PriceChoice};
+pub use reconcile::{
+    DIFFERENCES_METRIC, Difference, DifferenceKind, EVENTS_WINDOW_DAYS, EventCatchUp, FailedEvent,
+    LAST_SUCCESS_METRIC, ReconcileReport, ReconcileScope,
+};
 pub use replay::{EventReplay, ReplayOutcome};
 pub use usage::{MAX_IDEMPOTENCY_KEY_LEN, UsageOutcome};

@@ -274,6 +274,7 @@ impl Server {
         }
         let gate_channel = gate_channel(&self.app);
         let jobs = crate::jobs::spawn(&self.app, &self.jobs);
+        actix_web::rt::spawn(read_reconcile_cursor(self.app.clone()));
         let stopped = self.http.await;
         for job in jobs {
             job.abort();
@@ -369,4 +370,16 @@ fn metrics() -> Result<PrometheusHandle, StartError> {
     let installed = crate::install_metrics_recorder().map_err(StartError::Metrics)?;
     *handle = Some(installed.clone());
     Ok(installed)
+}
+
+/// Reads the stored reconciliation cursor once, which sets
+/// `billing_reconcile_last_success_timestamp_seconds` from it (a reconciliation run by another
+/// process, `billingctl reconcile`, is seen at the next start or run).
+async fn read_reconcile_cursor(app: BillingApp<DieselStore>) {
+    if let Err(e) = app.reconcile_cursor().await {
+        tracing::warn!(
+            error = ErrorChain(&e).to_string(),
+            "could not read the reconciliation cursor"
+        );
+    }
 }

@@ -184,6 +184,19 @@ pub(crate) fn register_series() {
     for outcome in billing_app::ReplayOutcome::LABELS {
         metrics::counter!(SWEEPER_REPLAYS, "outcome" => outcome).absolute(0);
     }
+    metrics::describe_gauge!(
+        billing_app::LAST_SUCCESS_METRIC,
+        metrics::Unit::Seconds,
+        "Unix time of the last successful reconciliation with Stripe (0 before any)."
+    );
+    metrics::describe_counter!(
+        billing_app::DIFFERENCES_METRIC,
+        "Subscription fields reconciliation found different from Stripe and repaired, by kind."
+    );
+    metrics::gauge!(billing_app::LAST_SUCCESS_METRIC).set(0.0);
+    for kind in billing_app::DifferenceKind::ALL {
+        metrics::counter!(billing_app::DIFFERENCES_METRIC, "kind" => kind.as_str()).absolute(0);
+    }
     metrics::counter!(GATE_NOTIFICATIONS).absolute(0);
     metrics::counter!(GATE_RECONNECTS).absolute(0);
     metrics::gauge!(GATE_LISTENING).set(0.0);

@@ -5,7 +5,8 @@
 //!   database transaction: claim an event, apply its changes, mark it processed, commit.
 //!   [`BillingTx`] is one trait per aggregate composed into one; [`BillingRead`] is the
 //!   read-only part that [`BillingStore::read`] offers outside write transactions.
-//! - [`StripeGateway`]: outgoing Stripe API calls (re-fetching objects).
+//! - [`StripeGateway`]: outgoing Stripe API calls (re-fetching and listing objects, listing
+//!   events).
 //! - [`Clock`]: the current time, injectable for tests.
 //! - [`EventDecoder`]: a stored event body read again as an event (replays), implemented by
 //!   the adapter that knows Stripe's wire format.
@@ -36,11 +37,15 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use decode::EventDecoder;
 pub use error::{Cause, DecodeError, ErrorChain, GatewayError, StoreError};
 pub use gate::{GateBroadcast, GateInvalidation};
-pub use gateway::{CheckoutCreated, CheckoutKind, CheckoutRequest, StripeGateway};
+pub use gateway::{
+    CheckoutCreated, CheckoutKind, CheckoutRequest, EventPage, EventQuery, LIST_PAGE_SIZE,
+    ListedEvent, StripeGateway, SubscriptionPage, UnreadableEvent, UnreadableObject,
+};
 pub use jobs::{LeaseStore, RetryStore};
 pub use records::*;
 pub use scoped_futures::ScopedFutureExt;
 pub use store::{
     BillingRead, BillingStore, BillingTx, CreditRead, CreditTx, CustomerRead, CustomerTx, EventTx,
-    LockTx, PaymentTx, StripeRequestTx, SubscriptionRead, SubscriptionTx, TxFuture, UsageRead,
+    LockTx, PaymentTx, ReconcileTx, StripeRequestTx, SubscriptionRead, SubscriptionTx, TxFuture,
+    UsageRead,
 };

@@ -512,3 +512,15 @@ pub enum UsageConsumed {
         used: u64,
     },
 }
+
+/// How far the catch-up from Stripe's Events API has applied (one row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconcileCursor {
+    /// The newest event (`evt_…`) such that it and every older listed event is applied or
+    /// stored as failed; `None` before any was.
+    pub event_id: Option<String>,
+    /// That event's `created`.
+    pub event_created: Option<DateTime<Utc>>,
+    /// When a catch-up last completed.
+    pub last_success_at: Option<DateTime<Utc>>,
+}

@@ -3,7 +3,7 @@
 //! A unit of work sees the store through [`BillingTx`], which is one small trait per aggregate
 //! composed into one: [`EventTx`], [`LockTx`], [`CustomerRead`] / [`CustomerTx`],
 //! [`SubscriptionRead`] / [`SubscriptionTx`], [`PaymentTx`] (payments and one-time orders),
-//! [`CreditRead`] / [`CreditTx`], [`UsageRead`] and [`StripeRequestTx`]. A new table adds one
+//! [`CreditRead`] / [`CreditTx`], [`UsageRead`], [`StripeRequestTx`] and [`ReconcileTx`]. A new table adds one
 //! trait; a test double implements what its test needs and forwards the rest.
 //!
 //! A usage consume is not a unit of work: [`BillingStore::consume_usage`] checks, counts and
@@ -25,8 +25,8 @@ use scoped_futures::ScopedBoxFuture;
 use crate::error::StoreError;
 use crate::records::{
     ApiKeyRecord, Claim, CreditEntry, CustomerRecord, EventFilter, EventRecord, EventStats,
-    EventStatus, EventSummary, Failure, NewEvent, OrderRecord, PaymentRecord, StripeRequest,
-    SubscriptionRecord, UsageConsumed, UsageRequest,
+    EventStatus, EventSummary, Failure, NewEvent, OrderRecord, PaymentRecord, ReconcileCursor,
+    StripeRequest, SubscriptionRecord, UsageConsumed, UsageRequest,
 };
 
 /// The future a unit of work returns: it may borrow for `'b` (from the caller of
@@ -128,6 +128,7 @@ pub trait BillingTx:
     + PaymentTx
     + CreditTx
     + StripeRequestTx
+    + ReconcileTx
 {
 }
 
@@ -140,6 +141,7 @@ impl<T> BillingTx for T where
         + PaymentTx
         + CreditTx
         + StripeRequestTx
+        + ReconcileTx
         + ?Sized
 {
 }
@@ -337,6 +339,21 @@ pub trait StripeRequestTx: Send {
     async fn finish_stripe_request(
         &mut self,
         request: &StripeRequest,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+}
+
+/// The reconciliation cursor (`reconcile_cursors`): how far the catch-up from Stripe's Events
+/// API has applied, and when it last succeeded.
+#[async_trait]
+pub trait ReconcileTx: Send {
+    /// The stored cursor, if a reconciliation ever saved one.
+    async fn reconcile_cursor(&mut self) -> Result<Option<ReconcileCursor>, StoreError>;
+
+    /// Stores `cursor`, replacing the one stored.
+    async fn save_reconcile_cursor(
+        &mut self,
+        cursor: &ReconcileCursor,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 }

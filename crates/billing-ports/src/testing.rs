@@ -32,11 +32,12 @@ use crate::jobs::{LeaseStore, RetryStore};
 use crate::records::{
     ApiKeyRecord, Claim, CreditEntry, CustomerRecord, EventFilter, EventRecord, EventStats,
     EventStatus, EventSummary, Failure, LeaseRecord, NewEvent, OrderRecord, PaymentRecord,
-    StripeRequest, SubscriptionRecord, UsageConsumed, UsageRequest,
+    ReconcileCursor, StripeRequest, SubscriptionRecord, UsageConsumed, UsageRequest,
 };
 use crate::store::{
     BillingRead, BillingStore, BillingTx, CreditRead, CreditTx, CustomerRead, CustomerTx, EventTx,
-    LockTx, PaymentTx, StripeRequestTx, SubscriptionRead, SubscriptionTx, TxFuture, UsageRead,
+    LockTx, PaymentTx, ReconcileTx, StripeRequestTx, SubscriptionRead, SubscriptionTx, TxFuture,
+    UsageRead,
 };
 
 pub use gateway::{FakeCheckoutSession, FakeCustomer, FakeGateway, FakePortalSession, GatewayCall};
@@ -84,6 +85,8 @@ pub enum StoreCall {
     RenewLease,
     ReleaseLease,
     Lease,
+    ReconcileCursor,
+    SaveReconcileCursor,
 }
 
 /// A planned failure: the error to return, and how many more times (`None`: every time).
@@ -435,6 +438,10 @@ forward!(CreditTx:
 );
 forward!(UsageRead:
     fn usage_used(user_id: &str, metric: &str, start: DateTime<Utc>) -> u64 => UsageUsed;
+);
+forward!(ReconcileTx:
+    fn reconcile_cursor() -> Option<ReconcileCursor> => ReconcileCursor;
+    fn save_reconcile_cursor(cursor: &ReconcileCursor, at: DateTime<Utc>) -> () => SaveReconcileCursor;
 );
 forward!(StripeRequestTx:
     fn begin_stripe_request(request: &StripeRequest, at: DateTime<Utc>) -> StripeRequest => BeginStripeRequest;

@@ -50,6 +50,7 @@ pub mod notify;
 mod payments;
 mod pg;
 mod prepared;
+mod reconcile;
 mod schema;
 #[cfg(test)]
 mod schema_check;

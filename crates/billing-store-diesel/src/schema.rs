@@ -258,3 +258,16 @@ diesel::table! {
         runs -> BigInt,
     }
 }
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::schema::Ts;
+
+    reconcile_cursors (name) {
+        name -> Text,
+        event_id -> Nullable<Text>,
+        event_created -> Nullable<Ts>,
+        last_success_at -> Nullable<Ts>,
+        updated_at -> Ts,
+    }
+}

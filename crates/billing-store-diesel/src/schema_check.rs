@@ -65,7 +65,8 @@ fn declared(backend: Backend) -> Columns {
                 usage,
                 stripe_requests,
                 api_keys,
-                job_leases
+                job_leases,
+                reconcile_cursors
             ]
         ),
         Backend::Sqlite => diesel_columns!(
@@ -82,7 +83,8 @@ fn declared(backend: Backend) -> Columns {
                 usage,
                 stripe_requests,
                 api_keys,
-                job_leases
+                job_leases,
+                reconcile_cursors
             ]
         ),
     }

@@ -96,19 +96,38 @@ pub(crate) async fn apply_snapshot(
     trusted: bool,
 ) -> Result<EventStatus, AppError> {
     let existing = tx.subscription(&snapshot.id).await?;
+    let record = match decide_snapshot(ctx, existing.as_ref(), &incoming, snapshot, trusted) {
+        Ok(record) => record,
+        Err(why) => {
+            log_stale(&incoming, snapshot, why);
+            return Ok(EventStatus::Stale);
+        }
+    };
+    warn_unknown_prices(ctx, snapshot, existing.as_ref());
+    tx.save_subscription(&record, ctx.now).await?;
+    Ok(EventStatus::Processed)
+}
+
+/// The record applying `snapshot` at `incoming` to the stored subscription `existing` writes
+/// ([`status_transition::snapshot_transition`]'s decision), or why the snapshot is stale.
+/// Reads and writes nothing, so a dry run can show what a repair would change.
+pub(crate) fn decide_snapshot(
+    ctx: &Context,
+    existing: Option<&SubscriptionRecord>,
+    incoming: &Position,
+    snapshot: &SubscriptionSnapshot,
+    trusted: bool,
+) -> Result<SubscriptionRecord, Staleness> {
     let (price_id, tier) = tier_for_items(ctx, &snapshot.price_ids);
-    let current = existing.as_ref().map(standing_of);
-    let standing = match status_transition::snapshot_transition(
+    let current = existing.map(standing_of);
+    match status_transition::snapshot_transition(
         current.as_ref(),
         snapshot,
         incoming.clone(),
         trusted,
         tier,
     ) {
-        SnapshotOutcome::Stale(why) => {
-            log_stale(&incoming, snapshot, why);
-            return Ok(EventStatus::Stale);
-        }
+        SnapshotOutcome::Stale(why) => Err(why),
         SnapshotOutcome::Apply {
             standing,
             status_kept,
@@ -121,13 +140,9 @@ pub(crate) async fn apply_snapshot(
                     "a newer invoice event set the status; the snapshot's other fields are applied"
                 );
             }
-            standing
+            Ok(snapshot_record(snapshot, price_id, tier, standing))
         }
-    };
-    warn_unknown_prices(ctx, snapshot, existing.as_ref());
-    let record = snapshot_record(snapshot, price_id, tier, standing);
-    tx.save_subscription(&record, ctx.now).await?;
-    Ok(EventStatus::Processed)
+    }
 }
 
 fn log_stale(incoming: &Position, snapshot: &SubscriptionSnapshot, why: Staleness) {
@@ -199,7 +214,7 @@ pub(crate) fn write_standing(record: &mut SubscriptionRecord, standing: Standing
 
 /// Logs the item prices the catalog does not know, once per subscription: only those the
 /// stored subscription did not already list.
-fn warn_unknown_prices(
+pub(crate) fn warn_unknown_prices(
     ctx: &Context,
     snapshot: &SubscriptionSnapshot,
     existing: Option<&SubscriptionRecord>,

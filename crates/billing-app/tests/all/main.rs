@@ -20,6 +20,7 @@ mod lifecycle;
 mod ordering;
 mod payments;
 mod real_world;
+mod reconcile;
 mod refetch;
 mod reorder;
 mod replay;

@@ -60,6 +60,8 @@ async fn every_series_is_exposed_at_zero_before_the_first_request() {
         r#"billing_webhook_deliveries_total{type="unknown",outcome="no_v1_signature"} 0"#,
         r#"billing_webhook_delivery_seconds_count{outcome="invalid_signature"} 0"#,
         r#"billing_api_request_seconds_count{route="/v1/users/{user_id}/sync"}"#,
+        r#"billing_reconcile_differences_total{kind="cancel_at_period_end"} 0"#,
+        "billing_reconcile_last_success_timestamp_seconds 0",
     ] {
         assert!(
             metrics.contains(series),
@@ -71,6 +73,7 @@ async fn every_series_is_exposed_at_zero_before_the_first_request() {
         "# HELP billing_api_requests_total",
         "# TYPE billing_webhook_delivery_seconds histogram",
         "# TYPE billing_api_request_seconds histogram",
+        "# TYPE billing_reconcile_last_success_timestamp_seconds gauge",
     ] {
         assert!(metrics.contains(family), "{family} missing");
     }

@@ -12,7 +12,10 @@ use billing_domain::facts::SubscriptionSnapshot;
 
 use super::{Plan, lock};
 use crate::error::{Cause, GatewayError};
-use crate::gateway::{CheckoutCreated, CheckoutRequest, StripeGateway};
+use crate::gateway::{
+    CheckoutCreated, CheckoutRequest, EventPage, EventQuery, LIST_PAGE_SIZE, ListedEvent,
+    StripeGateway, SubscriptionPage,
+};
 
 /// One method of the [`StripeGateway`] port, as a [`FakeGateway`] names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -23,6 +26,8 @@ pub enum GatewayCall {
     CreateCustomer,
     CreateCheckoutSession,
     CreatePortalSession,
+    ListEvents,
+    ListSubscriptions,
 }
 
 /// A customer the fake created.
@@ -67,6 +72,10 @@ struct State {
     customers: Vec<FakeCustomer>,
     sessions: Vec<FakeCheckoutSession>,
     portal_sessions: Vec<FakePortalSession>,
+    /// Oldest first (by `created`, then by when they were put).
+    events: Vec<ListedEvent>,
+    /// The page size of the listings (Stripe's maximum when 0).
+    page_size: usize,
     delays: HashMap<GatewayCall, Duration>,
 }
 
@@ -79,6 +88,10 @@ const KEY_REUSED: &str = "Keys for idempotent requests can only be used with the
 /// - Subscriptions: [`FakeGateway::fetch_subscription`] and
 ///   [`FakeGateway::customer_subscriptions`] answer from the snapshots stored with
 ///   [`FakeGateway::put_subscription`]; an unknown id is [`GatewayError::NotFound`].
+/// - Events: [`FakeGateway::list_events`] pages through the events stored with
+///   [`FakeGateway::put_event`], oldest first, and [`FakeGateway::list_subscriptions`] through
+///   the stored snapshots, in pages of [`FakeGateway::set_page_size`] (Stripe's 100 by
+///   default); a cursor naming nothing stored is [`GatewayError::NotFound`], as at Stripe.
 /// - Creating calls keep Stripe's idempotency semantics: the same key with the same parameters
 ///   answers the object created first, the same key with other parameters is
 ///   [`GatewayError::Rejected`]. Every created object is recorded once.
@@ -116,6 +129,30 @@ impl FakeGateway {
         let mut state = self.state();
         let at = state.subscriptions.iter().position(|s| s.id == id)?;
         Some(state.subscriptions.remove(at))
+    }
+
+    /// Stores an event for [`StripeGateway::list_events`], after those created at or before
+    /// it (replacing an event with the same id).
+    pub fn put_event(&self, event: ListedEvent) {
+        let mut state = self.state();
+        state.events.retain(|e| e.id() != event.id());
+        let at = state
+            .events
+            .iter()
+            .position(|e| e.created() > event.created())
+            .unwrap_or(state.events.len());
+        state.events.insert(at, event);
+    }
+
+    /// Forgets every stored event created before `before`, as Stripe forgets events after 30
+    /// days.
+    pub fn expire_events(&self, before: chrono::DateTime<chrono::Utc>) {
+        self.state().events.retain(|e| e.created() >= before);
+    }
+
+    /// Makes listings answer pages of at most `size` objects (at least 1).
+    pub fn set_page_size(&self, size: usize) {
+        self.state().page_size = size.max(1);
     }
 
     /// The customers created so far, oldest first.
@@ -213,6 +250,57 @@ impl StripeGateway for FakeGateway {
             .collect())
     }
 
+    async fn list_events(&self, query: &EventQuery) -> Result<EventPage, GatewayError> {
+        self.enter(GatewayCall::ListEvents).await?;
+        let state = self.state();
+        let mut events: Vec<&ListedEvent> = state
+            .events
+            .iter()
+            .filter(|e| e.created() >= query.since)
+            .collect();
+        if let Some(after) = &query.after {
+            let at = events.iter().position(|e| e.id() == after).ok_or_else(|| {
+                GatewayError::NotFound(Cause::msg(format!("No such event: '{after}'")))
+            })?;
+            events.drain(..=at);
+        }
+        let size = page_size(&state);
+        Ok(EventPage {
+            has_more: events.len() > size,
+            events: events.into_iter().take(size).cloned().collect(),
+        })
+    }
+
+    async fn list_subscriptions(
+        &self,
+        customer_id: Option<&str>,
+        starting_after: Option<&str>,
+    ) -> Result<SubscriptionPage, GatewayError> {
+        self.enter(GatewayCall::ListSubscriptions).await?;
+        let state = self.state();
+        let mut listed: Vec<&SubscriptionSnapshot> = state
+            .subscriptions
+            .iter()
+            .filter(|s| customer_id.is_none_or(|c| s.customer_id == c))
+            .collect();
+        if let Some(after) = starting_after {
+            let at = listed.iter().position(|s| s.id == after).ok_or_else(|| {
+                GatewayError::NotFound(Cause::msg(format!("No such subscription: '{after}'")))
+            })?;
+            listed.drain(..=at);
+        }
+        let size = page_size(&state);
+        let page: Vec<SubscriptionSnapshot> =
+            listed.iter().take(size).map(|s| (*s).clone()).collect();
+        Ok(SubscriptionPage {
+            next: (listed.len() > size)
+                .then(|| page.last().map(|s| s.id.clone()))
+                .flatten(),
+            subscriptions: page,
+            unreadable: Vec::new(),
+        })
+    }
+
     async fn create_customer(
         &self,
         user_id: &str,
@@ -289,6 +377,15 @@ impl StripeGateway for FakeGateway {
             url: url.clone(),
         });
         Ok(url)
+    }
+}
+
+/// The listings' page size: the test's, else Stripe's.
+fn page_size(state: &State) -> usize {
+    if state.page_size == 0 {
+        LIST_PAGE_SIZE
+    } else {
+        state.page_size
     }
 }
 

@@ -10,6 +10,14 @@
 //! | [`create_portal_session`](StripeGateway::create_portal_session) | `POST /v1/billing_portal/sessions` with `customer` and `return_url` |
 //! | [`fetch_subscription`](StripeGateway::fetch_subscription) | `GET /v1/subscriptions/{id}` |
 //! | [`customer_subscriptions`](StripeGateway::customer_subscriptions) | `GET /v1/subscriptions?customer=…&status=all&limit=100`, following `starting_after` while `has_more` |
+//! | [`list_subscriptions`](StripeGateway::list_subscriptions) | one page of `GET /v1/subscriptions?status=all&limit=100` (with `customer=…` for one customer, `starting_after=…` after the first page) |
+//! | [`list_events`](StripeGateway::list_events) | `GET /v1/events?created[gte]=…&limit=100`: after a known event one page with `ending_before=…`; from a time alone, pages with `starting_after=…` down to the last (oldest) one |
+//!
+//! Stripe lists newest first; the events of a page are returned oldest first. Each listed
+//! event's JSON is read by [`parse_event`](crate::parse_event), the webhook's own parser, never
+//! by async-stripe's typed events (which accept one API version only); an event whose object
+//! it cannot read is returned with its identity ([`peek_envelope`](crate::peek_envelope)) and
+//! the parser's error, so the caller can store it as failed.
 //!
 //! Create parameters are built with async-stripe's typed request builders (customer,
 //! Checkout Session); the portal session and the reads are plain requests through the same
@@ -31,8 +39,12 @@
 //! the caller's key, the same key each time, and Stripe answers a repeat with the object the
 //! first attempt created.
 //!
+//! Listing calls (events, subscriptions) go through the same schedule, page by page, so a
+//! 429 during a long listing waits and repeats that page only.
+//!
 //! async-stripe does not expose response headers, so `Stripe-Should-Retry` and `Retry-After`
-//! are not consulted: a 5xx that Stripe replays for a key (it saves the result of a request
+//! are not consulted (Stripe does not promise `Retry-After` on a 429 and recommends
+//! exponential backoff, which the schedule is): a 5xx that Stripe replays for a key (it saves the result of a request
 //! that started executing) is simply repeated until the retries run out.
 //!
 //! # Errors
@@ -59,7 +71,8 @@ use async_trait::async_trait;
 use backon::Retryable;
 use billing_domain::facts::SubscriptionSnapshot;
 use billing_ports::{
-    Cause, CheckoutCreated, CheckoutKind, CheckoutRequest, ErrorChain, GatewayError, StripeGateway,
+    Cause, CheckoutCreated, CheckoutKind, CheckoutRequest, ErrorChain, EventPage, EventQuery,
+    GatewayError, StripeGateway, SubscriptionPage, UnreadableObject,
 };
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
@@ -84,6 +97,10 @@ pub const STRIPE_API_VERSION: &str = "2026-09-30.endive";
 /// reads for one customer (100 pages of 100); more is reported as unexpected rather than
 /// paginated forever.
 pub const MAX_LISTED_SUBSCRIPTIONS: usize = 10_000;
+
+/// The most pages [`StripeClient::list_events`](StripeGateway::list_events) walks to find the
+/// oldest events of a window (a million events); more is reported as unexpected.
+pub const MAX_EVENT_PAGES: usize = 10_000;
 
 /// The page size of list calls (Stripe's maximum).
 const PAGE_SIZE: u32 = 100;
@@ -284,11 +301,69 @@ struct PortalSessionForm<'a> {
 /// The query of `GET /v1/subscriptions`.
 #[derive(Serialize)]
 struct SubscriptionListQuery<'a> {
-    customer: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer: Option<&'a str>,
     status: &'static str,
     limit: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     starting_after: Option<&'a str>,
+}
+
+/// The query of `GET /v1/events`.
+#[derive(Serialize)]
+struct EventListQuery<'a> {
+    #[serde(rename = "created[gte]")]
+    created_gte: i64,
+    limit: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    starting_after: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ending_before: Option<&'a str>,
+}
+
+impl StripeClient {
+    /// One page of `GET /v1/events` (newest first, as Stripe lists).
+    async fn event_page(
+        &self,
+        call: &str,
+        query: &EventQuery,
+        starting_after: Option<&str>,
+        ending_before: Option<&str>,
+    ) -> Result<response::Page, GatewayError> {
+        let query = EventListQuery {
+            created_gte: query.since.timestamp(),
+            limit: PAGE_SIZE,
+            starting_after,
+            ending_before,
+        };
+        let object = self
+            .send(call, None, &|| {
+                RequestBuilder::new(StripeMethod::Get, "/events").query(&query)
+            })
+            .await?;
+        response::page(call, object)
+    }
+
+    /// One page of `GET /v1/subscriptions?status=all` (of one customer, or of the account).
+    async fn subscription_page(
+        &self,
+        call: &str,
+        customer: Option<&str>,
+        starting_after: Option<&str>,
+    ) -> Result<response::Page, GatewayError> {
+        let query = SubscriptionListQuery {
+            customer,
+            status: "all",
+            limit: PAGE_SIZE,
+            starting_after,
+        };
+        let object = self
+            .send(call, None, &|| {
+                RequestBuilder::new(StripeMethod::Get, "/subscriptions").query(&query)
+            })
+            .await?;
+        response::page(call, object)
+    }
 }
 
 #[async_trait]
@@ -320,18 +395,9 @@ impl StripeGateway for StripeClient {
         let mut subscriptions = Vec::new();
         let mut starting_after: Option<String> = None;
         loop {
-            let query = SubscriptionListQuery {
-                customer: customer_id,
-                status: "all",
-                limit: PAGE_SIZE,
-                starting_after: starting_after.as_deref(),
-            };
-            let object = self
-                .send(call, None, &|| {
-                    RequestBuilder::new(StripeMethod::Get, "/subscriptions").query(&query)
-                })
+            let page = self
+                .subscription_page(call, Some(customer_id), starting_after.as_deref())
                 .await?;
-            let page = response::page(call, object)?;
             let mut last_id = None;
             for object in page.data {
                 let snapshot = response::subscription(call, object)?;
@@ -352,6 +418,69 @@ impl StripeGateway for StripeClient {
                 ));
             }
         }
+    }
+
+    async fn list_events(&self, query: &EventQuery) -> Result<EventPage, GatewayError> {
+        let call = "list events";
+        if let Some(after) = &query.after {
+            // `ending_before`: the page just newer than `after`, listed newest first.
+            let page = self.event_page(call, query, None, Some(after)).await?;
+            return Ok(EventPage {
+                events: response::events(call, page.data)?,
+                has_more: page.has_more,
+            });
+        }
+        // Stripe lists newest first: the oldest events are on the last page.
+        let mut starting_after: Option<String> = None;
+        for pages in 1..=MAX_EVENT_PAGES {
+            let page = self
+                .event_page(call, query, starting_after.as_deref(), None)
+                .await?;
+            match response::last_id(&page.data) {
+                Some(last) if page.has_more => starting_after = Some(last),
+                _ => {
+                    return Ok(EventPage {
+                        events: response::events(call, page.data)?,
+                        has_more: pages > 1,
+                    });
+                }
+            }
+        }
+        Err(response::unexpected(
+            call,
+            &format!("more than {MAX_EVENT_PAGES} pages of events"),
+        ))
+    }
+
+    async fn list_subscriptions(
+        &self,
+        customer_id: Option<&str>,
+        starting_after: Option<&str>,
+    ) -> Result<SubscriptionPage, GatewayError> {
+        let call = "list subscriptions";
+        let page = self
+            .subscription_page(call, customer_id, starting_after)
+            .await?;
+        let next = if page.has_more {
+            response::last_id(&page.data)
+        } else {
+            None
+        };
+        let mut listed = SubscriptionPage {
+            next,
+            ..SubscriptionPage::default()
+        };
+        for object in page.data {
+            let id = response::id_of(&object);
+            match response::subscription(call, object) {
+                Ok(snapshot) => listed.subscriptions.push(snapshot),
+                Err(error) => listed.unreadable.push(UnreadableObject {
+                    id,
+                    error: ErrorChain(&error).to_string(),
+                }),
+            }
+        }
+        Ok(listed)
     }
 
     async fn create_customer(

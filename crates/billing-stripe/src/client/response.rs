@@ -7,11 +7,11 @@
 
 use billing_domain::Fact;
 use billing_domain::facts::SubscriptionSnapshot;
-use billing_ports::{Cause, GatewayError};
+use billing_ports::{Cause, GatewayError, ListedEvent, UnreadableEvent};
 use serde_json::{Map, Value, json};
 
 use crate::error::WireError;
-use crate::wire::parse_event;
+use crate::wire::{parse_event, peek_envelope};
 
 /// A JSON object answered by Stripe.
 pub(super) type Object = Map<String, Value>;
@@ -71,6 +71,57 @@ pub(super) fn page(call: &str, mut object: Object) -> Result<Page, GatewayError>
     Ok(Page { data, has_more })
 }
 
+/// The `id` of a listed object, or `<no id>`.
+pub(super) fn id_of(object: &Value) -> String {
+    object
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or("<no id>")
+        .to_owned()
+}
+
+/// The id of a page's last object (the `starting_after` of the next page, or the
+/// `ending_before` of the page before).
+pub(super) fn last_id(data: &[Value]) -> Option<String> {
+    data.last()
+        .and_then(|object| object.get("id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// Reads a page of listed events (newest first, as Stripe lists) oldest first, each with the
+/// webhook's parser; an event whose object cannot be read keeps its identity and the error.
+///
+/// An event whose envelope (id, type, created) cannot be read cannot be stored or passed:
+/// the whole page is [`GatewayError::Unexpected`].
+pub(super) fn events(call: &str, data: Vec<Value>) -> Result<Vec<ListedEvent>, GatewayError> {
+    data.into_iter()
+        .rev()
+        .map(|object| {
+            let id = id_of(&object);
+            let payload = serde_json::to_string(&object).map_err(|error| {
+                GatewayError::Unexpected(Cause::context(format!("{call}: event {id}"), error))
+            })?;
+            let parsed = match parse_event(payload.as_bytes()) {
+                Ok(event) => Ok(event),
+                Err(error) => {
+                    let envelope = peek_envelope(payload.as_bytes())
+                        .map_err(|envelope| unexpected(call, &format!("event {id}: {envelope}")))?;
+                    Err(UnreadableEvent {
+                        id: envelope.id,
+                        event_type: envelope.event_type,
+                        api_version: envelope.api_version,
+                        livemode: envelope.livemode,
+                        created: envelope.created,
+                        error: error.to_string(),
+                    })
+                }
+            };
+            Ok(ListedEvent { payload, parsed })
+        })
+        .collect()
+}
+
 /// Reads a subscription object with the same parser as `customer.subscription.*` webhooks,
 /// so a fetched subscription of any API version gives the snapshot its event would.
 ///
@@ -80,11 +131,7 @@ pub(super) fn subscription(
     call: &str,
     object: Value,
 ) -> Result<SubscriptionSnapshot, GatewayError> {
-    let id = object
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or("<no id>")
-        .to_owned();
+    let id = id_of(&object);
     let event = json!({
         "id": "evt_fetched_subscription",
         "object": "event",

@@ -4,6 +4,7 @@
 
 mod create;
 mod errors;
+mod listing;
 mod localstripe;
 mod retries;
 mod subscriptions;
