@@ -212,6 +212,10 @@ impl Check {
             enabled: self.flag("JOB_SWEEPER_ENABLED"),
             interval: self.secs("JOB_SWEEPER_INTERVAL_SECS", 1, WEEK),
         };
+        let reconcile = JobSchedule {
+            enabled: self.flag("JOB_RECONCILE_ENABLED"),
+            interval: self.secs("JOB_RECONCILE_INTERVAL_SECS", 10, WEEK),
+        };
         let lease_ttl = self.secs("JOB_LEASE_TTL_SECS", 1, 3600);
         if lease_ttl <= statement_timeout {
             self.problem(
@@ -233,6 +237,7 @@ impl Check {
             lease_ttl,
             retention,
             sweeper,
+            reconcile,
             retry: billing_ports::Backoff {
                 base: delta(base),
                 cap: delta(cap),

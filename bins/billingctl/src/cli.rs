@@ -43,6 +43,10 @@ pub(crate) enum Command {
     /// The plan catalog.
     #[command(subcommand)]
     Plans(PlansCommand),
+    /// Reconcile with Stripe: catch up from the Events API (after the stored cursor by
+    /// default) through the server's ingest, and with --since/--customer/--all sweep the
+    /// subscriptions, repairing and reporting each difference (before, after).
+    Reconcile(ReconcileArgs),
     /// Send a realistic, signed sequence of Stripe events to a server (offline, like
     /// `stripe trigger`) and print the user's entitlements after each step.
     Trigger(TriggerArgs),
@@ -162,6 +166,25 @@ pub(crate) enum PlansCommand {
         /// The catalog file (TOML, like plans.toml).
         file: PathBuf,
     },
+}
+
+/// `billingctl reconcile …`: the scope (at most one; without any, the events after the
+/// stored cursor, as the scheduled reconciliation does) and `--dry-run`.
+#[derive(Args)]
+pub(crate) struct ReconcileArgs {
+    /// The events created in this span (`3d`, `12h`; at most Stripe's 30 days), then the
+    /// subscriptions of the customers they name.
+    #[arg(long, conflicts_with_all = ["customer", "all"])]
+    pub(crate) since: Option<Age>,
+    /// One customer (`cus_…`): the window's events naming it, then its subscriptions.
+    #[arg(long, conflicts_with = "all")]
+    pub(crate) customer: Option<String>,
+    /// The events after the stored cursor, then every subscription of the account.
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// Change nothing: list and compare, and report what a run would ingest and repair.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 /// `billingctl trigger SCENARIO …`.

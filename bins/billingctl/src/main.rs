@@ -16,6 +16,7 @@ mod migrate;
 mod output;
 mod plans;
 mod progress;
+mod reconcile;
 mod replay;
 mod trigger;
 mod when;
@@ -37,12 +38,24 @@ async fn main() -> ExitCode {
         Command::Keys(command) => keys::run(&cli.config, command, &out).await,
         Command::Migrate(args) => migrate::run(&cli.config, args, &out).await,
         Command::Plans(command) => plans::run(command, &out),
+        Command::Reconcile(args) => reconcile(&cli.config, args, &out).await,
         Command::Trigger(args) => trigger::run(args, &out).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => out.fail(&error),
     }
+}
+
+/// `billingctl reconcile`: the app with the configured Stripe client.
+async fn reconcile(
+    config: &Option<std::path::PathBuf>,
+    args: cli::ReconcileArgs,
+    out: &Output,
+) -> Result<(), error::CtlError> {
+    let config = app::config(config)?;
+    let app = app::open(&config)?;
+    reconcile::run(&app, args, chrono::Utc::now(), out).await
 }
 
 /// Warnings and errors of the libraries go to stderr (`RUST_LOG` changes the level).

@@ -59,6 +59,10 @@ pub enum ReconcileScope {
     /// Everything: the events after the stored cursor (the whole window without one), and
     /// every subscription of the account.
     All,
+    /// The catch-up of [`ReconcileScope::All`] alone (no subscription sweep): the events after
+    /// the stored cursor. What the server's scheduled reconciliation runs, every few minutes,
+    /// at the cost of one listing call per 100 new events.
+    Events,
 }
 
 /// Which field of a subscription differed.
@@ -247,6 +251,7 @@ impl<S: BillingStore> BillingApp<S> {
             .await?;
         let swept: Vec<Option<String>> = match &scope {
             ReconcileScope::All => vec![None],
+            ReconcileScope::Events => Vec::new(),
             ReconcileScope::Customer(customer) => vec![Some(customer.clone())],
             ReconcileScope::Since(_) => customers.into_iter().map(Some).collect(),
         };
@@ -302,7 +307,7 @@ impl<S: BillingStore> BillingApp<S> {
         let window_start = now - TimeDelta::days(EVENTS_WINDOW_DAYS);
         let stored_event = stored.and_then(|c| Some((c.event_id.clone()?, c.event_created?)));
         let (query, moves_cursor) = match scope {
-            ReconcileScope::All => match stored_event {
+            ReconcileScope::All | ReconcileScope::Events => match stored_event {
                 Some((id, created)) if created >= window_start => (
                     EventQuery {
                         since: created,

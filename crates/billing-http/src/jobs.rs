@@ -1,5 +1,6 @@
-//! The server's background jobs, each on one replica at a time: the event retention purge and
-//! the failed-event sweeper, scheduled under lease rows by [`billing_app::JobRunner`].
+//! The server's background jobs, each on one replica at a time: the event retention purge,
+//! the failed-event sweeper and (off by default) the scheduled reconciliation with Stripe's
+//! Events API, scheduled under lease rows by [`billing_app::JobRunner`].
 //!
 //! Every replica runs a loop per enabled job that asks, a few times per interval, whether the
 //! job's run is due; the one replica whose conditional `take_lease` succeeds runs it, renews
@@ -7,9 +8,8 @@
 //! dies midway leaves its lease to expire, and the next replica to ask runs the job again
 //! (each item commits on its own, so the run it died in left nothing half-done).
 //!
-//! A job is a name, an interval and its work (`Job`): adding one (a scheduled
-//! reconciliation) is an entry in `jobs`, its name in `JOB_NAMES` (so its metrics exist
-//! from start) and its settings in [`JobSettings`].
+//! A job is a name, an interval and its work (`Job`): adding one is an entry in `jobs`, its
+//! name in `JOB_NAMES` (so its metrics exist from start) and its settings in [`JobSettings`].
 
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use billing_app::{AppError, BillingApp, JobLease, JobRun, JobRunner};
+use billing_app::{AppError, BillingApp, JobLease, JobRun, JobRunner, ReconcileScope};
 use billing_ports::{Backoff, ErrorChain, LeaseStore};
 use billing_store_diesel::DieselStore;
 use chrono::TimeDelta;
@@ -28,8 +28,10 @@ use crate::telemetry::{JOB_LAST_SUCCESS, JOB_RUNS, SWEEPER_REPLAYS};
 pub const RETENTION_JOB: &str = "retention";
 /// The failed-event sweeper's job name.
 pub const SWEEPER_JOB: &str = "sweeper";
+/// The scheduled reconciliation's job name.
+pub const RECONCILE_JOB: &str = "reconcile";
 /// Every job's name (their metrics series exist from start, enabled or not).
-pub(crate) const JOB_NAMES: [&str; 2] = [RETENTION_JOB, SWEEPER_JOB];
+pub(crate) const JOB_NAMES: [&str; 3] = [RETENTION_JOB, SWEEPER_JOB, RECONCILE_JOB];
 /// The outcomes of a run, as `billing_job_runs_total` labels them.
 pub(crate) const JOB_OUTCOMES: [&str; 3] = ["success", "failure", "lease_lost"];
 
@@ -53,6 +55,10 @@ pub struct JobSettings {
     pub retention: JobSchedule,
     /// The failed-event sweeper.
     pub sweeper: JobSchedule,
+    /// The catch-up from Stripe's Events API after the stored cursor
+    /// ([`ReconcileScope::Events`]): heals a missed webhook without an operator. Needs a real
+    /// Stripe key that may read events.
+    pub reconcile: JobSchedule,
     /// The sweeper's retry schedule of transient failures.
     pub retry: Backoff,
     /// The sweeper gives an event up after this many failed attempts.
@@ -60,8 +66,9 @@ pub struct JobSettings {
 }
 
 impl Default for JobSettings {
-    /// Both jobs on: the purge hourly, the sweeper every 30 s with retries from one minute
-    /// doubling to six hours, ten attempts; leases of 60 s.
+    /// The purge hourly and the sweeper every 30 s (retries from one minute doubling to six
+    /// hours, ten attempts); the scheduled reconciliation off (every 10 min when switched
+    /// on); leases of 60 s.
     fn default() -> Self {
         Self {
             lease_ttl: Duration::from_secs(60),
@@ -72,6 +79,10 @@ impl Default for JobSettings {
             sweeper: JobSchedule {
                 enabled: true,
                 interval: Duration::from_secs(30),
+            },
+            reconcile: JobSchedule {
+                enabled: false,
+                interval: Duration::from_secs(600),
             },
             retry: Backoff::default(),
             max_attempts: 10,
@@ -108,6 +119,14 @@ pub(crate) fn jobs(settings: &JobSettings) -> Vec<Job> {
                 work: Box::new(|app, lease| Box::pin(sweep(app, lease))),
             },
         ),
+        (
+            settings.reconcile,
+            Job {
+                name: RECONCILE_JOB,
+                interval: settings.reconcile.interval,
+                work: Box::new(|app, _lease| Box::pin(catch_up(app))),
+            },
+        ),
     ];
     all.into_iter()
         .filter(|(schedule, _)| schedule.enabled)
@@ -136,6 +155,22 @@ async fn sweep(app: BillingApp<DieselStore>, lease: JobLease) -> Result<String, 
         metrics::counter!(SWEEPER_REPLAYS, "outcome" => replay.outcome.label()).increment(1);
     }
     Ok(format!("{} failed events replayed", swept.len()))
+}
+
+/// The scheduled reconciliation: Stripe's events after the stored cursor, each through the
+/// ingest. It does not renew its lease: a catch-up longer than the lease's time to live may
+/// overlap one on another replica, which is safe (each event applies once; the cursor never
+/// moves back) and only costs listing calls.
+async fn catch_up(app: BillingApp<DieselStore>) -> Result<String, AppError> {
+    let report = app.reconcile(ReconcileScope::Events, false).await?;
+    let events = &report.events;
+    Ok(format!(
+        "{} events listed, {} applied, {} duplicates, {} failed",
+        events.listed,
+        events.applied,
+        events.duplicates,
+        events.failed.len()
+    ))
 }
 
 /// A random id for this process's leases: the host name when set, the pid, 64 random bits.

@@ -5,6 +5,7 @@
 mod events;
 mod keys;
 mod migrate_and_plans;
+mod reconcile;
 mod replay;
 mod support;
 mod trigger;

@@ -26,6 +26,11 @@ impl Run {
 
 /// `billingctl ARGS` with the server's configuration in the environment, on `db`.
 pub fn billingctl(db: &TestDatabase, args: &[&str]) -> Run {
+    billingctl_with(db, &[], args)
+}
+
+/// `billingctl ARGS` on `db`, with `extra` environment variables beside the configuration.
+pub fn billingctl_with(db: &TestDatabase, extra: &[(&str, &str)], args: &[&str]) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_billingctl"));
     command
         .args(args)
@@ -36,7 +41,8 @@ pub fn billingctl(db: &TestDatabase, args: &[&str]) -> Run {
         .env("STRIPE_WEBHOOK_SECRET", "whsec_billingctl")
         .env("BILLING_API_KEYS", "bootstrap_key_0123456789")
         .env("PLANS_FILE", PLANS)
-        .env("DATABASE_MAX_CONNECTIONS", "2");
+        .env("DATABASE_MAX_CONNECTIONS", "2")
+        .envs(extra.iter().copied());
     run(command)
 }
 

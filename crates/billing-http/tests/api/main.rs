@@ -7,6 +7,7 @@ mod checkout;
 mod database_faults;
 mod helpers;
 mod input_checks;
+mod jobs;
 mod logs;
 mod ops;
 mod poison;
