@@ -36,6 +36,19 @@ pub enum AppError {
     /// An idempotency key was reused with different parameters.
     #[error("idempotency key {0:?} was already used with different parameters")]
     IdempotencyConflict(String),
+    /// A paid invoice names no price of the plan catalog (nor does its stored subscription)
+    /// and the catalog says `unknown_prices = "fail"`: its credits cannot be granted until the
+    /// price is added. Transient: the sweeper retries it, and applies it once the catalog
+    /// knows the price.
+    #[error(
+        "paid invoice {invoice} names no price of the plan catalog ({prices}); add the price to the catalog (unknown_prices = \"fail\")"
+    )]
+    PriceNotInCatalog {
+        /// `in_…`.
+        invoice: String,
+        /// The prices it named, comma-separated (`none` when it named none).
+        prices: String,
+    },
     /// The use case needs Stripe but no gateway is configured.
     #[error("no Stripe gateway configured")]
     NoGateway,

@@ -74,7 +74,7 @@ pub mod status;
 pub mod status_transition;
 pub mod usage;
 
-pub use catalog::{Catalog, CatalogError, CatalogProblem, Limit, Tier, TierId};
+pub use catalog::{Catalog, CatalogError, CatalogProblem, Limit, Tier, TierId, UnknownPrices};
 pub use entitlement::{AccessReason, Entitlement, SubscriptionState, entitlement, grace_deadline};
 pub use error::DomainError;
 pub use facts::{BillingEvent, Fact};

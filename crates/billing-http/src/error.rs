@@ -356,7 +356,7 @@ impl ApiError {
             AppError::NoGateway => {
                 ApiError::new(C::StripeNotConfigured, "no Stripe client is configured")
             }
-            AppError::NoDecoder => {
+            AppError::NoDecoder | AppError::PriceNotInCatalog { .. } => {
                 ApiError::new(C::InternalError, "the request could not be completed")
             }
         }

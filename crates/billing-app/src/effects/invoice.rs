@@ -9,9 +9,9 @@
 //! does it move that position: an invoice that infers nothing moves nothing. The rules are
 //! [`billing_domain::status_transition`]'s; this effect locks, loads, asks them and saves.
 
-use billing_domain::BillingEvent;
 use billing_domain::facts::{InvoiceChange, InvoiceFacts};
 use billing_domain::status_transition::{Inference, invoice_inference};
+use billing_domain::{BillingEvent, UnknownPrices};
 use billing_ports::{BillingTx, CreditEntry, CreditReason, EventStatus};
 
 use super::subscription::{standing_of, tier_for, tier_for_items, write_standing};
@@ -47,13 +47,24 @@ pub(super) async fn changed(
         // The period's credits, keyed by the invoice id: `invoice.paid` and
         // `invoice.payment_succeeded` of one invoice, and every redelivery, grant once. The
         // tier is the highest among the invoice's subscription lines, else the subscription's.
+        let stored_price = existing.as_ref().and_then(|s| s.price_id.as_deref());
+        let known = |price: &str| ctx.catalog.tier_for_price(price).is_some();
+        if ctx.catalog.unknown_prices() == UnknownPrices::Fail
+            && !invoice.price_ids.iter().any(|p| known(p))
+            && !stored_price.is_some_and(known)
+        {
+            let prices = match invoice.price_ids.as_slice() {
+                [] => stored_price.unwrap_or("none").to_owned(),
+                named => named.join(", "),
+            };
+            return Err(AppError::PriceNotInCatalog {
+                invoice: invoice.id.clone(),
+                prices,
+            });
+        }
         let tier = match tier_for_items(ctx, &invoice.price_ids) {
             (Some(_), tier) if !tier.is_free() => tier,
-            _ => tier_for(
-                ctx,
-                existing.as_ref().and_then(|s| s.price_id.as_deref()),
-                &invoice.id,
-            ),
+            _ => tier_for(ctx, stored_price, &invoice.id),
         };
         if tier.credits_per_period > 0 {
             credited = tx

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use billing_app::{AppSettings, BillingApp, EventReplay, JobRun, JobRunner, ReplayOutcome};
-use billing_domain::BillingEvent;
+use billing_domain::{BillingEvent, Catalog};
 use billing_ports::testing::{FaultyStore, StoreCall};
 use billing_ports::{
     Backoff, BillingStore, Cause, Clock, EventStatus, FailureKind, LeaseStore, ManualClock,
@@ -27,6 +27,7 @@ on_both_backends!(
     the_sweeper_leaves_permanent_failures_alone,
     a_job_runs_on_one_holder_at_a_time,
     a_sweep_stops_when_its_lease_is_lost,
+    a_paid_invoice_of_a_price_the_catalog_lacks_applies_once_the_catalog_knows_it,
 );
 
 const BACKOFF: Backoff = Backoff {
@@ -36,9 +37,18 @@ const BACKOFF: Backoff = Backoff {
 
 /// An app over `store` reading stored bodies with the Stripe decoder, on `clock`.
 fn app<S: BillingStore>(store: S, clock: &Arc<ManualClock>) -> BillingApp<S> {
+    app_with(store, clock, catalog())
+}
+
+/// [`app`] with another plan catalog (a release deployed with other plans).
+fn app_with<S: BillingStore>(
+    store: S,
+    clock: &Arc<ManualClock>,
+    catalog: Arc<Catalog>,
+) -> BillingApp<S> {
     BillingApp::new(
         Arc::new(store),
-        catalog(),
+        catalog,
         Arc::clone(clock) as _,
         None,
         AppSettings {
@@ -396,4 +406,75 @@ async fn a_sweep_stops_when_its_lease_is_lost(store: DieselStore) {
         lease.holder, "replica-b-44e1",
         "the new holder's lease stays"
     );
+}
+
+/// The example plans with `unknown_prices = "fail"`, the PRO tier selling `pro_price`.
+fn strict_catalog(pro_price: &str) -> Arc<Catalog> {
+    let plans = include_str!("../../../../plans.toml")
+        .replacen("unknown_prices = \"free\"", "unknown_prices = \"fail\"", 1)
+        .replacen("\"price_pro_monthly\"", &format!("{pro_price:?}"), 1);
+    let catalog = Catalog::from_toml_str(&plans).unwrap();
+    assert_eq!(
+        catalog.unknown_prices(),
+        billing_domain::UnknownPrices::Fail
+    );
+    Arc::new(catalog)
+}
+
+async fn a_paid_invoice_of_a_price_the_catalog_lacks_applies_once_the_catalog_knows_it(
+    store: DieselStore,
+) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    // The release runs a catalog that does not know the story's price yet.
+    let before = app_with(
+        store.clone(),
+        &clock,
+        strict_catalog("price_pro_monthly_v2"),
+    );
+    let failed = deliver(&before).await;
+    assert!(!failed.is_empty(), "the paid invoices fail");
+    for id in &failed {
+        let stored = store.event(id).await.unwrap().unwrap();
+        assert_eq!(stored.status, EventStatus::Failed);
+        assert_eq!(stored.failure_kind, Some(FailureKind::Transient), "{id}");
+        let error = stored.last_error.unwrap_or_default();
+        assert!(
+            error.contains("names no price of the plan catalog")
+                && error.contains("price_pro_monthly"),
+            "{error}"
+        );
+    }
+    assert_eq!(
+        credits(&store, "user_123").await,
+        0,
+        "no credits of an unknown tier"
+    );
+    // Meanwhile the sweeper retries with the same catalog: still failing, nothing granted.
+    clock.set(t0() + TimeDelta::seconds(60));
+    let swept = before.sweep_failed(None).await.unwrap();
+    assert!(
+        swept.iter().all(|s| s.outcome.label() == "failed"),
+        "{swept:?}"
+    );
+    assert_eq!(credits(&store, "user_123").await, 0);
+
+    // The catalog now sells the price: the sweeper's next attempt applies each once.
+    let after = app_with(store.clone(), &clock, strict_catalog("price_pro_monthly"));
+    clock.set(t0() + TimeDelta::seconds(60 + 120));
+    let swept = after.sweep_failed(None).await.unwrap();
+    assert_eq!(swept.len(), failed.len());
+    assert!(
+        swept
+            .iter()
+            .all(|s| matches!(s.outcome, ReplayOutcome::Applied | ReplayOutcome::Stale)),
+        "{swept:?}"
+    );
+    assert_eq!(credits(&store, "user_123").await, 1000, "granted once");
+    for id in &failed {
+        assert!(matches!(
+            after.replay_event(id).await.unwrap(),
+            ReplayOutcome::Duplicate(_)
+        ));
+    }
+    assert_eq!(credits(&store, "user_123").await, 1000, "never twice");
 }

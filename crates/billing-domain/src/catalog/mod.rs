@@ -10,6 +10,9 @@
 //! ```toml
 //! # Optional, 3 when absent: days of paid access kept after a failed payment.
 //! default_grace_period_days = 3
+//! # Optional, "free" when absent: a paid invoice whose prices the catalog does not know
+//! # grants the free tier's credits ("free"), or fails until the price is added ("fail").
+//! unknown_prices = "free"
 //!
 //! # Tiers in order from lowest to highest. The first one is the free tier.
 //! [[tiers]]
@@ -66,7 +69,7 @@ use std::str::FromStr;
 
 pub use self::model::{
     Catalog, CatalogError, CatalogProblem, DEFAULT_GRACE_PERIOD_DAYS, Limit, MAX_GRACE_PERIOD_DAYS,
-    Tier, TierId,
+    Tier, TierId, UnknownPrices,
 };
 use self::validate::{Reported, validate_tiers};
 
@@ -76,10 +79,11 @@ impl Catalog {
     pub fn from_toml_str(src: &str) -> Result<Catalog, CatalogError> {
         let document = self::toml::parse(src)?;
         let mut problems = Vec::new();
+        let unknown_prices = self::toml::read_unknown_prices(&document, &mut problems);
         if let Some(read) = self::toml::read_document(&document, &mut problems) {
             validate_tiers(&read.tiers, &read.reported, &mut problems);
             if problems.is_empty() {
-                return Ok(Self::index(read.tiers));
+                return Ok(Self::index(read.tiers).with_unknown_prices(unknown_prices));
             }
         }
         Err(CatalogError { problems })

@@ -147,11 +147,27 @@ impl Tier {
     }
 }
 
+/// What a paid invoice does when none of its prices (nor its subscription's) is in the
+/// catalog: its period's credits depend on the tier, which is then unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownPrices {
+    /// The free tier's credits (none) are granted and the event is done; a warning is logged.
+    /// Right when the Stripe account sells other products than this catalog's.
+    #[default]
+    Free,
+    /// The event fails (stored as failed, retried by the sweeper with backoff, answered 500 to
+    /// Stripe): once the price is added to the catalog, the next attempt or a replay grants
+    /// the credits, once. Right for an account that sells only this catalog.
+    Fail,
+}
+
 /// A validated plan catalog: at least one tier, the first one free, prices unique.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Catalog {
     /// Never empty (checked when built).
     tiers: Vec<Tier>,
+    /// What a paid invoice whose prices the catalog does not know does.
+    unknown_prices: UnknownPrices,
     by_id: HashMap<String, usize>,
     by_price: HashMap<String, usize>,
     metrics: BTreeSet<String>,
@@ -175,6 +191,7 @@ impl Catalog {
         }
         Catalog {
             tiers,
+            unknown_prices: UnknownPrices::default(),
             by_id,
             by_price,
             metrics,
@@ -194,7 +211,18 @@ impl Catalog {
                 ..tier
             })
             .collect();
-        Catalog::from_tiers(tiers)
+        Catalog::from_tiers(tiers).map(|c| c.with_unknown_prices(self.unknown_prices))
+    }
+
+    /// The same catalog with `policy` for prices it does not know.
+    pub fn with_unknown_prices(mut self, policy: UnknownPrices) -> Catalog {
+        self.unknown_prices = policy;
+        self
+    }
+
+    /// What a paid invoice whose prices this catalog does not know does (`unknown_prices`).
+    pub fn unknown_prices(&self) -> UnknownPrices {
+        self.unknown_prices
     }
 
     /// The free tier: the first (lowest) one, which has no price.

@@ -10,11 +10,11 @@ use toml::{Table, Value};
 
 use super::model::{
     CatalogError, CatalogProblem, DEFAULT_GRACE_PERIOD_DAYS, Limit, MAX_GRACE_PERIOD_DAYS, Tier,
-    TierId,
+    TierId, UnknownPrices,
 };
 use super::validate::Reported;
 
-const TOP_KEYS: &[&str] = &["default_grace_period_days", "tiers"];
+const TOP_KEYS: &[&str] = &["default_grace_period_days", "unknown_prices", "tiers"];
 const TIER_KEYS: &[&str] = &[
     "id",
     "name",
@@ -54,6 +54,22 @@ fn syntax_error(src: &str, error: &toml::de::Error) -> CatalogError {
             place,
             format!("TOML syntax error: {}", error.message().trim_end()),
         )],
+    }
+}
+
+/// Reads `unknown_prices`: `"free"` (also when absent) or `"fail"`.
+pub(super) fn read_unknown_prices(
+    document: &Table,
+    problems: &mut Vec<CatalogProblem>,
+) -> UnknownPrices {
+    match document.get("unknown_prices") {
+        None => UnknownPrices::Free,
+        Some(Value::String(s)) if s == "free" => UnknownPrices::Free,
+        Some(Value::String(s)) if s == "fail" => UnknownPrices::Fail,
+        Some(other) => {
+            problems.push(expected("unknown_prices", r#""free" or "fail""#, other));
+            UnknownPrices::Free
+        }
     }
 }
 

@@ -195,3 +195,18 @@ fn tier_id_helpers() {
         toml::Value::String("PRO".to_owned())
     );
 }
+
+#[test]
+fn unknown_prices_is_free_by_default_and_fail_on_request() {
+    use billing_domain::UnknownPrices;
+    let catalog = Catalog::from_toml_str(MINIMAL).unwrap();
+    assert_eq!(catalog.unknown_prices(), UnknownPrices::Free);
+    for (value, policy) in [("free", UnknownPrices::Free), ("fail", UnknownPrices::Fail)] {
+        let src = format!("unknown_prices = \"{value}\"\n{MINIMAL}");
+        let catalog = Catalog::from_toml_str(&src).unwrap();
+        assert_eq!(catalog.unknown_prices(), policy);
+        // An operator's grace override keeps the policy.
+        let overridden = catalog.with_grace_period(TimeDelta::days(7)).unwrap();
+        assert_eq!(overridden.unknown_prices(), policy);
+    }
+}

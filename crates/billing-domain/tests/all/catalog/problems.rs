@@ -386,3 +386,11 @@ fn problem_display() {
         "invalid plan catalog (1 problem):\n  - tiers[1].limits.api_calls: must not be negative"
     );
 }
+
+#[test]
+fn unknown_prices_must_be_free_or_fail() {
+    for value in ["\"ignore\"", "true", "1", "[\"fail\"]"] {
+        let src = format!("unknown_prices = {value}\n{MINIMAL}");
+        assert_problem(&load_err(&src), "unknown_prices", "\"free\" or \"fail\"");
+    }
+}
