@@ -15,12 +15,17 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p billing-server -p billingctl \
- && mkdir -p /out \
+ && mkdir -p /out /app-owned/data \
  && cp target/release/billing-server target/release/billingctl /out/
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 WORKDIR /app
 COPY --from=build /out/ /usr/local/bin/
+# /app/data, owned by nonroot: the default DATABASE_URL (sqlite://data/billing.sqlite, relative
+# to /app) writes there. Distroless has no shell to mkdir/chown, so the empty directory is made
+# in the build stage and copied with its owner. Mount a volume on it to keep an SQLite database
+# (`docker run -v billing-data:/app/data …`); with Postgres (compose.yaml) it stays empty.
+COPY --from=build --chown=nonroot:nonroot /app-owned/ /app/
 # The example plan catalog; mount your own over it (PLANS_FILE names another path).
 COPY plans.toml /app/plans.toml
 ENV BIND_ADDR=0.0.0.0:8080 \

@@ -53,9 +53,28 @@ impl Config {
     /// Reads `file` when given (it must exist), else `./billing.toml` when present, then the
     /// process environment.
     pub fn load(file: Option<&Path>) -> Result<Self, InvalidConfig> {
-        let default = Path::new(DEFAULT_FILE);
-        let file = file.or_else(|| default.is_file().then_some(default));
-        Self::read(file, |name| std::env::var(name).ok())
+        Self::read(file_or_default(file), |name| std::env::var(name).ok())
+    }
+
+    /// The catalog alone (`PLANS_FILE`, `GRACE_DAYS`), read from the same layers as
+    /// [`Config::load`] without requiring the other settings: for tools that need only the
+    /// plans (`billingctl trigger`).
+    pub fn load_catalog(file: Option<&Path>) -> Result<Catalog, InvalidConfig> {
+        Self::read_catalog(file_or_default(file), |name| std::env::var(name).ok())
+    }
+
+    /// [`Config::load_catalog`] with the environment as `env` gives it.
+    pub fn read_catalog(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Catalog, InvalidConfig> {
+        let mut problems = Vec::new();
+        let values = Values::merge(file, env, &mut problems);
+        let mut check = Check { values, problems };
+        match check.catalog() {
+            Some(catalog) if check.problems.is_empty() => Ok(catalog),
+            _ => Err(InvalidConfig(check.problems)),
+        }
     }
 
     /// Reads the defaults, `file` and the environment as `env` gives it (the process's, or a
@@ -73,6 +92,12 @@ impl Config {
             _ => Err(InvalidConfig(check.problems)),
         }
     }
+}
+
+/// `file` when given, else `./billing.toml` when present.
+fn file_or_default(file: Option<&Path>) -> Option<&Path> {
+    let default = Path::new(DEFAULT_FILE);
+    file.or_else(|| default.is_file().then_some(default))
 }
 
 /// The validation pass: reads each setting, records what is wrong and goes on.

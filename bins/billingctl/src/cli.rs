@@ -69,9 +69,13 @@ pub(crate) enum EventsCommand {
     /// Delete done events (processed, ignored, stale) received before a given age, in
     /// batches, as the server's retention job does; failed events are never purged.
     Purge {
-        /// How old a done event must be: `30d`, `12h`, `2w`, …
+        /// How old a done event must be: `30d`, `2w`, … (at least 3 days without --force).
         #[arg(long)]
         older_than: Age,
+        /// Purge events younger than 3 days too: Stripe may still redeliver them, and a
+        /// redelivery of a purged event is applied again.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -172,10 +176,10 @@ pub(crate) enum PlansCommand {
 /// stored cursor, as the scheduled reconciliation does) and `--dry-run`.
 #[derive(Args)]
 pub(crate) struct ReconcileArgs {
-    /// The events created in this span (`3d`, `12h`; at most Stripe's 30 days), then the
-    /// subscriptions of the customers they name.
+    /// The events created since an age (`3d`, `12h`) or an RFC 3339 time (at most Stripe's
+    /// 30 days back), then the subscriptions of the customers they name.
     #[arg(long, conflicts_with_all = ["customer", "all"])]
-    pub(crate) since: Option<Age>,
+    pub(crate) since: Option<Since>,
     /// One customer (`cus_…`): the window's events naming it, then its subscriptions.
     #[arg(long, conflicts_with = "all")]
     pub(crate) customer: Option<String>,
@@ -203,4 +207,8 @@ pub(crate) struct TriggerArgs {
     /// first of a comma-separated list); without one, entitlements are not shown.
     #[arg(long, env = "BILLING_API_KEYS", hide_env_values = true)]
     pub(crate) api_key: Option<String>,
+    /// The plan catalog whose cheapest paid price the subscriptions are on (default: the
+    /// configuration's PLANS_FILE, as the server reads it).
+    #[arg(long)]
+    pub(crate) plans: Option<PathBuf>,
 }

@@ -53,6 +53,30 @@ pub(crate) enum CtlError {
         /// Every event's outcome, for `--json` (null when already printed).
         details: serde_json::Value,
     },
+    /// `trigger` sent events the server refused.
+    #[error("the server refused {refused} of {sent} event(s)")]
+    Refused {
+        /// Deliveries answered other than 2xx.
+        refused: usize,
+        /// Deliveries sent.
+        sent: usize,
+        /// The run's report, for `--json` (null when already printed).
+        details: serde_json::Value,
+    },
+    /// An argument clap accepted makes no sense when the command runs (a time in the future).
+    #[error("{0}")]
+    BadArgument(String),
+    /// `trigger` found no price to subscribe to.
+    #[error("the catalog has no tier with a price: nothing to subscribe to")]
+    NoPaidPrice,
+    /// `events purge` was asked to delete events Stripe may still redeliver.
+    #[error(
+        "--older-than {given} is under 3 days: Stripe redelivers an event for up to 3 days and the stored event is what makes a redelivery a duplicate (purging it would apply the event again); pass --force to purge anyway"
+    )]
+    PurgeTooRecent {
+        /// The age given, as written.
+        given: String,
+    },
     /// A file could not be read.
     #[error("cannot read {path}")]
     Read {
@@ -82,12 +106,15 @@ impl CtlError {
         match self {
             CtlError::Config(_) => "invalid_config",
             CtlError::Open(_) | CtlError::Setup(_) | CtlError::Store(_) => "database",
-            CtlError::App(AppError::BadRequest(_)) => "bad_request",
+            CtlError::App(AppError::BadRequest(_)) | CtlError::BadArgument(_) => "bad_request",
+            CtlError::App(AppError::Store(_)) => "database",
             CtlError::App(_) => "failed",
             CtlError::NotFound(_) => "not_found",
             CtlError::NameTaken(_) => "name_taken",
             CtlError::Pending(_) => "pending_migrations",
-            CtlError::Catalog { .. } => "invalid_catalog",
+            CtlError::Catalog { .. } | CtlError::NoPaidPrice => "invalid_catalog",
+            CtlError::Refused { .. } => "refused",
+            CtlError::PurgeTooRecent { .. } => "too_recent",
             CtlError::Unapplied { .. } => "not_applied",
             CtlError::Read { .. } => "unreadable_file",
             CtlError::Random(_) => "no_randomness",
@@ -115,13 +142,33 @@ impl CtlError {
                     .map(|p| serde_json::json!({"place": p.place, "message": p.message}))
                     .collect::<Vec<_>>(),
             })),
-            CtlError::Unapplied { details, .. } if !details.is_null() => Some(details.clone()),
+            CtlError::Unapplied { details, .. } | CtlError::Refused { details, .. }
+                if !details.is_null() =>
+            {
+                Some(details.clone())
+            }
             _ => None,
         }
     }
 
-    /// The error with all its causes, each once.
+    /// The error with all its causes, each once, and what to do when the database lacks
+    /// migrations.
     pub(crate) fn message(&self) -> String {
-        ErrorChain(self).to_string()
+        let chain = ErrorChain(self).to_string();
+        if self
+            .store_error()
+            .is_some_and(|e| matches!(e, StoreError::NotMigrated(_)))
+        {
+            return format!("{chain}; run `billingctl migrate`");
+        }
+        chain
+    }
+
+    /// The store's error behind this one, if a store call failed.
+    fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            CtlError::Store(e) | CtlError::App(AppError::Store(e)) => Some(e),
+            _ => None,
+        }
     }
 }

@@ -2,14 +2,19 @@
 
 use std::path::PathBuf;
 
+use billing_ports::FailureKind;
 use billing_ports::{BillingStore, EventFilter, EventRecord, EventSummary};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::{EventsCommand, ListArgs};
 use crate::error::CtlError;
 use crate::output::{Output, Table, shorten, time_and_age};
+
+/// How long Stripe redelivers an event: a done event younger than this is still the duplicate
+/// check of a redelivery, so `purge` keeps it unless forced.
+const STRIPE_REDELIVERY: TimeDelta = TimeDelta::days(3);
 
 /// Runs one `events` command.
 pub(crate) async fn run(
@@ -22,9 +27,17 @@ pub(crate) async fn run(
     let now = Utc::now();
     match command {
         EventsCommand::List(args) => list(app.store().as_ref(), args, now, out).await,
-        EventsCommand::Show { id } => show(app.store().as_ref(), &id, now, out).await,
+        EventsCommand::Show { id } => {
+            let max_attempts = config.server.jobs.max_attempts;
+            show(app.store().as_ref(), &id, now, max_attempts, out).await
+        }
         EventsCommand::Replay(args) => crate::replay::run(&app, args, now, out).await,
-        EventsCommand::Purge { older_than } => {
+        EventsCommand::Purge { older_than, force } => {
+            if older_than.0 < STRIPE_REDELIVERY && !force {
+                return Err(CtlError::PurgeTooRecent {
+                    given: older_than.to_string(),
+                });
+            }
             let before = now - older_than.0;
             let progress = out.progress(None, "purging done events");
             let purged = app
@@ -78,6 +91,8 @@ impl From<EventSummary> for Listed {
 #[derive(Serialize)]
 struct Listing {
     events: Vec<Listed>,
+    /// True when more events matched than `--limit` let through.
+    truncated: bool,
 }
 
 async fn list<S: BillingStore>(
@@ -90,11 +105,15 @@ async fn list<S: BillingStore>(
         status: args.status.map(Into::into),
         event_type: args.event_type,
         since: args.since.map(|s| s.at(now)),
-        limit: args.limit,
+        // One more than shown, to tell whether the limit cut the list.
+        limit: args.limit.saturating_add(1),
     };
-    let events = store.list_events(&filter).await?;
+    let mut events = store.list_events(&filter).await?;
+    let truncated = events.len() > args.limit as usize;
+    events.truncate(args.limit as usize);
     let listing = Listing {
         events: events.into_iter().map(Listed::from).collect(),
+        truncated,
     };
     out.print(&listing, |listing| {
         if listing.events.is_empty() {
@@ -113,6 +132,10 @@ async fn list<S: BillingStore>(
                     .map_or_else(String::new, |e| shorten(e, 60)),
             ]);
         }
+        if listing.truncated {
+            let shown = listing.events.len();
+            return format!("{table}\n(first {shown} shown; --limit to see more)");
+        }
         table.to_string()
     })
 }
@@ -126,6 +149,9 @@ struct Shown {
     failure_kind: Option<&'static str>,
     /// When the sweeper retries it next, if it will.
     next_attempt_at: Option<DateTime<Utc>>,
+    /// True when the sweeper gave up on it (a transient failure after SWEEPER_MAX_ATTEMPTS
+    /// attempts): only a replay by hand applies it.
+    given_up: bool,
     payload: Value,
 }
 
@@ -133,6 +159,7 @@ async fn show<S: BillingStore>(
     store: &S,
     id: &str,
     now: DateTime<Utc>,
+    max_attempts: u32,
     out: &Output,
 ) -> Result<(), CtlError> {
     let Some(event) = store.event(id).await? else {
@@ -151,6 +178,10 @@ async fn show<S: BillingStore>(
         failure_kind,
         next_attempt_at,
     } = event;
+    // The sweeper retries a transient failure while it has failed fewer than max_attempts
+    // times (`BillingApp::replay_failed`); past that, the stored next attempt never comes.
+    let given_up = failure_kind == Some(FailureKind::Transient) && attempts >= max_attempts;
+    let next_attempt_at = next_attempt_at.filter(|_| !given_up);
     // A stored payload is the verified body; one that is not JSON is shown as text.
     let payload = serde_json::from_str(&payload).unwrap_or(Value::String(payload));
     let shown = Shown {
@@ -166,6 +197,7 @@ async fn show<S: BillingStore>(
         },
         failure_kind: failure_kind.map(|k| k.as_str()),
         next_attempt_at,
+        given_up,
         payload,
     };
     out.print(&shown, |s| {
@@ -188,10 +220,13 @@ async fn show<S: BillingStore>(
             e.last_error.clone().unwrap_or_else(|| "-".to_owned()),
         );
         if let Some(kind) = s.failure_kind {
-            let retry = s.next_attempt_at.map_or_else(
-                || "not retried automatically (replay it by hand)".to_owned(),
-                |t| format!("next automatic attempt {}", time_and_age(t, now)),
-            );
+            let retry = match s.next_attempt_at {
+                _ if s.given_up => {
+                    format!("given up after {} attempts: replay it by hand", e.attempts)
+                }
+                Some(t) => format!("next automatic attempt {}", time_and_age(t, now)),
+                None => "not retried automatically (replay it by hand)".to_owned(),
+            };
             field("failure", format!("{kind}; {retry}"));
         }
         let table = table.to_string();

@@ -39,7 +39,7 @@ async fn main() -> ExitCode {
         Command::Migrate(args) => migrate::run(&cli.config, args, &out).await,
         Command::Plans(command) => plans::run(command, &out),
         Command::Reconcile(args) => reconcile(&cli.config, args, &out).await,
-        Command::Trigger(args) => trigger::run(args, &out).await,
+        Command::Trigger(args) => trigger::run(&cli.config, args, &out).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,7 @@
 //! `billingctl plans check FILE`: the catalog validation the server runs at start-up.
 
+use std::path::Path;
+
 use billing_domain::Catalog;
 use serde::Serialize;
 
@@ -18,10 +20,7 @@ struct Valid {
 pub(crate) fn run(command: PlansCommand, out: &Output) -> Result<(), CtlError> {
     let PlansCommand::Check { file } = command;
     let path = file.display().to_string();
-    let text = std::fs::read_to_string(&file).map_err(|source| CtlError::Read {
-        path: path.clone(),
-        source,
-    })?;
+    let text = read_text(&file)?;
     match Catalog::from_toml_str(&text) {
         Ok(catalog) => {
             let valid = Valid {
@@ -56,4 +55,19 @@ pub(crate) fn run(command: PlansCommand, out: &Output) -> Result<(), CtlError> {
             })
         }
     }
+}
+
+fn read_text(file: &Path) -> Result<String, CtlError> {
+    std::fs::read_to_string(file).map_err(|source| CtlError::Read {
+        path: file.display().to_string(),
+        source,
+    })
+}
+
+/// The catalog in `file`, or why it cannot be used.
+pub(crate) fn read(file: &Path) -> Result<Catalog, CtlError> {
+    Catalog::from_toml_str(&read_text(file)?).map_err(|error| CtlError::Catalog {
+        file: file.display().to_string(),
+        problems: error.problems,
+    })
 }

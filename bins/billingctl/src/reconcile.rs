@@ -21,7 +21,12 @@ pub(crate) async fn run(
     out: &Output,
 ) -> Result<(), CtlError> {
     let scope = match (args.since, args.customer, args.all) {
-        (Some(age), _, _) => ReconcileScope::Since(age.0),
+        (Some(since), _, _) => ReconcileScope::Since(since.span(now).ok_or_else(|| {
+            CtlError::BadArgument(format!(
+                "--since {} is in the future",
+                since.at(now).to_rfc3339()
+            ))
+        })?),
         (_, Some(customer), _) => ReconcileScope::Customer(customer),
         (_, _, true) => ReconcileScope::All,
         _ => ReconcileScope::Events,

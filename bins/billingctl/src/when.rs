@@ -36,6 +36,20 @@ impl FromStr for Age {
     }
 }
 
+impl std::fmt::Display for Age {
+    /// The age in the largest unit that divides it (`3d`, `90s`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let seconds = self.0.num_seconds();
+        let unit = [(86_400, "d"), (3_600, "h"), (60, "m")]
+            .into_iter()
+            .find(|(size, _)| seconds != 0 && seconds % size == 0);
+        match unit {
+            Some((size, unit)) => write!(f, "{}{unit}", seconds / size),
+            None => write!(f, "{seconds}s"),
+        }
+    }
+}
+
 /// A time: given, or an age back from when the command runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Since {
@@ -52,6 +66,12 @@ impl Since {
             Since::Ago(age) => now - age.0,
             Since::At(at) => at,
         }
+    }
+
+    /// The span from the time meant to `now`; `None` for a time after `now`.
+    pub(crate) fn span(self, now: DateTime<Utc>) -> Option<TimeDelta> {
+        let span = now - self.at(now);
+        (span >= TimeDelta::zero()).then_some(span)
     }
 }
 
@@ -87,5 +107,11 @@ mod tests {
             Ok("2026-12-01T10:00:00+00:00".to_owned())
         );
         assert!("yesterday".parse::<Since>().is_err());
+        let now = Utc::now();
+        let hour_ago = Since::At(now - TimeDelta::hours(1));
+        assert_eq!(hour_ago.span(now), Some(TimeDelta::hours(1)));
+        assert_eq!(Since::At(now + TimeDelta::hours(1)).span(now), None);
+        assert_eq!(Age(TimeDelta::days(3)).to_string(), "3d");
+        assert_eq!(Age(TimeDelta::seconds(90)).to_string(), "90s");
     }
 }

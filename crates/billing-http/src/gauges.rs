@@ -1,8 +1,8 @@
 //! The operator's gauges that are read rather than counted, refreshed by each `/metrics`
 //! scrape: the failed events waiting and the oldest one's age, the events received in the last
 //! minute (read from the database, so every replica reports the whole deployment's values:
-//! aggregate them with `max`), and this process's pool. The delivery lag is set by each
-//! delivery (`webhook`).
+//! aggregate them with `max`), and this process's pool. The delivery lag is a histogram each
+//! delivery records (`webhook`).
 
 use std::time::Duration;
 

@@ -37,8 +37,14 @@ pub(crate) const FAILED_EVENTS: &str = "billing_failed_events";
 pub(crate) const FAILED_OLDEST_AGE: &str = "billing_failed_event_oldest_age_seconds";
 /// Events first received in the last minute, in the whole database.
 pub(crate) const EVENTS_RECEIVED_LAST_MINUTE: &str = "billing_events_received_last_minute";
-/// Now minus the `created` of the last event this process received.
+/// Now minus the event's `created`, of each delivery this process received (a histogram).
 pub(crate) const DELIVERY_LAG: &str = "billing_delivery_lag_seconds";
+/// The delivery lag's buckets: a second to three days (Stripe's redelivery horizon); events
+/// older than that (a replayed backlog, `billingctl trigger`'s stories) fall in `+Inf`.
+const DELIVERY_LAG_BUCKETS: [f64; 14] = [
+    1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1_800.0, 3_600.0, 7_200.0, 21_600.0, 43_200.0, 86_400.0,
+    172_800.0, 259_200.0,
+];
 /// Pooled database connections lent out in this process.
 pub(crate) const POOL_IN_USE: &str = "billing_pool_connections_in_use";
 /// Calls of this process waiting for a pooled database connection.
@@ -100,7 +106,12 @@ pub fn install_metrics_recorder() -> Result<PrometheusHandle, BuildError> {
     let buckets = [
         0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
     ];
+    // A full-name matcher wins over the suffix one.
     let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(DELIVERY_LAG.to_owned()),
+            &DELIVERY_LAG_BUCKETS,
+        )?
         .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &buckets)?
         .install_recorder()?;
     register_series();
@@ -147,10 +158,6 @@ pub(crate) fn register_series() {
             "Stripe events first received in the last minute (whole database).",
         ),
         (
-            DELIVERY_LAG,
-            "Now minus the created time of the last event this process received.",
-        ),
-        (
             POOL_IN_USE,
             "Database connections lent out by this process's pool.",
         ),
@@ -162,6 +169,12 @@ pub(crate) fn register_series() {
         metrics::describe_gauge!(name, help);
         metrics::gauge!(name).set(0.0);
     }
+    metrics::describe_histogram!(
+        DELIVERY_LAG,
+        metrics::Unit::Seconds,
+        "Seconds from an event's creation at Stripe to its delivery here, per delivery."
+    );
+    let _ = metrics::histogram!(DELIVERY_LAG);
     metrics::describe_counter!(
         JOB_RUNS,
         "Background job runs on this replica, by job and outcome."

@@ -53,7 +53,7 @@ pub(crate) async fn receive<S: BillingStore>(
         Err(error) => return Err(reject_unparsable(&state, &request, &body, error).await),
     };
     note_event(&request, &event.id, &event.event_type);
-    metrics::gauge!(crate::telemetry::DELIVERY_LAG).set(crate::gauges::seconds(
+    metrics::histogram!(crate::telemetry::DELIVERY_LAG).record(crate::gauges::seconds(
         state.app.clock().now() - event.created,
     ));
     let event_id = event.id.clone();

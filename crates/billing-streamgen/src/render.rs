@@ -74,6 +74,16 @@ impl Renderer {
         }
     }
 
+    /// Adds the account's product named `name` (a [`Price::product_name`] other than `Pro`
+    /// and `Enterprise`, e.g. a catalog's own tier), with fresh ids; a known name is kept.
+    pub fn add_product(&mut self, rng: &mut StdRng, name: &'static str) {
+        for shape in [Shape::Basil, Shape::PreBasil] {
+            self.products
+                .entry((shape.folder(), name))
+                .or_insert_with(|| format!("prod_{}", alphanumeric(rng, 14)));
+        }
+    }
+
     /// The templates of `shape`.
     pub fn templates(&self, shape: Shape) -> &Templates {
         match shape {

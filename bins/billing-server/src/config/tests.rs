@@ -360,3 +360,23 @@ fn the_readme_lists_every_setting() {
         );
     }
 }
+
+#[test]
+fn the_catalog_alone_needs_no_other_setting_and_names_its_file_when_wrong() {
+    let catalog =
+        Config::read_catalog(None, lookup(&[("PLANS_FILE", PLANS), ("GRACE_DAYS", "5")])).unwrap();
+    assert_eq!(catalog.tiers()[1].id.as_str(), "PRO");
+    assert!(
+        catalog
+            .tiers()
+            .iter()
+            .all(|t| t.grace_period == TimeDelta::days(5))
+    );
+    let error = Config::read_catalog(None, lookup(&[("PLANS_FILE", "/nonexistent/plans.toml")]))
+        .unwrap_err();
+    assert_eq!(error.0.len(), 1, "{error}");
+    assert!(
+        error.0[0].starts_with("PLANS_FILE /nonexistent/plans.toml"),
+        "{error}"
+    );
+}

@@ -1,6 +1,7 @@
-//! `billingctl trigger SCENARIO --url … --secret … [--api-key …]`: sends a realistic, signed
-//! sequence of Stripe webhook events to a server, offline (like `stripe trigger`), and prints
-//! the user's entitlements after each step.
+//! `billingctl trigger SCENARIO --url … [--secret …] [--api-key …] [--plans FILE]`: sends a
+//! realistic, signed sequence of Stripe webhook events to a server, offline (like `stripe
+//! trigger`), and prints the user's entitlements after each step. Subscriptions are on the
+//! catalog's cheapest paid price (`--plans`, else the configuration's `PLANS_FILE`).
 //!
 //! The bodies are `billing-streamgen`'s: the adapter's fixture payloads (API version
 //! `2025-03-31.basil`) with fresh Stripe-shaped ids on every run, each parsed back before it is
@@ -8,6 +9,10 @@
 
 mod scenarios;
 
+use std::path::PathBuf;
+
+use billing_domain::Catalog;
+use billing_server::config::Config;
 use billing_streamgen::fixtures::Templates;
 use billing_streamgen::journey::{Account, Actor};
 use billing_streamgen::model::Shape;
@@ -22,6 +27,7 @@ use serde_json::Value;
 use crate::cli::TriggerArgs;
 use crate::error::CtlError;
 use crate::output::Output;
+use crate::trigger::scenarios::Paid;
 
 /// A story `trigger` can play.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -47,7 +53,7 @@ struct Delivery {
 /// One step: what was sent, and the entitlements read afterwards.
 #[derive(Serialize)]
 struct StepReport {
-    title: &'static str,
+    title: String,
     deliveries: Vec<Delivery>,
     /// `GET /v1/users/{user}/entitlements`, when an API key was given.
     entitlements: Option<Value>,
@@ -76,18 +82,34 @@ fn first(list: &str) -> String {
     list.split(',').next().unwrap_or_default().trim().to_owned()
 }
 
-/// Plays the scenario against the server.
-pub(crate) async fn run(args: TriggerArgs, out: &Output) -> Result<(), CtlError> {
+/// The catalog whose prices the stories use: `--plans`, else the configuration's.
+fn catalog(config: &Option<PathBuf>, plans: Option<&std::path::Path>) -> Result<Catalog, CtlError> {
+    match plans {
+        Some(file) => crate::plans::read(file),
+        None => Ok(Config::load_catalog(config.as_deref())?),
+    }
+}
+
+/// Plays the scenario against the server. A refused delivery makes it fail (exit 1) after the
+/// report; under `--json` the report is the error's details (one document).
+pub(crate) async fn run(
+    config: &Option<PathBuf>,
+    args: TriggerArgs,
+    out: &Output,
+) -> Result<(), CtlError> {
+    let catalog = catalog(config, args.plans.as_deref())?;
+    let paid = Paid::of(&catalog).ok_or(CtlError::NoPaidPrice)?;
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(CtlError::Random)?;
     let mut rng = StdRng::from_seed(seed);
-    let renderer = Renderer::new(&mut rng);
+    let mut renderer = Renderer::new(&mut rng);
+    renderer.add_product(&mut rng, paid.price.product_name);
     let templates: &Templates = renderer.templates(Shape::Basil);
     let mut account = Account::new(&mut rng, templates);
     let now = Utc::now().timestamp();
     let (customer, renames, steps) = {
         let mut actor = Actor::new(&mut rng, &mut account, templates, now, now);
-        let steps = scenarios::play(args.scenario, &mut actor, now);
+        let steps = scenarios::play(args.scenario, &mut actor, now, &paid);
         let journey = actor.finish();
         (
             journey.customer,
@@ -107,6 +129,7 @@ pub(crate) async fn run(args: TriggerArgs, out: &Output) -> Result<(), CtlError>
     ));
     let mut reports = Vec::new();
     let mut refused = 0;
+    let mut sent = 0;
     for (n, step) in steps.into_iter().enumerate() {
         out.line(format_args!("\n== {}. {}", n + 1, step.title));
         let mut deliveries = Vec::new();
@@ -138,6 +161,7 @@ pub(crate) async fn run(args: TriggerArgs, out: &Output) -> Result<(), CtlError>
                 refused += 1;
                 out.line(format_args!("      {}", delivery.answer));
             }
+            sent += 1;
             deliveries.push(delivery);
         }
         let entitlements = match &api_key {
@@ -157,21 +181,35 @@ pub(crate) async fn run(args: TriggerArgs, out: &Output) -> Result<(), CtlError>
             entitlements,
         });
     }
-    if out.is_json() {
-        let report = Report {
-            scenario: args.scenario,
-            user: customer.user,
-            customer: customer.id,
-            steps: reports,
-        };
-        out.print(&report, |_| String::new())?;
-    }
     if refused > 0 {
-        return Err(CtlError::Http(format!(
-            "the server refused {refused} event(s)"
-        )));
+        return Err(CtlError::Refused {
+            refused,
+            sent,
+            details: if out.is_json() {
+                serde_json::to_value(report(args.scenario, customer, reports))?
+            } else {
+                Value::Null
+            },
+        });
+    }
+    if out.is_json() {
+        out.print(&report(args.scenario, customer, reports), |_| String::new())?;
     }
     Ok(())
+}
+
+/// The whole run, for `--json`.
+fn report(
+    scenario: Scenario,
+    customer: billing_streamgen::model::CustomerObj,
+    steps: Vec<StepReport>,
+) -> Report {
+    Report {
+        scenario,
+        user: customer.user,
+        customer: customer.id,
+        steps,
+    }
 }
 
 /// Signs and posts one event; the server's status and answer.

@@ -1,24 +1,88 @@
 //! The stories `trigger` plays, told through `billing-streamgen`'s journey actor (the same
 //! objects and renderer as the generated test streams), with times ending now so that periods,
-//! trials and grace are current when the entitlements are read.
+//! trials and grace are current when the entitlements are read. The subscriptions are on the
+//! configured catalog's cheapest paid price ([`Paid::of`]).
 
-use billing_domain::SubscriptionStatus;
+use billing_domain::{Catalog, SubscriptionStatus};
 use billing_streamgen::journey::{Actor, DAY, HOUR, Planned, add_interval};
 use billing_streamgen::model::{DisputeObj, Intent};
-use billing_streamgen::prices::PRO_MONTHLY;
+use billing_streamgen::prices::{PRICES, PRO_MONTHLY, PRO_YEARLY, Price};
 use chrono::{DateTime, Months, Utc};
 
 use super::Scenario;
 
 /// One step of a story: its title and the events it sends.
 pub(crate) struct Step {
-    pub(crate) title: &'static str,
+    pub(crate) title: String,
     pub(crate) events: Vec<Planned>,
+}
+
+/// The price the stories subscribe to: the first price of the lowest purchasable paid tier of
+/// the catalog, so that the server's entitlements show that tier.
+pub(crate) struct Paid {
+    /// The tier's id (`PRO` in the example catalog).
+    pub(crate) tier: String,
+    /// The price as Stripe renders it: one of `billing-streamgen`'s when the id is one of its
+    /// (the example catalog's), else the id under that tier's name, billed monthly unless
+    /// the id says `year`/`annual`, at the example's amounts (the server reads only the id).
+    pub(crate) price: &'static Price,
+}
+
+impl Paid {
+    /// The cheapest paid price of `catalog`, or `None` when no tier has a price.
+    pub(crate) fn of(catalog: &Catalog) -> Option<Self> {
+        let tier = catalog
+            .tiers()
+            .iter()
+            .filter(|t| !t.is_free() && !t.price_ids.is_empty())
+            .min_by_key(|t| t.rank)?;
+        let id = tier.price_ids.first()?;
+        let price = match PRICES.iter().find(|p| p.id == id.as_str()) {
+            Some(known) => *known,
+            None => leak_price(id, tier.name.as_str(), tier.id.as_str()),
+        };
+        Some(Self {
+            tier: tier.id.as_str().to_owned(),
+            price,
+        })
+    }
+
+    /// `monthly` or `yearly`.
+    fn billed(&self) -> &'static str {
+        if self.price.monthly() {
+            "monthly"
+        } else {
+            "yearly"
+        }
+    }
+}
+
+/// A price of a catalog `billing-streamgen` does not know, for one run of the command (the
+/// renderer takes `'static` prices; the few strings are leaked once per run, on purpose).
+fn leak_price(id: &str, tier_name: &str, tier_id: &str) -> &'static Price {
+    let leak = |text: String| -> &'static str { Box::leak(text.into_boxed_str()) };
+    let lower = id.to_ascii_lowercase();
+    let like = if lower.contains("year") || lower.contains("annual") {
+        &PRO_YEARLY
+    } else {
+        &PRO_MONTHLY
+    };
+    let billed = if like.monthly() { "monthly" } else { "yearly" };
+    Box::leak(Box::new(Price {
+        id: leak(id.to_owned()),
+        lookup_key: leak(id.strip_prefix("price_").unwrap_or(id).to_owned()),
+        nickname: leak(format!("{tier_name} ({billed})")),
+        product_name: leak(tier_name.to_owned()),
+        interval: like.interval,
+        tier_tag: leak(tier_id.to_ascii_lowercase()),
+        usd: like.usd,
+        eur: like.eur,
+    }))
 }
 
 /// Records which events each step emitted.
 struct Steps {
-    steps: Vec<(&'static str, usize)>,
+    steps: Vec<(String, usize)>,
 }
 
 impl Steps {
@@ -27,8 +91,8 @@ impl Steps {
     }
 
     /// Starts the step `title` at the actor's current event count.
-    fn start(&mut self, title: &'static str, actor: &Actor<'_>) {
-        self.steps.push((title, actor.events.len()));
+    fn start(&mut self, title: impl Into<String>, actor: &Actor<'_>) {
+        self.steps.push((title.into(), actor.events.len()));
     }
 
     /// Splits `events` (all emitted) by step.
@@ -53,39 +117,45 @@ fn months_before(now: i64, months: u32) -> i64 {
         .map_or(now - i64::from(months) * 30 * DAY, |t| t.timestamp())
 }
 
-/// Plays `scenario` with `actor` (a new customer) ending at `now`; the actor's events, by step.
+/// Plays `scenario` with `actor` (a new customer) ending at `now`, subscribing to `paid`; the
+/// actor's events, by step.
 pub(crate) fn play(
     scenario: Scenario,
     actor: &mut Actor<'_>,
     now: i64,
-) -> Vec<(&'static str, usize)> {
+    paid: &Paid,
+) -> Vec<(String, usize)> {
     let mut steps = Steps::new();
     match scenario {
-        Scenario::SubscriptionLifecycle => lifecycle(actor, &mut steps, now),
+        Scenario::SubscriptionLifecycle => lifecycle(actor, &mut steps, now, paid),
         Scenario::OneTimeRefundDispute => one_time(actor, &mut steps, now),
-        Scenario::TrialConversion => trial(actor, &mut steps, now),
+        Scenario::TrialConversion => trial(actor, &mut steps, now, paid),
     }
     steps.steps
 }
 
 /// Splits the journey's events into the steps `play` recorded.
-pub(crate) fn split(steps: Vec<(&'static str, usize)>, events: Vec<Planned>) -> Vec<Step> {
+pub(crate) fn split(steps: Vec<(String, usize)>, events: Vec<Planned>) -> Vec<Step> {
     Steps { steps }.split(events)
 }
 
-/// Bought (PRO monthly), renewed, the third payment failing (past due, in grace), the retry
+/// Bought (`paid`), renewed, the third payment failing (past due, in grace), the retry
 /// succeeding, canceled at period end and then ended.
-fn lifecycle(actor: &mut Actor<'_>, steps: &mut Steps, now: i64) {
+fn lifecycle(actor: &mut Actor<'_>, steps: &mut Steps, now: i64, paid: &Paid) {
+    let price = paid.price;
     // The third period started yesterday, so its grace is running now.
     let p3 = now - DAY;
     let (p1, p2) = (months_before(p3, 2), months_before(p3, 1));
     actor.sim = p1;
     actor.wall = p1;
-    steps.start("subscription bought (PRO, monthly)", actor);
+    steps.start(
+        format!("subscription bought ({}, {})", paid.tier, paid.billed()),
+        actor,
+    );
     let customer = actor.customer.clone();
     actor.emit(p1, Intent::Customer(customer));
-    let mut sub = actor.subscription(&PRO_MONTHLY, SubscriptionStatus::Active, None);
-    let line = actor.period_line(&PRO_MONTHLY, sub.period);
+    let mut sub = actor.subscription(price, SubscriptionStatus::Active, None);
+    let line = actor.period_line(price, sub.period);
     let mut invoice = actor.invoice(&sub, "subscription_create", vec![line], (p1, p1));
     sub.latest_invoice = Some(invoice.id.clone());
     actor.snapshot(p1 + 2, "customer.subscription.created", &sub, None);
@@ -94,8 +164,8 @@ fn lifecycle(actor: &mut Actor<'_>, steps: &mut Steps, now: i64) {
     steps.start("renewed for a second month", actor);
     actor.sim = p2;
     let before = sub.clone();
-    sub.period = (p2, add_interval(p2, &PRO_MONTHLY));
-    let line = actor.period_line(&PRO_MONTHLY, sub.period);
+    sub.period = (p2, add_interval(p2, price));
+    let line = actor.period_line(price, sub.period);
     let mut invoice = actor.invoice(&sub, "subscription_cycle", vec![line], (p1, p2));
     sub.latest_invoice = Some(invoice.id.clone());
     actor.snapshot(p2, "customer.subscription.updated", &sub, Some(&before));
@@ -104,8 +174,8 @@ fn lifecycle(actor: &mut Actor<'_>, steps: &mut Steps, now: i64) {
     steps.start("the third payment fails: past due, in grace", actor);
     actor.sim = p3;
     let before = sub.clone();
-    sub.period = (p3, add_interval(p3, &PRO_MONTHLY));
-    let line = actor.period_line(&PRO_MONTHLY, sub.period);
+    sub.period = (p3, add_interval(p3, price));
+    let line = actor.period_line(price, sub.period);
     let mut failing = actor.invoice(&sub, "subscription_cycle", vec![line], (p2, p3));
     sub.latest_invoice = Some(failing.id.clone());
     actor.snapshot(p3, "customer.subscription.updated", &sub, Some(&before));
@@ -199,22 +269,23 @@ fn one_time(actor: &mut Actor<'_>, steps: &mut Steps, now: i64) {
     );
 }
 
-/// A 14-day trial of PRO that converts to a paid month.
-fn trial(actor: &mut Actor<'_>, steps: &mut Steps, now: i64) {
+/// A 14-day trial of `paid` that converts to a paid period.
+fn trial(actor: &mut Actor<'_>, steps: &mut Steps, now: i64, paid: &Paid) {
+    let price = paid.price;
     let trial_end = now - HOUR;
     let start = trial_end - 14 * DAY;
     actor.sim = start;
     actor.wall = start;
-    steps.start("trial started (PRO, 14 days)", actor);
+    steps.start(format!("trial started ({}, 14 days)", paid.tier), actor);
     let customer = actor.customer.clone();
     actor.emit(start, Intent::Customer(customer));
-    let mut sub = actor.subscription(&PRO_MONTHLY, SubscriptionStatus::Trialing, Some(14));
+    let mut sub = actor.subscription(price, SubscriptionStatus::Trialing, Some(14));
     let line = actor.line(
-        &PRO_MONTHLY,
+        price,
         0,
         sub.period,
         false,
-        "Trial period for Pro".to_owned(),
+        format!("Trial period for {}", price.product_name),
     );
     let mut invoice = actor.invoice(&sub, "subscription_create", vec![line], (start, start));
     sub.latest_invoice = Some(invoice.id.clone());
@@ -233,8 +304,8 @@ fn trial(actor: &mut Actor<'_>, steps: &mut Steps, now: i64) {
     actor.sim = trial_end;
     let before = sub.clone();
     sub.status = SubscriptionStatus::Active;
-    sub.period = (trial_end, add_interval(trial_end, &PRO_MONTHLY));
-    let line = actor.period_line(&PRO_MONTHLY, sub.period);
+    sub.period = (trial_end, add_interval(trial_end, price));
+    let line = actor.period_line(price, sub.period);
     let mut invoice = actor.invoice(&sub, "subscription_cycle", vec![line], (start, trial_end));
     sub.latest_invoice = Some(invoice.id.clone());
     actor.snapshot(

@@ -2,7 +2,7 @@ use billing_ports::EventStatus;
 use billing_store_diesel::testing::TestDatabase;
 use chrono::TimeDelta;
 
-use crate::support::{billingctl, stored_event};
+use crate::support::{billingctl, billingctl_with, stored_event};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_list_shows_the_newest_first_and_filters_by_status_type_and_time() {
@@ -75,6 +75,22 @@ async fn events_list_shows_the_newest_first_and_filters_by_status_type_and_time(
     assert_eq!(ids, [new]);
     let run = billingctl(&db, &["--json", "events", "list", "--limit", "2"]);
     assert_eq!(run.json()["events"].as_array().unwrap().len(), 2);
+    assert_eq!(run.json()["truncated"], true);
+    let run = billingctl(&db, &["--json", "events", "list", "--limit", "3"]);
+    assert_eq!(run.json()["truncated"], false, "exactly 3 stored");
+    let run = billingctl(&db, &["events", "list", "--limit", "2"]);
+    assert_eq!(
+        run.stdout.lines().last(),
+        Some("(first 2 shown; --limit to see more)"),
+        "{}",
+        run.stdout
+    );
+    let run = billingctl(&db, &["events", "list", "--limit", "3"]);
+    assert!(
+        !run.stdout.contains("--limit to see more"),
+        "{}",
+        run.stdout
+    );
 
     let run = billingctl(&db, &["events", "list", "--since", "yesterday"]);
     assert_eq!(
@@ -114,10 +130,32 @@ async fn events_show_prints_the_event_and_an_unknown_id_fails_with_exit_code_1()
         run.stdout
     );
 
+    assert!(
+        run.stdout
+            .contains("failure:     transient; next automatic attempt"),
+        "{}",
+        run.stdout
+    );
+
     let json = billingctl(&db, &["--json", "events", "show", &id]).json();
     assert_eq!(json["id"], id.as_str());
     assert_eq!(json["payload"]["type"], "invoice.payment_failed");
     assert_eq!(json["last_error"], "boom: database refused it");
+    assert_eq!(json["given_up"], false);
+    assert!(json["next_attempt_at"].is_string(), "{json}");
+
+    // With SWEEPER_MAX_ATTEMPTS=1 its one attempt was the last the sweeper makes.
+    let max = [("SWEEPER_MAX_ATTEMPTS", "1")];
+    let run = billingctl_with(&db, &max, &["events", "show", &id]);
+    assert!(
+        run.stdout
+            .contains("failure:     transient; given up after 1 attempts: replay it by hand"),
+        "{}",
+        run.stdout
+    );
+    let json = billingctl_with(&db, &max, &["--json", "events", "show", &id]).json();
+    assert_eq!(json["given_up"], true, "{json}");
+    assert!(json["next_attempt_at"].is_null(), "{json}");
 
     let missing = crate::support::event_id();
     let run = billingctl(&db, &["events", "show", &missing]);
@@ -181,7 +219,31 @@ async fn events_purge_deletes_old_done_events_only_and_never_failed_ones() {
     expected.sort();
     assert_eq!(ids, expected);
 
-    let json = billingctl(&db, &["--json", "events", "purge", "--older-than", "1d"]).json();
+    // Under Stripe's 3 days of redeliveries: refused unless forced.
+    for age in ["0s", "2d", "71h"] {
+        let run = billingctl(&db, &["events", "purge", "--older-than", age]);
+        assert_eq!(run.code, 1, "{age}: {}", run.stdout);
+        assert!(
+            run.stderr.contains("is under 3 days") && run.stderr.contains("--force"),
+            "{}",
+            run.stderr
+        );
+    }
+    let run = billingctl(&db, &["--json", "events", "purge", "--older-than", "1d"]);
+    assert_eq!(run.json()["error"]["code"], "too_recent");
+    assert_eq!(
+        billingctl(&db, &["--json", "events", "list"]).json()["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "nothing purged"
+    );
+    let json = billingctl(
+        &db,
+        &["--json", "events", "purge", "--older-than", "1d", "--force"],
+    )
+    .json();
     assert_eq!(json["purged"], 1);
     assert!(json["before"].as_str().unwrap().ends_with('Z'));
 }

@@ -38,6 +38,13 @@ async fn migrate_check_lists_pending_migrations_and_migrate_applies_them() {
     );
     let run = billingctl(&db, &["keys", "list"]);
     assert_eq!(run.code, 1, "nothing was applied by --check");
+    assert!(
+        run.stderr.contains("not migrated") && run.stderr.contains("run `billingctl migrate`"),
+        "{}",
+        run.stderr
+    );
+    let run = billingctl(&db, &["--json", "keys", "list"]);
+    assert_eq!(run.json()["error"]["code"], "database", "{}", run.stdout);
 
     let run = billingctl(&db, &["--json", "migrate"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -48,6 +55,37 @@ async fn migrate_check_lists_pending_migrations_and_migrate_applies_them() {
         "the database is up to date; nothing applied"
     );
     assert_eq!(billingctl(&db, &["keys", "list"]).code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_is_the_database_code_whichever_command_meets_it() {
+    let db = TestDatabase::postgres().await;
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "postgres://postgres@{}/billing",
+        closed.local_addr().unwrap()
+    );
+    drop(closed);
+    let down = [
+        ("DATABASE_URL", url.as_str()),
+        ("DATABASE_CONNECT_TIMEOUT_MS", "500"),
+        ("DATABASE_POOL_TIMEOUT_MS", "500"),
+    ];
+    for args in [
+        &["--json", "keys", "list"][..],
+        &["--json", "events", "list"],
+        &["--json", "events", "show", "evt_1QgZt4LkdIwHu7ixQ2mB8rTe"],
+    ] {
+        let run = crate::support::billingctl_with(&db, &down, args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stdout);
+        assert_eq!(
+            run.json()["error"]["code"],
+            "database",
+            "{args:?}: {}",
+            run.stdout
+        );
+    }
 }
 
 #[test]

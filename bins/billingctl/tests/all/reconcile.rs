@@ -141,3 +141,38 @@ async fn an_unreachable_stripe_fails_clearly_and_two_scopes_are_refused() {
     let run = reconcile(&db, &url, &["--all", "--customer", "cus_QxW7bN2mRt5yZk"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn since_takes_an_rfc3339_time_as_well_as_an_age() {
+    let db = TestDatabase::postgres().await;
+    let stripe = fake_stripe(Vec::new(), Vec::new()).await;
+    let outage = chrono::Utc::now() - chrono::TimeDelta::hours(5);
+    let at = outage.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let run = reconcile(&db, &stripe.uri(), &["--since", &at, "--dry-run", "--json"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let report = run.json();
+    assert_eq!(report["scope"], "since");
+    let since: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(report["events"]["since"].clone()).unwrap();
+    assert!(
+        (since - outage).num_seconds().abs() < 60,
+        "{since} is the given {at}"
+    );
+    let span = report["scope_value"].as_str().unwrap();
+    let seconds: i64 = span.trim_end_matches('s').parse().unwrap();
+    assert!((5 * 3600..5 * 3600 + 60).contains(&seconds), "{span}");
+
+    let run = reconcile(
+        &db,
+        &stripe.uri(),
+        &["--since", "12h", "--dry-run", "--json"],
+    );
+    assert_eq!(run.json()["scope_value"], "43200s");
+
+    let future = (chrono::Utc::now() + chrono::TimeDelta::hours(1)).to_rfc3339();
+    let run = reconcile(&db, &stripe.uri(), &["--since", &future, "--json"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_eq!(run.json()["error"]["code"], "bad_request");
+    let run = reconcile(&db, &stripe.uri(), &["--since", "last tuesday"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+}

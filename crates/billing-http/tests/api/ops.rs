@@ -61,6 +61,8 @@ async fn every_series_is_exposed_at_zero_before_the_first_request() {
         r#"billing_webhook_delivery_seconds_count{outcome="invalid_signature"} 0"#,
         r#"billing_api_request_seconds_count{route="/v1/users/{user_id}/sync"}"#,
         r#"billing_reconcile_differences_total{kind="cancel_at_period_end"} 0"#,
+        "billing_delivery_lag_seconds_count 0",
+        r#"billing_delivery_lag_seconds_bucket{le="259200"} 0"#,
         "billing_reconcile_last_success_timestamp_seconds 0",
     ] {
         assert!(
@@ -116,7 +118,6 @@ async fn operator_gauges_follow_the_stored_events_and_the_pool() {
         "billing_failed_events",
         "billing_failed_event_oldest_age_seconds",
         "billing_events_received_last_minute",
-        "billing_delivery_lag_seconds",
         "billing_pool_connections_in_use",
         "billing_pool_connections_waiting",
     ] {
@@ -127,6 +128,12 @@ async fn operator_gauges_follow_the_stored_events_and_the_pool() {
     }
     assert_eq!(gauge(&metrics, "billing_failed_events"), 0.0);
     assert_eq!(gauge(&metrics, "billing_events_received_last_minute"), 0.0);
+    // The delivery lag is a histogram of every delivery's lag, empty before the first.
+    assert!(
+        metrics.contains("# TYPE billing_delivery_lag_seconds histogram"),
+        "{metrics}"
+    );
+    assert_eq!(gauge(&metrics, "billing_delivery_lag_seconds_count"), 0.0);
 
     let created = chrono::Utc::now().timestamp() - 90;
     let good = subscription_event(
@@ -154,9 +161,14 @@ async fn operator_gauges_follow_the_stored_events_and_the_pool() {
     assert_eq!(gauge(&metrics, "billing_events_received_last_minute"), 2.0);
     let oldest = gauge(&metrics, "billing_failed_event_oldest_age_seconds");
     assert!((0.0..60.0).contains(&oldest), "{oldest}");
-    // The last delivery's event was created 90 s ago.
-    let lag = gauge(&metrics, "billing_delivery_lag_seconds");
-    assert!((89.0..150.0).contains(&lag), "{lag}");
+    // The readable event was created 90 s ago: one lag between a minute and five (the
+    // unreadable one is refused before its lag is known).
+    let lag = |series: &str| gauge(&metrics, &format!("billing_delivery_lag_seconds{series}"));
+    assert_eq!(lag("_count"), 1.0);
+    assert_eq!(lag(r#"_bucket{le="60"}"#), 0.0);
+    assert_eq!(lag(r#"_bucket{le="300"}"#), 1.0);
+    assert_eq!(lag(r#"_bucket{le="259200"}"#), 1.0);
+    assert!((89.0..150.0).contains(&lag("_sum")), "{}", lag("_sum"));
     // The scrape itself holds no connection once it has read the counts.
     assert_eq!(gauge(&metrics, "billing_pool_connections_waiting"), 0.0);
     assert!(gauge(&metrics, "billing_pool_connections_in_use") <= 1.0);
@@ -323,13 +335,21 @@ async fn the_alerts_and_the_dashboard_query_only_exported_series() {
         let text = std::fs::read_to_string(format!("{docs}/{file}")).unwrap();
         for name in metric_names(&text) {
             // A histogram's series are queried by their suffixed names.
-            let family = ["_bucket", "_count", "_sum"]
+            let histogram_part = ["_bucket", "_count", "_sum"]
                 .iter()
-                .find_map(|suffix| name.strip_suffix(suffix))
-                .unwrap_or(&name);
+                .find_map(|suffix| name.strip_suffix(suffix));
+            let family = histogram_part.unwrap_or(&name);
             assert!(
                 metrics.contains(&format!("# TYPE {family} ")),
                 "{file} queries {name}, which /metrics does not export at start-up"
+            );
+            // A histogram is queried by its parts, and only a histogram has parts.
+            let is_histogram = metrics.contains(&format!("# TYPE {family} histogram"));
+            assert_eq!(
+                histogram_part.is_some(),
+                is_histogram,
+                "{file} queries {name}, but {family} is {}a histogram",
+                if is_histogram { "" } else { "not " }
             );
             checked += 1;
         }
