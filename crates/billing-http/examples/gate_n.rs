@@ -10,7 +10,12 @@
 //! request as the difference of the totals divided by the difference of N (start-up, the
 //! store and the warm-up cancel out); `bins/billing-load/profile/gate-callgrind.sh` does it
 //! for the three routes.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    missing_docs
+)]
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -62,7 +67,9 @@ fn subscribed() -> BillingEvent {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let route = args.next().expect("ROUTE: healthz, features or entitlements");
+    let route = args
+        .next()
+        .expect("ROUTE: healthz, features or entitlements");
     let n: usize = args
         .next()
         .map_or(1, |arg| arg.parse().expect("N, a number of requests"));

@@ -231,7 +231,9 @@ pub(crate) fn register_series() {
                 counter
             })
         }),
-        seconds: std::array::from_fn(|r| metrics::histogram!(API_SECONDS, "route" => API_ROUTES[r])),
+        seconds: std::array::from_fn(
+            |r| metrics::histogram!(API_SECONDS, "route" => API_ROUTES[r]),
+        ),
     };
     // Only the first recorder's handles are kept (a process installs one).
     let _ = API_SERIES.set(series);
