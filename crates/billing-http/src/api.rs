@@ -30,15 +30,17 @@ pub(crate) fn scope<S: BillingStore>() -> actix_web::Scope<
 > {
     web::scope("/v1")
         .wrap(from_fn(crate::auth::require_api_key))
-        .service(resource(
-            "/users/{user_id}/entitlements",
-            Method::GET,
-            web::get().to(entitlements::<S>),
-        ))
+        // The feature check first: the router tries the resources in order, and it is the
+        // most frequent request.
         .service(resource(
             "/users/{user_id}/features/{feature}",
             Method::GET,
             web::get().to(feature::<S>),
+        ))
+        .service(resource(
+            "/users/{user_id}/entitlements",
+            Method::GET,
+            web::get().to(entitlements::<S>),
         ))
         .service(resource(
             "/users/{user_id}/usage",
@@ -123,11 +125,11 @@ pub(crate) async fn feature<S: BillingStore>(
         ));
     };
     Ok(HttpResponse::Ok().json(FeatureAnswer {
-        user_id: user,
-        feature,
+        user_id: &user,
+        feature: &feature,
         allowed: access.allowed,
-        tier: access.tier.as_str().to_owned(),
-        reason: access.reason.code().to_owned(),
+        tier: access.tier.as_str(),
+        reason: access.reason.code(),
     }))
 }
 

@@ -102,14 +102,15 @@ pub(crate) struct Synced {
     pub(crate) synced_subscriptions: u64,
 }
 
-/// Whether a user has a feature.
+/// Whether a user has a feature (borrowing the request's and the decision's strings: the
+/// answer is serialised at once).
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct FeatureAnswer {
-    pub(crate) user_id: String,
-    pub(crate) feature: String,
+pub(crate) struct FeatureAnswer<'a> {
+    pub(crate) user_id: &'a str,
+    pub(crate) feature: &'a str,
     pub(crate) allowed: bool,
-    pub(crate) tier: String,
-    pub(crate) reason: String,
+    pub(crate) tier: &'a str,
+    pub(crate) reason: &'a str,
 }
 
 /// Whole numbers as JSON Schema reads them: `integer` admits `2.0` and `1e3` (a number whose

@@ -147,6 +147,9 @@ pub fn configure<S: BillingStore>(cfg: &mut web::ServiceConfig, state: web::Data
             web::scope("")
                 .wrap(from_fn(request::answer_request_id))
                 .wrap(TracingLogger::<request::RequestSpan>::new())
+                // `/v1` first: the router tries the services in order, and the gate's checks
+                // are the most frequent requests (the other paths never start with `/v1`).
+                .service(api::scope::<S>())
                 .service(api::resource(
                     "/healthz",
                     Method::GET,
@@ -177,7 +180,6 @@ pub fn configure<S: BillingStore>(cfg: &mut web::ServiceConfig, state: web::Data
                     Method::POST,
                     web::post().to(webhook::receive::<S>),
                 ))
-                .service(api::scope::<S>())
                 .default_service(web::to(error::not_found)),
         );
 }

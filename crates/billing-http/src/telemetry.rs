@@ -2,10 +2,12 @@
 //! the recorder is installed (so `/metrics` is complete before the first request, and a
 //! rate over a series never misses its first increment).
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use actix_web::dev::ServiceResponse;
 use actix_web::{Error, HttpMessage as _, HttpRequest};
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::Span;
 
@@ -50,7 +52,6 @@ pub(crate) const POOL_IN_USE: &str = "billing_pool_connections_in_use";
 /// Calls of this process waiting for a pooled database connection.
 pub(crate) const POOL_WAITING: &str = "billing_pool_connections_waiting";
 
-/// The `/v1` route patterns (the `route` label).
 /// Background job runs, by job and outcome (`success`, `failure`, `lease_lost`).
 pub(crate) const JOB_RUNS: &str = "billing_job_runs_total";
 /// The unix time of each job's last successful run on this replica.
@@ -58,6 +59,7 @@ pub(crate) const JOB_LAST_SUCCESS: &str = "billing_job_last_success_timestamp_se
 /// Events the sweeper replayed, by outcome (`applied`, `failed`, …).
 pub(crate) const SWEEPER_REPLAYS: &str = "billing_sweeper_replays_total";
 
+/// The `/v1` route patterns (the `route` label).
 pub(crate) const API_ROUTES: [&str; 6] = [
     "/v1/users/{user_id}/entitlements",
     "/v1/users/{user_id}/features/{feature}",
@@ -230,14 +232,38 @@ pub(crate) fn register_series() {
         // Registering creates the series with zero samples.
         let _ = metrics::histogram!(DELIVERY_SECONDS, "outcome" => *outcome);
     }
-    for route in API_ROUTES {
-        for status in API_STATUSES {
-            metrics::counter!(API_REQUESTS, "route" => route, "status" => status.to_string())
-                .absolute(0);
-        }
-        let _ = metrics::histogram!(API_SECONDS, "route" => route);
-    }
+    let series = ApiSeries {
+        requests: std::array::from_fn(|r| {
+            std::array::from_fn(|s| {
+                let counter = metrics::counter!(
+                    API_REQUESTS,
+                    "route" => API_ROUTES[r],
+                    "status" => API_STATUSES[s].to_string()
+                );
+                counter.absolute(0);
+                counter
+            })
+        }),
+        seconds: std::array::from_fn(
+            |r| metrics::histogram!(API_SECONDS, "route" => API_ROUTES[r]),
+        ),
+    };
+    // Only the first recorder's handles are kept (a process installs one).
+    let _ = API_SERIES.set(series);
 }
+
+/// The handles of every `/v1` series, taken from the recorder when it is installed, so that
+/// counting a request neither formats its status nor looks its series up by name and labels.
+struct ApiSeries {
+    /// `billing_api_requests_total{route, status}` by [`API_ROUTES`] and [`API_STATUSES`] index.
+    requests: [[Counter; API_STATUSES.len()]; API_ROUTES.len()],
+    /// `billing_api_request_seconds{route}` by [`API_ROUTES`] index.
+    seconds: [Histogram; API_ROUTES.len()],
+}
+
+/// Set by [`register_series`]; without it (a recorder installed by the embedding application),
+/// [`record_api`] looks each series up through the `metrics` macros.
+static API_SERIES: OnceLock<ApiSeries> = OnceLock::new();
 
 /// What a webhook handler learnt of its delivery, in the request's extensions, for the
 /// delivery's log line and metrics.
@@ -327,7 +353,7 @@ pub(crate) fn request_ended<B>(span: &Span, outcome: &Result<ServiceResponse<B>,
         }
         return;
     }
-    if let Some(known) = API_ROUTES.iter().find(|known| **known == route) {
+    if let Some(known) = API_ROUTES.iter().position(|known| *known == route) {
         record_api(known, status, elapsed);
     }
     if let Some(cause) = failure {
@@ -384,9 +410,19 @@ fn record_delivery(event_type: &str, outcome: &str, elapsed: Duration) {
         .record(elapsed.as_secs_f64());
 }
 
-/// Counts one API request and its latency; `route` is one of [`API_ROUTES`], so its label is
-/// static (no copy per request).
-fn record_api(route: &'static str, status: u16, elapsed: Duration) {
-    metrics::counter!(API_REQUESTS, "route" => route, "status" => status.to_string()).increment(1);
-    metrics::histogram!(API_SECONDS, "route" => route).record(elapsed.as_secs_f64());
+/// Counts one API request and its latency; `route` is an index of [`API_ROUTES`]. The series
+/// registered at start are counted through their handles; a status not in [`API_STATUSES`]
+/// (or no handles) goes through the registry, to the same series names and labels.
+fn record_api(route: usize, status: u16, elapsed: Duration) {
+    let seconds = elapsed.as_secs_f64();
+    let known = API_STATUSES.iter().position(|s| *s == status);
+    if let (Some(series), Some(status)) = (API_SERIES.get(), known) {
+        series.requests[route][status].increment(1);
+        series.seconds[route].record(seconds);
+        return;
+    }
+    let pattern = API_ROUTES[route];
+    metrics::counter!(API_REQUESTS, "route" => pattern, "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!(API_SECONDS, "route" => pattern).record(seconds);
 }
