@@ -102,8 +102,8 @@ pub(crate) struct Synced {
     pub(crate) synced_subscriptions: u64,
 }
 
-/// Whether a user has a feature (borrowing the request's and the decision's strings: the
-/// answer is serialised at once).
+// Borrows the request's and the decision's strings: the answer is serialised at once.
+/// Whether a user has a feature.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct FeatureAnswer<'a> {
     pub(crate) user_id: &'a str,
