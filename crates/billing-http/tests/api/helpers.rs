@@ -132,37 +132,33 @@ pub async fn spawn_limited(
     gateway: Arc<dyn StripeGateway>,
     stripe: FakeGateway,
 ) -> TestApp {
-    let parts = Parts {
-        store: store.clone(),
-        gateway,
-        clock: Arc::new(SystemClock),
-    };
-    let server = Server::build_with(settings(limits), parts).unwrap();
-    let address = format!("http://{}", server.addrs()[0]);
-    actix_web::rt::spawn(server.run());
-    TestApp {
-        address,
-        stripe,
-        client: awc::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .finish(),
-        store,
-        _db: db,
-    }
+    spawn_server(settings(limits), store, db, gateway, stripe).await
 }
 
 /// Another server (a replica) over `store`'s database, with a gate cache that keeps entries
 /// for `gate_cache_ttl`; the database stays the caller's.
 pub async fn spawn_replica(store: DieselStore, gate_cache_ttl: Duration) -> TestApp {
     let stripe = fake_gateway();
-    let parts = Parts {
-        store: store.clone(),
-        gateway: Arc::new(stripe.clone()),
-        clock: Arc::new(SystemClock),
-    };
     let settings = Settings {
         gate_cache_ttl,
         ..settings(Limits::default())
+    };
+    spawn_server(settings, store, None, Arc::new(stripe.clone()), stripe).await
+}
+
+/// A server built from `settings` by `Server::build_with` over `store` and `gateway` (the
+/// system clock), running (background jobs included) on the test's actix system.
+pub async fn spawn_server(
+    settings: Settings,
+    store: DieselStore,
+    db: Option<TestDatabase>,
+    gateway: Arc<dyn StripeGateway>,
+    stripe: FakeGateway,
+) -> TestApp {
+    let parts = Parts {
+        store: store.clone(),
+        gateway,
+        clock: Arc::new(SystemClock),
     };
     let server = Server::build_with(settings, parts).unwrap();
     let address = format!("http://{}", server.addrs()[0]);
@@ -174,7 +170,7 @@ pub async fn spawn_replica(store: DieselStore, gate_cache_ttl: Duration) -> Test
             .timeout(std::time::Duration::from_secs(30))
             .finish(),
         store,
-        _db: None,
+        _db: db,
     }
 }
 

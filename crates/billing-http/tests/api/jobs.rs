@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use billing_http::{JobSchedule, JobSettings, Parts, Server, Settings};
-use billing_ports::{BillingStore, EventStatus, ListedEvent, SystemClock};
+use billing_http::{JobSchedule, JobSettings, Settings};
+use billing_ports::{BillingStore, EventStatus, ListedEvent};
 use billing_store_diesel::testing::TestDatabase;
 
-use crate::helpers::{Limits, fake_gateway, settings, subscription_event};
+use crate::helpers::{Limits, fake_gateway, settings, spawn_server, subscription_event};
 
 #[actix_web::test]
 async fn the_scheduled_reconciliation_applies_an_event_no_webhook_delivered() {
@@ -40,14 +40,14 @@ async fn the_scheduled_reconciliation_applies_an_event_no_webhook_delivered() {
         },
         ..settings(Limits::default())
     };
-    let parts = Parts {
-        store: db.store().clone(),
-        gateway: Arc::new(stripe.clone()),
-        clock: Arc::new(SystemClock),
-    };
-    let server = Server::build_with(settings, parts).unwrap();
-    let address = format!("http://{}", server.addrs()[0]);
-    actix_web::rt::spawn(server.run());
+    let app = spawn_server(
+        settings,
+        db.store().clone(),
+        None,
+        Arc::new(stripe.clone()),
+        stripe,
+    )
+    .await;
 
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -62,15 +62,7 @@ async fn the_scheduled_reconciliation_applies_an_event_no_webhook_delivered() {
         assert!(Instant::now() < deadline, "the job never applied the event");
         actix_web::rt::time::sleep(Duration::from_millis(100)).await;
     }
-    let metrics = awc::Client::default()
-        .get(format!("{address}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .body()
-        .await
-        .unwrap();
-    let metrics = String::from_utf8(metrics.to_vec()).unwrap();
+    let (_, metrics) = app.get_text("/metrics").await;
     let runs = metrics
         .lines()
         .find_map(|l| {
