@@ -2,9 +2,9 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-# Every check CI runs: formatting, lints, all tests (unit, integration, doc), the fault proofs,
-# the API contract.
-test: tools fmt-check lint nextest doctest chaos contract
+# Every check CI runs: formatting, lints, all tests (unit, integration, doc), the examples, the
+# crate docs and packages, the fault proofs, the API contract.
+test: tools fmt-check lint nextest doctest examples doc package chaos contract
 
 # Development defaults for `run` and `demo`; set the variables yourself for anything real.
 export STRIPE_WEBHOOK_SECRET := env_var_or_default("STRIPE_WEBHOOK_SECRET", "whsec_dev_local_only_not_secret")
@@ -54,6 +54,23 @@ chaos:
 # Doc tests (nextest does not run them).
 doctest:
     cargo test --workspace --doc
+
+# The examples that are programs of their own (the others run in their crates' tests):
+# billing-app embedded in a service, on SQLite.
+examples:
+    cargo run -q -p billing-app --example embedded
+
+# Rustdoc of every crate without its dependencies; warnings (broken links, …) are errors.
+doc:
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
+# Every publishable crate packaged as crates.io would receive it: its files, the normalised
+# manifest, each workspace dependency resolved from the other packages. Not rebuilt from the
+# packages (`--no-verify`): each package resolves its own features, so verifying compiled the
+# whole dependency tree again per crate (> 20 min on 2 cores). What the build cannot catch, a
+# file included from outside the crate, is linked into it instead (migrations, fixtures, plans).
+package:
+    cargo package --workspace --no-verify --allow-dirty --exclude billing-chaos
 
 # Criterion benchmarks (numbers go into docs/benchmarks.md).
 bench *ARGS:

@@ -1,5 +1,5 @@
 //! The server's configuration: defaults, then an optional `billing.toml`, then environment
-//! variables ([`sources`]), checked in one pass that lists every problem in one error, and
+//! variables (`sources`), checked in one pass that lists every problem in one error, and
 //! turned into the typed [`billing_http::Settings`]. Secrets become `SecretString`s as soon as
 //! they are checked, and no problem message quotes one. `billingctl` reads the same
 //! configuration through this module.
@@ -241,6 +241,7 @@ impl Check {
             enabled: self.flag("JOB_RECONCILE_ENABLED"),
             interval: self.secs("JOB_RECONCILE_INTERVAL_SECS", 10, WEEK),
         };
+        let retention_duty_percent = self.number("JOB_RETENTION_DUTY_PERCENT", 1, 100) as u8;
         let lease_ttl = self.secs("JOB_LEASE_TTL_SECS", 1, 3600);
         if lease_ttl <= statement_timeout {
             self.problem(
@@ -261,6 +262,7 @@ impl Check {
         JobSettings {
             lease_ttl,
             retention,
+            retention_duty_percent,
             sweeper,
             reconcile,
             retry: billing_ports::Backoff {

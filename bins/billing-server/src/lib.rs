@@ -6,3 +6,8 @@
 
 pub mod config;
 pub mod serve;
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -59,3 +59,8 @@ pub use reconcile::{
 };
 pub use replay::{EventReplay, ReplayOutcome};
 pub use usage::{MAX_IDEMPOTENCY_KEY_LEN, UsageOutcome};
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -84,3 +84,8 @@ pub use payment::PaymentStatus;
 pub use refund::RefundStatus;
 pub use status::SubscriptionStatus;
 pub use usage::{MeteringPeriod, UsageDecision, decide, metering_period};
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -53,6 +53,10 @@ pub struct JobSettings {
     pub lease_ttl: Duration,
     /// The purge of done events past their retention.
     pub retention: JobSchedule,
+    /// The share of its run time the purge spends deleting (1–100): after each batch it
+    /// pauses `elapsed × (100 − duty) / duty`, so a backlog is deleted at most this busy and
+    /// a slower database (under load) gets longer pauses. 100: no pause.
+    pub retention_duty_percent: u8,
     /// The failed-event sweeper.
     pub sweeper: JobSchedule,
     /// The catch-up from Stripe's Events API after the stored cursor
@@ -76,6 +80,7 @@ impl Default for JobSettings {
                 enabled: true,
                 interval: Duration::from_secs(3600),
             },
+            retention_duty_percent: 50,
             sweeper: JobSchedule {
                 enabled: true,
                 interval: Duration::from_secs(30),
@@ -108,7 +113,10 @@ pub(crate) fn jobs(settings: &JobSettings) -> Vec<Job> {
             Job {
                 name: RETENTION_JOB,
                 interval: settings.retention.interval,
-                work: Box::new(|app, lease| Box::pin(purge(app, lease))),
+                work: {
+                    let duty = settings.retention_duty_percent;
+                    Box::new(move |app, lease| Box::pin(purge(app, lease, duty)))
+                },
             },
         ),
         (
@@ -136,16 +144,29 @@ pub(crate) fn jobs(settings: &JobSettings) -> Vec<Job> {
 
 /// The retention purge: batch by batch, each committed on its own, renewing the lease before
 /// each.
-async fn purge(app: BillingApp<DieselStore>, lease: JobLease) -> Result<String, AppError> {
+async fn purge(
+    app: BillingApp<DieselStore>,
+    lease: JobLease,
+    duty_percent: u8,
+) -> Result<String, AppError> {
     let mut total = 0;
     while lease.renew().await {
+        let started = std::time::Instant::now();
         let (deleted, more) = app.purge_events_batch().await?;
         total += deleted;
         if !more {
             break;
         }
+        actix_web::rt::time::sleep(purge_pause(started.elapsed(), duty_percent)).await;
     }
     Ok(format!("{total} done events purged"))
+}
+
+/// The pause after a purge batch that took `batch` so that deleting takes `duty_percent` of
+/// the purge's time.
+fn purge_pause(batch: Duration, duty_percent: u8) -> Duration {
+    let duty = u32::from(duty_percent.clamp(1, 100));
+    batch * (100 - duty) / duty
 }
 
 /// The sweeper: the due transient failures, replayed one by one, each counted by outcome.
@@ -257,5 +278,23 @@ async fn run(runner: Arc<JobRunner>, app: BillingApp<DieselStore>, job: Job, lea
             }
         };
         metrics::counter!(JOB_RUNS, "job" => job.name, "outcome" => outcome).increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::purge_pause;
+
+    #[test]
+    fn the_purge_pauses_so_deleting_takes_its_duty_share_of_the_time() {
+        let batch = Duration::from_millis(40);
+        assert_eq!(purge_pause(batch, 50), Duration::from_millis(40));
+        assert_eq!(purge_pause(batch, 25), Duration::from_millis(120));
+        assert_eq!(purge_pause(batch, 80), Duration::from_millis(10));
+        assert_eq!(purge_pause(batch, 100), Duration::ZERO);
+        // Out of range: treated as the nearest bound, never a division by zero.
+        assert_eq!(purge_pause(batch, 0), Duration::from_millis(40 * 99));
     }
 }

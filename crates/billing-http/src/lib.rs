@@ -183,3 +183,8 @@ pub fn configure<S: BillingStore>(cfg: &mut web::ServiceConfig, state: web::Data
                 .default_service(web::to(error::not_found)),
         );
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

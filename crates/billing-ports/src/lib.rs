@@ -49,3 +49,8 @@ pub use store::{
     LockTx, PaymentTx, ReconcileTx, StripeRequestTx, SubscriptionRead, SubscriptionTx, TxFuture,
     UsageRead,
 };
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -20,7 +20,8 @@
 //! [`DieselStore::gate_channel`] opens the Postgres connection that carries the gate cache's
 //! invalidations between replicas (`notify`: `LISTEN`/`NOTIFY`); SQLite, one process, has none.
 //!
-//! Migrations live in the workspace's `migrations/postgres` and `migrations/sqlite`, are
+//! Migrations live in the workspace's `migrations/postgres` and `migrations/sqlite` (linked into
+//! this crate as `migrations`, so they are packaged with it), are
 //! embedded in the binary and run only by an explicit [`DieselStore::run_migrations`] call.
 //!
 //! Every call is bounded in time ([`StoreSettings`]): waiting for a pooled connection, opening
@@ -570,3 +571,8 @@ mod tests {
         }
     }
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -19,9 +19,9 @@ use crate::error::SetupError;
 use crate::sqlite::SqliteConn;
 
 /// The Postgres migrations (`migrations/postgres`).
-const POSTGRES: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 /// The SQLite migrations (`migrations/sqlite`).
-const SQLITE: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
 /// Serialises migrations across processes: a session advisory lock in the two-key space (which
 /// never overlaps the one-key space of `LockTx::lock_key`), `b"bill"` and 1.

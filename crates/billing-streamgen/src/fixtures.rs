@@ -1,4 +1,5 @@
-//! The adapter's fixture bodies (`billing-stripe/tests/fixtures/{basil,pre-basil}`), used as
+//! The adapter's fixture bodies (`billing-stripe/tests/fixtures/{basil,pre-basil}`, linked into
+//! this crate as `fixtures` so they are packaged with it), used as
 //! templates: every generated body is a fixture with its ids, amounts, times and states
 //! replaced, so it has exactly the fixtures' shape.
 
@@ -11,7 +12,7 @@ use crate::model::Shape;
 macro_rules! fixtures_of {
     ($folder:literal: $($name:literal),+ $(,)?) => {
         [$(($name, include_str!(concat!(
-            "../../billing-stripe/tests/fixtures/", $folder, "/", $name, ".json"
+            "../fixtures/", $folder, "/", $name, ".json"
         )))),+]
     };
 }

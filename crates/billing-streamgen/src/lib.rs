@@ -148,13 +148,19 @@ impl Scenario {
     }
 }
 
-/// The example catalog (`plans.toml` at the workspace root), whose prices the generator bills.
+/// The example catalog (`plans.toml` at the workspace root, linked into this crate so it is
+/// packaged with it), whose prices the generator bills.
 ///
 /// # Panics
 ///
 /// Never in a build of this workspace: the file is compiled in and read by the catalog's own
 /// tests; a panic means it was edited into an invalid catalog.
 pub fn example_catalog() -> billing_domain::Catalog {
-    billing_domain::Catalog::from_toml_str(include_str!("../../../plans.toml"))
+    billing_domain::Catalog::from_toml_str(include_str!("../plans.toml"))
         .unwrap_or_else(|e| panic!("plans.toml is not a valid catalog: {e}"))
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

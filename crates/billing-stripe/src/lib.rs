@@ -44,3 +44,8 @@ pub use error::WireError;
 pub use wire::{
     EventEnvelope, HANDLED_EVENT_TYPES, StripeEventDecoder, parse_event, peek_envelope,
 };
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -13,7 +13,7 @@ use figment::value::{Dict, Map, Num, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 
 /// Every setting and its default; `None` when it has none (required, or an optional override).
-pub(super) const SETTINGS: [(&str, Option<&str>); 33] = [
+pub(super) const SETTINGS: [(&str, Option<&str>); 34] = [
     ("STRIPE_SECRET_KEY", None),
     ("STRIPE_WEBHOOK_SECRET", None),
     ("BILLING_API_KEYS", None),
@@ -34,6 +34,7 @@ pub(super) const SETTINGS: [(&str, Option<&str>); 33] = [
     ("GATE_CACHE_TTL_MS", Some("5000")),
     ("JOB_RETENTION_ENABLED", Some("true")),
     ("JOB_RETENTION_INTERVAL_SECS", Some("3600")),
+    ("JOB_RETENTION_DUTY_PERCENT", Some("50")),
     ("JOB_SWEEPER_ENABLED", Some("true")),
     ("JOB_SWEEPER_INTERVAL_SECS", Some("30")),
     ("JOB_RECONCILE_ENABLED", Some("false")),

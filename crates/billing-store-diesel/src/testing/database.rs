@@ -60,7 +60,7 @@ fn database_url(name: &str) -> String {
 
 /// The migration trees `embed_migrations!` embeds (`src/migrate.rs`).
 fn migrations_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations")
 }
 
 /// Every file under `dir`, as (path relative to `root`, contents).
