@@ -1,0 +1,132 @@
+//! What the local gate adds to a request: the same actix-web route, ungated and behind a
+//! guard, called in-process (`actix_web::test::call_service`) for a user whose gate state is
+//! cached (one PRO subscription, the example plans, SQLite). The difference of the medians is
+//! the guard's cost: user extraction, the cached decision, the `Access` for the handler.
+//!
+//! `cargo bench -p billing-gate --bench gate`
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::{App, HttpRequest, HttpResponse, test, web};
+use billing_app::{AppSettings, BillingApp};
+use billing_domain::facts::{SubscriptionChange, SubscriptionSnapshot};
+use billing_domain::{BillingEvent, Catalog, Fact, SubscriptionStatus};
+use billing_gate::{Gate, LocalBackend, RequireFeature, RequireTier};
+use billing_ports::SystemClock;
+use billing_store_diesel::testing::TestDatabase;
+use chrono::{TimeDelta, Utc};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+const USER: &str = "user_5b7e0c19d2";
+
+fn subscribed() -> BillingEvent {
+    let now = Utc::now();
+    BillingEvent {
+        id: "evt_1TdH7k2eZvKYlo2CwQ4m".into(),
+        event_type: "customer.subscription.created".into(),
+        api_version: Some("2025-03-31.basil".into()),
+        livemode: false,
+        created: now,
+        fact: Fact::Subscription {
+            change: SubscriptionChange::Created,
+            subscription: SubscriptionSnapshot {
+                id: "sub_1TdH7j2eZvKYlo2CbR8p".into(),
+                customer_id: "cus_TdH7iKw3NvQ8s".into(),
+                status: SubscriptionStatus::Active,
+                price_ids: vec!["price_pro_monthly".into()],
+                current_period_start: Some(now - TimeDelta::days(3)),
+                current_period_end: Some(now + TimeDelta::days(27)),
+                cancel_at_period_end: false,
+                cancel_at: None,
+                canceled_at: None,
+                ended_at: None,
+                trial_end: None,
+                metadata_user_id: Some(USER.into()),
+            },
+        },
+    }
+}
+
+fn user_header(request: &HttpRequest) -> Option<String> {
+    request
+        .headers()
+        .get("x-user-id")?
+        .to_str()
+        .ok()
+        .map(str::to_owned)
+}
+
+fn gate(c: &mut Criterion) {
+    let system = actix_web::rt::System::new();
+    let db = system.block_on(TestDatabase::sqlite());
+    let catalog = Arc::new(Catalog::from_toml_str(include_str!("../../../plans.toml")).unwrap());
+    let app = BillingApp::new(
+        Arc::new(db.store().clone()),
+        catalog,
+        Arc::new(SystemClock),
+        None,
+        AppSettings {
+            // Longer than the run: every decision below is a cache hit.
+            gate_ttl: Duration::from_secs(3_600),
+            ..AppSettings::default()
+        },
+    );
+    let service = system.block_on(async {
+        app.ingest(subscribed(), "{}".into()).await.unwrap();
+        let gate = Gate::builder(LocalBackend::new(app.clone()))
+            .user_id(user_header)
+            .build()
+            .await
+            .unwrap();
+        let feature = gate
+            .require(RequireFeature::new("advanced_analytics"))
+            .unwrap();
+        let tier = gate.require(RequireTier::at_least("PRO")).unwrap();
+        test::init_service(
+            App::new()
+                .route("/plain", web::get().to(HttpResponse::Ok))
+                .service(web::resource("/feature").wrap(feature).to(HttpResponse::Ok))
+                .service(web::resource("/tier").wrap(tier).to(HttpResponse::Ok)),
+        )
+        .await
+    });
+    let request = |path: &str| {
+        test::TestRequest::get()
+            .uri(path)
+            .insert_header(("x-user-id", USER))
+            .to_request()
+    };
+    system.block_on(async {
+        for path in ["/plain", "/feature", "/tier"] {
+            let response = test::call_service(&service, request(path)).await;
+            assert_eq!(response.status(), 200, "{path}");
+        }
+    });
+
+    let mut group = c.benchmark_group("gated route, warm cache");
+    for path in ["/plain", "/feature", "/tier"] {
+        group.bench_function(path, |b| {
+            b.iter_custom(|iters| {
+                system.block_on(async {
+                    let mut spent = Duration::ZERO;
+                    for _ in 0..iters {
+                        // The request is built outside the timed part: only routing, the
+                        // guard and the handler are measured.
+                        let request = request(path);
+                        let started = Instant::now();
+                        black_box(test::call_service(&service, request).await);
+                        spent += started.elapsed();
+                    }
+                    spent
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, gate);
+criterion_main!(benches);
