@@ -10,6 +10,7 @@
 //! | a bad user id or idempotency key | 400 | `invalid_user_id`, `invalid_idempotency_key` |
 //! | an idempotency key reused for another metric or quantity | 422 | `idempotency_key_reused` |
 //! | billing cannot answer (fail closed) | 503 | `billing_unavailable` |
+//! | the catalog changed under the running service, or billing refused the gate's request | 500 | `internal_error` |
 
 use std::time::Duration;
 
@@ -168,19 +169,23 @@ impl GateError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Detail::plain("idempotency_key_reused", self.to_string()),
             ),
-            // Start-up errors never reach a request; a catalog changed under a running
-            // service, a refused or failed call: billing cannot answer this question now.
-            Self::UnknownFeature(_)
-            | Self::UnknownTier(_)
-            | Self::UnknownMetric(_)
-            | Self::InvalidOption(_)
-            | Self::Refused(_)
-            | Self::Unavailable(_) => (
+            Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Detail::plain(
                     "billing_unavailable",
                     "billing cannot answer now; retry later",
                 ),
+            ),
+            // Start-up errors reach a request only when the catalog changed under a running
+            // service, or billing refused what the gate sent: a misconfiguration no retry
+            // mends (logged with its cause; the answer stays opaque).
+            Self::UnknownFeature(_)
+            | Self::UnknownTier(_)
+            | Self::UnknownMetric(_)
+            | Self::InvalidOption(_)
+            | Self::Refused(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Detail::plain("internal_error", "the gate cannot decide this request"),
             ),
         }
     }

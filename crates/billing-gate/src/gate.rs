@@ -8,7 +8,7 @@ use std::sync::Arc;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::HeaderName;
-use actix_web::{Error, FromRequest, HttpMessage as _, HttpRequest};
+use actix_web::{Error, FromRequest, HttpMessage as _, HttpRequest, ResponseError as _};
 use futures_util::future::LocalBoxFuture;
 
 use crate::GateError;
@@ -364,6 +364,15 @@ impl Guard {
                     check = ?self.check,
                     error = error.chain(),
                     "billing cannot answer; the gate refuses the request (503)"
+                );
+                Err(Refusal::Error(error))
+            }
+            Err(Refusal::Error(error)) if error.status_code().is_server_error() => {
+                tracing::error!(
+                    user_id = user.as_str(),
+                    check = ?self.check,
+                    error = error.chain(),
+                    "the gate cannot decide the request (500)"
                 );
                 Err(Refusal::Error(error))
             }

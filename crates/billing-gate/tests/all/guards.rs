@@ -6,7 +6,10 @@ use std::sync::Arc;
 use actix_web::http::header::HeaderValue;
 use actix_web::{App, HttpRequest, HttpResponse, test, web};
 use billing_app::{AppSettings, BillingApp};
-use billing_gate::{Access, Consume, Gate, GateError, LocalBackend, RequireFeature, RequireTier};
+use billing_gate::{
+    Access, CatalogNames, Consume, FeatureDecision, Gate, GateBackend, GateError, LocalBackend,
+    RequireFeature, RequireTier, Standing, UsageDecision,
+};
 use billing_ports::ManualClock;
 use billing_store_diesel::DieselStore;
 use billing_store_diesel::testing::TestDatabase;
@@ -200,4 +203,88 @@ async fn a_consume_is_keyed_by_the_request_id_when_there_is_no_idempotency_key()
     send(None).await;
     let usage = app.entitlements(user).await.unwrap().usage;
     assert_eq!((usage["api_calls"], usage["ai_generations"]), (6, 3));
+}
+
+/// A backend whose catalog lost its names after the gate was built, and whose usage store
+/// is down.
+struct Drifted;
+
+#[async_trait::async_trait]
+impl GateBackend for Drifted {
+    async fn feature(&self, _: &str, feature: &str) -> Result<FeatureDecision, GateError> {
+        Err(GateError::UnknownFeature(feature.to_owned()))
+    }
+
+    async fn standing(&self, _: &str) -> Result<Standing, GateError> {
+        Err(GateError::Refused("unknown tier".to_owned()))
+    }
+
+    async fn consume(&self, _: &str, _: &str, _: u64, _: &str) -> Result<UsageDecision, GateError> {
+        Err(GateError::unavailable("connection refused"))
+    }
+
+    async fn catalog(&self) -> Result<CatalogNames, GateError> {
+        Ok(CatalogNames {
+            tiers: vec!["FREE".to_owned(), "PRO".to_owned()],
+            features: ["reports".to_owned()].into(),
+            metrics: ["calls".to_owned()].into(),
+        })
+    }
+}
+
+#[actix_web::test]
+async fn a_catalog_changed_under_a_running_service_is_a_500_even_when_failing_open() {
+    for fail_open in [false, true] {
+        let mut builder = Gate::builder(Drifted).user_id(user_header);
+        if fail_open {
+            builder = builder.fail_open();
+        }
+        let gate = builder.build().await.unwrap();
+        assert_eq!(gate.fails_open(), fail_open);
+        let service = test::init_service(
+            App::new()
+                .service(
+                    web::resource("/reports")
+                        .wrap(gate.require(RequireFeature::new("reports")).unwrap())
+                        .to(echo),
+                )
+                .service(
+                    web::resource("/pro")
+                        .wrap(gate.require(RequireTier::at_least("PRO")).unwrap())
+                        .to(echo),
+                )
+                .service(
+                    web::resource("/calls")
+                        .wrap(gate.require(Consume::new("calls", 1)).unwrap())
+                        .to(echo),
+                ),
+        )
+        .await;
+        for (path, closed, open) in [
+            ("/reports", 500, 500),
+            ("/pro", 500, 500),
+            ("/calls", 503, 200),
+        ] {
+            let request = test::TestRequest::get()
+                .uri(path)
+                .insert_header(("x-user-id", "user_drifted"))
+                .to_request();
+            let response = test::call_service(&service, request).await;
+            let expected = if fail_open { open } else { closed };
+            assert_eq!(
+                response.status().as_u16(),
+                expected,
+                "{path}, fail_open {fail_open}"
+            );
+            if expected != 200 {
+                let body: Value = test::read_body_json(response).await;
+                let code = if expected == 500 {
+                    "internal_error"
+                } else {
+                    "billing_unavailable"
+                };
+                assert_eq!(body["error"]["code"], code);
+            }
+        }
+    }
 }
