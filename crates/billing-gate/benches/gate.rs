@@ -4,7 +4,22 @@
 //! the guard's cost: user extraction, the cached decision, the `Access` for the handler.
 //!
 //! `cargo bench -p billing-gate --bench gate`
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    unreachable_pub
+)]
+
+#[allow(dead_code)]
+#[path = "../../billing-http/tests/api/helpers.rs"]
+mod helpers;
+#[allow(dead_code)]
+#[path = "../examples/product.rs"]
+mod product;
+#[allow(dead_code)]
+#[path = "../tests/all/support.rs"]
+mod support;
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -12,43 +27,10 @@ use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpRequest, HttpResponse, test, web};
 use billing_app::{AppSettings, BillingApp};
-use billing_domain::facts::{SubscriptionChange, SubscriptionSnapshot};
-use billing_domain::{BillingEvent, Catalog, Fact, SubscriptionStatus};
 use billing_gate::{Gate, LocalBackend, RequireFeature, RequireTier};
 use billing_ports::SystemClock;
 use billing_store_diesel::testing::TestDatabase;
-use chrono::{TimeDelta, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
-
-const USER: &str = "user_5b7e0c19d2";
-
-fn subscribed() -> BillingEvent {
-    let now = Utc::now();
-    BillingEvent {
-        id: "evt_1TdH7k2eZvKYlo2CwQ4m".into(),
-        event_type: "customer.subscription.created".into(),
-        api_version: Some("2025-03-31.basil".into()),
-        livemode: false,
-        created: now,
-        fact: Fact::Subscription {
-            change: SubscriptionChange::Created,
-            subscription: SubscriptionSnapshot {
-                id: "sub_1TdH7j2eZvKYlo2CbR8p".into(),
-                customer_id: "cus_TdH7iKw3NvQ8s".into(),
-                status: SubscriptionStatus::Active,
-                price_ids: vec!["price_pro_monthly".into()],
-                current_period_start: Some(now - TimeDelta::days(3)),
-                current_period_end: Some(now + TimeDelta::days(27)),
-                cancel_at_period_end: false,
-                cancel_at: None,
-                canceled_at: None,
-                ended_at: None,
-                trial_end: None,
-                metadata_user_id: Some(USER.into()),
-            },
-        },
-    }
-}
 
 fn user_header(request: &HttpRequest) -> Option<String> {
     request
@@ -62,10 +44,11 @@ fn user_header(request: &HttpRequest) -> Option<String> {
 fn gate(c: &mut Criterion) {
     let system = actix_web::rt::System::new();
     let db = system.block_on(TestDatabase::sqlite());
-    let catalog = Arc::new(Catalog::from_toml_str(include_str!("../../../plans.toml")).unwrap());
+    let story = support::story(support::now());
+    let user = story.user.as_str();
     let app = BillingApp::new(
         Arc::new(db.store().clone()),
-        catalog,
+        Arc::new(support::catalog()),
         Arc::new(SystemClock),
         None,
         AppSettings {
@@ -75,7 +58,10 @@ fn gate(c: &mut Criterion) {
         },
     );
     let service = system.block_on(async {
-        app.ingest(subscribed(), "{}".into()).await.unwrap();
+        for body in &story.bought {
+            let event = billing_stripe::parse_event(body.as_bytes()).unwrap();
+            app.ingest(event, body.clone()).await.unwrap();
+        }
         let gate = Gate::builder(LocalBackend::new(app.clone()))
             .user_id(user_header)
             .build()
@@ -96,7 +82,7 @@ fn gate(c: &mut Criterion) {
     let request = |path: &str| {
         test::TestRequest::get()
             .uri(path)
-            .insert_header(("x-user-id", USER))
+            .insert_header(("x-user-id", user))
             .to_request()
     };
     system.block_on(async {

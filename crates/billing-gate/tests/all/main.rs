@@ -6,6 +6,10 @@
 #[path = "../../examples/product.rs"]
 mod product;
 
+#[allow(dead_code)]
+#[path = "../../../billing-http/tests/api/helpers.rs"]
+mod helpers;
+
 mod guards;
 mod support;
 mod unavailable;

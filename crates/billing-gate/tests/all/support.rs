@@ -1,13 +1,14 @@
-//! The billing server and the example product on port 0, a user's signed Stripe story, logs.
+//! The billing server (with `billing-http`'s test settings) and the example product on port 0,
+//! and a user's signed Stripe story.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use billing_app::{AppSettings, BillingApp};
 use billing_domain::{Catalog, SubscriptionStatus};
 use billing_gate::GateBackend;
-use billing_http::{DatabaseSettings, Parts, Server, ServerLimits, Settings, StripeSettings};
+use billing_http::{Parts, Server};
 use billing_ports::ManualClock;
 use billing_ports::testing::FakeGateway;
 use billing_store_diesel::DieselStore;
@@ -21,8 +22,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::Value;
 
-pub const API_KEY: &str = "gate_test_api_key_0123456789";
-pub const SECRET: &str = "whsec_gate_test_secret";
+use crate::helpers::{API_KEY, Limits, SECRET, quick_store_settings, settings};
 
 /// The example catalog (`plans.toml` at the workspace root).
 pub fn catalog() -> Catalog {
@@ -45,33 +45,7 @@ pub struct Billing {
 /// The billing server as `billing-server` builds it, over `store`, with `clock` and a fake
 /// Stripe, on port 0.
 pub async fn spawn_billing(store: DieselStore, clock: Arc<ManualClock>) -> Billing {
-    let settings = Settings {
-        database: DatabaseSettings {
-            // Never opened: the test hands the server its store.
-            url: "postgres://127.0.0.1:1/given_by_the_test".into(),
-            pool: billing_store_diesel::StoreSettings::default(),
-        },
-        stripe: StripeSettings {
-            secret_key: "sk_test_unused_by_the_fake".into(),
-            webhook_secrets: vec![SECRET.into()],
-            api_base: None,
-            refetch: false,
-        },
-        catalog: catalog(),
-        api_keys: vec![API_KEY.into()],
-        api_key_refresh: Duration::from_secs(10),
-        bind_addr: "127.0.0.1:0".parse().unwrap(),
-        limits: ServerLimits {
-            request_timeout: Duration::from_secs(5),
-            max_connections: 256,
-            workers: 2,
-        },
-        webhook_body_limit: 1 << 20,
-        shutdown_timeout: Duration::from_secs(5),
-        event_retention: chrono::TimeDelta::days(30),
-        gate_cache_ttl: Duration::from_secs(5),
-        jobs: billing_http::JobSettings::default(),
-    };
+    let settings = settings(Limits::default());
     let parts = Parts {
         store,
         gateway: Arc::new(FakeGateway::new()),
@@ -139,18 +113,6 @@ pub fn product_app(url: &str, clock: Arc<ManualClock>) -> BillingApp<DieselStore
         None,
         AppSettings::default(),
     )
-}
-
-/// Store settings whose calls give up within a second.
-pub fn quick_store_settings() -> billing_store_diesel::StoreSettings {
-    billing_store_diesel::StoreSettings {
-        max_connections: 8,
-        pool_timeout: Duration::from_millis(300),
-        connect_timeout: Duration::from_millis(300),
-        recycle_timeout: Duration::from_millis(200),
-        statement_timeout: Duration::from_millis(700),
-        ..Default::default()
-    }
 }
 
 /// A running example product.
@@ -316,46 +278,5 @@ pub fn story(t0: DateTime<Utc>) -> Story {
         bought,
         renewal_failed,
         renewed_at: DateTime::from_timestamp(p2, 0).unwrap(),
-    }
-}
-
-/// Every log line of this process, captured from the first call on (the gate's at WARN).
-pub fn logs() -> &'static Logs {
-    static LOGS: OnceLock<&'static Logs> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs: &'static Logs = Box::leak(Box::new(Logs(Mutex::new(Vec::new()))));
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
-            .with_writer(move || LogWriter(logs))
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        logs
-    })
-}
-
-/// The captured log text.
-pub struct Logs(Mutex<Vec<u8>>);
-
-impl Logs {
-    /// The captured lines containing every one of `needles`.
-    pub fn lines_with(&self, needles: &[&str]) -> Vec<String> {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .lines()
-            .filter(|l| needles.iter().all(|n| l.contains(n)))
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-struct LogWriter(&'static Logs);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }

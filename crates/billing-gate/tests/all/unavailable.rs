@@ -6,7 +6,8 @@ use std::sync::Arc;
 use billing_gate::LocalBackend;
 use billing_ports::ManualClock;
 
-use crate::support::{logs, now, product_app, spawn_product};
+use crate::helpers::logs;
+use crate::support::{now, product_app, spawn_product};
 
 /// Nothing listens on port 1: every connection is refused at once.
 const UNREACHABLE: &str = "postgres://postgres@127.0.0.1:1/billing_unreachable";
@@ -35,23 +36,23 @@ async fn an_unreachable_billing_database_fails_closed_by_default_and_open_when_t
         // The cause is logged, never answered.
         assert!(!answer.body.to_string().contains("127.0.0.1"));
     }
-    assert_eq!(
-        logs.lines_with(&[&user, "refuses the request (503)"]).len(),
-        ROUTES.len()
-    );
+    let lines_with = |text: &str| {
+        let lines = logs.lines_with(&user);
+        lines.iter().filter(|l| l.contains(text)).count()
+    };
+    assert_eq!(lines_with("refuses the request (503)"), ROUTES.len());
     // No user is still 401, whatever billing's state.
     assert_eq!(closed.call("GET", "/domains", None, &[]).await.status, 401);
 
     let open = spawn_product(LocalBackend::new(app), true).await;
-    assert!(!logs.lines_with(&["the billing gate fails open"]).is_empty());
+    assert!(!logs.lines_with("the billing gate fails open").is_empty());
     for (method, path) in ROUTES {
         let answer = open.call(method, path, Some(&user), &[]).await;
         assert_eq!(answer.status, 200, "{method} {path}: {:?}", answer.body);
         assert_eq!(answer.body["failed_open"], true);
     }
     assert_eq!(
-        logs.lines_with(&[&user, "fails open and lets the request through"])
-            .len(),
+        lines_with("fails open and lets the request through"),
         ROUTES.len()
     );
     closed.handle.stop(true).await;
