@@ -25,21 +25,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::{App, HttpRequest, HttpResponse, test, web};
+use actix_web::{App, HttpResponse, test, web};
 use billing_app::{AppSettings, BillingApp};
 use billing_gate::{Gate, LocalBackend, RequireFeature, RequireTier};
 use billing_ports::SystemClock;
 use billing_store_diesel::testing::TestDatabase;
 use criterion::{Criterion, criterion_group, criterion_main};
-
-fn user_header(request: &HttpRequest) -> Option<String> {
-    request
-        .headers()
-        .get("x-user-id")?
-        .to_str()
-        .ok()
-        .map(str::to_owned)
-}
 
 fn gate(c: &mut Criterion) {
     let system = actix_web::rt::System::new();
@@ -63,7 +54,7 @@ fn gate(c: &mut Criterion) {
             app.ingest(event, body.clone()).await.unwrap();
         }
         let gate = Gate::builder(LocalBackend::new(app.clone()))
-            .user_id(user_header)
+            .user_id(support::user_header)
             .build()
             .await
             .unwrap();

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use actix_web::http::header::HeaderValue;
-use actix_web::{App, HttpRequest, HttpResponse, test, web};
+use actix_web::{App, HttpResponse, test, web};
 use billing_app::{AppSettings, BillingApp};
 use billing_gate::{
     Access, CatalogNames, Consume, FeatureDecision, Gate, GateBackend, GateError, LocalBackend,
@@ -27,18 +27,9 @@ fn app(db: &TestDatabase) -> BillingApp<DieselStore> {
     )
 }
 
-fn user_header(request: &HttpRequest) -> Option<String> {
-    request
-        .headers()
-        .get("x-user-id")?
-        .to_str()
-        .ok()
-        .map(str::to_owned)
-}
-
 async fn gate(db: &TestDatabase) -> Gate {
     Gate::builder(LocalBackend::new(app(db)))
-        .user_id(user_header)
+        .user_id(crate::support::user_header)
         .build()
         .await
         .unwrap()
@@ -160,7 +151,7 @@ async fn a_consume_is_keyed_by_the_request_id_when_there_is_no_idempotency_key()
     let db = TestDatabase::sqlite().await;
     let app = app(&db);
     let gate = Gate::builder(LocalBackend::new(app.clone()))
-        .user_id(user_header)
+        .user_id(crate::support::user_header)
         .build()
         .await
         .unwrap();
@@ -235,7 +226,7 @@ impl GateBackend for Drifted {
 #[actix_web::test]
 async fn a_catalog_changed_under_a_running_service_is_a_500_even_when_failing_open() {
     for fail_open in [false, true] {
-        let mut builder = Gate::builder(Drifted).user_id(user_header);
+        let mut builder = Gate::builder(Drifted).user_id(crate::support::user_header);
         if fail_open {
             builder = builder.fail_open();
         }

@@ -29,6 +29,16 @@ pub fn catalog() -> Catalog {
     Catalog::from_toml_str(include_str!("../../../../plans.toml")).unwrap()
 }
 
+/// The user of a request as the tests' product authenticates it: the `X-User-Id` header.
+pub fn user_header(request: &actix_web::HttpRequest) -> Option<String> {
+    request
+        .headers()
+        .get("x-user-id")?
+        .to_str()
+        .ok()
+        .map(str::to_owned)
+}
+
 /// Now, to the second (Stripe's resolution), for a manual clock.
 pub fn now() -> DateTime<Utc> {
     DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap()
