@@ -8,7 +8,9 @@ use billing_ports::ManualClock;
 use billing_store_diesel::testing::TestDatabase;
 use chrono::{Datelike, TimeDelta, TimeZone, Utc};
 
-use crate::support::{Answer, Product, product_app, spawn_billing, spawn_product, story};
+use crate::support::{
+    Answer, Billing, Product, Story, product_app, spawn_billing, spawn_product, story,
+};
 
 /// The three gated reads' answers for `user`: (advanced report, priority support, domains).
 async fn reads(product: &Product, user: &str) -> (Answer, Answer, Answer) {
@@ -34,7 +36,7 @@ fn generate(product: &Product, user: &str, key: Option<&str>) -> impl Future<Out
 }
 
 #[actix_web::test]
-async fn a_user_walks_from_free_to_pro_into_grace_and_back_to_free() {
+async fn a_user_walks_from_free_to_pro_into_grace_and_back_to_free_on_the_local_backend() {
     let db = TestDatabase::postgres().await;
     let t0 = crate::support::now();
     let clock = Arc::new(ManualClock::new(t0));
@@ -43,7 +45,21 @@ async fn a_user_walks_from_free_to_pro_into_grace_and_back_to_free() {
     let channel = crate::product::listen(&app).unwrap();
     assert!(channel.is_some(), "Postgres has a gate channel");
     let product = spawn_product(LocalBackend::new(app), false).await;
-    let story = story(t0);
+    // The product decides on the same clock as billing: Retry-After is exact.
+    walk(&billing, &product, &story(t0), 0).await;
+    product.handle.stop(true).await;
+    billing.handle.stop(true).await;
+    if let Some(channel) = channel {
+        channel.stop();
+    }
+}
+
+/// Walks `story`'s user FREE → PRO → past due in grace → FREE on `billing` (whose clock starts
+/// at the story's `t0`), checking every route of `product` at each step. `Retry-After` may be
+/// off by `slack` seconds (a product reading another clock than billing's).
+pub async fn walk(billing: &Billing, product: &Product, story: &Story, slack: u64) {
+    let clock = &billing.clock;
+    let t0 = billing_ports::Clock::now(&**clock);
     let user = story.user.as_str();
 
     // FREE: no subscription.
@@ -54,7 +70,7 @@ async fn a_user_walks_from_free_to_pro_into_grace_and_back_to_free() {
             .status,
         401
     );
-    let (report, support, domains) = reads(&product, user).await;
+    let (report, support, domains) = reads(product, user).await;
     assert_eq!(
         (report.status, report.code()),
         (402, "feature_not_included")
@@ -68,21 +84,21 @@ async fn a_user_walks_from_free_to_pro_into_grace_and_back_to_free() {
     assert_eq!((domains.status, domains.code()), (402, "tier_too_low"));
     assert_eq!(domains.body["error"]["required"], "PRO");
     // Metered: FREE has 10 generations a calendar month; a retry with the same key counts once.
-    let first = generate(&product, user, Some("gen-1")).await;
-    let retried = generate(&product, user, Some("gen-1")).await;
+    let first = generate(product, user, Some("gen-1")).await;
+    let retried = generate(product, user, Some("gen-1")).await;
     assert_eq!((first.status, first.body["used"].as_u64()), (200, Some(1)));
     assert_eq!(
         (retried.status, retried.body["used"].as_u64()),
         (200, Some(1))
     );
     for n in 2..=10 {
-        let answer = generate(&product, user, None).await;
+        let answer = generate(product, user, None).await;
         assert_eq!(
             (answer.status, answer.body["used"].as_u64()),
             (200, Some(n))
         );
     }
-    let refused = generate(&product, user, None).await;
+    let refused = generate(product, user, None).await;
     assert_eq!(
         (refused.status, refused.code()),
         (429, "usage_limit_exceeded")
@@ -95,7 +111,11 @@ async fn a_user_walks_from_free_to_pro_into_grace_and_back_to_free() {
     }
     .unwrap();
     let to_month_end = (month_end - t0).num_seconds() as u64;
-    assert_eq!(refused.retry_after, Some(to_month_end));
+    let retry_after = refused.retry_after.unwrap();
+    assert!(
+        retry_after <= to_month_end && retry_after + slack >= to_month_end,
+        "Retry-After {retry_after}, the month ends in {to_month_end} s"
+    );
     let usage = billing.entitlements(user).await;
     assert_eq!(usage["usage"]["ai_generations"], 10, "{usage}");
 
@@ -108,7 +128,7 @@ async fn a_user_walks_from_free_to_pro_into_grace_and_back_to_free() {
         .await;
     assert_eq!(report.status, 200, "{:?}", report.body);
     assert_eq!(report.body["tier"], "PRO");
-    let (_, support, domains) = reads(&product, user).await;
+    let (_, support, domains) = reads(product, user).await;
     assert_eq!(
         (support.status, support.code()),
         (402, "feature_not_included")
@@ -120,7 +140,7 @@ async fn a_user_walks_from_free_to_pro_into_grace_and_back_to_free() {
         (200, Some("PRO"))
     );
     // The subscription's period is a new metering period with PRO's 500.
-    let generated = generate(&product, user, None).await;
+    let generated = generate(product, user, None).await;
     assert_eq!(generated.status, 200);
     assert_eq!(generated.body["remaining"], 499);
     assert_eq!(billing.entitlements(user).await["tier"], "PRO");
@@ -144,9 +164,9 @@ async fn a_user_walks_from_free_to_pro_into_grace_and_back_to_free() {
         (402, "feature_not_included")
     );
     assert_eq!(support.body["error"]["reason"], "in_grace_period");
-    let (report, _, domains) = reads(&product, user).await;
+    let (report, _, domains) = reads(product, user).await;
     assert_eq!((report.status, domains.status), (200, 200));
-    let generated = generate(&product, user, None).await;
+    let generated = generate(product, user, None).await;
     assert_eq!(
         (generated.status, generated.body["used"].as_u64()),
         (200, Some(1))
@@ -157,7 +177,7 @@ async fn a_user_walks_from_free_to_pro_into_grace_and_back_to_free() {
     let entitlements = billing.entitlements(user).await;
     assert_eq!(entitlements["tier"], "FREE", "{entitlements}");
     assert_eq!(entitlements["reason"], "grace_period_over");
-    let (report, support, domains) = reads(&product, user).await;
+    let (report, support, domains) = reads(product, user).await;
     assert_eq!(
         (report.status, report.code()),
         (402, "feature_not_included")
@@ -170,15 +190,9 @@ async fn a_user_walks_from_free_to_pro_into_grace_and_back_to_free() {
     assert_eq!((domains.status, domains.code()), (402, "tier_too_low"));
     assert_eq!(domains.body["error"]["tier"], "FREE");
     // FREE's limit of 10 in the same period, one used in grace.
-    let generated = generate(&product, user, None).await;
+    let generated = generate(product, user, None).await;
     assert_eq!(
         (generated.status, generated.body["remaining"].as_u64()),
         (200, Some(8))
     );
-
-    product.handle.stop(true).await;
-    billing.handle.stop(true).await;
-    if let Some(channel) = channel {
-        channel.stop();
-    }
 }
