@@ -242,7 +242,9 @@ impl RequireTier {
 /// `usage_limit_exceeded` with `Retry-After` when the period's quota does not hold it). The
 /// idempotency key is the request's `Idempotency-Key` header (another header with
 /// [`Consume::idempotency_header`]), else its request id, else a fresh one: a retried request
-/// with the same key is counted once. A request the handler then fails stays counted.
+/// with the same key is counted once. A request the handler then fails stays counted. Wrap
+/// it around the route (`web::post().to(handler).wrap(guard)`) rather than the resource, so
+/// that a request with another method (answered 405) is not counted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Consume {
     metric: String,
