@@ -10,11 +10,16 @@ use billing_app::{CheckoutParams, PriceChoice};
 use billing_ports::{BillingStore, CheckoutKind};
 
 use crate::HttpState;
-use crate::dto::{
-    CheckoutRequest, CheckoutSession, Entitlements, ErrorBody, ErrorDetail, FeatureAnswer, Mode,
-    PortalRequest, PortalSession, Synced, UsageAccepted, UsageRefused, UsageRequest, rfc3339,
+use std::borrow::Cow;
+
+use billing_api::{
+    Catalog, CheckoutRequest, CheckoutSession, Entitlements, ErrorBody, ErrorCode, ErrorDetail,
+    FeatureAnswer, Mode, PortalRequest, PortalSession, Synced, UsageAccepted, UsageRefused,
+    UsageRequest,
 };
-use crate::error::{ApiError, ErrorCode};
+
+use crate::dto;
+use crate::error::ApiError;
 use crate::input::{self, JsonObject};
 use crate::openapi::{DatabaseErrors, JsonBodyErrors, StripeErrors, V1Errors};
 
@@ -62,6 +67,11 @@ pub(crate) fn scope<S: BillingStore>() -> actix_web::Scope<
             Method::POST,
             web::post().to(portal::<S>),
         ))
+        .service(resource(
+            "/catalog",
+            Method::GET,
+            web::get().to(catalog::<S>),
+        ))
 }
 
 /// One resource taking `method` only; any other method is answered 405 with `Allow`.
@@ -92,7 +102,7 @@ pub(crate) async fn entitlements<S: BillingStore>(
 ) -> Result<HttpResponse, ApiError> {
     input::user_id(&path)?;
     let e = state.app.entitlements(&path).await?;
-    Ok(HttpResponse::Ok().json(Entitlements::from(&e)))
+    Ok(HttpResponse::Ok().json(dto::entitlements(&e)))
 }
 
 /// Whether a user has a feature now.
@@ -125,11 +135,11 @@ pub(crate) async fn feature<S: BillingStore>(
         ));
     };
     Ok(HttpResponse::Ok().json(FeatureAnswer {
-        user_id: &user,
-        feature: &feature,
+        user_id: Cow::Borrowed(&user),
+        feature: Cow::Borrowed(&feature),
         allowed: access.allowed,
-        tier: access.tier.as_str(),
-        reason: access.reason.code(),
+        tier: Cow::Borrowed(access.tier.as_str()),
+        reason: Cow::Borrowed(access.reason.code()),
     }))
 }
 
@@ -168,7 +178,7 @@ pub(crate) async fn usage<S: BillingStore>(
             used: outcome.used,
             limit: outcome.limit,
             remaining: outcome.remaining,
-            period_end: rfc3339(outcome.period_end),
+            period_end: outcome.period_end,
             replayed: outcome.replayed,
         }))
     } else {
@@ -178,7 +188,7 @@ pub(crate) async fn usage<S: BillingStore>(
             allowed: false,
             used: outcome.used,
             limit: outcome.limit,
-            period_end: rfc3339(outcome.period_end),
+            period_end: outcome.period_end,
             replayed: outcome.replayed,
             error: ErrorDetail {
                 code: ErrorCode::UsageLimitExceeded,
@@ -311,7 +321,23 @@ pub(crate) async fn sync<S: BillingStore>(
     let written = state.app.sync_user(&path).await?;
     let e = state.app.entitlements(&path).await?;
     Ok(HttpResponse::Ok().json(Synced {
-        entitlements: Entitlements::from(&e),
+        entitlements: dto::entitlements(&e),
         synced_subscriptions: written as u64,
     }))
+}
+
+/// The plan catalog the server runs with: tiers lowest first, each feature with the tiers that
+/// have it, each metric with every tier's limit.
+#[utoipa::path(
+    get,
+    path = "/v1/catalog",
+    tag = "v1",
+    responses(
+        (status = 200, description = "The plan catalog", body = Catalog),
+        V1Errors,
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn catalog<S: BillingStore>(state: web::Data<HttpState<S>>) -> HttpResponse {
+    HttpResponse::Ok().json(dto::catalog(state.app.catalog()))
 }

@@ -1,5 +1,5 @@
 //! The one place where errors become HTTP responses: `{"error": {"code", "message"}}`, the
-//! status fixed by the code ([`ErrorCode::status`]).
+//! status fixed by the code ([`status_of`]).
 //!
 //! A 5xx answer's message is opaque; what really happened travels in [`ApiError::cause`] (the
 //! error's whole chain of sources, printed with [`ErrorChain`]), which rides in the response's
@@ -10,145 +10,17 @@ use std::fmt;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use billing_api::{ErrorBody, ErrorDetail};
 use billing_app::{AppError, IngestError};
 use billing_ports::{ErrorChain, GatewayError, StoreError};
-use serde::Serialize;
 use stripe_webhook_signature::SignatureError;
 
-/// Declares [`ErrorCode`] from one table: variant, wire string, HTTP status.
-macro_rules! error_codes {
-    ($($(#[doc = $doc:literal])* $variant:ident = $wire:literal => $status:ident,)*) => {
-        /// A stable machine-readable error code, sent as `error.code`; each one has exactly
-        /// one HTTP status ([`ErrorCode::status`]).
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum ErrorCode {
-            $($(#[doc = $doc])* $variant,)*
-        }
+pub use billing_api::ErrorCode;
 
-        impl ErrorCode {
-            /// Every code, in declaration order.
-            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
-
-            /// The snake_case string clients match on.
-            pub const fn as_str(self) -> &'static str {
-                match self {
-                    $(ErrorCode::$variant => $wire,)*
-                }
-            }
-
-            /// The HTTP status this code is answered with: the only place a code meets a status.
-            pub const fn status(self) -> StatusCode {
-                match self {
-                    $(ErrorCode::$variant => StatusCode::$status,)*
-                }
-            }
-        }
-    };
-}
-
-error_codes! {
-    /// A path segment cannot be read.
-    InvalidPath = "invalid_path" => BAD_REQUEST,
-    /// A user id is empty, too long or has a control character.
-    InvalidUserId = "invalid_user_id" => BAD_REQUEST,
-    /// An idempotency key is empty, too long or has a control character.
-    InvalidIdempotencyKey = "invalid_idempotency_key" => BAD_REQUEST,
-    /// The `Idempotency-Key` header is missing.
-    MissingIdempotencyKey = "missing_idempotency_key" => BAD_REQUEST,
-    /// An email address cannot be handed to Stripe.
-    InvalidEmail = "invalid_email" => BAD_REQUEST,
-    /// A redirect URL is not an acceptable http(s) URL.
-    InvalidUrl = "invalid_url" => BAD_REQUEST,
-    /// A usage quantity is larger than the store can count.
-    QuantityOutOfRange = "quantity_out_of_range" => BAD_REQUEST,
-    /// The body is not the JSON object the route takes.
-    InvalidJson = "invalid_json" => BAD_REQUEST,
-    /// The request breaks a rule of the route (e.g. both `price_id` and `tier`).
-    InvalidRequest = "invalid_request" => BAD_REQUEST,
-    /// The metric is not in the plan catalog.
-    UnknownMetric = "unknown_metric" => BAD_REQUEST,
-    /// The price or tier cannot be purchased.
-    UnknownPrice = "unknown_price" => BAD_REQUEST,
-    /// The body could not be read from the connection.
-    UnreadableBody = "unreadable_body" => BAD_REQUEST,
-    /// The webhook has no `Stripe-Signature` header.
-    MissingSignature = "missing_signature" => BAD_REQUEST,
-    /// The `Stripe-Signature` header cannot be parsed.
-    MalformedSignature = "malformed_signature" => BAD_REQUEST,
-    /// The `Stripe-Signature` header has no `v1` signature.
-    NoV1Signature = "no_v1_signature" => BAD_REQUEST,
-    /// No signature matches the body with any endpoint secret.
-    SignatureMismatch = "signature_mismatch" => BAD_REQUEST,
-    /// The signed timestamp is outside the tolerance.
-    TimestampOutsideTolerance = "timestamp_outside_tolerance" => BAD_REQUEST,
-    /// The body cannot be verified (not UTF-8, or it starts with a byte-order mark).
-    UnverifiableBody = "unverifiable_body" => BAD_REQUEST,
-    /// Any other signature refusal.
-    InvalidSignature = "invalid_signature" => BAD_REQUEST,
-    /// A verified webhook body without a valid event envelope; it is not stored.
-    InvalidPayload = "invalid_payload" => BAD_REQUEST,
-    /// No `Authorization: Bearer` API key was sent.
-    MissingApiKey = "missing_api_key" => UNAUTHORIZED,
-    /// The API key is not one of the accepted keys.
-    InvalidApiKey = "invalid_api_key" => UNAUTHORIZED,
-    /// The usage would exceed the limit of the current period.
-    UsageLimitExceeded = "usage_limit_exceeded" => PAYMENT_REQUIRED,
-    /// No route has this path.
-    NotFound = "not_found" => NOT_FOUND,
-    /// The user has no Stripe customer.
-    UnknownUser = "unknown_user" => NOT_FOUND,
-    /// The feature is not in the plan catalog.
-    UnknownFeature = "unknown_feature" => NOT_FOUND,
-    /// Stripe does not know the object.
-    StripeNotFound = "stripe_not_found" => NOT_FOUND,
-    /// The path exists but not with this method.
-    MethodNotAllowed = "method_not_allowed" => METHOD_NOT_ALLOWED,
-    /// The body did not arrive in time.
-    RequestTimeout = "request_timeout" => REQUEST_TIMEOUT,
-    /// The body is over the route's size limit.
-    BodyTooLarge = "body_too_large" => PAYLOAD_TOO_LARGE,
-    /// The body is not `application/json`.
-    UnsupportedMediaType = "unsupported_media_type" => UNSUPPORTED_MEDIA_TYPE,
-    /// The event can never apply as sent.
-    UnprocessableEvent = "unprocessable_event" => UNPROCESSABLE_ENTITY,
-    /// The database refused a value of the request.
-    ValueRefused = "value_refused" => UNPROCESSABLE_ENTITY,
-    /// The idempotency key was used before with other parameters.
-    IdempotencyKeyReused = "idempotency_key_reused" => UNPROCESSABLE_ENTITY,
-    /// Something failed inside the server; the cause is logged, not answered.
-    InternalError = "internal_error" => INTERNAL_SERVER_ERROR,
-    /// The event could not be applied; Stripe will retry it.
-    EventNotApplied = "event_not_applied" => INTERNAL_SERVER_ERROR,
-    /// Stripe refused the request.
-    StripeRejected = "stripe_rejected" => BAD_GATEWAY,
-    /// Stripe answered with something unexpected.
-    StripeUnexpected = "stripe_unexpected" => BAD_GATEWAY,
-    /// The database is unreachable.
-    DatabaseUnavailable = "database_unavailable" => SERVICE_UNAVAILABLE,
-    /// Stripe is unreachable.
-    StripeUnavailable = "stripe_unavailable" => SERVICE_UNAVAILABLE,
-    /// No Stripe client is configured.
-    StripeNotConfigured = "stripe_not_configured" => SERVICE_UNAVAILABLE,
-    /// The readiness probe failed.
-    NotReady = "not_ready" => SERVICE_UNAVAILABLE,
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Serialize for ErrorCode {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl PartialEq<&str> for ErrorCode {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
+/// The HTTP status `code` is answered with: the only place a code meets a status (the table
+/// of [`ErrorCode`] gives each code its one status).
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// An error answer: a code (which fixes the status) and a human message.
@@ -173,17 +45,6 @@ pub(crate) struct ErrorLog {
     pub(crate) cause: Option<String>,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
-}
-
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: ErrorCode,
-    message: &'a str,
-}
-
 impl ApiError {
     /// Builds an error answer.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
@@ -202,7 +63,7 @@ impl ApiError {
 
     /// The HTTP status of the answer.
     pub fn status(&self) -> StatusCode {
-        self.code.status()
+        status_of(self.code)
     }
 
     /// 408: the client did not send its request (or body) in time.
@@ -242,14 +103,14 @@ impl ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.code.status()
+        status_of(self.code)
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.code.status()).json(ErrorBody {
+        let mut response = HttpResponse::build(status_of(self.code)).json(ErrorBody {
             error: ErrorDetail {
                 code: self.code,
-                message: &self.message,
+                message: self.message.clone(),
             },
         });
         response.extensions_mut().insert(ErrorLog {
@@ -407,4 +268,21 @@ pub(crate) fn method_not_allowed(allowed: &actix_web::http::Method) -> HttpRespo
             .insert(actix_web::http::header::ALLOW, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ErrorCode, status_of};
+
+    #[test]
+    fn every_code_has_its_own_error_status() {
+        for code in ErrorCode::ALL {
+            let status = status_of(*code);
+            assert_eq!(status.as_u16(), code.http_status(), "{code}");
+            assert!(
+                status.is_client_error() || status.is_server_error(),
+                "{code}"
+            );
+        }
+    }
 }

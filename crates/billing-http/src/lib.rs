@@ -4,7 +4,8 @@
 //!   anything parses it, parsed ([`billing_stripe::parse_event`]) and ingested exactly once
 //!   ([`billing_app::BillingApp::ingest`]). 2xx only after the commit.
 //! - `/v1/…`: the product's API (bearer API keys): entitlements, the feature gate, usage,
-//!   Checkout and portal sessions, sync.
+//!   Checkout and portal sessions, sync, the plan catalog. Its bodies are [`billing_api`]'s
+//!   types, which clients (`billing-client`) share.
 //! - `/healthz`, `/readyz`, `/metrics` (Prometheus), `/openapi.json` and `/openapi.yaml`
 //!   (derived from the types and the plan catalog, see `docs/openapi.yaml`).
 //!
@@ -53,7 +54,7 @@ use stripe_webhook_signature::Verifier;
 use tracing_actix_web::TracingLogger;
 
 pub use auth::{ApiKeys, LoadKeyHashes, MISS_RELOAD_INTERVAL};
-pub use error::{ApiError, ErrorCode};
+pub use error::{ApiError, ErrorCode, status_of};
 pub use jobs::{JobSchedule, JobSettings};
 pub use server::{DatabaseSettings, Parts, Server, Settings, StartError, StripeSettings};
 pub use telemetry::install_metrics_recorder;

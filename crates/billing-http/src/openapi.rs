@@ -12,24 +12,12 @@ use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, OneOfBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, Schema};
-use utoipa::{IntoResponses, Modify, OpenApi, PartialSchema, ToSchema};
+use utoipa::{IntoResponses, Modify, OpenApi, PartialSchema};
 
-use crate::error::{ApiError, ErrorCode};
-use crate::{api, dto, input, ops, webhook};
+use billing_api::{ErrorBody, ErrorCode, ErrorDetail};
 
-impl PartialSchema for ErrorCode {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .description(Some(
-                "A stable machine-readable error code; each code has one HTTP status.",
-            ))
-            .enum_values(Some(ErrorCode::ALL.iter().map(|c| c.as_str())))
-            .into()
-    }
-}
-
-impl ToSchema for ErrorCode {}
+use crate::error::ApiError;
+use crate::{api, input, ops, webhook};
 
 /// The API's OpenAPI document.
 #[derive(OpenApi)]
@@ -46,13 +34,14 @@ impl ToSchema for ErrorCode {}
         api::sync,
         api::checkout,
         api::portal,
+        api::catalog,
         ops::healthz,
         ops::readyz,
         ops::metrics,
         ops::openapi_json,
         ops::openapi_yaml,
     ),
-    components(schemas(ErrorCode, dto::ErrorBody, dto::ErrorDetail)),
+    components(schemas(ErrorCode, ErrorBody, ErrorDetail)),
     modifiers(&Conventions)
 )]
 pub(crate) struct ApiDoc;

@@ -4,7 +4,9 @@ use actix_web::{HttpResponse, web};
 use billing_ports::BillingStore;
 
 use crate::HttpState;
-use crate::dto::{ErrorBody, Status};
+use billing_api::ErrorBody;
+
+use crate::dto::Status;
 use crate::error::ApiError;
 use crate::openapi::{self, RouteErrors, ServerErrors};
 

@@ -60,13 +60,14 @@ pub(crate) const JOB_LAST_SUCCESS: &str = "billing_job_last_success_timestamp_se
 pub(crate) const SWEEPER_REPLAYS: &str = "billing_sweeper_replays_total";
 
 /// The `/v1` route patterns (the `route` label).
-pub(crate) const API_ROUTES: [&str; 6] = [
+pub(crate) const API_ROUTES: [&str; 7] = [
     "/v1/users/{user_id}/entitlements",
     "/v1/users/{user_id}/features/{feature}",
     "/v1/users/{user_id}/usage",
     "/v1/users/{user_id}/sync",
     "/v1/checkout/sessions",
     "/v1/portal/sessions",
+    "/v1/catalog",
 ];
 
 /// The statuses `/v1` answers with.

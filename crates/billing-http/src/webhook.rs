@@ -7,7 +7,9 @@ use billing_stripe::WireError;
 use sha2::{Digest, Sha256};
 
 use crate::HttpState;
-use crate::dto::{ErrorBody, Received};
+use billing_api::ErrorBody;
+
+use crate::dto::Received;
 use crate::error::{ApiError, ErrorCode};
 use crate::input::read_body;
 use crate::openapi::{BodyErrors, DatabaseErrors, RouteErrors};
