@@ -7,7 +7,9 @@
 //! - [`LocalBackend`]: the billing application ([`billing_app::BillingApp`]) in this process,
 //!   over the billing database, for a service that shares it. Decisions come from its
 //!   in-memory gate cache (no database round trip for a cached user).
-//! - a remote backend, through the billing server's `/v1` API.
+//! - [`RemoteBackend`]: the billing server's `/v1` API through [`billing_client::Client`], for
+//!   a service that does not share the database. Outages (unreachable, 5xx, time-outs, rate
+//!   limited) are "billing cannot answer"; a usage limit is a 429 with the period's end.
 //!
 //! # Example
 //!
@@ -65,6 +67,7 @@ mod backend;
 pub mod error;
 mod gate;
 mod local;
+mod remote;
 
 pub use backend::{CatalogNames, FeatureDecision, GateBackend, Standing, UsageDecision};
 pub use error::GateError;
@@ -73,3 +76,4 @@ pub use gate::{
     Guard, GuardService, RequireFeature, RequireTier, Requirement,
 };
 pub use local::LocalBackend;
+pub use remote::RemoteBackend;

@@ -12,7 +12,8 @@ use crate::support::{now, product_app, spawn_product};
 /// Nothing listens on port 1: every connection is refused at once.
 const UNREACHABLE: &str = "postgres://postgres@127.0.0.1:1/billing_unreachable";
 
-const ROUTES: [(&str, &str); 4] = [
+/// Every gated route of the example product.
+pub const ROUTES: [(&str, &str); 4] = [
     ("GET", "/reports/advanced"),
     ("GET", "/support/priority"),
     ("GET", "/domains"),

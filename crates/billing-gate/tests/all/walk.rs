@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use billing_gate::LocalBackend;
+use billing_gate::{LocalBackend, RemoteBackend};
 use billing_ports::ManualClock;
 use billing_store_diesel::testing::TestDatabase;
 use chrono::{Datelike, TimeDelta, TimeZone, Utc};
@@ -52,6 +52,42 @@ async fn a_user_walks_from_free_to_pro_into_grace_and_back_to_free_on_the_local_
     if let Some(channel) = channel {
         channel.stop();
     }
+}
+
+#[actix_web::test]
+async fn a_user_walks_from_free_to_pro_into_grace_and_back_to_free_on_the_remote_backend() {
+    let db = TestDatabase::postgres().await;
+    let t0 = crate::support::now();
+    let clock = Arc::new(ManualClock::new(t0));
+    let billing = spawn_billing(db.store().clone(), clock.clone()).await;
+    let client = || {
+        billing_client::Client::builder(billing.address.as_str())
+            .api_key(crate::helpers::API_KEY)
+            .timeout(std::time::Duration::from_secs(2))
+            .build()
+            .unwrap()
+    };
+    let product = spawn_product(RemoteBackend::new(client()), false).await;
+    let fails_open = spawn_product(RemoteBackend::new(client()), true).await;
+    // The product reads the system clock, billing its manual one (a few seconds apart).
+    walk(&billing, &product, &story(t0), 5).await;
+
+    // The billing server stops: fail closed (503) by default, open when told.
+    billing.handle.stop(true).await;
+    let user = "user_while_billing_is_down";
+    for (method, path) in crate::unavailable::ROUTES {
+        let closed = product.call(method, path, Some(user), &[]).await;
+        assert_eq!(
+            (closed.status, closed.code()),
+            (503, "billing_unavailable"),
+            "{method} {path}"
+        );
+        let open = fails_open.call(method, path, Some(user), &[]).await;
+        assert_eq!(open.status, 200, "{method} {path}: {:?}", open.body);
+        assert_eq!(open.body["failed_open"], true);
+    }
+    product.handle.stop(true).await;
+    fails_open.handle.stop(true).await;
 }
 
 /// Walks `story`'s user FREE → PRO → past due in grace → FREE on `billing` (whose clock starts
