@@ -17,6 +17,12 @@
 //! curl -H 'X-User-Id: user_42' http://127.0.0.1:8000/reports/advanced
 //! ```
 //!
+//! Or through the billing server's API (the remote backend), when `BILLING_URL` is set:
+//!
+//! ```sh
+//! BILLING_URL=http://127.0.0.1:8080 BILLING_API_KEY=bk_… cargo run -p billing-gate --example product
+//! ```
+//!
 //! `PRODUCT_BIND_ADDR` (default `127.0.0.1:8000`) and `GATE_FAIL_OPEN=true` (let requests
 //! through while billing cannot answer) are read too.
 #![allow(clippy::print_stdout)]
@@ -28,7 +34,7 @@ use std::sync::Arc;
 use actix_web::dev::{Payload, Server};
 use actix_web::{App, FromRequest, HttpRequest, HttpResponse, HttpServer, web};
 use billing_app::{AppSettings, BillingApp};
-use billing_gate::{Access, Consume, Gate, GateBackend, GateError, LocalBackend};
+use billing_gate::{Access, Consume, Gate, GateBackend, GateError, LocalBackend, RemoteBackend};
 use billing_gate::{RequireFeature, RequireTier};
 use billing_ports::{GateInvalidation, SystemClock};
 use billing_store_diesel::{DieselStore, GateChannel, GateEvent, StoreSettings};
@@ -172,13 +178,21 @@ fn env_or(name: &str, default: &str) -> String {
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().init();
+    let bind: SocketAddr = env_or("PRODUCT_BIND_ADDR", "127.0.0.1:8000").parse()?;
+    let fail_open = env_or("GATE_FAIL_OPEN", "false") == "true";
+    if let Ok(base) = std::env::var("BILLING_URL") {
+        let client = billing_client::Client::builder(base)
+            .api_key(env_or("BILLING_API_KEY", ""))
+            .build()?;
+        let (server, addr) = serve(RemoteBackend::new(client), bind, fail_open).await?;
+        println!("product service on http://{addr} (remote backend)");
+        return Ok(server.await?);
+    }
     let url = env_or("BILLING_DATABASE_URL", "sqlite://data/billing.sqlite");
     let catalog = billing_domain::Catalog::from_toml_str(&std::fs::read_to_string(env_or(
         "PLANS_FILE",
         "plans.toml",
     ))?)?;
-    let bind: SocketAddr = env_or("PRODUCT_BIND_ADDR", "127.0.0.1:8000").parse()?;
-    let fail_open = env_or("GATE_FAIL_OPEN", "false") == "true";
     // The billing server owns the schema and its migrations; this service only reads and
     // counts usage.
     let store = DieselStore::connect_with(&url, StoreSettings::default())?;

@@ -1,6 +1,6 @@
 //! Where the gate's answers come from: one trait, [`GateBackend`], with the local backend
 //! ([`crate::LocalBackend`], on the billing application and its store) and the remote one
-//! (through the billing server's `/v1` API).
+//! ([`crate::RemoteBackend`], through the billing server's `/v1` API).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
