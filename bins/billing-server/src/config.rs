@@ -241,6 +241,10 @@ impl Check {
             enabled: self.flag("JOB_RECONCILE_ENABLED"),
             interval: self.secs("JOB_RECONCILE_INTERVAL_SECS", 10, WEEK),
         };
+        let grace = JobSchedule {
+            enabled: self.flag("JOB_GRACE_ENABLED"),
+            interval: self.secs("JOB_GRACE_INTERVAL_SECS", 1, WEEK),
+        };
         let lease_ttl = self.secs("JOB_LEASE_TTL_SECS", 1, 3600);
         if lease_ttl <= statement_timeout {
             self.problem(
@@ -263,6 +267,7 @@ impl Check {
             retention,
             sweeper,
             reconcile,
+            grace,
             retry: billing_ports::Backoff {
                 base: delta(base),
                 cap: delta(cap),

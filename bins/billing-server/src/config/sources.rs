@@ -38,6 +38,8 @@ pub(super) const SETTINGS: [(&str, Option<&str>); 33] = [
     ("JOB_SWEEPER_INTERVAL_SECS", Some("30")),
     ("JOB_RECONCILE_ENABLED", Some("false")),
     ("JOB_RECONCILE_INTERVAL_SECS", Some("600")),
+    ("JOB_GRACE_ENABLED", Some("true")),
+    ("JOB_GRACE_INTERVAL_SECS", Some("60")),
     ("JOB_LEASE_TTL_SECS", Some("60")),
     ("SWEEPER_BACKOFF_BASE_SECS", Some("60")),
     ("SWEEPER_BACKOFF_CAP_SECS", Some("21600")),
