@@ -2,9 +2,11 @@
 //! transaction as the change.
 //!
 //! An ingest transaction that is not a duplicate ([`Before::take`], after the claim) first
+//! takes the lock of the customer the event names (which its effects take first anyway), then
 //! finds the users the event may concern (the user it names, the user linked to the customer
 //! it names, the user of the payment it names), takes each one's `feed:{user}` lock (before
-//! any other lock, in sorted order) and reads each one's [`AccessSnapshot`]. The effects run
+//! any lock of its effects, in sorted order) and reads each one's [`AccessSnapshot`]. Every
+//! writer takes these locks in that order: customer, `feed:` users, payments and rows. The effects run
 //! and leave [`Note`]s of what happened that no snapshot shows (a payment, a refund, a
 //! dispute). When the event was applied (not stale, not ignored), [`Before::record`] reads the
 //! snapshots again and writes one record per kind that occurred: the differences between
@@ -221,7 +223,8 @@ fn change_id(cause: &str, user: &str, kind: ChangeKind) -> String {
     id
 }
 
-/// The kinds of change between two snapshots of one user.
+/// The kinds of change between two snapshots of one user: every difference but fewer credits
+/// (no event takes credits away) is at least one kind, so each user's records chain.
 fn differences(before: &AccessSnapshot, after: &AccessSnapshot) -> Vec<ChangeKind> {
     let grace = AccessReason::InGracePeriod {
         until: DateTime::<Utc>::MIN_UTC,
@@ -231,7 +234,11 @@ fn differences(before: &AccessSnapshot, after: &AccessSnapshot) -> Vec<ChangeKin
     if before.tier != after.tier {
         kinds.push(ChangeKind::TierChanged);
     }
-    if before.status != after.status {
+    // The status, or why access holds as it does (a cancelation scheduled, a grace period).
+    if before.status != after.status
+        || before.reason != after.reason
+        || before.grace_period_end != after.grace_period_end
+    {
         kinds.push(ChangeKind::StatusChanged);
     }
     if after.reason == grace

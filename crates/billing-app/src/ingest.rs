@@ -237,6 +237,11 @@ impl<S: BillingStore> BillingApp<S> {
                         Fact::Unhandled => EventStatus::Ignored,
                         _ => {
                             // The change feed's records, in this transaction (see `feed`).
+                            // The customer's lock first (its effects take it first anyway),
+                            // so its link to a user cannot change while the users are read.
+                            if let Some(customer) = event.fact.customer_id() {
+                                tx.lock_key(customer).await?;
+                            }
                             let users = feed::users_named(tx, event).await?;
                             let before = feed::Before::take(tx, ctx, users).await?;
                             let status = effects::apply(tx, ctx, event).await?;

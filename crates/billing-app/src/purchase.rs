@@ -331,9 +331,9 @@ impl<S: BillingStore> BillingApp<S> {
                 .store()
                 .transaction(move |tx| {
                     async move {
+                        tx.lock_key(&snapshot.customer_id).await?;
                         let users = BTreeSet::from([user_id.to_owned()]);
                         let before = feed::Before::take(tx, ctx, users.clone()).await?;
-                        tx.lock_key(&snapshot.customer_id).await?;
                         let key = position.event_id.clone();
                         let status =
                             subscription::apply_snapshot(tx, ctx, position, snapshot, true).await?;

@@ -621,6 +621,7 @@ impl<S: BillingStore> BillingApp<S> {
             .store()
             .transaction(move |tx| {
                 async move {
+                    tx.lock_key(&listed.customer_id).await?;
                     let mut users = BTreeSet::new();
                     users.extend(listed.metadata_user_id.clone());
                     users.extend(
@@ -629,7 +630,6 @@ impl<S: BillingStore> BillingApp<S> {
                             .and_then(|c| c.user_id),
                     );
                     let before = feed::Before::take(tx, ctx, users.clone()).await?;
-                    tx.lock_key(&listed.customer_id).await?;
                     // Fetched under the lock, so it is at least as new as anything a webhook
                     // wrote before (the listing may be older).
                     let fresh = gateway.fetch_subscription(&listed.id).await?;
