@@ -374,3 +374,98 @@ mod tests {
         assert!(trial_days(Some(json!(1.5))).is_err());
     }
 }
+
+/// A user's access at one instant, as the entitlements answer states it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub(crate) struct AccessSnapshot {
+    #[schema(example = "PRO")]
+    pub(crate) tier: String,
+    /// Stripe's status of the deciding subscription, or null without one.
+    pub(crate) status: Option<String>,
+    /// The entitlements' reason code (`active`, `in_grace_period`, …).
+    pub(crate) reason: String,
+    #[schema(format = DateTime)]
+    pub(crate) grace_period_end: Option<String>,
+    /// The credit balance.
+    pub(crate) credits: i64,
+}
+
+impl From<&billing_ports::AccessSnapshot> for AccessSnapshot {
+    fn from(s: &billing_ports::AccessSnapshot) -> Self {
+        Self {
+            tier: s.tier.as_str().to_owned(),
+            status: s.status.as_ref().map(|s| s.as_str().to_owned()),
+            reason: s.reason.clone(),
+            grace_period_end: s.grace_period_end.map(rfc3339),
+            credits: s.credits,
+        }
+    }
+}
+
+/// An amount of money: integer minor units and an ISO 4217 currency, lower case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub(crate) struct Amount {
+    #[schema(example = 1234)]
+    pub(crate) value: i64,
+    #[schema(example = "usd")]
+    pub(crate) currency: String,
+}
+
+/// One change of a user's access, written in the transaction that made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub(crate) struct ChangeRecord {
+    /// Opaque; strictly increasing in commit order. Pass it as `after` to read on.
+    pub(crate) cursor: String,
+    /// `chg_…`: unique, the same in every delivery (a push's `webhook-id`).
+    #[schema(example = "chg_4fT0aZ9qLm2Xc8VbN1sKe7Rw")]
+    pub(crate) id: String,
+    /// The product's user id (null when the customer has none linked).
+    pub(crate) user_id: Option<String>,
+    /// The user's Stripe customer, when linked.
+    pub(crate) customer_id: Option<String>,
+    /// tier_changed, status_changed, grace_started, grace_ended, credits_granted,
+    /// payment_failed, payment_succeeded, refund or dispute.
+    #[schema(example = "tier_changed")]
+    pub(crate) kind: String,
+    /// The user's access just before the change's transaction.
+    pub(crate) before: AccessSnapshot,
+    /// The user's access just after it.
+    pub(crate) after: AccessSnapshot,
+    /// A payment's, refund's or dispute's amount; null for the other kinds.
+    pub(crate) amount: Option<Amount>,
+    /// The Stripe event that caused it; null for a time-driven change (grace ended) or a
+    /// repair (sync, reconciliation).
+    pub(crate) stripe_event_id: Option<String>,
+    #[schema(format = DateTime)]
+    pub(crate) created_at: String,
+}
+
+impl From<&billing_ports::ChangeRecord> for ChangeRecord {
+    fn from(record: &billing_ports::ChangeRecord) -> Self {
+        let c = &record.change;
+        Self {
+            cursor: record.seq.to_string(),
+            id: c.change_id.clone(),
+            user_id: Some(c.user_id.clone()),
+            customer_id: c.customer_id.clone(),
+            kind: c.kind.as_str().to_owned(),
+            before: AccessSnapshot::from(&c.before),
+            after: AccessSnapshot::from(&c.after),
+            amount: c.amount.as_ref().map(|m| Amount {
+                value: m.amount_minor,
+                currency: m.currency.as_str().to_owned(),
+            }),
+            stripe_event_id: c.stripe_event_id.clone(),
+            created_at: rfc3339(c.created_at),
+        }
+    }
+}
+
+/// A page of the change feed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub(crate) struct ChangesPage {
+    /// The records after the cursor, in commit order.
+    pub(crate) changes: Vec<ChangeRecord>,
+    /// The last record's cursor; the `after` given (or the head) when the page is empty.
+    pub(crate) next_cursor: String,
+}

@@ -65,6 +65,10 @@ error_codes! {
     InvalidJson = "invalid_json" => BAD_REQUEST,
     /// The request breaks a rule of the route (e.g. both `price_id` and `tier`).
     InvalidRequest = "invalid_request" => BAD_REQUEST,
+    /// A query parameter is out of range or cannot be read (the change feed's `limit`, `wait`).
+    InvalidInput = "invalid_input" => BAD_REQUEST,
+    /// A change feed cursor is malformed, unknown or beyond the head.
+    InvalidCursor = "invalid_cursor" => BAD_REQUEST,
     /// The metric is not in the plan catalog.
     UnknownMetric = "unknown_metric" => BAD_REQUEST,
     /// The price or tier cannot be purchased.

@@ -46,6 +46,7 @@ impl ToSchema for ErrorCode {}
         api::sync,
         api::checkout,
         api::portal,
+        api::changes,
         ops::healthz,
         ops::readyz,
         ops::metrics,

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod auth_and_bodies;
+mod changes;
 mod checkout;
 mod database_faults;
 mod helpers;
