@@ -12,7 +12,6 @@ use billing_ports::{
     AccessSnapshot, BillingStore, ChangeKind, ChangeRecord, FeedStore, ManualClock,
 };
 use billing_store_diesel::DieselStore;
-use billing_store_diesel::testing::TestDatabase;
 use chrono::TimeDelta;
 
 use crate::support::{self, Story, usd};
