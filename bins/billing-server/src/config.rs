@@ -242,6 +242,10 @@ impl Check {
             interval: self.secs("JOB_RECONCILE_INTERVAL_SECS", 10, WEEK),
         };
         let retention_duty_percent = self.number("JOB_RETENTION_DUTY_PERCENT", 1, 100) as u8;
+        let grace = JobSchedule {
+            enabled: self.flag("JOB_GRACE_ENABLED"),
+            interval: self.secs("JOB_GRACE_INTERVAL_SECS", 1, WEEK),
+        };
         let lease_ttl = self.secs("JOB_LEASE_TTL_SECS", 1, 3600);
         if lease_ttl <= statement_timeout {
             self.problem(
@@ -265,6 +269,7 @@ impl Check {
             retention_duty_percent,
             sweeper,
             reconcile,
+            grace,
             retry: billing_ports::Backoff {
                 base: delta(base),
                 cap: delta(cap),

@@ -68,8 +68,8 @@ pub struct ChangeRecord {
     pub id: String,
     /// The product's user id, or null when the customer has none linked.
     pub user_id: Option<String>,
-    /// The Stripe customer.
-    pub customer_id: String,
+    /// The user's Stripe customer, when linked.
+    pub customer_id: Option<String>,
     /// What changed.
     pub kind: ChangeKind,
     /// The user's access just before the change.

@@ -66,6 +66,10 @@ error_codes! {
     InvalidJson = "invalid_json" => 400,
     /// The request breaks a rule of the route (e.g. both `price_id` and `tier`).
     InvalidRequest = "invalid_request" => 400,
+    /// A query parameter is out of range or cannot be read (the change feed's `limit`, `wait`).
+    InvalidInput = "invalid_input" => 400,
+    /// A change feed cursor is malformed, unknown or beyond the head.
+    InvalidCursor = "invalid_cursor" => 400,
     /// The metric is not in the plan catalog.
     UnknownMetric = "unknown_metric" => 400,
     /// The price or tier cannot be purchased.

@@ -20,7 +20,8 @@ const SHOWN_CHARS: usize = API_KEY_PREFIX.len() + 6;
 /// The longest key name.
 pub const MAX_API_KEY_NAME_LEN: usize = 64;
 
-const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+pub(crate) const BASE62: &[u8; 62] =
+    b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// The SHA-256 of a presented or new key: what is stored and compared.
 pub fn api_key_hash(key: &[u8]) -> [u8; 32] {

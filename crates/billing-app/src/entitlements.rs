@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 
 use crate::BillingApp;
 use crate::error::AppError;
+use crate::feed;
 use crate::gate::{self, UserState};
 
 /// A user's billing state as the product sees it.
@@ -130,14 +131,9 @@ impl<S: BillingStore> BillingApp<S> {
         let catalog = self.catalog();
         let now = self.clock().now();
         let user = self.user_state(user_id, now).await?;
-        let subscription = gate::deciding(&user.subscriptions, catalog, now);
-        let state = subscription.map(state_of);
-        let granted = entitlement(state.as_ref(), catalog, now);
-        let period = metering_period(state.as_ref(), now);
-        let grace_period_end = match &granted.reason {
-            AccessReason::InGracePeriod { until } => Some(*until),
-            _ => subscription.as_ref().and_then(|s| s.grace_period_end),
-        };
+        let (subscription, granted, grace_period_end) =
+            feed::decide(&user.subscriptions, catalog, now);
+        let period = metering_period(subscription.map(state_of).as_ref(), now);
         Ok(UserEntitlements {
             user_id: user_id.to_owned(),
             tier: granted.tier.id.clone(),

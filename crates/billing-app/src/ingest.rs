@@ -12,6 +12,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::effects::{self, Context};
 use crate::error::{AppError, IngestError};
+use crate::feed;
 use crate::gate::GateCache;
 
 /// What became of one delivery.
@@ -77,6 +78,7 @@ pub struct BillingApp<S> {
     settings: AppSettings,
     gate: Arc<GateCache>,
     decoder: Option<Arc<dyn EventDecoder>>,
+    feed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl<S> Clone for BillingApp<S> {
@@ -89,6 +91,7 @@ impl<S> Clone for BillingApp<S> {
             settings: self.settings.clone(),
             gate: Arc::clone(&self.gate),
             decoder: self.decoder.clone(),
+            feed: Arc::clone(&self.feed),
         }
     }
 }
@@ -110,6 +113,7 @@ impl<S: BillingStore> BillingApp<S> {
             gateway,
             settings,
             decoder: None,
+            feed: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
     }
 
@@ -161,6 +165,19 @@ impl<S: BillingStore> BillingApp<S> {
         &self.clock
     }
 
+    /// Wakes the change feed's waiters ([`BillingApp::feed_commits`]): records may have been
+    /// committed (by this process, or by another one it heard of).
+    pub fn changes_committed(&self) {
+        self.feed
+            .send_modify(|commits| *commits = commits.wrapping_add(1));
+    }
+
+    /// A receiver that sees a new value after each [`BillingApp::changes_committed`]: what a
+    /// long-polling reader of the feed waits on.
+    pub fn feed_commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.feed.subscribe()
+    }
+
     /// The gate cache (see [`crate::gate`]).
     pub(crate) fn gate(&self) -> &GateCache {
         &self.gate
@@ -197,15 +214,10 @@ impl<S: BillingStore> BillingApp<S> {
             payload,
             received_at: now,
         };
-        let ctx = Context {
-            catalog: Arc::clone(&self.catalog),
-            gateway: if self.settings.refetch {
-                self.gateway.clone()
-            } else {
-                None
-            },
-            now,
-        };
+        let mut ctx = Context::new(Arc::clone(&self.catalog), now);
+        if self.settings.refetch {
+            ctx.gateway = self.gateway.clone();
+        }
         let (new_event, ctx, event) = (&new_event, &ctx, &event);
         let result = self
             .store
@@ -223,7 +235,26 @@ impl<S: BillingStore> BillingApp<S> {
                     }
                     let status = match &event.fact {
                         Fact::Unhandled => EventStatus::Ignored,
-                        _ => effects::apply(tx, ctx, event).await?,
+                        _ => {
+                            // The change feed's records, in this transaction (see `feed`).
+                            // The customer's lock first (its effects take it first anyway),
+                            // so its link to a user cannot change while the users are read.
+                            if let Some(customer) = event.fact.customer_id() {
+                                tx.lock_key(customer).await?;
+                            }
+                            let users = feed::users_named(tx, event).await?;
+                            let before = feed::Before::take(tx, ctx, users).await?;
+                            let status = effects::apply(tx, ctx, event).await?;
+                            if status == EventStatus::Processed {
+                                let cause = feed::Cause {
+                                    key: &event.id,
+                                    stripe_event_id: Some(&event.id),
+                                };
+                                let users = feed::users_named(tx, event).await?;
+                                before.record(tx, ctx, &cause, users).await?;
+                            }
+                            status
+                        }
                     };
                     if status != claimed {
                         tx.finish_event(&event.id, status, now).await?;
@@ -243,6 +274,7 @@ impl<S: BillingStore> BillingApp<S> {
                 if outcome == IngestOutcome::Processed {
                     // Committed: the next check on this replica must see it.
                     self.gate.invalidate_event(event);
+                    self.changes_committed();
                 }
                 tracing::debug!(
                     event_id = new_event.id.as_str(),

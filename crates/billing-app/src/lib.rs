@@ -16,6 +16,9 @@
 //!   outgoing Stripe calls, recorded before they are made.
 //! - [`BillingApp::reconcile`]: catch-up from Stripe's Events API and a sweep of the
 //!   subscriptions, repairing what differs.
+//! - The change feed: every transaction that changes a user's access writes its change
+//!   records (`billing_ports::NewChange`) with it; [`BillingApp::record_grace_ended`] writes
+//!   the time-driven `grace_ended` ones; [`BillingApp::changes`] reads them in commit order.
 //! - [`BillingApp::broadcast_gate_changes`], [`BillingApp::forget_gate_state`]: keeping the
 //!   in-process gate caches of several replicas in step.
 //!
@@ -38,6 +41,7 @@ mod api_keys;
 mod effects;
 mod entitlements;
 mod error;
+mod feed;
 mod gate;
 mod ingest;
 mod jobs;
@@ -50,6 +54,7 @@ mod usage;
 pub use api_keys::{API_KEY_PREFIX, MAX_API_KEY_NAME_LEN, NewApiKey, api_key_hash};
 pub use entitlements::{FeatureAccess, UserEntitlements};
 pub use error::{AppError, IngestError};
+pub use feed::ChangePage;
 pub use ingest::{AppSettings, BillingApp, IngestOutcome};
 pub use jobs::{JobLease, JobRun, JobRunner};
 pub use purchase::{CheckoutOutcome, CheckoutParams, PriceChoice};

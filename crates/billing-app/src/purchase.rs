@@ -6,6 +6,7 @@
 //! itself returns the object it may already have created. The same client key with other
 //! parameters is refused.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use billing_ports::{
@@ -17,6 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::BillingApp;
 use crate::effects::{Context, customer, subscription};
 use crate::error::AppError;
+use crate::feed;
 use crate::usage::MAX_IDEMPOTENCY_KEY_LEN;
 
 /// What to buy: a price id, or a tier (its first price).
@@ -316,11 +318,7 @@ impl<S: BillingStore> BillingApp<S> {
         let gateway = self.gateway_or_err()?;
         let customer = self.known_customer(user_id).await?;
         let snapshots = gateway.customer_subscriptions(&customer).await?;
-        let ctx = Context {
-            catalog: self.catalog().clone(),
-            gateway: None,
-            now: self.clock().now(),
-        };
+        let ctx = Context::new(self.catalog().clone(), self.clock().now());
         let ctx = &ctx;
         let mut written = 0;
         for snapshot in &snapshots {
@@ -334,7 +332,19 @@ impl<S: BillingStore> BillingApp<S> {
                 .transaction(move |tx| {
                     async move {
                         tx.lock_key(&snapshot.customer_id).await?;
-                        subscription::apply_snapshot(tx, ctx, position, snapshot, true).await
+                        let users = BTreeSet::from([user_id.to_owned()]);
+                        let before = feed::Before::take(tx, ctx, users.clone()).await?;
+                        let key = position.event_id.clone();
+                        let status =
+                            subscription::apply_snapshot(tx, ctx, position, snapshot, true).await?;
+                        if status == billing_ports::EventStatus::Processed {
+                            let cause = feed::Cause {
+                                key: &format!("{key}:{}", snapshot.id),
+                                stripe_event_id: None,
+                            };
+                            before.record(tx, ctx, &cause, users).await?;
+                        }
+                        Ok::<_, AppError>(status)
                     }
                     .scope_boxed()
                 })
@@ -345,6 +355,7 @@ impl<S: BillingStore> BillingApp<S> {
         }
         if written > 0 {
             self.gate().invalidate_user(user_id);
+            self.changes_committed();
         }
         Ok(written)
     }

@@ -33,6 +33,7 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use crate::BillingApp;
 use crate::effects::{Context, customer, subscription};
 use crate::error::AppError;
+use crate::feed;
 use crate::ingest::IngestOutcome;
 
 /// How far back Stripe's Events API lists events: reconciliation never looks further.
@@ -621,6 +622,14 @@ impl<S: BillingStore> BillingApp<S> {
             .transaction(move |tx| {
                 async move {
                     tx.lock_key(&listed.customer_id).await?;
+                    let mut users = BTreeSet::new();
+                    users.extend(listed.metadata_user_id.clone());
+                    users.extend(
+                        tx.customer(&listed.customer_id)
+                            .await?
+                            .and_then(|c| c.user_id),
+                    );
+                    let before = feed::Before::take(tx, ctx, users.clone()).await?;
                     // Fetched under the lock, so it is at least as new as anything a webhook
                     // wrote before (the listing may be older).
                     let fresh = gateway.fetch_subscription(&listed.id).await?;
@@ -647,6 +656,12 @@ impl<S: BillingStore> BillingApp<S> {
                     if !changed.is_empty() {
                         subscription::warn_unknown_prices(ctx, &fresh, stored.as_ref());
                         tx.save_subscription(&decided, ctx.now).await?;
+                        let cause = feed::Cause {
+                            key: &format!("reconcile:{}:{}", fresh.id, ctx.now.timestamp_micros()),
+                            stripe_event_id: None,
+                        };
+                        users.extend(owner.user_id.clone());
+                        before.record(tx, ctx, &cause, users).await?;
                     }
                     Ok((changed, owner.user_id))
                 }
@@ -662,16 +677,13 @@ impl<S: BillingStore> BillingApp<S> {
             );
             self.gate()
                 .invalidate_customer(&listed.customer_id, user.as_deref());
+            self.changes_committed();
         }
         Ok(changed)
     }
 
     fn reconcile_context(&self) -> Context {
-        Context {
-            catalog: self.catalog().clone(),
-            gateway: None,
-            now: self.clock().now(),
-        }
+        Context::new(self.catalog().clone(), self.clock().now())
     }
 }
 

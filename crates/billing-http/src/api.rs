@@ -7,15 +7,15 @@ use actix_web::http::Method;
 use actix_web::middleware::from_fn;
 use actix_web::{Error, HttpRequest, HttpResponse, Route, web};
 use billing_app::{CheckoutParams, PriceChoice};
-use billing_ports::{BillingStore, CheckoutKind};
+use billing_ports::{BillingStore, CheckoutKind, FeedStore};
 
 use crate::HttpState;
 use std::borrow::Cow;
 
 use billing_api::{
-    Catalog, CheckoutRequest, CheckoutSession, Entitlements, ErrorBody, ErrorCode, ErrorDetail,
-    FeatureAnswer, Mode, PortalRequest, PortalSession, Synced, UsageAccepted, UsageRefused,
-    UsageRequest,
+    Catalog, ChangesPage, CheckoutRequest, CheckoutSession, Entitlements, ErrorBody, ErrorCode,
+    ErrorDetail, FeatureAnswer, Mode, PortalRequest, PortalSession, Synced, UsageAccepted,
+    UsageRefused, UsageRequest,
 };
 
 use crate::dto;
@@ -24,7 +24,7 @@ use crate::input::{self, JsonObject};
 use crate::openapi::{DatabaseErrors, JsonBodyErrors, StripeErrors, V1Errors};
 
 /// The `/v1` scope, behind the API key middleware.
-pub(crate) fn scope<S: BillingStore>() -> actix_web::Scope<
+pub(crate) fn scope<S: BillingStore + FeedStore>() -> actix_web::Scope<
     impl actix_web::dev::ServiceFactory<
         ServiceRequest,
         Config = (),
@@ -71,6 +71,11 @@ pub(crate) fn scope<S: BillingStore>() -> actix_web::Scope<
             "/catalog",
             Method::GET,
             web::get().to(catalog::<S>),
+        ))
+        .service(resource(
+            "/changes",
+            Method::GET,
+            web::get().to(changes::<S>),
         ))
 }
 
@@ -340,4 +345,139 @@ pub(crate) async fn sync<S: BillingStore>(
 )]
 pub(crate) async fn catalog<S: BillingStore>(state: web::Data<HttpState<S>>) -> HttpResponse {
     HttpResponse::Ok().json(dto::catalog(state.app.catalog()))
+}
+
+/// The most records one page of the change feed holds.
+pub(crate) const MAX_CHANGES_LIMIT: u32 = 1_000;
+
+/// Records per page when `limit` is absent.
+const DEFAULT_CHANGES_LIMIT: u32 = 100;
+
+/// The longest a change feed read waits for a change.
+pub(crate) const MAX_CHANGES_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How often a waiting read looks again without being woken: changes committed by other
+/// replicas wake no one here.
+const CHANGES_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What `GET /v1/changes` asks.
+struct ChangesQuery {
+    after: Option<i64>,
+    limit: u32,
+    wait: std::time::Duration,
+}
+
+impl ChangesQuery {
+    fn parse(query: &str) -> Result<Self, ApiError> {
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidInput, format!("query: {e}")))?;
+        let mut parsed = ChangesQuery {
+            after: None,
+            limit: DEFAULT_CHANGES_LIMIT,
+            wait: std::time::Duration::ZERO,
+        };
+        for (name, value) in pairs.0 {
+            match name.as_str() {
+                "after" => parsed.after = Some(cursor(&value)?),
+                "limit" => parsed.limit = limit(&value)?,
+                "wait" => parsed.wait = wait(&value)?,
+                _ => {}
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+/// A cursor as served: the decimal position of a record (`0` before the first).
+fn cursor(value: &str) -> Result<i64, ApiError> {
+    value
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| value.parse::<i64>().ok())
+        .flatten()
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidCursor,
+                "after is not a cursor this server gave",
+            )
+        })
+}
+
+fn limit(value: &str) -> Result<u32, ApiError> {
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=MAX_CHANGES_LIMIT).contains(n))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidInput,
+                format!("limit must be a whole number from 1 to {MAX_CHANGES_LIMIT}"),
+            )
+        })
+}
+
+/// `30` or `30s`: whole seconds, at most [`MAX_CHANGES_WAIT`].
+fn wait(value: &str) -> Result<std::time::Duration, ApiError> {
+    let seconds = value.strip_suffix('s').unwrap_or(value);
+    seconds
+        .parse::<u64>()
+        .ok()
+        .filter(|s| *s <= MAX_CHANGES_WAIT.as_secs() && seconds.bytes().all(|b| b.is_ascii_digit()))
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidInput,
+                format!(
+                    "wait must be whole seconds (\"30\" or \"30s\"), at most {}",
+                    MAX_CHANGES_WAIT.as_secs()
+                ),
+            )
+        })
+}
+
+/// The change feed: records of every change of a user's access, in commit order, after a
+/// cursor; with `wait`, an empty answer waits for the next commit.
+#[utoipa::path(
+    get,
+    path = "/v1/changes",
+    tag = "v1",
+    params(
+        ("after" = Option<String>, Query, description = "A cursor this server gave (`next_cursor` or a record's `cursor`); absent: from the first record kept", pattern = r"^[0-9]{1,19}$"),
+        ("limit" = Option<u32>, Query, description = "Records per page, 1 to 1000 (default 100)", minimum = 1, maximum = 1000),
+        ("wait" = Option<String>, Query, description = "Long poll: when nothing follows the cursor, wait up to this many seconds (`30` or `30s`, at most 60) for a change", pattern = r"^[0-9]{1,2}s?$"),
+    ),
+    responses(
+        (status = 200, description = "The records after the cursor (none when the wait ended first)", body = ChangesPage),
+        (status = 400, description = "A malformed or unknown cursor (`invalid_cursor`), a bad limit or wait (`invalid_input`)", body = ErrorBody),
+        V1Errors, DatabaseErrors,
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn changes<S: BillingStore + FeedStore>(
+    state: web::Data<HttpState<S>>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let query = ChangesQuery::parse(request.query_string())?;
+    let deadline = tokio::time::Instant::now() + query.wait;
+    let mut commits = state.app.feed_commits();
+    loop {
+        // Seen before reading: a commit after this read wakes the wait below.
+        commits.borrow_and_update();
+        let Some(page) = state.app.changes(query.after, query.limit).await? else {
+            return Err(ApiError::new(
+                ErrorCode::InvalidCursor,
+                "after names no record of this feed (unknown, or beyond the newest)",
+            ));
+        };
+        let now = tokio::time::Instant::now();
+        if !page.changes.is_empty() || now >= deadline {
+            return Ok(HttpResponse::Ok().json(ChangesPage {
+                changes: page.changes.iter().map(dto::change_record).collect(),
+                next_cursor: page.next.to_string(),
+            }));
+        }
+        let step = (deadline - now).min(CHANGES_RECHECK);
+        // Woken by this process's commits; other replicas' are seen at the next look.
+        let _ = tokio::time::timeout(step, commits.changed()).await;
+    }
 }

@@ -1,5 +1,5 @@
 //! The server's background jobs, each on one replica at a time: the event retention purge,
-//! the failed-event sweeper and (off by default) the scheduled reconciliation with Stripe's
+//! the failed-event sweeper, the change feed's `grace_ended` records and (off by default) the scheduled reconciliation with Stripe's
 //! Events API, scheduled under lease rows by [`billing_app::JobRunner`].
 //!
 //! Every replica runs a loop per enabled job that asks, a few times per interval, whether the
@@ -30,8 +30,10 @@ pub const RETENTION_JOB: &str = "retention";
 pub const SWEEPER_JOB: &str = "sweeper";
 /// The scheduled reconciliation's job name.
 pub const RECONCILE_JOB: &str = "reconcile";
+/// The change feed's `grace_ended` records' job name.
+pub const GRACE_JOB: &str = "grace_ended";
 /// Every job's name (their metrics series exist from start, enabled or not).
-pub(crate) const JOB_NAMES: [&str; 3] = [RETENTION_JOB, SWEEPER_JOB, RECONCILE_JOB];
+pub(crate) const JOB_NAMES: [&str; 4] = [RETENTION_JOB, SWEEPER_JOB, RECONCILE_JOB, GRACE_JOB];
 /// The outcomes of a run, as `billing_job_runs_total` labels them.
 pub(crate) const JOB_OUTCOMES: [&str; 3] = ["success", "failure", "lease_lost"];
 
@@ -63,6 +65,9 @@ pub struct JobSettings {
     /// ([`ReconcileScope::Events`]): heals a missed webhook without an operator. Needs a real
     /// Stripe key that may read events.
     pub reconcile: JobSchedule,
+    /// The change feed's `grace_ended` records: written for each grace period that ended
+    /// without a payment since the last run ([`BillingApp::record_grace_ended`]).
+    pub grace: JobSchedule,
     /// The sweeper's retry schedule of transient failures.
     pub retry: Backoff,
     /// The sweeper gives an event up after this many failed attempts.
@@ -72,7 +77,7 @@ pub struct JobSettings {
 impl Default for JobSettings {
     /// The purge hourly and the sweeper every 30 s (retries from one minute doubling to six
     /// hours, ten attempts); the scheduled reconciliation off (every 10 min when switched
-    /// on); leases of 60 s.
+    /// on); the `grace_ended` records every minute; leases of 60 s.
     fn default() -> Self {
         Self {
             lease_ttl: Duration::from_secs(60),
@@ -88,6 +93,10 @@ impl Default for JobSettings {
             reconcile: JobSchedule {
                 enabled: false,
                 interval: Duration::from_secs(600),
+            },
+            grace: JobSchedule {
+                enabled: true,
+                interval: Duration::from_secs(60),
             },
             retry: Backoff::default(),
             max_attempts: 10,
@@ -133,6 +142,14 @@ pub(crate) fn jobs(settings: &JobSettings) -> Vec<Job> {
                 name: RECONCILE_JOB,
                 interval: settings.reconcile.interval,
                 work: Box::new(|app, _lease| Box::pin(catch_up(app))),
+            },
+        ),
+        (
+            settings.grace,
+            Job {
+                name: GRACE_JOB,
+                interval: settings.grace.interval,
+                work: Box::new(|app, lease| Box::pin(grace_ended(app, lease))),
             },
         ),
     ];
@@ -192,6 +209,20 @@ async fn catch_up(app: BillingApp<DieselStore>) -> Result<String, AppError> {
         events.duplicates,
         events.failed.len()
     ))
+}
+
+/// The `grace_ended` records: a batch at a time (each record committed on its own), renewing
+/// the lease before each, until a batch finds none left.
+async fn grace_ended(app: BillingApp<DieselStore>, lease: JobLease) -> Result<String, AppError> {
+    let mut total = 0;
+    while lease.renew().await {
+        let written = app.record_grace_ended().await?;
+        total += written;
+        if written == 0 {
+            break;
+        }
+    }
+    Ok(format!("{total} grace_ended records written"))
 }
 
 /// A random id for this process's leases: the host name when set, the pid, 64 random bits.

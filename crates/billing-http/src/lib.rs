@@ -4,8 +4,10 @@
 //!   anything parses it, parsed ([`billing_stripe::parse_event`]) and ingested exactly once
 //!   ([`billing_app::BillingApp::ingest`]). 2xx only after the commit.
 //! - `/v1/…`: the product's API (bearer API keys): entitlements, the feature gate, usage,
-//!   Checkout and portal sessions, sync, the plan catalog. Its bodies are [`billing_api`]'s
-//!   types, which clients (`billing-client`) share.
+//!   Checkout and portal sessions, sync, the plan catalog, and the change feed
+//!   (`GET /v1/changes`: records of every change of a user's access in commit order, after a
+//!   cursor, with long polling). Its bodies are [`billing_api`]'s types, which clients
+//!   (`billing-client`) share.
 //! - `/healthz`, `/readyz`, `/metrics` (Prometheus), `/openapi.json` and `/openapi.yaml`
 //!   (derived from the types and the plan catalog, see `docs/openapi.yaml`).
 //!
@@ -19,7 +21,7 @@
 //!
 //! ```no_run
 //! # use std::sync::Arc;
-//! # fn demo<S: billing_ports::BillingStore>(state: billing_http::HttpState<S>) {
+//! # fn demo<S: billing_ports::BillingStore + billing_ports::FeedStore>(state: billing_http::HttpState<S>) {
 //! let state = actix_web::web::Data::new(state);
 //! let app = actix_web::App::new().configure(|cfg| billing_http::configure::<S>(cfg, state.clone()));
 //! # }
@@ -49,7 +51,7 @@ use actix_web::http::Method;
 use actix_web::middleware::from_fn;
 use actix_web::web;
 use billing_app::BillingApp;
-use billing_ports::BillingStore;
+use billing_ports::{BillingStore, FeedStore};
 use stripe_webhook_signature::Verifier;
 use tracing_actix_web::TracingLogger;
 
@@ -135,7 +137,10 @@ impl ServerLimits {
 /// Registers every route on `cfg`, sharing `state`, inside the request middleware: the
 /// request span and log (`TracingLogger`), then the `X-Request-Id` answer; `/v1` adds the API
 /// key check.
-pub fn configure<S: BillingStore>(cfg: &mut web::ServiceConfig, state: web::Data<HttpState<S>>) {
+pub fn configure<S: BillingStore + FeedStore>(
+    cfg: &mut web::ServiceConfig,
+    state: web::Data<HttpState<S>>,
+) {
     let deadline = web::Data::new(input::BodyDeadline(state.request_timeout));
     let keys = web::Data::new(state.api_keys.clone());
     let document = web::Data::new(openapi::Served::new(state.app.catalog()));

@@ -35,6 +35,7 @@ use crate::{api, input, ops, webhook};
         api::checkout,
         api::portal,
         api::catalog,
+        api::changes,
         ops::healthz,
         ops::readyz,
         ops::metrics,

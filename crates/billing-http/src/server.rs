@@ -306,6 +306,8 @@ fn gate_channel(app: &BillingApp<DieselStore>) -> Option<Arc<GateChannel>> {
         GateEvent::Changed(change) => {
             metrics::counter!(crate::telemetry::GATE_NOTIFICATIONS).increment(1);
             listener.forget_gate_state(&change);
+            // Another replica committed: it may have written change records.
+            listener.changes_committed();
         }
     });
     match started {

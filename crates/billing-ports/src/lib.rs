@@ -12,6 +12,8 @@
 //!   the adapter that knows Stripe's wire format.
 //! - [`RetryStore`] / [`LeaseStore`]: the failed events the sweeper and replays re-apply, and
 //!   the lease rows that run each background job on one replica at a time.
+//! - [`ChangeTx`] / [`FeedStore`]: the change feed's outbox, written in the transaction that
+//!   changes a user's access, read in commit order.
 //! - [`GateBroadcast`]: telling the other replicas which cached gate state a commit changed
 //!   ([`GateInvalidation`]).
 //!
@@ -25,6 +27,7 @@
 pub mod clock;
 pub mod decode;
 pub mod error;
+pub mod feed;
 pub mod gate;
 pub mod gateway;
 pub mod jobs;
@@ -36,6 +39,9 @@ pub mod testing;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decode::EventDecoder;
 pub use error::{Cause, DecodeError, ErrorChain, GatewayError, StoreError};
+pub use feed::{
+    AccessSnapshot, ChangeKind, ChangeRecord, ChangeTx, FeedStore, GraceEnded, NewChange,
+};
 pub use gate::{GateBroadcast, GateInvalidation};
 pub use gateway::{
     CheckoutCreated, CheckoutKind, CheckoutRequest, EventPage, EventQuery, LIST_PAGE_SIZE,

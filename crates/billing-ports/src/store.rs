@@ -3,7 +3,7 @@
 //! A unit of work sees the store through [`BillingTx`], which is one small trait per aggregate
 //! composed into one: [`EventTx`], [`LockTx`], [`CustomerRead`] / [`CustomerTx`],
 //! [`SubscriptionRead`] / [`SubscriptionTx`], [`PaymentTx`] (payments and one-time orders),
-//! [`CreditRead`] / [`CreditTx`], [`UsageRead`], [`StripeRequestTx`] and [`ReconcileTx`]. A new table adds one
+//! [`CreditRead`] / [`CreditTx`], [`UsageRead`], [`StripeRequestTx`], [`ReconcileTx`] and [`ChangeTx`]. A new table adds one
 //! trait; a test double implements what its test needs and forwards the rest.
 //!
 //! A usage consume is not a unit of work: [`BillingStore::consume_usage`] checks, counts and
@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use scoped_futures::ScopedBoxFuture;
 
 use crate::error::StoreError;
+use crate::feed::ChangeTx;
 use crate::records::{
     ApiKeyRecord, Claim, CreditEntry, CustomerRecord, EventFilter, EventRecord, EventStats,
     EventStatus, EventSummary, Failure, NewEvent, OrderRecord, PaymentRecord, ReconcileCursor,
@@ -129,6 +130,7 @@ pub trait BillingTx:
     + CreditTx
     + StripeRequestTx
     + ReconcileTx
+    + ChangeTx
 {
 }
 
@@ -142,6 +144,7 @@ impl<T> BillingTx for T where
         + CreditTx
         + StripeRequestTx
         + ReconcileTx
+        + ChangeTx
         + ?Sized
 {
 }

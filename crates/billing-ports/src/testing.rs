@@ -28,6 +28,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::error::StoreError;
+use crate::feed::{ChangeRecord, ChangeTx, FeedStore, GraceEnded, NewChange};
 use crate::jobs::{LeaseStore, RetryStore};
 use crate::records::{
     ApiKeyRecord, Claim, CreditEntry, CustomerRecord, EventFilter, EventRecord, EventStats,
@@ -87,6 +88,11 @@ pub enum StoreCall {
     Lease,
     ReconcileCursor,
     SaveReconcileCursor,
+    InsertChange,
+    ChangesAfter,
+    ChangeHead,
+    ChangeExists,
+    GracePeriodsEnded,
 }
 
 /// A planned failure: the error to return, and how many more times (`None`: every time).
@@ -235,6 +241,37 @@ impl<S: RetryStore> RetryStore for FaultyStore<S> {
     ) -> Result<Vec<String>, StoreError> {
         check(&self.plan, StoreCall::FailedEvents)?;
         self.inner.failed_events(since, after, limit).await
+    }
+}
+
+#[async_trait]
+impl<S: FeedStore> FeedStore for FaultyStore<S> {
+    async fn changes_after(
+        &self,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ChangeRecord>, StoreError> {
+        check(&self.plan, StoreCall::ChangesAfter)?;
+        self.inner.changes_after(after, limit).await
+    }
+
+    async fn change_head(&self) -> Result<i64, StoreError> {
+        check(&self.plan, StoreCall::ChangeHead)?;
+        self.inner.change_head().await
+    }
+
+    async fn change_exists(&self, seq: i64) -> Result<bool, StoreError> {
+        check(&self.plan, StoreCall::ChangeExists)?;
+        self.inner.change_exists(seq).await
+    }
+
+    async fn grace_periods_ended(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<GraceEnded>, StoreError> {
+        check(&self.plan, StoreCall::GracePeriodsEnded)?;
+        self.inner.grace_periods_ended(now, limit).await
     }
 }
 
@@ -442,6 +479,9 @@ forward!(UsageRead:
 forward!(ReconcileTx:
     fn reconcile_cursor() -> Option<ReconcileCursor> => ReconcileCursor;
     fn save_reconcile_cursor(cursor: &ReconcileCursor, at: DateTime<Utc>) -> () => SaveReconcileCursor;
+);
+forward!(ChangeTx:
+    fn insert_change(change: &NewChange) -> bool => InsertChange;
 );
 forward!(StripeRequestTx:
     fn begin_stripe_request(request: &StripeRequest, at: DateTime<Utc>) -> StripeRequest => BeginStripeRequest;

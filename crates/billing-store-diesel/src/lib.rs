@@ -6,7 +6,7 @@
 //! is set).
 //!
 //! The code is laid out by aggregate: `events`, `customers`, `subscriptions`,
-//! `payments` (with one-time orders), `credits`, `usage`, `stripe_requests`, `api_keys` and `leases` each
+//! `payments` (with one-time orders), `credits`, `usage`, `stripe_requests`, `api_keys`, `leases` and `changes` (the change feed's outbox) each
 //! hold their rows, their row↔record conversions, their queries and their part of the ports'
 //! traits (`impl CustomerTx for Tx<'_>` …). Every query is written once for both backends:
 //!
@@ -41,6 +41,7 @@
 #![warn(missing_docs)]
 
 mod api_keys;
+mod changes;
 mod credits;
 mod customers;
 mod error;
@@ -70,9 +71,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use billing_ports::{
-    ApiKeyRecord, BillingStore, Cause, EventFilter, EventRecord, EventStats, EventSummary, Failure,
-    LeaseRecord, LeaseStore, NewEvent, RetryStore, StoreError, TxFuture, UsageConsumed,
-    UsageRequest,
+    ApiKeyRecord, BillingStore, Cause, ChangeRecord, EventFilter, EventRecord, EventStats,
+    EventSummary, Failure, FeedStore, GraceEnded, LeaseRecord, LeaseStore, NewEvent, RetryStore,
+    StoreError, TxFuture, UsageConsumed, UsageRequest,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
@@ -486,6 +487,49 @@ impl RetryStore for DieselStore {
     ) -> Result<Vec<String>, StoreError> {
         single_statement!(self, self.settings.call_limit(), |tx| {
             tx.failed_events(since, after, limit).await
+        })
+    }
+}
+
+/// Each read first numbers the records committed since the last one (see the `changes`
+/// module), so a cursor never passes a record committed later.
+#[async_trait]
+impl FeedStore for DieselStore {
+    async fn changes_after(
+        &self,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ChangeRecord>, StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| {
+            match tx.number_changes().await {
+                Ok(()) => tx.changes_after(after, limit).await,
+                Err(error) => Err(error),
+            }
+        })
+    }
+
+    async fn change_head(&self) -> Result<i64, StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| {
+            match tx.number_changes().await {
+                Ok(()) => tx.change_head().await,
+                Err(error) => Err(error),
+            }
+        })
+    }
+
+    async fn change_exists(&self, seq: i64) -> Result<bool, StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| {
+            tx.change_exists(seq).await
+        })
+    }
+
+    async fn grace_periods_ended(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<GraceEnded>, StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| {
+            tx.grace_periods_ended(now, limit).await
         })
     }
 }

@@ -46,7 +46,7 @@ struct OrderRow {
     dispute_status: String,
 }
 
-fn money(amount_minor: i64, currency: &str) -> Result<Money, StoreError> {
+pub(crate) fn money(amount_minor: i64, currency: &str) -> Result<Money, StoreError> {
     let currency = Currency::parse(currency).map_err(|e| StoreError::Corrupt(Cause::new(e)))?;
     Ok(Money::new(amount_minor, currency))
 }

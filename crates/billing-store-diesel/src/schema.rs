@@ -271,3 +271,34 @@ diesel::table! {
         updated_at -> Ts,
     }
 }
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::schema::Ts;
+
+    changes (id) {
+        id -> BigInt,
+        seq -> Nullable<BigInt>,
+        change_id -> Text,
+        user_id -> Text,
+        customer_id -> Nullable<Text>,
+        kind -> Text,
+        before_tier -> Text,
+        before_status -> Nullable<Text>,
+        before_reason -> Text,
+        before_grace_end -> Nullable<Ts>,
+        before_credits -> BigInt,
+        after_tier -> Text,
+        after_status -> Nullable<Text>,
+        after_reason -> Text,
+        after_grace_end -> Nullable<Ts>,
+        after_credits -> BigInt,
+        amount_minor -> Nullable<BigInt>,
+        currency -> Nullable<Text>,
+        stripe_event_id -> Nullable<Text>,
+        dedupe_key -> Nullable<Text>,
+        created_at -> Ts,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(changes, customers, subscriptions);

@@ -66,7 +66,8 @@ fn declared(backend: Backend) -> Columns {
                 stripe_requests,
                 api_keys,
                 job_leases,
-                reconcile_cursors
+                reconcile_cursors,
+                changes
             ]
         ),
         Backend::Sqlite => diesel_columns!(
@@ -84,7 +85,8 @@ fn declared(backend: Backend) -> Columns {
                 stripe_requests,
                 api_keys,
                 job_leases,
-                reconcile_cursors
+                reconcile_cursors,
+                changes
             ]
         ),
     }
@@ -241,7 +243,7 @@ async fn schema_matches_the_migrations(backend: Backend) {
         columns,
         "table! and the migrations differ"
     );
-    let enums: [(&str, &str, BTreeSet<String>); 8] = [
+    let enums: [(&str, &str, BTreeSet<String>); 9] = [
         ("stripe_events", "status", stored!(EventStatus)),
         ("stripe_events", "failure_kind", stored!(FailureKind)),
         ("payments", "status", stored!(PaymentStatus)),
@@ -250,6 +252,7 @@ async fn schema_matches_the_migrations(backend: Backend) {
         ("orders", "refund_status", stored!(RefundStatus)),
         ("credit_ledger", "reason", stored!(CreditReason)),
         ("stripe_requests", "status", stored!(StripeRequestStatus)),
+        ("changes", "kind", stored!(billing_ports::ChangeKind)),
     ];
     let mut listed: BTreeSet<(String, String)> = CHECKED_TEXT
         .iter()

@@ -13,7 +13,7 @@ use figment::value::{Dict, Map, Num, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 
 /// Every setting and its default; `None` when it has none (required, or an optional override).
-pub(super) const SETTINGS: [(&str, Option<&str>); 34] = [
+pub(super) const SETTINGS: [(&str, Option<&str>); 36] = [
     ("STRIPE_SECRET_KEY", None),
     ("STRIPE_WEBHOOK_SECRET", None),
     ("BILLING_API_KEYS", None),
@@ -39,6 +39,8 @@ pub(super) const SETTINGS: [(&str, Option<&str>); 34] = [
     ("JOB_SWEEPER_INTERVAL_SECS", Some("30")),
     ("JOB_RECONCILE_ENABLED", Some("false")),
     ("JOB_RECONCILE_INTERVAL_SECS", Some("600")),
+    ("JOB_GRACE_ENABLED", Some("true")),
+    ("JOB_GRACE_INTERVAL_SECS", Some("60")),
     ("JOB_LEASE_TTL_SECS", Some("60")),
     ("SWEEPER_BACKOFF_BASE_SECS", Some("60")),
     ("SWEEPER_BACKOFF_CAP_SECS", Some("21600")),

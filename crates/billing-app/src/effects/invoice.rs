@@ -12,11 +12,12 @@
 use billing_domain::facts::{InvoiceChange, InvoiceFacts};
 use billing_domain::status_transition::{Inference, invoice_inference};
 use billing_domain::{BillingEvent, UnknownPrices};
-use billing_ports::{BillingTx, CreditEntry, CreditReason, EventStatus};
+use billing_ports::{BillingTx, ChangeKind, CreditEntry, CreditReason, EventStatus};
 
 use super::subscription::{standing_of, tier_for, tier_for_items, write_standing};
 use super::{Context, customer};
 use crate::error::AppError;
+use crate::feed::Note;
 
 /// `invoice.paid`, `invoice.payment_succeeded`, `invoice.payment_failed`.
 pub(super) async fn changed(
@@ -78,6 +79,33 @@ pub(super) async fn changed(
                 })
                 .await?;
         }
+    }
+
+    if change == InvoiceChange::PaymentFailed {
+        // One record per failed attempt (an event of a later attempt is a new failure).
+        ctx.notes.push(
+            Note::new(
+                ChangeKind::PaymentFailed,
+                user.as_deref(),
+                invoice.customer_id.as_deref(),
+                Some(invoice.amount_due.clone()),
+            )
+            .once(format!(
+                "payment_failed:{}:{}",
+                invoice.id, invoice.attempt_count
+            )),
+        );
+    } else if invoice.amount_paid.amount_minor > 0 {
+        // `invoice.paid` and `invoice.payment_succeeded` of one invoice: one record.
+        ctx.notes.push(
+            Note::new(
+                ChangeKind::PaymentSucceeded,
+                user.as_deref(),
+                invoice.customer_id.as_deref(),
+                Some(invoice.amount_paid.clone()),
+            )
+            .once(format!("payment_succeeded:{}", invoice.id)),
+        );
     }
 
     let Some(mut record) = existing else {

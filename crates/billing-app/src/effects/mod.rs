@@ -15,6 +15,7 @@ use billing_ports::{BillingTx, EventStatus, StripeGateway};
 use chrono::{DateTime, Utc};
 
 use crate::error::AppError;
+use crate::feed::Notes;
 
 /// What every effect may read besides the transaction.
 pub(crate) struct Context {
@@ -24,6 +25,20 @@ pub(crate) struct Context {
     pub(crate) gateway: Option<Arc<dyn StripeGateway>>,
     /// When the event was received.
     pub(crate) now: DateTime<Utc>,
+    /// What the effects did that the change feed reports besides access changes.
+    pub(crate) notes: Notes,
+}
+
+impl Context {
+    /// A context without a gateway (trusted snapshots, repairs).
+    pub(crate) fn new(catalog: Arc<Catalog>, now: DateTime<Utc>) -> Self {
+        Self {
+            catalog,
+            gateway: None,
+            now,
+            notes: Notes::default(),
+        }
+    }
 }
 
 /// Applies one event's fact.

@@ -10,20 +10,22 @@
 //! rules ([`billing_domain::payment`], [`billing_domain::refund`], [`billing_domain::dispute`])
 //! and saves the row and its order ([`save`]).
 
-use billing_domain::BillingEvent;
 use billing_domain::facts::{
     ChargeFacts, CheckoutSession, DisputeFacts, PaymentIntentChange, PaymentIntentFacts,
     RefundFacts,
 };
 use billing_domain::payment::{self as rules, ReportedAmount};
 use billing_domain::refund;
+use billing_domain::{BillingEvent, Money};
 use billing_ports::{
-    BillingTx, DisputeStatus, EventStatus, OrderRecord, PaymentRecord, PaymentStatus, RefundStatus,
+    BillingTx, ChangeKind, DisputeStatus, EventStatus, OrderRecord, PaymentRecord, PaymentStatus,
+    RefundStatus,
 };
 use chrono::{DateTime, Utc};
 
 use super::{Context, payment_row};
 use crate::error::AppError;
+use crate::feed::Note;
 
 /// Writes the payment and the order of a paid Checkout session, once.
 pub(super) async fn checkout_order(
@@ -59,8 +61,10 @@ pub(super) async fn checkout_order(
                 .stripe_customer_id
                 .or_else(|| session.customer_id.clone());
             payment.user_id = payment.user_id.or_else(|| user.map(str::to_owned));
-            if status == PaymentStatus::Succeeded {
-                payment_row::set_status(&mut payment, status, event.created);
+            if status == PaymentStatus::Succeeded
+                && payment_row::set_status(&mut payment, status, event.created)
+            {
+                note_payment(ctx, &payment, ChangeKind::PaymentSucceeded);
             }
             tx.save_payment(&payment, ctx.now).await?;
             Some(payment)
@@ -132,6 +136,11 @@ pub(super) async fn intent(
             PaymentStatus::Failed => intent.last_error.clone(),
             _ => None,
         };
+        match status {
+            PaymentStatus::Succeeded => note_payment(ctx, payment, ChangeKind::PaymentSucceeded),
+            PaymentStatus::Failed => note_payment(ctx, payment, ChangeKind::PaymentFailed),
+            _ => {}
+        }
     }
     if status == PaymentStatus::Failed {
         tracing::warn!(
@@ -228,9 +237,35 @@ pub(super) async fn dispute(
     )
     .await?;
     let payment = &mut loaded.payment;
+    let was = (
+        payment.dispute_status,
+        payment.dispute_stripe_status.clone(),
+    );
     payment_row::apply_dispute(payment, &dispute.status);
+    if (
+        payment.dispute_status,
+        payment.dispute_stripe_status.clone(),
+    ) != was
+    {
+        ctx.notes.push(Note::new(
+            ChangeKind::Dispute,
+            payment.user_id.as_deref(),
+            payment.stripe_customer_id.as_deref(),
+            Some(dispute.amount.clone()),
+        ));
+    }
     save(tx, ctx, &loaded).await?;
     Ok(EventStatus::Processed)
+}
+
+/// Notes that `payment` reached its status (succeeded or failed), for the change feed.
+fn note_payment(ctx: &Context, payment: &PaymentRecord, kind: ChangeKind) {
+    ctx.notes.push(Note::new(
+        kind,
+        payment.user_id.as_deref(),
+        payment.stripe_customer_id.as_deref(),
+        Some(payment.amount.clone()),
+    ));
 }
 
 /// The ids an event knows a payment by.
@@ -324,8 +359,21 @@ async fn record_refund(
     mut loaded: Loaded,
     refunded_total: i64,
 ) -> Result<EventStatus, AppError> {
+    let was = loaded.payment.amount_refunded;
     loaded.payment.amount_refunded =
         refund::refunded_total(loaded.payment.amount_refunded, refunded_total);
+    let payment = &loaded.payment;
+    if payment.amount_refunded > was {
+        ctx.notes.push(Note::new(
+            ChangeKind::Refund,
+            payment.user_id.as_deref(),
+            payment.stripe_customer_id.as_deref(),
+            Some(Money::new(
+                payment.amount_refunded - was,
+                payment.amount.currency.clone(),
+            )),
+        ));
+    }
     save(tx, ctx, &loaded).await?;
     Ok(EventStatus::Processed)
 }

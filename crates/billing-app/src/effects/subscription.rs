@@ -268,11 +268,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        Context {
-            catalog: Arc::new(catalog),
-            gateway: None,
-            now: t(1_000),
-        }
+        Context::new(Arc::new(catalog), t(1_000))
     }
 
     fn record() -> SubscriptionRecord {

@@ -14,6 +14,7 @@ mod support;
 
 mod customers;
 mod failed_events;
+mod feed;
 mod gate_cache;
 mod ingest;
 mod lifecycle;

@@ -4,6 +4,7 @@
 
 mod auth_and_bodies;
 mod catalog;
+mod changes;
 mod checkout;
 mod database_faults;
 mod helpers;

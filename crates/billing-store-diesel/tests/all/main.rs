@@ -9,10 +9,12 @@
 //! - `records`: round trips of the rows whose shape carries a rule (payments, subscriptions);
 //! - `locks`: what the store promises about concurrency;
 //! - `faults`: a stalled, cut or terminated database, and settings that cannot work;
+//! - `feed`: the change feed's outbox: commit order, dedupe keys, ended grace periods;
 //! - `jobs`: failure kinds and retry schedules of failed events, and job leases.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod faults;
+mod feed;
 mod jobs;
 mod locks;
 mod migrations;

@@ -4,7 +4,8 @@
 //! subscription equal to its newest `customer.subscription.*` snapshot, one credit grant per
 //! paid invoice, every event stored once and done, and the same entitlements as the stream
 //! delivered in order (each customer's events one at a time, on a database of its own, with
-//! the same clock). On Postgres and on SQLite. Plus the minimal sequences of the ordering
+//! the same clock), and a change feed whose records, replayed per user in order, end in each
+//! user's entitlements. On Postgres and on SQLite. Plus the minimal sequences of the ordering
 //! bug report (`minimal`).
 //!
 //! Knobs (environment), for trying other runs; CI uses the fixed seeds below:
@@ -149,8 +150,22 @@ async fn run(backend: Backend, seed: u64, config: &Config) -> (String, bool) {
         delivered_took.as_secs_f64(),
         (started.elapsed() - generated - in_order_took - delivered_took).as_secs_f64(),
     );
-    let clean = findings.clean();
-    (format!("{header}{}", findings.report(8)), clean)
+    // The change feed: replaying each user's records in order reproduces their entitlements.
+    let users = stream.customers.iter().map(|c| c.object.user.clone());
+    let feed_problems = crate::feed::check_replay(&app, users).await;
+    let clean = findings.clean() && feed_problems.is_empty();
+    let feed_report = match feed_problems.as_slice() {
+        [] => "change feed: every user's last record is their entitlements\n".to_owned(),
+        problems => format!(
+            "change feed: {} problems, the first: {:#?}\n",
+            problems.len(),
+            &problems[..problems.len().min(8)]
+        ),
+    };
+    (
+        format!("{header}{}{feed_report}", findings.report(8)),
+        clean,
+    )
 }
 
 fn check_backend(backend: Backend) {

@@ -1,0 +1,509 @@
+//! The change feed's outbox: one record per change of a user's access, written in the same
+//! transaction as the change.
+//!
+//! An ingest transaction that is not a duplicate ([`Before::take`], after the claim) first
+//! takes the lock of the customer the event names (which its effects take first anyway), then
+//! finds the users the event may concern (the user it names, the user linked to the customer
+//! it names, the user of the payment it names), takes each one's `feed:{user}` lock (before
+//! any lock of its effects, in sorted order) and reads each one's [`AccessSnapshot`]. Every
+//! writer takes these locks in that order: customer, `feed:` users, payments and rows. The effects run
+//! and leave [`Note`]s of what happened that no snapshot shows (a payment, a refund, a
+//! dispute). When the event was applied (not stale, not ignored), [`Before::record`] reads the
+//! snapshots again and writes one record per kind that occurred: the differences between
+//! before and after (tier, status, a grace period starting, credits granted) and the notes.
+//! A duplicate, a stale event or one that changed nothing writes none.
+//!
+//! Two transactions that write records of one user hold that user's `feed:` lock until they
+//! commit, so their records follow their commit order in the feed, and the last record of a
+//! user has the user's access as it stands.
+//!
+//! `grace_ended` has no event: [`BillingApp::record_grace_ended`] (a background job) writes it
+//! once per grace period (a unique key) after the period's end.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, PoisonError};
+
+use billing_domain::{AccessReason, BillingEvent, Catalog, Fact, Money, entitlement};
+use billing_ports::{
+    AccessSnapshot, BillingRead, BillingStore, BillingTx, ChangeKind, ChangeRecord, FeedStore,
+    NewChange, ScopedFutureExt, StoreError, SubscriptionRecord,
+};
+use chrono::{DateTime, TimeDelta, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::BillingApp;
+use crate::api_keys::BASE62;
+use crate::effects::Context;
+use crate::entitlements::state_of;
+use crate::error::AppError;
+use crate::gate;
+
+/// Something an effect did that the access snapshots do not show.
+#[derive(Debug, Clone)]
+pub(crate) struct Note {
+    /// What happened (a payment, a refund, a dispute).
+    pub(crate) kind: ChangeKind,
+    /// The user it concerns, when the effect knows it.
+    pub(crate) user: Option<String>,
+    /// The customer it concerns, when the effect knows it.
+    pub(crate) customer: Option<String>,
+    /// Its amount.
+    pub(crate) amount: Option<Money>,
+    /// Written at most once under this key (a payment reported by two events of one
+    /// invoice), when it has one.
+    pub(crate) once: Option<String>,
+}
+
+impl Note {
+    /// A note of `kind` about the payment of `customer` / `user`.
+    pub(crate) fn new(
+        kind: ChangeKind,
+        user: Option<&str>,
+        customer: Option<&str>,
+        amount: Option<Money>,
+    ) -> Self {
+        Self {
+            kind,
+            user: user.map(str::to_owned),
+            customer: customer.map(str::to_owned),
+            amount,
+            once: None,
+        }
+    }
+
+    /// The note written at most once under `key`.
+    pub(crate) fn once(mut self, key: String) -> Self {
+        self.once = Some(key);
+        self
+    }
+}
+
+/// The notes one event's effects leave.
+#[derive(Debug, Default)]
+pub(crate) struct Notes(Mutex<Vec<Note>>);
+
+impl Notes {
+    /// Records `note`.
+    pub(crate) fn push(&self, note: Note) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(note);
+    }
+
+    fn take(&self) -> Vec<Note> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// The deciding subscription, the access it grants at `now`, and the grace period's end as
+/// the entitlements answer states it.
+pub(crate) fn decide<'s, 'c>(
+    subscriptions: &'s [SubscriptionRecord],
+    catalog: &'c Catalog,
+    now: DateTime<Utc>,
+) -> (
+    Option<&'s SubscriptionRecord>,
+    billing_domain::Entitlement<'c>,
+    Option<DateTime<Utc>>,
+) {
+    let subscription = gate::deciding(subscriptions, catalog, now);
+    let granted = entitlement(subscription.map(state_of).as_ref(), catalog, now);
+    let grace_period_end = match &granted.reason {
+        AccessReason::InGracePeriod { until } => Some(*until),
+        _ => subscription.and_then(|s| s.grace_period_end),
+    };
+    (subscription, granted, grace_period_end)
+}
+
+/// A user's access at `now` from their subscriptions and credit balance.
+fn access(
+    subscriptions: &[SubscriptionRecord],
+    credits: i64,
+    catalog: &Catalog,
+    now: DateTime<Utc>,
+) -> AccessSnapshot {
+    let (subscription, granted, grace_period_end) = decide(subscriptions, catalog, now);
+    AccessSnapshot {
+        tier: granted.tier.id.clone(),
+        status: subscription.map(|s| s.status.clone()),
+        reason: granted.reason.code().to_owned(),
+        grace_period_end,
+        credits,
+    }
+}
+
+/// What a user's access is read from: their customer, its subscriptions, their credits.
+struct Stored {
+    customer: Option<String>,
+    subscriptions: Vec<SubscriptionRecord>,
+    credits: i64,
+}
+
+async fn stored(tx: &mut dyn BillingRead, user: &str) -> Result<Stored, StoreError> {
+    let customer = tx.customer_of_user(user).await?;
+    let subscriptions = match &customer {
+        Some(c) => tx.customer_subscriptions(&c.stripe_customer_id).await?,
+        None => Vec::new(),
+    };
+    Ok(Stored {
+        customer: customer.map(|c| c.stripe_customer_id),
+        subscriptions,
+        credits: tx.credit_balance(user).await?,
+    })
+}
+
+/// The user linked to a customer, if any.
+async fn user_of(tx: &mut dyn BillingTx, customer: &str) -> Result<Option<String>, StoreError> {
+    Ok(tx.customer(customer).await?.and_then(|c| c.user_id))
+}
+
+/// The users `event` may change, as stored now.
+pub(crate) async fn users_named(
+    tx: &mut dyn BillingTx,
+    event: &BillingEvent,
+) -> Result<BTreeSet<String>, StoreError> {
+    let mut users = BTreeSet::new();
+    users.extend(event.fact.user_id().map(str::to_owned));
+    if let Some(customer) = event.fact.customer_id() {
+        users.extend(user_of(tx, customer).await?);
+    }
+    let payment = match &event.fact {
+        Fact::PaymentIntent { payment_intent, .. } => Some((
+            Some(payment_intent.id.as_str()),
+            payment_intent.latest_charge_id.as_deref(),
+        )),
+        Fact::ChargeRefunded(charge) => Some((
+            charge.payment_intent_id.as_deref(),
+            Some(charge.id.as_str()),
+        )),
+        Fact::RefundUpdated(refund) => Some((
+            refund.payment_intent_id.as_deref(),
+            refund.charge_id.as_deref(),
+        )),
+        Fact::Dispute { dispute, .. } => Some((
+            dispute.payment_intent_id.as_deref(),
+            dispute.charge_id.as_deref(),
+        )),
+        _ => None,
+    };
+    if let Some((intent, charge)) = payment.filter(|(i, c)| i.is_some() || c.is_some()) {
+        for row in tx.payments_matching(intent, charge).await? {
+            users.extend(row.user_id);
+            if let Some(customer) = row.stripe_customer_id {
+                users.extend(user_of(tx, &customer).await?);
+            }
+        }
+    }
+    Ok(users)
+}
+
+/// The feed lock of `user`: taken before any other lock by every writer of their records.
+fn feed_lock(user: &str) -> String {
+    format!("feed:{user}")
+}
+
+/// A stable, unique record id: `chg_` and 24 base62 characters of a hash of what makes the
+/// record unique (its cause, its user, its kind).
+fn change_id(cause: &str, user: &str, kind: ChangeKind) -> String {
+    let digest = Sha256::new()
+        .chain_update(cause.as_bytes())
+        .chain_update([0])
+        .chain_update(user.as_bytes())
+        .chain_update([0])
+        .chain_update(kind.as_str().as_bytes())
+        .finalize();
+    let mut id = String::from("chg_");
+    id.extend(
+        digest
+            .iter()
+            .take(24)
+            .map(|b| char::from(BASE62[usize::from(*b % 62)])),
+    );
+    id
+}
+
+/// The kinds of change between two snapshots of one user: every difference but fewer credits
+/// (no event takes credits away) is at least one kind, so each user's records chain.
+fn differences(before: &AccessSnapshot, after: &AccessSnapshot) -> Vec<ChangeKind> {
+    let grace = AccessReason::InGracePeriod {
+        until: DateTime::<Utc>::MIN_UTC,
+    }
+    .code();
+    let mut kinds = Vec::new();
+    if before.tier != after.tier {
+        kinds.push(ChangeKind::TierChanged);
+    }
+    // The status, or why access holds as it does (a cancelation scheduled, a grace period).
+    if before.status != after.status
+        || before.reason != after.reason
+        || before.grace_period_end != after.grace_period_end
+    {
+        kinds.push(ChangeKind::StatusChanged);
+    }
+    if after.reason == grace
+        && (before.reason != grace || before.grace_period_end != after.grace_period_end)
+    {
+        kinds.push(ChangeKind::GraceStarted);
+    }
+    if after.credits > before.credits {
+        kinds.push(ChangeKind::CreditsGranted);
+    }
+    kinds
+}
+
+/// A noted kind's amount and key.
+type Noted = (Option<Money>, Option<String>);
+
+/// The users an event's transaction may change, locked, with their access before its effects.
+pub(crate) struct Before {
+    users: BTreeMap<String, AccessSnapshot>,
+}
+
+/// What caused the records a transaction writes.
+pub(crate) struct Cause<'a> {
+    /// Unique per transaction (the event id, or a sync's own key): the record ids derive
+    /// from it.
+    pub(crate) key: &'a str,
+    /// The Stripe event, when there is one.
+    pub(crate) stripe_event_id: Option<&'a str>,
+}
+
+impl Before {
+    /// Takes the feed locks of `users` (sorted, before any other lock of the transaction) and
+    /// reads their access.
+    pub(crate) async fn take(
+        tx: &mut dyn BillingTx,
+        ctx: &Context,
+        users: BTreeSet<String>,
+    ) -> Result<Self, StoreError> {
+        let mut before = BTreeMap::new();
+        for user in users {
+            tx.lock_key(&feed_lock(&user)).await?;
+            let stored = stored(tx, &user).await?;
+            let snapshot = access(&stored.subscriptions, stored.credits, &ctx.catalog, ctx.now);
+            before.insert(user, snapshot);
+        }
+        Ok(Self { users: before })
+    }
+
+    /// After the effects were applied: writes one record per kind of change of each user
+    /// (those locked by [`Before::take`] and `users`, the users concerned as stored now) and
+    /// per note; returns how many.
+    pub(crate) async fn record(
+        mut self,
+        tx: &mut dyn BillingTx,
+        ctx: &Context,
+        cause: &Cause<'_>,
+        users: BTreeSet<String>,
+    ) -> Result<usize, StoreError> {
+        let mut noted: BTreeMap<String, BTreeMap<ChangeKind, Noted>> = BTreeMap::new();
+        for note in ctx.notes.take() {
+            let user = match (note.user, &note.customer) {
+                (Some(user), _) => Some(user),
+                (None, Some(customer)) => user_of(tx, customer).await?,
+                (None, None) => None,
+            };
+            if let Some(user) = user {
+                noted
+                    .entry(user)
+                    .or_default()
+                    .insert(note.kind, (note.amount, note.once));
+            }
+        }
+        let mut users = users;
+        users.extend(self.users.keys().cloned());
+        users.extend(noted.keys().cloned());
+        let mut written = 0;
+        for user in users {
+            let stored = stored(tx, &user).await?;
+            let after = access(&stored.subscriptions, stored.credits, &ctx.catalog, ctx.now);
+            let before = match self.users.remove(&user) {
+                Some(before) => before,
+                None => {
+                    // Known only after the effects (a payment row linked by them): locked now.
+                    // Its access is read as it stands; a payment, refund or dispute does not
+                    // change it.
+                    tx.lock_key(&feed_lock(&user)).await?;
+                    after.clone()
+                }
+            };
+            let mut kinds: BTreeMap<ChangeKind, Noted> = differences(&before, &after)
+                .into_iter()
+                .map(|kind| (kind, (None, None)))
+                .collect();
+            kinds.extend(noted.remove(&user).unwrap_or_default());
+            for (kind, (amount, once)) in kinds {
+                let change = NewChange {
+                    change_id: change_id(cause.key, &user, kind),
+                    user_id: user.clone(),
+                    customer_id: stored.customer.clone(),
+                    kind,
+                    before: before.clone(),
+                    after: after.clone(),
+                    amount,
+                    stripe_event_id: cause.stripe_event_id.map(str::to_owned),
+                    dedupe_key: once,
+                    created_at: ctx.now,
+                };
+                if tx.insert_change(&change).await? {
+                    written += 1;
+                }
+            }
+        }
+        Ok(written)
+    }
+}
+
+/// One page of the change feed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangePage {
+    /// The records after the cursor, in commit order.
+    pub changes: Vec<ChangeRecord>,
+    /// The position to read on from: the last record's, else the cursor given, else the head.
+    pub next: i64,
+}
+
+/// How many ended grace periods one run of [`BillingApp::record_grace_ended`] handles at most.
+const GRACE_BATCH: u32 = 100;
+
+impl<S: BillingStore + FeedStore> BillingApp<S> {
+    /// Up to `limit` change records after position `after` (from the first kept when `None`),
+    /// in commit order; `None` when `after` names no record (0, before the first, always
+    /// does).
+    pub async fn changes(
+        &self,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Option<ChangePage>, AppError> {
+        if let Some(after) = after
+            && after != 0
+            && !self.store().change_exists(after).await?
+        {
+            return Ok(None);
+        }
+        let changes = self.store().changes_after(after, limit).await?;
+        let next = match (changes.last(), after) {
+            (Some(last), _) => last.seq,
+            (None, Some(after)) => after,
+            (None, None) => self.store().change_head().await?,
+        };
+        Ok(Some(ChangePage { changes, next }))
+    }
+
+    /// Writes a `grace_ended` record for each past-due subscription of a linked user whose
+    /// recorded grace period has ended and has none yet (at most one per grace period, by a
+    /// unique key); returns how many were written. `before` is the user's access just before
+    /// the end, `after` their access now.
+    pub async fn record_grace_ended(&self) -> Result<usize, AppError> {
+        let now = self.clock().now();
+        let ended = self.store().grace_periods_ended(now, GRACE_BATCH).await?;
+        let mut written = 0;
+        for grace in &ended {
+            let catalog = self.catalog();
+            let recorded = self
+                .store()
+                .transaction(move |tx| {
+                    async move {
+                        tx.lock_key(&feed_lock(&grace.user_id)).await?;
+                        let still = tx.subscription(&grace.subscription_id).await?;
+                        if !still.is_some_and(|s| {
+                            s.status == billing_domain::SubscriptionStatus::PastDue
+                                && s.grace_period_end == Some(grace.grace_period_end)
+                        }) {
+                            return Ok::<_, AppError>(false);
+                        }
+                        let stored = stored(tx, &grace.user_id).await?;
+                        let just_before = grace.grace_period_end - TimeDelta::microseconds(1);
+                        let before =
+                            access(&stored.subscriptions, stored.credits, catalog, just_before);
+                        let after = access(&stored.subscriptions, stored.credits, catalog, now);
+                        let key = format!(
+                            "grace_ended:{}:{}",
+                            grace.subscription_id,
+                            grace.grace_period_end.timestamp_micros()
+                        );
+                        let change = NewChange {
+                            change_id: change_id(&key, &grace.user_id, ChangeKind::GraceEnded),
+                            user_id: grace.user_id.clone(),
+                            customer_id: stored.customer,
+                            kind: ChangeKind::GraceEnded,
+                            before,
+                            after,
+                            amount: None,
+                            stripe_event_id: None,
+                            dedupe_key: Some(key),
+                            created_at: now,
+                        };
+                        Ok(tx.insert_change(&change).await?)
+                    }
+                    .scope_boxed()
+                })
+                .await?;
+            if recorded {
+                written += 1;
+            }
+        }
+        if written > 0 {
+            self.changes_committed();
+        }
+        Ok(written)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use billing_domain::{SubscriptionStatus, TierId};
+
+    use super::*;
+
+    fn snapshot(tier: &str, status: Option<SubscriptionStatus>, reason: &str) -> AccessSnapshot {
+        AccessSnapshot {
+            tier: TierId::new(tier),
+            status,
+            reason: reason.to_owned(),
+            grace_period_end: None,
+            credits: 0,
+        }
+    }
+
+    #[test]
+    fn each_difference_is_one_kind_and_no_difference_is_none() {
+        let free = snapshot("FREE", None, "no_subscription");
+        assert!(differences(&free, &free).is_empty());
+        let mut pro = snapshot("PRO", Some(SubscriptionStatus::Active), "active");
+        pro.credits = 1500;
+        assert_eq!(
+            differences(&free, &pro),
+            [
+                ChangeKind::TierChanged,
+                ChangeKind::StatusChanged,
+                ChangeKind::CreditsGranted
+            ]
+        );
+        let mut grace = snapshot("PRO", Some(SubscriptionStatus::PastDue), "in_grace_period");
+        grace.credits = 1500;
+        grace.grace_period_end = Some(DateTime::<Utc>::UNIX_EPOCH);
+        assert_eq!(
+            differences(&pro, &grace),
+            [ChangeKind::StatusChanged, ChangeKind::GraceStarted]
+        );
+        // Fewer credits (none are taken away by an event) is no grant.
+        assert!(differences(&grace, &grace).is_empty());
+    }
+
+    #[test]
+    fn a_record_id_is_stable_and_differs_by_cause_user_and_kind() {
+        let id = change_id("evt_1", "user_a", ChangeKind::TierChanged);
+        assert_eq!(id, change_id("evt_1", "user_a", ChangeKind::TierChanged));
+        assert!(id.starts_with("chg_") && id.len() == 28, "{id}");
+        for other in [
+            change_id("evt_2", "user_a", ChangeKind::TierChanged),
+            change_id("evt_1", "user_b", ChangeKind::TierChanged),
+            change_id("evt_1", "user_a", ChangeKind::StatusChanged),
+        ] {
+            assert_ne!(id, other);
+        }
+    }
+}

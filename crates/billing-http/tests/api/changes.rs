@@ -1,0 +1,171 @@
+//! `GET /v1/changes`: the change feed over HTTP — pages after a cursor, refused cursors and
+//! limits, a long poll answered when a change commits, and a record's wire shape.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::{spawn_app, subscription_event};
+
+fn kinds(page: &Value) -> Vec<&str> {
+    page["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect()
+}
+
+#[actix_web::test]
+async fn records_are_paged_after_a_cursor_in_commit_order() {
+    let app = spawn_app().await;
+    let (status, empty) = app.get("/v1/changes").await;
+    assert_eq!(status, 200);
+    assert_eq!(empty["changes"], serde_json::json!([]));
+    let head = empty["next_cursor"].as_str().unwrap().to_owned();
+
+    for (n, user) in ["u_feed_a", "u_feed_b"].into_iter().enumerate() {
+        let event = subscription_event(
+            &format!("evt_1QfeedPaging0000000{n}"),
+            "customer.subscription.created",
+            user,
+            "active",
+            "price_pro_monthly",
+            1_700_000_000,
+        );
+        assert_eq!(app.webhook(&event).await.0, 200);
+    }
+    let (status, all) = app.get(&format!("/v1/changes?after={head}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        kinds(&all),
+        [
+            "tier_changed",
+            "status_changed",
+            "tier_changed",
+            "status_changed"
+        ]
+    );
+    let first = &all["changes"][0];
+    assert_eq!(first["user_id"], "u_feed_a");
+    assert_eq!(first["customer_id"], "cus_u_feed_a");
+    assert_eq!(first["stripe_event_id"], "evt_1QfeedPaging00000000");
+    assert!(first["id"].as_str().unwrap().starts_with("chg_"));
+    assert_eq!(first["amount"], Value::Null);
+    assert_eq!(
+        first["before"],
+        serde_json::json!({"tier": "FREE", "status": null, "reason": "no_subscription",
+                           "grace_period_end": null, "credits": 0})
+    );
+    assert_eq!(first["after"]["tier"], "PRO");
+    assert_eq!(first["after"]["status"], "active");
+    // The last `after` is what the entitlements answer.
+    let (_, entitlements) = app.get("/v1/users/u_feed_a/entitlements").await;
+    assert_eq!(all["changes"][1]["after"]["reason"], entitlements["reason"]);
+
+    // Two at a time: the same records, the cursor moving on.
+    let (_, page1) = app.get(&format!("/v1/changes?after={head}&limit=2")).await;
+    assert_eq!(page1["changes"].as_array().unwrap().len(), 2);
+    let cursor = page1["next_cursor"].as_str().unwrap();
+    assert_eq!(cursor, page1["changes"][1]["cursor"].as_str().unwrap());
+    let (_, page2) = app
+        .get(&format!("/v1/changes?after={cursor}&limit=2"))
+        .await;
+    assert_eq!(page2["changes"][0], all["changes"][2]);
+    assert_eq!(page2["changes"][1], all["changes"][3]);
+    let last = page2["next_cursor"].as_str().unwrap();
+    let (_, end) = app.get(&format!("/v1/changes?after={last}")).await;
+    assert_eq!(end["changes"], serde_json::json!([]));
+    assert_eq!(end["next_cursor"], last);
+
+    // A redelivery writes nothing.
+    let again = subscription_event(
+        "evt_1QfeedPaging00000000",
+        "customer.subscription.created",
+        "u_feed_a",
+        "active",
+        "price_pro_monthly",
+        1_700_000_000,
+    );
+    app.webhook(&again).await;
+    let (_, after_duplicate) = app.get(&format!("/v1/changes?after={last}")).await;
+    assert_eq!(after_duplicate["changes"], serde_json::json!([]));
+}
+
+#[actix_web::test]
+async fn a_bad_cursor_limit_or_wait_is_refused() {
+    let app = spawn_app().await;
+    for (query, code) in [
+        ("after=abc", "invalid_cursor"),
+        ("after=-1", "invalid_cursor"),
+        ("after=99", "invalid_cursor"),
+        ("after=99999999999999999999999", "invalid_cursor"),
+        ("limit=0", "invalid_input"),
+        ("limit=1001", "invalid_input"),
+        ("limit=ten", "invalid_input"),
+        ("wait=61", "invalid_input"),
+        ("wait=5m", "invalid_input"),
+    ] {
+        let (status, body) = app.get(&format!("/v1/changes?{query}")).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{query}: {body}"
+        );
+    }
+    let (status, body) = app.get("/v1/changes?after=0&limit=1000&wait=0s").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = app.get_text("/v1/changes").await;
+    assert_eq!(status, 401, "the bearer key is required");
+}
+
+#[actix_web::test]
+async fn a_long_poll_answers_when_a_change_commits() {
+    let app = spawn_app().await;
+    let (_, empty) = app.get("/v1/changes").await;
+    let head = empty["next_cursor"].as_str().unwrap().to_owned();
+
+    // Nothing commits: the wait runs out and the page is empty.
+    let started = Instant::now();
+    let (status, page) = app.get(&format!("/v1/changes?after={head}&wait=1")).await;
+    assert_eq!(status, 200);
+    assert_eq!(page["changes"], serde_json::json!([]));
+    assert!(started.elapsed() >= Duration::from_millis(950));
+
+    let poller = {
+        let client = app.client.clone();
+        let url = format!("{}/v1/changes?after={head}&wait=30s", app.address);
+        actix_web::rt::spawn(async move {
+            let started = Instant::now();
+            let mut response = client
+                .get(url)
+                .insert_header((
+                    "Authorization",
+                    format!("Bearer {}", crate::helpers::API_KEY),
+                ))
+                .timeout(Duration::from_secs(40))
+                .send()
+                .await
+                .unwrap();
+            let body: Value = response.json().await.unwrap();
+            (started.elapsed(), body)
+        })
+    };
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let event = subscription_event(
+        "evt_1QfeedLongPoll00000001",
+        "customer.subscription.created",
+        "u_feed_poll",
+        "trialing",
+        "price_pro_monthly",
+        1_700_000_000,
+    );
+    assert_eq!(app.webhook(&event).await.0, 200);
+    let (waited, body) = poller.await.unwrap();
+    assert!(
+        waited < Duration::from_secs(10),
+        "answered when the change committed, not at the end of the wait ({waited:?})"
+    );
+    assert_eq!(body["changes"][0]["user_id"], "u_feed_poll");
+    assert_eq!(body["changes"][0]["after"]["status"], "trialing");
+}

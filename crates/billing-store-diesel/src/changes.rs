@@ -1,0 +1,271 @@
+//! The change feed's outbox (`changes`): records written inside the unit of work that changed a
+//! user's access ([`ChangeTx`]), numbered in commit order and read a page at a time
+//! ([`FeedStore`](billing_ports::FeedStore)'s queries).
+//!
+//! A record's place in the feed, `seq`, is not its insert id: on Postgres an id drawn at insert
+//! does not follow commit order (a transaction holding id 9 may commit after the one holding
+//! 10, and a reader that had passed 10 would never see 9). Records are written with `seq` NULL
+//! and numbered by [`Tx::number_changes`] before every read: under one transaction-scoped
+//! advisory lock, every committed record still unnumbered gets the next numbers in id order.
+//! A record committed later is numbered later, after everything already served. SQLite runs
+//! one writing transaction at a time, so there insert order is commit order and a record gets
+//! `seq = id` as it is written.
+
+use async_trait::async_trait;
+use billing_domain::{SubscriptionStatus, TierId};
+use billing_ports::{
+    AccessSnapshot, ChangeKind, ChangeRecord, ChangeTx, GraceEnded, NewChange, StoreError,
+};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+
+use crate::payments::money;
+use crate::schema::{Stamp, changes, customers, stamp, subscriptions, time};
+use crate::tx::{Conn, Tx, on_conn};
+
+/// Numbers the committed records still unnumbered, in id order after the highest number
+/// (Postgres). One simple-protocol round trip: the statements run in one implicit transaction,
+/// so the advisory lock is held until the numbers are committed, and the `UPDATE` (a new
+/// snapshot, taken after the lock) sees every earlier numbering.
+const NUMBER_CHANGES: &str = "\
+SELECT pg_advisory_xact_lock(hashtextextended('billing:changes:seq', 0)); \
+UPDATE changes AS c SET seq = n.seq \
+FROM (SELECT id, (SELECT coalesce(max(seq), 0) FROM changes) \
+             + row_number() OVER (ORDER BY id) AS seq \
+      FROM changes WHERE seq IS NULL) AS n \
+WHERE c.id = n.id";
+
+#[derive(Insertable)]
+#[diesel(table_name = changes)]
+struct NewChangeRow<'a> {
+    change_id: &'a str,
+    user_id: &'a str,
+    customer_id: Option<&'a str>,
+    kind: &'static str,
+    before_tier: &'a str,
+    before_status: Option<&'a str>,
+    before_reason: &'a str,
+    before_grace_end: Option<Stamp>,
+    before_credits: i64,
+    after_tier: &'a str,
+    after_status: Option<&'a str>,
+    after_reason: &'a str,
+    after_grace_end: Option<Stamp>,
+    after_credits: i64,
+    amount_minor: Option<i64>,
+    currency: Option<&'a str>,
+    stripe_event_id: Option<&'a str>,
+    dedupe_key: Option<&'a str>,
+    created_at: Stamp,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = changes)]
+struct ChangeRow {
+    seq: Option<i64>,
+    change_id: String,
+    user_id: String,
+    customer_id: Option<String>,
+    kind: String,
+    before_tier: String,
+    before_status: Option<String>,
+    before_reason: String,
+    before_grace_end: Option<Stamp>,
+    before_credits: i64,
+    after_tier: String,
+    after_status: Option<String>,
+    after_reason: String,
+    after_grace_end: Option<Stamp>,
+    after_credits: i64,
+    amount_minor: Option<i64>,
+    currency: Option<String>,
+    stripe_event_id: Option<String>,
+    dedupe_key: Option<String>,
+    created_at: Stamp,
+}
+
+fn snapshot(
+    tier: String,
+    status: Option<String>,
+    reason: String,
+    grace_end: Option<Stamp>,
+    credits: i64,
+) -> AccessSnapshot {
+    AccessSnapshot {
+        tier: TierId::new(tier),
+        status: status.as_deref().map(SubscriptionStatus::parse),
+        reason,
+        grace_period_end: time(grace_end),
+        credits,
+    }
+}
+
+impl TryFrom<ChangeRow> for ChangeRecord {
+    type Error = StoreError;
+
+    fn try_from(row: ChangeRow) -> Result<Self, StoreError> {
+        let amount = match (row.amount_minor, row.currency.as_deref()) {
+            (Some(minor), Some(currency)) => Some(money(minor, currency)?),
+            _ => None,
+        };
+        Ok(ChangeRecord {
+            seq: row.seq.unwrap_or_default(),
+            change: NewChange {
+                change_id: row.change_id,
+                user_id: row.user_id,
+                customer_id: row.customer_id,
+                kind: row.kind.parse::<ChangeKind>()?,
+                before: snapshot(
+                    row.before_tier,
+                    row.before_status,
+                    row.before_reason,
+                    row.before_grace_end,
+                    row.before_credits,
+                ),
+                after: snapshot(
+                    row.after_tier,
+                    row.after_status,
+                    row.after_reason,
+                    row.after_grace_end,
+                    row.after_credits,
+                ),
+                amount,
+                stripe_event_id: row.stripe_event_id,
+                dedupe_key: row.dedupe_key,
+                created_at: row.created_at.0,
+            },
+        })
+    }
+}
+
+#[async_trait]
+impl ChangeTx for Tx<'_> {
+    /// On SQLite the record is numbered as it is written (`seq = id`); on Postgres it waits
+    /// for [`Tx::number_changes`], after its commit.
+    async fn insert_change(&mut self, change: &NewChange) -> Result<bool, StoreError> {
+        let (before, after) = (&change.before, &change.after);
+        let row = NewChangeRow {
+            change_id: &change.change_id,
+            user_id: &change.user_id,
+            customer_id: change.customer_id.as_deref(),
+            kind: change.kind.as_str(),
+            before_tier: before.tier.as_str(),
+            before_status: before.status.as_ref().map(|s| s.as_str()),
+            before_reason: &before.reason,
+            before_grace_end: stamp(before.grace_period_end),
+            before_credits: before.credits,
+            after_tier: after.tier.as_str(),
+            after_status: after.status.as_ref().map(|s| s.as_str()),
+            after_reason: &after.reason,
+            after_grace_end: stamp(after.grace_period_end),
+            after_credits: after.credits,
+            amount_minor: change.amount.as_ref().map(|m| m.amount_minor),
+            currency: change.amount.as_ref().map(|m| m.currency.as_str()),
+            stripe_event_id: change.stripe_event_id.as_deref(),
+            dedupe_key: change.dedupe_key.as_deref(),
+            created_at: Stamp(change.created_at),
+        };
+        let insert = diesel::insert_into(changes::table)
+            .values(&row)
+            .on_conflict(changes::dedupe_key)
+            .do_nothing()
+            .returning(changes::id);
+        let id: Option<i64> = on_conn!(self, |c| insert.get_result(c).await.optional())?;
+        let Some(id) = id else {
+            return Ok(false);
+        };
+        if let Conn::Sqlite(_) = self.conn {
+            let number = diesel::update(changes::table.find(id)).set(changes::seq.eq(Some(id)));
+            on_conn!(self, |c| number.execute(c).await)?;
+        }
+        Ok(true)
+    }
+}
+
+impl Tx<'_> {
+    /// Numbers the committed records still unnumbered (Postgres; nothing to do on SQLite).
+    /// Runs outside any transaction.
+    pub(crate) async fn number_changes(&mut self) -> Result<(), StoreError> {
+        let numbered = match &mut self.conn {
+            Conn::Postgres(conn) => conn.batch_execute(NUMBER_CHANGES).await,
+            Conn::Sqlite(_) => Ok(()),
+        };
+        numbered.map_err(|error| self.statement_failed(error))
+    }
+
+    /// Up to `limit` numbered records after `after`, in order.
+    pub(crate) async fn changes_after(
+        &mut self,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ChangeRecord>, StoreError> {
+        let query = changes::table
+            .filter(changes::seq.gt(after.unwrap_or(0)))
+            .order(changes::seq.asc())
+            .limit(i64::from(limit));
+        let rows: Vec<ChangeRow> =
+            on_conn!(self, |c| query.select(ChangeRow::as_select()).load(c).await)?;
+        rows.into_iter().map(ChangeRecord::try_from).collect()
+    }
+
+    /// The highest number given, 0 when none.
+    pub(crate) async fn change_head(&mut self) -> Result<i64, StoreError> {
+        let query = changes::table.select(diesel::dsl::max(changes::seq));
+        let head: Option<i64> = on_conn!(self, |c| query.get_result(c).await)?;
+        Ok(head.unwrap_or(0))
+    }
+
+    /// True when a record has number `seq`.
+    pub(crate) async fn change_exists(&mut self, seq: i64) -> Result<bool, StoreError> {
+        let query = diesel::dsl::select(diesel::dsl::exists(
+            changes::table.filter(changes::seq.eq(seq)),
+        ));
+        on_conn!(self, |c| query.get_result(c).await)
+    }
+
+    /// Past-due subscriptions of linked users whose recorded grace period ended at or before
+    /// `now`, without a `grace_ended` record of the user written since that end.
+    pub(crate) async fn grace_periods_ended(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<GraceEnded>, StoreError> {
+        let recorded = changes::table
+            .filter(changes::kind.eq(ChangeKind::GraceEnded.as_str()))
+            .filter(changes::user_id.nullable().eq(customers::user_id))
+            .filter(
+                changes::created_at
+                    .nullable()
+                    .ge(subscriptions::grace_period_end),
+            );
+        let query = subscriptions::table
+            .inner_join(
+                customers::table
+                    .on(customers::stripe_customer_id.eq(subscriptions::stripe_customer_id)),
+            )
+            .filter(subscriptions::status.eq(SubscriptionStatus::PastDue.as_str()))
+            .filter(subscriptions::grace_period_end.le(Stamp(now)))
+            .filter(customers::user_id.is_not_null())
+            .filter(diesel::dsl::not(diesel::dsl::exists(recorded)))
+            .order(subscriptions::grace_period_end.asc())
+            .limit(i64::from(limit))
+            .select((
+                customers::user_id,
+                subscriptions::stripe_subscription_id,
+                subscriptions::grace_period_end,
+            ));
+        let rows: Vec<(Option<String>, String, Option<Stamp>)> =
+            on_conn!(self, |c| query.load(c).await)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(user, subscription, end)| {
+                Some(GraceEnded {
+                    user_id: user?,
+                    subscription_id: subscription,
+                    grace_period_end: end?.0,
+                })
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,283 @@
+//! The change feed's outbox: records written in a unit of work, numbered in commit order (also
+//! when a transaction that drew an earlier id commits later, on Postgres), written once per
+//! dedupe key, gone with a rolled-back unit of work; and the grace periods that ended.
+
+use billing_domain::{Currency, Money, SubscriptionStatus, TierId};
+use billing_ports::{
+    AccessSnapshot, BillingStore, ChangeKind, CustomerRecord, EventPosition, FeedStore, NewChange,
+    StoreError, SubscriptionRecord, TxFuture,
+};
+use billing_store_diesel::testing::TestDatabase;
+use billing_store_diesel::{Backend, DieselStore, on_both_backends};
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+
+on_both_backends!(
+    records_read_back_in_order_after_a_cursor,
+    a_dedupe_key_is_written_once_and_a_rollback_writes_nothing,
+    ended_grace_periods_are_listed_until_recorded,
+);
+
+fn at(second: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_767_000_000 + second, 0).unwrap()
+}
+
+fn snapshot(tier: &str, status: Option<SubscriptionStatus>, reason: &str) -> AccessSnapshot {
+    AccessSnapshot {
+        tier: TierId::new(tier),
+        status,
+        reason: reason.to_owned(),
+        grace_period_end: None,
+        credits: 0,
+    }
+}
+
+pub(crate) fn change(id: &str, user: &str, kind: ChangeKind) -> NewChange {
+    let mut after = snapshot("PRO", Some(SubscriptionStatus::PastDue), "in_grace_period");
+    after.grace_period_end = Some(at(259_200));
+    after.credits = 1_500;
+    NewChange {
+        change_id: id.to_owned(),
+        user_id: user.to_owned(),
+        customer_id: Some("cus_Q8mT2vLx9RkA4e".to_owned()),
+        kind,
+        before: snapshot("PRO", Some(SubscriptionStatus::Active), "active"),
+        after,
+        amount: Some(Money::new(4_900, Currency::parse("eur").unwrap())),
+        stripe_event_id: Some("evt_1RkZu62eZvKYlo2Cy2Lk".to_owned()),
+        dedupe_key: None,
+        created_at: at(5),
+    }
+}
+
+async fn insert(store: &DieselStore, change: &NewChange) -> Result<bool, StoreError> {
+    let change = change.clone();
+    store
+        .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
+            Box::pin(async move { tx.insert_change(&change).await })
+        })
+        .await
+}
+
+async fn records_read_back_in_order_after_a_cursor(store: DieselStore) {
+    assert_eq!(store.change_head().await.unwrap(), 0);
+    assert!(store.changes_after(None, 10).await.unwrap().is_empty());
+    let mut written = Vec::new();
+    for (n, kind) in [
+        ChangeKind::StatusChanged,
+        ChangeKind::GraceStarted,
+        ChangeKind::PaymentFailed,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut c = change(
+            &format!("chg_4fT0aZ9qLm2Xc8VbN1sKe7R{n}"),
+            "user_5d1f0c",
+            kind,
+        );
+        if kind != ChangeKind::PaymentFailed {
+            c.amount = None;
+        }
+        assert!(insert(&store, &c).await.unwrap());
+        written.push(c);
+    }
+    let all = store.changes_after(None, 10).await.unwrap();
+    assert_eq!(all.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(
+        all.iter().map(|r| r.change.clone()).collect::<Vec<_>>(),
+        written
+    );
+    let page = store.changes_after(Some(1), 1).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].seq, 2);
+    assert!(store.changes_after(Some(3), 10).await.unwrap().is_empty());
+    assert_eq!(store.change_head().await.unwrap(), 3);
+    assert!(store.change_exists(2).await.unwrap());
+    assert!(!store.change_exists(4).await.unwrap());
+}
+
+async fn a_dedupe_key_is_written_once_and_a_rollback_writes_nothing(store: DieselStore) {
+    let mut first = change(
+        "chg_9pQ2wE4rT6yU8iO0aS2dF4gH",
+        "user_5d1f0c",
+        ChangeKind::GraceEnded,
+    );
+    first.dedupe_key = Some("grace_ended:sub_1RkZp42eZvKYlo2CH3sd:1767259200".to_owned());
+    first.stripe_event_id = None;
+    assert!(insert(&store, &first).await.unwrap());
+    let mut again = first.clone();
+    again.change_id = "chg_1zX3cV5bN7mQ9wE1rT3yU5iO".to_owned();
+    assert!(!insert(&store, &again).await.unwrap());
+
+    let rolled_back = change(
+        "chg_7hJ9kL1zX3cV5bN7mQ9wE1rT",
+        "user_5d1f0c",
+        ChangeKind::Refund,
+    );
+    let result = store
+        .transaction(move |tx| -> TxFuture<'_, '_, (), StoreError> {
+            Box::pin(async move {
+                tx.insert_change(&rolled_back).await?;
+                Err(StoreError::Refused(billing_ports::Cause::msg(
+                    "the effects failed",
+                )))
+            })
+        })
+        .await;
+    assert!(result.is_err());
+    let all = store.changes_after(None, 10).await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].change, first);
+}
+
+fn past_due(id: &str, customer: &str, grace_end: DateTime<Utc>) -> SubscriptionRecord {
+    let position = EventPosition {
+        created: at(10),
+        rank: 4,
+        event_id: "evt_1RkZu62eZvKYlo2Cy2Lk".to_owned(),
+    };
+    SubscriptionRecord {
+        stripe_subscription_id: id.to_owned(),
+        stripe_customer_id: customer.to_owned(),
+        price_id: Some("price_pro_monthly".to_owned()),
+        item_price_ids: vec!["price_pro_monthly".to_owned()],
+        tier: "PRO".to_owned(),
+        status: SubscriptionStatus::PastDue,
+        current_period_start: Some(at(0)),
+        current_period_end: Some(at(2_592_000)),
+        cancel_at_period_end: false,
+        canceled_at: None,
+        trial_end: None,
+        grace_period_end: Some(grace_end),
+        dunning_invoice_id: None,
+        snapshot_position: position.clone(),
+        status_position: position,
+    }
+}
+
+async fn ended_grace_periods_are_listed_until_recorded(store: DieselStore) {
+    let rows = [
+        (
+            "cus_GraceEnded01",
+            Some("user_ended"),
+            "sub_GraceEnded01",
+            at(100),
+        ),
+        (
+            "cus_GraceLater01",
+            Some("user_later"),
+            "sub_GraceLater01",
+            at(10_000),
+        ),
+        ("cus_GraceNoUser1", None, "sub_GraceNoUser1", at(100)),
+    ];
+    store
+        .transaction(move |tx| -> TxFuture<'_, '_, (), StoreError> {
+            Box::pin(async move {
+                for (customer, user, subscription, end) in rows {
+                    tx.save_customer(
+                        &CustomerRecord {
+                            stripe_customer_id: customer.to_owned(),
+                            user_id: user.map(str::to_owned),
+                            email: None,
+                            deleted: false,
+                        },
+                        at(0),
+                    )
+                    .await?;
+                    tx.save_subscription(&past_due(subscription, customer, end), at(1))
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+    let ended = store.grace_periods_ended(at(200), 10).await.unwrap();
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert_eq!(
+        (ended[0].user_id.as_str(), ended[0].subscription_id.as_str()),
+        ("user_ended", "sub_GraceEnded01")
+    );
+    assert_eq!(ended[0].grace_period_end, at(100));
+
+    // Recorded after the end: listed no more. A record from before the end does not count.
+    let mut old = change(
+        "chg_0oldGraceEnded0000000000",
+        "user_ended",
+        ChangeKind::GraceEnded,
+    );
+    old.created_at = at(50);
+    insert(&store, &old).await.unwrap();
+    assert_eq!(
+        store.grace_periods_ended(at(200), 10).await.unwrap().len(),
+        1
+    );
+    let mut recorded = change(
+        "chg_1newGraceEnded0000000000",
+        "user_ended",
+        ChangeKind::GraceEnded,
+    );
+    recorded.created_at = at(150);
+    insert(&store, &recorded).await.unwrap();
+    assert!(
+        store
+            .grace_periods_ended(at(200), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .grace_periods_ended(at(10_000) + TimeDelta::seconds(1), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// On Postgres a record's id is drawn at insert, not at commit: the transaction that drew the
+/// earlier id may commit later. Its record still comes after every record already read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_committed_later_comes_after_what_was_read_postgres() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let store = db.store().clone();
+    let (inserted_tx, inserted_rx) = tokio::sync::oneshot::channel::<()>();
+    let (commit_tx, commit_rx) = tokio::sync::oneshot::channel::<()>();
+    let slow_store = store.clone();
+    let slow = tokio::spawn(async move {
+        let early = change(
+            "chg_AearlyIdLateCommit000000",
+            "user_a",
+            ChangeKind::TierChanged,
+        );
+        slow_store
+            .transaction(move |tx| -> TxFuture<'_, '_, bool, StoreError> {
+                Box::pin(async move {
+                    let written = tx.insert_change(&early).await?;
+                    let _ = inserted_tx.send(());
+                    let _ = commit_rx.await;
+                    Ok(written)
+                })
+            })
+            .await
+    });
+    inserted_rx.await.unwrap();
+    let late = change(
+        "chg_BlateIdEarlyCommit000000",
+        "user_b",
+        ChangeKind::TierChanged,
+    );
+    assert!(insert(&store, &late).await.unwrap());
+    let first = store.changes_after(None, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].change.change_id, "chg_BlateIdEarlyCommit000000");
+    let cursor = first[0].seq;
+    commit_tx.send(()).unwrap();
+    assert!(slow.await.unwrap().unwrap());
+    let next = store.changes_after(Some(cursor), 10).await.unwrap();
+    assert_eq!(next.len(), 1, "the record committed later is not skipped");
+    assert_eq!(next[0].change.change_id, "chg_AearlyIdLateCommit000000");
+    assert!(next[0].seq > cursor);
+}
