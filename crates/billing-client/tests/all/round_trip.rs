@@ -1,8 +1,12 @@
 //! Every route and body type through the running server: what the client reads, written back,
 //! is the JSON the server sent.
 
-use billing_client::api::{Catalog, ChangesPage, ErrorBody};
+use std::pin::pin;
+use std::time::Duration;
+
+use billing_client::api::{Catalog, ChangeKind, ChangesPage, ErrorBody};
 use billing_client::{CheckoutRequest, Denial, Error, Mode, PortalRequest};
+use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -175,6 +179,85 @@ async fn every_route_round_trips_through_the_running_server() {
     assert_eq!(
         catalog.metric("api_calls").unwrap().limits["ENTERPRISE"],
         None
+    );
+}
+
+#[actix_web::test]
+async fn the_change_feed_round_trips_through_the_running_server() {
+    let app = spawn_app().await;
+    let billing = client(&app.address).build().unwrap();
+    let user = random_id("user");
+    let created = chrono::Utc::now().timestamp() - 120;
+    let upgrade_event = random_id("evt");
+    let event = subscription_event(
+        &upgrade_event,
+        "customer.subscription.created",
+        &user,
+        "active",
+        "price_pro_monthly",
+        created,
+    );
+    assert_eq!(app.webhook(&event).await.0, 200);
+
+    let page = billing.changes(None, Some(100), None).await.unwrap();
+    let (_, raw) = app.get("/v1/changes?limit=100").await;
+    same_json(&page, &raw);
+    let upgrade = page
+        .changes
+        .iter()
+        .find(|c| c.kind == ChangeKind::TierChanged)
+        .expect("the upgrade's tier_changed record");
+    assert_eq!(upgrade.user_id.as_deref(), Some(user.as_str()));
+    assert_eq!(
+        (upgrade.before.tier.as_str(), upgrade.after.tier.as_str()),
+        ("FREE", "PRO")
+    );
+    assert_eq!(
+        upgrade.stripe_event_id.as_deref(),
+        Some(upgrade_event.as_str())
+    );
+
+    // The stream resumes after the kept cursor and is woken by the next commit.
+    let mut stream = pin!(billing.changes_stream(Some(page.next_cursor.clone())));
+    let cancel_event = random_id("evt");
+    let canceled = subscription_event(
+        &cancel_event,
+        "customer.subscription.deleted",
+        &user,
+        "canceled",
+        "price_pro_monthly",
+        created + 60,
+    );
+    assert_eq!(app.webhook(&canceled).await.0, 200);
+    let mut downgrade = None;
+    while downgrade.is_none() {
+        let record = tokio::time::timeout(Duration::from_secs(20), stream.next())
+            .await
+            .expect("a record within the long poll")
+            .expect("the stream goes on")
+            .unwrap();
+        assert_eq!(
+            record.stripe_event_id.as_deref(),
+            Some(cancel_event.as_str())
+        );
+        if record.kind == ChangeKind::TierChanged {
+            downgrade = Some(record);
+        }
+    }
+    let downgrade = downgrade.unwrap();
+    assert_eq!(
+        (
+            downgrade.before.tier.as_str(),
+            downgrade.after.tier.as_str()
+        ),
+        ("PRO", "FREE")
+    );
+
+    // A cursor the server never gave is refused, and says why.
+    let refused = billing.changes(Some("c-17"), None, None).await.unwrap_err();
+    assert!(
+        matches!(&refused, Error::InvalidInput { code, .. } if code == "invalid_cursor"),
+        "{refused:?}"
     );
 }
 
