@@ -316,18 +316,18 @@ impl Before {
         users.extend(noted.keys().cloned());
         let mut written = 0;
         for user in users {
+            let locked_before = self.users.remove(&user);
+            if locked_before.is_none() {
+                // Known only after the effects (a payment row linked by them): locked now,
+                // before its access is read, so a transaction of this user that committed
+                // meanwhile is seen and this record follows its records in the feed.
+                tx.lock_key(&feed_lock(&user)).await?;
+            }
             let stored = stored(tx, &user).await?;
             let after = access(&stored.subscriptions, stored.credits, &ctx.catalog, ctx.now);
-            let before = match self.users.remove(&user) {
-                Some(before) => before,
-                None => {
-                    // Known only after the effects (a payment row linked by them): locked now.
-                    // Its access is read as it stands; a payment, refund or dispute does not
-                    // change it.
-                    tx.lock_key(&feed_lock(&user)).await?;
-                    after.clone()
-                }
-            };
+            // A user locked only now: a payment, refund or dispute does not change their
+            // access, so it is the same before and after.
+            let before = locked_before.unwrap_or_else(|| after.clone());
             let mut kinds: BTreeMap<ChangeKind, Noted> = differences(&before, &after)
                 .into_iter()
                 .map(|kind| (kind, (None, None)))
