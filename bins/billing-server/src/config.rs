@@ -16,6 +16,7 @@ use billing_domain::Catalog;
 use billing_http::{
     DatabaseSettings, JobSchedule, JobSettings, ServerLimits, Settings, StripeSettings,
 };
+use billing_push::{PushConfig, PushEndpoint, PushSecret, PushSettings, Signer};
 use billing_store_diesel::StoreSettings;
 use chrono::TimeDelta;
 use secrecy::SecretString;
@@ -177,6 +178,7 @@ impl Check {
         let gate_cache_ttl = Duration::from_millis(self.number("GATE_CACHE_TTL_MS", 0, 3_600_000));
         let webhook_body_limit = self.number("WEBHOOK_BODY_LIMIT", 0, 64 * 1024 * 1024) as usize;
         let jobs = self.jobs(pool.statement_timeout);
+        let push = self.push();
         let stripe = self.stripe();
         let api_keys = self.api_keys();
         let api_key_refresh =
@@ -207,6 +209,7 @@ impl Check {
                 event_retention: TimeDelta::days(retention_days as i64),
                 gate_cache_ttl,
                 jobs,
+                push,
             },
             log_format,
         })
@@ -276,6 +279,68 @@ impl Check {
             },
             max_attempts,
         }
+    }
+
+    /// The push of the change feed: `PUSH_URLS` (comma-separated, each http or https) and
+    /// `PUSH_SECRET` (`whsec_…`, comma-separated during a rotation, current first) together,
+    /// or neither.
+    fn push(&mut self) -> Option<PushConfig> {
+        let urls = self.list("PUSH_URLS");
+        let secrets = self.list("PUSH_SECRET");
+        let timeout = self.millis("PUSH_TIMEOUT_MS");
+        let concurrency = self.number("PUSH_CONCURRENCY", 1, 1_024) as usize;
+        const WEEK: u64 = 7 * 24 * 3600;
+        let base = self.secs("PUSH_BACKOFF_BASE_SECS", 1, WEEK);
+        let cap = self.secs("PUSH_BACKOFF_CAP_SECS", 1, WEEK);
+        if cap < base {
+            self.problem("PUSH_BACKOFF_CAP_SECS", "must be at least PUSH_BACKOFF_BASE_SECS");
+        }
+        let max_attempts = self.number("PUSH_MAX_ATTEMPTS", 1, 1_000) as u32;
+        if urls.is_empty() {
+            if !secrets.is_empty() {
+                self.problem("PUSH_SECRET", "is set but PUSH_URLS is not");
+            }
+            return None;
+        }
+        let mut endpoints = Vec::new();
+        for (n, url) in urls.iter().enumerate() {
+            match PushEndpoint::parse(url) {
+                Ok(endpoint) => endpoints.push(endpoint),
+                // The message names the URL's place in the list, never the URL (a token may
+                // be part of it).
+                Err(error) => self.problem("PUSH_URLS", format!("entry {}: {error}", n + 1)),
+            }
+        }
+        if secrets.is_empty() {
+            self.problem(
+                "PUSH_SECRET",
+                "is required with PUSH_URLS (whsec_ and the base64 of a 24-64 byte key)",
+            );
+            return None;
+        }
+        let mut keys = Vec::new();
+        for (n, secret) in secrets.iter().enumerate() {
+            match PushSecret::parse(secret) {
+                Ok(key) => keys.push(key),
+                Err(error) => self.problem("PUSH_SECRET", format!("entry {}: {error}", n + 1)),
+            }
+        }
+        let signer = Signer::new(keys).ok()?;
+        let delta = |d: Duration| TimeDelta::seconds(d.as_secs() as i64);
+        Some(PushConfig {
+            endpoints,
+            signer,
+            settings: PushSettings {
+                timeout,
+                concurrency,
+                retry: billing_ports::Backoff {
+                    base: delta(base),
+                    cap: delta(cap),
+                },
+                max_attempts,
+                ..PushSettings::default()
+            },
+        })
     }
 
     fn stripe(&mut self) -> StripeSettings {

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use billing_ports::EventStatus;
+use billing_ports::{DeliveryStatus, EventStatus};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::trigger::Scenario;
@@ -32,6 +32,9 @@ pub(crate) struct Cli {
 /// The command groups.
 #[derive(Subcommand)]
 pub(crate) enum Command {
+    /// Pushes of the change feed to the product's URLs (PUSH_URLS): list, replay.
+    #[command(subcommand)]
+    Deliveries(DeliveriesCommand),
     /// Stored Stripe events: list, show, replay, purge.
     #[command(subcommand)]
     Events(EventsCommand),
@@ -133,6 +136,58 @@ impl From<StatusArg> for EventStatus {
             StatusArg::Processed => EventStatus::Processed,
             StatusArg::Ignored => EventStatus::Ignored,
             StatusArg::Received => EventStatus::Received,
+        }
+    }
+}
+
+/// `billingctl deliveries …`.
+#[derive(Subcommand)]
+pub(crate) enum DeliveriesCommand {
+    /// The push deliveries, newest first, each with its last attempt's status or error.
+    List {
+        /// Only deliveries in this status.
+        #[arg(long)]
+        status: Option<DeliveryStatusArg>,
+        /// Only this endpoint's (its `ep_…` id).
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        limit: u32,
+    },
+    /// Send deliveries again at the pusher's next round (their failure count reset): the
+    /// given ids, or every failed delivery with --failed. The server must be running with
+    /// PUSH_URLS to send them.
+    Replay {
+        /// The delivery ids.
+        #[arg(required_unless_present = "failed", conflicts_with = "failed")]
+        ids: Vec<i64>,
+        /// Every failed (given up) delivery.
+        #[arg(long)]
+        failed: bool,
+        /// With --failed: only this endpoint's (its `ep_…` id).
+        #[arg(long, requires = "failed")]
+        endpoint: Option<String>,
+    },
+}
+
+/// A delivery status on the command line.
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum DeliveryStatusArg {
+    /// Waiting for its next attempt.
+    Pending,
+    /// Accepted by the product (2xx).
+    Succeeded,
+    /// Given up after the last allowed attempt.
+    Failed,
+}
+
+impl From<DeliveryStatusArg> for DeliveryStatus {
+    fn from(status: DeliveryStatusArg) -> Self {
+        match status {
+            DeliveryStatusArg::Pending => DeliveryStatus::Pending,
+            DeliveryStatusArg::Succeeded => DeliveryStatus::Succeeded,
+            DeliveryStatusArg::Failed => DeliveryStatus::Failed,
         }
     }
 }

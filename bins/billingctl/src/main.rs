@@ -9,6 +9,7 @@
 
 mod app;
 mod cli;
+mod deliveries;
 mod error;
 mod events;
 mod keys;
@@ -34,6 +35,7 @@ async fn main() -> ExitCode {
     init_logs();
     let out = Output::new(cli.json);
     let result = match cli.command {
+        Command::Deliveries(command) => deliveries::run(&cli.config, command, &out).await,
         Command::Events(command) => events::run(&cli.config, command, &out).await,
         Command::Keys(command) => keys::run(&cli.config, command, &out).await,
         Command::Migrate(args) => migrate::run(&cli.config, args, &out).await,

@@ -28,6 +28,23 @@ pub enum ChangeKind {
     Dispute,
 }
 
+impl ChangeKind {
+    /// The kind as serialised (`"tier_changed"` …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::TierChanged => "tier_changed",
+            ChangeKind::StatusChanged => "status_changed",
+            ChangeKind::GraceStarted => "grace_started",
+            ChangeKind::GraceEnded => "grace_ended",
+            ChangeKind::CreditsGranted => "credits_granted",
+            ChangeKind::PaymentFailed => "payment_failed",
+            ChangeKind::PaymentSucceeded => "payment_succeeded",
+            ChangeKind::Refund => "refund",
+            ChangeKind::Dispute => "dispute",
+        }
+    }
+}
+
 /// An amount of money: integer minor units and a currency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -95,4 +112,32 @@ pub struct ChangesPage {
     /// The cursor to ask after next time: the last record's, or the one given (or the head)
     /// when the page is empty.
     pub next_cursor: String,
+}
+
+/// The body of a pushed change (an outgoing Standard Webhooks message): what a product's
+/// receiver deserialises after verifying the `webhook-signature` header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PushMessage {
+    /// `billing.` and the record's kind, e.g. `billing.tier_changed`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// When the change was committed.
+    #[serde(with = "crate::time")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub timestamp: DateTime<Utc>,
+    /// The change record, exactly as `GET /v1/changes` serves it (its `cursor` orders it
+    /// among the user's other records; pushes may arrive out of order).
+    pub data: ChangeRecord,
+}
+
+impl PushMessage {
+    /// The message carrying `record`.
+    pub fn new(record: ChangeRecord) -> Self {
+        Self {
+            event_type: format!("billing.{}", record.kind.as_str()),
+            timestamp: record.created_at,
+            data: record,
+        }
+    }
 }

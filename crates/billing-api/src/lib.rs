@@ -30,7 +30,7 @@ pub mod time;
 mod usage;
 
 pub use catalog::{Catalog, CatalogFeature, CatalogMetric, CatalogTier};
-pub use changes::{AccessSnapshot, Amount, ChangeKind, ChangeRecord, ChangesPage};
+pub use changes::{AccessSnapshot, Amount, ChangeKind, ChangeRecord, ChangesPage, PushMessage};
 pub use entitlements::{Entitlements, FeatureAnswer, Synced, UsagePeriod};
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, UnknownErrorCode};
 pub use sessions::{CheckoutRequest, CheckoutSession, Mode, PortalRequest, PortalSession};

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use billing_app::{AppError, BillingApp, JobLease, JobRun, JobRunner, ReconcileScope};
 use billing_ports::{Backoff, ErrorChain, LeaseStore};
+use billing_push::Pusher;
 use billing_store_diesel::DieselStore;
 use chrono::TimeDelta;
 
@@ -32,8 +33,18 @@ pub const SWEEPER_JOB: &str = "sweeper";
 pub const RECONCILE_JOB: &str = "reconcile";
 /// The change feed's `grace_ended` records' job name.
 pub const GRACE_JOB: &str = "grace_ended";
+/// The push of the change feed to the product's URLs' job name.
+pub const PUSH_JOB: &str = "push";
 /// Every job's name (their metrics series exist from start, enabled or not).
-pub(crate) const JOB_NAMES: [&str; 4] = [RETENTION_JOB, SWEEPER_JOB, RECONCILE_JOB, GRACE_JOB];
+pub(crate) const JOB_NAMES: [&str; 5] = [
+    RETENTION_JOB,
+    SWEEPER_JOB,
+    RECONCILE_JOB,
+    GRACE_JOB,
+    PUSH_JOB,
+];
+/// How often a replica not pushing asks whether the push's lease is free (a quarter of it).
+const PUSH_INTERVAL: Duration = Duration::from_secs(4);
 /// The outcomes of a run, as `billing_job_runs_total` labels them.
 pub(crate) const JOB_OUTCOMES: [&str; 3] = ["success", "failure", "lease_lost"];
 
@@ -225,6 +236,34 @@ async fn grace_ended(app: BillingApp<DieselStore>, lease: JobLease) -> Result<St
     Ok(format!("{total} grace_ended records written"))
 }
 
+/// The push: every endpoint's pusher runs until the lease is lost (renewed every third of
+/// its time to live) or the server stops. One replica pushes at a time; when it dies, the
+/// next takes over once the lease expires and sends again what was not recorded.
+async fn push(
+    lease: JobLease,
+    pushers: Arc<Vec<Pusher<DieselStore>>>,
+    app: BillingApp<DieselStore>,
+    lease_ttl: Duration,
+) -> Result<String, AppError> {
+    let all = futures_util::future::join_all(
+        pushers
+            .iter()
+            .map(|pusher| pusher.run(app.feed_commits())),
+    );
+    let held = async {
+        loop {
+            actix_web::rt::time::sleep(lease_ttl / 3).await;
+            if !lease.renew().await {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = all => Ok("every pusher stopped".to_owned()),
+        () = held => Ok("push stopped: its lease was lost".to_owned()),
+    }
+}
+
 /// A random id for this process's leases: the host name when set, the pid, 64 random bits.
 pub(crate) fn holder_id() -> String {
     let random = std::collections::hash_map::RandomState::new()
@@ -239,6 +278,7 @@ pub(crate) fn holder_id() -> String {
 pub(crate) fn spawn(
     app: &BillingApp<DieselStore>,
     settings: &JobSettings,
+    pushers: Vec<Pusher<DieselStore>>,
 ) -> Vec<actix_web::rt::task::JoinHandle<()>> {
     let leases: Arc<dyn LeaseStore> = Arc::new(app.store().as_ref().clone());
     let ttl = TimeDelta::from_std(settings.lease_ttl).unwrap_or(TimeDelta::seconds(60));
@@ -249,8 +289,17 @@ pub(crate) fn spawn(
         ttl,
     ));
     tracing::info!(holder = runner.holder(), "background jobs starting");
-    jobs(settings)
-        .into_iter()
+    let mut all = jobs(settings);
+    if !pushers.is_empty() {
+        let pushers = Arc::new(pushers);
+        let ttl = settings.lease_ttl;
+        all.push(Job {
+            name: PUSH_JOB,
+            interval: PUSH_INTERVAL,
+            work: Box::new(move |app, lease| Box::pin(push(lease, Arc::clone(&pushers), app, ttl))),
+        });
+    }
+    all.into_iter()
         .map(|job| {
             actix_web::rt::spawn(run(
                 Arc::clone(&runner),

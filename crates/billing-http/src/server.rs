@@ -61,6 +61,9 @@ pub struct Settings {
     pub gate_cache_ttl: std::time::Duration,
     /// The background jobs (retention purge, failed-event sweeper) and their leases.
     pub jobs: JobSettings,
+    /// The push of the change feed to the product's URLs (Standard Webhooks), when any is
+    /// configured: run as the `push` job, on one replica at a time.
+    pub push: Option<billing_push::PushConfig>,
 }
 
 /// The database URL (a secret: it may carry a password) and the pool's size and time limits.
@@ -109,6 +112,9 @@ pub enum StartError {
     /// The process-wide Prometheus recorder could not be installed.
     #[error("metrics recorder")]
     Metrics(#[source] metrics_exporter_prometheus::BuildError),
+    /// The push of the change feed could not be set up.
+    #[error("change feed push")]
+    Push(#[source] billing_push::PushError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -206,6 +212,7 @@ pub struct Server {
     addrs: Vec<SocketAddr>,
     app: BillingApp<DieselStore>,
     jobs: JobSettings,
+    pushers: Vec<billing_push::Pusher<DieselStore>>,
 }
 
 impl Server {
@@ -221,6 +228,12 @@ impl Server {
     /// an actix-web system (`#[actix_web::main]` or `#[actix_web::test]`).
     pub fn build_with(settings: Settings, parts: Parts) -> Result<Self, StartError> {
         let app = parts.app(&settings);
+        let pushers = match &settings.push {
+            Some(push) => push
+                .pushers(Arc::new(parts.store.clone()), parts.clock.clone())
+                .map_err(StartError::Push)?,
+            None => Vec::new(),
+        };
         let store = parts.store;
         let secrets = settings.stripe.webhook_secrets.iter();
         let state = web::Data::new(HttpState {
@@ -251,6 +264,7 @@ impl Server {
             addrs,
             app,
             jobs: settings.jobs,
+            pushers,
         })
     }
 
@@ -273,7 +287,7 @@ impl Server {
             tracing::info!(addr = %addr, "listening");
         }
         let gate_channel = gate_channel(&self.app);
-        let jobs = crate::jobs::spawn(&self.app, &self.jobs);
+        let jobs = crate::jobs::spawn(&self.app, &self.jobs, self.pushers);
         actix_web::rt::spawn(read_reconcile_cursor(self.app.clone()));
         let stopped = self.http.await;
         for job in jobs {

@@ -14,6 +14,8 @@
 //!   the lease rows that run each background job on one replica at a time.
 //! - [`ChangeTx`] / [`FeedStore`]: the change feed's outbox, written in the transaction that
 //!   changes a user's access, read in commit order.
+//! - [`PushStore`]: the push of that feed to the product's URLs (endpoints, one delivery per
+//!   record and endpoint, one attempt row per try), outside every ingest transaction.
 //! - [`GateBroadcast`]: telling the other replicas which cached gate state a commit changed
 //!   ([`GateInvalidation`]).
 //!
@@ -31,6 +33,7 @@ pub mod feed;
 pub mod gate;
 pub mod gateway;
 pub mod jobs;
+pub mod push;
 pub mod records;
 pub mod store;
 #[cfg(feature = "testing")]
@@ -48,6 +51,10 @@ pub use gateway::{
     ListedEvent, StripeGateway, SubscriptionPage, UnreadableEvent, UnreadableObject,
 };
 pub use jobs::{LeaseStore, RetryStore};
+pub use push::{
+    AttemptOutcome, DeliveryFilter, DeliveryStatus, DeliverySummary, DuePush, PushAttempt,
+    PushEndpointRecord, PushStore, ReplaySelection,
+};
 pub use records::*;
 pub use scoped_futures::ScopedFutureExt;
 pub use store::{

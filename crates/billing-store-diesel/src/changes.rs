@@ -62,7 +62,7 @@ struct NewChangeRow<'a> {
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = changes)]
-struct ChangeRow {
+pub(crate) struct ChangeRow {
     seq: Option<i64>,
     change_id: String,
     user_id: String,

@@ -6,7 +6,8 @@
 //! is set).
 //!
 //! The code is laid out by aggregate: `events`, `customers`, `subscriptions`,
-//! `payments` (with one-time orders), `credits`, `usage`, `stripe_requests`, `api_keys`, `leases` and `changes` (the change feed's outbox) each
+//! `payments` (with one-time orders), `credits`, `usage`, `stripe_requests`, `api_keys`, `leases`, `changes` (the change feed's outbox) and `push` (its deliveries to the
+//! product's URLs) each
 //! hold their rows, their row↔record conversions, their queries and their part of the ports'
 //! traits (`impl CustomerTx for Tx<'_>` …). Every query is written once for both backends:
 //!
@@ -52,6 +53,7 @@ pub mod notify;
 mod payments;
 mod pg;
 mod prepared;
+mod push;
 mod reconcile;
 mod schema;
 #[cfg(test)]
@@ -71,9 +73,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use billing_ports::{
-    ApiKeyRecord, BillingStore, Cause, ChangeRecord, EventFilter, EventRecord, EventStats,
-    EventSummary, Failure, FeedStore, GraceEnded, LeaseRecord, LeaseStore, NewEvent, RetryStore,
-    StoreError, TxFuture, UsageConsumed, UsageRequest,
+    ApiKeyRecord, BillingStore, Cause, ChangeRecord, DeliveryFilter, DeliverySummary, DuePush,
+    EventFilter, EventRecord, EventStats, EventSummary, Failure, FeedStore, GraceEnded,
+    LeaseRecord, LeaseStore, NewEvent, PushAttempt, PushEndpointRecord, PushStore,
+    ReplaySelection, RetryStore, StoreError, TxFuture, UsageConsumed, UsageRequest,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
@@ -530,6 +533,83 @@ impl FeedStore for DieselStore {
     ) -> Result<Vec<GraceEnded>, StoreError> {
         single_statement!(self, self.settings.call_limit(), |tx| {
             tx.grace_periods_ended(now, limit).await
+        })
+    }
+}
+
+/// Each call one pooled connection, outside any transaction (each statement commits on its
+/// own: a crash between an attempt's row and its delivery's update sends it again, which
+/// at-least-once allows). SQLite's writers queue at the gate.
+#[async_trait]
+impl PushStore for DieselStore {
+    async fn register_push_endpoint(
+        &self,
+        id: &str,
+        display: &str,
+        now: DateTime<Utc>,
+    ) -> Result<PushEndpointRecord, StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| {
+            tx.register_push_endpoint(id, display, now).await
+        })
+    }
+
+    async fn enqueue_pushes(
+        &self,
+        endpoint_id: &str,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<usize, StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| {
+            tx.enqueue_pushes(endpoint_id, now, limit).await
+        })
+    }
+
+    async fn due_pushes(
+        &self,
+        endpoint_id: &str,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<DuePush>, StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| {
+            tx.due_pushes(endpoint_id, now, limit).await
+        })
+    }
+
+    async fn next_push_due(
+        &self,
+        endpoint_id: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| {
+            tx.next_push_due(endpoint_id).await
+        })
+    }
+
+    async fn record_push_attempts(
+        &self,
+        attempts: &[PushAttempt],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| {
+            tx.record_push_attempts(attempts, now).await
+        })
+    }
+
+    async fn push_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+    ) -> Result<Vec<DeliverySummary>, StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| {
+            tx.push_deliveries(filter).await
+        })
+    }
+
+    async fn replay_pushes(
+        &self,
+        selection: &ReplaySelection,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| {
+            tx.replay_pushes(selection, now).await
         })
     }
 }

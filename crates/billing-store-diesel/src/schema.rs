@@ -302,3 +302,50 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(changes, customers, subscriptions);
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::schema::Ts;
+
+    push_endpoints (id) {
+        id -> Text,
+        display -> Text,
+        start_after -> BigInt,
+        created_at -> Ts,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::schema::Ts;
+
+    push_deliveries (id) {
+        id -> BigInt,
+        endpoint_id -> Text,
+        change_seq -> BigInt,
+        status -> Text,
+        attempts -> Integer,
+        failures -> Integer,
+        next_attempt_at -> Nullable<Ts>,
+        created_at -> Ts,
+        updated_at -> Ts,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::schema::Ts;
+
+    push_attempts (id) {
+        id -> BigInt,
+        delivery_id -> BigInt,
+        attempt -> Integer,
+        started_at -> Ts,
+        duration_ms -> BigInt,
+        status_code -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        outcome -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(changes, push_endpoints, push_deliveries, push_attempts);

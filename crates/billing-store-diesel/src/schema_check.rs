@@ -67,7 +67,10 @@ fn declared(backend: Backend) -> Columns {
                 api_keys,
                 job_leases,
                 reconcile_cursors,
-                changes
+                changes,
+                push_endpoints,
+                push_deliveries,
+                push_attempts
             ]
         ),
         Backend::Sqlite => diesel_columns!(
@@ -86,7 +89,10 @@ fn declared(backend: Backend) -> Columns {
                 api_keys,
                 job_leases,
                 reconcile_cursors,
-                changes
+                changes,
+                push_endpoints,
+                push_deliveries,
+                push_attempts
             ]
         ),
     }
@@ -243,7 +249,7 @@ async fn schema_matches_the_migrations(backend: Backend) {
         columns,
         "table! and the migrations differ"
     );
-    let enums: [(&str, &str, BTreeSet<String>); 9] = [
+    let enums: [(&str, &str, BTreeSet<String>); 11] = [
         ("stripe_events", "status", stored!(EventStatus)),
         ("stripe_events", "failure_kind", stored!(FailureKind)),
         ("payments", "status", stored!(PaymentStatus)),
@@ -253,6 +259,12 @@ async fn schema_matches_the_migrations(backend: Backend) {
         ("credit_ledger", "reason", stored!(CreditReason)),
         ("stripe_requests", "status", stored!(StripeRequestStatus)),
         ("changes", "kind", stored!(billing_ports::ChangeKind)),
+        ("push_deliveries", "status", stored!(billing_ports::DeliveryStatus)),
+        (
+            "push_attempts",
+            "outcome",
+            values(&["succeeded", "retry", "failed"]),
+        ),
     ];
     let mut listed: BTreeSet<(String, String)> = CHECKED_TEXT
         .iter()

@@ -13,7 +13,7 @@ use figment::value::{Dict, Map, Num, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 
 /// Every setting and its default; `None` when it has none (required, or an optional override).
-pub(super) const SETTINGS: [(&str, Option<&str>); 36] = [
+pub(super) const SETTINGS: [(&str, Option<&str>); 43] = [
     ("STRIPE_SECRET_KEY", None),
     ("STRIPE_WEBHOOK_SECRET", None),
     ("BILLING_API_KEYS", None),
@@ -45,6 +45,13 @@ pub(super) const SETTINGS: [(&str, Option<&str>); 36] = [
     ("SWEEPER_BACKOFF_BASE_SECS", Some("60")),
     ("SWEEPER_BACKOFF_CAP_SECS", Some("21600")),
     ("SWEEPER_MAX_ATTEMPTS", Some("10")),
+    ("PUSH_URLS", None),
+    ("PUSH_SECRET", None),
+    ("PUSH_TIMEOUT_MS", Some("5000")),
+    ("PUSH_CONCURRENCY", Some("16")),
+    ("PUSH_BACKOFF_BASE_SECS", Some("10")),
+    ("PUSH_BACKOFF_CAP_SECS", Some("3600")),
+    ("PUSH_MAX_ATTEMPTS", Some("12")),
     ("WEBHOOK_BODY_LIMIT", Some("1048576")),
     ("HTTP_REQUEST_TIMEOUT_MS", Some("5000")),
     ("HTTP_MAX_CONNECTIONS", Some("1024")),

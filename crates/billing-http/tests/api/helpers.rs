@@ -120,6 +120,7 @@ pub fn settings(limits: Limits) -> Settings {
         event_retention: chrono::TimeDelta::days(30),
         gate_cache_ttl: Duration::from_secs(5),
         jobs: billing_http::JobSettings::default(),
+        push: None,
     }
 }
 
