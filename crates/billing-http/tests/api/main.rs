@@ -13,6 +13,7 @@ mod jobs;
 mod logs;
 mod ops;
 mod poison;
+mod push;
 mod replicas;
 mod slow_clients;
 mod stored_keys;
