@@ -293,7 +293,10 @@ impl Check {
         let base = self.secs("PUSH_BACKOFF_BASE_SECS", 1, WEEK);
         let cap = self.secs("PUSH_BACKOFF_CAP_SECS", 1, WEEK);
         if cap < base {
-            self.problem("PUSH_BACKOFF_CAP_SECS", "must be at least PUSH_BACKOFF_BASE_SECS");
+            self.problem(
+                "PUSH_BACKOFF_CAP_SECS",
+                "must be at least PUSH_BACKOFF_BASE_SECS",
+            );
         }
         let max_attempts = self.number("PUSH_MAX_ATTEMPTS", 1, 1_000) as u32;
         if urls.is_empty() {

@@ -472,7 +472,11 @@ pub(crate) async fn changes<S: BillingStore + FeedStore>(
         let now = tokio::time::Instant::now();
         if !page.changes.is_empty() || now >= deadline {
             return Ok(HttpResponse::Ok().json(ChangesPage {
-                changes: page.changes.iter().map(billing_push::change_record).collect(),
+                changes: page
+                    .changes
+                    .iter()
+                    .map(billing_push::change_record)
+                    .collect(),
                 next_cursor: page.next.to_string(),
             }));
         }

@@ -3,9 +3,7 @@
 //! server and its clients); the OpenAPI document (`openapi`) is derived from both, with the
 //! input rules the edge enforces (`input`) written into the schema.
 
-use billing_api::{
-    Catalog, CatalogFeature, CatalogMetric, CatalogTier, Entitlements, UsagePeriod,
-};
+use billing_api::{Catalog, CatalogFeature, CatalogMetric, CatalogTier, Entitlements, UsagePeriod};
 use billing_app::UserEntitlements;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -97,4 +95,3 @@ pub(crate) struct Status {
     #[schema(example = "ok")]
     pub(crate) status: &'static str,
 }
-

@@ -245,11 +245,8 @@ async fn push(
     app: BillingApp<DieselStore>,
     lease_ttl: Duration,
 ) -> Result<String, AppError> {
-    let all = futures_util::future::join_all(
-        pushers
-            .iter()
-            .map(|pusher| pusher.run(app.feed_commits())),
-    );
+    let all =
+        futures_util::future::join_all(pushers.iter().map(|pusher| pusher.run(app.feed_commits())));
     let held = async {
         loop {
             actix_web::rt::time::sleep(lease_ttl / 3).await;

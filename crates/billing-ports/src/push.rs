@@ -207,8 +207,7 @@ pub trait PushStore: Send + Sync + 'static {
     ) -> Result<Vec<DuePush>, StoreError>;
 
     /// The time the endpoint's next pending delivery is due, if any.
-    async fn next_push_due(&self, endpoint_id: &str)
-    -> Result<Option<DateTime<Utc>>, StoreError>;
+    async fn next_push_due(&self, endpoint_id: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
 
     /// Records finished attempts: one attempt row each, and each delivery's new state.
     async fn record_push_attempts(

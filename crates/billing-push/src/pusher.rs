@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 use billing_api::PushMessage;
 use billing_ports::{
-    AttemptOutcome, Backoff, Clock, DuePush, ErrorChain, PushAttempt, PushEndpointRecord,
-    PushStore,
+    AttemptOutcome, Backoff, Clock, DuePush, ErrorChain, PushAttempt, PushEndpointRecord, PushStore,
 };
 use futures_util::{StreamExt, stream};
 use reqwest::header::{CONTENT_TYPE, HeaderValue, USER_AGENT};
@@ -167,7 +166,11 @@ impl<S: PushStore> Pusher<S> {
             tracing::warn!(endpoint = shown, error = %ErrorChain(&error), "push endpoint could not be registered; retrying");
             tokio::time::sleep(poll).await;
         }
-        tracing::info!(endpoint = shown, id = self.endpoint.id(), "pushing the change feed");
+        tracing::info!(
+            endpoint = shown,
+            id = self.endpoint.id(),
+            "pushing the change feed"
+        );
         let full = self.settings.batch as usize;
         loop {
             // Seen before the round: a commit during it wakes the wait below.
@@ -279,10 +282,7 @@ impl<S: PushStore> Pusher<S> {
     /// Why a request failed, without its URL (which may carry a credential).
     fn failure(&self, error: &reqwest::Error) -> String {
         if error.is_timeout() {
-            return format!(
-                "no answer within {} ms",
-                self.settings.timeout.as_millis()
-            );
+            return format!("no answer within {} ms", self.settings.timeout.as_millis());
         }
         let kind = if error.is_connect() {
             "could not connect"

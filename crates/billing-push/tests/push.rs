@@ -52,7 +52,11 @@ mod base64_engine {
             b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let mut out = String::new();
         for chunk in bytes.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
             let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
             for i in 0..4 {
                 if i <= chunk.len() {
@@ -199,14 +203,20 @@ async fn every_record_is_pushed_once_signed_for_any_standard_webhooks_library(st
     }
 
     let round = pusher.round().await.unwrap();
-    assert_eq!((round.enqueued, round.attempted, round.delivered), (3, 3, 3));
+    assert_eq!(
+        (round.enqueued, round.attempted, round.delivered),
+        (3, 3, 3)
+    );
     let requests = server.received_requests().await.unwrap();
     assert_eq!(requests.len(), 3);
     let mut messages: Vec<PushMessage> = requests.iter().map(|r| verified(r, &secret)).collect();
     messages.sort_by_key(|m| m.data.cursor.parse::<i64>().unwrap());
     for (message, change) in messages.iter().zip(&written) {
         assert_eq!(message.data.id, change.change_id);
-        assert_eq!(message.event_type, format!("billing.{}", change.kind.as_str()));
+        assert_eq!(
+            message.event_type,
+            format!("billing.{}", change.kind.as_str())
+        );
         assert_eq!(message.data.user_id.as_deref(), Some(user.as_str()));
         assert_eq!(message.data.after.tier, "PRO");
     }
@@ -228,7 +238,10 @@ async fn every_record_is_pushed_once_signed_for_any_standard_webhooks_library(st
         assert_eq!(delivery.status, DeliveryStatus::Succeeded);
         assert_eq!(delivery.attempts, 1);
         assert_eq!(delivery.last_status_code, Some(204));
-        assert!(!delivery.endpoint.contains("token"), "the query is not shown");
+        assert!(
+            !delivery.endpoint.contains("token"),
+            "the query is not shown"
+        );
     }
 }
 
@@ -305,7 +318,10 @@ async fn failures_back_off_then_give_up_and_a_replay_sends_again(store: DieselSt
         .mount(&server)
         .await;
     let replayed = store
-        .replay_pushes(&ReplaySelection::Failed { endpoint_id: None }, Clock::now(&*clock))
+        .replay_pushes(
+            &ReplaySelection::Failed { endpoint_id: None },
+            Clock::now(&*clock),
+        )
         .await
         .unwrap();
     assert_eq!(replayed, 1);
@@ -343,8 +359,7 @@ async fn a_backlog_larger_than_a_round_is_delivered_by_the_run_loop(store: Diese
         async move { pusher.run(wake).await }
     });
     let deadline = Instant::now() + Duration::from_secs(30);
-    while server.received_requests().await.unwrap().len() < ids.len() && Instant::now() < deadline
-    {
+    while server.received_requests().await.unwrap().len() < ids.len() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // One more, announced by a commit.
@@ -352,8 +367,7 @@ async fn a_backlog_larger_than_a_round_is_delivered_by_the_run_loop(store: Diese
     commit(&store, &last).await;
     ids.insert(last.change_id);
     commits.send_modify(|n| *n += 1);
-    while server.received_requests().await.unwrap().len() < ids.len() && Instant::now() < deadline
-    {
+    while server.received_requests().await.unwrap().len() < ids.len() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     running.abort();
@@ -400,7 +414,10 @@ async fn a_hanging_product_is_cut_at_the_timeout_and_never_holds_up_ingest() {
     commit(&store, &change("user_other", ChangeKind::StatusChanged)).await;
     assert!(ingest.elapsed() < Duration::from_secs(2));
     let round = round.await.unwrap().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(5), "cut at the timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "cut at the timeout"
+    );
     assert_eq!((round.attempted, round.retried), (1, 1));
     let listed = store
         .push_deliveries(&DeliveryFilter {
@@ -442,7 +459,10 @@ async fn a_refused_connection_is_a_failed_attempt_without_the_url() {
         .unwrap();
     let error = listed[0].last_error.as_deref().unwrap();
     assert!(error.contains("could not connect"), "{error}");
-    assert!(!error.contains(&token), "the URL's token is never recorded: {error}");
+    assert!(
+        !error.contains(&token),
+        "the URL's token is never recorded: {error}"
+    );
     assert_eq!(listed[0].last_status_code, None);
     drop(db);
 }

@@ -65,7 +65,7 @@ fn a_secret_must_be_a_standard_webhooks_key_and_is_never_shown() {
     assert!(PushSecret::parse(SECRET_A.trim_start_matches("whsec_")).is_ok());
     for bad in [
         "whsec_not base64!",
-        "whsec_c2hvcnQ=",  // 5 bytes
+        "whsec_c2hvcnQ=", // 5 bytes
         "",
         "whsec_",
     ] {
@@ -114,7 +114,10 @@ fn during_a_rotation_each_secret_verifies_the_message_alone() {
             .is_err()
     );
     // Its own test vector: the specification's example message and secret.
-    let spec = Signer::new(vec![PushSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap()]).unwrap();
+    let spec = Signer::new(vec![
+        PushSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap(),
+    ])
+    .unwrap();
     assert_eq!(
         spec.signature(
             "msg_p5jXN8AQM9LWM0D4loKWxJek",

@@ -75,8 +75,8 @@ use async_trait::async_trait;
 use billing_ports::{
     ApiKeyRecord, BillingStore, Cause, ChangeRecord, DeliveryFilter, DeliverySummary, DuePush,
     EventFilter, EventRecord, EventStats, EventSummary, Failure, FeedStore, GraceEnded,
-    LeaseRecord, LeaseStore, NewEvent, PushAttempt, PushEndpointRecord, PushStore,
-    ReplaySelection, RetryStore, StoreError, TxFuture, UsageConsumed, UsageRequest,
+    LeaseRecord, LeaseStore, NewEvent, PushAttempt, PushEndpointRecord, PushStore, ReplaySelection,
+    RetryStore, StoreError, TxFuture, UsageConsumed, UsageRequest,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
@@ -575,10 +575,7 @@ impl PushStore for DieselStore {
         })
     }
 
-    async fn next_push_due(
-        &self,
-        endpoint_id: &str,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+    async fn next_push_due(&self, endpoint_id: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         single_statement!(self, self.settings.call_limit(), |tx| {
             tx.next_push_due(endpoint_id).await
         })

@@ -209,8 +209,7 @@ impl Tx<'_> {
             .filter(d::status.eq(DeliveryStatus::Pending.as_str()))
             .order(d::next_attempt_at.asc())
             .select(d::next_attempt_at);
-        let next: Option<Option<Stamp>> =
-            on_conn!(self, |c| query.first(c).await.optional())?;
+        let next: Option<Option<Stamp>> = on_conn!(self, |c| query.first(c).await.optional())?;
         Ok(time(next.flatten()))
     }
 
@@ -391,7 +390,8 @@ impl Tx<'_> {
         );
         match selection {
             ReplaySelection::Ids(ids) => {
-                let update = diesel::update(d::push_deliveries.filter(d::id.eq_any(ids))).set(again);
+                let update =
+                    diesel::update(d::push_deliveries.filter(d::id.eq_any(ids))).set(again);
                 on_conn!(self, |c| update.execute(c).await)
             }
             ReplaySelection::Failed { endpoint_id: None } => {

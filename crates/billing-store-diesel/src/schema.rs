@@ -348,4 +348,9 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(changes, push_endpoints, push_deliveries, push_attempts);
+diesel::allow_tables_to_appear_in_same_query!(
+    changes,
+    push_endpoints,
+    push_deliveries,
+    push_attempts
+);

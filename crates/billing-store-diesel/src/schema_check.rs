@@ -259,7 +259,11 @@ async fn schema_matches_the_migrations(backend: Backend) {
         ("credit_ledger", "reason", stored!(CreditReason)),
         ("stripe_requests", "status", stored!(StripeRequestStatus)),
         ("changes", "kind", stored!(billing_ports::ChangeKind)),
-        ("push_deliveries", "status", stored!(billing_ports::DeliveryStatus)),
+        (
+            "push_deliveries",
+            "status",
+            stored!(billing_ports::DeliveryStatus),
+        ),
         (
             "push_attempts",
             "outcome",

@@ -50,6 +50,8 @@ pub struct Billing {
     pub handle: ServerHandle,
     pub client: awc::Client,
     pub clock: Arc<ManualClock>,
+    /// The application the server serves (for what its jobs do on their own schedule).
+    pub app: BillingApp<DieselStore>,
 }
 
 /// The billing server as `billing-server` builds it, over `store`, with `clock` and a fake
@@ -61,6 +63,7 @@ pub async fn spawn_billing(store: DieselStore, clock: Arc<ManualClock>) -> Billi
         gateway: Arc::new(FakeGateway::new()),
         clock: clock.clone(),
     };
+    let app = parts.app(&settings);
     let server = Server::build_with(settings, parts).unwrap();
     let address = format!("http://{}", server.addrs()[0]);
     let handle = server.handle();
@@ -70,6 +73,7 @@ pub async fn spawn_billing(store: DieselStore, clock: Arc<ManualClock>) -> Billi
         handle,
         client: client(),
         clock,
+        app,
     }
 }
 
@@ -96,6 +100,33 @@ impl Billing {
             .await
             .unwrap();
         response.status().as_u16()
+    }
+
+    /// `GET /v1/changes?after=…` without waiting: `user`'s records after `cursor` (all
+    /// pages), and the cursor to ask after next.
+    pub async fn changes(&self, user: &str, cursor: &str) -> (Vec<Value>, String) {
+        let mut cursor = cursor.to_owned();
+        let mut records = Vec::new();
+        loop {
+            let mut response = self
+                .client
+                .get(format!(
+                    "{}/v1/changes?after={cursor}&limit=100&wait=0",
+                    self.address
+                ))
+                .insert_header(("Authorization", format!("Bearer {API_KEY}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            let page: Value = response.json().await.unwrap();
+            let changes = page["changes"].as_array().unwrap().clone();
+            cursor = page["next_cursor"].as_str().unwrap().to_owned();
+            if changes.is_empty() {
+                return (records, cursor);
+            }
+            records.extend(changes.into_iter().filter(|c| c["user_id"] == user));
+        }
     }
 
     /// `GET /v1/users/{user}/entitlements`.

@@ -1,5 +1,6 @@
 //! One user walks FREE → PRO → past due in grace → FREE while the example product, gated by
-//! the local backend over the billing server's Postgres database, answers every route.
+//! the local backend over the billing server's Postgres database (or the remote one over its
+//! API), answers every route, and the change feed records each change of access.
 
 use std::sync::Arc;
 
@@ -7,6 +8,7 @@ use billing_gate::{LocalBackend, RemoteBackend};
 use billing_ports::ManualClock;
 use billing_store_diesel::testing::TestDatabase;
 use chrono::{Datelike, TimeDelta, TimeZone, Utc};
+use serde_json::json;
 
 use crate::support::{
     Answer, Billing, Product, Story, product_app, spawn_billing, spawn_product, story,
@@ -97,6 +99,8 @@ pub async fn walk(billing: &Billing, product: &Product, story: &Story, slack: u6
     let clock = &billing.clock;
     let t0 = billing_ports::Clock::now(&**clock);
     let user = story.user.as_str();
+    let (none, mut cursor) = billing.changes(user, "0").await;
+    assert!(none.is_empty());
 
     // FREE: no subscription.
     assert_eq!(
@@ -154,6 +158,10 @@ pub async fn walk(billing: &Billing, product: &Product, story: &Story, slack: u6
     );
     let usage = billing.entitlements(user).await;
     assert_eq!(usage["usage"]["ai_generations"], 10, "{usage}");
+    // Metering changes no access: no change record.
+    let (records, next) = billing.changes(user, &cursor).await;
+    assert_eq!(records, Vec::<serde_json::Value>::new());
+    cursor = next;
 
     // PRO: bought a day ago, first invoice paid.
     for body in &story.bought {
@@ -180,6 +188,29 @@ pub async fn walk(billing: &Billing, product: &Product, story: &Story, slack: u6
     assert_eq!(generated.status, 200);
     assert_eq!(generated.body["remaining"], 499);
     assert_eq!(billing.entitlements(user).await["tier"], "PRO");
+    let (records, next) = billing.changes(user, &cursor).await;
+    cursor = next;
+    let upgrade = one(&records, "tier_changed");
+    assert_eq!(
+        (&upgrade["before"]["tier"], &upgrade["after"]["tier"]),
+        (&json!("FREE"), &json!("PRO"))
+    );
+    assert!(
+        upgrade["stripe_event_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("evt_")
+    );
+    // The first invoice's payment: recorded from the invoice and (a known duplicate, see
+    // issue 13's closing note) from its payment intent; each with the amount paid.
+    let paid: Vec<_> = records
+        .iter()
+        .filter(|r| r["kind"] == "payment_succeeded")
+        .collect();
+    assert!(!paid.is_empty(), "{records:?}");
+    assert!(paid.iter().all(|r| r["amount"]["value"].as_i64() > Some(0)));
+    assert_eq!(one(&records, "credits_granted")["after"]["credits"], 1000);
+    assert_eq!(records.last().unwrap()["after"]["tier"], "PRO");
 
     // Past due in grace: the renewal a month later fails; PRO is kept for three days.
     clock.set(story.renewed_at + TimeDelta::hours(2));
@@ -207,9 +238,33 @@ pub async fn walk(billing: &Billing, product: &Product, story: &Story, slack: u6
         (generated.status, generated.body["used"].as_u64()),
         (200, Some(1))
     );
+    let (records, next) = billing.changes(user, &cursor).await;
+    cursor = next;
+    let grace = one(&records, "grace_started");
+    assert_eq!(grace["after"]["tier"], "PRO");
+    assert_eq!(grace["after"]["reason"], "in_grace_period");
+    assert!(grace["after"]["grace_period_end"].is_string());
+    // The failed renewal: from the invoice and (the same known duplicate) its payment intent.
+    assert!(records.iter().any(|r| r["kind"] == "payment_failed"));
+    assert!(
+        records.iter().all(|r| r["kind"] != "tier_changed"),
+        "grace keeps the tier: {records:?}"
+    );
 
     // FREE again: the grace period ended without a payment.
     clock.set(story.renewed_at + TimeDelta::days(3) + TimeDelta::hours(1));
+    // What the `grace_ended` job does at its next run (every minute), run now.
+    assert_eq!(billing.app.record_grace_ended().await.unwrap(), 1);
+    assert_eq!(billing.app.record_grace_ended().await.unwrap(), 0, "once");
+    let (records, _) = billing.changes(user, &cursor).await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    let ended = one(&records, "grace_ended");
+    assert_eq!(
+        (&ended["before"]["tier"], &ended["after"]["tier"]),
+        (&json!("PRO"), &json!("FREE"))
+    );
+    assert_eq!(ended["after"]["reason"], "grace_period_over");
+    assert_eq!(ended["stripe_event_id"], serde_json::Value::Null);
     let entitlements = billing.entitlements(user).await;
     assert_eq!(entitlements["tier"], "FREE", "{entitlements}");
     assert_eq!(entitlements["reason"], "grace_period_over");
@@ -231,4 +286,11 @@ pub async fn walk(billing: &Billing, product: &Product, story: &Story, slack: u6
         (generated.status, generated.body["remaining"].as_u64()),
         (200, Some(8))
     );
+}
+
+/// The one record of `kind` among `records`.
+fn one<'a>(records: &'a [serde_json::Value], kind: &str) -> &'a serde_json::Value {
+    let found: Vec<&serde_json::Value> = records.iter().filter(|r| r["kind"] == kind).collect();
+    assert_eq!(found.len(), 1, "one {kind} among {records:?}");
+    found[0]
 }
