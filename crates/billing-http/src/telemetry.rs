@@ -200,6 +200,13 @@ pub(crate) fn register_series() {
     for outcome in billing_app::ReplayOutcome::LABELS {
         metrics::counter!(SWEEPER_REPLAYS, "outcome" => outcome).absolute(0);
     }
+    metrics::describe_counter!(
+        billing_push::PUSH_ATTEMPTS,
+        "Attempts to push a change record to a product URL on this replica, by outcome."
+    );
+    for outcome in ["succeeded", "retry", "failed"] {
+        metrics::counter!(billing_push::PUSH_ATTEMPTS, "outcome" => outcome).absolute(0);
+    }
     metrics::describe_gauge!(
         billing_app::LAST_SUCCESS_METRIC,
         metrics::Unit::Seconds,

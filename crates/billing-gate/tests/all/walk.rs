@@ -201,8 +201,8 @@ pub async fn walk(billing: &Billing, product: &Product, story: &Story, slack: u6
             .unwrap()
             .starts_with("evt_")
     );
-    // The first invoice's payment: recorded from the invoice and (a known duplicate, see
-    // issue 13's closing note) from its payment intent; each with the amount paid.
+    // The first invoice's payment: reported by the invoice and may be again by its payment
+    // intent (docs/operations.md, "The change feed"); each with the amount paid.
     let paid: Vec<_> = records
         .iter()
         .filter(|r| r["kind"] == "payment_succeeded")
@@ -244,7 +244,7 @@ pub async fn walk(billing: &Billing, product: &Product, story: &Story, slack: u6
     assert_eq!(grace["after"]["tier"], "PRO");
     assert_eq!(grace["after"]["reason"], "in_grace_period");
     assert!(grace["after"]["grace_period_end"].is_string());
-    // The failed renewal: from the invoice and (the same known duplicate) its payment intent.
+    // The failed renewal: by the invoice and perhaps its payment intent.
     assert!(records.iter().any(|r| r["kind"] == "payment_failed"));
     assert!(
         records.iter().all(|r| r["kind"] != "tier_changed"),
