@@ -380,3 +380,65 @@ fn the_catalog_alone_needs_no_other_setting_and_names_its_file_when_wrong() {
         "{error}"
     );
 }
+
+#[test]
+fn push_urls_must_be_http_or_https_and_come_with_a_secret() {
+    const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    let error = Config::read(
+        None,
+        required_and(&[
+            (
+                "PUSH_URLS",
+                "ftp://product.example/hooks,https://product.example/hooks?token=tok_q8Lm2Zx",
+            ),
+            ("PUSH_SECRET", SECRET),
+        ]),
+    )
+    .unwrap_err();
+    assert_eq!(error.0.len(), 1, "{error}");
+    assert!(
+        error.0[0].starts_with("PUSH_URLS entry 1: push URL has scheme \"ftp\""),
+        "{error}"
+    );
+    let error =
+        Config::read(None, required_and(&[("PUSH_URLS", "file:///etc/passwd")])).unwrap_err();
+    assert_eq!(error.0.len(), 2, "{error}");
+    assert!(error.0[1].starts_with("PUSH_SECRET is required"), "{error}");
+    let error = Config::read(
+        None,
+        required_and(&[
+            ("PUSH_URLS", "https://product.example/hooks"),
+            ("PUSH_SECRET", "whsec_tooShortKq7"),
+        ]),
+    )
+    .unwrap_err();
+    assert!(error.0[0].starts_with("PUSH_SECRET entry 1"), "{error}");
+    assert!(!error.to_string().contains("tooShortKq7"), "{error}");
+    let error = Config::read(None, required_and(&[("PUSH_SECRET", SECRET)])).unwrap_err();
+    assert_eq!(error.0, ["PUSH_SECRET is set but PUSH_URLS is not"]);
+
+    let config = Config::read(
+        None,
+        required_and(&[
+            (
+                "PUSH_URLS",
+                "https://a.product.example/hooks, http://127.0.0.1:9000/hooks?token=tok_q8Lm2Zx",
+            ),
+            ("PUSH_SECRET", SECRET),
+        ]),
+    )
+    .unwrap();
+    let push = config.server.push.expect("push configured");
+    assert_eq!(push.endpoints.len(), 2);
+    assert_eq!(push.endpoints[1].display(), "http://127.0.0.1:9000/hooks");
+    assert_eq!(push.settings.max_attempts, 12);
+    assert!(!format!("{push:?}").contains("C2FVsBQ"));
+    assert!(!format!("{push:?}").contains("tok_q8Lm2Zx"));
+    assert!(
+        Config::read(None, required_and(&[]))
+            .unwrap()
+            .server
+            .push
+            .is_none()
+    );
+}
