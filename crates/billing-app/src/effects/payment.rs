@@ -61,9 +61,10 @@ pub(super) async fn checkout_order(
                 .stripe_customer_id
                 .or_else(|| session.customer_id.clone());
             payment.user_id = payment.user_id.or_else(|| user.map(str::to_owned));
-            if status == PaymentStatus::Succeeded
-                && payment_row::set_status(&mut payment, status, event.created)
-            {
+            if status == PaymentStatus::Succeeded {
+                payment_row::set_status(&mut payment, status, event.created);
+                // Also when its payment intent marked it paid first: that intent may not have
+                // been known as one-time then (no metadata, no order yet). Once per payment.
                 note_payment(ctx, &payment, ChangeKind::PaymentSucceeded);
             }
             tx.save_payment(&payment, ctx.now).await?;
@@ -136,10 +137,15 @@ pub(super) async fn intent(
             PaymentStatus::Failed => intent.last_error.clone(),
             _ => None,
         };
-        match status {
-            PaymentStatus::Succeeded => note_payment(ctx, payment, ChangeKind::PaymentSucceeded),
-            PaymentStatus::Failed => note_payment(ctx, payment, ChangeKind::PaymentFailed),
-            _ => {}
+        let kind = match status {
+            PaymentStatus::Succeeded => Some(ChangeKind::PaymentSucceeded),
+            PaymentStatus::Failed => Some(ChangeKind::PaymentFailed),
+            _ => None,
+        };
+        if let Some(kind) = kind
+            && one_time(tx, intent).await?
+        {
+            note_payment(ctx, payment, kind);
         }
     }
     if status == PaymentStatus::Failed {
@@ -259,13 +265,31 @@ pub(super) async fn dispute(
 }
 
 /// Notes that `payment` reached its status (succeeded or failed), for the change feed.
+/// True when the payment intent is a one-time purchase: ours carry `metadata.user_id` (our
+/// Checkout sets it on the intent), or its Checkout session was already stored as an order.
+/// Any other intent (an invoice's: a subscription's payment) gets no change record of its own:
+/// its invoice reports the payment once (`payment_succeeded` per invoice, `payment_failed`
+/// per attempt), so the feed does not report one payment twice.
+async fn one_time(tx: &mut dyn BillingTx, intent: &PaymentIntentFacts) -> Result<bool, AppError> {
+    if intent.metadata_user_id.is_some() {
+        return Ok(true);
+    }
+    Ok(tx.order_by_payment_intent(&intent.id).await?.is_some())
+}
+
+/// A change record of a one-time payment: a success once per payment (its payment intent
+/// and its Checkout session may both report it, in either order), a failure per status change.
 fn note_payment(ctx: &Context, payment: &PaymentRecord, kind: ChangeKind) {
-    ctx.notes.push(Note::new(
+    let note = Note::new(
         kind,
         payment.user_id.as_deref(),
         payment.stripe_customer_id.as_deref(),
         Some(payment.amount.clone()),
-    ));
+    );
+    ctx.notes.push(match kind {
+        ChangeKind::PaymentSucceeded => note.once(format!("payment_succeeded:{}", payment.key)),
+        _ => note,
+    });
 }
 
 /// The ids an event knows a payment by.

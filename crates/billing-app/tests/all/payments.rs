@@ -7,8 +7,8 @@ use billing_domain::facts::{
 };
 use billing_domain::{BillingEvent, Fact};
 use billing_ports::{
-    BillingStore, DisputeStatus, OrderRecord, PaymentRecord, PaymentStatus, RefundStatus,
-    StoreError, TxFuture,
+    BillingStore, ChangeKind, DisputeStatus, OrderRecord, PaymentRecord, PaymentStatus,
+    RefundStatus, StoreError, TxFuture,
 };
 use billing_store_diesel::DieselStore;
 
@@ -20,6 +20,7 @@ on_both_backends!(
     charges_without_a_payment_intent_keep_refunds_and_disputes,
     a_row_known_by_its_charge_joins_its_payment_intent,
     dispute_statuses_are_kept_with_their_outcome,
+    a_payment_is_one_change_record_whichever_event_reports_it_first,
 );
 
 fn event(id: &str, event_type: &str, at: i64, fact: Fact) -> BillingEvent {
@@ -434,4 +435,99 @@ async fn dispute_statuses_are_kept_with_their_outcome(store: DieselStore) {
             "{charge}"
         );
     }
+}
+
+/// `intent` without `metadata.user_id`: an invoice's payment intent, or one made outside our
+/// Checkout.
+fn foreign_intent(tag: &str, change: PaymentIntentChange, at: i64) -> BillingEvent {
+    let mut event = intent(tag, change, at, Some(&format!("ch_{tag}")));
+    if let Fact::PaymentIntent { payment_intent, .. } = &mut event.fact {
+        payment_intent.metadata_user_id = None;
+        payment_intent.customer_id = Some(format!("cus_{tag}"));
+    }
+    event
+}
+
+async fn payment_records(app: &billing_app::BillingApp<DieselStore>, tag: &str) -> usize {
+    crate::feed::all_changes(app)
+        .await
+        .iter()
+        .filter(|r| r.change.user_id == format!("user_{tag}"))
+        .filter(|r| {
+            matches!(
+                r.change.kind,
+                ChangeKind::PaymentSucceeded | ChangeKind::PaymentFailed
+            )
+        })
+        .count()
+}
+
+async fn a_payment_is_one_change_record_whichever_event_reports_it_first(store: DieselStore) {
+    let app = app(store.clone());
+    let cases: [(&str, Vec<BillingEvent>); 4] = [
+        // Our Checkout's intent (metadata) before its session, and after it.
+        (
+            "ours_first",
+            vec![
+                intent(
+                    "ours_first",
+                    PaymentIntentChange::Succeeded,
+                    1,
+                    Some("ch_a"),
+                ),
+                checkout("ours_first"),
+            ],
+        ),
+        (
+            "session_first",
+            vec![
+                checkout("session_first"),
+                intent(
+                    "session_first",
+                    PaymentIntentChange::Succeeded,
+                    1,
+                    Some("ch_b"),
+                ),
+            ],
+        ),
+        // An intent without metadata, then the session that makes it a one-time purchase.
+        (
+            "bare_first",
+            vec![
+                foreign_intent("bare_first", PaymentIntentChange::Succeeded, 1),
+                checkout("bare_first"),
+            ],
+        ),
+        (
+            "bare_last",
+            vec![
+                checkout("bare_last"),
+                foreign_intent("bare_last", PaymentIntentChange::Succeeded, 1),
+            ],
+        ),
+    ];
+    for (tag, events) in cases {
+        for event in events {
+            app.ingest(event, "{}".into()).await.unwrap();
+        }
+        assert_eq!(payment_records(&app, tag).await, 1, "{tag}");
+    }
+    // An invoice's intent (no metadata, no Checkout session) of a linked customer, failed then
+    // succeeded: its invoice reports the payment, the intent writes nothing.
+    let customer = crate::support::Story::new("invoice_pi").customer_created(0);
+    app.ingest(customer, "{}".into()).await.unwrap();
+    for change in [
+        PaymentIntentChange::PaymentFailed,
+        PaymentIntentChange::Succeeded,
+    ] {
+        app.ingest(foreign_intent("invoice_pi", change, 5), "{}".into())
+            .await
+            .unwrap();
+    }
+    assert_eq!(payment_records(&app, "invoice_pi").await, 0);
+    assert_eq!(
+        payment(&store, Some("pi_invoice_pi"), None).await.status,
+        PaymentStatus::Succeeded,
+        "the payment row itself is kept"
+    );
 }
