@@ -2,6 +2,7 @@
 //! a server on port 0 started in-process as billing-http's black-box tests start it.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+mod deliveries;
 mod events;
 mod keys;
 mod migrate_and_plans;
