@@ -52,6 +52,11 @@ pub enum AppError {
     /// The use case needs Stripe but no gateway is configured.
     #[error("no Stripe gateway configured")]
     NoGateway,
+    /// The change feed lock of a user this unit of work learnt of only after its effects was
+    /// held by another transaction: waiting for it could deadlock, so the unit of work rolled
+    /// back. Transient: ingest retries at once with the user locked first.
+    #[error("the change feed lock of user {0:?} is held by a concurrent transaction")]
+    FeedLockBusy(String),
     /// A replay needs to read stored bodies but no event decoder is configured (see
     /// [`crate::BillingApp::with_decoder`]).
     #[error("no event decoder configured")]

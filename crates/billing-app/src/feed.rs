@@ -17,6 +17,12 @@
 //! commit, so their records follow their commit order in the feed, and the last record of a
 //! user has the user's access as it stands.
 //!
+//! A user found only after the effects (a payment row linked by a transaction that committed
+//! between the users' read and the payment's lock) comes after locks later in that order: their
+//! `feed:` lock is only tried. When another transaction holds it, this one rolls back with
+//! [`AppError::FeedLockBusy`] instead of waiting (which could deadlock), and ingest retries it
+//! at once with that user among the users locked first.
+//!
 //! `grace_ended` has no event: [`BillingApp::record_grace_ended`] (a background job) writes it
 //! once per grace period (a unique key) after the period's end.
 
@@ -296,7 +302,7 @@ impl Before {
         ctx: &Context,
         cause: &Cause<'_>,
         users: BTreeSet<String>,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<usize, AppError> {
         let mut noted: BTreeMap<String, BTreeMap<ChangeKind, Noted>> = BTreeMap::new();
         for note in ctx.notes.take() {
             let user = match (note.user, &note.customer) {
@@ -317,11 +323,14 @@ impl Before {
         let mut written = 0;
         for user in users {
             let locked_before = self.users.remove(&user);
-            if locked_before.is_none() {
-                // Known only after the effects (a payment row linked by them): locked now,
-                // before its access is read, so a transaction of this user that committed
-                // meanwhile is seen and this record follows its records in the feed.
-                tx.lock_key(&feed_lock(&user)).await?;
+            // Known only after the effects (a payment row linked by a transaction that
+            // committed between the users' read and the payment's lock): locked now, before
+            // its access is read, so this record follows the user's records in the feed. It
+            // comes after locks later in the order, so it is only tried: if a transaction of
+            // this user holds it (and may wait for a lock this one holds), roll back; ingest
+            // retries with the user locked first (`FeedLockBusy`).
+            if locked_before.is_none() && !tx.try_lock_key(&feed_lock(&user)).await? {
+                return Err(AppError::FeedLockBusy(user));
             }
             let stored = stored(tx, &user).await?;
             let after = access(&stored.subscriptions, stored.credits, &ctx.catalog, ctx.now);

@@ -1,5 +1,6 @@
 //! Ingestion of one verified event: claim, apply, mark done, in one transaction.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -52,6 +53,9 @@ pub struct AppSettings {
     /// How many due events one sweep re-applies at most.
     pub sweep_batch: u32,
 }
+
+/// How many users learnt of only after the effects an ingest retries with (one retry each).
+const MAX_LATE_USERS: usize = 4;
 
 impl Default for AppSettings {
     fn default() -> Self {
@@ -219,55 +223,75 @@ impl<S: BillingStore> BillingApp<S> {
             ctx.gateway = self.gateway.clone();
         }
         let (new_event, ctx, event) = (&new_event, &ctx, &event);
-        let result = self
-            .store
-            .transaction(move |tx| {
-                async move {
-                    // Recorded done in the claim itself; only a stale event is corrected after.
-                    let claimed = match &event.fact {
-                        Fact::Unhandled => EventStatus::Ignored,
-                        _ => EventStatus::Processed,
-                    };
-                    if let Claim::AlreadyDone(status) =
-                        tx.claim_event(new_event, claimed, now).await?
-                    {
-                        return Ok(IngestOutcome::Duplicate(status));
-                    }
-                    let status = match &event.fact {
-                        Fact::Unhandled => EventStatus::Ignored,
-                        _ => {
-                            // The change feed's records, in this transaction (see `feed`).
-                            // The customer's lock first (its effects take it first anyway),
-                            // so its link to a user cannot change while the users are read.
-                            if let Some(customer) = event.fact.customer_id() {
-                                tx.lock_key(customer).await?;
-                            }
-                            let users = feed::users_named(tx, event).await?;
-                            let before = feed::Before::take(tx, ctx, users).await?;
-                            let status = effects::apply(tx, ctx, event).await?;
-                            if status == EventStatus::Processed {
-                                let cause = feed::Cause {
-                                    key: &event.id,
-                                    stripe_event_id: Some(&event.id),
-                                };
-                                let users = feed::users_named(tx, event).await?;
-                                before.record(tx, ctx, &cause, users).await?;
-                            }
-                            status
+        // Users whose feed lock a first try learnt of only after its effects (see
+        // `feed::Before::record`): the retry locks them first, in order.
+        let mut late_users: BTreeSet<String> = BTreeSet::new();
+        let result = loop {
+            let late = &late_users;
+            let result = self
+                .store
+                .transaction(move |tx| {
+                    async move {
+                        // Recorded done in the claim itself; only a stale event is corrected after.
+                        let claimed = match &event.fact {
+                            Fact::Unhandled => EventStatus::Ignored,
+                            _ => EventStatus::Processed,
+                        };
+                        if let Claim::AlreadyDone(status) =
+                            tx.claim_event(new_event, claimed, now).await?
+                        {
+                            return Ok(IngestOutcome::Duplicate(status));
                         }
-                    };
-                    if status != claimed {
-                        tx.finish_event(&event.id, status, now).await?;
+                        let status = match &event.fact {
+                            Fact::Unhandled => EventStatus::Ignored,
+                            _ => {
+                                // The change feed's records, in this transaction (see `feed`).
+                                // The customer's lock first (its effects take it first anyway),
+                                // so its link to a user cannot change while the users are read.
+                                if let Some(customer) = event.fact.customer_id() {
+                                    tx.lock_key(customer).await?;
+                                }
+                                let mut users = feed::users_named(tx, event).await?;
+                                users.extend(late.iter().cloned());
+                                let before = feed::Before::take(tx, ctx, users).await?;
+                                let status = effects::apply(tx, ctx, event).await?;
+                                if status == EventStatus::Processed {
+                                    let cause = feed::Cause {
+                                        key: &event.id,
+                                        stripe_event_id: Some(&event.id),
+                                    };
+                                    let users = feed::users_named(tx, event).await?;
+                                    before.record(tx, ctx, &cause, users).await?;
+                                }
+                                status
+                            }
+                        };
+                        if status != claimed {
+                            tx.finish_event(&event.id, status, now).await?;
+                        }
+                        Ok::<_, AppError>(match status {
+                            EventStatus::Ignored => IngestOutcome::Ignored,
+                            EventStatus::Stale => IngestOutcome::Stale,
+                            _ => IngestOutcome::Processed,
+                        })
                     }
-                    Ok::<_, AppError>(match status {
-                        EventStatus::Ignored => IngestOutcome::Ignored,
-                        EventStatus::Stale => IngestOutcome::Stale,
-                        _ => IngestOutcome::Processed,
-                    })
+                    .scope_boxed()
+                })
+                .await;
+            match result {
+                Err(AppError::FeedLockBusy(user))
+                    if late_users.len() < MAX_LATE_USERS && !late_users.contains(&user) =>
+                {
+                    tracing::debug!(
+                        event_id = new_event.id.as_str(),
+                        user_id = user.as_str(),
+                        "a user's feed lock was busy after the effects; retrying with it first"
+                    );
+                    late_users.insert(user);
                 }
-                .scope_boxed()
-            })
-            .await;
+                other => break other,
+            }
+        };
         let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
         match result {
             Ok(outcome) => {

@@ -182,6 +182,10 @@ impl ApiError {
             AppError::Store(_) => {
                 ApiError::new(C::InternalError, "the request could not be completed")
             }
+            AppError::FeedLockBusy(_) => ApiError::new(
+                C::InternalError,
+                "a concurrent change of the same user kept this one from completing; retry",
+            ),
             AppError::Invalid(m) => ApiError::new(C::UnprocessableEvent, m),
             AppError::Gateway(GatewayError::Unavailable(_)) => {
                 ApiError::new(C::StripeUnavailable, "Stripe is unreachable; retry later")

@@ -192,6 +192,11 @@ pub trait LockTx: Send {
     /// one fixed order. Rows that do not exist yet cannot be row-locked, so the key, not a row
     /// lock, is what keeps two deliveries about one object from deciding on the same "before".
     async fn lock_key(&mut self, key: &str) -> Result<(), StoreError>;
+
+    /// Takes `key`'s lock as [`LockTx::lock_key`] does when nobody holds it, without waiting:
+    /// false (nothing taken) when another transaction holds it. For a lock a unit of work
+    /// learns of only after it took later locks of the order, where waiting could deadlock.
+    async fn try_lock_key(&mut self, key: &str) -> Result<bool, StoreError>;
 }
 
 /// Reading customers.

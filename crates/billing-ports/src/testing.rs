@@ -62,6 +62,7 @@ pub enum StoreCall {
     ClaimEvent,
     FinishEvent,
     LockKey,
+    TryLockKey,
     Customer,
     CustomerOfUser,
     SaveCustomer,
@@ -443,6 +444,7 @@ forward!(EventTx:
 );
 forward!(LockTx:
     fn lock_key(key: &str) -> () => LockKey;
+    fn try_lock_key(key: &str) -> bool => TryLockKey;
 );
 forward!(CustomerRead:
     fn customer(id: &str) -> Option<CustomerRecord> => Customer;

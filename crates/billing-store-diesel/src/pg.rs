@@ -73,6 +73,22 @@ pub(crate) async fn connection(pool: &Pool) -> Result<Object<Manager>, StoreErro
 }
 
 /// Serialises transactions on one key (customer, payment intent…) until commit.
+/// `pg_try_advisory_xact_lock` of `key`: true when taken.
+pub(crate) async fn try_lock_key(conn: &mut AsyncPgConnection, key: &str) -> QueryResult<bool> {
+    #[derive(diesel::QueryableByName)]
+    struct Taken {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        taken: bool,
+    }
+    let row: Taken = cached(
+        diesel::sql_query("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS taken")
+            .bind::<Text, _>(key),
+    )
+    .get_result(conn)
+    .await?;
+    Ok(row.taken)
+}
+
 pub(crate) async fn lock_key(conn: &mut AsyncPgConnection, key: &str) -> QueryResult<()> {
     cached(
         diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")

@@ -231,4 +231,13 @@ impl LockTx for Tx<'_> {
         };
         locked.map_err(|error| self.statement_failed(error))
     }
+
+    /// Always taken on SQLite (one writer at a time).
+    async fn try_lock_key(&mut self, key: &str) -> Result<bool, StoreError> {
+        let taken = match &mut self.conn {
+            Conn::Postgres(conn) => crate::pg::try_lock_key(conn, key).await,
+            Conn::Sqlite(_) => Ok(true),
+        };
+        taken.map_err(|error| self.statement_failed(error))
+    }
 }
