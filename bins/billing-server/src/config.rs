@@ -23,6 +23,9 @@ use secrecy::SecretString;
 
 use self::sources::Values;
 
+/// The longest interval or backoff a setting may ask for, in seconds.
+const WEEK: u64 = 7 * 24 * 3600;
+
 /// The file read when no `--config` is given, if it exists.
 pub const DEFAULT_FILE: &str = "billing.toml";
 
@@ -231,7 +234,6 @@ impl Check {
 
     /// The background jobs; a lease must outlast one database call (`statement_timeout`).
     fn jobs(&mut self, statement_timeout: Duration) -> JobSettings {
-        const WEEK: u64 = 7 * 24 * 3600;
         let retention = JobSchedule {
             enabled: self.flag("JOB_RETENTION_ENABLED"),
             interval: self.secs("JOB_RETENTION_INTERVAL_SECS", 1, WEEK),
@@ -289,7 +291,6 @@ impl Check {
         let secrets = self.list("PUSH_SECRET");
         let timeout = self.millis("PUSH_TIMEOUT_MS");
         let concurrency = self.number("PUSH_CONCURRENCY", 1, 1_024) as usize;
-        const WEEK: u64 = 7 * 24 * 3600;
         let base = self.secs("PUSH_BACKOFF_BASE_SECS", 1, WEEK);
         let cap = self.secs("PUSH_BACKOFF_CAP_SECS", 1, WEEK);
         if cap < base {

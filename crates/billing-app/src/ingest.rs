@@ -260,8 +260,10 @@ impl<S: BillingStore> BillingApp<S> {
                                         key: &event.id,
                                         stripe_event_id: Some(&event.id),
                                     };
-                                    let users = feed::users_named(tx, event).await?;
-                                    before.record(tx, ctx, &cause, users).await?;
+                                    // Only the users read before the effects: one they
+                                    // linked meanwhile is a note's, locked late by
+                                    // `record` (or first on a retry, see `late_users`).
+                                    before.record(tx, ctx, &cause, BTreeSet::new()).await?;
                                 }
                                 status
                             }

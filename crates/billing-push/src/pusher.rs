@@ -266,7 +266,7 @@ impl<S: PushStore> Pusher<S> {
             .header("webhook-timestamp", timestamp.to_string())
             .header("webhook-signature", signature)
             .body(body);
-        let response = request.send().await.map_err(|e| (None, self.failure(&e)))?;
+        let response = request.send().await.map_err(|e| (None, self.failure(e)))?;
         let status = response.status();
         // Read (and drop) the answer so the connection is reused; its text is never kept.
         let read = response.bytes().await;
@@ -275,12 +275,12 @@ impl<S: PushStore> Pusher<S> {
         }
         match read {
             Ok(_) => Ok(status.as_u16()),
-            Err(e) => Err((Some(status.as_u16()), self.failure(&e))),
+            Err(e) => Err((Some(status.as_u16()), self.failure(e))),
         }
     }
 
     /// Why a request failed, without its URL (which may carry a credential).
-    fn failure(&self, error: &reqwest::Error) -> String {
+    fn failure(&self, error: reqwest::Error) -> String {
         if error.is_timeout() {
             return format!("no answer within {} ms", self.settings.timeout.as_millis());
         }
@@ -289,24 +289,8 @@ impl<S: PushStore> Pusher<S> {
         } else {
             "request failed"
         };
-        let mut text = format!("{kind}: {}", strip_url(error));
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
-    }
-}
-
-/// The error's own text without the URL.
-fn strip_url(error: &reqwest::Error) -> String {
-    // `without_url` takes the error by value; its Display is then free of the URL.
-    let text = error.to_string();
-    match error.url() {
-        Some(url) => text.replace(url.as_str(), "<url>"),
-        None => text,
+        // `without_url`: the URL may carry a credential; `ErrorChain`: the causes, once each.
+        format!("{kind}: {}", ErrorChain(&error.without_url()))
     }
 }
 

@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use billing_api::PushMessage;
 use billing_domain::{Currency, Money, SubscriptionStatus, TierId};
 use billing_ports::{
@@ -30,50 +32,13 @@ on_both_backends!(
 /// A random Standard Webhooks secret (24 random bytes).
 fn secret() -> String {
     let mut key = [0u8; 24];
-    getrandom(&mut key);
-    use base64_engine::encode;
-    format!("whsec_{}", encode(&key))
-}
-
-/// Random bytes from the clock and a counter (tests only: unpredictability is not needed).
-fn getrandom(buf: &mut [u8]) {
-    use std::collections::hash_map::RandomState;
-    use std::hash::{BuildHasher, Hasher};
-    for chunk in buf.chunks_mut(8) {
-        let n = RandomState::new().build_hasher().finish().to_le_bytes();
-        chunk.copy_from_slice(&n[..chunk.len()]);
-    }
-}
-
-mod base64_engine {
-    /// Standard base64 with padding (the secret's encoding), written out so the test does not
-    /// share our signer's base64 crate.
-    pub(crate) fn encode(bytes: &[u8]) -> String {
-        const TABLE: &[u8; 64] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
+    getrandom::fill(&mut key).unwrap();
+    format!("whsec_{}", STANDARD.encode(key))
 }
 
 fn random_id(prefix: &str) -> String {
     let mut bytes = [0u8; 12];
-    getrandom(&mut bytes);
+    getrandom::fill(&mut bytes).unwrap();
     let alphabet = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let tail: String = bytes
         .iter()
