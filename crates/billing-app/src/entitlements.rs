@@ -7,7 +7,9 @@ use billing_domain::{
     AccessReason, Catalog, Limit, MeteringPeriod, SubscriptionState, SubscriptionStatus, TierId,
     entitlement, metering_period,
 };
-use billing_ports::{BillingRead, BillingStore, ScopedFutureExt, StoreError, SubscriptionRecord};
+use billing_ports::{
+    AccessRows, BillingRead, BillingStore, ScopedFutureExt, StoreError, SubscriptionRecord,
+};
 use chrono::{DateTime, Utc};
 
 use crate::BillingApp;
@@ -69,11 +71,11 @@ async fn load_user(
     user_id: &str,
     now: DateTime<Utc>,
 ) -> Result<UserState, StoreError> {
-    let customer = tx.customer_of_user(user_id).await?;
-    let subscriptions = match &customer {
-        Some(c) => tx.customer_subscriptions(&c.stripe_customer_id).await?,
-        None => Vec::new(),
-    };
+    let AccessRows {
+        customer,
+        subscriptions,
+        credits,
+    } = tx.access_rows(user_id).await?;
     let deciding = gate::deciding(&subscriptions, catalog, now);
     let period = metering_period(deciding.map(state_of).as_ref(), now);
     let mut usage = Vec::new();
@@ -84,9 +86,9 @@ async fn load_user(
         ));
     }
     Ok(UserState {
-        customer_id: customer.map(|c| c.stripe_customer_id),
+        customer_id: customer,
         subscriptions,
-        credits: tx.credit_balance(user_id).await?,
+        credits,
         period_start: period.start,
         usage,
     })

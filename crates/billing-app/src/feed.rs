@@ -139,26 +139,6 @@ fn access(
     }
 }
 
-/// What a user's access is read from: their customer, its subscriptions, their credits.
-struct Stored {
-    customer: Option<String>,
-    subscriptions: Vec<SubscriptionRecord>,
-    credits: i64,
-}
-
-async fn stored(tx: &mut dyn BillingRead, user: &str) -> Result<Stored, StoreError> {
-    let customer = tx.customer_of_user(user).await?;
-    let subscriptions = match &customer {
-        Some(c) => tx.customer_subscriptions(&c.stripe_customer_id).await?,
-        None => Vec::new(),
-    };
-    Ok(Stored {
-        customer: customer.map(|c| c.stripe_customer_id),
-        subscriptions,
-        credits: tx.credit_balance(user).await?,
-    })
-}
-
 /// The user linked to a customer, if any.
 async fn user_of(tx: &mut dyn BillingTx, customer: &str) -> Result<Option<String>, StoreError> {
     Ok(tx.customer(customer).await?.and_then(|c| c.user_id))
@@ -261,9 +241,31 @@ fn differences(before: &AccessSnapshot, after: &AccessSnapshot) -> Vec<ChangeKin
 /// A noted kind's amount and key.
 type Noted = (Option<Money>, Option<String>);
 
+/// A user's access as read, and the customer it was read through.
+struct Read {
+    access: AccessSnapshot,
+    customer: Option<String>,
+}
+
+/// Reads `user`'s access rows and decides their access from them.
+async fn read_access(
+    tx: &mut dyn BillingRead,
+    ctx: &Context,
+    user: &str,
+) -> Result<Read, StoreError> {
+    let rows = tx.access_rows(user).await?;
+    Ok(Read {
+        access: access(&rows.subscriptions, rows.credits, &ctx.catalog, ctx.now),
+        customer: rows.customer,
+    })
+}
+
 /// The users an event's transaction may change, locked, with their access before its effects.
 pub(crate) struct Before {
-    users: BTreeMap<String, AccessSnapshot>,
+    users: BTreeMap<String, Read>,
+    /// The store's count of writes to access rows when they were read
+    /// ([`AccessRead::access_writes`]): unchanged after the effects, they wrote none.
+    writes: Option<u64>,
 }
 
 /// What caused the records a transaction writes.
@@ -283,14 +285,17 @@ impl Before {
         ctx: &Context,
         users: BTreeSet<String>,
     ) -> Result<Self, StoreError> {
+        let locks: Vec<String> = users.iter().map(|user| feed_lock(user)).collect();
+        tx.lock_keys(&locks).await?;
         let mut before = BTreeMap::new();
         for user in users {
-            tx.lock_key(&feed_lock(&user)).await?;
-            let stored = stored(tx, &user).await?;
-            let snapshot = access(&stored.subscriptions, stored.credits, &ctx.catalog, ctx.now);
-            before.insert(user, snapshot);
+            let read = read_access(tx, ctx, &user).await?;
+            before.insert(user, read);
         }
-        Ok(Self { users: before })
+        Ok(Self {
+            users: before,
+            writes: tx.access_writes(),
+        })
     }
 
     /// After the effects were applied: writes one record per kind of change of each user
@@ -320,6 +325,8 @@ impl Before {
         let mut users = users;
         users.extend(self.users.keys().cloned());
         users.extend(noted.keys().cloned());
+        // No write to any access rows since they were read: every user's access is as read.
+        let unchanged = self.writes.is_some() && tx.access_writes() == self.writes;
         let mut written = 0;
         for user in users {
             let locked_before = self.users.remove(&user);
@@ -332,11 +339,25 @@ impl Before {
             if locked_before.is_none() && !tx.try_lock_key(&feed_lock(&user)).await? {
                 return Err(AppError::FeedLockBusy(user));
             }
-            let stored = stored(tx, &user).await?;
-            let after = access(&stored.subscriptions, stored.credits, &ctx.catalog, ctx.now);
-            // A user locked only now: a payment, refund or dispute does not change their
-            // access, so it is the same before and after.
-            let before = locked_before.unwrap_or_else(|| after.clone());
+            let (before, after) = match locked_before {
+                Some(read) if unchanged => {
+                    if !noted.contains_key(&user) {
+                        continue;
+                    }
+                    (read.access.clone(), read)
+                }
+                Some(read) => (read.access, read_access(tx, ctx, &user).await?),
+                // A user locked only now: a payment, refund or dispute does not change their
+                // access, so it is the same before and after.
+                None => {
+                    let after = read_access(tx, ctx, &user).await?;
+                    (after.access.clone(), after)
+                }
+            };
+            let Read {
+                access: after,
+                customer,
+            } = after;
             let mut kinds: BTreeMap<ChangeKind, Noted> = differences(&before, &after)
                 .into_iter()
                 .map(|kind| (kind, (None, None)))
@@ -346,7 +367,7 @@ impl Before {
                 let change = NewChange {
                     change_id: change_id(cause.key, &user, kind),
                     user_id: user.clone(),
-                    customer_id: stored.customer.clone(),
+                    customer_id: customer.clone(),
                     kind,
                     before: before.clone(),
                     after: after.clone(),
@@ -422,11 +443,11 @@ impl<S: BillingStore + FeedStore> BillingApp<S> {
                         }) {
                             return Ok::<_, AppError>(false);
                         }
-                        let stored = stored(tx, &grace.user_id).await?;
+                        let rows = tx.access_rows(&grace.user_id).await?;
                         let just_before = grace.grace_period_end - TimeDelta::microseconds(1);
                         let before =
-                            access(&stored.subscriptions, stored.credits, catalog, just_before);
-                        let after = access(&stored.subscriptions, stored.credits, catalog, now);
+                            access(&rows.subscriptions, rows.credits, catalog, just_before);
+                        let after = access(&rows.subscriptions, rows.credits, catalog, now);
                         let key = format!(
                             "grace_ended:{}:{}",
                             grace.subscription_id,
@@ -435,7 +456,7 @@ impl<S: BillingStore + FeedStore> BillingApp<S> {
                         let change = NewChange {
                             change_id: change_id(&key, &grace.user_id, ChangeKind::GraceEnded),
                             user_id: grace.user_id.clone(),
-                            customer_id: stored.customer,
+                            customer_id: rows.customer,
                             kind: ChangeKind::GraceEnded,
                             before,
                             after,

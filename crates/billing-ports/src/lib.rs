@@ -58,9 +58,9 @@ pub use push::{
 pub use records::*;
 pub use scoped_futures::ScopedFutureExt;
 pub use store::{
-    BillingRead, BillingStore, BillingTx, CreditRead, CreditTx, CustomerRead, CustomerTx, EventTx,
-    LockTx, PaymentTx, ReconcileTx, StripeRequestTx, SubscriptionRead, SubscriptionTx, TxFuture,
-    UsageRead,
+    AccessRead, AccessRows, BillingRead, BillingStore, BillingTx, CreditRead, CreditTx,
+    CustomerRead, CustomerTx, EventTx, LockTx, PaymentTx, ReconcileTx, StripeRequestTx,
+    SubscriptionRead, SubscriptionTx, TxFuture, UsageRead,
 };
 
 /// The README's examples, compiled and run as doc tests.

@@ -150,9 +150,9 @@ impl<T> BillingTx for T where
 }
 
 /// The queries a read-only unit of work may run ([`BillingStore::read`]).
-pub trait BillingRead: CustomerRead + SubscriptionRead + CreditRead + UsageRead {}
+pub trait BillingRead: AccessRead + UsageRead {}
 
-impl<T> BillingRead for T where T: CustomerRead + SubscriptionRead + CreditRead + UsageRead + ?Sized {}
+impl<T> BillingRead for T where T: AccessRead + UsageRead + ?Sized {}
 
 /// The processed-events table: the exactly-once record of every Stripe event.
 #[async_trait]
@@ -197,6 +197,16 @@ pub trait LockTx: Send {
     /// false (nothing taken) when another transaction holds it. For a lock a unit of work
     /// learns of only after it took later locks of the order, where waiting could deadlock.
     async fn try_lock_key(&mut self, key: &str) -> Result<bool, StoreError>;
+
+    /// Takes the lock of each of `keys` as [`LockTx::lock_key`] does, in the order given. The
+    /// provided method takes them one by one; a store that can take them in one round trip
+    /// overrides it.
+    async fn lock_keys(&mut self, keys: &[String]) -> Result<(), StoreError> {
+        for key in keys {
+            self.lock_key(key).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Reading customers.
@@ -311,6 +321,47 @@ pub trait PaymentTx: Send {
 pub trait CreditRead: Send {
     /// The credit balance of a user (sum of their ledger entries).
     async fn credit_balance(&mut self, user_id: &str) -> Result<i64, StoreError>;
+}
+
+/// What a user's access is decided from: their customer, its subscriptions, their credits.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AccessRows {
+    /// The Stripe id of the customer linked to the user.
+    pub customer: Option<String>,
+    /// That customer's subscriptions, by Stripe id.
+    pub subscriptions: Vec<SubscriptionRecord>,
+    /// The user's credit balance.
+    pub credits: i64,
+}
+
+/// Reading a user's [`AccessRows`] at once, and knowing whether a unit of work wrote to them.
+#[async_trait]
+pub trait AccessRead: CustomerRead + SubscriptionRead + CreditRead {
+    /// The user's customer ([`CustomerRead::customer_of_user`]), its subscriptions
+    /// ([`SubscriptionRead::customer_subscriptions`]) and the user's credit balance
+    /// ([`CreditRead::credit_balance`]). The provided method makes those three reads; a store
+    /// that can answer in fewer round trips overrides it.
+    async fn access_rows(&mut self, user_id: &str) -> Result<AccessRows, StoreError> {
+        let customer = self.customer_of_user(user_id).await?;
+        let subscriptions = match &customer {
+            Some(c) => self.customer_subscriptions(&c.stripe_customer_id).await?,
+            None => Vec::new(),
+        };
+        Ok(AccessRows {
+            customer: customer.map(|c| c.stripe_customer_id),
+            subscriptions,
+            credits: self.credit_balance(user_id).await?,
+        })
+    }
+
+    /// How many writes to what [`AccessRead::access_rows`] reads (customers, subscriptions,
+    /// the credit ledger, and the attribution of a customer's rows) this connection made so
+    /// far, counting every write statement whether or not it changed a row; `None` when the
+    /// store does not count (the provided method). Two equal counts around some work mean it
+    /// changed no user's access rows, so they need not be read again.
+    fn access_writes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Writing the credit ledger.

@@ -36,9 +36,9 @@ use crate::records::{
     ReconcileCursor, StripeRequest, SubscriptionRecord, UsageConsumed, UsageRequest,
 };
 use crate::store::{
-    BillingRead, BillingStore, BillingTx, CreditRead, CreditTx, CustomerRead, CustomerTx, EventTx,
-    LockTx, PaymentTx, ReconcileTx, StripeRequestTx, SubscriptionRead, SubscriptionTx, TxFuture,
-    UsageRead,
+    AccessRead, AccessRows, BillingRead, BillingStore, BillingTx, CreditRead, CreditTx,
+    CustomerRead, CustomerTx, EventTx, LockTx, PaymentTx, ReconcileTx, StripeRequestTx,
+    SubscriptionRead, SubscriptionTx, TxFuture, UsageRead,
 };
 
 pub use gateway::{FakeCheckoutSession, FakeCustomer, FakeGateway, FakePortalSession, GatewayCall};
@@ -77,6 +77,7 @@ pub enum StoreCall {
     OrderByPaymentIntent,
     UpdateOrder,
     CreditBalance,
+    AccessRows,
     AddCredit,
     UsageUsed,
     BeginStripeRequest,
@@ -472,6 +473,17 @@ forward!(PaymentTx:
 forward!(CreditRead:
     fn credit_balance(user_id: &str) -> i64 => CreditBalance;
 );
+#[async_trait]
+impl<X: AccessRead + ?Sized> AccessRead for Faulty<'_, X> {
+    async fn access_rows(&mut self, user_id: &str) -> Result<AccessRows, StoreError> {
+        check(&self.plan, StoreCall::AccessRows)?;
+        self.inner.access_rows(user_id).await
+    }
+
+    fn access_writes(&self) -> Option<u64> {
+        self.inner.access_writes()
+    }
+}
 forward!(CreditTx:
     fn add_credit(entry: &CreditEntry) -> bool => AddCredit;
 );

@@ -21,6 +21,7 @@ use diesel::prelude::*;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 
 use crate::payments::money;
+use crate::prepared::cached;
 use crate::schema::{Stamp, changes, customers, stamp, subscriptions, time};
 use crate::tx::{Conn, Tx, on_conn};
 
@@ -166,11 +167,15 @@ impl ChangeTx for Tx<'_> {
             dedupe_key: change.dedupe_key.as_deref(),
             created_at: Stamp(change.created_at),
         };
-        let insert = diesel::insert_into(changes::table)
-            .values(&row)
-            .on_conflict(changes::dedupe_key)
-            .do_nothing()
-            .returning(changes::id);
+        // Cached per shape of its optional columns (a few: which of status, grace end,
+        // amount and key a record has).
+        let insert = cached(
+            diesel::insert_into(changes::table)
+                .values(&row)
+                .on_conflict(changes::dedupe_key)
+                .do_nothing()
+                .returning(changes::id),
+        );
         let id: Option<i64> = on_conn!(self, |c| insert.get_result(c).await.optional())?;
         let Some(id) = id else {
             return Ok(false);

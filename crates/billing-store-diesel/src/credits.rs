@@ -32,6 +32,7 @@ impl CreditTx for Tx<'_> {
             source_key: &entry.source_key,
             created_at: Stamp(entry.created_at),
         };
+        self.access_writes += 1;
         let insert = cached(
             diesel::insert_into(credit_ledger::table)
                 .values(&row)

@@ -90,6 +90,7 @@ impl CustomerTx for Tx<'_> {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let row = customer_row(customer);
+        self.access_writes += 1;
         let upsert = cached(
             diesel::insert_into(customers::table)
                 .values((
@@ -110,6 +111,7 @@ impl CustomerTx for Tx<'_> {
         stripe_customer_id: &str,
         user_id: &str,
     ) -> Result<(), StoreError> {
+        self.access_writes += 1;
         give_rows_to_user!(self, credit_ledger, stripe_customer_id, user_id);
         give_rows_to_user!(self, orders, stripe_customer_id, user_id);
         give_rows_to_user!(self, payments, stripe_customer_id, user_id);

@@ -41,6 +41,7 @@
 //! Architecture invariant: no Diesel type leaves this crate; callers see the ports' types.
 #![warn(missing_docs)]
 
+mod access;
 mod api_keys;
 mod changes;
 mod credits;

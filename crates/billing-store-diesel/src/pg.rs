@@ -89,6 +89,22 @@ pub(crate) async fn try_lock_key(conn: &mut AsyncPgConnection, key: &str) -> Que
     Ok(row.taken)
 }
 
+/// `pg_advisory_xact_lock` of each of `keys`, in their order, in one statement (`unnest`
+/// yields the array's elements in order, and the select list is evaluated row by row in that
+/// order).
+pub(crate) async fn lock_keys(conn: &mut AsyncPgConnection, keys: &[String]) -> QueryResult<()> {
+    cached(
+        diesel::sql_query(
+            "SELECT pg_advisory_xact_lock(hashtextextended(key, 0)) \
+             FROM unnest($1::text[]) WITH ORDINALITY AS keys(key, position) ORDER BY position",
+        )
+        .bind::<diesel::sql_types::Array<Text>, _>(keys),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 pub(crate) async fn lock_key(conn: &mut AsyncPgConnection, key: &str) -> QueryResult<()> {
     cached(
         diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")

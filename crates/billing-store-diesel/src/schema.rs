@@ -302,6 +302,8 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(changes, customers, subscriptions);
+diesel::allow_tables_to_appear_in_same_query!(credit_ledger, customers);
+diesel::allow_tables_to_appear_in_same_query!(credit_ledger, subscriptions);
 
 diesel::table! {
     use diesel::sql_types::*;

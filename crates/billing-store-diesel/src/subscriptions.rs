@@ -16,7 +16,7 @@ use crate::tx::{Tx, on_conn};
 
 #[derive(Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = subscriptions, treat_none_as_null = true)]
-struct SubscriptionRow {
+pub(crate) struct SubscriptionRow {
     stripe_subscription_id: String,
     stripe_customer_id: String,
     price_id: Option<String>,
@@ -47,7 +47,7 @@ fn position(created: Stamp, rank: i16, event_id: String) -> Result<EventPosition
     })
 }
 
-fn subscription_record(row: SubscriptionRow) -> Result<SubscriptionRecord, StoreError> {
+pub(crate) fn subscription_record(row: SubscriptionRow) -> Result<SubscriptionRecord, StoreError> {
     Ok(SubscriptionRecord {
         item_price_ids: serde_json::from_str(&row.item_price_ids).map_err(|e| {
             StoreError::Corrupt(Cause::context(
@@ -153,6 +153,7 @@ impl SubscriptionTx for Tx<'_> {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let row = subscription_row(subscription)?;
+        self.access_writes += 1;
         let upsert = cached(
             diesel::insert_into(subscriptions::table)
                 .values((&row, subscriptions::updated_at.eq(Stamp(at))))

@@ -72,6 +72,8 @@ pub(crate) struct Tx<'c> {
     pub(crate) conn: Conn<'c>,
     /// The cause of the first statement that failed for a reason Diesel could not name.
     unclassified: Option<Cause>,
+    /// Write statements run on the rows users' access is read from (`access`).
+    pub(crate) access_writes: u64,
 }
 
 impl<'c> Tx<'c> {
@@ -80,6 +82,7 @@ impl<'c> Tx<'c> {
         Self {
             conn: conn.into(),
             unclassified: None,
+            access_writes: 0,
         }
     }
 
@@ -239,5 +242,15 @@ impl LockTx for Tx<'_> {
             Conn::Sqlite(_) => Ok(true),
         };
         taken.map_err(|error| self.statement_failed(error))
+    }
+
+    /// One statement on Postgres, whatever the number of keys.
+    async fn lock_keys(&mut self, keys: &[String]) -> Result<(), StoreError> {
+        let locked = match (&mut self.conn, keys) {
+            (_, []) | (Conn::Sqlite(_), _) => Ok(()),
+            (Conn::Postgres(conn), [key]) => crate::pg::lock_key(conn, key).await,
+            (Conn::Postgres(conn), keys) => crate::pg::lock_keys(conn, keys).await,
+        };
+        locked.map_err(|error| self.statement_failed(error))
     }
 }

@@ -1,11 +1,13 @@
 //! One-time payments, refunds and disputes: found by payment intent, order-independent.
 
 use crate::support::{app, t0, usd};
+use billing_app::IngestOutcome;
 use billing_domain::facts::{
     ChargeFacts, CheckoutMode, CheckoutSession, DisputeFacts, PaymentIntentChange,
     PaymentIntentFacts, RefundFacts,
 };
 use billing_domain::{BillingEvent, Fact};
+use billing_ports::testing::{FaultyStore, StoreCall};
 use billing_ports::{
     BillingStore, ChangeKind, DisputeStatus, OrderRecord, PaymentRecord, PaymentStatus,
     RefundStatus, StoreError, TxFuture,
@@ -21,6 +23,7 @@ on_both_backends!(
     a_row_known_by_its_charge_joins_its_payment_intent,
     dispute_statuses_are_kept_with_their_outcome,
     a_payment_is_one_change_record_whichever_event_reports_it_first,
+    access_is_read_again_only_after_effects_that_wrote_it,
 );
 
 fn event(id: &str, event_type: &str, at: i64, fact: Fact) -> BillingEvent {
@@ -530,4 +533,42 @@ async fn a_payment_is_one_change_record_whichever_event_reports_it_first(store: 
         PaymentStatus::Succeeded,
         "the payment row itself is kept"
     );
+}
+
+/// The feed reads a user's access before an event's effects, and again after only when the
+/// effects wrote what access is read from: a one-time payment's intent (a payment row, no
+/// subscription, customer or credit) reads it once; its Checkout session (a customer) twice.
+/// The feed still chains and ends on the user's entitlements.
+async fn access_is_read_again_only_after_effects_that_wrote_it(store: DieselStore) {
+    let faulty = FaultyStore::new(store);
+    let app = app(faulty.clone());
+    let tag = "reads_Pq7Zx2";
+    let reads = || faulty.calls(StoreCall::AccessRows);
+
+    let at_start = reads();
+    app.ingest(checkout(tag), "{}".into()).await.unwrap();
+    assert_eq!(
+        reads() - at_start,
+        2,
+        "the session links a customer: read again"
+    );
+
+    let at_intent = reads();
+    let outcome = app
+        .ingest(
+            intent(
+                tag,
+                PaymentIntentChange::Succeeded,
+                5,
+                Some("ch_reads_Pq7Zx2"),
+            ),
+            "{}".into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, IngestOutcome::Processed);
+    assert_eq!(reads() - at_intent, 1, "a payment row only: read once");
+
+    let problems = crate::feed::check_replay(&app, [format!("user_{tag}")]).await;
+    assert!(problems.is_empty(), "{problems:#?}");
 }

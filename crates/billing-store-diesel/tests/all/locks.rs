@@ -163,3 +163,53 @@ async fn a_read_does_not_wait_for_a_writer(backend: Backend) {
     release_tx.send(()).unwrap();
     writer.await.unwrap().unwrap();
 }
+
+/// `lock_keys` takes every key it is given (one statement on Postgres): while its transaction
+/// is open another one can take none of them, and after the commit it takes them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_locked_together_are_each_held_until_commit() {
+    let db = TestDatabase::postgres().await;
+    let keys: Vec<String> = ["feed:user_7Hq2xK", "feed:user_c91LmP", "feed:user_Zr04tW"]
+        .map(str::to_owned)
+        .to_vec();
+    let (started_tx, started_rx) = oneshot::channel();
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let holder_store = db.store().clone();
+    let held = keys.clone();
+    let holder = tokio::spawn(async move {
+        holder_store
+            .transaction(move |tx| {
+                async move {
+                    tx.lock_keys(&held).await?;
+                    started_tx.send(()).ok();
+                    release_rx.await.ok();
+                    Ok::<_, StoreError>(())
+                }
+                .scope_boxed()
+            })
+            .await
+    });
+    started_rx.await.unwrap();
+    let try_all = |keys: Vec<String>| {
+        let store = db.store().clone();
+        async move {
+            store
+                .transaction(move |tx| {
+                    async move {
+                        let mut taken = Vec::new();
+                        for key in &keys {
+                            taken.push(tx.try_lock_key(key).await?);
+                        }
+                        Ok::<_, StoreError>(taken)
+                    }
+                    .scope_boxed()
+                })
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(try_all(keys.clone()).await, [false, false, false]);
+    release_tx.send(()).unwrap();
+    holder.await.unwrap().unwrap();
+    assert_eq!(try_all(keys).await, [true, true, true]);
+}

@@ -4,8 +4,9 @@
 
 use billing_domain::{Currency, Money, SubscriptionStatus};
 use billing_ports::{
-    BillingStore, CustomerRecord, DisputeStatus, EventPosition, EventStatus, NewEvent,
-    PaymentRecord, PaymentStatus, StoreError, SubscriptionRecord, TxFuture,
+    AccessRows, BillingStore, CreditEntry, CreditReason, CustomerRecord, DisputeStatus,
+    EventPosition, EventStatus, NewEvent, PaymentRecord, PaymentStatus, StoreError,
+    SubscriptionRecord, TxFuture,
 };
 use billing_store_diesel::testing::TestDatabase;
 use billing_store_diesel::{Backend, on_both_backends};
@@ -17,6 +18,7 @@ on_both_backends!(
     a_charge_belongs_to_one_payment,
     a_subscription_keeps_its_items_and_both_positions,
     a_failure_whose_reason_quotes_a_nul_is_recorded,
+    a_users_access_rows_are_read_together_and_their_writes_counted,
 );
 
 fn at(second: i64) -> DateTime<Utc> {
@@ -206,4 +208,127 @@ async fn a_failure_whose_reason_quotes_a_nul_is_recorded(backend: Backend) {
         Some("expected a `dispute` object, found `a\u{FFFD}b`")
     );
     assert_eq!(stored.payload, event.payload);
+}
+
+/// `access_rows` reads what the three separate reads read (the user's customer, its
+/// subscriptions in id order, the user's balance), for a user with no customer, one with a
+/// customer and no subscription, and one with two; the write count grows by one per write
+/// statement to those rows and not on reads.
+async fn a_users_access_rows_are_read_together_and_their_writes_counted(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let (alone, linked, subscribed) = ("user_9Tk2Wq", "user_h3Lp0X", "user_Vb81sN");
+    let read = db
+        .store()
+        .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
+            Box::pin(async move {
+                let start = tx.access_writes();
+                let credit = |user: &str, amount: i64, key: &str| CreditEntry {
+                    user_id: Some(user.to_owned()),
+                    stripe_customer_id: None,
+                    amount,
+                    reason: CreditReason::Adjustment,
+                    source_key: key.to_owned(),
+                    created_at: at(1),
+                };
+                tx.add_credit(&credit(alone, 700, "checkout:cs_test_a1Lq9Zx"))
+                    .await?;
+                tx.add_credit(&credit(subscribed, 1_500, "invoice:in_1Rm0Tq2eZvKYlo2C"))
+                    .await?;
+                tx.add_credit(&credit(subscribed, 250, "checkout:cs_test_b7Pw3Ke"))
+                    .await?;
+                for (customer, user) in [
+                    ("cus_R4nW8qLz2TbX1c", linked),
+                    ("cus_Q8mT2vLx9RkA4e", subscribed),
+                ] {
+                    tx.save_customer(
+                        &CustomerRecord {
+                            stripe_customer_id: customer.to_owned(),
+                            user_id: Some(user.to_owned()),
+                            email: None,
+                            deleted: false,
+                        },
+                        at(2),
+                    )
+                    .await?;
+                }
+                for id in ["sub_1Tz9Qa2eZvKYlo2Cq0Pe", "sub_1Mc3Xr2eZvKYlo2Cw8Lh"] {
+                    let mut s = subscription_of("cus_Q8mT2vLx9RkA4e");
+                    s.stripe_subscription_id = id.to_owned();
+                    tx.save_subscription(&s, at(3)).await?;
+                }
+                tx.attribute_customer_rows("cus_R4nW8qLz2TbX1c", linked)
+                    .await?;
+                let written = tx.access_writes();
+                let mut rows = Vec::new();
+                let mut separately = Vec::new();
+                for user in [alone, linked, subscribed, "user_unknown_0sJ4"] {
+                    rows.push(tx.access_rows(user).await?);
+                    let customer = tx.customer_of_user(user).await?;
+                    let subscriptions = match &customer {
+                        Some(c) => tx.customer_subscriptions(&c.stripe_customer_id).await?,
+                        None => Vec::new(),
+                    };
+                    separately.push(AccessRows {
+                        customer: customer.map(|c| c.stripe_customer_id),
+                        subscriptions,
+                        credits: tx.credit_balance(user).await?,
+                    });
+                }
+                Ok((start, written, tx.access_writes(), rows, separately))
+            })
+        })
+        .await
+        .unwrap();
+    let (start, written, after_reads, rows, separately) = read;
+    assert_eq!(start, Some(0));
+    assert_eq!(
+        written,
+        Some(8),
+        "3 credits, 2 customers, 2 subscriptions, 1 attribution"
+    );
+    assert_eq!(after_reads, written, "reads are not writes");
+    assert_eq!(rows, separately);
+    assert_eq!(rows[0].customer, None);
+    assert_eq!(rows[0].credits, 700);
+    assert_eq!(rows[1].customer.as_deref(), Some("cus_R4nW8qLz2TbX1c"));
+    assert!(rows[1].subscriptions.is_empty());
+    assert_eq!(rows[2].credits, 1_750);
+    let ids: Vec<&str> = rows[2]
+        .subscriptions
+        .iter()
+        .map(|s| s.stripe_subscription_id.as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        ["sub_1Mc3Xr2eZvKYlo2Cw8Lh", "sub_1Tz9Qa2eZvKYlo2Cq0Pe"]
+    );
+    assert_eq!(rows[3], AccessRows::default());
+}
+
+fn subscription_of(customer: &str) -> SubscriptionRecord {
+    SubscriptionRecord {
+        stripe_subscription_id: String::new(),
+        stripe_customer_id: customer.to_owned(),
+        price_id: Some("price_pro_monthly".to_owned()),
+        item_price_ids: vec!["price_pro_monthly".to_owned()],
+        tier: "PRO".to_owned(),
+        status: SubscriptionStatus::Active,
+        current_period_start: Some(at(0)),
+        current_period_end: Some(at(2_592_000)),
+        cancel_at_period_end: false,
+        canceled_at: None,
+        trial_end: None,
+        grace_period_end: None,
+        dunning_invoice_id: None,
+        snapshot_position: EventPosition {
+            created: at(3),
+            rank: 1,
+            event_id: "evt_1Tz9Qb2eZvKYlo2CpL4s".to_owned(),
+        },
+        status_position: EventPosition {
+            created: at(3),
+            rank: 1,
+            event_id: "evt_1Tz9Qb2eZvKYlo2CpL4s".to_owned(),
+        },
+    }
 }
