@@ -6,7 +6,7 @@
 //! is set).
 //!
 //! The code is laid out by aggregate: `events`, `customers`, `subscriptions`,
-//! `payments` (with one-time orders), `credits`, `usage`, `stripe_requests`, `api_keys`, `leases`, `changes` (the change feed's outbox) and `push` (its deliveries to the
+//! `payments` (with one-time orders), `credits`, `usage` (with `usage_batch`, the group commit of concurrent consumes), `stripe_requests`, `api_keys`, `leases`, `changes` (the change feed's outbox) and `push` (its deliveries to the
 //! product's URLs) each
 //! hold their rows, their row↔record conversions, their queries and their part of the ports'
 //! traits (`impl CustomerTx for Tx<'_>` …). Every query is written once for both backends:
@@ -68,6 +68,7 @@ mod subscriptions;
 pub mod testing;
 mod tx;
 mod usage;
+mod usage_batch;
 
 use std::future::Future;
 use std::time::Duration;
@@ -113,6 +114,8 @@ pub struct DieselStore {
     inner: Inner,
     url: String,
     settings: StoreSettings,
+    /// Postgres: the queue that groups concurrent consumes into shared transactions.
+    usage: std::sync::Arc<usage_batch::UsageBatcher>,
 }
 
 #[derive(Clone)]
@@ -224,6 +227,7 @@ impl DieselStore {
             inner,
             url: url.to_owned(),
             settings,
+            usage: std::sync::Arc::default(),
         })
     }
 
@@ -450,15 +454,13 @@ impl BillingStore for DieselStore {
             .await)
     }
 
-    /// One statement on Postgres, no transaction around it; one transaction behind the writer
-    /// gate on SQLite (see the `usage` module).
+    /// On Postgres, concurrent consumes share a transaction and a lone one is one statement
+    /// (the `usage_batch` and `usage` modules); one transaction behind the writer gate on
+    /// SQLite.
     async fn consume_usage(&self, request: &UsageRequest) -> Result<UsageConsumed, StoreError> {
         self.bounded(self.settings.call_limit(), async {
             match &self.inner {
-                Inner::Postgres(pool) => {
-                    let mut conn = pg::connection(pool).await?;
-                    usage::consume_postgres(&mut conn, request).await
-                }
+                Inner::Postgres(pool) => self.usage.consume(pool, request).await,
                 Inner::Sqlite(pool, gate) => {
                     let _writer = gate.lock().await;
                     let mut conn = sqlite::connection(pool).await?;

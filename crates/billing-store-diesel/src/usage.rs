@@ -4,7 +4,8 @@
 //! A consume ([`BillingStore::consume_usage`](billing_ports::BillingStore::consume_usage)) is
 //! checked, counted and recorded atomically:
 //!
-//! - **Postgres: one statement, no transaction around it** ([`consume_postgres`]). It reads the
+//! - **Postgres: one statement, no transaction around it** ([`consume_postgres`]), for a
+//!   consume that comes alone; concurrent ones share a transaction (`usage_batch`). It reads the
 //!   key's earlier record and the counter in its snapshot, decides, adds the quantity with
 //!   `INSERT … ON CONFLICT DO UPDATE SET used = used + q WHERE used <= limit - q`, and inserts
 //!   the usage row, all in one CTE. The counter's row lock, held from that upsert until the
@@ -36,20 +37,20 @@ use crate::tx::{self, Tx, on_conn};
 /// as [`StoreError::Unavailable`]. Each race means another request committed on the same
 /// counter or key in the meantime, so a run that is raced this often is starved by a hot
 /// counter; the caller may retry.
-const MAX_RUNS: usize = 32;
+pub(crate) const MAX_RUNS: usize = 32;
 
-#[derive(Queryable, Selectable, Insertable)]
+#[derive(Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = usage)]
-struct UsageRow {
-    user_id: String,
-    metric: String,
-    period_start: Stamp,
-    quantity: i64,
-    idempotency_key: String,
-    allowed: bool,
-    used_after: i64,
-    limit_value: Option<i64>,
-    recorded_at: Stamp,
+pub(crate) struct UsageRow {
+    pub(crate) user_id: String,
+    pub(crate) metric: String,
+    pub(crate) period_start: Stamp,
+    pub(crate) quantity: i64,
+    pub(crate) idempotency_key: String,
+    pub(crate) allowed: bool,
+    pub(crate) used_after: i64,
+    pub(crate) limit_value: Option<i64>,
+    pub(crate) recorded_at: Stamp,
 }
 
 /// A count for a BIGINT column; values beyond `i64::MAX` are refused, not wrapped.
@@ -62,12 +63,12 @@ fn to_stored(value: u64, what: &str) -> Result<i64, StoreError> {
 }
 
 /// A count read back from a BIGINT column; a negative one is corrupt.
-fn from_stored(value: i64, what: &str) -> Result<u64, StoreError> {
+pub(crate) fn from_stored(value: i64, what: &str) -> Result<u64, StoreError> {
     u64::try_from(value)
         .map_err(|_| StoreError::Corrupt(Cause::msg(format!("{what} {value} is negative"))))
 }
 
-fn usage_record(row: UsageRow) -> Result<UsageRecord, StoreError> {
+pub(crate) fn usage_record(row: UsageRow) -> Result<UsageRecord, StoreError> {
     Ok(UsageRecord {
         quantity: from_stored(row.quantity, "usage quantity")?,
         used_after: from_stored(row.used_after, "usage used_after")?,
@@ -85,18 +86,18 @@ fn usage_record(row: UsageRow) -> Result<UsageRecord, StoreError> {
 }
 
 /// A request's values as the database stores them.
-struct Stored<'a> {
-    user_id: &'a str,
-    metric: &'a str,
-    period_start: DateTime<Utc>,
-    quantity: i64,
-    idempotency_key: &'a str,
-    limit: Option<i64>,
-    recorded_at: DateTime<Utc>,
+pub(crate) struct Stored<'a> {
+    pub(crate) user_id: &'a str,
+    pub(crate) metric: &'a str,
+    pub(crate) period_start: DateTime<Utc>,
+    pub(crate) quantity: i64,
+    pub(crate) idempotency_key: &'a str,
+    pub(crate) limit: Option<i64>,
+    pub(crate) recorded_at: DateTime<Utc>,
 }
 
 impl<'a> Stored<'a> {
-    fn of(request: &'a UsageRequest) -> Result<Self, StoreError> {
+    pub(crate) fn of(request: &'a UsageRequest) -> Result<Self, StoreError> {
         Ok(Self {
             user_id: &request.user_id,
             metric: &request.metric,
@@ -112,7 +113,7 @@ impl<'a> Stored<'a> {
     }
 
     /// The row recording this request, allowed or not, with `used_after`.
-    fn row(&self, allowed: bool, used_after: i64) -> UsageRow {
+    pub(crate) fn row(&self, allowed: bool, used_after: i64) -> UsageRow {
         UsageRow {
             user_id: self.user_id.to_owned(),
             metric: self.metric.to_owned(),
@@ -131,7 +132,7 @@ impl<'a> Stored<'a> {
 /// Postgres statement spells it in SQL). Neither side of a comparison can overflow: both
 /// values are in `0..=i64::MAX`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
+pub(crate) enum Verdict {
     /// `used + quantity <= limit` (and within BIGINT): counted.
     Count,
     /// `used + quantity > limit`: denied and recorded.
@@ -140,7 +141,7 @@ enum Verdict {
     TooLarge,
 }
 
-fn verdict(used: i64, quantity: i64, limit: Option<i64>) -> Verdict {
+pub(crate) fn verdict(used: i64, quantity: i64, limit: Option<i64>) -> Verdict {
     if limit.is_some_and(|limit| used > limit - quantity) {
         Verdict::Deny
     } else if used > i64::MAX - quantity {
