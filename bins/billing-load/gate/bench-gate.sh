@@ -7,7 +7,8 @@
 # (GATE_CONNECTIONS connections, default 64; GATE_SECONDS each, default 10; 2 threads) on
 # /healthz, the feature check and entitlements over 64 users, and the usage consume of one hot
 # user and of 64 users. Prints one line per route: answers/s, its share of /healthz, p50, p99,
-# errors. Needs wrk (apt-get install wrk) and the release binaries (the recipe builds them).
+# errors; then pgbench's single-INSERT rate at the same concurrency and the consumes' share of
+# it. Needs wrk (apt-get install wrk), pgbench and the release binaries (the recipe builds them).
 set -euo pipefail
 connections="${GATE_CONNECTIONS:-64}"
 seconds="${GATE_SECONDS:-10}"
@@ -43,6 +44,7 @@ run() {
     errors=$(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$line")
     non2xx=$(sed -E 's/.*non2xx=([0-9]+).*/\1/' <<<"$line")
     [ -n "$healthz_rps" ] || healthz_rps=$rps
+    last_rps=$rps
     printf '%-22s %12s %9.1f%% %9s %9s %8s\n' "$name" "$rps" \
         "$(python3 -c "print(100 * $rps / $healthz_rps)")" "$p50" "$p99" "$((errors + non2xx))"
 }
@@ -50,7 +52,18 @@ run healthz healthz ""
 run "feature check" features "$users"
 run entitlements entitlements "$users"
 run "consume, one user" consume "$hot"
+hot_rps=$last_rps
 run "consume, 64 users" consume "$users"
+spread_rps=$last_rps
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
 echo "server RSS now $((rss / 1024)) MiB, peak $((hwm / 1024)) MiB"
+# Postgres' own commit rate at the same concurrency (pgbench, one 1 KB INSERT per transaction,
+# as beside `just bench-ingest`), on a scratch table of the bench database: the consume's share.
+psql "$base/$db" -qc "CREATE TABLE gate_pgbench (id BIGSERIAL PRIMARY KEY, payload TEXT NOT NULL)"
+echo "INSERT INTO gate_pgbench (payload) VALUES (repeat(md5(random()::text), 32));" > "$dir/pgbench.sql"
+tps=$(pgbench -n -c "$connections" -j 2 -T "$seconds" -f "$dir/pgbench.sql" "$base/$db" 2>/dev/null |
+    sed -nE 's/^tps = ([0-9.]+) .*/\1/p')
+[ -n "$tps" ] || { echo "pgbench gave no rate" >&2; exit 1; }
+python3 -c "print('pgbench, %d clients: %.0f tps; consume one user %.1f %%, 64 users %.1f %% of it'
+    % ($connections, $tps, 100 * $hot_rps / $tps, 100 * $spread_rps / $tps))"
