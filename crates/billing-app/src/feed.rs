@@ -9,8 +9,10 @@
 //! writer takes these locks in that order: customer, `feed:` users, payments and rows. The effects run
 //! and leave [`Note`]s of what happened that no snapshot shows (a payment, a refund, a
 //! dispute). When the event was applied (not stale, not ignored), [`Before::record`] reads the
-//! snapshots again and writes one record per kind that occurred: the differences between
-//! before and after (tier, status, a grace period starting, credits granted) and the notes.
+//! snapshots again (only when the effects wrote to what they are read from, by the store's
+//! count of such writes, [`AccessRead::access_writes`](billing_ports::AccessRead)) and writes
+//! one record per kind that occurred: the differences between before and after (tier, status,
+//! a grace period starting, credits granted) and the notes.
 //! A duplicate, a stale event or one that changed nothing writes none.
 //!
 //! Two transactions that write records of one user hold that user's `feed:` lock until they

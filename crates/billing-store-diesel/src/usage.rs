@@ -20,7 +20,7 @@
 //!   writer at a time (and the store queues its writers), so nothing can come between them.
 
 use billing_ports::{Cause, StoreError, UsageConsumed, UsageRead, UsageRecord, UsageRequest};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
@@ -101,7 +101,8 @@ impl<'a> Stored<'a> {
         Ok(Self {
             user_id: &request.user_id,
             metric: &request.metric,
-            period_start: request.period_start,
+            // Postgres keeps microseconds: the batch's counters are matched by this value.
+            period_start: request.period_start.trunc_subsecs(6),
             quantity: to_stored(request.quantity, "usage quantity")?,
             idempotency_key: &request.idempotency_key,
             limit: request

@@ -82,16 +82,15 @@ impl UsageBatcher {
             request: request.clone(),
             reply,
         };
-        if queues[worker_of(&request.user_id)].send(job).is_err() {
-            // The workers are gone (the runtime that started them has ended): run alone.
-            let mut conn = pg::connection(pool).await?;
-            return usage::consume_postgres(&mut conn, request).await;
+        let sent = queues[worker_of(&request.user_id)].send(job).is_ok();
+        if sent && let Ok(answer) = answer.await {
+            return answer;
         }
-        answer.await.unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(Cause::msg(
-                "the usage batch was abandoned before it answered",
-            )))
-        })
+        // The workers are gone or dropped the batch unanswered (the runtime that started them
+        // is shutting down, with the actix worker that ran it): the consume runs alone. Its key
+        // makes that safe: a batch that committed before it was dropped is replayed.
+        let mut conn = pg::connection(pool).await?;
+        usage::consume_postgres(&mut conn, request).await
     }
 }
 
@@ -123,6 +122,18 @@ async fn work(pool: pg::Pool, mut jobs: mpsc::UnboundedReceiver<Job>) {
 
 /// Decides `batch` and answers each of its consumes.
 async fn run(pool: &pg::Pool, batch: Vec<Job>) {
+    // A caller that stopped waiting (its call limit passed) was answered "unavailable": its
+    // consume is not started (one already started may still commit; its key replays it).
+    let waiting = |batch: Vec<Job>| -> Vec<Job> {
+        batch
+            .into_iter()
+            .filter(|job| !job.reply.is_closed())
+            .collect()
+    };
+    let batch = waiting(batch);
+    if batch.is_empty() {
+        return;
+    }
     let mut conn = match pg::connection(pool).await {
         Ok(conn) => conn,
         Err(error) => {
@@ -132,6 +143,7 @@ async fn run(pool: &pg::Pool, batch: Vec<Job>) {
             return;
         }
     };
+    let batch = waiting(batch);
     if let [_] = batch.as_slice() {
         for job in batch {
             let answer = usage::consume_postgres(&mut conn, &job.request).await;
@@ -156,9 +168,12 @@ async fn run(pool: &pg::Pool, batch: Vec<Job>) {
                 job.reply.send(answer).ok();
             }
         }
-        Err(error) => {
+        // Whatever failed the batch (a lost connection, a timeout, one request the database
+        // refuses) is not every request's: each runs alone and gets its own answer.
+        Err(_) => {
             for job in valid {
-                job.reply.send(Err(error.clone())).ok();
+                let answer = usage::consume_postgres(&mut conn, &job.request).await;
+                job.reply.send(answer).ok();
             }
         }
     }
@@ -339,6 +354,11 @@ async fn decide(
         .await?;
     }
     if !new_rows.is_empty() {
+        // In one order (user, key) in every batch: two batches of one user's keys (on two
+        // replicas) never wait for each other's keys in a cycle.
+        new_rows.sort_by(|a, b| {
+            (&a.user_id, &a.idempotency_key).cmp(&(&b.user_id, &b.idempotency_key))
+        });
         let column = |f: fn(&UsageRow) -> &str| -> Vec<&str> { new_rows.iter().map(f).collect() };
         let users = column(|r| &r.user_id);
         let metrics = column(|r| &r.metric);
@@ -544,5 +564,71 @@ mod tests {
             assert_eq!(used, allowed.get(user).copied().unwrap_or(0), "{user}");
             assert!(used >= 9, "{user}: the limit is reached ({used})");
         }
+    }
+
+    /// A period start finer than Postgres' microseconds still finds its counter (the batch
+    /// matches counters by the stored value): the limit holds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_period_start_finer_than_microseconds_finds_its_counter() {
+        let db = TestDatabase::postgres().await;
+        let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
+        let fine = |quantity: u64, key: &str| UsageRequest {
+            period_start: Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap()
+                + chrono::TimeDelta::nanoseconds(1_500),
+            ..request("user_Nq8c2L", "api_calls", quantity, key)
+        };
+        let first = fine(8, "req_F1rst0");
+        usage::consume_postgres(&mut conn, &first).await.unwrap();
+        let (two, three) = (fine(2, "req_Tw0aaa"), fine(3, "req_Thr33b"));
+        let answers: Vec<UsageConsumed> = decide_batch(&mut conn, &[&two, &three])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let allowed: Vec<(bool, u64)> = answers
+            .iter()
+            .map(|a| match a {
+                UsageConsumed::Recorded(r) => (r.allowed, r.used_after),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(allowed, [(true, 10), (false, 10)]);
+    }
+
+    /// One request the database refuses (a NUL in its key) fails alone: the consumes queued
+    /// with it (one user's, so one worker's batches) are answered as if it were not there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_the_database_refuses_fails_alone() {
+        let db = TestDatabase::postgres().await;
+        let store = db.store().clone();
+        let mut consumes = tokio::task::JoinSet::new();
+        for n in 0..48u64 {
+            let store = store.clone();
+            consumes.spawn(async move {
+                let key = if n == 20 {
+                    "req_bad\0key".to_owned()
+                } else {
+                    format!("req_{n}")
+                };
+                let r = UsageRequest {
+                    limit: Some(1_000),
+                    ..request("user_Hx5r0P", "api_calls", 1, &key)
+                };
+                use billing_ports::BillingStore;
+                (n, store.consume_usage(&r).await)
+            });
+        }
+        let mut failed = Vec::new();
+        let mut allowed = 0;
+        while let Some(joined) = consumes.join_next().await {
+            match joined.unwrap() {
+                (_, Ok(UsageConsumed::Recorded(r))) if r.allowed => allowed += 1,
+                (n, Ok(other)) => panic!("request {n}: {other:?}"),
+                (n, Err(_)) => failed.push(n),
+            }
+        }
+        assert_eq!(failed, [20]);
+        assert_eq!(allowed, 47);
     }
 }
