@@ -150,11 +150,17 @@ impl<S: BillingStore> BillingApp<S> {
         };
         let now = self.clock().now();
         let (user, id) = (user_id, customer_id.as_str());
+        let ctx = Context::new(self.catalog().clone(), now);
+        let ctx = &ctx;
         let linked = self
             .store()
             .transaction(move |tx| {
                 async move {
                     tx.lock_key(id).await?;
+                    // The link can bring the user what webhooks stored for the customer before
+                    // it (subscriptions, credits): the feed records it, in the feed's lock order.
+                    let users = BTreeSet::from([user.to_owned()]);
+                    let before = feed::Before::take(tx, ctx, users.clone()).await?;
                     customer::lock_user(tx, user).await?;
                     if let Some(other) = tx.customer_of_user(user).await? {
                         // A webhook (or a racer) linked the user meanwhile: that link stands.
@@ -170,6 +176,11 @@ impl<S: BillingStore> BillingApp<S> {
                     record.email = email.map(str::to_owned).or(record.email);
                     tx.save_customer(&record, now).await?;
                     tx.attribute_customer_rows(id, user).await?;
+                    let cause = feed::Cause {
+                        key: &format!("customer_link:{id}"),
+                        stripe_event_id: None,
+                    };
+                    before.record(tx, ctx, &cause, users).await?;
                     Ok(id.to_owned())
                 }
                 .scope_boxed()
@@ -180,6 +191,7 @@ impl<S: BillingStore> BillingApp<S> {
         request.last_error = None;
         self.finish_request(&request).await?;
         self.gate().invalidate_user(user_id);
+        self.changes_committed();
         Ok(linked)
     }
 

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use billing_app::{AppSettings, BillingApp, IngestOutcome};
 use billing_domain::facts::{InvoiceChange, SubscriptionChange};
 use billing_domain::{BillingEvent, SubscriptionStatus};
+use billing_ports::testing::{FakeGateway, FaultyStore, StoreCall};
 use billing_ports::{
-    AccessSnapshot, BillingStore, ChangeKind, ChangeRecord, FeedStore, ManualClock,
+    AccessSnapshot, BillingStore, Cause, ChangeKind, ChangeRecord, FeedStore, ManualClock,
+    StoreError,
 };
 use billing_store_diesel::DieselStore;
 use chrono::TimeDelta;
@@ -19,6 +21,7 @@ use crate::support::{self, Story, usd};
 on_both_backends!(
     a_lifecycle_writes_one_record_per_change_and_none_for_duplicates_or_stale_events,
     a_grace_period_that_ends_is_recorded_once,
+    a_customer_linked_at_checkout_records_the_access_it_brings,
 );
 
 /// Every record of the feed, a page at a time.
@@ -274,5 +277,52 @@ async fn a_grace_period_that_ends_is_recorded_once(store: DieselStore) {
         ("FREE", "grace_period_over")
     );
     let problems = check_replay(&app, [story.user.clone()]).await;
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// A user linked to their Stripe customer at checkout after webhooks stored a subscription
+/// for that customer (the subscription event arrived before the link committed): the link
+/// brings the user the subscription's access, and the feed records it.
+async fn a_customer_linked_at_checkout_records_the_access_it_brings(store: DieselStore) {
+    let stripe = FakeGateway::new();
+    let faulty = FaultyStore::new(store);
+    let app = BillingApp::new(
+        Arc::new(faulty.clone()),
+        support::catalog(),
+        Arc::new(ManualClock::new(support::t0())),
+        Some(Arc::new(stripe.clone())),
+        AppSettings::default(),
+    );
+    let user = "user_Lk4v8QzT";
+    // The customer is created at Stripe, but its link fails to commit.
+    faulty.fail_times(
+        StoreCall::SaveCustomer,
+        StoreError::Unavailable(Cause::msg("injected: connection lost")),
+        1,
+    );
+    assert!(app.customer_for(user, None).await.is_err());
+    let customer = stripe.customers()[0].id.clone();
+    // Its subscription's webhook (no user in its metadata) arrives before the link does.
+    let mut story = Story::new("link1");
+    story.customer = customer.clone();
+    let mut snapshot = story.snapshot(SubscriptionStatus::Active, 0);
+    snapshot.metadata_user_id = None;
+    let created = story.subscription("created", SubscriptionChange::Created, 0, snapshot);
+    assert_eq!(deliver(&app, created).await, IngestOutcome::Processed);
+    assert!(all_changes(&app).await.is_empty(), "no user yet, no record");
+
+    // The retried link: the user is PRO now, and the feed says so.
+    assert_eq!(app.customer_for(user, None).await.unwrap(), customer);
+    let records = all_changes(&app).await;
+    assert_eq!(
+        kinds(&records),
+        [ChangeKind::TierChanged, ChangeKind::StatusChanged]
+    );
+    assert_eq!(
+        records[0].change.customer_id.as_deref(),
+        Some(customer.as_str())
+    );
+    assert_eq!(records[0].change.after.tier.as_str(), "PRO");
+    let problems = check_replay(&app, [user.to_owned()]).await;
     assert!(problems.is_empty(), "{problems:#?}");
 }
