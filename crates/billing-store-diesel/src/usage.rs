@@ -381,7 +381,7 @@ pub(crate) async fn consume_postgres(
     let stored = Stored::of(request)?;
     for _ in 0..MAX_RUNS {
         let statement = ConsumeStatement { request: &stored };
-        let failed = match statement.get_result::<ConsumeRow>(&mut *conn).await {
+        let failed_with = match statement.get_result::<ConsumeRow>(&mut *conn).await {
             Ok(row) => match row.run(&stored)? {
                 Run::Done(consumed) => return Ok(consumed),
                 Run::Again => continue,
@@ -390,14 +390,23 @@ pub(crate) async fn consume_postgres(
             Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => continue,
             Err(error) => error,
         };
-        let mut tx = Tx::new(&mut *conn);
-        let error = tx.statement_failed(failed);
-        return tx::confirm(&mut tx, Err(error)).await;
+        return failed(conn, failed_with).await;
     }
     Err(StoreError::Unavailable(Cause::msg(format!(
         "usage of {} raced by other requests {MAX_RUNS} times in a row",
         request.metric
     ))))
+}
+
+/// A consume's statement that failed otherwise than by a race, diagnosed on its connection as
+/// every store call's is ([`tx::confirm`]).
+pub(crate) async fn failed<T>(
+    conn: &mut AsyncPgConnection,
+    error: DieselError,
+) -> Result<T, StoreError> {
+    let mut tx = Tx::new(conn);
+    let error = tx.statement_failed(error);
+    tx::confirm(&mut tx, Err(error)).await
 }
 
 /// Consumes on SQLite in one transaction (the caller holds the store's writer gate).

@@ -38,7 +38,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::pg;
 use crate::prepared::cached;
-use crate::tx::{self, Tx};
 use crate::usage::{self, MAX_RUNS, Stored, UsageRow, Verdict, usage_record, verdict};
 
 /// How many batches run at once, each on a pooled connection of its own. A user's consumes
@@ -144,38 +143,25 @@ async fn run(pool: &pg::Pool, batch: Vec<Job>) {
         }
     };
     let batch = waiting(batch);
-    if let [_] = batch.as_slice() {
-        for job in batch {
-            let answer = usage::consume_postgres(&mut conn, &job.request).await;
-            job.reply.send(answer).ok();
-        }
-        return;
-    }
-    // A request the database cannot store (a count past BIGINT) is answered on its own.
-    let mut valid = Vec::with_capacity(batch.len());
-    for job in batch {
-        match Stored::of(&job.request) {
-            Ok(_) => valid.push(job),
-            Err(error) => {
-                job.reply.send(Err(error)).ok();
+    let requests: Vec<&UsageRequest> = batch.iter().map(|job| &job.request).collect();
+    let answers = match requests.as_slice() {
+        [request] => vec![usage::consume_postgres(&mut conn, request).await],
+        // Whatever failed the batch (a lost connection, a timeout, a request the database
+        // cannot store or refuses) is not every request's: each runs alone and gets its own
+        // answer.
+        _ => match decide_batch(&mut conn, &requests).await {
+            Ok(answers) => answers,
+            Err(_) => {
+                let mut answers = Vec::with_capacity(requests.len());
+                for request in &requests {
+                    answers.push(usage::consume_postgres(&mut conn, request).await);
+                }
+                answers
             }
-        }
-    }
-    let requests: Vec<&UsageRequest> = valid.iter().map(|job| &job.request).collect();
-    match decide_batch(&mut conn, &requests).await {
-        Ok(answers) => {
-            for (job, answer) in valid.into_iter().zip(answers) {
-                job.reply.send(answer).ok();
-            }
-        }
-        // Whatever failed the batch (a lost connection, a timeout, one request the database
-        // refuses) is not every request's: each runs alone and gets its own answer.
-        Err(_) => {
-            for job in valid {
-                let answer = usage::consume_postgres(&mut conn, &job.request).await;
-                job.reply.send(answer).ok();
-            }
-        }
+        },
+    };
+    for (job, answer) in batch.into_iter().zip(answers) {
+        job.reply.send(answer).ok();
     }
 }
 
@@ -194,14 +180,11 @@ async fn decide_batch(
         let result = conn
             .transaction(async |c: &mut AsyncPgConnection| decide(c, stored).await)
             .await;
-        let failed = match result {
+        match result {
             Ok(answers) => return Ok(answers),
             Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => continue,
-            Err(error) => error,
-        };
-        let mut tx = Tx::new(&mut *conn);
-        let error = tx.statement_failed(failed);
-        return tx::confirm(&mut tx, Err(error)).await;
+            Err(error) => return usage::failed(conn, error).await,
+        }
     }
     Err(StoreError::Unavailable(Cause::msg(format!(
         "a usage batch raced by other requests {MAX_RUNS} times in a row"
@@ -402,6 +385,7 @@ mod tests {
 
     use super::*;
     use crate::testing::TestDatabase;
+    use crate::tx::Tx;
 
     fn request(user: &str, metric: &str, quantity: u64, key: &str) -> UsageRequest {
         UsageRequest {

@@ -4,22 +4,20 @@
 
 use billing_domain::{Currency, Money, SubscriptionStatus, TierId};
 use billing_ports::{
-    AccessSnapshot, BillingStore, ChangeKind, CustomerRecord, EventPosition, FeedStore, NewChange,
-    StoreError, SubscriptionRecord, TxFuture,
+    AccessSnapshot, BillingStore, ChangeKind, CustomerRecord, FeedStore, NewChange, StoreError,
+    SubscriptionRecord, TxFuture,
 };
 use billing_store_diesel::testing::TestDatabase;
 use billing_store_diesel::{Backend, DieselStore, on_both_backends};
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+
+use crate::at;
+use chrono::{DateTime, TimeDelta, Utc};
 
 on_both_backends!(
     records_read_back_in_order_after_a_cursor,
     a_dedupe_key_is_written_once_and_a_rollback_writes_nothing,
     ended_grace_periods_are_listed_until_recorded,
 );
-
-fn at(second: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(1_767_000_000 + second, 0).unwrap()
-}
 
 fn snapshot(tier: &str, status: Option<SubscriptionStatus>, reason: &str) -> AccessSnapshot {
     AccessSnapshot {
@@ -131,27 +129,15 @@ async fn a_dedupe_key_is_written_once_and_a_rollback_writes_nothing(store: Diese
 }
 
 fn past_due(id: &str, customer: &str, grace_end: DateTime<Utc>) -> SubscriptionRecord {
-    let position = EventPosition {
-        created: at(10),
-        rank: 4,
-        event_id: "evt_1RkZu62eZvKYlo2Cy2Lk".to_owned(),
-    };
     SubscriptionRecord {
-        stripe_subscription_id: id.to_owned(),
-        stripe_customer_id: customer.to_owned(),
-        price_id: Some("price_pro_monthly".to_owned()),
-        item_price_ids: vec!["price_pro_monthly".to_owned()],
-        tier: "PRO".to_owned(),
-        status: SubscriptionStatus::PastDue,
-        current_period_start: Some(at(0)),
-        current_period_end: Some(at(2_592_000)),
-        cancel_at_period_end: false,
-        canceled_at: None,
-        trial_end: None,
         grace_period_end: Some(grace_end),
-        dunning_invoice_id: None,
-        snapshot_position: position.clone(),
-        status_position: position,
+        ..crate::pro_subscription(
+            id,
+            customer,
+            SubscriptionStatus::PastDue,
+            "evt_1RkZu62eZvKYlo2Cy2Lk",
+            10,
+        )
     }
 }
 

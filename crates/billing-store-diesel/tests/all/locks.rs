@@ -5,49 +5,25 @@ use std::time::Duration;
 
 use billing_domain::SubscriptionStatus;
 use billing_ports::{
-    BillingStore, CustomerRecord, EventPosition, ScopedFutureExt, StoreError, SubscriptionRecord,
+    BillingStore, CustomerRecord, ScopedFutureExt, StoreError, SubscriptionRecord,
 };
 use billing_store_diesel::testing::TestDatabase;
 use billing_store_diesel::{Backend, on_both_backends};
-use chrono::{DateTime, TimeZone, Utc};
 use tokio::sync::oneshot;
+
+use crate::at;
 
 on_both_backends!(
     a_subscription_read_to_change_it_stays_locked_until_commit,
     a_read_does_not_wait_for_a_writer,
 );
 
-fn at(second: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(1_767_000_000 + second, 0).unwrap()
-}
-
 const CUSTOMER: &str = "cus_R3kV9qWm2XbT7p";
 const SUBSCRIPTION: &str = "sub_1Sb4Hq2eZvKYlo2C8nXw";
 const USER: &str = "user_7c2e9a41";
 
 fn subscription(status: SubscriptionStatus, event: &str, second: i64) -> SubscriptionRecord {
-    let position = EventPosition {
-        created: at(second),
-        rank: status.progression_rank(),
-        event_id: event.to_owned(),
-    };
-    SubscriptionRecord {
-        stripe_subscription_id: SUBSCRIPTION.to_owned(),
-        stripe_customer_id: CUSTOMER.to_owned(),
-        price_id: Some("price_1Sb4Gk2eZvKYlo2CpRo0".to_owned()),
-        item_price_ids: vec!["price_1Sb4Gk2eZvKYlo2CpRo0".to_owned()],
-        tier: "PRO".to_owned(),
-        status,
-        current_period_start: Some(at(0)),
-        current_period_end: Some(at(2_592_000)),
-        cancel_at_period_end: false,
-        canceled_at: None,
-        trial_end: None,
-        grace_period_end: None,
-        dunning_invoice_id: None,
-        snapshot_position: position.clone(),
-        status_position: position,
-    }
+    crate::pro_subscription(SUBSCRIPTION, CUSTOMER, status, event, second)
 }
 
 async fn seed(db: &TestDatabase) {

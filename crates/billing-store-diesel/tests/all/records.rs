@@ -10,7 +10,8 @@ use billing_ports::{
 };
 use billing_store_diesel::testing::TestDatabase;
 use billing_store_diesel::{Backend, on_both_backends};
-use chrono::{DateTime, TimeZone, Utc};
+
+use crate::{at, pro_subscription};
 
 on_both_backends!(
     payments_are_found_by_payment_intent_or_by_charge,
@@ -20,10 +21,6 @@ on_both_backends!(
     a_failure_whose_reason_quotes_a_nul_is_recorded,
     a_users_access_rows_are_read_together_and_their_writes_counted,
 );
-
-fn at(second: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(1_767_000_000 + second, 0).unwrap()
-}
 
 fn payment(key: &str, pi: Option<&str>, charge: Option<&str>) -> PaymentRecord {
     PaymentRecord {
@@ -252,8 +249,13 @@ async fn a_users_access_rows_are_read_together_and_their_writes_counted(backend:
                     .await?;
                 }
                 for id in ["sub_1Tz9Qa2eZvKYlo2Cq0Pe", "sub_1Mc3Xr2eZvKYlo2Cw8Lh"] {
-                    let mut s = subscription_of("cus_Q8mT2vLx9RkA4e");
-                    s.stripe_subscription_id = id.to_owned();
+                    let s = pro_subscription(
+                        id,
+                        "cus_Q8mT2vLx9RkA4e",
+                        SubscriptionStatus::Active,
+                        "evt_1Tz9Qb2eZvKYlo2CpL4s",
+                        3,
+                    );
                     tx.save_subscription(&s, at(3)).await?;
                 }
                 tx.attribute_customer_rows("cus_R4nW8qLz2TbX1c", linked)
@@ -303,32 +305,4 @@ async fn a_users_access_rows_are_read_together_and_their_writes_counted(backend:
         ["sub_1Mc3Xr2eZvKYlo2Cw8Lh", "sub_1Tz9Qa2eZvKYlo2Cq0Pe"]
     );
     assert_eq!(rows[3], AccessRows::default());
-}
-
-fn subscription_of(customer: &str) -> SubscriptionRecord {
-    SubscriptionRecord {
-        stripe_subscription_id: String::new(),
-        stripe_customer_id: customer.to_owned(),
-        price_id: Some("price_pro_monthly".to_owned()),
-        item_price_ids: vec!["price_pro_monthly".to_owned()],
-        tier: "PRO".to_owned(),
-        status: SubscriptionStatus::Active,
-        current_period_start: Some(at(0)),
-        current_period_end: Some(at(2_592_000)),
-        cancel_at_period_end: false,
-        canceled_at: None,
-        trial_end: None,
-        grace_period_end: None,
-        dunning_invoice_id: None,
-        snapshot_position: EventPosition {
-            created: at(3),
-            rank: 1,
-            event_id: "evt_1Tz9Qb2eZvKYlo2CpL4s".to_owned(),
-        },
-        status_position: EventPosition {
-            created: at(3),
-            rank: 1,
-            event_id: "evt_1Tz9Qb2eZvKYlo2CpL4s".to_owned(),
-        },
-    }
 }
