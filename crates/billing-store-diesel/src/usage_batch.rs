@@ -48,6 +48,10 @@ pub(crate) const WORKERS: usize = 8;
 /// The most consumes one transaction decides.
 pub(crate) const MAX_BATCH: usize = 128;
 
+/// The most consumes one worker's queue holds; a consume that finds it full runs alone (its
+/// own statement and commit) instead of waiting behind more than a few batches.
+pub(crate) const QUEUE: usize = 4 * MAX_BATCH;
+
 /// What a queued consume is answered with.
 type Answer = Result<UsageConsumed, StoreError>;
 
@@ -60,7 +64,7 @@ struct Job {
 /// The queues of the store's consumes, one per worker, started on first use.
 #[derive(Default)]
 pub(crate) struct UsageBatcher {
-    queues: OnceLock<Vec<mpsc::UnboundedSender<Job>>>,
+    queues: OnceLock<Vec<mpsc::Sender<Job>>>,
 }
 
 /// The worker of `user_id`'s consumes.
@@ -81,23 +85,24 @@ impl UsageBatcher {
             request: request.clone(),
             reply,
         };
-        let sent = queues[worker_of(&request.user_id)].send(job).is_ok();
+        let sent = queues[worker_of(&request.user_id)].try_send(job).is_ok();
         if sent && let Ok(answer) = answer.await {
             return answer;
         }
-        // The workers are gone or dropped the batch unanswered (the runtime that started them
-        // is shutting down, with the actix worker that ran it): the consume runs alone. Its key
-        // makes that safe: a batch that committed before it was dropped is replayed.
+        // The worker's queue is full, or the workers are gone or dropped the batch unanswered
+        // (the runtime that started them is shutting down, with the actix worker that ran it):
+        // the consume runs alone. Its key makes that safe: a batch that committed before it
+        // was dropped is replayed.
         let mut conn = pg::connection(pool).await?;
         usage::consume_postgres(&mut conn, request).await
     }
 }
 
 /// Starts the workers on the current runtime; returns their queues.
-fn start(pool: &pg::Pool) -> Vec<mpsc::UnboundedSender<Job>> {
+fn start(pool: &pg::Pool) -> Vec<mpsc::Sender<Job>> {
     (0..WORKERS)
         .map(|_| {
-            let (queue, jobs) = mpsc::unbounded_channel();
+            let (queue, jobs) = mpsc::channel(QUEUE);
             tokio::spawn(work(pool.clone(), jobs));
             queue
         })
@@ -106,7 +111,7 @@ fn start(pool: &pg::Pool) -> Vec<mpsc::UnboundedSender<Job>> {
 
 /// A worker: waits for a consume, takes every one queued behind it (up to [`MAX_BATCH`]),
 /// decides them; until the store (the queue's sender) is dropped.
-async fn work(pool: pg::Pool, mut jobs: mpsc::UnboundedReceiver<Job>) {
+async fn work(pool: pg::Pool, mut jobs: mpsc::Receiver<Job>) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -383,6 +388,8 @@ mod tests {
     use chrono::TimeZone;
     use diesel_async::AsyncConnection;
 
+    use std::time::Duration;
+
     use super::*;
     use crate::testing::TestDatabase;
     use crate::tx::Tx;
@@ -548,6 +555,30 @@ mod tests {
             assert_eq!(used, allowed.get(user).copied().unwrap_or(0), "{user}");
             assert!(used >= 9, "{user}: the limit is reached ({used})");
         }
+    }
+
+    /// A consume whose worker's queue is full does not wait behind it: it runs alone and is
+    /// answered (here no worker drains the queues at all).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_consume_that_finds_its_queue_full_runs_alone() {
+        let db = TestDatabase::postgres().await;
+        let crate::Inner::Postgres(pool) = &db.store().inner else {
+            unreachable!("a Postgres test database")
+        };
+        let (queues, _stalled): (Vec<_>, Vec<_>) = (0..WORKERS).map(|_| mpsc::channel(1)).unzip();
+        for queue in &queues {
+            let (reply, _) = oneshot::channel();
+            let request = request("user_Qx81Vd", "api_calls", 1, "req_tL4n0G");
+            queue.try_send(Job { request, reply }).unwrap();
+        }
+        let batcher = UsageBatcher::default();
+        assert!(batcher.queues.set(queues).is_ok());
+        let r = request("user_Hb3k2W", "api_calls", 4, "req_N7s1cP");
+        let answer = tokio::time::timeout(Duration::from_secs(10), batcher.consume(pool, &r))
+            .await
+            .expect("answered without a worker")
+            .unwrap();
+        assert_eq!(answer, UsageConsumed::Recorded(record(&r, true, 4)));
     }
 
     /// A period start finer than Postgres' microseconds still finds its counter (the batch
