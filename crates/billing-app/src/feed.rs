@@ -33,8 +33,8 @@ use std::sync::{Mutex, PoisonError};
 
 use billing_domain::{AccessReason, BillingEvent, Catalog, Fact, Money, entitlement};
 use billing_ports::{
-    AccessSnapshot, BillingRead, BillingStore, BillingTx, ChangeKind, ChangeRecord, FeedStore,
-    NewChange, ScopedFutureExt, StoreError, SubscriptionRecord,
+    AccessRows, AccessSnapshot, BillingRead, BillingStore, BillingTx, ChangeKind, ChangeRecord,
+    CustomerRecord, FeedStore, NewChange, ScopedFutureExt, StoreError, SubscriptionRecord,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
@@ -146,16 +146,16 @@ async fn user_of(tx: &mut dyn BillingTx, customer: &str) -> Result<Option<String
     Ok(tx.customer(customer).await?.and_then(|c| c.user_id))
 }
 
-/// The users `event` may change, as stored now.
+/// The users `event` may change, as stored now; `customer` is the event's customer as read
+/// under its lock (see `ingest`).
 pub(crate) async fn users_named(
     tx: &mut dyn BillingTx,
     event: &BillingEvent,
+    customer: Option<CustomerRecord>,
 ) -> Result<BTreeSet<String>, StoreError> {
     let mut users = BTreeSet::new();
     users.extend(event.fact.user_id().map(str::to_owned));
-    if let Some(customer) = event.fact.customer_id() {
-        users.extend(user_of(tx, customer).await?);
-    }
+    users.extend(customer.and_then(|c| c.user_id));
     let payment = match &event.fact {
         Fact::PaymentIntent { payment_intent, .. } => Some((
             Some(payment_intent.id.as_str()),
@@ -249,17 +249,21 @@ struct Read {
     customer: Option<String>,
 }
 
+/// A user's access decided from their access rows.
+fn read_of(rows: AccessRows, ctx: &Context) -> Read {
+    Read {
+        access: access(&rows.subscriptions, rows.credits, &ctx.catalog, ctx.now),
+        customer: rows.customer,
+    }
+}
+
 /// Reads `user`'s access rows and decides their access from them.
 async fn read_access(
     tx: &mut dyn BillingRead,
     ctx: &Context,
     user: &str,
 ) -> Result<Read, StoreError> {
-    let rows = tx.access_rows(user).await?;
-    Ok(Read {
-        access: access(&rows.subscriptions, rows.credits, &ctx.catalog, ctx.now),
-        customer: rows.customer,
-    })
+    Ok(read_of(tx.access_rows(user).await?, ctx))
 }
 
 /// The users an event's transaction may change, locked, with their access before its effects.
@@ -281,15 +285,19 @@ pub(crate) struct Cause<'a> {
 
 impl Before {
     /// Takes the feed locks of `users` (sorted, before any other lock of the transaction) and
-    /// reads their access.
+    /// reads their access (the first user's with the locks, in one step).
     pub(crate) async fn take(
         tx: &mut dyn BillingTx,
         ctx: &Context,
         users: BTreeSet<String>,
     ) -> Result<Self, StoreError> {
         let locks: Vec<String> = users.iter().map(|user| feed_lock(user)).collect();
-        tx.lock_keys(&locks).await?;
         let mut before = BTreeMap::new();
+        let mut users = users.into_iter();
+        if let Some(first) = users.next() {
+            let rows = tx.lock_then_access_rows(&locks, &first).await?;
+            before.insert(first, read_of(rows, ctx));
+        }
         for user in users {
             let read = read_access(tx, ctx, &user).await?;
             before.insert(user, read);

@@ -248,10 +248,11 @@ impl<S: BillingStore> BillingApp<S> {
                                 // The change feed's records, in this transaction (see `feed`).
                                 // The customer's lock first (its effects take it first anyway),
                                 // so its link to a user cannot change while the users are read.
-                                if let Some(customer) = event.fact.customer_id() {
-                                    tx.lock_key(customer).await?;
-                                }
-                                let mut users = feed::users_named(tx, event).await?;
+                                let customer = match event.fact.customer_id() {
+                                    Some(customer) => tx.lock_customer(customer).await?,
+                                    None => None,
+                                };
+                                let mut users = feed::users_named(tx, event, customer).await?;
                                 users.extend(late.iter().cloned());
                                 let before = feed::Before::take(tx, ctx, users).await?;
                                 let status = effects::apply(tx, ctx, event).await?;

@@ -58,7 +58,7 @@ pub use push::{
 pub use records::*;
 pub use scoped_futures::ScopedFutureExt;
 pub use store::{
-    AccessRead, AccessRows, BillingRead, BillingStore, BillingTx, CreditRead, CreditTx,
+    AccessRead, AccessRows, AccessTx, BillingRead, BillingStore, BillingTx, CreditRead, CreditTx,
     CustomerRead, CustomerTx, EventTx, LockTx, PaymentTx, ReconcileTx, StripeRequestTx,
     SubscriptionRead, SubscriptionTx, TxFuture, UsageRead,
 };

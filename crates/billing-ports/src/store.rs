@@ -122,6 +122,7 @@ pub trait BillingStore: Send + Sync + 'static {
 /// A `&mut dyn BillingTx` coerces to the `&mut dyn BillingRead` that read-only helpers take.
 pub trait BillingTx:
     BillingRead
+    + AccessTx
     + EventTx
     + LockTx
     + CustomerTx
@@ -136,6 +137,7 @@ pub trait BillingTx:
 
 impl<T> BillingTx for T where
     T: BillingRead
+        + AccessTx
         + EventTx
         + LockTx
         + CustomerTx
@@ -191,6 +193,10 @@ pub trait LockTx: Send {
     /// to link a customer to a user), taking several keys in
     /// one fixed order. Rows that do not exist yet cannot be row-locked, so the key, not a row
     /// lock, is what keeps two deliveries about one object from deciding on the same "before".
+    ///
+    /// Taking a key the transaction already holds again returns at once (a store may answer
+    /// it without a round trip), so a step may take what it needs without knowing what an
+    /// earlier step took.
     async fn lock_key(&mut self, key: &str) -> Result<(), StoreError>;
 
     /// Takes `key`'s lock as [`LockTx::lock_key`] does when nobody holds it, without waiting:
@@ -213,6 +219,10 @@ pub trait LockTx: Send {
 #[async_trait]
 pub trait CustomerRead: Send {
     /// The customer with this Stripe id.
+    ///
+    /// Every writer of a customer holds its lock (its Stripe id, [`LockTx::lock_key`]), so
+    /// while a transaction holds it a store may answer a second read from the first one (or
+    /// from what the transaction wrote since).
     async fn customer(
         &mut self,
         stripe_customer_id: &str,
@@ -227,7 +237,19 @@ pub trait CustomerRead: Send {
 
 /// Writing customers.
 #[async_trait]
-pub trait CustomerTx: CustomerRead {
+pub trait CustomerTx: CustomerRead + LockTx {
+    /// Takes the customer's lock ([`LockTx::lock_key`] of its Stripe id), then reads it
+    /// ([`CustomerRead::customer`]): the read comes after the lock is granted, so it sees what
+    /// the lock's earlier holders committed. The provided method makes the two calls; a store
+    /// that can send both at once overrides it.
+    async fn lock_customer(
+        &mut self,
+        stripe_customer_id: &str,
+    ) -> Result<Option<CustomerRecord>, StoreError> {
+        self.lock_key(stripe_customer_id).await?;
+        self.customer(stripe_customer_id).await
+    }
+
     /// Inserts or updates the customer row (keyed by Stripe id).
     async fn save_customer(
         &mut self,
@@ -361,6 +383,23 @@ pub trait AccessRead: CustomerRead + SubscriptionRead + CreditRead {
     /// changed no user's access rows, so they need not be read again.
     fn access_writes(&self) -> Option<u64> {
         None
+    }
+}
+
+/// Locking users' records and reading their access in one step.
+#[async_trait]
+pub trait AccessTx: AccessRead + LockTx {
+    /// Takes the locks of `keys` ([`LockTx::lock_keys`], in their order), then reads
+    /// `user_id`'s [`AccessRows`]: the read comes after every lock is granted, so it sees what
+    /// the locks' earlier holders committed. The provided method makes the two calls; a store
+    /// that can send both at once overrides it.
+    async fn lock_then_access_rows(
+        &mut self,
+        keys: &[String],
+        user_id: &str,
+    ) -> Result<AccessRows, StoreError> {
+        self.lock_keys(keys).await?;
+        self.access_rows(user_id).await
     }
 }
 

@@ -36,7 +36,7 @@ use crate::records::{
     ReconcileCursor, StripeRequest, SubscriptionRecord, UsageConsumed, UsageRequest,
 };
 use crate::store::{
-    AccessRead, AccessRows, BillingRead, BillingStore, BillingTx, CreditRead, CreditTx,
+    AccessRead, AccessRows, AccessTx, BillingRead, BillingStore, BillingTx, CreditRead, CreditTx,
     CustomerRead, CustomerTx, EventTx, LockTx, PaymentTx, ReconcileTx, StripeRequestTx,
     SubscriptionRead, SubscriptionTx, TxFuture, UsageRead,
 };
@@ -484,6 +484,8 @@ impl<X: AccessRead + ?Sized> AccessRead for Faulty<'_, X> {
         self.inner.access_writes()
     }
 }
+/// The provided method: the plan applies to its lock and its read.
+impl<X: AccessTx + ?Sized> AccessTx for Faulty<'_, X> {}
 forward!(CreditTx:
     fn add_credit(entry: &CreditEntry) -> bool => AddCredit;
 );

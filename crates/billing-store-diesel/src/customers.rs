@@ -2,14 +2,14 @@
 //! earlier rows (credits, orders, payments) to the user it turns out to belong to.
 
 use async_trait::async_trait;
-use billing_ports::{CustomerRead, CustomerRecord, CustomerTx, StoreError};
+use billing_ports::{CustomerRead, CustomerRecord, CustomerTx, LockTx, StoreError};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::prepared::cached;
 use crate::schema::{Stamp, credit_ledger, customers, orders, payments};
-use crate::tx::{Tx, on_conn};
+use crate::tx::{Tx, after_locks, on_conn};
 
 #[derive(Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = customers, treat_none_as_null = true)]
@@ -53,19 +53,33 @@ macro_rules! give_rows_to_user {
     }};
 }
 
+/// The customer row with this Stripe id (for every backend, and after a lock).
+macro_rules! customer_by_id {
+    ($id:expr) => {
+        customers::table.find($id).select(CustomerRow::as_select())
+    };
+}
+
 #[async_trait]
 impl CustomerRead for Tx<'_> {
+    /// Read once per transaction while the transaction holds the customer's lock.
     async fn customer(
         &mut self,
         stripe_customer_id: &str,
     ) -> Result<Option<CustomerRecord>, StoreError> {
-        let row: Option<CustomerRow> = on_conn!(self, |c| customers::table
-            .find(stripe_customer_id)
-            .select(CustomerRow::as_select())
+        if let Some(known) = self.customers.get(stripe_customer_id) {
+            return Ok(known.clone());
+        }
+        let row: Option<CustomerRow> = on_conn!(self, |c| customer_by_id!(stripe_customer_id)
             .get_result(c)
             .await
             .optional())?;
-        Ok(row.map(customer_record))
+        let record = row.map(customer_record);
+        if self.holds(stripe_customer_id) {
+            self.customers
+                .insert(stripe_customer_id.to_owned(), record.clone());
+        }
+        Ok(record)
     }
 
     async fn customer_of_user(
@@ -84,6 +98,32 @@ impl CustomerRead for Tx<'_> {
 
 #[async_trait]
 impl CustomerTx for Tx<'_> {
+    /// One round trip on Postgres (the lock and the read pipelined); the row is then known
+    /// to the transaction (see `customer`).
+    async fn lock_customer(
+        &mut self,
+        stripe_customer_id: &str,
+    ) -> Result<Option<CustomerRecord>, StoreError> {
+        if !self.holds(stripe_customer_id) {
+            let keys = [stripe_customer_id.to_owned()];
+            let read = after_locks!(self, &keys, |c| async move {
+                let mut c = c;
+                customer_by_id!(stripe_customer_id)
+                    .get_result::<CustomerRow>(&mut c)
+                    .await
+                    .optional()
+            });
+            if let Some(row) = read {
+                let record = row?.map(customer_record);
+                self.customers
+                    .insert(stripe_customer_id.to_owned(), record.clone());
+                return Ok(record);
+            }
+            self.lock_key(stripe_customer_id).await?;
+        }
+        self.customer(stripe_customer_id).await
+    }
+
     async fn save_customer(
         &mut self,
         customer: &CustomerRecord,
@@ -102,6 +142,8 @@ impl CustomerTx for Tx<'_> {
                 .do_update()
                 .set((&row, customers::updated_at.eq(Stamp(at)))),
         );
+        // Forgotten before the statement: if it fails, the transaction fails with it.
+        self.customers.remove(&customer.stripe_customer_id);
         on_conn!(self, |c| upsert.execute(c).await)?;
         Ok(())
     }

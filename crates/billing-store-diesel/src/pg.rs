@@ -1,19 +1,22 @@
 //! The Postgres backend: diesel-async's `AsyncPgConnection` in a deadpool pool.
 //!
-//! What only Postgres does: locking a key with an advisory lock until commit, and (in
-//! `subscriptions`) locking a row read to change it with `FOR UPDATE`.
+//! What only Postgres does: locking a key with an advisory lock until commit (and reading
+//! after the lock in the same round trip, [`lock_then`]), and (in `subscriptions`) locking a
+//! row read to change it with `FOR UPDATE`.
 
-use crate::prepared::cached;
-use billing_ports::{Cause, StoreError};
-use diesel::QueryResult;
-use diesel::sql_types::Text;
+use std::task::Poll;
 use std::time::Duration;
 
+use billing_ports::{Cause, StoreError};
 use deadpool::managed::{Metrics, Object, RecycleResult};
+use diesel::QueryResult;
+use diesel::sql_types::Text;
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, PoolError, PoolableConnection,
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::prepared::cached;
 
 /// The Postgres connection pool.
 pub(crate) type Pool = deadpool::managed::Pool<Manager>;
@@ -74,7 +77,7 @@ pub(crate) async fn connection(pool: &Pool) -> Result<Object<Manager>, StoreErro
 
 /// Serialises transactions on one key (customer, payment intent…) until commit.
 /// `pg_try_advisory_xact_lock` of `key`: true when taken.
-pub(crate) async fn try_lock_key(conn: &mut AsyncPgConnection, key: &str) -> QueryResult<bool> {
+pub(crate) async fn try_lock_key(mut conn: &AsyncPgConnection, key: &str) -> QueryResult<bool> {
     #[derive(diesel::QueryableByName)]
     struct Taken {
         #[diesel(sql_type = diesel::sql_types::Bool)]
@@ -84,7 +87,7 @@ pub(crate) async fn try_lock_key(conn: &mut AsyncPgConnection, key: &str) -> Que
         diesel::sql_query("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS taken")
             .bind::<Text, _>(key),
     )
-    .get_result(conn)
+    .get_result(&mut conn)
     .await?;
     Ok(row.taken)
 }
@@ -92,7 +95,7 @@ pub(crate) async fn try_lock_key(conn: &mut AsyncPgConnection, key: &str) -> Que
 /// `pg_advisory_xact_lock` of each of `keys`, in their order, in one statement (`unnest`
 /// yields the array's elements in order, and the select list is evaluated row by row in that
 /// order).
-pub(crate) async fn lock_keys(conn: &mut AsyncPgConnection, keys: &[String]) -> QueryResult<()> {
+pub(crate) async fn lock_keys(mut conn: &AsyncPgConnection, keys: &[String]) -> QueryResult<()> {
     cached(
         diesel::sql_query(
             "SELECT pg_advisory_xact_lock(hashtextextended(key, 0)) \
@@ -100,17 +103,67 @@ pub(crate) async fn lock_keys(conn: &mut AsyncPgConnection, keys: &[String]) -> 
         )
         .bind::<diesel::sql_types::Array<Text>, _>(keys),
     )
-    .execute(conn)
+    .execute(&mut conn)
     .await?;
     Ok(())
 }
 
-pub(crate) async fn lock_key(conn: &mut AsyncPgConnection, key: &str) -> QueryResult<()> {
+pub(crate) async fn lock_key(mut conn: &AsyncPgConnection, key: &str) -> QueryResult<()> {
     cached(
         diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
             .bind::<Text, _>(key),
     )
-    .execute(conn)
+    .execute(&mut conn)
     .await?;
     Ok(())
+}
+
+/// Runs `first` and `second`, two statements on one connection, in one round trip, `second`
+/// after `first`: `first` is polled before `second` every time, so its statement is sent first
+/// (diesel-async sends a statement on its future's first poll, after taking the connection's
+/// statement cache in turn), and Postgres runs a connection's statements in the order it
+/// receives them. So `second` starts once `first` has finished: after a lock `first` waited
+/// for, `second` sees what the lock's earlier holder committed. The first error is returned.
+pub(crate) async fn pipelined<A, B>(
+    first: impl Future<Output = QueryResult<A>>,
+    second: impl Future<Output = QueryResult<B>>,
+) -> QueryResult<(A, B)> {
+    let mut first = std::pin::pin!(first);
+    let mut second = std::pin::pin!(second);
+    let (mut a, mut b) = (None, None);
+    std::future::poll_fn(|cx| {
+        if a.is_none()
+            && let Poll::Ready(done) = first.as_mut().poll(cx)
+        {
+            a = Some(done?);
+        }
+        if b.is_none()
+            && let Poll::Ready(done) = second.as_mut().poll(cx)
+        {
+            b = Some(done?);
+        }
+        match (a.take(), b.take()) {
+            (Some(a), Some(b)) => Poll::Ready(Ok((a, b))),
+            (left, right) => {
+                (a, b) = (left, right);
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
+/// Takes the advisory locks of `keys` (in their order), then runs `read`, in one round trip
+/// ([`pipelined`]): `read` sees every commit of the locks' earlier holders.
+pub(crate) async fn lock_then<T>(
+    conn: &AsyncPgConnection,
+    keys: &[String],
+    read: impl Future<Output = QueryResult<T>>,
+) -> QueryResult<T> {
+    let ((), value) = match keys {
+        [] => ((), read.await?),
+        [key] => pipelined(lock_key(conn, key), read).await?,
+        keys => pipelined(lock_keys(conn, keys), read).await?,
+    };
+    Ok(value)
 }

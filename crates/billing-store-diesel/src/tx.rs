@@ -10,7 +10,9 @@
 //! embedded migration is reported as [`StoreError::NotMigrated`]: the migrations Diesel
 //! recorded are compared with the embedded ones on the same connection, never the message.
 
-use billing_ports::{BillingRead, BillingTx, Cause, LockTx, StoreError, TxFuture};
+use std::collections::{HashMap, HashSet};
+
+use billing_ports::{BillingRead, BillingTx, Cause, CustomerRecord, LockTx, StoreError, TxFuture};
 use diesel::result::Error as DieselError;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
@@ -65,6 +67,27 @@ macro_rules! on_conn {
 
 pub(crate) use on_conn;
 
+/// On Postgres, takes the advisory locks of those of `$keys` the [`Tx`] does not hold yet
+/// and runs a read after them in the same round trip ([`crate::pg::lock_then`]):
+/// `after_locks!(tx, keys, |c| future)`, with `c` the `&AsyncPgConnection` the future runs on.
+/// `Some(result)` on Postgres; `None` on SQLite, where the caller locks (a no-op) and reads as
+/// usual.
+macro_rules! after_locks {
+    ($tx:expr, $keys:expr, |$c:ident| $read:expr) => {{
+        let new = $tx.not_held($keys);
+        let result = match &mut $tx.conn {
+            $crate::tx::Conn::Postgres(conn) => {
+                let $c: &diesel_async::AsyncPgConnection = conn;
+                Some($crate::pg::lock_then($c, &new, $read).await)
+            }
+            $crate::tx::Conn::Sqlite(_) => None,
+        };
+        result.map(|result| $tx.locked(new, result))
+    }};
+}
+
+pub(crate) use after_locks;
+
 /// A connection lent to the aggregates' queries: inside a transaction for
 /// [`BillingStore::transaction`](billing_ports::BillingStore::transaction), outside any for
 /// reads and single statements.
@@ -74,6 +97,12 @@ pub(crate) struct Tx<'c> {
     unclassified: Option<Cause>,
     /// Write statements run on the rows users' access is read from (`access`).
     pub(crate) access_writes: u64,
+    /// The advisory lock keys this transaction took: held until it ends, so taking one again
+    /// needs no statement.
+    held: HashSet<String>,
+    /// Customers read under their own lock (their Stripe id, which every writer of a customer
+    /// holds), by Stripe id: no other transaction can change them until this one ends.
+    pub(crate) customers: HashMap<String, Option<CustomerRecord>>,
 }
 
 impl<'c> Tx<'c> {
@@ -83,7 +112,34 @@ impl<'c> Tx<'c> {
             conn: conn.into(),
             unclassified: None,
             access_writes: 0,
+            held: HashSet::new(),
+            customers: HashMap::new(),
         }
+    }
+
+    /// True when this transaction holds the advisory lock of `key`.
+    pub(crate) fn holds(&self, key: &str) -> bool {
+        self.held.contains(key)
+    }
+
+    /// Those of `keys` this transaction does not hold yet, in their order.
+    pub(crate) fn not_held(&self, keys: &[String]) -> Vec<String> {
+        keys.iter()
+            .filter(|key| !self.held.contains(key.as_str()))
+            .cloned()
+            .collect()
+    }
+
+    /// The outcome of a statement that took the locks of `keys`: they are held when it
+    /// succeeded.
+    pub(crate) fn locked<T>(
+        &mut self,
+        keys: Vec<String>,
+        result: diesel::QueryResult<T>,
+    ) -> Result<T, StoreError> {
+        let value = result.map_err(|error| self.statement_failed(error))?;
+        self.held.extend(keys);
+        Ok(value)
     }
 
     /// Maps a failed statement's error and remembers it when it is unclassified
@@ -225,32 +281,37 @@ pub(crate) async fn confirm<T>(
 
 #[async_trait::async_trait]
 impl LockTx for Tx<'_> {
-    /// An advisory lock on Postgres; nothing on SQLite, whose one writer at a time holds the
-    /// whole database.
+    /// An advisory lock on Postgres (no statement when this transaction already holds it);
+    /// nothing on SQLite, whose one writer at a time holds the whole database.
     async fn lock_key(&mut self, key: &str) -> Result<(), StoreError> {
-        let locked = match &mut self.conn {
-            Conn::Postgres(conn) => crate::pg::lock_key(conn, key).await,
-            Conn::Sqlite(_) => Ok(()),
-        };
-        locked.map_err(|error| self.statement_failed(error))
+        self.lock_keys(&[key.to_owned()]).await
     }
 
     /// Always taken on SQLite (one writer at a time).
     async fn try_lock_key(&mut self, key: &str) -> Result<bool, StoreError> {
+        if self.held.contains(key) {
+            return Ok(true);
+        }
         let taken = match &mut self.conn {
             Conn::Postgres(conn) => crate::pg::try_lock_key(conn, key).await,
             Conn::Sqlite(_) => Ok(true),
         };
-        taken.map_err(|error| self.statement_failed(error))
+        let taken = taken.map_err(|error| self.statement_failed(error))?;
+        if taken {
+            self.held.insert(key.to_owned());
+        }
+        Ok(taken)
     }
 
-    /// One statement on Postgres, whatever the number of keys.
+    /// One statement on Postgres for the keys this transaction does not hold yet, in their
+    /// order; none when it holds them all.
     async fn lock_keys(&mut self, keys: &[String]) -> Result<(), StoreError> {
-        let locked = match (&mut self.conn, keys) {
+        let new = self.not_held(keys);
+        let locked = match (&mut self.conn, new.as_slice()) {
             (_, []) | (Conn::Sqlite(_), _) => Ok(()),
             (Conn::Postgres(conn), [key]) => crate::pg::lock_key(conn, key).await,
             (Conn::Postgres(conn), keys) => crate::pg::lock_keys(conn, keys).await,
         };
-        locked.map_err(|error| self.statement_failed(error))
+        self.locked(new, locked)
     }
 }

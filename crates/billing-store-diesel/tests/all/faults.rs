@@ -218,7 +218,7 @@ async fn terminate(admin: &mut AsyncPgConnection, pid: i32) {
         .unwrap();
 }
 
-fn database_name(url: &str) -> String {
+pub(crate) fn database_name(url: &str) -> String {
     url.rsplit('/').next().unwrap().to_owned()
 }
 

@@ -9,6 +9,8 @@ use billing_ports::{
 };
 use billing_store_diesel::testing::TestDatabase;
 use billing_store_diesel::{Backend, on_both_backends};
+use diesel::sql_types::Text;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tokio::sync::oneshot;
 
 use crate::at;
@@ -16,6 +18,7 @@ use crate::at;
 on_both_backends!(
     a_subscription_read_to_change_it_stays_locked_until_commit,
     a_read_does_not_wait_for_a_writer,
+    a_read_with_its_lock_sees_the_holders_commit,
 );
 
 const CUSTOMER: &str = "cus_R3kV9qWm2XbT7p";
@@ -44,6 +47,42 @@ async fn seed(db: &TestDatabase) {
         })
         .await
         .unwrap();
+}
+
+/// A writer that takes the locks of `keys`, gives the customer a new email and the
+/// subscription the status past_due, then holds its transaction open until the returned
+/// sender is used; returned once it holds them.
+async fn open_writer(
+    db: &TestDatabase,
+    keys: Vec<String>,
+) -> (
+    tokio::task::JoinHandle<Result<(), StoreError>>,
+    oneshot::Sender<()>,
+) {
+    let (started_tx, started_rx) = oneshot::channel();
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let store = db.store().clone();
+    let writer = tokio::spawn(async move {
+        store
+            .transaction(move |tx| {
+                async move {
+                    tx.lock_keys(&keys).await?;
+                    let mut customer = tx.customer(CUSTOMER).await?.unwrap();
+                    customer.email = Some("t.nakamura@example.org".to_owned());
+                    tx.save_customer(&customer, at(5)).await?;
+                    let past_due =
+                        subscription(SubscriptionStatus::PastDue, "evt_1Sb4Lc2eZvKYlo2Cm5Ue", 5);
+                    tx.save_subscription(&past_due, at(5)).await?;
+                    started_tx.send(()).ok();
+                    release_rx.await.ok();
+                    Ok::<_, StoreError>(())
+                }
+                .scope_boxed()
+            })
+            .await
+    });
+    started_rx.await.unwrap();
+    (writer, release_tx)
 }
 
 /// A second writer reading the same subscription waits until the first commits, then sees
@@ -90,30 +129,47 @@ async fn a_subscription_read_to_change_it_stays_locked_until_commit(backend: Bac
     assert_eq!(seen.unwrap().unwrap().status, SubscriptionStatus::Canceled);
 }
 
+/// `lock_customer` and `lock_then_access_rows` (one round trip each on Postgres) wait for the
+/// transaction holding their lock and read what it committed, not what stood before it.
+async fn a_read_with_its_lock_sees_the_holders_commit(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    seed(&db).await;
+    let feed_key = format!("feed:{USER}");
+    let (writer, release_tx) = open_writer(&db, vec![CUSTOMER.to_owned(), feed_key.clone()]).await;
+    let store = db.store().clone();
+    let mut customer = tokio::spawn(async move {
+        store
+            .transaction(|tx| async move { tx.lock_customer(CUSTOMER).await }.scope_boxed())
+            .await
+    });
+    let store = db.store().clone();
+    let mut access = tokio::spawn(async move {
+        store
+            .transaction(move |tx| {
+                async move { tx.lock_then_access_rows(&[feed_key], USER).await }.scope_boxed()
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        !customer.is_finished() && !access.is_finished(),
+        "both wait for the holder"
+    );
+    release_tx.send(()).unwrap();
+    writer.await.unwrap().unwrap();
+    let customer = (&mut customer).await.unwrap().unwrap().unwrap();
+    assert_eq!(customer.email.as_deref(), Some("t.nakamura@example.org"));
+    let access = (&mut access).await.unwrap().unwrap();
+    assert_eq!(access.customer.as_deref(), Some(CUSTOMER));
+    assert_eq!(access.subscriptions.len(), 1);
+    assert_eq!(access.subscriptions[0].status, SubscriptionStatus::PastDue);
+}
+
 /// While a writer holds its transaction open, entitlement-style reads still answer.
 async fn a_read_does_not_wait_for_a_writer(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     seed(&db).await;
-    let (started_tx, started_rx) = oneshot::channel();
-    let (release_tx, release_rx) = oneshot::channel::<()>();
-    let writer_store = db.store().clone();
-    let writer = tokio::spawn(async move {
-        writer_store
-            .transaction(move |tx| {
-                async move {
-                    tx.lock_key(CUSTOMER).await?;
-                    let past_due =
-                        subscription(SubscriptionStatus::PastDue, "evt_1Sb4Lc2eZvKYlo2Cm5Ue", 5);
-                    tx.save_subscription(&past_due, at(5)).await?;
-                    started_tx.send(()).ok();
-                    release_rx.await.ok();
-                    Ok::<_, StoreError>(())
-                }
-                .scope_boxed()
-            })
-            .await
-    });
-    started_rx.await.unwrap();
+    let (writer, release_tx) = open_writer(&db, vec![CUSTOMER.to_owned()]).await;
     let read = tokio::time::timeout(
         Duration::from_secs(2),
         db.store().read(|tx| {
@@ -145,27 +201,11 @@ async fn a_read_does_not_wait_for_a_writer(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_locked_together_are_each_held_until_commit() {
     let db = TestDatabase::postgres().await;
+    seed(&db).await;
     let keys: Vec<String> = ["feed:user_7Hq2xK", "feed:user_c91LmP", "feed:user_Zr04tW"]
         .map(str::to_owned)
         .to_vec();
-    let (started_tx, started_rx) = oneshot::channel();
-    let (release_tx, release_rx) = oneshot::channel::<()>();
-    let holder_store = db.store().clone();
-    let held = keys.clone();
-    let holder = tokio::spawn(async move {
-        holder_store
-            .transaction(move |tx| {
-                async move {
-                    tx.lock_keys(&held).await?;
-                    started_tx.send(()).ok();
-                    release_rx.await.ok();
-                    Ok::<_, StoreError>(())
-                }
-                .scope_boxed()
-            })
-            .await
-    });
-    started_rx.await.unwrap();
+    let (holder, release_tx) = open_writer(&db, keys.clone()).await;
     let try_all = |keys: Vec<String>| {
         let store = db.store().clone();
         async move {
@@ -188,4 +228,71 @@ async fn keys_locked_together_are_each_held_until_commit() {
     release_tx.send(()).unwrap();
     holder.await.unwrap().unwrap();
     assert_eq!(try_all(keys).await, [true, true, true]);
+}
+
+/// The last statement of the one backend of `database` that is idle in a transaction.
+async fn last_statement(admin: &mut AsyncPgConnection, database: &str) -> String {
+    #[derive(diesel::QueryableByName)]
+    struct Activity {
+        #[diesel(sql_type = Text)]
+        query: String,
+    }
+    let rows: Vec<Activity> = diesel::sql_query(
+        "SELECT query FROM pg_stat_activity WHERE datname = $1 AND state = 'idle in transaction'",
+    )
+    .bind::<Text, _>(database)
+    .load(admin)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 1, "one transaction open");
+    rows.into_iter().next().unwrap().query
+}
+
+/// What a transaction already knows costs no statement: a key it holds is taken again by
+/// each of the three lock calls, and a customer read under its own lock is read again,
+/// without one (its backend's last statement stays what it was); a new key still costs one,
+/// and a read after the transaction saved the customer answers what it saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_lock_and_a_customer_read_under_it_cost_no_second_statement() {
+    let db = TestDatabase::postgres().await;
+    seed(&db).await;
+    let database = crate::faults::database_name(db.url());
+    let mut admin = AsyncPgConnection::establish(db.url()).await.unwrap();
+    let saved = db
+        .store()
+        .transaction(move |tx| {
+            async move {
+                tx.lock_key(CUSTOMER).await?;
+                let first = tx.customer(CUSTOMER).await?.unwrap();
+                let read = last_statement(&mut admin, &database).await;
+                assert!(read.contains("customers"), "{read}");
+                tx.lock_key(CUSTOMER).await?;
+                assert!(tx.try_lock_key(CUSTOMER).await?);
+                tx.lock_keys(&[CUSTOMER.to_owned()]).await?;
+                assert_eq!(tx.customer(CUSTOMER).await?.as_ref(), Some(&first));
+                assert_eq!(last_statement(&mut admin, &database).await, read);
+                tx.lock_keys(&[CUSTOMER.to_owned(), format!("feed:{USER}")])
+                    .await?;
+                let lock = last_statement(&mut admin, &database).await;
+                assert!(lock.contains("pg_advisory_xact_lock"), "{lock}");
+                assert_eq!(tx.customer(CUSTOMER).await?.as_ref(), Some(&first));
+                assert_eq!(last_statement(&mut admin, &database).await, lock);
+                let changed = CustomerRecord {
+                    email: Some("r.okafor@example.net".to_owned()),
+                    ..first
+                };
+                tx.save_customer(&changed, at(5)).await?;
+                assert_eq!(tx.customer(CUSTOMER).await?.as_ref(), Some(&changed));
+                Ok::<_, StoreError>(changed)
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
+    let committed = db
+        .store()
+        .transaction(|tx| async move { tx.customer(CUSTOMER).await }.scope_boxed())
+        .await
+        .unwrap();
+    assert_eq!(committed, Some(saved));
 }
