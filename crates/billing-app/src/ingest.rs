@@ -233,25 +233,22 @@ impl<S: BillingStore> BillingApp<S> {
                 .transaction(move |tx| {
                     async move {
                         // Recorded done in the claim itself; only a stale event is corrected after.
-                        let claimed = match &event.fact {
-                            Fact::Unhandled => EventStatus::Ignored,
-                            _ => EventStatus::Processed,
+                        let (claimed, customer) = match &event.fact {
+                            Fact::Unhandled => (EventStatus::Ignored, None),
+                            fact => (EventStatus::Processed, fact.customer_id()),
                         };
-                        if let Claim::AlreadyDone(status) =
-                            tx.claim_event(new_event, claimed, now).await?
-                        {
+                        // With the claim, the change feed's first step (see `feed`): the
+                        // customer's lock (its effects take it first anyway), so its link to a
+                        // user cannot change while the users are read, and its row.
+                        let (claim, customer) = tx
+                            .claim_event_then_lock_customer(new_event, claimed, now, customer)
+                            .await?;
+                        if let Claim::AlreadyDone(status) = claim {
                             return Ok(IngestOutcome::Duplicate(status));
                         }
                         let status = match &event.fact {
                             Fact::Unhandled => EventStatus::Ignored,
                             _ => {
-                                // The change feed's records, in this transaction (see `feed`).
-                                // The customer's lock first (its effects take it first anyway),
-                                // so its link to a user cannot change while the users are read.
-                                let customer = match event.fact.customer_id() {
-                                    Some(customer) => tx.lock_customer(customer).await?,
-                                    None => None,
-                                };
                                 let mut users = feed::users_named(tx, event, customer).await?;
                                 users.extend(late.iter().cloned());
                                 let before = feed::Before::take(tx, ctx, users).await?;

@@ -158,7 +158,7 @@ impl<T> BillingRead for T where T: AccessRead + UsageRead + ?Sized {}
 
 /// The processed-events table: the exactly-once record of every Stripe event.
 #[async_trait]
-pub trait EventTx: Send {
+pub trait EventTx: CustomerTx {
     /// Claims an event for this transaction, recording it as done with `status` (processed
     /// or ignored) at `at`: inserts it, or takes over a `failed` one. The record is part of
     /// the transaction, so it holds only if the event's effects commit with it; concurrent
@@ -171,6 +171,21 @@ pub trait EventTx: Send {
         at: DateTime<Utc>,
     ) -> Result<Claim, StoreError>;
 
+    /// Claims the event ([`EventTx::claim_event`]) and, when it was claimed and names
+    /// `customer`, takes that customer's lock and reads it ([`CustomerTx::lock_customer`]):
+    /// the customer is `None` when there is none, or the event was done already. The provided
+    /// method makes the calls in turn; a store that can send them at once overrides it (the
+    /// lock may then be taken, until the transaction ends, for an event found done).
+    async fn claim_event_then_lock_customer(
+        &mut self,
+        event: &NewEvent,
+        status: EventStatus,
+        at: DateTime<Utc>,
+        customer: Option<&str>,
+    ) -> Result<(Claim, Option<CustomerRecord>), StoreError> {
+        claim_then_lock_customer_in_turn(self, event, status, at, customer).await
+    }
+
     /// Changes the outcome of an event claimed by this transaction to `status` (stale, when
     /// the effects found it older than what was applied).
     async fn finish_event(
@@ -179,6 +194,23 @@ pub trait EventTx: Send {
         status: EventStatus,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+}
+
+/// [`EventTx::claim_event_then_lock_customer`] as the provided method does it, one call after
+/// the other: for a store that overrides it only where it can send the statements at once.
+pub async fn claim_then_lock_customer_in_turn<T: EventTx + ?Sized>(
+    tx: &mut T,
+    event: &NewEvent,
+    status: EventStatus,
+    at: DateTime<Utc>,
+    customer: Option<&str>,
+) -> Result<(Claim, Option<CustomerRecord>), StoreError> {
+    let claim = tx.claim_event(event, status, at).await?;
+    let record = match (&claim, customer) {
+        (Claim::Claimed { .. }, Some(customer)) => tx.lock_customer(customer).await?,
+        _ => None,
+    };
+    Ok((claim, record))
 }
 
 /// Locks that serialise units of work on one key until their transaction ends.

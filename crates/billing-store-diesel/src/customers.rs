@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use billing_ports::{CustomerRead, CustomerRecord, CustomerTx, LockTx, StoreError};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::prepared::cached;
 use crate::schema::{Stamp, credit_ledger, customers, orders, payments};
@@ -60,6 +60,32 @@ macro_rules! customer_by_id {
     };
 }
 
+/// The customer with this Stripe id, on a connection that may run other statements at once
+/// (`pg::pipelined`).
+pub(crate) async fn customer_postgres(
+    mut conn: &AsyncPgConnection,
+    stripe_customer_id: &str,
+) -> QueryResult<Option<CustomerRecord>> {
+    let row = customer_by_id!(stripe_customer_id)
+        .get_result::<CustomerRow>(&mut conn)
+        .await
+        .optional()?;
+    Ok(row.map(customer_record))
+}
+
+impl Tx<'_> {
+    /// Keeps `record`, read under the customer's lock, for this transaction's next reads.
+    pub(crate) fn known_customer(
+        &mut self,
+        stripe_customer_id: &str,
+        record: Option<CustomerRecord>,
+    ) -> Option<CustomerRecord> {
+        self.customers
+            .insert(stripe_customer_id.to_owned(), record.clone());
+        record
+    }
+}
+
 #[async_trait]
 impl CustomerRead for Tx<'_> {
     /// Read once per transaction while the transaction holds the customer's lock.
@@ -106,18 +132,9 @@ impl CustomerTx for Tx<'_> {
     ) -> Result<Option<CustomerRecord>, StoreError> {
         if !self.holds(stripe_customer_id) {
             let keys = [stripe_customer_id.to_owned()];
-            let read = after_locks!(self, &keys, |c| async move {
-                let mut c = c;
-                customer_by_id!(stripe_customer_id)
-                    .get_result::<CustomerRow>(&mut c)
-                    .await
-                    .optional()
-            });
-            if let Some(row) = read {
-                let record = row?.map(customer_record);
-                self.customers
-                    .insert(stripe_customer_id.to_owned(), record.clone());
-                return Ok(record);
+            let read = after_locks!(self, &keys, |c| customer_postgres(c, stripe_customer_id));
+            if let Some(record) = read {
+                return Ok(self.known_customer(stripe_customer_id, record?));
             }
             self.lock_key(stripe_customer_id).await?;
         }

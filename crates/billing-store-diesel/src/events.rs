@@ -7,18 +7,20 @@
 
 use async_trait::async_trait;
 use billing_ports::{
-    Cause, Claim, EventFilter, EventRecord, EventStatus, EventSummary, EventTx, Failure,
-    FailureKind, NewEvent, StoreError,
+    Cause, Claim, CustomerRecord, EventFilter, EventRecord, EventStatus, EventSummary, EventTx,
+    Failure, FailureKind, NewEvent, StoreError, claim_then_lock_customer_in_turn,
 };
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use crate::customers::customer_postgres;
 use crate::error::parse_stored;
+use crate::pg;
 use crate::prepared::cached;
 use crate::schema::{Stamp, stripe_events, time};
-use crate::tx::{Tx, on_conn};
+use crate::tx::{Conn, Tx, on_conn};
 
 /// A new `stripe_events` row: a claimed event inserted as done (it commits only with the
 /// event's effects), or a failure.
@@ -107,15 +109,15 @@ fn event_summary(row: SummaryRow) -> Result<EventSummary, StoreError> {
     })
 }
 
-#[async_trait]
-impl EventTx for Tx<'_> {
-    async fn claim_event(
-        &mut self,
-        event: &NewEvent,
-        status: EventStatus,
-        at: DateTime<Utc>,
-    ) -> Result<Claim, StoreError> {
+/// The claim of `event` as done with `status` at `at` (see `claim_event`): inserts the event,
+/// or takes over a failed one, returning its attempts; nothing when it is done already. The
+/// conflicting update waits for a concurrent claimer's transaction, then only matches when
+/// that one did not commit the event done (`received` is only ever seen from a claim of an
+/// older version).
+macro_rules! claim_statement {
+    ($event:expr, $status:expr, $at:expr) => {{
         use stripe_events::dsl as e;
+        let event: &NewEvent = $event;
         let row = NewEventRow {
             id: &event.id,
             event_type: &event.event_type,
@@ -123,19 +125,16 @@ impl EventTx for Tx<'_> {
             livemode: event.livemode,
             created: Stamp(event.created),
             payload: &event.payload,
-            status: status.as_str(),
+            status: $status.as_str(),
             attempts: 0,
             last_error: None,
             received_at: Stamp(event.received_at),
-            processed_at: Some(Stamp(at)),
+            processed_at: Some(Stamp($at)),
             failure_kind: None,
             next_attempt_at: None,
         };
-        // Inserts the event, or takes over a failed one. The conflicting update waits for a
-        // concurrent claimer's transaction, then only matches when that one did not commit
-        // the event done (`received` is only ever seen from a claim of an older version).
         let upsert = diesel::insert_into(e::stripe_events)
-            .values(&row)
+            .values(row)
             .on_conflict(e::id)
             .do_update()
             .set((
@@ -145,22 +144,79 @@ impl EventTx for Tx<'_> {
                 e::failure_kind.eq(None::<String>),
                 e::next_attempt_at.eq(None::<Stamp>),
             ));
-        let claim = cached(
+        cached(
             diesel::query_dsl::methods::FilterDsl::filter(
                 upsert,
                 e::status.eq_any([EventStatus::Failed.as_str(), EventStatus::Received.as_str()]),
             )
             .returning(e::attempts),
-        );
-        let claimed: Option<i32> = on_conn!(self, |c| claim.get_result(c).await.optional())?;
+        )
+    }};
+}
+
+impl Tx<'_> {
+    /// What a claim statement's answer means: claimed with its attempts, or (no row) done
+    /// already, with the status read now.
+    async fn claim_outcome(&mut self, id: &str, claimed: Option<i32>) -> Result<Claim, StoreError> {
+        use stripe_events::dsl as e;
         if let Some(stored) = claimed {
             return Ok(Claim::Claimed {
                 attempts: attempts(stored)?,
             });
         }
-        let query = e::stripe_events.find(&event.id).select(e::status);
+        let query = e::stripe_events.find(id).select(e::status);
         let status: String = on_conn!(self, |c| query.get_result(c).await)?;
         Ok(Claim::AlreadyDone(parse_stored(&status)?))
+    }
+}
+
+#[async_trait]
+impl EventTx for Tx<'_> {
+    async fn claim_event(
+        &mut self,
+        event: &NewEvent,
+        status: EventStatus,
+        at: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        let claim = claim_statement!(event, status, at);
+        let claimed: Option<i32> = on_conn!(self, |c| claim.get_result(c).await.optional())?;
+        self.claim_outcome(&event.id, claimed).await
+    }
+
+    /// On Postgres the claim, the customer's lock and its read go in one round trip
+    /// (pipelined; Postgres runs them in that order).
+    async fn claim_event_then_lock_customer(
+        &mut self,
+        event: &NewEvent,
+        status: EventStatus,
+        at: DateTime<Utc>,
+        customer: Option<&str>,
+    ) -> Result<(Claim, Option<CustomerRecord>), StoreError> {
+        let new = customer.map(|c| self.not_held(&[c.to_owned()]));
+        let pipelined = match (&mut self.conn, customer, new) {
+            (Conn::Postgres(conn), Some(customer), Some(new)) if !new.is_empty() => {
+                let conn: &AsyncPgConnection = conn;
+                let claim = claim_statement!(event, status, at);
+                let claimed = async move {
+                    let mut c = conn;
+                    claim.get_result::<i32>(&mut c).await.optional()
+                };
+                let read = pg::lock_then(conn, &new, customer_postgres(conn, customer));
+                let result = pg::pipelined(claimed, read).await;
+                Some((customer, new, result))
+            }
+            _ => None,
+        };
+        let Some((customer, new, result)) = pipelined else {
+            return claim_then_lock_customer_in_turn(self, event, status, at, customer).await;
+        };
+        let (claimed, record) = self.locked(new, result)?;
+        let claim = self.claim_outcome(&event.id, claimed).await?;
+        let record = self.known_customer(customer, record);
+        Ok(match claim {
+            Claim::Claimed { .. } => (claim, record),
+            Claim::AlreadyDone(_) => (claim, None),
+        })
     }
 
     async fn finish_event(

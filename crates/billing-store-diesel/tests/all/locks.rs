@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use billing_domain::SubscriptionStatus;
 use billing_ports::{
-    BillingStore, CustomerRecord, ScopedFutureExt, StoreError, SubscriptionRecord,
+    BillingStore, Claim, CustomerRecord, EventStatus, NewEvent, ScopedFutureExt, StoreError,
+    SubscriptionRecord,
 };
 use billing_store_diesel::testing::TestDatabase;
 use billing_store_diesel::{Backend, on_both_backends};
@@ -129,8 +130,9 @@ async fn a_subscription_read_to_change_it_stays_locked_until_commit(backend: Bac
     assert_eq!(seen.unwrap().unwrap().status, SubscriptionStatus::Canceled);
 }
 
-/// `lock_customer` and `lock_then_access_rows` (one round trip each on Postgres) wait for the
-/// transaction holding their lock and read what it committed, not what stood before it.
+/// `lock_customer`, `lock_then_access_rows` and `claim_event_then_lock_customer` (one round
+/// trip each on Postgres) wait for the transaction holding their lock and read what it
+/// committed, not what stood before it; the claim of an event done already names no customer.
 async fn a_read_with_its_lock_sees_the_holders_commit(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     seed(&db).await;
@@ -150,13 +152,41 @@ async fn a_read_with_its_lock_sees_the_holders_commit(backend: Backend) {
             })
             .await
     });
+    let event = crate::store::event("evt_1Sb4Ne2eZvKYlo2CpT4x");
+    let claim = |event: NewEvent| {
+        let store = db.store().clone();
+        tokio::spawn(async move {
+            store
+                .transaction(move |tx| {
+                    async move {
+                        tx.claim_event_then_lock_customer(
+                            &event,
+                            EventStatus::Processed,
+                            at(6),
+                            Some(CUSTOMER),
+                        )
+                        .await
+                    }
+                    .scope_boxed()
+                })
+                .await
+        })
+    };
+    let claimed = claim(event.clone());
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(
-        !customer.is_finished() && !access.is_finished(),
-        "both wait for the holder"
+        !customer.is_finished() && !access.is_finished() && !claimed.is_finished(),
+        "all wait for the holder"
     );
     release_tx.send(()).unwrap();
     writer.await.unwrap().unwrap();
+    let (first, claimed_customer) = claimed.await.unwrap().unwrap();
+    assert!(matches!(first, Claim::Claimed { attempts: 0 }), "{first:?}");
+    let email = claimed_customer.unwrap().email;
+    assert_eq!(email.as_deref(), Some("t.nakamura@example.org"));
+    let (again, none) = claim(event).await.unwrap().unwrap();
+    assert_eq!(again, Claim::AlreadyDone(EventStatus::Processed));
+    assert_eq!(none, None);
     let customer = (&mut customer).await.unwrap().unwrap().unwrap();
     assert_eq!(customer.email.as_deref(), Some("t.nakamura@example.org"));
     let access = (&mut access).await.unwrap().unwrap();
