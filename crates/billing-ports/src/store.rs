@@ -173,9 +173,10 @@ pub trait EventTx: CustomerTx {
 
     /// Claims the event ([`EventTx::claim_event`]) and, when it was claimed and names
     /// `customer`, takes that customer's lock and reads it ([`CustomerTx::lock_customer`]):
-    /// the customer is `None` when there is none, or the event was done already. The provided
-    /// method makes the calls in turn; a store that can send them at once overrides it (the
-    /// lock may then be taken, until the transaction ends, for an event found done).
+    /// the customer is `None` when there is none, or the event was done already. A delivery of
+    /// an event done already never waits for the customer's lock. The provided method makes
+    /// the calls in turn; a store that can send them at once overrides it (it may then hold
+    /// the lock, until the transaction ends, for an event found done, when the lock was free).
     async fn claim_event_then_lock_customer(
         &mut self,
         event: &NewEvent,

@@ -7,8 +7,8 @@
 
 use async_trait::async_trait;
 use billing_ports::{
-    Cause, Claim, CustomerRecord, EventFilter, EventRecord, EventStatus, EventSummary, EventTx,
-    Failure, FailureKind, NewEvent, StoreError, claim_then_lock_customer_in_turn,
+    Cause, Claim, CustomerRecord, CustomerTx, EventFilter, EventRecord, EventStatus, EventSummary,
+    EventTx, Failure, FailureKind, NewEvent, StoreError, claim_then_lock_customer_in_turn,
 };
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -183,8 +183,9 @@ impl EventTx for Tx<'_> {
         self.claim_outcome(&event.id, claimed).await
     }
 
-    /// On Postgres the claim, the customer's lock and its read go in one round trip
-    /// (pipelined; Postgres runs them in that order).
+    /// On Postgres the claim, a try of the customer's lock and its read go in one round trip
+    /// (pipelined; Postgres runs them in that order), so a duplicate never waits for the
+    /// lock. A claimed event whose customer's lock was busy then waits for it, with a read.
     async fn claim_event_then_lock_customer(
         &mut self,
         event: &NewEvent,
@@ -192,31 +193,38 @@ impl EventTx for Tx<'_> {
         at: DateTime<Utc>,
         customer: Option<&str>,
     ) -> Result<(Claim, Option<CustomerRecord>), StoreError> {
-        let new = customer.map(|c| self.not_held(&[c.to_owned()]));
-        let pipelined = match (&mut self.conn, customer, new) {
-            (Conn::Postgres(conn), Some(customer), Some(new)) if !new.is_empty() => {
+        let customer = customer.filter(|customer| !self.holds(customer));
+        let pipelined = match (&mut self.conn, customer) {
+            (Conn::Postgres(conn), Some(customer)) => {
                 let conn: &AsyncPgConnection = conn;
                 let claim = claim_statement!(event, status, at);
                 let claimed = async move {
                     let mut c = conn;
                     claim.get_result::<i32>(&mut c).await.optional()
                 };
-                let read = pg::lock_then(conn, &new, customer_postgres(conn, customer));
-                let result = pg::pipelined(claimed, read).await;
-                Some((customer, new, result))
+                let tried = pg::pipelined(
+                    pg::try_lock_key(conn, customer),
+                    customer_postgres(conn, customer),
+                );
+                Some((customer, pg::pipelined(claimed, tried).await))
             }
             _ => None,
         };
-        let Some((customer, new, result)) = pipelined else {
+        let Some((customer, result)) = pipelined else {
             return claim_then_lock_customer_in_turn(self, event, status, at, customer).await;
         };
-        let (claimed, record) = self.locked(new, result)?;
+        let (claimed, (taken, record)) = result.map_err(|error| self.statement_failed(error))?;
+        if taken {
+            self.locked(vec![customer.to_owned()], Ok(()))?;
+        }
         let claim = self.claim_outcome(&event.id, claimed).await?;
-        let record = self.known_customer(customer, record);
-        Ok(match claim {
-            Claim::Claimed { .. } => (claim, record),
-            Claim::AlreadyDone(_) => (claim, None),
-        })
+        let record = match (&claim, taken) {
+            (Claim::AlreadyDone(_), _) => None,
+            (Claim::Claimed { .. }, true) => self.known_customer(customer, record),
+            // Read without the lock: read again once it is held.
+            (Claim::Claimed { .. }, false) => self.lock_customer(customer).await?,
+        };
+        Ok((claim, record))
     }
 
     async fn finish_event(

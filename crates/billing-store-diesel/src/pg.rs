@@ -118,12 +118,16 @@ pub(crate) async fn lock_key(mut conn: &AsyncPgConnection, key: &str) -> QueryRe
     Ok(())
 }
 
-/// Runs `first` and `second`, two statements on one connection, in one round trip, `second`
-/// after `first`: `first` is polled before `second` every time, so its statement is sent first
-/// (diesel-async sends a statement on its future's first poll, after taking the connection's
-/// statement cache in turn), and Postgres runs a connection's statements in the order it
+/// Runs `first` and `second`, two statements on one connection, `second` after `first`, in one
+/// round trip once both are prepared on the connection: `first` is polled before `second`
+/// every time, so its statement is sent first (diesel-async sends a statement on its
+/// future's first poll, after taking the connection's statement cache in turn, held while it
+/// prepares a new statement), and Postgres runs a connection's statements in the order it
 /// receives them. So `second` starts once `first` has finished: after a lock `first` waited
 /// for, `second` sees what the lock's earlier holder committed. The first error is returned.
+///
+/// `first` must bind no custom SQL type: diesel-async looks such types up before it takes the
+/// statement cache, which would let `second` go first. (Every caller binds built-in types.)
 pub(crate) async fn pipelined<A, B>(
     first: impl Future<Output = QueryResult<A>>,
     second: impl Future<Output = QueryResult<B>>,
