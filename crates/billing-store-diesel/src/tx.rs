@@ -98,7 +98,9 @@ pub(crate) struct Tx<'c> {
     /// Write statements run on the rows users' access is read from (`access`).
     pub(crate) access_writes: u64,
     /// The advisory lock keys this transaction took: held until it ends, so taking one again
-    /// needs no statement.
+    /// needs no statement. On SQLite, where a lock is nothing (the one writer holds the whole
+    /// database, and a transaction reads one snapshot), the keys asked for are recorded all
+    /// the same: what they protect holds there for the whole transaction.
     held: HashSet<String>,
     /// Customers read under their own lock (their Stripe id, which every writer of a customer
     /// holds), by Stripe id: no other transaction can change them until this one ends.
