@@ -102,8 +102,7 @@ impl CustomerRead for Tx<'_> {
             .optional())?;
         let record = row.map(customer_record);
         if self.holds(stripe_customer_id) {
-            self.customers
-                .insert(stripe_customer_id.to_owned(), record.clone());
+            return Ok(self.known_customer(stripe_customer_id, record));
         }
         Ok(record)
     }

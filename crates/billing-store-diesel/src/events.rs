@@ -215,7 +215,7 @@ impl EventTx for Tx<'_> {
         };
         let (claimed, (taken, record)) = result.map_err(|error| self.statement_failed(error))?;
         if taken {
-            self.locked(vec![customer.to_owned()], Ok(()))?;
+            self.hold(customer);
         }
         let claim = self.claim_outcome(&event.id, claimed).await?;
         let record = match (&claim, taken) {

@@ -144,6 +144,11 @@ impl<'c> Tx<'c> {
         Ok(value)
     }
 
+    /// Records that this transaction took the lock of `key` (a try that succeeded).
+    pub(crate) fn hold(&mut self, key: &str) {
+        self.held.insert(key.to_owned());
+    }
+
     /// Maps a failed statement's error and remembers it when it is unclassified
     /// ([`StoreError::Query`]), for [`Tx::diagnose`].
     pub(crate) fn statement_failed(&mut self, error: DieselError) -> StoreError {
@@ -300,7 +305,7 @@ impl LockTx for Tx<'_> {
         };
         let taken = taken.map_err(|error| self.statement_failed(error))?;
         if taken {
-            self.held.insert(key.to_owned());
+            self.hold(key);
         }
         Ok(taken)
     }
