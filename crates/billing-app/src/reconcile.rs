@@ -633,6 +633,20 @@ impl<S: BillingStore> BillingApp<S> {
                     // Fetched under the lock, so it is at least as new as anything a webhook
                     // wrote before (the listing may be older).
                     let fresh = gateway.fetch_subscription(&listed.id).await?;
+                    if fresh.customer_id != listed.customer_id {
+                        // Only the listed customer is locked; writing another one's row
+                        // without its lock would break what every writer promises (and
+                        // locking it now, second, could deadlock). Stripe does not move a
+                        // subscription between customers, so this is reported, not repaired.
+                        tracing::warn!(
+                            subscription_id = listed.id.as_str(),
+                            listed_customer_id = listed.customer_id.as_str(),
+                            fetched_customer_id = fresh.customer_id.as_str(),
+                            "reconciliation skipped a subscription whose customer changed \
+                             between the listing and the fetch"
+                        );
+                        return Ok::<_, AppError>((Vec::new(), None));
+                    }
                     let owner = customer::ensure(
                         tx,
                         ctx,

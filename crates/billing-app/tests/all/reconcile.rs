@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use billing_app::{
     AppSettings, BillingApp, DifferenceKind, EVENTS_WINDOW_DAYS, ReconcileReport, ReconcileScope,
@@ -29,6 +30,7 @@ use crate::support::{self, Story, credits, subscription};
 on_both_backends!(
     catch_up_applies_missed_events_once_and_a_second_run_changes_nothing,
     a_subscription_that_differs_is_repaired_and_reported_with_before_and_after,
+    a_subscription_fetched_under_another_customer_is_not_repaired,
     a_dry_run_changes_nothing_and_says_what_would,
     a_cursor_past_the_window_or_gone_at_stripe_falls_back_to_the_whole_window,
     a_failed_listing_stops_the_run_and_the_next_run_does_the_work,
@@ -413,6 +415,52 @@ async fn a_subscription_that_differs_is_repaired_and_reported_with_before_and_af
     let again = app.reconcile(ReconcileScope::All, false).await.unwrap();
     assert_eq!(again.subscriptions_checked, 3);
     assert!(again.differences.is_empty(), "{:#?}", again.differences);
+}
+
+/// The repair locks the listed subscription's customer. If the re-fetch names another one,
+/// writing that customer's row would happen without its lock, so nothing is written.
+async fn a_subscription_fetched_under_another_customer_is_not_repaired(store: DieselStore) {
+    let stripe = FakeGateway::new();
+    let (app, _) = app_at(&store, &stripe, support::t0() + TimeDelta::days(40));
+    let (story, ours) = stored_subscription(&app).await;
+    let (moved, _) = stripe_moved_on(&stripe, &story);
+    // The fetch answers late; between the listing and it, Stripe's copy changes customer.
+    stripe.delay(GatewayCall::FetchSubscription, Duration::from_millis(300));
+    let elsewhere = SubscriptionSnapshot {
+        customer_id: stripe_id("cus"),
+        ..moved.clone()
+    };
+    let move_it = async {
+        while stripe.calls(GatewayCall::ListSubscriptions) == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        stripe.put_subscription(elsewhere.clone());
+    };
+    let (report, ()) = tokio::join!(
+        app.reconcile(ReconcileScope::Customer(story.customer.clone()), false),
+        move_it
+    );
+    let report = report.unwrap();
+
+    assert_eq!(stripe.calls(GatewayCall::FetchSubscription), 2);
+    assert!(kinds(&report, &story.subscription).is_empty());
+    let stored = subscription(&store, &story.subscription).await.unwrap();
+    assert_eq!(stored.stripe_customer_id, story.customer);
+    assert_eq!(stored.status, SubscriptionStatus::Active);
+    assert_eq!(stored.current_period_end, ours.current_period_end);
+    let other = elsewhere.customer_id.clone();
+    let written = store
+        .transaction(
+            move |tx| -> billing_ports::TxFuture<'_, '_, _, billing_ports::StoreError> {
+                Box::pin(async move { Ok(tx.customer(&other).await?.is_some()) })
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        !written,
+        "the fetched customer's row was written without its lock"
+    );
 }
 
 async fn a_dry_run_changes_nothing_and_says_what_would(store: DieselStore) {
