@@ -9,7 +9,7 @@ use billing_ports::{
     SubscriptionRecord,
 };
 use billing_store_diesel::testing::TestDatabase;
-use billing_store_diesel::{Backend, on_both_backends};
+use billing_store_diesel::{Backend, DieselStore, on_both_backends};
 use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tokio::sync::oneshot;
@@ -130,6 +130,27 @@ async fn a_subscription_read_to_change_it_stays_locked_until_commit(backend: Bac
     assert_eq!(seen.unwrap().unwrap().status, SubscriptionStatus::Canceled);
 }
 
+/// Claims `event` done in a transaction of its own on `store`, naming the seeded customer.
+async fn claim_naming_customer(
+    store: DieselStore,
+    event: NewEvent,
+) -> Result<(Claim, Option<CustomerRecord>), StoreError> {
+    store
+        .transaction(move |tx| {
+            async move {
+                tx.claim_event_then_lock_customer(
+                    &event,
+                    EventStatus::Processed,
+                    at(6),
+                    Some(CUSTOMER),
+                )
+                .await
+            }
+            .scope_boxed()
+        })
+        .await
+}
+
 /// `lock_customer`, `lock_then_access_rows` and `claim_event_then_lock_customer` (one round
 /// trip each on Postgres) wait for the transaction holding their lock and read what it
 /// committed, not what stood before it; the claim of an event done already names no customer
@@ -138,25 +159,7 @@ async fn a_read_with_its_lock_sees_the_holders_commit(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     seed(&db).await;
     let event = crate::store::event("evt_1Sb4Ne2eZvKYlo2CpT4x");
-    let claim = |event: NewEvent| {
-        let store = db.store().clone();
-        tokio::spawn(async move {
-            store
-                .transaction(move |tx| {
-                    async move {
-                        tx.claim_event_then_lock_customer(
-                            &event,
-                            EventStatus::Processed,
-                            at(6),
-                            Some(CUSTOMER),
-                        )
-                        .await
-                    }
-                    .scope_boxed()
-                })
-                .await
-        })
-    };
+    let claim = |event: NewEvent| tokio::spawn(claim_naming_customer(db.store().clone(), event));
     let done = crate::store::event("evt_1Sb4Mx2eZvKYlo2CkV7r");
     let (first, _) = claim(done.clone()).await.unwrap().unwrap();
     assert!(matches!(first, Claim::Claimed { .. }), "{first:?}");
@@ -337,4 +340,162 @@ async fn a_held_lock_and_a_customer_read_under_it_cost_no_second_statement() {
         .await
         .unwrap();
     assert_eq!(committed, Some(saved));
+}
+
+/// Whether another transaction could take `key` now (taken and released at once).
+async fn lock_is_free(db: &TestDatabase, key: &str) -> bool {
+    let key = key.to_owned();
+    db.store()
+        .transaction(move |tx| async move { tx.try_lock_key(&key).await }.scope_boxed())
+        .await
+        .unwrap()
+}
+
+/// A Postgres transaction sends its BEGIN with its first statements (the claim's round trip,
+/// a lock and its read): what they lock stays locked, and what they write stays invisible,
+/// until the transaction ends; a unit of work that fails after them leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_begun_in_its_first_round_trip_holds_and_hides_to_its_end() {
+    let db = TestDatabase::postgres().await;
+    seed(&db).await;
+    let event = crate::store::event("evt_1Sb4Qf2eZvKYlo2CwJ6m");
+    let feed_key = format!("feed:{USER}");
+    for first in ["claim", "lock then read"] {
+        let (opened_tx, opened_rx) = oneshot::channel();
+        let (release_tx, release_rx) = oneshot::channel::<()>();
+        let store = db.store().clone();
+        let (claimed, key) = (event.clone(), feed_key.clone());
+        let work = tokio::spawn(async move {
+            store
+                .transaction(move |tx| {
+                    async move {
+                        if first == "claim" {
+                            let (claim, customer) = tx
+                                .claim_event_then_lock_customer(
+                                    &claimed,
+                                    EventStatus::Processed,
+                                    at(6),
+                                    Some(CUSTOMER),
+                                )
+                                .await?;
+                            assert!(matches!(claim, Claim::Claimed { .. }), "{claim:?}");
+                            assert!(customer.is_some());
+                        } else {
+                            let access = tx.lock_then_access_rows(&[key], USER).await?;
+                            assert_eq!(access.customer.as_deref(), Some(CUSTOMER));
+                        }
+                        opened_tx.send(()).ok();
+                        release_rx.await.ok();
+                        Err::<(), _>(StoreError::Conflict(billing_ports::Cause::msg(
+                            "the unit of work gave up",
+                        )))
+                    }
+                    .scope_boxed()
+                })
+                .await
+        });
+        opened_rx.await.unwrap();
+        let key = if first == "claim" {
+            CUSTOMER
+        } else {
+            &feed_key
+        };
+        assert!(!lock_is_free(&db, key).await, "{first}: the lock is held");
+        assert!(
+            db.store().event(&event.id).await.unwrap().is_none(),
+            "{first}"
+        );
+        release_tx.send(()).unwrap();
+        assert!(matches!(work.await.unwrap(), Err(StoreError::Conflict(_))));
+        assert!(lock_is_free(&db, key).await, "{first}: released at the end");
+        assert!(
+            db.store().event(&event.id).await.unwrap().is_none(),
+            "{first}"
+        );
+    }
+}
+
+/// A transaction cancelled while its first round trip (its BEGIN, the claim, a try of the
+/// customer's lock) waits, here for another delivery of the same event that is being
+/// claimed, never commits, even when the pool's one connection is lent again: the pool
+/// does not lend a connection inside a transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_cancelled_in_its_first_round_trip_never_commits() {
+    let db = TestDatabase::postgres().await;
+    seed(&db).await;
+    let one = DieselStore::connect(db.url(), 1).unwrap();
+    let claim = claim_naming_customer;
+    // A clean connection first, so the cancelled transaction runs on a warm one.
+    let warm = crate::store::event("evt_1Sb4Rg2eZvKYlo2CyL8p");
+    claim(one.clone(), warm).await.unwrap();
+    // Another delivery of the event holds its claim open, then fails.
+    let cancelled = crate::store::event("evt_1Sb4Sh2eZvKYlo2CzM9q");
+    let (opened_tx, opened_rx) = oneshot::channel();
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let store = db.store().clone();
+    let first = cancelled.clone();
+    let other = tokio::spawn(async move {
+        store
+            .transaction(move |tx| {
+                async move {
+                    tx.claim_event_then_lock_customer(&first, EventStatus::Processed, at(6), None)
+                        .await?;
+                    opened_tx.send(()).ok();
+                    release_rx.await.ok();
+                    Err::<(), _>(StoreError::Conflict(billing_ports::Cause::msg("failed")))
+                }
+                .scope_boxed()
+            })
+            .await
+    });
+    opened_rx.await.unwrap();
+    let waited = tokio::time::timeout(
+        Duration::from_millis(300),
+        claim(one.clone(), cancelled.clone()),
+    )
+    .await;
+    assert!(waited.is_err(), "the claim waits for the other delivery's");
+    release_tx.send(()).unwrap();
+    assert!(other.await.unwrap().is_err());
+    let next = crate::store::event("evt_1Sb4Ti2eZvKYlo2Ca1Nr");
+    let (done, _) = claim(one.clone(), next.clone()).await.unwrap();
+    assert!(matches!(done, Claim::Claimed { .. }), "{done:?}");
+    assert!(db.store().event(&next.id).await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        db.store().event(&cancelled.id).await.unwrap().is_none(),
+        "the cancelled claim committed with the next transaction"
+    );
+}
+
+/// A unit of work that sends no statement ends without a COMMIT or ROLLBACK (its BEGIN was
+/// never sent), whether it succeeds or fails, and the connection serves the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unit_of_work_that_sends_nothing_needs_no_commit() {
+    let db = TestDatabase::postgres().await;
+    seed(&db).await;
+    let one = DieselStore::connect(db.url(), 1).unwrap();
+    let nothing = one
+        .transaction(|_| async move { Ok::<_, StoreError>(7) }.scope_boxed())
+        .await;
+    assert_eq!(nothing.unwrap(), 7);
+    let failed = one
+        .transaction(|_| {
+            async move { Err::<(), _>(StoreError::Conflict(billing_ports::Cause::msg("no"))) }
+                .scope_boxed()
+        })
+        .await;
+    assert!(matches!(failed, Err(StoreError::Conflict(_))));
+    let event = crate::store::event("evt_1Sb4Uj2eZvKYlo2Cb2Os");
+    let claimed = event.clone();
+    one.transaction(move |tx| {
+        async move {
+            tx.claim_event_then_lock_customer(&claimed, EventStatus::Processed, at(6), None)
+                .await
+        }
+        .scope_boxed()
+    })
+    .await
+    .unwrap();
+    assert!(db.store().event(&event.id).await.unwrap().is_some());
 }
