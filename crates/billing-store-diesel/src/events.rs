@@ -20,7 +20,7 @@ use crate::error::parse_stored;
 use crate::pg;
 use crate::prepared::cached;
 use crate::schema::{Stamp, stripe_events, time};
-use crate::tx::{self, Conn, Tx, on_conn};
+use crate::tx::{Conn, Tx, on_conn};
 
 /// A new `stripe_events` row: a claimed event inserted as done (it commits only with the
 /// event's effects), or a failure.
@@ -196,7 +196,6 @@ impl EventTx for Tx<'_> {
         let customer = customer.filter(|customer| !self.holds(customer));
         let pipelined = match (&mut self.conn, customer) {
             (Conn::Postgres(conn), Some(customer)) => {
-                let begin = tx::begin_in_round_trip(&mut self.begin_deferred, conn);
                 let conn: &AsyncPgConnection = conn;
                 let claim = claim_statement!(event, status, at);
                 let claimed = async move {
@@ -207,8 +206,7 @@ impl EventTx for Tx<'_> {
                     pg::try_lock_key(conn, customer),
                     customer_postgres(conn, customer),
                 );
-                let round_trip = pg::pipelined(claimed, tried);
-                Some((customer, pg::after_begin(conn, begin, round_trip).await))
+                Some((customer, pg::pipelined(claimed, tried).await))
             }
             _ => None,
         };

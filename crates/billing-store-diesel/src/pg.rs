@@ -171,24 +171,3 @@ pub(crate) async fn lock_then<T>(
     };
     Ok(value)
 }
-
-/// Runs `then` behind the transaction's BEGIN, in the same round trip ([`pipelined`]), when
-/// `begin` says the BEGIN is still to be sent ([`crate::tx::begin_in_round_trip`]); `then`
-/// alone otherwise. `begin`'s error is returned without sending anything.
-pub(crate) async fn after_begin<T>(
-    mut conn: &AsyncPgConnection,
-    begin: QueryResult<bool>,
-    then: impl Future<Output = QueryResult<T>>,
-) -> QueryResult<T> {
-    if !begin? {
-        return then.await;
-    }
-    let begin = async move {
-        cached(diesel::sql_query("BEGIN"))
-            .execute(&mut conn)
-            .await?;
-        Ok(())
-    };
-    let ((), value) = pipelined(begin, then).await?;
-    Ok(value)
-}

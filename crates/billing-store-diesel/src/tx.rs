@@ -13,12 +13,8 @@
 use std::collections::{HashMap, HashSet};
 
 use billing_ports::{BillingRead, BillingTx, Cause, CustomerRecord, LockTx, StoreError, TxFuture};
-use diesel::connection::TransactionDepthChange;
 use diesel::result::Error as DieselError;
-use diesel_async::{
-    AnsiTransactionManager, AsyncConnection, AsyncPgConnection, SimpleAsyncConnection,
-    TransactionManager,
-};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
 use crate::Backend;
 use crate::error::{TxFailure, connection_lost, db_err};
@@ -46,8 +42,7 @@ impl<'c> From<&'c mut SqliteConn> for Conn<'c> {
 }
 
 /// Runs a Diesel query on the connection of a [`Tx`] and maps its error to a [`StoreError`]
-/// (through [`Tx::statement_failed`], which remembers an unclassified failure). In a
-/// transaction whose BEGIN is still deferred, the BEGIN goes first ([`Tx::begin`]).
+/// (through [`Tx::statement_failed`], which remembers an unclassified failure).
 ///
 /// `on_conn!(tx, |c| query.get_result(c).await)` writes the query once for both backends;
 /// `on_conn!(tx, postgres: |c| …, sqlite: |c| …)` states a difference between them.
@@ -56,30 +51,24 @@ macro_rules! on_conn {
         $crate::tx::on_conn!($tx, postgres: |$c| $body, sqlite: |$c| $body)
     };
     ($tx:expr, postgres: |$pg:ident| $pg_body:expr, sqlite: |$lite:ident| $lite_body:expr $(,)?) => {{
-        match $tx.begin().await {
-            Err(error) => Err(error),
-            Ok(()) => {
-                let result = match &mut $tx.conn {
-                    $crate::tx::Conn::Postgres(conn) => {
-                        let $pg = &mut **conn;
-                        $pg_body
-                    }
-                    $crate::tx::Conn::Sqlite(conn) => {
-                        let $lite = &mut **conn;
-                        $lite_body
-                    }
-                };
-                result.map_err(|error| $tx.statement_failed(error))
+        let result = match &mut $tx.conn {
+            $crate::tx::Conn::Postgres(conn) => {
+                let $pg = &mut **conn;
+                $pg_body
             }
-        }
+            $crate::tx::Conn::Sqlite(conn) => {
+                let $lite = &mut **conn;
+                $lite_body
+            }
+        };
+        result.map_err(|error| $tx.statement_failed(error))
     }};
 }
 
 pub(crate) use on_conn;
 
 /// On Postgres, takes the advisory locks of those of `$keys` the [`Tx`] does not hold yet
-/// and runs a read after them in the same round trip ([`crate::pg::lock_then`]), behind the
-/// transaction's BEGIN when it is still deferred:
+/// and runs a read after them in the same round trip ([`crate::pg::lock_then`]):
 /// `after_locks!(tx, keys, |c| future)`, with `c` the `&AsyncPgConnection` the future runs on.
 /// `Some(result)` on Postgres; `None` on SQLite, where the caller locks (a no-op) and reads as
 /// usual.
@@ -88,10 +77,8 @@ macro_rules! after_locks {
         let new = $tx.not_held($keys);
         let result = match &mut $tx.conn {
             $crate::tx::Conn::Postgres(conn) => {
-                let begin = $crate::tx::begin_in_round_trip(&mut $tx.begin_deferred, conn);
                 let $c: &diesel_async::AsyncPgConnection = conn;
-                let locked = $crate::pg::lock_then($c, &new, $read);
-                Some($crate::pg::after_begin($c, begin, locked).await)
+                Some($crate::pg::lock_then($c, &new, $read).await)
             }
             $crate::tx::Conn::Sqlite(_) => None,
         };
@@ -118,34 +105,6 @@ pub(crate) struct Tx<'c> {
     /// Customers read under their own lock (their Stripe id, which every writer of a customer
     /// holds), by Stripe id: no other transaction can change them until this one ends.
     pub(crate) customers: HashMap<String, Option<CustomerRecord>>,
-    /// True while this Postgres transaction has not sent its BEGIN: it goes with the first
-    /// statement ([`transaction_postgres`]). Every statement of a transaction goes through
-    /// [`on_conn!`] or [`after_locks!`], or (pipelined by hand) through
-    /// [`begin_in_round_trip`], which send it first.
-    pub(crate) begin_deferred: bool,
-}
-
-/// For statements about to be pipelined on a Postgres transaction's connection: true when
-/// the transaction's BEGIN is still deferred and must be sent first in the same round trip
-/// ([`crate::pg::after_begin`]); it is then no longer deferred.
-///
-/// The connection's transaction manager counts the transaction open from here, before the
-/// BEGIN is sent: a round trip that fails ends with a rollback (harmless if the BEGIN never
-/// ran), and one that is cancelled leaves the connection counted inside a transaction, which
-/// the pool discards instead of lending it out again.
-pub(crate) fn begin_in_round_trip(
-    deferred: &mut bool,
-    conn: &mut AsyncPgConnection,
-) -> diesel::QueryResult<bool> {
-    if !std::mem::take(deferred) {
-        return Ok(false);
-    }
-    <AnsiTransactionManager as TransactionManager<AsyncPgConnection>>::transaction_manager_status_mut(
-        conn,
-    )
-    .transaction_state()?
-    .change_transaction_depth(TransactionDepthChange::IncreaseDepth)?;
-    Ok(true)
 }
 
 impl<'c> Tx<'c> {
@@ -157,25 +116,7 @@ impl<'c> Tx<'c> {
             access_writes: 0,
             held: HashSet::new(),
             customers: HashMap::new(),
-            begin_deferred: false,
         }
-    }
-
-    /// Sends this transaction's BEGIN in a round trip of its own if it is still deferred
-    /// (the statement about to run cannot carry it).
-    pub(crate) async fn begin(&mut self) -> Result<(), StoreError> {
-        if !self.begin_deferred {
-            return Ok(());
-        }
-        self.begin_deferred = false;
-        let begun = match &mut self.conn {
-            Conn::Postgres(conn) => <AnsiTransactionManager as TransactionManager<
-                AsyncPgConnection,
-            >>::begin_transaction(conn)
-            .await,
-            Conn::Sqlite(_) => Ok(()),
-        };
-        begun.map_err(|error| self.statement_failed(error))
     }
 
     /// True when this transaction holds the advisory lock of `key`.
@@ -251,73 +192,40 @@ impl<'c> Tx<'c> {
     }
 }
 
-/// Runs `work` in one transaction on SQLite: commits when it returns `Ok`, rolls back when
-/// it returns `Err`. A failure is reported as [`StoreError::NotMigrated`] when
-/// [`Tx::diagnose`] says so, checked on the same connection once the transaction has rolled
-/// back.
-pub(crate) async fn transaction_sqlite<'b, T, E, F>(conn: &mut SqliteConn, work: F) -> Result<T, E>
-where
-    T: Send + 'b,
-    E: From<StoreError> + Send + 'b,
-    F: for<'r> FnOnce(&'r mut dyn BillingTx) -> TxFuture<'b, 'r, T, E> + Send + 'b,
-{
-    let mut unclassified = None;
-    let result = conn
-        .transaction(async |c: &mut SqliteConn| {
-            let mut tx = Tx::new(c);
-            let result = work(&mut tx).await;
-            unclassified = tx.unclassified.take();
-            result.map_err(TxFailure::Work)
-        })
-        .await;
-    let mut tx = Tx::new(conn);
-    tx.unclassified = unclassified;
-    tx.after_transaction(result).await
-}
-
-/// Runs `work` in one transaction on Postgres, as [`transaction_sqlite`] does, except that its
-/// BEGIN is deferred to its first statement ([`Tx::begin_deferred`]), so that it travels in
-/// that statement's round trip when the statement is pipelined (ingest's claim, a lock and
-/// a read). Commits when `work` returns `Ok`, rolls back when it returns `Err`; a unit of
-/// work that sent no statement ends without either.
-pub(crate) async fn transaction_postgres<'b, T, E, F>(
-    conn: &mut AsyncPgConnection,
-    work: F,
-) -> Result<T, E>
-where
-    T: Send + 'b,
-    E: From<StoreError> + Send + 'b,
-    F: for<'r> FnOnce(&'r mut dyn BillingTx) -> TxFuture<'b, 'r, T, E> + Send + 'b,
-{
-    type Manager = AnsiTransactionManager;
-    let mut tx = Tx::new(&mut *conn);
-    tx.begin_deferred = true;
-    let result = work(&mut tx).await;
-    let begun = !tx.begin_deferred;
-    let unclassified = tx.unclassified.take();
-    let result = match (result, begun) {
-        (result, false) => result.map_err(TxFailure::Work),
-        (Ok(value), true) => {
-            match <Manager as TransactionManager<AsyncPgConnection>>::commit_transaction(conn).await
-            {
-                Ok(()) => Ok(value),
-                Err(error) => Err(TxFailure::Database(error)),
-            }
-        }
-        // As diesel-async's `transaction`: the work's error, unless the rollback failed.
-        (Err(error), true) => {
-            match <Manager as TransactionManager<AsyncPgConnection>>::rollback_transaction(conn)
-                .await
-            {
-                Ok(()) | Err(DieselError::BrokenTransactionManager) => Err(TxFailure::Work(error)),
-                Err(rollback) => Err(TxFailure::Database(rollback)),
-            }
+/// Defines `$name(conn, work)`, which runs `work` in one transaction on a `$conn`: commits
+/// when it returns `Ok`, rolls back when it returns `Err`. A failure is reported as
+/// [`StoreError::NotMigrated`] when [`Tx::diagnose`] says so, checked on the same connection
+/// once the transaction has rolled back.
+///
+/// One function per connection type: diesel-async's `transaction` needs the concrete type
+/// for its closure's future to be `Send`.
+macro_rules! transaction_on {
+    ($name:ident, $conn:ty) => {
+        /// Runs `work` in one transaction (see `transaction_on!`).
+        pub(crate) async fn $name<'b, T, E, F>(conn: &mut $conn, work: F) -> Result<T, E>
+        where
+            T: Send + 'b,
+            E: From<StoreError> + Send + 'b,
+            F: for<'r> FnOnce(&'r mut dyn BillingTx) -> TxFuture<'b, 'r, T, E> + Send + 'b,
+        {
+            let mut unclassified = None;
+            let result = conn
+                .transaction(async |c: &mut $conn| {
+                    let mut tx = Tx::new(c);
+                    let result = work(&mut tx).await;
+                    unclassified = tx.unclassified.take();
+                    result.map_err(TxFailure::Work)
+                })
+                .await;
+            let mut tx = Tx::new(conn);
+            tx.unclassified = unclassified;
+            tx.after_transaction(result).await
         }
     };
-    let mut tx = Tx::new(conn);
-    tx.unclassified = unclassified;
-    tx.after_transaction(result).await
 }
+
+transaction_on!(transaction_postgres, AsyncPgConnection);
+transaction_on!(transaction_sqlite, SqliteConn);
 
 impl Tx<'_> {
     /// The outcome of a transaction that has ended on this connection: its value, the unit
@@ -391,7 +299,6 @@ impl LockTx for Tx<'_> {
         if self.held.contains(key) {
             return Ok(true);
         }
-        self.begin().await?;
         let taken = match &mut self.conn {
             Conn::Postgres(conn) => crate::pg::try_lock_key(conn, key).await,
             Conn::Sqlite(_) => Ok(true),
@@ -407,9 +314,6 @@ impl LockTx for Tx<'_> {
     /// order; none when it holds them all.
     async fn lock_keys(&mut self, keys: &[String]) -> Result<(), StoreError> {
         let new = self.not_held(keys);
-        if !new.is_empty() {
-            self.begin().await?;
-        }
         let locked = match (&mut self.conn, new.as_slice()) {
             (_, []) | (Conn::Sqlite(_), _) => Ok(()),
             (Conn::Postgres(conn), [key]) => crate::pg::lock_key(conn, key).await,

@@ -351,11 +351,12 @@ async fn lock_is_free(db: &TestDatabase, key: &str) -> bool {
         .unwrap()
 }
 
-/// A Postgres transaction sends its BEGIN with its first statements (the claim's round trip,
-/// a lock and its read): what they lock stays locked, and what they write stays invisible,
-/// until the transaction ends; a unit of work that fails after them leaves nothing.
+/// What a Postgres transaction's first, pipelined statements (the claim's round trip, a lock
+/// and its read) lock stays locked, and what they write stays invisible, until the
+/// transaction ends; a unit of work that fails after them leaves nothing. (A guard for any
+/// change to how a transaction begins, such as sending its BEGIN in that round trip.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_transaction_begun_in_its_first_round_trip_holds_and_hides_to_its_end() {
+async fn a_transaction_s_first_round_trip_holds_and_hides_to_its_end() {
     let db = TestDatabase::postgres().await;
     seed(&db).await;
     let event = crate::store::event("evt_1Sb4Qf2eZvKYlo2CwJ6m");
@@ -415,10 +416,10 @@ async fn a_transaction_begun_in_its_first_round_trip_holds_and_hides_to_its_end(
     }
 }
 
-/// A transaction cancelled while its first round trip (its BEGIN, the claim, a try of the
-/// customer's lock) waits, here for another delivery of the same event that is being
-/// claimed, never commits, even when the pool's one connection is lent again: the pool
-/// does not lend a connection inside a transaction.
+/// A transaction cancelled while its first round trip (the claim, a try of the customer's
+/// lock) waits, here for another delivery of the same event that is being claimed, never
+/// commits, even when the pool's one connection is lent again: the pool does not lend a
+/// connection inside a transaction.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_cancelled_in_its_first_round_trip_never_commits() {
     let db = TestDatabase::postgres().await;
@@ -468,8 +469,8 @@ async fn a_transaction_cancelled_in_its_first_round_trip_never_commits() {
     );
 }
 
-/// A unit of work that sends no statement ends without a COMMIT or ROLLBACK (its BEGIN was
-/// never sent), whether it succeeds or fails, and the connection serves the next one.
+/// A unit of work that sends no statement ends cleanly, whether it succeeds or fails, and
+/// the connection serves the next one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_unit_of_work_that_sends_nothing_needs_no_commit() {
     let db = TestDatabase::postgres().await;
