@@ -170,9 +170,8 @@ async fn operator_gauges_follow_the_stored_events_and_the_pool() {
     assert_eq!(lag(r#"_bucket{le="259200"}"#), 1.0);
     assert!((89.0..150.0).contains(&lag("_sum")), "{}", lag("_sum"));
     // The pool is sampled before the scrape reads the counts, so what is in use belongs to
-    // someone else: the gate channel sending the webhooks' notifications, a background job.
-    // Once they are done the gauge reaches zero; a scrape that kept its connection would
-    // show at least one forever.
+    // someone else: a background task the webhooks' commits woke. Once it is done the gauge
+    // reaches zero; a scrape that kept its connection would show at least one forever.
     assert_eq!(gauge(&metrics, "billing_pool_connections_waiting"), 0.0);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
