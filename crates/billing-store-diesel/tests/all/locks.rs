@@ -351,29 +351,35 @@ async fn lock_is_free(db: &TestDatabase, key: &str) -> bool {
         .unwrap()
 }
 
-/// What a Postgres transaction's first, pipelined statements (the claim's round trip, a lock
-/// and its read) lock stays locked, and what they write stays invisible, until the
-/// transaction ends; a unit of work that fails after them leaves nothing. (A guard for any
-/// change to how a transaction begins, such as sending its BEGIN in that round trip.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_transaction_s_first_round_trip_holds_and_hides_to_its_end() {
-    let db = TestDatabase::postgres().await;
-    seed(&db).await;
-    let event = crate::store::event("evt_1Sb4Qf2eZvKYlo2CwJ6m");
-    let feed_key = format!("feed:{USER}");
-    for first in ["claim", "lock then read"] {
-        let (opened_tx, opened_rx) = oneshot::channel();
-        let (release_tx, release_rx) = oneshot::channel::<()>();
-        let store = db.store().clone();
-        let (claimed, key) = (event.clone(), feed_key.clone());
-        let work = tokio::spawn(async move {
-            store
-                .transaction(move |tx| {
-                    async move {
-                        if first == "claim" {
+/// The first, pipelined round trip of [`open_failing`]'s transaction.
+enum First {
+    /// `claim_event_then_lock_customer` of the event, naming the seeded customer.
+    Claim(NewEvent),
+    /// `lock_then_access_rows` of the seeded user, after the lock of the key.
+    LockThenRead(String),
+}
+
+/// A transaction that makes its `first` round trip, holds open until the returned sender is
+/// used, then fails (`Conflict`); returned once the round trip is done.
+async fn open_failing(
+    store: &DieselStore,
+    first: First,
+) -> (
+    tokio::task::JoinHandle<Result<(), StoreError>>,
+    oneshot::Sender<()>,
+) {
+    let (opened_tx, opened_rx) = oneshot::channel();
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let store = store.clone();
+    let work = tokio::spawn(async move {
+        store
+            .transaction(move |tx| {
+                async move {
+                    match first {
+                        First::Claim(event) => {
                             let (claim, customer) = tx
                                 .claim_event_then_lock_customer(
-                                    &claimed,
+                                    &event,
                                     EventStatus::Processed,
                                     at(6),
                                     Some(CUSTOMER),
@@ -381,37 +387,52 @@ async fn a_transaction_s_first_round_trip_holds_and_hides_to_its_end() {
                                 .await?;
                             assert!(matches!(claim, Claim::Claimed { .. }), "{claim:?}");
                             assert!(customer.is_some());
-                        } else {
+                        }
+                        First::LockThenRead(key) => {
                             let access = tx.lock_then_access_rows(&[key], USER).await?;
                             assert_eq!(access.customer.as_deref(), Some(CUSTOMER));
                         }
-                        opened_tx.send(()).ok();
-                        release_rx.await.ok();
-                        Err::<(), _>(StoreError::Conflict(billing_ports::Cause::msg(
-                            "the unit of work gave up",
-                        )))
                     }
-                    .scope_boxed()
-                })
-                .await
-        });
-        opened_rx.await.unwrap();
-        let key = if first == "claim" {
-            CUSTOMER
-        } else {
-            &feed_key
-        };
-        assert!(!lock_is_free(&db, key).await, "{first}: the lock is held");
+                    opened_tx.send(()).ok();
+                    release_rx.await.ok();
+                    Err::<(), _>(StoreError::Conflict(billing_ports::Cause::msg(
+                        "the unit of work gave up",
+                    )))
+                }
+                .scope_boxed()
+            })
+            .await
+    });
+    opened_rx.await.unwrap();
+    (work, release_tx)
+}
+
+/// What a Postgres transaction's first, pipelined statements (the claim's round trip, a lock
+/// and its read) lock stays locked, and what they write stays invisible, until the
+/// transaction ends; a unit of work that fails after them leaves nothing. (A guard for any
+/// change to how a transaction begins, such as sending its BEGIN in that round trip.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_holds_and_hides_its_first_round_trip_to_its_end() {
+    let db = TestDatabase::postgres().await;
+    seed(&db).await;
+    let event = crate::store::event("evt_1Sb4Qf2eZvKYlo2CwJ6m");
+    let feed_key = format!("feed:{USER}");
+    for (first, key) in [
+        (First::Claim(event.clone()), CUSTOMER),
+        (First::LockThenRead(feed_key.clone()), feed_key.as_str()),
+    ] {
+        let (work, release_tx) = open_failing(db.store(), first).await;
+        assert!(!lock_is_free(&db, key).await, "{key}: the lock is held");
         assert!(
             db.store().event(&event.id).await.unwrap().is_none(),
-            "{first}"
+            "{key}"
         );
         release_tx.send(()).unwrap();
         assert!(matches!(work.await.unwrap(), Err(StoreError::Conflict(_))));
-        assert!(lock_is_free(&db, key).await, "{first}: released at the end");
+        assert!(lock_is_free(&db, key).await, "{key}: released at the end");
         assert!(
             db.store().event(&event.id).await.unwrap().is_none(),
-            "{first}"
+            "{key}"
         );
     }
 }
@@ -425,41 +446,24 @@ async fn a_transaction_cancelled_in_its_first_round_trip_never_commits() {
     let db = TestDatabase::postgres().await;
     seed(&db).await;
     let one = DieselStore::connect(db.url(), 1).unwrap();
-    let claim = claim_naming_customer;
     // A clean connection first, so the cancelled transaction runs on a warm one.
     let warm = crate::store::event("evt_1Sb4Rg2eZvKYlo2CyL8p");
-    claim(one.clone(), warm).await.unwrap();
+    claim_naming_customer(one.clone(), warm).await.unwrap();
     // Another delivery of the event holds its claim open, then fails.
     let cancelled = crate::store::event("evt_1Sb4Sh2eZvKYlo2CzM9q");
-    let (opened_tx, opened_rx) = oneshot::channel();
-    let (release_tx, release_rx) = oneshot::channel::<()>();
-    let store = db.store().clone();
-    let first = cancelled.clone();
-    let other = tokio::spawn(async move {
-        store
-            .transaction(move |tx| {
-                async move {
-                    tx.claim_event_then_lock_customer(&first, EventStatus::Processed, at(6), None)
-                        .await?;
-                    opened_tx.send(()).ok();
-                    release_rx.await.ok();
-                    Err::<(), _>(StoreError::Conflict(billing_ports::Cause::msg("failed")))
-                }
-                .scope_boxed()
-            })
-            .await
-    });
-    opened_rx.await.unwrap();
+    let (other, release_tx) = open_failing(db.store(), First::Claim(cancelled.clone())).await;
     let waited = tokio::time::timeout(
         Duration::from_millis(300),
-        claim(one.clone(), cancelled.clone()),
+        claim_naming_customer(one.clone(), cancelled.clone()),
     )
     .await;
     assert!(waited.is_err(), "the claim waits for the other delivery's");
     release_tx.send(()).unwrap();
     assert!(other.await.unwrap().is_err());
     let next = crate::store::event("evt_1Sb4Ti2eZvKYlo2Ca1Nr");
-    let (done, _) = claim(one.clone(), next.clone()).await.unwrap();
+    let (done, _) = claim_naming_customer(one.clone(), next.clone())
+        .await
+        .unwrap();
     assert!(matches!(done, Claim::Claimed { .. }), "{done:?}");
     assert!(db.store().event(&next.id).await.unwrap().is_some());
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -472,7 +476,7 @@ async fn a_transaction_cancelled_in_its_first_round_trip_never_commits() {
 /// A unit of work that sends no statement ends cleanly, whether it succeeds or fails, and
 /// the connection serves the next one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_unit_of_work_that_sends_nothing_needs_no_commit() {
+async fn a_unit_of_work_that_sends_nothing_leaves_the_connection_usable() {
     let db = TestDatabase::postgres().await;
     seed(&db).await;
     let one = DieselStore::connect(db.url(), 1).unwrap();

@@ -137,42 +137,6 @@ async fn a_query_error_on_a_migrated_database_is_not_a_missing_migration(backend
     );
 }
 
-/// A Stripe-shaped id: `prefix_` and 24 characters drawn from a fresh random hasher.
-fn stripe_id(prefix: &str) -> String {
-    use std::hash::{BuildHasher, RandomState};
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let state = RandomState::new();
-    let id: String = (0..24u64)
-        .map(|i| ALPHABET[(state.hash_one(i) % 62) as usize] as char)
-        .collect();
-    format!("{prefix}_{id}")
-}
-
-/// An `invoice.paid` body of about 5 KB, shaped like Stripe's (the keys repeat from line to
-/// line, the ids and amounts do not).
-fn invoice_body(id: &str) -> String {
-    let lines: Vec<String> = (0..10)
-        .map(|i| {
-            format!(
-                r#"{{"id":"{}","object":"line_item","amount":{},"currency":"usd","description":"1 × Pro (at $29.00 / month)","discountable":true,"livemode":false,"period":{{"end":{},"start":{}}},"pricing":{{"price_details":{{"price":"{}","product":"{}"}},"type":"price_details","unit_amount_decimal":"2900"}},"proration":false,"quantity":1,"subscription":"{}"}}"#,
-                stripe_id("il"),
-                2900 + i * 37,
-                1_767_000_000 + i * 86_400,
-                1_764_400_000 + i * 86_400,
-                stripe_id("price"),
-                stripe_id("prod"),
-                stripe_id("sub"),
-            )
-        })
-        .collect();
-    format!(
-        r#"{{"id":"{id}","object":"event","api_version":"2025-03-31.basil","created":1767000000,"data":{{"object":{{"id":"{}","object":"invoice","customer":"{}","lines":{{"object":"list","data":[{}],"has_more":false}},"status":"paid"}}}},"livemode":false,"type":"invoice.paid"}}"#,
-        stripe_id("in"),
-        stripe_id("cus"),
-        lines.join(",")
-    )
-}
-
 /// The stored event body is compressed with lz4 on this Postgres (built with it), and reads
 /// back whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,9 +149,23 @@ async fn event_bodies_are_stored_lz4_compressed() {
         stored: i32,
     }
     let db = TestDatabase::postgres().await;
-    let id = stripe_id("evt");
+    // The largest body of a generated stream: Stripe's shape and size, random ids.
+    let options = billing_streamgen::Options {
+        events: 60,
+        window: None,
+        duplicates_percent: 0,
+        active_customers: None,
+    };
+    let scenario = billing_streamgen::Scenario::generate(0x1a_2b3c, &options).unwrap();
+    let largest = scenario
+        .stream
+        .events
+        .iter()
+        .max_by_key(|e| e.body.len())
+        .unwrap();
+    let id = largest.id.clone();
     let mut e = event(&id);
-    e.payload = invoice_body(&id);
+    e.payload = largest.body.clone();
     assert!(e.payload.len() > 4_000, "{}", e.payload.len());
     assert_eq!(
         try_claim(db.store(), &e).await.unwrap(),
