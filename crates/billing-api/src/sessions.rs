@@ -49,7 +49,8 @@ pub struct CheckoutRequest {
         schema(max_length = 2048, pattern = r"^https?://[\x21-\x7E]*$")
     )]
     pub cancel_url: String,
-    /// Trial days, subscriptions only.
+    /// Trial days, subscriptions only: 1 to 730, Stripe's limits for a Checkout trial.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 730))]
     #[serde(default, deserialize_with = "crate::usage::whole_number::optional")]
     pub trial_days: Option<u32>,
 }

@@ -57,7 +57,7 @@ pub use error::{AppError, IngestError};
 pub use feed::ChangePage;
 pub use ingest::{AppSettings, BillingApp, IngestOutcome};
 pub use jobs::{JobLease, JobRun, JobRunner};
-pub use purchase::{CheckoutOutcome, CheckoutParams, PriceChoice};
+pub use purchase::{CheckoutOutcome, CheckoutParams, PriceChoice, TRIAL_DAYS};
 pub use reconcile::{
     DIFFERENCES_METRIC, Difference, DifferenceKind, EVENTS_WINDOW_DAYS, EventCatchUp, FailedEvent,
     LAST_SUCCESS_METRIC, ReconcileReport, ReconcileScope,

@@ -21,6 +21,10 @@ use crate::error::AppError;
 use crate::feed;
 use crate::usage::MAX_IDEMPOTENCY_KEY_LEN;
 
+/// The trial days a Checkout subscription may ask for: Stripe's limits for
+/// `subscription_data.trial_period_days` (at least one day, at most two years).
+pub const TRIAL_DAYS: std::ops::RangeInclusive<u32> = 1..=730;
+
 /// What to buy: a price id, or a tier (its first price).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PriceChoice {
@@ -211,6 +215,16 @@ impl<S: BillingStore> BillingApp<S> {
             return Err(AppError::BadRequest(
                 "trial_days applies to subscriptions only".to_owned(),
             ));
+        }
+        if params
+            .trial_days
+            .is_some_and(|days| !TRIAL_DAYS.contains(&days))
+        {
+            return Err(AppError::BadRequest(format!(
+                "trial_days must be {} to {} (Stripe's limits for a Checkout trial)",
+                TRIAL_DAYS.start(),
+                TRIAL_DAYS.end()
+            )));
         }
         let price_id = match &params.price {
             PriceChoice::Price(p) => self

@@ -79,6 +79,38 @@ async fn a_retried_checkout_with_the_same_key_is_one_stripe_session() {
     );
 }
 
+/// Trial days outside Stripe's 1 to 730 are refused before Stripe is called, however large
+/// (the API contract's fuzzing sent 2^31).
+#[actix_web::test]
+async fn trial_days_outside_stripes_limits_are_400_without_a_stripe_call() {
+    let app = spawn_app().await;
+    for (days, key) in [
+        (0_u64, "trial-0"),
+        (731, "trial-731"),
+        (2_147_483_648, "trial-2-31"),
+    ] {
+        let mut body = checkout_body("u_trial");
+        body["trial_days"] = json!(days);
+        let (status, answer) = app
+            .post("/v1/checkout/sessions", &body, &[("Idempotency-Key", key)])
+            .await;
+        assert_eq!(status, 400, "{days}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("1 to 730"), "{days}: {answer}");
+    }
+    assert_eq!(app.stripe.calls(GatewayCall::CreateCheckoutSession), 0);
+    let mut longest = checkout_body("u_trial");
+    longest["trial_days"] = json!(730);
+    let (status, answer) = app
+        .post(
+            "/v1/checkout/sessions",
+            &longest,
+            &[("Idempotency-Key", "trial-730")],
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+}
+
 #[actix_web::test]
 async fn two_racing_first_checkouts_of_one_user_make_one_stripe_customer() {
     let app = spawn_app().await;
