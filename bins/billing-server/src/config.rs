@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use billing_domain::Catalog;
 use billing_http::{
-    DatabaseSettings, JobSchedule, JobSettings, ServerLimits, Settings, StripeSettings,
+    DatabaseSettings, IngestSettings, JobSchedule, JobSettings, ServerLimits, Settings,
+    StripeSettings,
 };
 use billing_push::{PushConfig, PushEndpoint, PushSecret, PushSettings, Signer};
 use billing_store_diesel::StoreSettings;
@@ -179,6 +180,8 @@ impl Check {
         let shutdown_timeout = Duration::from_secs(self.number("SHUTDOWN_TIMEOUT_SECS", 1, 3_600));
         let retention_days = self.number("EVENT_RETENTION_DAYS", 0, 3_650);
         let gate_cache_ttl = Duration::from_millis(self.number("GATE_CACHE_TTL_MS", 0, 3_600_000));
+        let ingest_batch = self.number("INGEST_BATCH", 1, 1_000) as usize;
+        let ingest_lanes = self.number("INGEST_LANES", 1, 256) as usize;
         let webhook_body_limit = self.number("WEBHOOK_BODY_LIMIT", 0, 64 * 1024 * 1024) as usize;
         let jobs = self.jobs(pool.statement_timeout);
         let push = self.push();
@@ -211,6 +214,10 @@ impl Check {
                 shutdown_timeout,
                 event_retention: TimeDelta::days(retention_days as i64),
                 gate_cache_ttl,
+                ingest: IngestSettings {
+                    batch: ingest_batch,
+                    lanes: ingest_lanes,
+                },
                 jobs,
                 push,
             },

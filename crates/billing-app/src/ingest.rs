@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use billing_domain::{BillingEvent, Catalog, Fact};
 use billing_ports::{
-    Backoff, BillingStore, Claim, Clock, ErrorChain, EventDecoder, EventStatus, Failure,
-    FailureKind, NewEvent, ScopedFutureExt, StoreError, StripeGateway,
+    Backoff, BillingStore, BillingTx, Claim, Clock, CustomerRecord, ErrorChain, EventDecoder,
+    EventStatus, Failure, FailureKind, NewEvent, ScopedFutureExt, StoreError, StripeGateway,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -52,6 +52,13 @@ pub struct AppSettings {
     pub max_attempts: u32,
     /// How many due events one sweep re-applies at most.
     pub sweep_batch: u32,
+    /// How many concurrent deliveries one ingest transaction applies at most (group commit:
+    /// they are claimed, locked and applied together, with one commit). 1: every delivery
+    /// has a transaction of its own.
+    pub ingest_batch: usize,
+    /// How many ingest transactions run at once when deliveries share them (each holds a
+    /// database connection while it runs).
+    pub ingest_lanes: usize,
 }
 
 /// How many users learnt of only after the effects an ingest retries with (one retry each).
@@ -68,6 +75,8 @@ impl Default for AppSettings {
             retry: Backoff::default(),
             max_attempts: 10,
             sweep_batch: 100,
+            ingest_batch: 32,
+            ingest_lanes: 4,
         }
     }
 }
@@ -83,6 +92,7 @@ pub struct BillingApp<S> {
     gate: Arc<GateCache>,
     decoder: Option<Arc<dyn EventDecoder>>,
     feed: Arc<tokio::sync::watch::Sender<u64>>,
+    queue: Arc<crate::ingest_batch::IngestQueue>,
 }
 
 impl<S> Clone for BillingApp<S> {
@@ -96,6 +106,7 @@ impl<S> Clone for BillingApp<S> {
             gate: Arc::clone(&self.gate),
             decoder: self.decoder.clone(),
             feed: Arc::clone(&self.feed),
+            queue: Arc::clone(&self.queue),
         }
     }
 }
@@ -111,6 +122,7 @@ impl<S: BillingStore> BillingApp<S> {
     ) -> Self {
         Self {
             gate: Arc::new(GateCache::new(settings.gate_ttl, settings.gate_capacity)),
+            queue: Arc::new(crate::ingest_batch::IngestQueue::new(settings.ingest_lanes)),
             store,
             catalog,
             clock,
@@ -182,6 +194,11 @@ impl<S: BillingStore> BillingApp<S> {
         self.feed.subscribe()
     }
 
+    /// The deliveries waiting for an ingest transaction (see [`crate::ingest_batch`]).
+    pub(crate) fn queue(&self) -> &Arc<crate::ingest_batch::IngestQueue> {
+        &self.queue
+    }
+
     /// The gate cache (see [`crate::gate`]).
     pub(crate) fn gate(&self) -> &GateCache {
         &self.gate
@@ -196,32 +213,39 @@ impl<S: BillingStore> BillingApp<S> {
     ///
     /// `payload` is the verified raw body, stored with the event. On `Err` nothing of the
     /// event's effects was committed and the event is recorded as failed (attempts + 1), so the
-    /// caller must answer with an error status and Stripe will deliver it again.
-    #[tracing::instrument(
-        name = "ingest",
-        skip_all,
-        fields(event_id = event.id.as_str(), event_type = event.event_type.as_str())
-    )]
+    /// caller must answer with an error status and Stripe will deliver it again. `Ok` comes
+    /// only after the commit.
+    ///
+    /// Concurrent calls share transactions (group commit, see [`AppSettings::ingest_batch`]):
+    /// the deliveries waiting when a transaction starts are claimed, locked and applied in it
+    /// one after the other, and each call returns once that transaction committed. If any of
+    /// them fails, the transaction is rolled back and each is applied again on its own, so a
+    /// failure is only ever recorded for the event that failed.
     pub async fn ingest(
         &self,
         event: BillingEvent,
         payload: String,
     ) -> Result<IngestOutcome, IngestError> {
-        let started = Instant::now();
-        let now = self.clock.now();
-        let new_event = NewEvent {
-            id: event.id.clone(),
-            event_type: event.event_type.clone(),
-            api_version: event.api_version.clone(),
-            livemode: event.livemode,
-            created: event.created,
-            payload,
-            received_at: now,
-        };
-        let mut ctx = Context::new(Arc::clone(&self.catalog), now);
-        if self.settings.refetch {
-            ctx.gateway = self.gateway.clone();
+        if self.settings.ingest_batch > 1 {
+            return crate::ingest_batch::submit(self, event, payload).await;
         }
+        self.ingest_one(event, payload).await
+    }
+
+    /// [`BillingApp::ingest`] in a transaction of its own.
+    #[tracing::instrument(
+        name = "ingest",
+        skip_all,
+        fields(event_id = event.id.as_str(), event_type = event.event_type.as_str())
+    )]
+    pub(crate) async fn ingest_one(
+        &self,
+        event: BillingEvent,
+        payload: String,
+    ) -> Result<IngestOutcome, IngestError> {
+        let started = Instant::now();
+        let (new_event, ctx) = self.prepare(&event, payload);
+        let now = ctx.now;
         let (new_event, ctx, event) = (&new_event, &ctx, &event);
         // Users whose feed lock a first try learnt of only after its effects (see
         // `feed::Before::record`): the retry locks them first, in order.
@@ -232,11 +256,7 @@ impl<S: BillingStore> BillingApp<S> {
                 .store
                 .transaction(move |tx| {
                     async move {
-                        // Recorded done in the claim itself; only a stale event is corrected after.
-                        let (claimed, customer) = match &event.fact {
-                            Fact::Unhandled => (EventStatus::Ignored, None),
-                            fact => (EventStatus::Processed, fact.customer_id()),
-                        };
+                        let (claimed, customer) = claim_of(event);
                         // With the claim, the change feed's first step (see `feed`): the
                         // customer's lock (its effects take it first anyway), so its link to a
                         // user cannot change while the users are read, and its row.
@@ -246,34 +266,7 @@ impl<S: BillingStore> BillingApp<S> {
                         if let Claim::AlreadyDone(status) = claim {
                             return Ok(IngestOutcome::Duplicate(status));
                         }
-                        let status = match &event.fact {
-                            Fact::Unhandled => EventStatus::Ignored,
-                            _ => {
-                                let mut users = feed::users_named(tx, event, customer).await?;
-                                users.extend(late.iter().cloned());
-                                let before = feed::Before::take(tx, ctx, users).await?;
-                                let status = effects::apply(tx, ctx, event).await?;
-                                if status == EventStatus::Processed {
-                                    let cause = feed::Cause {
-                                        key: &event.id,
-                                        stripe_event_id: Some(&event.id),
-                                    };
-                                    // Only the users read before the effects: one they
-                                    // linked meanwhile is a note's, locked late by
-                                    // `record` (or first on a retry, see `late_users`).
-                                    before.record(tx, ctx, &cause, BTreeSet::new()).await?;
-                                }
-                                status
-                            }
-                        };
-                        if status != claimed {
-                            tx.finish_event(&event.id, status, now).await?;
-                        }
-                        Ok::<_, AppError>(match status {
-                            EventStatus::Ignored => IngestOutcome::Ignored,
-                            EventStatus::Stale => IngestOutcome::Stale,
-                            _ => IngestOutcome::Processed,
-                        })
+                        apply_claimed(tx, ctx, event, claimed, customer, late).await
                     }
                     .scope_boxed()
                 })
@@ -292,21 +285,12 @@ impl<S: BillingStore> BillingApp<S> {
                 other => break other,
             }
         };
-        let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
         match result {
             Ok(outcome) => {
+                self.committed(event, outcome, started);
                 if outcome == IngestOutcome::Processed {
-                    // Committed: the next check on this replica must see it.
-                    self.gate.invalidate_event(event);
                     self.changes_committed();
                 }
-                tracing::debug!(
-                    event_id = new_event.id.as_str(),
-                    event_type = new_event.event_type.as_str(),
-                    outcome = ?outcome,
-                    elapsed_ms,
-                    "event ingested"
-                );
                 Ok(outcome)
             }
             Err(error) => {
@@ -315,7 +299,7 @@ impl<S: BillingStore> BillingApp<S> {
                 tracing::warn!(
                     event_id = new_event.id.as_str(),
                     event_type = new_event.event_type.as_str(),
-                    elapsed_ms,
+                    elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
                     "event could not be applied; recording it as failed for retry"
                 );
                 // The whole chain is stored, down to the database's or Stripe's own words.
@@ -338,6 +322,41 @@ impl<S: BillingStore> BillingApp<S> {
                 })
             }
         }
+    }
+
+    /// The stored form of `event` received now, and the context its effects run in.
+    pub(crate) fn prepare(&self, event: &BillingEvent, payload: String) -> (NewEvent, Context) {
+        let now = self.clock.now();
+        let new_event = NewEvent {
+            id: event.id.clone(),
+            event_type: event.event_type.clone(),
+            api_version: event.api_version.clone(),
+            livemode: event.livemode,
+            created: event.created,
+            payload,
+            received_at: now,
+        };
+        let mut ctx = Context::new(Arc::clone(&self.catalog), now);
+        if self.settings.refetch {
+            ctx.gateway = self.gateway.clone();
+        }
+        (new_event, ctx)
+    }
+
+    /// What follows the commit of `event`'s ingest: the gate forgets what it changed (the
+    /// next check on this replica must see it), and the outcome is logged. The caller wakes
+    /// the change feed's waiters once per commit.
+    pub(crate) fn committed(&self, event: &BillingEvent, outcome: IngestOutcome, started: Instant) {
+        if outcome == IngestOutcome::Processed {
+            self.gate.invalidate_event(event);
+        }
+        tracing::debug!(
+            event_id = event.id.as_str(),
+            event_type = event.event_type.as_str(),
+            outcome = ?outcome,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "event ingested"
+        );
     }
 
     /// Stores a verified event whose object could not be read as `failed` (attempts + 1,
@@ -395,4 +414,53 @@ impl<S: BillingStore> BillingApp<S> {
             .await?;
         Ok((deleted, deleted >= u64::from(self.settings.purge_batch)))
     }
+}
+
+/// The status an event is claimed with (recorded done in the claim itself; only a stale event
+/// is corrected after), and the customer it names.
+pub(crate) fn claim_of(event: &BillingEvent) -> (EventStatus, Option<&str>) {
+    match &event.fact {
+        Fact::Unhandled => (EventStatus::Ignored, None),
+        fact => (EventStatus::Processed, fact.customer_id()),
+    }
+}
+
+/// Applies an event this transaction claimed as `claimed`, its customer (if it names one)
+/// locked and read: the change feed's users and their access before, the effects, the feed's
+/// records, and the event's final status when it is not the claimed one.
+pub(crate) async fn apply_claimed(
+    tx: &mut dyn BillingTx,
+    ctx: &Context,
+    event: &BillingEvent,
+    claimed: EventStatus,
+    customer: Option<CustomerRecord>,
+    late: &BTreeSet<String>,
+) -> Result<IngestOutcome, AppError> {
+    let status = match &event.fact {
+        Fact::Unhandled => EventStatus::Ignored,
+        _ => {
+            let mut users = feed::users_named(tx, event, customer).await?;
+            users.extend(late.iter().cloned());
+            let before = feed::Before::take(tx, ctx, users).await?;
+            let status = effects::apply(tx, ctx, event).await?;
+            if status == EventStatus::Processed {
+                let cause = feed::Cause {
+                    key: &event.id,
+                    stripe_event_id: Some(&event.id),
+                };
+                // Only the users read before the effects: one they linked meanwhile is a
+                // note's, locked late by `record` (or first on a retry, see `late_users`).
+                before.record(tx, ctx, &cause, BTreeSet::new()).await?;
+            }
+            status
+        }
+    };
+    if status != claimed {
+        tx.finish_event(&event.id, status, ctx.now).await?;
+    }
+    Ok(match status {
+        EventStatus::Ignored => IngestOutcome::Ignored,
+        EventStatus::Stale => IngestOutcome::Stale,
+        _ => IngestOutcome::Processed,
+    })
 }

@@ -44,6 +44,7 @@ mod error;
 mod feed;
 mod gate;
 mod ingest;
+mod ingest_batch;
 mod jobs;
 mod purchase;
 mod reconcile;

@@ -39,6 +39,7 @@ fn start_server() -> String {
             let settings = billing_http::Settings {
                 // Longer than the run: the server answers from its gate cache, as when warm.
                 gate_cache_ttl: Duration::from_secs(3_600),
+                ingest: billing_http::IngestSettings::default(),
                 ..server::settings(server::Limits::default())
             };
             let stripe = server::fake_gateway();

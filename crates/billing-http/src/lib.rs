@@ -58,7 +58,9 @@ use tracing_actix_web::TracingLogger;
 pub use auth::{ApiKeys, LoadKeyHashes, MISS_RELOAD_INTERVAL};
 pub use error::{ApiError, ErrorCode, status_of};
 pub use jobs::{JobSchedule, JobSettings};
-pub use server::{DatabaseSettings, Parts, Server, Settings, StartError, StripeSettings};
+pub use server::{
+    DatabaseSettings, IngestSettings, Parts, Server, Settings, StartError, StripeSettings,
+};
 pub use telemetry::install_metrics_recorder;
 
 /// A readiness probe: `Ok` when the database answers and its migrations are applied.

@@ -59,11 +59,34 @@ pub struct Settings {
     /// staleness of feature checks and entitlements after changes made by other replicas when
     /// their notification is lost (on Postgres the gate channel normally brings them at once).
     pub gate_cache_ttl: std::time::Duration,
+    /// How webhook deliveries share ingest transactions (group commit).
+    pub ingest: IngestSettings,
     /// The background jobs (retention purge, failed-event sweeper) and their leases.
     pub jobs: JobSettings,
     /// The push of the change feed to the product's URLs (Standard Webhooks), when any is
     /// configured: run as the `push` job, on one replica at a time.
     pub push: Option<billing_push::PushConfig>,
+}
+
+/// How concurrent webhook deliveries share ingest transactions (group commit, see
+/// [`billing_app::AppSettings::ingest_batch`]).
+#[derive(Debug, Clone, Copy)]
+pub struct IngestSettings {
+    /// How many deliveries one transaction applies at most (1: a transaction per delivery).
+    pub batch: usize,
+    /// How many ingest transactions run at once.
+    pub lanes: usize,
+}
+
+impl Default for IngestSettings {
+    /// The application's defaults.
+    fn default() -> Self {
+        let app = AppSettings::default();
+        Self {
+            batch: app.ingest_batch,
+            lanes: app.ingest_lanes,
+        }
+    }
 }
 
 /// The database URL (a secret: it may carry a password) and the pool's size and time limits.
@@ -197,6 +220,8 @@ impl Parts {
                 refetch: settings.stripe.refetch,
                 retention: settings.event_retention,
                 gate_ttl: settings.gate_cache_ttl,
+                ingest_batch: settings.ingest.batch,
+                ingest_lanes: settings.ingest.lanes,
                 retry: settings.jobs.retry,
                 max_attempts: settings.jobs.max_attempts,
                 ..AppSettings::default()

@@ -187,6 +187,23 @@ pub trait EventTx: CustomerTx {
         claim_then_lock_customer_in_turn(self, event, status, at, customer).await
     }
 
+    /// Claims several events ([`EventTx::claim_event`] each, with its own status), all at
+    /// `at`: one [`Claim`] per event, in the order given. The ids must be distinct. Concurrent
+    /// claimers of overlapping sets must give them in one order (by id) so they cannot wait
+    /// for each other in a cycle. The provided method claims them one by one; a store that can
+    /// claim them in one statement overrides it.
+    async fn claim_events(
+        &mut self,
+        events: &[(&NewEvent, EventStatus)],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let mut claims = Vec::with_capacity(events.len());
+        for (event, status) in events {
+            claims.push(self.claim_event(event, *status, at).await?);
+        }
+        Ok(claims)
+    }
+
     /// Changes the outcome of an event claimed by this transaction to `status` (stale, when
     /// the effects found it older than what was applied).
     async fn finish_event(
@@ -281,6 +298,19 @@ pub trait CustomerTx: CustomerRead + LockTx {
     ) -> Result<Option<CustomerRecord>, StoreError> {
         self.lock_key(stripe_customer_id).await?;
         self.customer(stripe_customer_id).await
+    }
+
+    /// Takes the locks of several customers, in the order given (give them sorted, as every
+    /// unit of work taking several customers does), and reads them, as
+    /// [`CustomerTx::lock_customer`] does for each: a later [`CustomerRead::customer`] or
+    /// `lock_customer` of one of them in this transaction may be answered without a statement.
+    /// The provided method locks and reads them one by one; a store that can do it in one
+    /// round trip overrides it.
+    async fn lock_customers(&mut self, stripe_customer_ids: &[String]) -> Result<(), StoreError> {
+        for id in stripe_customer_ids {
+            self.lock_customer(id).await?;
+        }
+        Ok(())
     }
 
     /// Inserts or updates the customer row (keyed by Stripe id).

@@ -1,6 +1,8 @@
 //! Customers (`customers`): who a Stripe customer is, and the attribution of a customer's
 //! earlier rows (credits, orders, payments) to the user it turns out to belong to.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use billing_ports::{CustomerRead, CustomerRecord, CustomerTx, LockTx, StoreError};
 use chrono::{DateTime, Utc};
@@ -73,6 +75,22 @@ pub(crate) async fn customer_postgres(
     Ok(row.map(customer_record))
 }
 
+/// The customers with these Stripe ids (those that exist), on a connection that may run other
+/// statements at once (`pg::pipelined`). One statement: the ids are one array bind.
+async fn customers_postgres(
+    mut conn: &AsyncPgConnection,
+    stripe_customer_ids: &[String],
+) -> QueryResult<Vec<CustomerRecord>> {
+    let rows = cached(
+        customers::table
+            .filter(customers::stripe_customer_id.eq_any(stripe_customer_ids))
+            .select(CustomerRow::as_select()),
+    )
+    .load::<CustomerRow>(&mut conn)
+    .await?;
+    Ok(rows.into_iter().map(customer_record).collect())
+}
+
 impl Tx<'_> {
     /// Keeps `record`, read under the customer's lock, for this transaction's next reads.
     pub(crate) fn known_customer(
@@ -138,6 +156,34 @@ impl CustomerTx for Tx<'_> {
             self.lock_key(stripe_customer_id).await?;
         }
         self.customer(stripe_customer_id).await
+    }
+
+    /// One round trip on Postgres: the locks not held yet (one statement) and the rows not
+    /// known yet (one statement), pipelined; the rows are then known to the transaction.
+    async fn lock_customers(&mut self, stripe_customer_ids: &[String]) -> Result<(), StoreError> {
+        let unknown: Vec<String> = stripe_customer_ids
+            .iter()
+            .filter(|id| !(self.holds(id) && self.customers.contains_key(id.as_str())))
+            .cloned()
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let Some(read) = after_locks!(self, &unknown, |c| customers_postgres(c, &unknown)) else {
+            for id in &unknown {
+                self.lock_customer(id).await?;
+            }
+            return Ok(());
+        };
+        let mut found: HashMap<String, CustomerRecord> = read?
+            .into_iter()
+            .map(|record| (record.stripe_customer_id.clone(), record))
+            .collect();
+        for id in unknown {
+            let record = found.remove(&id);
+            self.known_customer(&id, record);
+        }
+        Ok(())
     }
 
     async fn save_customer(

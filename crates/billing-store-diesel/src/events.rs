@@ -154,6 +154,64 @@ macro_rules! claim_statement {
     }};
 }
 
+/// A row [`claim_all_postgres`] claimed, with its earlier failed attempts.
+#[derive(QueryableByName)]
+struct ClaimedRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    attempts: i32,
+}
+
+/// The claim statement of `claim_statement!` for several events at once: each inserted, or a
+/// failed one taken over, in the order given; the claimed ones returned.
+async fn claim_all_postgres(
+    mut conn: &AsyncPgConnection,
+    events: &[(&NewEvent, EventStatus)],
+    at: DateTime<Utc>,
+) -> QueryResult<Vec<ClaimedRow>> {
+    use diesel::sql_types::{Array, Bool, Nullable, Text, Timestamptz};
+    let column = |f: fn(&NewEvent) -> &str| events.iter().map(|(e, _)| f(e)).collect::<Vec<_>>();
+    let ids = column(|e| &e.id);
+    let types = column(|e| &e.event_type);
+    let payloads = column(|e| &e.payload);
+    let versions: Vec<Option<&str>> = events
+        .iter()
+        .map(|(e, _)| e.api_version.as_deref())
+        .collect();
+    let livemode: Vec<bool> = events.iter().map(|(e, _)| e.livemode).collect();
+    let created: Vec<DateTime<Utc>> = events.iter().map(|(e, _)| e.created).collect();
+    let received: Vec<DateTime<Utc>> = events.iter().map(|(e, _)| e.received_at).collect();
+    let statuses: Vec<&str> = events.iter().map(|(_, s)| s.as_str()).collect();
+    cached(
+        diesel::sql_query(
+            "INSERT INTO stripe_events AS e (id, event_type, api_version, livemode, created, \
+             payload, status, attempts, received_at, processed_at) \
+             SELECT id, event_type, api_version, livemode, created, payload, status, 0, \
+             received_at, $9 \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::timestamptz[], \
+             $6::text[], $7::text[], $8::timestamptz[]) \
+             AS t(id, event_type, api_version, livemode, created, payload, status, received_at) \
+             ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
+             processed_at = excluded.processed_at, last_error = NULL, failure_kind = NULL, \
+             next_attempt_at = NULL \
+             WHERE e.status IN ('failed', 'received') \
+             RETURNING id, attempts",
+        )
+        .bind::<Array<Text>, _>(ids)
+        .bind::<Array<Text>, _>(types)
+        .bind::<Array<Nullable<Text>>, _>(versions)
+        .bind::<Array<Bool>, _>(livemode)
+        .bind::<Array<Timestamptz>, _>(created)
+        .bind::<Array<Text>, _>(payloads)
+        .bind::<Array<Text>, _>(statuses)
+        .bind::<Array<Timestamptz>, _>(received)
+        .bind::<Timestamptz, _>(at),
+    )
+    .load(&mut conn)
+    .await
+}
+
 impl Tx<'_> {
     /// What a claim statement's answer means: claimed with its attempts, or (no row) done
     /// already, with the status read now.
@@ -225,6 +283,64 @@ impl EventTx for Tx<'_> {
             (Claim::Claimed { .. }, false) => self.lock_customer(customer).await?,
         };
         Ok((claim, record))
+    }
+
+    /// One statement on Postgres (the events as arrays, `unnest`ed into the claim's insert),
+    /// and a second one only when some were done already, for their statuses.
+    async fn claim_events(
+        &mut self,
+        events: &[(&NewEvent, EventStatus)],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let Conn::Postgres(conn) = &mut self.conn else {
+            let mut claims = Vec::with_capacity(events.len());
+            for (event, status) in events {
+                claims.push(self.claim_event(event, *status, at).await?);
+            }
+            return Ok(claims);
+        };
+        let conn: &AsyncPgConnection = conn;
+        let result = claim_all_postgres(conn, events, at).await;
+        let claimed = result.map_err(|error| self.statement_failed(error))?;
+        let mut claims: std::collections::HashMap<String, Claim> = claimed
+            .into_iter()
+            .map(|row| {
+                Ok((
+                    row.id,
+                    Claim::Claimed {
+                        attempts: attempts(row.attempts)?,
+                    },
+                ))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let done: Vec<&str> = events
+            .iter()
+            .map(|(event, _)| event.id.as_str())
+            .filter(|id| !claims.contains_key(*id))
+            .collect();
+        if !done.is_empty() {
+            use stripe_events::dsl as e;
+            let query = cached(
+                e::stripe_events
+                    .filter(e::id.eq_any(&done))
+                    .select((e::id, e::status)),
+            );
+            let statuses: Vec<(String, String)> = on_conn!(self, |c| query.load(c).await)?;
+            for (id, status) in statuses {
+                claims.insert(id, Claim::AlreadyDone(parse_stored(&status)?));
+            }
+        }
+        events
+            .iter()
+            .map(|(event, _)| {
+                claims.remove(&event.id).ok_or_else(|| {
+                    StoreError::Corrupt(Cause::msg(format!(
+                        "event {} neither claimed nor stored",
+                        event.id
+                    )))
+                })
+            })
+            .collect()
     }
 
     async fn finish_event(

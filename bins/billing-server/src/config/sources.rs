@@ -13,7 +13,7 @@ use figment::value::{Dict, Map, Num, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 
 /// Every setting and its default; `None` when it has none (required, or an optional override).
-pub(super) const SETTINGS: [(&str, Option<&str>); 43] = [
+pub(super) const SETTINGS: [(&str, Option<&str>); 45] = [
     ("STRIPE_SECRET_KEY", None),
     ("STRIPE_WEBHOOK_SECRET", None),
     ("BILLING_API_KEYS", None),
@@ -32,6 +32,8 @@ pub(super) const SETTINGS: [(&str, Option<&str>); 43] = [
     ("STRIPE_REFETCH", Some("false")),
     ("EVENT_RETENTION_DAYS", Some("30")),
     ("GATE_CACHE_TTL_MS", Some("5000")),
+    ("INGEST_BATCH", Some("32")),
+    ("INGEST_LANES", Some("4")),
     ("JOB_RETENTION_ENABLED", Some("true")),
     ("JOB_RETENTION_INTERVAL_SECS", Some("3600")),
     ("JOB_RETENTION_DUTY_PERCENT", Some("50")),

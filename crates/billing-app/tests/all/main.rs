@@ -16,6 +16,7 @@ mod customers;
 mod failed_events;
 mod feed;
 mod gate_cache;
+mod group_commit;
 mod ingest;
 mod lifecycle;
 mod ordering;

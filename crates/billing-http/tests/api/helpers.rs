@@ -4,7 +4,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use billing_domain::Catalog;
-use billing_http::{DatabaseSettings, Parts, Server, ServerLimits, Settings, StripeSettings};
+use billing_http::{
+    DatabaseSettings, IngestSettings, Parts, Server, ServerLimits, Settings, StripeSettings,
+};
 use billing_ports::testing::{FakeGateway, GatewayCall};
 use billing_ports::{StripeGateway, SystemClock};
 use billing_store_diesel::DieselStore;
@@ -119,6 +121,7 @@ pub fn settings(limits: Limits) -> Settings {
         shutdown_timeout: Duration::from_secs(30),
         event_retention: chrono::TimeDelta::days(30),
         gate_cache_ttl: Duration::from_secs(5),
+        ingest: IngestSettings::default(),
         jobs: billing_http::JobSettings::default(),
         push: None,
     }

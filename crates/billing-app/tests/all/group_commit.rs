@@ -1,0 +1,230 @@
+//! Group commit: concurrent deliveries share one ingest transaction (one lane here, so that
+//! what waits while it runs is taken together), each answered after that commit; a failure of
+//! one of them rolls the shared transaction back and each is applied again on its own, so only
+//! the failing event is recorded as failed.
+//!
+//! These tests run on a current-thread runtime and poll every delivery once before any lane
+//! runs (`join_all`), so the deliveries are all waiting when the lane starts: one shared
+//! transaction, deterministically.
+
+use std::sync::Arc;
+
+use billing_app::{AppSettings, BillingApp, IngestOutcome};
+use billing_domain::facts::{InvoiceChange, SubscriptionChange};
+use billing_domain::{BillingEvent, SubscriptionStatus};
+use billing_ports::testing::{FaultyStore, StoreCall};
+use billing_ports::{BillingStore, Cause, EventStatus, ManualClock, StoreError};
+use billing_store_diesel::Backend;
+use billing_store_diesel::testing::TestDatabase;
+use futures_util::future::join_all;
+
+use crate::support::{Story, catalog, credits, subscription, t0};
+
+/// An app over `store` whose deliveries share transactions, one at a time.
+fn grouped<S: BillingStore>(store: S) -> BillingApp<S> {
+    BillingApp::new(
+        Arc::new(store),
+        catalog(),
+        Arc::new(ManualClock::new(t0())),
+        None,
+        AppSettings {
+            ingest_batch: 64,
+            ingest_lanes: 1,
+            ..AppSettings::default()
+        },
+    )
+}
+
+/// A subscription of each of `n` customers, created.
+fn created(n: usize, tag: &str) -> Vec<(Story, BillingEvent)> {
+    (0..n)
+        .map(|i| {
+            let story = Story::new(&format!("{tag}_{i}"));
+            let event = story.subscription(
+                "created",
+                SubscriptionChange::Created,
+                0,
+                story.snapshot(SubscriptionStatus::Active, 0),
+            );
+            (story, event)
+        })
+        .collect()
+}
+
+/// Delivers `events` at once through `app`: the outcomes in the same order.
+async fn deliver_at_once<S: BillingStore>(
+    app: &BillingApp<S>,
+    events: Vec<BillingEvent>,
+) -> Vec<Result<IngestOutcome, billing_app::IngestError>> {
+    join_all(
+        events
+            .into_iter()
+            .map(|event| app.ingest(event, "{}".to_owned())),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_commit_together_each_once() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let app = grouped(db.store().clone());
+    let stories = created(24, "together");
+    let mut events: Vec<BillingEvent> = stories.iter().map(|(_, e)| e.clone()).collect();
+    // Each event twice: the second delivery waits for the first and is its duplicate.
+    events.extend(events.clone());
+
+    let outcomes = deliver_at_once(&app, events).await;
+    let (first, second) = outcomes.split_at(24);
+    assert!(
+        first
+            .iter()
+            .all(|o| matches!(o, Ok(IngestOutcome::Processed))),
+        "{first:?}"
+    );
+    assert!(
+        second
+            .iter()
+            .all(|o| matches!(o, Ok(IngestOutcome::Duplicate(EventStatus::Processed)))),
+        "{second:?}"
+    );
+    for (story, _) in &stories {
+        let stored = subscription(db.store(), &story.subscription).await.unwrap();
+        assert_eq!(stored.status, SubscriptionStatus::Active);
+    }
+
+    // One commit for all of them: the rows share the inserting transaction.
+    let (client, connection) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(connection);
+    let row = client
+        .query_one(
+            "SELECT count(*), count(DISTINCT xmin::text) FROM stripe_events",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (events, transactions): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(events, 24);
+    assert_eq!(
+        transactions, 1,
+        "24 deliveries waiting together share one commit"
+    );
+    drop(client);
+    driver.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_failure_in_a_shared_transaction_is_recorded_for_its_event_only_postgres() {
+    a_failure_in_a_shared_transaction_is_recorded_for_its_event_only(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_failure_in_a_shared_transaction_is_recorded_for_its_event_only_sqlite() {
+    a_failure_in_a_shared_transaction_is_recorded_for_its_event_only(Backend::Sqlite).await;
+}
+
+async fn a_failure_in_a_shared_transaction_is_recorded_for_its_event_only(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = db.store().clone();
+    let payer = Story::new("shared_payer");
+    let setup = grouped(store.clone());
+    let first = payer.subscription(
+        "created",
+        SubscriptionChange::Created,
+        0,
+        payer.snapshot(SubscriptionStatus::PastDue, 0),
+    );
+    assert_eq!(
+        setup.ingest(first, "{}".into()).await.unwrap(),
+        IngestOutcome::Processed
+    );
+
+    // Crediting fails: the paid invoice cannot apply, the subscriptions can.
+    let faulty = FaultyStore::new(store.clone());
+    faulty.fail(
+        StoreCall::AddCredit,
+        StoreError::Query(Cause::msg("injected: credit ledger unavailable")),
+    );
+    let app = grouped(faulty.clone());
+    let paid = payer.invoice("paid", InvoiceChange::Paid, 5, "1", 0, 2000);
+    let others = created(6, "shared_other");
+    let mut events: Vec<BillingEvent> = others.iter().map(|(_, e)| e.clone()).collect();
+    events.insert(3, paid.clone());
+
+    let outcomes = deliver_at_once(&app, events).await;
+    for (i, outcome) in outcomes.iter().enumerate() {
+        if i == 3 {
+            let error = outcome.as_ref().unwrap_err();
+            assert!(error.recorded, "{error:?}");
+        } else {
+            assert!(
+                matches!(outcome, Ok(IngestOutcome::Processed)),
+                "{outcome:?}"
+            );
+        }
+    }
+    // Tried in the shared transaction, then alone: the failure is counted once.
+    assert_eq!(faulty.calls(StoreCall::AddCredit), 2);
+    let stored = store.event(&paid.id).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.attempts), (EventStatus::Failed, 1));
+    assert_eq!(credits(&store, &payer.user).await, 0);
+    assert_eq!(
+        subscription(&store, &payer.subscription)
+            .await
+            .unwrap()
+            .status,
+        SubscriptionStatus::PastDue
+    );
+    for (story, event) in &others {
+        let row = store.event(&event.id).await.unwrap().unwrap();
+        assert_eq!((row.status, row.attempts), (EventStatus::Processed, 0));
+        let stored = subscription(&store, &story.subscription).await.unwrap();
+        assert_eq!(stored.status, SubscriptionStatus::Active);
+    }
+
+    // A redelivery with the store healthy applies it.
+    let healthy = grouped(store.clone());
+    assert_eq!(
+        healthy.ingest(paid, "{}".into()).await.unwrap(),
+        IngestOutcome::Processed
+    );
+    assert_eq!(credits(&store, &payer.user).await, 1000);
+}
+
+#[tokio::test]
+async fn a_delivery_waiting_for_a_failed_first_claims_the_event_itself() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let store = db.store().clone();
+    let payer = Story::new("follower");
+    let setup = grouped(store.clone());
+    let first = payer.subscription(
+        "created",
+        SubscriptionChange::Created,
+        0,
+        payer.snapshot(SubscriptionStatus::PastDue, 0),
+    );
+    setup.ingest(first, "{}".into()).await.unwrap();
+
+    let faulty = FaultyStore::new(store.clone());
+    faulty.fail(
+        StoreCall::AddCredit,
+        StoreError::Query(Cause::msg("injected: credit ledger unavailable")),
+    );
+    let app = grouped(faulty.clone());
+    let paid = payer.invoice("paid", InvoiceChange::Paid, 5, "1", 0, 2000);
+    let others = created(2, "follower_other");
+    let mut events: Vec<BillingEvent> = others.iter().map(|(_, e)| e.clone()).collect();
+    events.push(paid.clone());
+    events.push(paid.clone());
+
+    let outcomes = deliver_at_once(&app, events).await;
+    assert!(matches!(outcomes[0], Ok(IngestOutcome::Processed)));
+    assert!(matches!(outcomes[1], Ok(IngestOutcome::Processed)));
+    // Both deliveries of the invoice failed, each its own attempt: the second waited for the
+    // first instead of being answered as its duplicate.
+    assert!(outcomes[2].as_ref().is_err_and(|e| e.recorded));
+    assert!(outcomes[3].as_ref().is_err_and(|e| e.recorded));
+    let stored = store.event(&paid.id).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.attempts), (EventStatus::Failed, 2));
+}
