@@ -57,7 +57,8 @@ pub struct AppSettings {
     /// has a transaction of its own.
     pub ingest_batch: usize,
     /// How many ingest transactions run at once when deliveries share them (each holds a
-    /// database connection while it runs).
+    /// database connection while it runs). A delivery goes to the lane of the customer it
+    /// names, so lanes never wait for each other's customer locks.
     pub ingest_lanes: usize,
 }
 
@@ -75,8 +76,8 @@ impl Default for AppSettings {
             retry: Backoff::default(),
             max_attempts: 10,
             sweep_batch: 100,
-            ingest_batch: 32,
-            ingest_lanes: 4,
+            ingest_batch: 8,
+            ingest_lanes: 8,
         }
     }
 }
@@ -293,34 +294,44 @@ impl<S: BillingStore> BillingApp<S> {
                 }
                 Ok(outcome)
             }
-            Err(error) => {
-                // The error is returned, and logged once by the caller that answers it (the
-                // HTTP layer, with the request id); here only the event's side of it.
-                tracing::warn!(
+            Err(error) => Err(self.not_applied(new_event, error, started).await),
+        }
+    }
+
+    /// Records that `new_event` could not be applied because of `error` (failed, attempts + 1,
+    /// retried on the schedule unless permanent): the error the caller answers with.
+    pub(crate) async fn not_applied(
+        &self,
+        new_event: &NewEvent,
+        error: AppError,
+        started: Instant,
+    ) -> IngestError {
+        // The error is returned, and logged once by the caller that answers it (the HTTP
+        // layer, with the request id); here only the event's side of it.
+        tracing::warn!(
+            event_id = new_event.id.as_str(),
+            event_type = new_event.event_type.as_str(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "event could not be applied; recording it as failed for retry"
+        );
+        // The whole chain is stored, down to the database's or Stripe's own words.
+        let last_error = ErrorChain(&error).to_string();
+        let kind = error.failure_kind();
+        let at = new_event.received_at;
+        let recorded = match self.record_failure(new_event, &last_error, kind, at).await {
+            Ok(()) => true,
+            Err(record_error) => {
+                tracing::error!(
                     event_id = new_event.id.as_str(),
-                    event_type = new_event.event_type.as_str(),
-                    elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
-                    "event could not be applied; recording it as failed for retry"
+                    error = ErrorChain(&record_error).to_string(),
+                    "could not record the failure"
                 );
-                // The whole chain is stored, down to the database's or Stripe's own words.
-                let last_error = ErrorChain(&error).to_string();
-                let kind = error.failure_kind();
-                let recorded = match self.record_failure(new_event, &last_error, kind, now).await {
-                    Ok(()) => true,
-                    Err(record_error) => {
-                        tracing::error!(
-                            event_id = new_event.id.as_str(),
-                            error = ErrorChain(&record_error).to_string(),
-                            "could not record the failure"
-                        );
-                        false
-                    }
-                };
-                Err(IngestError {
-                    cause: error,
-                    recorded,
-                })
+                false
             }
+        };
+        IngestError {
+            cause: error,
+            recorded,
         }
     }
 

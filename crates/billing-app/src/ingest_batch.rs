@@ -1,15 +1,17 @@
 //! Group commit for ingest: concurrent deliveries share one transaction.
 //!
-//! A delivery waits in the [`IngestQueue`]; a *lane* (a task holding one of
-//! [`AppSettings::ingest_lanes`](crate::AppSettings::ingest_lanes) permits) takes what is
-//! waiting, up to [`AppSettings::ingest_batch`](crate::AppSettings::ingest_batch) deliveries,
-//! and applies them in one transaction:
+//! A delivery waits in the [`IngestQueue`], on the *lane* of the customer it names (of its id
+//! when it names none; [`AppSettings::ingest_lanes`](crate::AppSettings::ingest_lanes) lanes),
+//! so two lanes never apply events of one customer and never wait for each other's customer
+//! locks. A task serves a lane while anything waits on it: it takes what is waiting, up to
+//! [`AppSettings::ingest_batch`](crate::AppSettings::ingest_batch) deliveries, and applies
+//! them in one transaction:
 //!
-//! 1. the events are claimed by one call ([`EventTx::claim_events`], one statement on
-//!    Postgres), in the order of their ids, so that two lanes claiming overlapping sets wait
-//!    for each other in one direction only;
+//! 1. the events are claimed by one call ([`EventTx::claim_events`](billing_ports::EventTx::claim_events), one statement on
+//!    Postgres), in the order of their ids, so that two transactions claiming overlapping
+//!    sets (replicas) wait for each other in one direction only;
 //! 2. the customers they name are locked and read by one call
-//!    ([`CustomerTx::lock_customers`], sorted, one round trip on Postgres);
+//!    ([`CustomerTx::lock_customers`](billing_ports::CustomerTx::lock_customers), sorted, one round trip on Postgres);
 //! 3. each claimed event is applied in turn, in the order of their ids, exactly as a
 //!    delivery alone is ([`crate::ingest::apply_claimed`]): its customer is then already locked
 //!    and known to the transaction;
@@ -18,9 +20,9 @@
 //! The order of ids is also the order in which a serial replay of the commit order (commit
 //! time, then id) applies them.
 //!
-//! A delivery never waits for a transaction that has not started: a lane takes what is
-//! waiting when it is free, so at one delivery in flight every transaction holds one event
-//! (applied by [`BillingApp::ingest_one`], as without batching).
+//! A delivery never waits for a transaction to fill: a lane takes what is waiting when it is
+//! free, so at one delivery in flight every transaction holds one event (applied by
+//! [`BillingApp::ingest_one`], as without batching).
 //!
 //! If anything in the shared transaction fails, it rolls back and each of its deliveries is
 //! applied again on its own by [`BillingApp::ingest_one`], which records a failure for the
@@ -34,34 +36,41 @@
 //! the first's status; when the first failed, it is queued again and claims the event.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use billing_domain::BillingEvent;
 use billing_ports::{
     BillingStore, Cause, Claim, ErrorChain, EventStatus, NewEvent, ScopedFutureExt, StoreError,
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use futures_util::future::join_all;
+use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use crate::effects::Context;
 use crate::error::{AppError, IngestError};
 use crate::ingest::{BillingApp, IngestOutcome, apply_claimed, claim_of};
 
-/// The deliveries waiting for an ingest transaction, and the events being applied.
+/// The deliveries waiting for an ingest transaction, and the events being applied: one queue
+/// per lane. A delivery goes to the lane of the customer it names (of its id when it names
+/// none), so two lanes never apply events of one customer, and never wait for each other's
+/// customer locks.
 pub(crate) struct IngestQueue {
-    state: Mutex<State>,
-    /// One permit per lane that may run.
-    lanes: Arc<Semaphore>,
+    lanes: Vec<Mutex<Lane>>,
+    hasher: RandomState,
 }
 
+/// One lane's queue.
 #[derive(Default)]
-struct State {
-    /// Deliveries no lane has taken yet, oldest first.
+struct Lane {
+    /// Deliveries the lane has not taken yet, oldest first.
     waiting: VecDeque<Job>,
-    /// The ids of the events lanes are applying, each with the further deliveries of that
+    /// The ids of the events the lane is applying, each with the further deliveries of that
     /// event that arrived meanwhile.
     running: HashMap<String, Vec<Job>>,
+    /// Whether a task is serving the lane (it clears this when it finds nothing waiting).
+    active: bool,
 }
 
 /// One delivery waiting for its answer.
@@ -75,54 +84,64 @@ struct Job {
 }
 
 impl IngestQueue {
-    /// A queue served by at most `lanes` transactions at once (at least one).
+    /// A queue served by `lanes` transactions at most (at least one).
     pub(crate) fn new(lanes: usize) -> Self {
         Self {
-            state: Mutex::new(State::default()),
-            lanes: Arc::new(Semaphore::new(lanes.max(1))),
+            lanes: (0..lanes.max(1)).map(|_| Mutex::default()).collect(),
+            hasher: RandomState::new(),
         }
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lane(&self, index: usize) -> std::sync::MutexGuard<'_, Lane> {
+        self.lanes[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A lane's permit, when one is free.
-    fn free_lane(&self) -> Option<OwnedSemaphorePermit> {
-        Arc::clone(&self.lanes).try_acquire_owned().ok()
+    /// The lane of `event`: by the customer it names, else by its id.
+    fn lane_of(&self, event: &BillingEvent) -> usize {
+        let key = claim_of(event).1.unwrap_or(&event.id);
+        // The modulo of a u64 by a usize that fits in it: below the lane count, so it fits.
+        (self.hasher.hash_one(key) % self.lanes.len() as u64) as usize
     }
 
-    /// Up to `max` waiting deliveries of distinct events no lane is applying, now marked as
-    /// being applied; a further delivery of one of those waits for it.
-    fn take(&self, max: usize) -> Vec<Job> {
-        let mut state = self.state();
+    /// Queues `job` on its lane; true when no task serves the lane (the caller starts one).
+    fn push(&self, index: usize, job: Job) -> bool {
+        let mut lane = self.lane(index);
+        lane.waiting.push_back(job);
+        !std::mem::replace(&mut lane.active, true)
+    }
+
+    /// Up to `max` waiting deliveries of lane `index`, of distinct events it is not applying,
+    /// now marked as being applied; a further delivery of one of those waits for it. Empty
+    /// when nothing waits, and the lane is then no longer served.
+    fn take(&self, index: usize, max: usize) -> Vec<Job> {
+        let mut lane = self.lane(index);
         let mut batch = Vec::new();
         while batch.len() < max.max(1) {
-            let Some(job) = state.waiting.pop_front() else {
+            let Some(job) = lane.waiting.pop_front() else {
                 break;
             };
-            match state.running.get_mut(&job.event.id) {
+            match lane.running.get_mut(&job.event.id) {
                 Some(followers) => followers.push(job),
                 None => {
-                    state.running.insert(job.event.id.clone(), Vec::new());
+                    lane.running.insert(job.event.id.clone(), Vec::new());
                     batch.push(job);
                 }
             }
         }
+        if batch.is_empty() {
+            lane.active = false;
+        }
         batch
     }
 
-    /// Whether a delivery is waiting for a lane.
-    fn has_waiting(&self) -> bool {
-        !self.state().waiting.is_empty()
-    }
-
-    /// Answers the delivery of `job` with `result`, and the further deliveries of its event
-    /// that waited for it: as duplicates when it committed, queued again (first in line) when
-    /// it failed, to claim the event themselves.
-    fn finish(&self, job: Job, result: Result<IngestOutcome, IngestError>) {
-        let followers = self.state().running.remove(&job.event.id);
-        let followers = followers.unwrap_or_default();
+    /// Answers the delivery of `job` (taken from lane `index`) with `result`, and the further
+    /// deliveries of its event that waited for it: as duplicates when it committed, queued
+    /// again (first in line) when it failed, to claim the event themselves.
+    fn finish(&self, index: usize, job: Job, result: Result<IngestOutcome, IngestError>) {
+        let mut lane = self.lane(index);
+        let followers = lane.running.remove(&job.event.id).unwrap_or_default();
         match &result {
             Ok(outcome) => {
                 let status = status_of(*outcome);
@@ -131,12 +150,12 @@ impl IngestQueue {
                 }
             }
             Err(_) => {
-                let mut state = self.state();
                 for follower in followers.into_iter().rev() {
-                    state.waiting.push_front(follower);
+                    lane.waiting.push_front(follower);
                 }
             }
         }
+        drop(lane);
         // The caller may have gone (its request cancelled): the event is applied all the same.
         let _ = job.reply.send(result);
     }
@@ -167,9 +186,9 @@ pub(crate) async fn submit<S: BillingStore>(
         started: Instant::now(),
         reply,
     };
-    app.queue().state().waiting.push_back(job);
-    if let Some(permit) = app.queue().free_lane() {
-        tokio::spawn(lane(app.clone(), permit));
+    let lane = app.queue().lane_of(&job.event);
+    if app.queue().push(lane, job) {
+        tokio::spawn(serve(app.clone(), lane));
     }
     answer.await.unwrap_or_else(|_| {
         // Only a panic in the lane drops a delivery unanswered: nothing of it committed
@@ -183,25 +202,14 @@ pub(crate) async fn submit<S: BillingStore>(
     })
 }
 
-/// A lane: takes and applies what is waiting until nothing is, then gives its permit back.
-async fn lane<S: BillingStore>(app: BillingApp<S>, permit: OwnedSemaphorePermit) {
-    let mut permit = Some(permit);
+/// Serves lane `index`: takes and applies what waits there until nothing does.
+async fn serve<S: BillingStore>(app: BillingApp<S>, index: usize) {
     loop {
-        let batch = app.queue().take(app.settings().ingest_batch);
+        let batch = app.queue().take(index, app.settings().ingest_batch);
         if batch.is_empty() {
-            drop(permit.take());
-            // A delivery queued after `take` and before the permit was back started no lane:
-            // look once more, now that the permit is free.
-            if !app.queue().has_waiting() {
-                return;
-            }
-            match app.queue().free_lane() {
-                Some(again) => permit = Some(again),
-                None => return,
-            }
-            continue;
+            return;
         }
-        run(&app, batch).await;
+        run(&app, index, batch).await;
     }
 }
 
@@ -214,7 +222,7 @@ struct Entry {
 }
 
 /// Applies `batch` (deliveries of distinct events) and answers each.
-async fn run<S: BillingStore>(app: &BillingApp<S>, mut batch: Vec<Job>) {
+async fn run<S: BillingStore>(app: &BillingApp<S>, lane: usize, mut batch: Vec<Job>) {
     if batch.len() == 1 {
         let Some(mut job) = batch.pop() else { return };
         let event = job.event.clone();
@@ -223,7 +231,7 @@ async fn run<S: BillingStore>(app: &BillingApp<S>, mut batch: Vec<Job>) {
             .ingest_one(event, payload)
             .instrument(job.caller.clone())
             .await;
-        app.queue().finish(job, result);
+        app.queue().finish(lane, job, result);
         return;
     }
     batch.sort_by(|a, b| a.event.id.cmp(&b.event.id));
@@ -254,7 +262,19 @@ async fn run<S: BillingStore>(app: &BillingApp<S>, mut batch: Vec<Job>) {
                 entry.span.in_scope(|| {
                     app.committed(&entry.job.event, outcome, entry.job.started);
                 });
-                app.queue().finish(entry.job, Ok(outcome));
+                app.queue().finish(lane, entry.job, Ok(outcome));
+            }
+        }
+        Err(error) if error.is_unavailable() => {
+            // Not the fault of one event: applying them again one by one would only wait for
+            // the database as many times. Each is recorded failed (at once), as alone.
+            let failed = join_all(entries.iter().map(|entry| {
+                app.not_applied(&entry.new_event, error.clone(), entry.job.started)
+                    .instrument(entry.span.clone())
+            }))
+            .await;
+            for (entry, failure) in entries.into_iter().zip(failed) {
+                app.queue().finish(lane, entry.job, Err(failure));
             }
         }
         Err(error) => {
@@ -263,13 +283,15 @@ async fn run<S: BillingStore>(app: &BillingApp<S>, mut batch: Vec<Job>) {
                 error = ErrorChain(&error).to_string(),
                 "a shared ingest transaction failed; applying its events one by one"
             );
-            for entry in entries {
-                let Entry { job, new_event, .. } = entry;
-                let result = app
-                    .ingest_one(job.event.clone(), new_event.payload)
-                    .instrument(job.caller.clone())
-                    .await;
-                app.queue().finish(job, result);
+            // At once: a failure that takes its time (a lock or statement timeout) is waited
+            // for once more, not once per delivery.
+            let results = join_all(entries.iter().map(|entry| {
+                app.ingest_one(entry.job.event.clone(), entry.new_event.payload.clone())
+                    .instrument(entry.job.caller.clone())
+            }))
+            .await;
+            for (entry, result) in entries.into_iter().zip(results) {
+                app.queue().finish(lane, entry.job, result);
             }
         }
     }
