@@ -57,9 +57,13 @@ pub struct AppSettings {
     /// has a transaction of its own.
     pub ingest_batch: usize,
     /// How many ingest transactions run at once when deliveries share them (each holds a
-    /// database connection while it runs). A delivery goes to the lane of the customer it
-    /// names, so lanes never wait for each other's customer locks.
+    /// database connection while it runs). A delivery naming a customer another transaction
+    /// is applying waits for that one, so they never wait for each other's customer locks.
     pub ingest_lanes: usize,
+    /// How long a delivery waits for a lane to take it before it is answered as the
+    /// database being unavailable (nothing of it applied; Stripe delivers it again), as a
+    /// unit of work waiting for a pooled connection is: set it to the pool's timeout.
+    pub ingest_wait: std::time::Duration,
 }
 
 /// How many users learnt of only after the effects an ingest retries with (one retry each).
@@ -78,6 +82,7 @@ impl Default for AppSettings {
             sweep_batch: 100,
             ingest_batch: 8,
             ingest_lanes: 8,
+            ingest_wait: std::time::Duration::from_secs(5),
         }
     }
 }

@@ -1,10 +1,11 @@
 //! Group commit for ingest: concurrent deliveries share one transaction.
 //!
-//! A delivery waits in the [`IngestQueue`], on the *lane* of the customer it names (of its id
-//! when it names none; [`AppSettings::ingest_lanes`](crate::AppSettings::ingest_lanes) lanes),
-//! so two lanes never apply events of one customer and never wait for each other's customer
-//! locks. A task serves a lane while anything waits on it: it takes what is waiting, up to
-//! [`AppSettings::ingest_batch`](crate::AppSettings::ingest_batch) deliveries, and applies
+//! A delivery waits in the [`IngestQueue`]. A *lane* (a task; at most
+//! [`AppSettings::ingest_lanes`](crate::AppSettings::ingest_lanes) run) takes what is waiting,
+//! oldest first, up to [`AppSettings::ingest_batch`](crate::AppSettings::ingest_batch)
+//! deliveries, leaving those that name a customer another lane is applying (they wait for that
+//! lane, which takes them next), so two lanes never apply events of one customer nor wait for
+//! each other's customer locks, while one customer's waiting events go together. It applies
 //! them in one transaction:
 //!
 //! 1. the events are claimed by one call ([`EventTx::claim_events`](billing_ports::EventTx::claim_events), one statement on
@@ -14,7 +15,10 @@
 //!    ([`CustomerTx::lock_customers`](billing_ports::CustomerTx::lock_customers), sorted, one round trip on Postgres);
 //! 3. each claimed event is applied in turn, in the order of their ids, exactly as a
 //!    delivery alone is ([`crate::ingest::apply_claimed`]): its customer is then already locked
-//!    and known to the transaction;
+//!    and known to the transaction. Every other lock is only tried
+//!    ([`LockTx::wait_for_locks`](billing_ports::LockTx::wait_for_locks)): taken after other
+//!    events' locks, out of the locking rule's order, waiting for it could deadlock with a
+//!    transaction that follows the order; a busy one fails the shared transaction (below);
 //! 4. one commit; then every delivery is answered.
 //!
 //! The order of ids is also the order in which a serial replay of the commit order (commit
@@ -22,7 +26,11 @@
 //!
 //! A delivery never waits for a transaction to fill: a lane takes what is waiting when it is
 //! free, so at one delivery in flight every transaction holds one event (applied by
-//! [`BillingApp::ingest_one`], as without batching).
+//! [`BillingApp::ingest_one`], as without batching). A lane stops when nothing it may take is
+//! waiting. A delivery no lane has taken within
+//! [`AppSettings::ingest_wait`](crate::AppSettings::ingest_wait) (the pool's timeout: a lane
+//! is a pooled connection) is withdrawn and answered as the database being unavailable,
+//! nothing of it applied, as a unit of work that waited that long for a connection is.
 //!
 //! If anything in the shared transaction fails, it rolls back and each of its deliveries is
 //! applied again on its own by [`BillingApp::ingest_one`], which records a failure for the
@@ -35,8 +43,7 @@
 //! transaction's other events): when the first committed, it is answered as a duplicate with
 //! the first's status; when the first failed, it is queued again and claims the event.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::hash::{BuildHasher, RandomState};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
@@ -52,29 +59,35 @@ use crate::effects::Context;
 use crate::error::{AppError, IngestError};
 use crate::ingest::{BillingApp, IngestOutcome, apply_claimed, claim_of};
 
-/// The deliveries waiting for an ingest transaction, and the events being applied: one queue
-/// per lane. A delivery goes to the lane of the customer it names (of its id when it names
-/// none), so two lanes never apply events of one customer, and never wait for each other's
-/// customer locks.
+/// The deliveries waiting for an ingest transaction, the events and customers being applied,
+/// and how many lanes run.
 pub(crate) struct IngestQueue {
-    lanes: Vec<Mutex<Lane>>,
-    hasher: RandomState,
+    state: Mutex<State>,
+    /// How many lanes may run at once.
+    lanes: usize,
 }
 
-/// One lane's queue.
 #[derive(Default)]
-struct Lane {
-    /// Deliveries the lane has not taken yet, oldest first.
+struct State {
+    /// Deliveries no lane has taken yet, oldest first.
     waiting: VecDeque<Job>,
-    /// The ids of the events the lane is applying, each with the further deliveries of that
+    /// The ids of the events lanes are applying, each with the further deliveries of that
     /// event that arrived meanwhile.
     running: HashMap<String, Vec<Job>>,
-    /// Whether a task is serving the lane (it clears this when it finds nothing waiting).
-    active: bool,
+    /// The customers named by the events lanes are applying: a delivery naming one waits
+    /// until that lane is done, so two lanes never apply events of one customer (nor wait
+    /// for each other's customer locks).
+    busy: HashSet<String>,
+    /// How many lanes run.
+    active: usize,
+    /// The number of the next delivery queued.
+    next: u64,
 }
 
 /// One delivery waiting for its answer.
 struct Job {
+    /// Its number in the queue (what [`IngestQueue::withdraw`] finds it by).
+    number: u64,
     event: BillingEvent,
     payload: String,
     /// The caller's span: the delivery's logs stay under its request.
@@ -84,64 +97,84 @@ struct Job {
 }
 
 impl IngestQueue {
-    /// A queue served by `lanes` transactions at most (at least one).
+    /// A queue served by at most `lanes` transactions at once (at least one).
     pub(crate) fn new(lanes: usize) -> Self {
         Self {
-            lanes: (0..lanes.max(1)).map(|_| Mutex::default()).collect(),
-            hasher: RandomState::new(),
+            state: Mutex::default(),
+            lanes: lanes.max(1),
         }
     }
 
-    fn lane(&self, index: usize) -> std::sync::MutexGuard<'_, Lane> {
-        self.lanes[index]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The lane of `event`: by the customer it names, else by its id.
-    fn lane_of(&self, event: &BillingEvent) -> usize {
-        let key = claim_of(event).1.unwrap_or(&event.id);
-        // The modulo of a u64 by a usize that fits in it: below the lane count, so it fits.
-        (self.hasher.hash_one(key) % self.lanes.len() as u64) as usize
+    /// Queues `job`: its number, and true when a lane should start for it (fewer than the
+    /// maximum run; the caller starts it, counted as running already).
+    fn push(&self, mut job: Job) -> (u64, bool) {
+        let mut state = self.state();
+        let number = state.next;
+        state.next += 1;
+        job.number = number;
+        state.waiting.push_back(job);
+        let start = state.active < self.lanes;
+        if start {
+            state.active += 1;
+        }
+        (number, start)
     }
 
-    /// Queues `job` on its lane; true when no task serves the lane (the caller starts one).
-    fn push(&self, index: usize, job: Job) -> bool {
-        let mut lane = self.lane(index);
-        lane.waiting.push_back(job);
-        !std::mem::replace(&mut lane.active, true)
-    }
-
-    /// Up to `max` waiting deliveries of lane `index`, of distinct events it is not applying,
-    /// now marked as being applied; a further delivery of one of those waits for it. Empty
-    /// when nothing waits, and the lane is then no longer served.
-    fn take(&self, index: usize, max: usize) -> Vec<Job> {
-        let mut lane = self.lane(index);
+    /// Up to `max` waiting deliveries, oldest first, of distinct events no lane is applying
+    /// and of customers no other lane is applying, now marked as being applied (a further
+    /// delivery of one of those events waits for it), with the customers they name. Empty
+    /// when nothing can be taken: the calling lane then stops (a delivery left waiting waits
+    /// for a running lane, which takes it once done with its customer).
+    fn take(&self, max: usize) -> (Vec<Job>, Vec<String>) {
+        let mut guard = self.state();
+        let state = &mut *guard;
         let mut batch = Vec::new();
-        while batch.len() < max.max(1) {
-            let Some(job) = lane.waiting.pop_front() else {
+        let mut customers: Vec<String> = Vec::new();
+        let mut index = 0;
+        while batch.len() < max.max(1) && index < state.waiting.len() {
+            let job = &state.waiting[index];
+            let customer = claim_of(&job.event).1;
+            let blocked = !state.running.contains_key(&job.event.id)
+                && customer.is_some_and(|customer| {
+                    state.busy.contains(customer) && !customers.iter().any(|c| c == customer)
+                });
+            if blocked {
+                index += 1;
+                continue;
+            }
+            let customer = customer.map(str::to_owned);
+            let Some(job) = state.waiting.remove(index) else {
                 break;
             };
-            match lane.running.get_mut(&job.event.id) {
-                Some(followers) => followers.push(job),
-                None => {
-                    lane.running.insert(job.event.id.clone(), Vec::new());
-                    batch.push(job);
-                }
+            if let Some(followers) = state.running.get_mut(&job.event.id) {
+                followers.push(job);
+                continue;
             }
+            if let Some(customer) = customer
+                && state.busy.insert(customer.clone())
+            {
+                customers.push(customer);
+            }
+            state.running.insert(job.event.id.clone(), Vec::new());
+            batch.push(job);
         }
         if batch.is_empty() {
-            lane.active = false;
+            state.active -= 1;
         }
-        batch
+        drop(guard);
+        (batch, customers)
     }
 
-    /// Answers the delivery of `job` (taken from lane `index`) with `result`, and the further
-    /// deliveries of its event that waited for it: as duplicates when it committed, queued
-    /// again (first in line) when it failed, to claim the event themselves.
-    fn finish(&self, index: usize, job: Job, result: Result<IngestOutcome, IngestError>) {
-        let mut lane = self.lane(index);
-        let followers = lane.running.remove(&job.event.id).unwrap_or_default();
+    /// Answers the delivery of `job` with `result`, and the further deliveries of its event
+    /// that waited for it: as duplicates when it committed, queued again (first in line) when
+    /// it failed, to claim the event themselves.
+    fn finish(&self, job: Job, result: Result<IngestOutcome, IngestError>) {
+        let mut state = self.state();
+        let followers = state.running.remove(&job.event.id).unwrap_or_default();
         match &result {
             Ok(outcome) => {
                 let status = status_of(*outcome);
@@ -151,13 +184,39 @@ impl IngestQueue {
             }
             Err(_) => {
                 for follower in followers.into_iter().rev() {
-                    lane.waiting.push_front(follower);
+                    state.waiting.push_front(follower);
                 }
             }
         }
-        drop(lane);
+        drop(state);
         // The caller may have gone (its request cancelled): the event is applied all the same.
         let _ = job.reply.send(result);
+    }
+
+    /// Takes back the delivery numbered `number` when no lane has taken it yet (waiting, or
+    /// waiting for another delivery of its event): true when it was withdrawn, and will never
+    /// be applied by the queue.
+    fn withdraw(&self, number: u64) -> bool {
+        let mut state = self.state();
+        if let Some(index) = state.waiting.iter().position(|job| job.number == number) {
+            state.waiting.remove(index);
+            return true;
+        }
+        for followers in state.running.values_mut() {
+            if let Some(index) = followers.iter().position(|job| job.number == number) {
+                followers.remove(index);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// A lane is done with `customers`: deliveries naming them may be taken again.
+    fn release(&self, customers: &[String]) {
+        let mut state = self.state();
+        for customer in customers {
+            state.busy.remove(customer);
+        }
     }
 }
 
@@ -178,19 +237,35 @@ pub(crate) async fn submit<S: BillingStore>(
     event: BillingEvent,
     payload: String,
 ) -> Result<IngestOutcome, IngestError> {
-    let (reply, answer) = oneshot::channel();
+    let (reply, mut answer) = oneshot::channel();
     let job = Job {
+        number: 0,
         event,
         payload,
         caller: tracing::Span::current(),
         started: Instant::now(),
         reply,
     };
-    let lane = app.queue().lane_of(&job.event);
-    if app.queue().push(lane, job) {
-        tokio::spawn(serve(app.clone(), lane));
+    let (number, start) = app.queue().push(job);
+    if start {
+        tokio::spawn(serve(app.clone()));
     }
-    answer.await.unwrap_or_else(|_| {
+    let wait = app.settings().ingest_wait;
+    let answered = match tokio::time::timeout(wait, &mut answer).await {
+        Ok(answered) => answered,
+        // Not taken in time: as a pool timeout, the database is taken as unavailable.
+        Err(_) if app.queue().withdraw(number) => {
+            return Err(IngestError {
+                cause: AppError::Store(StoreError::Unavailable(Cause::msg(format!(
+                    "no ingest transaction could take the event within {wait:?}"
+                )))),
+                recorded: false,
+            });
+        }
+        // Taken by a lane: its transaction is bounded by the store's own limits.
+        Err(_) => answer.await,
+    };
+    answered.unwrap_or_else(|_| {
         // Only a panic in the lane drops a delivery unanswered: nothing of it committed
         // after the answer was lost, and Stripe will deliver it again.
         Err(IngestError {
@@ -202,14 +277,15 @@ pub(crate) async fn submit<S: BillingStore>(
     })
 }
 
-/// Serves lane `index`: takes and applies what waits there until nothing does.
-async fn serve<S: BillingStore>(app: BillingApp<S>, index: usize) {
+/// A lane: takes and applies what is waiting until nothing can be taken.
+async fn serve<S: BillingStore>(app: BillingApp<S>) {
     loop {
-        let batch = app.queue().take(index, app.settings().ingest_batch);
+        let (batch, customers) = app.queue().take(app.settings().ingest_batch);
         if batch.is_empty() {
             return;
         }
-        run(&app, index, batch).await;
+        run(&app, batch).await;
+        app.queue().release(&customers);
     }
 }
 
@@ -222,7 +298,7 @@ struct Entry {
 }
 
 /// Applies `batch` (deliveries of distinct events) and answers each.
-async fn run<S: BillingStore>(app: &BillingApp<S>, lane: usize, mut batch: Vec<Job>) {
+async fn run<S: BillingStore>(app: &BillingApp<S>, mut batch: Vec<Job>) {
     if batch.len() == 1 {
         let Some(mut job) = batch.pop() else { return };
         let event = job.event.clone();
@@ -231,7 +307,7 @@ async fn run<S: BillingStore>(app: &BillingApp<S>, lane: usize, mut batch: Vec<J
             .ingest_one(event, payload)
             .instrument(job.caller.clone())
             .await;
-        app.queue().finish(lane, job, result);
+        app.queue().finish(job, result);
         return;
     }
     batch.sort_by(|a, b| a.event.id.cmp(&b.event.id));
@@ -262,7 +338,7 @@ async fn run<S: BillingStore>(app: &BillingApp<S>, lane: usize, mut batch: Vec<J
                 entry.span.in_scope(|| {
                     app.committed(&entry.job.event, outcome, entry.job.started);
                 });
-                app.queue().finish(lane, entry.job, Ok(outcome));
+                app.queue().finish(entry.job, Ok(outcome));
             }
         }
         Err(error) if error.is_unavailable() => {
@@ -274,7 +350,7 @@ async fn run<S: BillingStore>(app: &BillingApp<S>, lane: usize, mut batch: Vec<J
             }))
             .await;
             for (entry, failure) in entries.into_iter().zip(failed) {
-                app.queue().finish(lane, entry.job, Err(failure));
+                app.queue().finish(entry.job, Err(failure));
             }
         }
         Err(error) => {
@@ -291,7 +367,7 @@ async fn run<S: BillingStore>(app: &BillingApp<S>, lane: usize, mut batch: Vec<J
             }))
             .await;
             for (entry, result) in entries.into_iter().zip(results) {
-                app.queue().finish(lane, entry.job, result);
+                app.queue().finish(entry.job, result);
             }
         }
     }
@@ -322,6 +398,11 @@ async fn apply_together<S: BillingStore>(
                     .into_iter()
                     .collect();
                 tx.lock_customers(&customers).await?;
+                // Every later lock (an event's feed locks, its payment's) comes after locks
+                // of other events, out of the rule's order: only tried, so that the
+                // transaction never waits in a cycle; a busy one rolls it back and each
+                // delivery is applied alone.
+                tx.wait_for_locks(false).await?;
                 let mut outcomes = Vec::with_capacity(entries.len());
                 for (entry, claim) in entries.iter().zip(claims) {
                     let outcome = match claim {

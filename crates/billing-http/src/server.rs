@@ -222,6 +222,8 @@ impl Parts {
                 gate_ttl: settings.gate_cache_ttl,
                 ingest_batch: settings.ingest.batch,
                 ingest_lanes: settings.ingest.lanes,
+                // A lane is a pooled connection: waiting for one is bounded the same way.
+                ingest_wait: settings.database.pool.pool_timeout,
                 retry: settings.jobs.retry,
                 max_attempts: settings.jobs.max_attempts,
                 ..AppSettings::default()

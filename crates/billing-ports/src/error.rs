@@ -160,6 +160,10 @@ pub enum StoreError {
     /// Migrations have not been applied, or the schema is older than this code.
     #[error("database schema is not migrated")]
     NotMigrated(#[source] Cause),
+    /// A lock was held by another transaction and this unit of work does not wait for locks
+    /// (see [`crate::LockTx::wait_for_locks`]); the unit of work rolls back.
+    #[error("a lock is held by another transaction")]
+    LockBusy(#[source] Cause),
 }
 
 impl StoreError {
@@ -176,7 +180,8 @@ impl StoreError {
             | StoreError::Refused(cause)
             | StoreError::Query(cause)
             | StoreError::Corrupt(cause)
-            | StoreError::NotMigrated(cause) => cause,
+            | StoreError::NotMigrated(cause)
+            | StoreError::LockBusy(cause) => cause,
         }
     }
 }

@@ -254,6 +254,19 @@ pub trait LockTx: Send {
     /// learns of only after it took later locks of the order, where waiting could deadlock.
     async fn try_lock_key(&mut self, key: &str) -> Result<bool, StoreError>;
 
+    /// From now on (`wait` false), or again (true), a lock this transaction does not hold
+    /// yet is only tried when it is taken ([`LockTx::lock_key`], [`LockTx::lock_keys`] and the
+    /// calls that lock before they read): a busy one fails the call with
+    /// [`StoreError::LockBusy`], and the unit of work rolls back. For a unit of work that
+    /// took its first locks in order and then takes others as it goes, where waiting could
+    /// deadlock with a transaction taking them in the rule's order (group commit: several
+    /// events' locks in one transaction). The provided method does nothing: a store whose
+    /// lock waits cannot deadlock (one writer at a time) may keep it.
+    async fn wait_for_locks(&mut self, wait: bool) -> Result<(), StoreError> {
+        let _ = wait;
+        Ok(())
+    }
+
     /// Takes the lock of each of `keys` as [`LockTx::lock_key`] does, in the order given. The
     /// provided method takes them one by one; a store that can take them in one round trip
     /// overrides it.

@@ -63,6 +63,7 @@ pub enum StoreCall {
     FinishEvent,
     LockKey,
     TryLockKey,
+    WaitForLocks,
     Customer,
     CustomerOfUser,
     SaveCustomer,
@@ -446,6 +447,7 @@ forward!(EventTx:
 forward!(LockTx:
     fn lock_key(key: &str) -> () => LockKey;
     fn try_lock_key(key: &str) -> bool => TryLockKey;
+    fn wait_for_locks(wait: bool) -> () => WaitForLocks;
 );
 forward!(CustomerRead:
     fn customer(id: &str) -> Option<CustomerRecord> => Customer;

@@ -108,6 +108,43 @@ pub(crate) async fn lock_keys(mut conn: &AsyncPgConnection, keys: &[String]) -> 
     Ok(())
 }
 
+/// `pg_try_advisory_xact_lock` of each of `keys`, in one statement: true when all were taken
+/// (some may be taken when one was not).
+pub(crate) async fn try_lock_keys(
+    mut conn: &AsyncPgConnection,
+    keys: &[String],
+) -> QueryResult<bool> {
+    #[derive(diesel::QueryableByName)]
+    struct Taken {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        taken: bool,
+    }
+    let rows: Vec<Taken> = cached(
+        diesel::sql_query(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended(key, 0)) AS taken \
+             FROM unnest($1::text[]) AS keys(key)",
+        )
+        .bind::<diesel::sql_types::Array<Text>, _>(keys),
+    )
+    .load(&mut conn)
+    .await?;
+    Ok(rows.iter().all(|row| row.taken))
+}
+
+/// Tries the advisory locks of `keys` ([`try_lock_keys`]), then runs `read`, in one round
+/// trip: whether all were taken, and what `read` read (which the caller drops when they were
+/// not).
+pub(crate) async fn try_lock_then<T>(
+    conn: &AsyncPgConnection,
+    keys: &[String],
+    read: impl Future<Output = QueryResult<T>>,
+) -> QueryResult<(bool, T)> {
+    match keys {
+        [] => Ok((true, read.await?)),
+        keys => pipelined(try_lock_keys(conn, keys), read).await,
+    }
+}
+
 pub(crate) async fn lock_key(mut conn: &AsyncPgConnection, key: &str) -> QueryResult<()> {
     cached(
         diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")

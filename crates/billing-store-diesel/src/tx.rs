@@ -75,14 +75,21 @@ pub(crate) use on_conn;
 macro_rules! after_locks {
     ($tx:expr, $keys:expr, |$c:ident| $read:expr) => {{
         let new = $tx.not_held($keys);
+        let waits = $tx.waits;
         let result = match &mut $tx.conn {
             $crate::tx::Conn::Postgres(conn) => {
                 let $c: &diesel_async::AsyncPgConnection = conn;
-                Some($crate::pg::lock_then($c, &new, $read).await)
+                Some(if waits {
+                    $crate::pg::lock_then($c, &new, $read)
+                        .await
+                        .map(|value| (true, value))
+                } else {
+                    $crate::pg::try_lock_then($c, &new, $read).await
+                })
             }
             $crate::tx::Conn::Sqlite(_) => None,
         };
-        result.map(|result| $tx.locked(new, result))
+        result.map(|result| $tx.locked_or_busy(new, result))
     }};
 }
 
@@ -105,6 +112,9 @@ pub(crate) struct Tx<'c> {
     /// Customers read under their own lock (their Stripe id, which every writer of a customer
     /// holds), by Stripe id: no other transaction can change them until this one ends.
     pub(crate) customers: HashMap<String, Option<CustomerRecord>>,
+    /// Whether a lock not held yet is waited for (true) or only tried
+    /// ([`LockTx::wait_for_locks`]).
+    pub(crate) waits: bool,
 }
 
 impl<'c> Tx<'c> {
@@ -116,6 +126,7 @@ impl<'c> Tx<'c> {
             access_writes: 0,
             held: HashSet::new(),
             customers: HashMap::new(),
+            waits: true,
         }
     }
 
@@ -141,6 +152,21 @@ impl<'c> Tx<'c> {
     ) -> Result<T, StoreError> {
         let value = result.map_err(|error| self.statement_failed(error))?;
         self.held.extend(keys);
+        Ok(value)
+    }
+
+    /// The outcome of a statement that took, or only tried (`taken` says whether all were
+    /// taken), the locks of `keys`: [`StoreError::LockBusy`] when one was not taken.
+    pub(crate) fn locked_or_busy<T>(
+        &mut self,
+        keys: Vec<String>,
+        result: diesel::QueryResult<(bool, T)>,
+    ) -> Result<T, StoreError> {
+        let (taken, value) = self.locked(keys.clone(), result)?;
+        if !taken {
+            // Some of them may be taken: the unit of work rolls back anyway.
+            return Err(busy(&keys));
+        }
         Ok(value)
     }
 
@@ -311,14 +337,30 @@ impl LockTx for Tx<'_> {
     }
 
     /// One statement on Postgres for the keys this transaction does not hold yet, in their
-    /// order; none when it holds them all.
+    /// order; none when it holds them all. Only tried when the transaction does not wait.
     async fn lock_keys(&mut self, keys: &[String]) -> Result<(), StoreError> {
         let new = self.not_held(keys);
         let locked = match (&mut self.conn, new.as_slice()) {
-            (_, []) | (Conn::Sqlite(_), _) => Ok(()),
-            (Conn::Postgres(conn), [key]) => crate::pg::lock_key(conn, key).await,
-            (Conn::Postgres(conn), keys) => crate::pg::lock_keys(conn, keys).await,
+            (_, []) | (Conn::Sqlite(_), _) => Ok(true),
+            (Conn::Postgres(conn), keys) if !self.waits => {
+                crate::pg::try_lock_keys(conn, keys).await
+            }
+            (Conn::Postgres(conn), [key]) => crate::pg::lock_key(conn, key).await.map(|()| true),
+            (Conn::Postgres(conn), keys) => crate::pg::lock_keys(conn, keys).await.map(|()| true),
         };
-        self.locked(new, locked)
+        self.locked_or_busy(new, locked.map(|taken| (taken, ())))
     }
+
+    async fn wait_for_locks(&mut self, wait: bool) -> Result<(), StoreError> {
+        self.waits = wait;
+        Ok(())
+    }
+}
+
+/// The error of a lock in `keys` that another transaction held, for a transaction that does
+/// not wait ([`LockTx::wait_for_locks`]).
+fn busy(keys: &[String]) -> StoreError {
+    StoreError::LockBusy(Cause::msg(format!(
+        "one of the locks {keys:?} is held by another transaction"
+    )))
 }

@@ -3,9 +3,10 @@
 //! one of them rolls the shared transaction back and each is applied again on its own, so only
 //! the failing event is recorded as failed.
 //!
-//! These tests run on a current-thread runtime and poll every delivery once before any lane
-//! runs (`join_all`), so the deliveries are all waiting when the lane starts: one shared
-//! transaction, deterministically.
+//! Most run on a current-thread runtime and poll every delivery once before any lane runs
+//! (`join_all`), so the deliveries are all waiting when the lane starts: one shared
+//! transaction, deterministically. A delivery no lane takes in time is answered as a pool
+//! timeout would be, and never applied.
 
 use std::sync::Arc;
 
@@ -227,4 +228,70 @@ async fn a_delivery_waiting_for_a_failed_first_claims_the_event_itself() {
     assert!(outcomes[3].as_ref().is_err_and(|e| e.recorded));
     let stored = store.event(&paid.id).await.unwrap().unwrap();
     assert_eq!((stored.status, stored.attempts), (EventStatus::Failed, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_no_lane_takes_in_time_is_answered_unavailable_and_never_applied() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let app = BillingApp::new(
+        Arc::new(db.store().clone()),
+        catalog(),
+        Arc::new(ManualClock::new(t0())),
+        None,
+        AppSettings {
+            ingest_lanes: 1,
+            ingest_wait: std::time::Duration::from_millis(300),
+            ..AppSettings::default()
+        },
+    );
+    let [(held, first), (_, second)]: [(Story, BillingEvent); 2] =
+        created(2, "no_lane").try_into().unwrap();
+
+    // Another session holds the first customer's lock: the one lane waits for it.
+    let (client, connection) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(connection);
+    client
+        .execute(
+            "SELECT pg_advisory_lock(hashtextextended($1, 0))",
+            &[&held.customer],
+        )
+        .await
+        .unwrap();
+    let blocked = {
+        let app = app.clone();
+        tokio::spawn(async move { app.ingest(first, "{}".into()).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let started = std::time::Instant::now();
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        app.ingest(second.clone(), "{}".into()),
+    );
+    let error = answered
+        .await
+        .expect("answered without waiting for the lane")
+        .expect_err("no lane was free");
+    assert!(error.cause.is_unavailable() && !error.recorded, "{error:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+
+    client
+        .execute(
+            "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
+            &[&held.customer],
+        )
+        .await
+        .unwrap();
+    assert_eq!(blocked.await.unwrap().unwrap(), IngestOutcome::Processed);
+    // Withdrawn before any lane took it: never applied, and Stripe's retry applies it.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(db.store().event(&second.id).await.unwrap().is_none());
+    assert_eq!(
+        app.ingest(second, "{}".into()).await.unwrap(),
+        IngestOutcome::Processed
+    );
+    drop(client);
+    driver.await.unwrap().unwrap();
 }

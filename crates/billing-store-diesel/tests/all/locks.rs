@@ -504,3 +504,51 @@ async fn a_unit_of_work_that_sends_nothing_leaves_the_connection_usable() {
     .unwrap();
     assert!(db.store().event(&event.id).await.unwrap().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_that_does_not_wait_for_locks_fails_on_a_held_one_at_once() {
+    let db = TestDatabase::postgres().await;
+    seed(&db).await;
+    let held = "feed:user_Hq7xK2".to_owned();
+    let (holder, release_tx) = open_writer(&db, vec![held.clone()]).await;
+    let free = [
+        "pi_3Qm8ZtLk2vRp9Xw".to_owned(),
+        "ch_3Qm8ZtLk2vRp9Xw".to_owned(),
+    ];
+    let attempt = |keys: Vec<String>, read_after: bool| {
+        let store = db.store().clone();
+        async move {
+            let started = std::time::Instant::now();
+            let result = store
+                .transaction(move |tx| {
+                    async move {
+                        tx.wait_for_locks(false).await?;
+                        if read_after {
+                            tx.lock_then_access_rows(&keys, USER).await?;
+                        } else {
+                            tx.lock_keys(&keys).await?;
+                        }
+                        Ok::<_, StoreError>(())
+                    }
+                    .scope_boxed()
+                })
+                .await;
+            (result, started.elapsed())
+        }
+    };
+    for read_after in [false, true] {
+        let keys = vec![free[0].clone(), held.clone()];
+        let (result, took) = attempt(keys, read_after).await;
+        assert!(matches!(result, Err(StoreError::LockBusy(_))), "{result:?}");
+        assert!(took < Duration::from_secs(1), "waited {took:?}");
+        // Rolled back: what it took with the busy one is free again.
+        assert!(lock_is_free(&db, &free[0]).await);
+    }
+    // Free locks are taken and held as usual.
+    let (result, _) = attempt(free.to_vec(), false).await;
+    result.unwrap();
+    release_tx.send(()).unwrap();
+    holder.await.unwrap().unwrap();
+    let (result, _) = attempt(vec![held], true).await;
+    result.unwrap();
+}
