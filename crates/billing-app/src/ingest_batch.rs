@@ -33,10 +33,13 @@
 //! nothing of it applied, as a unit of work that waited that long for a connection is.
 //!
 //! If anything in the shared transaction fails, it rolls back and each of its deliveries is
-//! applied again on its own by [`BillingApp::ingest_one`], which records a failure for the
-//! event that fails, and only for it. So the shared transaction is only ever an
-//! optimisation: what commits, and what is recorded, is what the deliveries alone would have
-//! given.
+//! applied again on its own by [`BillingApp::ingest_one`], one after the other, which records
+//! a failure for the event that fails, and only for it. So the shared transaction is only
+//! ever an optimisation: what commits, and what is recorded, is what the deliveries alone
+//! would have given. The one exception is the database being unavailable (unreachable, or
+//! the transaction over its time limit): which event held it up cannot be told, so each
+//! delivery is answered unavailable and none is recorded as failed; Stripe delivers each
+//! again.
 //!
 //! A second delivery of an event while a lane applies the first waits for it instead of
 //! claiming (which would wait for the lane's commit on the event's row, holding up its own
@@ -44,14 +47,13 @@
 //! the first's status; when the first failed, it is queued again and claims the event.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use billing_domain::BillingEvent;
 use billing_ports::{
     BillingStore, Cause, Claim, ErrorChain, EventStatus, NewEvent, ScopedFutureExt, StoreError,
 };
-use futures_util::future::join_all;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
@@ -71,17 +73,27 @@ pub(crate) struct IngestQueue {
 struct State {
     /// Deliveries no lane has taken yet, oldest first.
     waiting: VecDeque<Job>,
-    /// The ids of the events lanes are applying, each with the further deliveries of that
-    /// event that arrived meanwhile.
-    running: HashMap<String, Vec<Job>>,
+    /// The ids of the events lanes are applying: by which lane, and the further deliveries
+    /// of that event that arrived meanwhile.
+    running: HashMap<String, Running>,
     /// The customers named by the events lanes are applying: a delivery naming one waits
     /// until that lane is done, so two lanes never apply events of one customer (nor wait
     /// for each other's customer locks).
     busy: HashSet<String>,
     /// How many lanes run.
     active: usize,
+    /// The number of the next lane started.
+    next_lane: u64,
     /// The number of the next delivery queued.
     next: u64,
+}
+
+/// An event a lane is applying.
+struct Running {
+    /// The lane's number.
+    lane: u64,
+    /// Further deliveries of the event, waiting for it.
+    followers: Vec<Job>,
 }
 
 /// One delivery waiting for its answer.
@@ -109,19 +121,21 @@ impl IngestQueue {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues `job`: its number, and true when a lane should start for it (fewer than the
-    /// maximum run; the caller starts it, counted as running already).
-    fn push(&self, mut job: Job) -> (u64, bool) {
+    /// Queues `job`: its number, and the number of a lane to start for it when fewer than
+    /// the maximum run (the caller starts it, counted as running already).
+    fn push(&self, mut job: Job) -> (u64, Option<u64>) {
         let mut state = self.state();
         let number = state.next;
         state.next += 1;
         job.number = number;
         state.waiting.push_back(job);
-        let start = state.active < self.lanes;
-        if start {
-            state.active += 1;
+        if state.active >= self.lanes {
+            return (number, None);
         }
-        (number, start)
+        state.active += 1;
+        let lane = state.next_lane;
+        state.next_lane += 1;
+        (number, Some(lane))
     }
 
     /// Up to `max` waiting deliveries, oldest first, of distinct events no lane is applying
@@ -129,7 +143,7 @@ impl IngestQueue {
     /// delivery of one of those events waits for it), with the customers they name. Empty
     /// when nothing can be taken: the calling lane then stops (a delivery left waiting waits
     /// for a running lane, which takes it once done with its customer).
-    fn take(&self, max: usize) -> (Vec<Job>, Vec<String>) {
+    fn take(&self, lane: u64, max: usize) -> (Vec<Job>, Vec<String>) {
         let mut guard = self.state();
         let state = &mut *guard;
         let mut batch = Vec::new();
@@ -150,8 +164,8 @@ impl IngestQueue {
             let Some(job) = state.waiting.remove(index) else {
                 break;
             };
-            if let Some(followers) = state.running.get_mut(&job.event.id) {
-                followers.push(job);
+            if let Some(running) = state.running.get_mut(&job.event.id) {
+                running.followers.push(job);
                 continue;
             }
             if let Some(customer) = customer
@@ -159,7 +173,11 @@ impl IngestQueue {
             {
                 customers.push(customer);
             }
-            state.running.insert(job.event.id.clone(), Vec::new());
+            let running = Running {
+                lane,
+                followers: Vec::new(),
+            };
+            state.running.insert(job.event.id.clone(), running);
             batch.push(job);
         }
         if batch.is_empty() {
@@ -174,7 +192,11 @@ impl IngestQueue {
     /// it failed, to claim the event themselves.
     fn finish(&self, job: Job, result: Result<IngestOutcome, IngestError>) {
         let mut state = self.state();
-        let followers = state.running.remove(&job.event.id).unwrap_or_default();
+        let followers = state
+            .running
+            .remove(&job.event.id)
+            .map(|running| running.followers)
+            .unwrap_or_default();
         match &result {
             Ok(outcome) => {
                 let status = status_of(*outcome);
@@ -202,9 +224,13 @@ impl IngestQueue {
             state.waiting.remove(index);
             return true;
         }
-        for followers in state.running.values_mut() {
-            if let Some(index) = followers.iter().position(|job| job.number == number) {
-                followers.remove(index);
+        for running in state.running.values_mut() {
+            if let Some(index) = running
+                .followers
+                .iter()
+                .position(|job| job.number == number)
+            {
+                running.followers.remove(index);
                 return true;
             }
         }
@@ -216,6 +242,34 @@ impl IngestQueue {
         let mut state = self.state();
         for customer in customers {
             state.busy.remove(customer);
+        }
+    }
+
+    /// Lane `lane` stopped in the middle of its work (a panic, or its runtime shutting down):
+    /// what it held is given back, so nothing waits for it. Its own deliveries, unanswered,
+    /// see their answer dropped (answered unavailable); those waiting for one of its events
+    /// are queued again, first in line, to claim it themselves. No lane is started here (the
+    /// runtime may be going away): the next delivery queued starts one, and one waiting
+    /// meanwhile is answered unavailable after `ingest_wait` if none does.
+    fn abandon(&self, lane: u64, customers: &[String]) {
+        let mut guard = self.state();
+        let state = &mut *guard;
+        state.active -= 1;
+        for customer in customers {
+            state.busy.remove(customer);
+        }
+        let abandoned: Vec<String> = state
+            .running
+            .iter()
+            .filter(|(_, running)| running.lane == lane)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in abandoned {
+            if let Some(running) = state.running.remove(&id) {
+                for follower in running.followers.into_iter().rev() {
+                    state.waiting.push_front(follower);
+                }
+            }
         }
     }
 }
@@ -246,9 +300,9 @@ pub(crate) async fn submit<S: BillingStore>(
         started: Instant::now(),
         reply,
     };
-    let (number, start) = app.queue().push(job);
-    if start {
-        tokio::spawn(serve(app.clone()));
+    let (number, lane) = app.queue().push(job);
+    if let Some(lane) = lane {
+        tokio::spawn(serve(app.clone(), lane));
     }
     let wait = app.settings().ingest_wait;
     let answered = match tokio::time::timeout(wait, &mut answer).await {
@@ -257,7 +311,8 @@ pub(crate) async fn submit<S: BillingStore>(
         Err(_) if app.queue().withdraw(number) => {
             return Err(IngestError {
                 cause: AppError::Store(StoreError::Unavailable(Cause::msg(format!(
-                    "no ingest transaction could take the event within {wait:?}"
+                    "waited {wait:?} for an ingest transaction (a free one, or another \
+                     delivery of the event) without being taken"
                 )))),
                 recorded: false,
             });
@@ -278,14 +333,41 @@ pub(crate) async fn submit<S: BillingStore>(
 }
 
 /// A lane: takes and applies what is waiting until nothing can be taken.
-async fn serve<S: BillingStore>(app: BillingApp<S>) {
+async fn serve<S: BillingStore>(app: BillingApp<S>, lane: u64) {
+    let mut serving = Serving {
+        queue: Arc::clone(app.queue()),
+        lane,
+        customers: Vec::new(),
+        stopped: false,
+    };
     loop {
-        let (batch, customers) = app.queue().take(app.settings().ingest_batch);
+        let (batch, customers) = app.queue().take(lane, app.settings().ingest_batch);
         if batch.is_empty() {
+            // `take` counted the lane out.
+            serving.stopped = true;
             return;
         }
+        serving.customers = customers;
         run(&app, batch).await;
-        app.queue().release(&customers);
+        app.queue().release(&std::mem::take(&mut serving.customers));
+    }
+}
+
+/// A running lane: if it is dropped before it stopped (a panic in its work, or its runtime
+/// shutting down), what it held is given back ([`IngestQueue::abandon`]).
+struct Serving {
+    queue: Arc<IngestQueue>,
+    lane: u64,
+    /// The customers of the batch being applied.
+    customers: Vec<String>,
+    stopped: bool,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if !self.stopped {
+            self.queue.abandon(self.lane, &self.customers);
+        }
     }
 }
 
@@ -341,15 +423,22 @@ async fn run<S: BillingStore>(app: &BillingApp<S>, mut batch: Vec<Job>) {
                 app.queue().finish(entry.job, Ok(outcome));
             }
         }
-        Err(error) if error.is_unavailable() => {
-            // Not the fault of one event: applying them again one by one would only wait for
-            // the database as many times. Each is recorded failed (at once), as alone.
-            let failed = join_all(entries.iter().map(|entry| {
-                app.not_applied(&entry.new_event, error.clone(), entry.job.started)
-                    .instrument(entry.span.clone())
-            }))
-            .await;
-            for (entry, failure) in entries.into_iter().zip(failed) {
+        Err(AppError::Store(error)) if error.is_unavailable() => {
+            // The database could not be reached, or did not finish in time. Which event, if
+            // any, held it up cannot be told, and applying them again one by one would wait
+            // as many times: each is answered unavailable, none recorded as failed (a
+            // recorded failure must be the event's own); Stripe delivers each again.
+            tracing::warn!(
+                events = entries.len(),
+                error = ErrorChain(&error).to_string(),
+                "a shared ingest transaction found the database unavailable; \
+                 answering each of its deliveries so"
+            );
+            for entry in entries {
+                let failure = IngestError {
+                    cause: AppError::Store(error.clone()),
+                    recorded: false,
+                };
                 app.queue().finish(entry.job, Err(failure));
             }
         }
@@ -359,15 +448,14 @@ async fn run<S: BillingStore>(app: &BillingApp<S>, mut batch: Vec<Job>) {
                 error = ErrorChain(&error).to_string(),
                 "a shared ingest transaction failed; applying its events one by one"
             );
-            // At once: a failure that takes its time (a lock or statement timeout) is waited
-            // for once more, not once per delivery.
-            let results = join_all(entries.iter().map(|entry| {
-                app.ingest_one(entry.job.event.clone(), entry.new_event.payload.clone())
-                    .instrument(entry.job.caller.clone())
-            }))
-            .await;
-            for (entry, result) in entries.into_iter().zip(results) {
-                app.queue().finish(entry.job, result);
+            // One after the other: the lane holds one connection at a time.
+            for entry in entries {
+                let Entry { job, new_event, .. } = entry;
+                let result = app
+                    .ingest_one(job.event.clone(), new_event.payload)
+                    .instrument(job.caller.clone())
+                    .await;
+                app.queue().finish(job, result);
             }
         }
     }

@@ -143,18 +143,6 @@ impl<'c> Tx<'c> {
             .collect()
     }
 
-    /// The outcome of a statement that took the locks of `keys`: they are held when it
-    /// succeeded.
-    pub(crate) fn locked<T>(
-        &mut self,
-        keys: Vec<String>,
-        result: diesel::QueryResult<T>,
-    ) -> Result<T, StoreError> {
-        let value = result.map_err(|error| self.statement_failed(error))?;
-        self.held.extend(keys);
-        Ok(value)
-    }
-
     /// The outcome of a statement that took, or only tried (`taken` says whether all were
     /// taken), the locks of `keys`: [`StoreError::LockBusy`] when one was not taken.
     pub(crate) fn locked_or_busy<T>(
@@ -162,11 +150,12 @@ impl<'c> Tx<'c> {
         keys: Vec<String>,
         result: diesel::QueryResult<(bool, T)>,
     ) -> Result<T, StoreError> {
-        let (taken, value) = self.locked(keys.clone(), result)?;
+        let (taken, value) = result.map_err(|error| self.statement_failed(error))?;
         if !taken {
-            // Some of them may be taken: the unit of work rolls back anyway.
+            // Some of them may be taken; none is counted as held: the unit of work rolls back.
             return Err(busy(&keys));
         }
+        self.held.extend(keys);
         Ok(value)
     }
 

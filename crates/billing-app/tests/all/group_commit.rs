@@ -295,3 +295,125 @@ async fn a_delivery_no_lane_takes_in_time_is_answered_unavailable_and_never_appl
     drop(client);
     driver.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_dropped_with_its_runtime_gives_its_place_back() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let app = BillingApp::new(
+        Arc::new(db.store().clone()),
+        catalog(),
+        Arc::new(ManualClock::new(t0())),
+        None,
+        AppSettings {
+            ingest_lanes: 1,
+            ingest_wait: std::time::Duration::from_millis(500),
+            ..AppSettings::default()
+        },
+    );
+    let [(held, first), (_, second)]: [(Story, BillingEvent); 2] =
+        created(2, "dropped_lane").try_into().unwrap();
+    let (client, connection) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(connection);
+    client
+        .execute(
+            "SELECT pg_advisory_lock(hashtextextended($1, 0))",
+            &[&held.customer],
+        )
+        .await
+        .unwrap();
+
+    // The one lane starts on a runtime of its own (an HTTP worker's), and waits there for the
+    // held customer; then that runtime shuts down (a worker stopping) with the lane in it.
+    let doomed = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let waiting = {
+        let app = app.clone();
+        doomed.spawn(async move { app.ingest(first, "{}".into()).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    doomed.shutdown_background();
+    assert!(waiting.await.unwrap_err().is_cancelled());
+
+    // The lane's place is free again once the runtime dropped it (in the background): a
+    // delivery queued before that waits out `ingest_wait` and is answered unavailable, the
+    // next one (Stripe's retry) starts a lane and is applied.
+    let mut outcomes = Vec::new();
+    for _ in 0..2 {
+        let answered = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            app.ingest(second.clone(), "{}".into()),
+        );
+        let outcome = answered.await.expect("answered");
+        let applied = outcome.is_ok();
+        outcomes.push(outcome);
+        if applied {
+            break;
+        }
+    }
+    assert!(
+        matches!(outcomes.last(), Some(Ok(IngestOutcome::Processed))),
+        "{outcomes:?}"
+    );
+    drop(client);
+    driver.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_shared_transaction_that_finds_the_database_unavailable_records_no_failure() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let store = db.store().clone();
+    let payer = Story::new("unavailable_payer");
+    let first = payer.subscription(
+        "created",
+        SubscriptionChange::Created,
+        0,
+        payer.snapshot(SubscriptionStatus::PastDue, 0),
+    );
+    grouped(store.clone())
+        .ingest(first, "{}".into())
+        .await
+        .unwrap();
+
+    // One event's step finds the database unavailable: which event held it up cannot be
+    // told, so none is recorded as failed (a failure recorded must be the event's own).
+    let faulty = FaultyStore::new(store.clone());
+    faulty.fail(
+        StoreCall::AddCredit,
+        StoreError::Unavailable(Cause::msg("injected: connection lost")),
+    );
+    let app = grouped(faulty.clone());
+    let paid = payer.invoice("paid", InvoiceChange::Paid, 5, "1", 0, 2000);
+    let others = created(3, "unavailable_other");
+    let mut events: Vec<BillingEvent> = others.iter().map(|(_, e)| e.clone()).collect();
+    events.push(paid.clone());
+
+    let outcomes = deliver_at_once(&app, events.clone()).await;
+    for outcome in &outcomes {
+        let error = outcome.as_ref().unwrap_err();
+        assert!(error.cause.is_unavailable() && !error.recorded, "{error:?}");
+    }
+    assert_eq!(
+        faulty.calls(StoreCall::AddCredit),
+        1,
+        "not tried again one by one"
+    );
+    for event in &events {
+        assert!(
+            store.event(&event.id).await.unwrap().is_none(),
+            "{}",
+            event.id
+        );
+    }
+
+    // Stripe's retries, with the database back, apply each.
+    let healthy = grouped(store.clone());
+    for outcome in deliver_at_once(&healthy, events).await {
+        assert_eq!(outcome.unwrap(), IngestOutcome::Processed);
+    }
+    assert_eq!(credits(&store, &payer.user).await, 1000);
+}
