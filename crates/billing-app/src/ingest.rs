@@ -235,7 +235,7 @@ impl<S: BillingStore> BillingApp<S> {
         if self.settings.ingest_batch > 1 {
             return crate::ingest_batch::submit(self, event, payload).await;
         }
-        self.ingest_one(event, payload).await
+        self.ingest_one(&event, payload).await
     }
 
     /// [`BillingApp::ingest`] in a transaction of its own.
@@ -246,13 +246,13 @@ impl<S: BillingStore> BillingApp<S> {
     )]
     pub(crate) async fn ingest_one(
         &self,
-        event: BillingEvent,
+        event: &BillingEvent,
         payload: String,
     ) -> Result<IngestOutcome, IngestError> {
         let started = Instant::now();
-        let (new_event, ctx) = self.prepare(&event, payload);
+        let (new_event, ctx) = self.prepare(event, payload);
         let now = ctx.now;
-        let (new_event, ctx, event) = (&new_event, &ctx, &event);
+        let (new_event, ctx) = (&new_event, &ctx);
         // Users whose feed lock a first try learnt of only after its effects (see
         // `feed::Before::record`): the retry locks them first, in order.
         let mut late_users: BTreeSet<String> = BTreeSet::new();
@@ -343,15 +343,7 @@ impl<S: BillingStore> BillingApp<S> {
     /// The stored form of `event` received now, and the context its effects run in.
     pub(crate) fn prepare(&self, event: &BillingEvent, payload: String) -> (NewEvent, Context) {
         let now = self.clock.now();
-        let new_event = NewEvent {
-            id: event.id.clone(),
-            event_type: event.event_type.clone(),
-            api_version: event.api_version.clone(),
-            livemode: event.livemode,
-            created: event.created,
-            payload,
-            received_at: now,
-        };
+        let new_event = NewEvent::received(event, payload, now);
         let mut ctx = Context::new(Arc::clone(&self.catalog), now);
         if self.settings.refetch {
             ctx.gateway = self.gateway.clone();

@@ -88,6 +88,23 @@ struct State {
     next: u64,
 }
 
+impl State {
+    /// Queues `followers` again, first in line and in their order, to claim their event
+    /// themselves (the delivery they waited for did not commit it).
+    fn requeue(&mut self, followers: Vec<Job>) {
+        for follower in followers.into_iter().rev() {
+            self.waiting.push_front(follower);
+        }
+    }
+
+    /// Deliveries naming `customers` may be taken again.
+    fn release(&mut self, customers: &[String]) {
+        for customer in customers {
+            self.busy.remove(customer);
+        }
+    }
+}
+
 /// An event a lane is applying.
 struct Running {
     /// The lane's number.
@@ -204,11 +221,7 @@ impl IngestQueue {
                     let _ = follower.reply.send(Ok(IngestOutcome::Duplicate(status)));
                 }
             }
-            Err(_) => {
-                for follower in followers.into_iter().rev() {
-                    state.waiting.push_front(follower);
-                }
-            }
+            Err(_) => state.requeue(followers),
         }
         drop(state);
         // The caller may have gone (its request cancelled): the event is applied all the same.
@@ -239,10 +252,7 @@ impl IngestQueue {
 
     /// A lane is done with `customers`: deliveries naming them may be taken again.
     fn release(&self, customers: &[String]) {
-        let mut state = self.state();
-        for customer in customers {
-            state.busy.remove(customer);
-        }
+        self.state().release(customers);
     }
 
     /// Lane `lane` stopped in the middle of its work (a panic, or its runtime shutting down):
@@ -255,9 +265,7 @@ impl IngestQueue {
         let mut guard = self.state();
         let state = &mut *guard;
         state.active -= 1;
-        for customer in customers {
-            state.busy.remove(customer);
-        }
+        state.release(customers);
         let abandoned: Vec<String> = state
             .running
             .iter()
@@ -266,9 +274,7 @@ impl IngestQueue {
             .collect();
         for id in abandoned {
             if let Some(running) = state.running.remove(&id) {
-                for follower in running.followers.into_iter().rev() {
-                    state.waiting.push_front(follower);
-                }
+                state.requeue(running.followers);
             }
         }
     }
@@ -309,27 +315,30 @@ pub(crate) async fn submit<S: BillingStore>(
         Ok(answered) => answered,
         // Not taken in time: as a pool timeout, the database is taken as unavailable.
         Err(_) if app.queue().withdraw(number) => {
-            return Err(IngestError {
-                cause: AppError::Store(StoreError::Unavailable(Cause::msg(format!(
-                    "waited {wait:?} for an ingest transaction (a free one, or another \
-                     delivery of the event) without being taken"
-                )))),
-                recorded: false,
-            });
+            return Err(not_applied_unavailable(Cause::msg(format!(
+                "waited {wait:?} for an ingest transaction (a free one, or another delivery \
+                 of the event) without being taken"
+            ))));
         }
         // Taken by a lane: its transaction is bounded by the store's own limits.
         Err(_) => answer.await,
     };
     answered.unwrap_or_else(|_| {
-        // Only a panic in the lane drops a delivery unanswered: nothing of it committed
-        // after the answer was lost, and Stripe will deliver it again.
-        Err(IngestError {
-            cause: AppError::Store(StoreError::Unavailable(Cause::msg(
-                "the ingest transaction stopped before answering",
-            ))),
-            recorded: false,
-        })
+        // Only a lane dropped mid-work (a panic, its runtime stopping) leaves a delivery
+        // unanswered: nothing of it commits after that, and Stripe will deliver it again.
+        Err(not_applied_unavailable(Cause::msg(
+            "the ingest transaction stopped before answering",
+        )))
     })
+}
+
+/// The answer of a delivery not applied because the database was, or is taken as,
+/// unavailable: no failure recorded (none is the event's own); Stripe delivers it again.
+fn not_applied_unavailable(cause: Cause) -> IngestError {
+    IngestError {
+        cause: AppError::Store(StoreError::Unavailable(cause)),
+        recorded: false,
+    }
 }
 
 /// A lane: takes and applies what is waiting until nothing can be taken.
@@ -383,10 +392,9 @@ struct Entry {
 async fn run<S: BillingStore>(app: &BillingApp<S>, mut batch: Vec<Job>) {
     if batch.len() == 1 {
         let Some(mut job) = batch.pop() else { return };
-        let event = job.event.clone();
         let payload = std::mem::take(&mut job.payload);
         let result = app
-            .ingest_one(event, payload)
+            .ingest_one(&job.event, payload)
             .instrument(job.caller.clone())
             .await;
         app.queue().finish(job, result);
@@ -435,10 +443,7 @@ async fn run<S: BillingStore>(app: &BillingApp<S>, mut batch: Vec<Job>) {
                  answering each of its deliveries so"
             );
             for entry in entries {
-                let failure = IngestError {
-                    cause: AppError::Store(error.clone()),
-                    recorded: false,
-                };
+                let failure = not_applied_unavailable(error.cause().clone());
                 app.queue().finish(entry.job, Err(failure));
             }
         }
@@ -452,7 +457,7 @@ async fn run<S: BillingStore>(app: &BillingApp<S>, mut batch: Vec<Job>) {
             for entry in entries {
                 let Entry { job, new_event, .. } = entry;
                 let result = app
-                    .ingest_one(job.event.clone(), new_event.payload)
+                    .ingest_one(&job.event, new_event.payload)
                     .instrument(job.caller.clone())
                     .await;
                 app.queue().finish(job, result);

@@ -60,7 +60,8 @@ pub use scoped_futures::ScopedFutureExt;
 pub use store::{
     AccessRead, AccessRows, AccessTx, BillingRead, BillingStore, BillingTx, CreditRead, CreditTx,
     CustomerRead, CustomerTx, EventTx, LockTx, PaymentTx, ReconcileTx, StripeRequestTx,
-    SubscriptionRead, SubscriptionTx, TxFuture, UsageRead, claim_then_lock_customer_in_turn,
+    SubscriptionRead, SubscriptionTx, TxFuture, UsageRead, claim_events_in_turn,
+    claim_then_lock_customer_in_turn, lock_customers_in_turn,
 };
 
 /// The README's examples, compiled and run as doc tests.

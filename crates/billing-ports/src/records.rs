@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use billing_domain::{Money, SubscriptionStatus};
+use billing_domain::{BillingEvent, Money, SubscriptionStatus};
 pub use billing_domain::{PaymentStatus, RefundStatus};
 use chrono::{DateTime, Utc};
 
@@ -203,6 +203,21 @@ pub struct NewEvent {
     pub payload: String,
     /// When we received it.
     pub received_at: DateTime<Utc>,
+}
+
+impl NewEvent {
+    /// `event`'s envelope with its verified raw body, received at `received_at`.
+    pub fn received(event: &BillingEvent, payload: String, received_at: DateTime<Utc>) -> Self {
+        Self {
+            id: event.id.clone(),
+            event_type: event.event_type.clone(),
+            api_version: event.api_version.clone(),
+            livemode: event.livemode,
+            created: event.created,
+            payload,
+            received_at,
+        }
+    }
 }
 
 /// The result of claiming an event inside a transaction.

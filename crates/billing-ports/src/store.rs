@@ -197,11 +197,7 @@ pub trait EventTx: CustomerTx {
         events: &[(&NewEvent, EventStatus)],
         at: DateTime<Utc>,
     ) -> Result<Vec<Claim>, StoreError> {
-        let mut claims = Vec::with_capacity(events.len());
-        for (event, status) in events {
-            claims.push(self.claim_event(event, *status, at).await?);
-        }
-        Ok(claims)
+        claim_events_in_turn(self, events, at).await
     }
 
     /// Changes the outcome of an event claimed by this transaction to `status` (stale, when
@@ -229,6 +225,32 @@ pub async fn claim_then_lock_customer_in_turn<T: EventTx + ?Sized>(
         _ => None,
     };
     Ok((claim, record))
+}
+
+/// [`EventTx::claim_events`] as the provided method does it, one claim after the other: for a
+/// store that overrides it only where it can claim them at once.
+pub async fn claim_events_in_turn<T: EventTx + ?Sized>(
+    tx: &mut T,
+    events: &[(&NewEvent, EventStatus)],
+    at: DateTime<Utc>,
+) -> Result<Vec<Claim>, StoreError> {
+    let mut claims = Vec::with_capacity(events.len());
+    for (event, status) in events {
+        claims.push(tx.claim_event(event, *status, at).await?);
+    }
+    Ok(claims)
+}
+
+/// [`CustomerTx::lock_customers`] as the provided method does it, one customer after the
+/// other: for a store that overrides it only where it can lock and read them at once.
+pub async fn lock_customers_in_turn<T: CustomerTx + ?Sized>(
+    tx: &mut T,
+    stripe_customer_ids: &[String],
+) -> Result<(), StoreError> {
+    for id in stripe_customer_ids {
+        tx.lock_customer(id).await?;
+    }
+    Ok(())
 }
 
 /// Locks that serialise units of work on one key until their transaction ends.
@@ -320,10 +342,7 @@ pub trait CustomerTx: CustomerRead + LockTx {
     /// The provided method locks and reads them one by one; a store that can do it in one
     /// round trip overrides it.
     async fn lock_customers(&mut self, stripe_customer_ids: &[String]) -> Result<(), StoreError> {
-        for id in stripe_customer_ids {
-            self.lock_customer(id).await?;
-        }
-        Ok(())
+        lock_customers_in_turn(self, stripe_customer_ids).await
     }
 
     /// Inserts or updates the customer row (keyed by Stripe id).

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use billing_ports::{CustomerRead, CustomerRecord, CustomerTx, LockTx, StoreError};
+use billing_ports::{
+    CustomerRead, CustomerRecord, CustomerTx, LockTx, StoreError, lock_customers_in_turn,
+};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -170,10 +172,7 @@ impl CustomerTx for Tx<'_> {
             return Ok(());
         }
         let Some(read) = after_locks!(self, &unknown, |c| customers_postgres(c, &unknown)) else {
-            for id in &unknown {
-                self.lock_customer(id).await?;
-            }
-            return Ok(());
+            return lock_customers_in_turn(self, &unknown).await;
         };
         let mut found: HashMap<String, CustomerRecord> = read?
             .into_iter()

@@ -8,7 +8,8 @@
 use async_trait::async_trait;
 use billing_ports::{
     Cause, Claim, CustomerRecord, CustomerTx, EventFilter, EventRecord, EventStatus, EventSummary,
-    EventTx, Failure, FailureKind, NewEvent, StoreError, claim_then_lock_customer_in_turn,
+    EventTx, Failure, FailureKind, NewEvent, StoreError, claim_events_in_turn,
+    claim_then_lock_customer_in_turn,
 };
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -293,11 +294,7 @@ impl EventTx for Tx<'_> {
         at: DateTime<Utc>,
     ) -> Result<Vec<Claim>, StoreError> {
         let Conn::Postgres(conn) = &mut self.conn else {
-            let mut claims = Vec::with_capacity(events.len());
-            for (event, status) in events {
-                claims.push(self.claim_event(event, *status, at).await?);
-            }
-            return Ok(claims);
+            return claim_events_in_turn(self, events, at).await;
         };
         let conn: &AsyncPgConnection = conn;
         let result = claim_all_postgres(conn, events, at).await;

@@ -143,15 +143,7 @@ async fn an_event_the_release_could_not_read_applies_after_the_fix(store: Diesel
     let mut unread = Vec::new();
     for (event, body) in story("basil") {
         if event.event_type.starts_with("invoice.") {
-            let new_event = NewEvent {
-                id: event.id.clone(),
-                event_type: event.event_type.clone(),
-                api_version: event.api_version.clone(),
-                livemode: event.livemode,
-                created: event.created,
-                payload: body,
-                received_at: t0(),
-            };
+            let new_event = NewEvent::received(&event, body, t0());
             old.record_unparsed(new_event, "unknown invoice shape")
                 .await
                 .unwrap();

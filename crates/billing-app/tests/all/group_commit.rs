@@ -9,6 +9,7 @@
 //! timeout would be, and never applied.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use billing_app::{AppSettings, BillingApp, IngestOutcome};
 use billing_domain::facts::{InvoiceChange, SubscriptionChange};
@@ -18,22 +19,92 @@ use billing_ports::{BillingStore, Cause, EventStatus, ManualClock, StoreError};
 use billing_store_diesel::Backend;
 use billing_store_diesel::testing::TestDatabase;
 use futures_util::future::join_all;
+use tokio::task::JoinHandle;
 
 use crate::support::{Story, catalog, credits, subscription, t0};
 
-/// An app over `store` whose deliveries share transactions, one at a time.
-fn grouped<S: BillingStore>(store: S) -> BillingApp<S> {
+/// An app over `store` with `settings`, on a manual clock.
+fn app_with<S: BillingStore>(store: S, settings: AppSettings) -> BillingApp<S> {
     BillingApp::new(
         Arc::new(store),
         catalog(),
         Arc::new(ManualClock::new(t0())),
         None,
+        settings,
+    )
+}
+
+/// An app over `store` whose deliveries share transactions, one at a time.
+fn grouped<S: BillingStore>(store: S) -> BillingApp<S> {
+    app_with(
+        store,
         AppSettings {
             ingest_batch: 64,
             ingest_lanes: 1,
             ..AppSettings::default()
         },
     )
+}
+
+/// An app over `store` with one lane, whose deliveries wait at most `wait` for it.
+fn one_lane<S: BillingStore>(store: S, wait: Duration) -> BillingApp<S> {
+    app_with(
+        store,
+        AppSettings {
+            ingest_lanes: 1,
+            ingest_wait: wait,
+            ..AppSettings::default()
+        },
+    )
+}
+
+/// A session of its own on `db` (the test's, beside the app's pool), and its driver task.
+async fn session(db: &TestDatabase) -> (tokio_postgres::Client, JoinHandle<()>) {
+    let (client, connection) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    (
+        client,
+        tokio::spawn(async move { connection.await.unwrap() }),
+    )
+}
+
+/// Another session holding `customer`'s lock (as a unit of work elsewhere would) until
+/// [`HeldLock::release`].
+struct HeldLock {
+    client: tokio_postgres::Client,
+    driver: JoinHandle<()>,
+    customer: String,
+}
+
+impl HeldLock {
+    async fn take(db: &TestDatabase, customer: &str) -> Self {
+        let (client, driver) = session(db).await;
+        client
+            .execute(
+                "SELECT pg_advisory_lock(hashtextextended($1, 0))",
+                &[&customer],
+            )
+            .await
+            .unwrap();
+        Self {
+            client,
+            driver,
+            customer: customer.to_owned(),
+        }
+    }
+
+    async fn release(self) {
+        self.client
+            .execute(
+                "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
+                &[&self.customer],
+            )
+            .await
+            .unwrap();
+        drop(self.client);
+        self.driver.await.unwrap();
+    }
 }
 
 /// A subscription of each of `n` customers, created.
@@ -94,10 +165,7 @@ async fn concurrent_deliveries_commit_together_each_once() {
     }
 
     // One commit for all of them: the rows share the inserting transaction.
-    let (client, connection) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    let driver = tokio::spawn(connection);
+    let (client, driver) = session(&db).await;
     let row = client
         .query_one(
             "SELECT count(*), count(DISTINCT xmin::text) FROM stripe_events",
@@ -112,7 +180,7 @@ async fn concurrent_deliveries_commit_together_each_once() {
         "24 deliveries waiting together share one commit"
     );
     drop(client);
-    driver.await.unwrap().unwrap();
+    driver.await.unwrap();
 }
 
 #[tokio::test]
@@ -233,41 +301,21 @@ async fn a_delivery_waiting_for_a_failed_first_claims_the_event_itself() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_no_lane_takes_in_time_is_answered_unavailable_and_never_applied() {
     let db = TestDatabase::new(Backend::Postgres).await;
-    let app = BillingApp::new(
-        Arc::new(db.store().clone()),
-        catalog(),
-        Arc::new(ManualClock::new(t0())),
-        None,
-        AppSettings {
-            ingest_lanes: 1,
-            ingest_wait: std::time::Duration::from_millis(300),
-            ..AppSettings::default()
-        },
-    );
+    let app = one_lane(db.store().clone(), Duration::from_millis(300));
     let [(held, first), (_, second)]: [(Story, BillingEvent); 2] =
         created(2, "no_lane").try_into().unwrap();
 
     // Another session holds the first customer's lock: the one lane waits for it.
-    let (client, connection) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    let driver = tokio::spawn(connection);
-    client
-        .execute(
-            "SELECT pg_advisory_lock(hashtextextended($1, 0))",
-            &[&held.customer],
-        )
-        .await
-        .unwrap();
+    let lock = HeldLock::take(&db, &held.customer).await;
     let blocked = {
         let app = app.clone();
         tokio::spawn(async move { app.ingest(first, "{}".into()).await })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
 
     let started = std::time::Instant::now();
     let answered = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
+        Duration::from_secs(5),
         app.ingest(second.clone(), "{}".into()),
     );
     let error = answered
@@ -275,54 +323,26 @@ async fn a_delivery_no_lane_takes_in_time_is_answered_unavailable_and_never_appl
         .expect("answered without waiting for the lane")
         .expect_err("no lane was free");
     assert!(error.cause.is_unavailable() && !error.recorded, "{error:?}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    assert!(started.elapsed() < Duration::from_secs(2));
 
-    client
-        .execute(
-            "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
-            &[&held.customer],
-        )
-        .await
-        .unwrap();
+    lock.release().await;
     assert_eq!(blocked.await.unwrap().unwrap(), IngestOutcome::Processed);
     // Withdrawn before any lane took it: never applied, and Stripe's retry applies it.
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(db.store().event(&second.id).await.unwrap().is_none());
     assert_eq!(
         app.ingest(second, "{}".into()).await.unwrap(),
         IngestOutcome::Processed
     );
-    drop(client);
-    driver.await.unwrap().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lane_dropped_with_its_runtime_gives_its_place_back() {
     let db = TestDatabase::new(Backend::Postgres).await;
-    let app = BillingApp::new(
-        Arc::new(db.store().clone()),
-        catalog(),
-        Arc::new(ManualClock::new(t0())),
-        None,
-        AppSettings {
-            ingest_lanes: 1,
-            ingest_wait: std::time::Duration::from_millis(500),
-            ..AppSettings::default()
-        },
-    );
+    let app = one_lane(db.store().clone(), Duration::from_millis(500));
     let [(held, first), (_, second)]: [(Story, BillingEvent); 2] =
         created(2, "dropped_lane").try_into().unwrap();
-    let (client, connection) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    let driver = tokio::spawn(connection);
-    client
-        .execute(
-            "SELECT pg_advisory_lock(hashtextextended($1, 0))",
-            &[&held.customer],
-        )
-        .await
-        .unwrap();
+    let lock = HeldLock::take(&db, &held.customer).await;
 
     // The one lane starts on a runtime of its own (an HTTP worker's), and waits there for the
     // held customer; then that runtime shuts down (a worker stopping) with the lane in it.
@@ -335,7 +355,7 @@ async fn a_lane_dropped_with_its_runtime_gives_its_place_back() {
         let app = app.clone();
         doomed.spawn(async move { app.ingest(first, "{}".into()).await })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     doomed.shutdown_background();
     assert!(waiting.await.unwrap_err().is_cancelled());
 
@@ -345,7 +365,7 @@ async fn a_lane_dropped_with_its_runtime_gives_its_place_back() {
     let mut outcomes = Vec::new();
     for _ in 0..2 {
         let answered = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
+            Duration::from_secs(10),
             app.ingest(second.clone(), "{}".into()),
         );
         let outcome = answered.await.expect("answered");
@@ -359,8 +379,7 @@ async fn a_lane_dropped_with_its_runtime_gives_its_place_back() {
         matches!(outcomes.last(), Some(Ok(IngestOutcome::Processed))),
         "{outcomes:?}"
     );
-    drop(client);
-    driver.await.unwrap().unwrap();
+    lock.release().await;
 }
 
 #[tokio::test]
