@@ -146,6 +146,28 @@ async fn user_of(tx: &mut dyn BillingTx, customer: &str) -> Result<Option<String
     Ok(tx.customer(customer).await?.and_then(|c| c.user_id))
 }
 
+/// The users `event` names itself or through `customer` (its customer as read under its
+/// lock): those of [`users_named`] known without reading payments.
+pub(crate) fn users_of(event: &BillingEvent, customer: Option<CustomerRecord>) -> BTreeSet<String> {
+    let mut users = BTreeSet::new();
+    users.extend(event.fact.user_id().map(str::to_owned));
+    users.extend(customer.and_then(|c| c.user_id));
+    users
+}
+
+/// Takes the feed locks of `users` (sorted, in one statement) and reads all their access
+/// with them, kept by the transaction for each event's [`Before::take`] until it writes to
+/// it: how a transaction applying several events locks and reads their users before the
+/// first effect.
+pub(crate) async fn lock_then_keep(
+    tx: &mut dyn BillingTx,
+    users: BTreeSet<String>,
+) -> Result<(), StoreError> {
+    let locks: Vec<String> = users.iter().map(|user| feed_lock(user)).collect();
+    let users: Vec<String> = users.into_iter().collect();
+    tx.lock_then_keep_access(&locks, &users).await
+}
+
 /// The users `event` may change, as stored now; `customer` is the event's customer as read
 /// under its lock (see `ingest`).
 pub(crate) async fn users_named(
@@ -153,9 +175,7 @@ pub(crate) async fn users_named(
     event: &BillingEvent,
     customer: Option<CustomerRecord>,
 ) -> Result<BTreeSet<String>, StoreError> {
-    let mut users = BTreeSet::new();
-    users.extend(event.fact.user_id().map(str::to_owned));
-    users.extend(customer.and_then(|c| c.user_id));
+    let mut users = users_of(event, customer);
     let payment = match &event.fact {
         Fact::PaymentIntent { payment_intent, .. } => Some((
             Some(payment_intent.id.as_str()),

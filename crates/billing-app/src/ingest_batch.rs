@@ -59,6 +59,7 @@ use tracing::Instrument;
 
 use crate::effects::Context;
 use crate::error::{AppError, IngestError};
+use crate::feed;
 use crate::ingest::{BillingApp, IngestOutcome, apply_claimed, claim_of};
 
 /// The deliveries waiting for an ingest transaction, the events and customers being applied,
@@ -496,6 +497,24 @@ async fn apply_together<S: BillingStore>(
                 // transaction never waits in a cycle; a busy one rolls it back and each
                 // delivery is applied alone.
                 tx.wait_for_locks(false).await?;
+                // The users every event names itself or through its customer: their feed
+                // locks in one sorted statement, in the rule's order (after the customers,
+                // before any effect), with all their access read, which the store keeps for
+                // each event's feed step until an effect writes to it.
+                let mut users = BTreeSet::new();
+                for (entry, claim) in entries.iter().zip(&claims) {
+                    let event = &entry.job.event;
+                    if let (Claim::Claimed { .. }, (EventStatus::Processed, customer)) =
+                        (claim, claim_of(event))
+                    {
+                        let customer = match customer {
+                            Some(id) => tx.lock_customer(id).await?,
+                            None => None,
+                        };
+                        users.extend(feed::users_of(event, customer));
+                    }
+                }
+                feed::lock_then_keep(&mut *tx, users).await?;
                 let mut outcomes = Vec::with_capacity(entries.len());
                 for (entry, claim) in entries.iter().zip(claims) {
                     let outcome = match claim {

@@ -496,6 +496,26 @@ pub trait AccessTx: AccessRead + LockTx {
         self.lock_keys(keys).await?;
         self.access_rows(user_id).await
     }
+
+    /// Takes the locks of `keys` ([`LockTx::lock_keys`], in their order), then reads the
+    /// [`AccessRows`] of every user of `users` and keeps them for this unit of work: until it
+    /// writes to a user's rows, [`AccessRead::access_rows`] (and
+    /// [`AccessTx::lock_then_access_rows`] once its locks are held) answers for that user from
+    /// what was kept, with no statement. A transaction applying several events reads all
+    /// their users at once this way.
+    ///
+    /// `keys` must hold a lock that every writer of these users' rows takes (their feed
+    /// locks): then no other unit of work can change the rows while this one runs, and what
+    /// was kept stays true but for this unit of work's own writes, which the store sees. The
+    /// provided method only takes the locks; the users are read later, one by one.
+    async fn lock_then_keep_access(
+        &mut self,
+        keys: &[String],
+        users: &[String],
+    ) -> Result<(), StoreError> {
+        let _ = users;
+        self.lock_keys(keys).await
+    }
 }
 
 /// Writing the credit ledger.

@@ -1,5 +1,8 @@
 //! A user's access rows (their customer, its subscriptions, their credit balance) read in one
-//! statement, and the count of writes to them ([`AccessRead`]).
+//! statement, the count of writes to them ([`AccessRead`]), and the rows a transaction read
+//! under its users' locks and keeps until it writes to them ([`KeptAccess`]).
+
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use billing_ports::{AccessRead, AccessRows, AccessTx, CreditRead, LockTx, StoreError};
@@ -8,6 +11,7 @@ use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 
+use crate::pg::pipelined;
 use crate::prepared::cached;
 use crate::schema::{credit_ledger, customers, subscriptions};
 use crate::subscriptions::{SubscriptionRow, subscription_record};
@@ -44,42 +48,119 @@ macro_rules! access_query {
     }};
 }
 
+/// The access rows of the users a transaction holds the locks of (every writer of a user's
+/// rows takes the user's lock, [`AccessTx::lock_then_keep_access`]), as last read, while the
+/// transaction wrote none of them: read again, they would be the same.
+#[derive(Debug, Default)]
+pub(crate) struct KeptAccess {
+    /// The users whose rows may be kept.
+    users: HashSet<String>,
+    /// Their rows as read, with every customer they were read through (a user may have
+    /// several).
+    rows: HashMap<String, (AccessRows, Vec<String>)>,
+}
+
+impl KeptAccess {
+    /// `user`'s rows, when kept.
+    fn get(&self, user_id: &str) -> Option<AccessRows> {
+        self.rows.get(user_id).map(|(rows, _)| rows.clone())
+    }
+
+    /// Keeps `user`'s rows as just read, when their lock is held.
+    fn keep(&mut self, user_id: &str, rows: &AccessRows, customers: Vec<String>) {
+        if self.users.contains(user_id) {
+            self.rows
+                .insert(user_id.to_owned(), (rows.clone(), customers));
+        }
+    }
+
+    /// Forgets `user`'s rows: this transaction wrote to them.
+    pub(crate) fn forget_user(&mut self, user_id: &str) {
+        self.rows.remove(user_id);
+    }
+
+    /// Forgets the rows of every user read through `customer_id` or holding the subscription
+    /// `subscription_id`: this transaction wrote the subscription.
+    pub(crate) fn forget_subscription(&mut self, subscription_id: &str, customer_id: &str) {
+        self.rows.retain(|_, (rows, customers)| {
+            !customers.iter().any(|c| c == customer_id)
+                && !rows
+                    .subscriptions
+                    .iter()
+                    .any(|s| s.stripe_subscription_id == subscription_id)
+        });
+    }
+
+    /// Forgets the rows of every user read through `customer`, or linked to it now
+    /// (`user_id`): this transaction wrote to the customer, its subscriptions or its rows.
+    pub(crate) fn forget_customer(&mut self, customer_id: &str, user_id: Option<&str>) {
+        self.rows
+            .retain(|_, (_, customers)| !customers.iter().any(|c| c == customer_id));
+        if let Some(user_id) = user_id {
+            self.forget_user(user_id);
+        }
+    }
+}
+
+/// `user_id`'s access from the access query's rows (the customer, one of its subscriptions or
+/// none) and their balance, with the customers read.
+fn access_of(
+    rows: impl IntoIterator<Item = (String, Option<SubscriptionRow>)>,
+    credits: i64,
+) -> Result<(AccessRows, Vec<String>), StoreError> {
+    let mut customers: Vec<String> = Vec::new();
+    let mut subscriptions = Vec::new();
+    for (customer, subscription) in rows {
+        if !customers.contains(&customer) {
+            customers.push(customer);
+        }
+        if let Some(subscription) = subscription {
+            subscriptions.push(subscription_record(subscription)?);
+        }
+    }
+    let access = AccessRows {
+        customer: <[_]>::first(&customers).cloned(),
+        subscriptions,
+        credits,
+    };
+    Ok((access, customers))
+}
+
 impl Tx<'_> {
-    /// `user_id`'s access from the access query's rows. A user with no customer gets no row;
-    /// their balance is then read on its own.
-    async fn access_of(
+    /// `user_id`'s access from the access query's rows, kept when their lock is held. A user
+    /// with no customer gets no row; their balance is then read on its own.
+    async fn access_from(
         &mut self,
         user_id: &str,
         rows: Vec<AccessRow>,
     ) -> Result<AccessRows, StoreError> {
-        let Some((customer, _, credits)) = <[_]>::first(&rows) else {
-            return Ok(AccessRows {
-                customer: None,
-                subscriptions: Vec::new(),
-                credits: self.credit_balance(user_id).await?,
-            });
+        let credits = match <[_]>::first(&rows) {
+            Some((_, _, credits)) => credits.unwrap_or(0),
+            None => self.credit_balance(user_id).await?,
         };
-        let (customer, credits) = (customer.clone(), credits.unwrap_or(0));
-        let subscriptions = rows
+        let rows = rows
             .into_iter()
-            .filter_map(|(_, subscription, _)| subscription)
-            .map(subscription_record)
-            .collect::<Result<_, _>>()?;
-        Ok(AccessRows {
-            customer: Some(customer),
-            subscriptions,
-            credits,
-        })
+            .map(|(customer, subscription, _)| (customer, subscription));
+        let (access, customers) = access_of(rows, credits)?;
+        self.kept.keep(user_id, &access, customers);
+        Ok(access)
     }
 }
 
+/// One row of the many users' access query: the user, their customer, one of its
+/// subscriptions.
+type UserAccessRow = (Option<String>, String, Option<SubscriptionRow>);
+
 #[async_trait]
 impl AccessRead for Tx<'_> {
-    /// One statement (`access_query!`).
+    /// One statement (`access_query!`), none when kept.
     async fn access_rows(&mut self, user_id: &str) -> Result<AccessRows, StoreError> {
+        if let Some(kept) = self.kept.get(user_id) {
+            return Ok(kept);
+        }
         // Written inside `on_conn!` so `as_select` is built for each backend.
         let rows: Vec<AccessRow> = on_conn!(self, |c| access_query!(user_id).load(c).await)?;
-        self.access_of(user_id, rows).await
+        self.access_from(user_id, rows).await
     }
 
     fn access_writes(&self) -> Option<u64> {
@@ -89,12 +170,18 @@ impl AccessRead for Tx<'_> {
 
 #[async_trait]
 impl AccessTx for Tx<'_> {
-    /// One round trip on Postgres: the locks and the access query pipelined.
+    /// One round trip on Postgres: the locks and the access query pipelined; none when the
+    /// locks are held and the rows kept.
     async fn lock_then_access_rows(
         &mut self,
         keys: &[String],
         user_id: &str,
     ) -> Result<AccessRows, StoreError> {
+        if self.not_held(keys).is_empty()
+            && let Some(kept) = self.kept.get(user_id)
+        {
+            return Ok(kept);
+        }
         let read = after_locks!(self, keys, |c| async move {
             let mut c = c;
             access_query!(user_id).load::<AccessRow>(&mut c).await
@@ -102,12 +189,89 @@ impl AccessTx for Tx<'_> {
         match read {
             Some(rows) => {
                 let rows = rows?;
-                self.access_of(user_id, rows).await
+                self.access_from(user_id, rows).await
             }
             None => {
                 self.lock_keys(keys).await?;
                 self.access_rows(user_id).await
             }
         }
+    }
+
+    /// One round trip on Postgres: the locks, then the customers and subscriptions of every
+    /// user not kept yet and their balances (two statements, `= ANY` of the users).
+    async fn lock_then_keep_access(
+        &mut self,
+        keys: &[String],
+        users: &[String],
+    ) -> Result<(), StoreError> {
+        self.kept.users.extend(users.iter().cloned());
+        let users: Vec<&str> = users
+            .iter()
+            .map(String::as_str)
+            .filter(|user| !self.kept.rows.contains_key(*user))
+            .collect();
+        if users.is_empty() {
+            return self.lock_keys(keys).await;
+        }
+        let users = &users;
+        let read = after_locks!(self, keys, |c| async move {
+            let (mut rows_conn, mut credits_conn) = (c, c);
+            let rows =
+                cached(
+                    customers::table
+                        .left_join(subscriptions::table.on(
+                            subscriptions::stripe_customer_id.eq(customers::stripe_customer_id),
+                        ))
+                        .filter(customers::user_id.eq_any(users))
+                        .order((customers::user_id, subscriptions::stripe_subscription_id))
+                        .select((
+                            customers::user_id,
+                            customers::stripe_customer_id,
+                            Option::<SubscriptionRow>::as_select(),
+                        )),
+                )
+                .load::<UserAccessRow>(&mut rows_conn);
+            let credits = cached(
+                credit_ledger::table
+                    .filter(credit_ledger::user_id.eq_any(users))
+                    .group_by(credit_ledger::user_id)
+                    .select((
+                        credit_ledger::user_id,
+                        sql::<BigInt>("CAST(COALESCE(SUM(credit_ledger.amount), 0) AS BIGINT)"),
+                    )),
+            )
+            .load::<(Option<String>, i64)>(&mut credits_conn);
+            pipelined(rows, credits).await
+        });
+        let Some(read) = read else {
+            // SQLite: the locks are nothing, and each user is read (and kept) in turn.
+            self.lock_keys(keys).await?;
+            for user in users {
+                self.access_rows(user).await?;
+            }
+            return Ok(());
+        };
+        let (rows, credits) = read?;
+        let credits: HashMap<String, i64> = credits
+            .into_iter()
+            .filter_map(|(user, sum)| Some((user?, sum)))
+            .collect();
+        let mut by_user: HashMap<String, Vec<(String, Option<SubscriptionRow>)>> = HashMap::new();
+        for (user, customer, subscription) in rows {
+            if let Some(user) = user {
+                by_user
+                    .entry(user)
+                    .or_default()
+                    .push((customer, subscription));
+            }
+        }
+        for user in users {
+            let rows = by_user.remove(*user).unwrap_or_default();
+            let credits = credits.get(*user).copied().unwrap_or(0);
+            let (access, customers) = access_of(rows, credits)?;
+            self.kept.keep(user, &access, customers);
+        }
+        Ok(())
     }
 }

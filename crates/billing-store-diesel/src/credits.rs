@@ -33,6 +33,9 @@ impl CreditTx for Tx<'_> {
             created_at: Stamp(entry.created_at),
         };
         self.access_writes += 1;
+        if let Some(user_id) = &entry.user_id {
+            self.kept.forget_user(user_id);
+        }
         let insert = cached(
             diesel::insert_into(credit_ledger::table)
                 .values(&row)

@@ -192,6 +192,8 @@ impl CustomerTx for Tx<'_> {
     ) -> Result<(), StoreError> {
         let row = customer_row(customer);
         self.access_writes += 1;
+        self.kept
+            .forget_customer(&customer.stripe_customer_id, customer.user_id.as_deref());
         let upsert = cached(
             diesel::insert_into(customers::table)
                 .values((
@@ -215,6 +217,7 @@ impl CustomerTx for Tx<'_> {
         user_id: &str,
     ) -> Result<(), StoreError> {
         self.access_writes += 1;
+        self.kept.forget_customer(stripe_customer_id, Some(user_id));
         give_rows_to_user!(self, credit_ledger, stripe_customer_id, user_id);
         give_rows_to_user!(self, orders, stripe_customer_id, user_id);
         give_rows_to_user!(self, payments, stripe_customer_id, user_id);

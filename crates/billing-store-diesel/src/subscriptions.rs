@@ -154,6 +154,12 @@ impl SubscriptionTx for Tx<'_> {
     ) -> Result<(), StoreError> {
         let row = subscription_row(subscription)?;
         self.access_writes += 1;
+        // A subscription's customer never changes at Stripe; were it to, the row would move
+        // from users read through the old one, so theirs are forgotten too.
+        self.kept.forget_subscription(
+            &subscription.stripe_subscription_id,
+            &subscription.stripe_customer_id,
+        );
         let upsert = cached(
             diesel::insert_into(subscriptions::table)
                 .values((&row, subscriptions::updated_at.eq(Stamp(at))))

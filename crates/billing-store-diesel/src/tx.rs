@@ -17,6 +17,7 @@ use diesel::result::Error as DieselError;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
 use crate::Backend;
+use crate::access::KeptAccess;
 use crate::error::{TxFailure, connection_lost, db_err};
 use crate::migrate;
 use crate::sqlite::SqliteConn;
@@ -104,6 +105,8 @@ pub(crate) struct Tx<'c> {
     unclassified: Option<Cause>,
     /// Write statements run on the rows users' access is read from (`access`).
     pub(crate) access_writes: u64,
+    /// Users' access rows read under their locks and not written since (`access`).
+    pub(crate) kept: KeptAccess,
     /// The advisory lock keys this transaction took: held until it ends, so taking one again
     /// needs no statement. On SQLite, where a lock is nothing (the one writer holds the whole
     /// database, and a transaction reads one snapshot), the keys asked for are recorded all
@@ -124,6 +127,7 @@ impl<'c> Tx<'c> {
             conn: conn.into(),
             unclassified: None,
             access_writes: 0,
+            kept: KeptAccess::default(),
             held: HashSet::new(),
             customers: HashMap::new(),
             waits: true,

@@ -13,6 +13,10 @@ use billing_store_diesel::{Backend, on_both_backends};
 
 use crate::{at, pro_subscription};
 
+mod kept_access;
+
+use kept_access::kept_access_rows_are_what_a_read_finds_after_every_write;
+
 on_both_backends!(
     payments_are_found_by_payment_intent_or_by_charge,
     a_payment_needs_a_payment_intent_or_a_charge,
@@ -20,6 +24,7 @@ on_both_backends!(
     a_subscription_keeps_its_items_and_both_positions,
     a_failure_whose_reason_quotes_a_nul_is_recorded,
     a_users_access_rows_are_read_together_and_their_writes_counted,
+    kept_access_rows_are_what_a_read_finds_after_every_write,
 );
 
 fn payment(key: &str, pi: Option<&str>, charge: Option<&str>) -> PaymentRecord {

@@ -1,0 +1,232 @@
+//! `lock_then_keep_access`: the access rows of several users read at once under their locks,
+//! answered again without a statement until the transaction writes to them.
+
+use billing_domain::SubscriptionStatus;
+use billing_ports::{
+    AccessRows, BillingStore, BillingTx, CreditEntry, CreditReason, CustomerRecord, StoreError,
+    TxFuture,
+};
+use billing_store_diesel::testing::TestDatabase;
+use billing_store_diesel::{Backend, DieselStore};
+
+use crate::{at, pro_subscription};
+
+/// A user with credits and no customer.
+pub(super) const ALONE: &str = "user_Kq82VdL0";
+/// A user whose customer has no subscription.
+pub(super) const LINKED: &str = "user_3mXw7TfB";
+/// A user whose customer has two subscriptions, and credits.
+pub(super) const SUBSCRIBED: &str = "user_Zr5Nc1Hy";
+/// A user whose customer has one subscription.
+pub(super) const ONE_SUBSCRIPTION: &str = "user_b9QeL4sJ";
+/// A user the store knows nothing of.
+pub(super) const UNKNOWN: &str = "user_Tn0Gx6Wa";
+/// Every user above.
+pub(super) const USERS: [&str; 5] = [ALONE, LINKED, SUBSCRIBED, ONE_SUBSCRIPTION, UNKNOWN];
+
+fn credit(user: &str, amount: i64, key: &str) -> CreditEntry {
+    CreditEntry {
+        user_id: Some(user.to_owned()),
+        stripe_customer_id: None,
+        amount,
+        reason: CreditReason::Adjustment,
+        source_key: key.to_owned(),
+        created_at: at(1),
+    }
+}
+
+fn customer(id: &str, user: Option<&str>) -> CustomerRecord {
+    CustomerRecord {
+        stripe_customer_id: id.to_owned(),
+        user_id: user.map(str::to_owned),
+        email: None,
+        deleted: false,
+    }
+}
+
+/// Stores the users above, committed.
+pub(super) async fn seed(store: &DieselStore) {
+    store
+        .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
+            Box::pin(async move {
+                tx.add_credit(&credit(ALONE, 700, "checkout:cs_test_x4Rk9Wq"))
+                    .await?;
+                tx.add_credit(&credit(SUBSCRIBED, 1_500, "invoice:in_1Qp7Lm2eZvKYlo2C"))
+                    .await?;
+                for (id, user) in [
+                    ("cus_Lz4Rq8Tn2WmX0v", LINKED),
+                    ("cus_Ht6Yk1Pw9SdE3b", SUBSCRIBED),
+                    ("cus_Ab2Vn7Qc4JxM8r", ONE_SUBSCRIPTION),
+                ] {
+                    tx.save_customer(&customer(id, Some(user)), at(1)).await?;
+                }
+                for (id, customer) in [
+                    ("sub_1Rc8Wm2eZvKYlo2CkT3a", "cus_Ht6Yk1Pw9SdE3b"),
+                    ("sub_1Kd2Xp2eZvKYlo2Cv7Qn", "cus_Ht6Yk1Pw9SdE3b"),
+                    ("sub_1Ny5Bq2eZvKYlo2Cs0Lf", "cus_Ab2Vn7Qc4JxM8r"),
+                ] {
+                    let s = pro_subscription(
+                        id,
+                        customer,
+                        SubscriptionStatus::Active,
+                        "evt_1Rc8Wn2eZvKYlo2Cm1Xd",
+                        1,
+                    );
+                    tx.save_subscription(&s, at(1)).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+}
+
+/// The feed lock of each user, as the application names them.
+pub(super) fn locks() -> Vec<String> {
+    USERS.iter().map(|user| format!("feed:{user}")).collect()
+}
+
+/// Every user's access rows, each read in a transaction of its own (nothing kept).
+async fn fresh(store: &DieselStore) -> Vec<AccessRows> {
+    let mut rows = Vec::new();
+    for user in USERS {
+        let read = store
+            .read(|tx| -> TxFuture<'_, '_, _, StoreError> {
+                Box::pin(async move { tx.access_rows(user).await })
+            })
+            .await;
+        rows.push(read.unwrap());
+    }
+    rows
+}
+
+/// Every user's access rows as `tx` answers them.
+async fn answered(tx: &mut dyn BillingTx) -> Result<Vec<AccessRows>, StoreError> {
+    let mut rows = Vec::new();
+    for user in USERS {
+        rows.push(tx.access_rows(user).await?);
+    }
+    Ok(rows)
+}
+
+/// Kept rows are what a read of each user alone finds, for a user with no customer, one with a
+/// customer and no subscription, one with two subscriptions, one with one and one unknown; after each kind of write (a credit, a subscription, a customer linked to another
+/// user, a customer's rows attributed), every user's answer is again what the transaction
+/// would read, since the write forgot what it changed.
+pub(super) async fn kept_access_rows_are_what_a_read_finds_after_every_write(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    seed(db.store()).await;
+    let before = fresh(db.store()).await;
+    let (kept, after_writes) = db
+        .store()
+        .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
+            Box::pin(async move {
+                let users: Vec<String> = USERS.iter().map(|u| (*u).to_owned()).collect();
+                tx.lock_then_keep_access(&locks(), &users).await?;
+                let kept = answered(tx).await?;
+                tx.add_credit(&credit(ALONE, 300, "checkout:cs_test_p2Nw8Hz"))
+                    .await?;
+                let mut after_writes = vec![answered(tx).await?];
+                let new = pro_subscription(
+                    "sub_1Zx3Cv2eZvKYlo2Cb9Mn",
+                    "cus_Ab2Vn7Qc4JxM8r",
+                    SubscriptionStatus::Trialing,
+                    "evt_1Zx3Cw2eZvKYlo2Cq5Rt",
+                    2,
+                );
+                tx.save_subscription(&new, at(2)).await?;
+                after_writes.push(answered(tx).await?);
+                // The customer of LINKED moves to ALONE.
+                tx.save_customer(&customer("cus_Lz4Rq8Tn2WmX0v", Some(ALONE)), at(3))
+                    .await?;
+                after_writes.push(answered(tx).await?);
+                // A credit of a customer before its user was known, then attributed.
+                tx.add_credit(&CreditEntry {
+                    user_id: None,
+                    stripe_customer_id: Some("cus_Ht6Yk1Pw9SdE3b".to_owned()),
+                    ..credit(SUBSCRIBED, 90, "invoice:in_1Jb6Ws2eZvKYlo2C")
+                })
+                .await?;
+                tx.attribute_customer_rows("cus_Ht6Yk1Pw9SdE3b", SUBSCRIBED)
+                    .await?;
+                after_writes.push(answered(tx).await?);
+                Ok((kept, after_writes))
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(kept, before, "kept rows are what each read alone finds");
+    assert_eq!(kept[2].subscriptions.len(), 2);
+    assert_eq!(kept[4], AccessRows::default());
+    // Committed, each state read afresh must be the last answer in the transaction.
+    let last = after_writes.last().cloned().unwrap_or_default();
+    assert_eq!(fresh(db.store()).await, last);
+    let credits: Vec<i64> = after_writes.iter().map(|rows| rows[0].credits).collect();
+    assert_eq!(
+        credits,
+        [1_000, 1_000, 1_000, 1_000],
+        "ALONE's credit seen at once"
+    );
+    let subs: Vec<usize> = after_writes
+        .iter()
+        .map(|rows| rows[3].subscriptions.len())
+        .collect();
+    assert_eq!(subs, [1, 2, 2, 2], "the new subscription seen at once");
+    assert_eq!(
+        after_writes[1][1].customer.as_deref(),
+        Some("cus_Lz4Rq8Tn2WmX0v")
+    );
+    assert_eq!(
+        after_writes[2][1].customer, None,
+        "LINKED lost its customer"
+    );
+    assert_eq!(
+        after_writes[2][0].customer.as_deref(),
+        Some("cus_Lz4Rq8Tn2WmX0v"),
+        "ALONE gained it"
+    );
+    assert_eq!(after_writes[2][2].credits, 1_500);
+    assert_eq!(
+        after_writes[3][2].credits, 1_590,
+        "the attributed credit counts"
+    );
+}
+
+/// On Postgres, kept rows are answered with no statement: a credit committed meanwhile by a
+/// writer that skipped the user's lock (which every real writer takes) is not seen by
+/// `access_rows` of a kept user, while the balance read directly sees it, and a user the
+/// transaction did not keep is read afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_access_rows_are_answered_without_a_statement() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    seed(db.store()).await;
+    let other = db.store().clone();
+    let (kept, direct, not_kept) = db
+        .store()
+        .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
+            Box::pin(async move {
+                let users = vec![ALONE.to_owned()];
+                tx.lock_then_keep_access(&[format!("feed:{ALONE}")], &users)
+                    .await?;
+                other
+                    .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
+                        Box::pin(async move {
+                            tx.add_credit(&credit(ALONE, 55, "checkout:cs_test_r8Dm1Vx"))
+                                .await?;
+                            tx.add_credit(&credit(SUBSCRIBED, 66, "checkout:cs_test_u3Fq7Bn"))
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .await?;
+                Ok((
+                    tx.access_rows(ALONE).await?.credits,
+                    tx.credit_balance(ALONE).await?,
+                    tx.access_rows(SUBSCRIBED).await?.credits,
+                ))
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!((kept, direct, not_kept), (700, 755, 1_566));
+}
