@@ -330,14 +330,29 @@ impl Before {
 
     /// After the effects were applied: writes one record per kind of change of each user
     /// (those locked by [`Before::take`] and `users`, the users concerned as stored now) and
-    /// per note; returns how many.
+    /// per note ([`Before::changes`]); returns how many.
     pub(crate) async fn record(
-        mut self,
+        self,
         tx: &mut dyn BillingTx,
         ctx: &Context,
         cause: &Cause<'_>,
         users: BTreeSet<String>,
     ) -> Result<usize, AppError> {
+        let changes = self.changes(tx, ctx, cause, users).await?;
+        Ok(tx.insert_changes(&changes).await?)
+    }
+
+    /// After the effects were applied: the records [`Before::record`] writes, in order, for the
+    /// caller to write later in the same transaction (with [`ChangeTx::insert_changes`](billing_ports::ChangeTx::insert_changes), before
+    /// any other write to these users' records). The users' locks are taken and their access
+    /// read now.
+    pub(crate) async fn changes(
+        mut self,
+        tx: &mut dyn BillingTx,
+        ctx: &Context,
+        cause: &Cause<'_>,
+        users: BTreeSet<String>,
+    ) -> Result<Vec<NewChange>, AppError> {
         let mut noted: BTreeMap<String, BTreeMap<ChangeKind, Noted>> = BTreeMap::new();
         for note in ctx.notes.take() {
             let user = match (note.user, &note.customer) {
@@ -357,7 +372,7 @@ impl Before {
         users.extend(noted.keys().cloned());
         // No write to any access rows since they were read: every user's access is as read.
         let unchanged = self.writes.is_some() && tx.access_writes() == self.writes;
-        let mut written = 0;
+        let mut changes = Vec::new();
         for user in users {
             let locked_before = self.users.remove(&user);
             // Known only after the effects (a payment row linked by a transaction that
@@ -394,7 +409,7 @@ impl Before {
                 .collect();
             kinds.extend(noted.remove(&user).unwrap_or_default());
             for (kind, (amount, once)) in kinds {
-                let change = NewChange {
+                changes.push(NewChange {
                     change_id: change_id(cause.key, &user, kind),
                     user_id: user.clone(),
                     customer_id: customer.clone(),
@@ -405,13 +420,10 @@ impl Before {
                     stripe_event_id: cause.stripe_event_id.map(str::to_owned),
                     dedupe_key: once,
                     created_at: ctx.now,
-                };
-                if tx.insert_change(&change).await? {
-                    written += 1;
-                }
+                });
             }
         }
-        Ok(written)
+        Ok(changes)
     }
 }
 

@@ -7,7 +7,8 @@ use std::time::Instant;
 use billing_domain::{BillingEvent, Catalog, Fact};
 use billing_ports::{
     Backoff, BillingStore, BillingTx, Claim, Clock, CustomerRecord, ErrorChain, EventDecoder,
-    EventStatus, Failure, FailureKind, NewEvent, ScopedFutureExt, StoreError, StripeGateway,
+    EventStatus, Failure, FailureKind, NewChange, NewEvent, ScopedFutureExt, StoreError,
+    StripeGateway,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -272,7 +273,12 @@ impl<S: BillingStore> BillingApp<S> {
                         if let Claim::AlreadyDone(status) = claim {
                             return Ok(IngestOutcome::Duplicate(status));
                         }
-                        apply_claimed(tx, ctx, event, claimed, customer, late).await
+                        let mut changes = Vec::new();
+                        let outcome =
+                            apply_claimed(tx, ctx, event, claimed, customer, late, &mut changes)
+                                .await?;
+                        tx.insert_changes(&changes).await?;
+                        Ok(outcome)
                     }
                     .scope_boxed()
                 })
@@ -434,8 +440,10 @@ pub(crate) fn claim_of(event: &BillingEvent) -> (EventStatus, Option<&str>) {
 }
 
 /// Applies an event this transaction claimed as `claimed`, its customer (if it names one)
-/// locked and read: the change feed's users and their access before, the effects, the feed's
-/// records, and the event's final status when it is not the claimed one.
+/// locked and read: the change feed's users and their access before, the effects, the event's
+/// final status when it is not the claimed one, and the feed's records added to `changes`
+/// for the caller to write (with [`ChangeTx::insert_changes`](billing_ports::ChangeTx),
+/// before the commit: a transaction applying several events writes all theirs at once).
 pub(crate) async fn apply_claimed(
     tx: &mut dyn BillingTx,
     ctx: &Context,
@@ -443,6 +451,7 @@ pub(crate) async fn apply_claimed(
     claimed: EventStatus,
     customer: Option<CustomerRecord>,
     late: &BTreeSet<String>,
+    changes: &mut Vec<NewChange>,
 ) -> Result<IngestOutcome, AppError> {
     let status = match &event.fact {
         Fact::Unhandled => EventStatus::Ignored,
@@ -458,7 +467,7 @@ pub(crate) async fn apply_claimed(
                 };
                 // Only the users read before the effects: one they linked meanwhile is a
                 // note's, locked late by `record` (or first on a retry, see `late_users`).
-                before.record(tx, ctx, &cause, BTreeSet::new()).await?;
+                changes.extend(before.changes(tx, ctx, &cause, BTreeSet::new()).await?);
             }
             status
         }

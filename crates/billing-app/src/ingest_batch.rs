@@ -516,6 +516,7 @@ async fn apply_together<S: BillingStore>(
                 }
                 feed::lock_then_keep(&mut *tx, users).await?;
                 let mut outcomes = Vec::with_capacity(entries.len());
+                let mut changes = Vec::new();
                 for (entry, claim) in entries.iter().zip(claims) {
                     let outcome = match claim {
                         Claim::AlreadyDone(status) => IngestOutcome::Duplicate(status),
@@ -527,13 +528,22 @@ async fn apply_together<S: BillingStore>(
                                 None => None,
                             };
                             let late = BTreeSet::new();
-                            apply_claimed(&mut *tx, &entry.ctx, event, claimed, customer, &late)
-                                .instrument(entry.span.clone())
-                                .await?
+                            let apply = apply_claimed(
+                                &mut *tx,
+                                &entry.ctx,
+                                event,
+                                claimed,
+                                customer,
+                                &late,
+                                &mut changes,
+                            );
+                            apply.instrument(entry.span.clone()).await?
                         }
                     };
                     outcomes.push(outcome);
                 }
+                // Every event's feed records in one statement, in event order.
+                tx.insert_changes(&changes).await?;
                 Ok::<_, AppError>(outcomes)
             }
             .scope_boxed()

@@ -130,6 +130,20 @@ pub trait ChangeTx: Send {
     /// Writes `change` in this transaction; false (nothing written) when a record with its
     /// dedupe key exists.
     async fn insert_change(&mut self, change: &NewChange) -> Result<bool, StoreError>;
+
+    /// Writes each of `changes` in this transaction, in their order, as
+    /// [`ChangeTx::insert_change`] would one after the other (a record whose dedupe key exists,
+    /// or came earlier in `changes`, is skipped); how many were written. The provided method
+    /// makes those calls; a store that can write them in one statement overrides it.
+    async fn insert_changes(&mut self, changes: &[NewChange]) -> Result<usize, StoreError> {
+        let mut written = 0;
+        for change in changes {
+            if self.insert_change(change).await? {
+                written += 1;
+            }
+        }
+        Ok(written)
+    }
 }
 
 /// A user whose grace period has ended without a recorded `grace_ended` change.

@@ -140,6 +140,80 @@ impl TryFrom<ChangeRow> for ChangeRecord {
     }
 }
 
+/// `changes` written by one statement on Postgres, in their order (ids drawn in that order),
+/// a record whose dedupe key exists or came earlier skipped; how many were written.
+async fn insert_all_postgres(
+    mut conn: &diesel_async::AsyncPgConnection,
+    changes: &[NewChange],
+) -> QueryResult<usize> {
+    use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
+    let text = |f: fn(&NewChange) -> &str| changes.iter().map(f).collect::<Vec<_>>();
+    let optional =
+        |f: fn(&NewChange) -> Option<&str>| changes.iter().map(f).collect::<Vec<Option<&str>>>();
+    let number = |f: fn(&NewChange) -> i64| changes.iter().map(f).collect::<Vec<i64>>();
+    let moment = |f: fn(&NewChange) -> Option<DateTime<Utc>>| {
+        changes
+            .iter()
+            .map(f)
+            .collect::<Vec<Option<DateTime<Utc>>>>()
+    };
+    cached(
+        diesel::sql_query(
+            "INSERT INTO changes (change_id, user_id, customer_id, kind, before_tier, \
+             before_status, before_reason, before_grace_end, before_credits, after_tier, \
+             after_status, after_reason, after_grace_end, after_credits, amount_minor, \
+             currency, stripe_event_id, dedupe_key, created_at) \
+             SELECT change_id, user_id, customer_id, kind, before_tier, before_status, \
+             before_reason, before_grace_end, before_credits, after_tier, after_status, \
+             after_reason, after_grace_end, after_credits, amount_minor, currency, \
+             stripe_event_id, dedupe_key, created_at \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::text[], $7::text[], $8::timestamptz[], $9::int8[], $10::text[], $11::text[], \
+             $12::text[], $13::timestamptz[], $14::int8[], $15::int8[], $16::text[], \
+             $17::text[], $18::text[], $19::timestamptz[]) WITH ORDINALITY \
+             AS t(change_id, user_id, customer_id, kind, before_tier, before_status, \
+             before_reason, before_grace_end, before_credits, after_tier, after_status, \
+             after_reason, after_grace_end, after_credits, amount_minor, currency, \
+             stripe_event_id, dedupe_key, created_at, n) \
+             ORDER BY n \
+             ON CONFLICT (dedupe_key) DO NOTHING",
+        )
+        .bind::<Array<Text>, _>(text(|c| &c.change_id))
+        .bind::<Array<Text>, _>(text(|c| &c.user_id))
+        .bind::<Array<Nullable<Text>>, _>(optional(|c| c.customer_id.as_deref()))
+        .bind::<Array<Text>, _>(text(|c| c.kind.as_str()))
+        .bind::<Array<Text>, _>(text(|c| c.before.tier.as_str()))
+        .bind::<Array<Nullable<Text>>, _>(optional(|c| {
+            c.before.status.as_ref().map(|s| s.as_str())
+        }))
+        .bind::<Array<Text>, _>(text(|c| &c.before.reason))
+        .bind::<Array<Nullable<Timestamptz>>, _>(moment(|c| c.before.grace_period_end))
+        .bind::<Array<BigInt>, _>(number(|c| c.before.credits))
+        .bind::<Array<Text>, _>(text(|c| c.after.tier.as_str()))
+        .bind::<Array<Nullable<Text>>, _>(optional(|c| c.after.status.as_ref().map(|s| s.as_str())))
+        .bind::<Array<Text>, _>(text(|c| &c.after.reason))
+        .bind::<Array<Nullable<Timestamptz>>, _>(moment(|c| c.after.grace_period_end))
+        .bind::<Array<BigInt>, _>(number(|c| c.after.credits))
+        .bind::<Array<Nullable<BigInt>>, _>(
+            changes
+                .iter()
+                .map(|c| c.amount.as_ref().map(|m| m.amount_minor))
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<Text>>, _>(
+            changes
+                .iter()
+                .map(|c| c.amount.as_ref().map(|m| m.currency.as_str()))
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<Text>>, _>(optional(|c| c.stripe_event_id.as_deref()))
+        .bind::<Array<Nullable<Text>>, _>(optional(|c| c.dedupe_key.as_deref()))
+        .bind::<Array<Timestamptz>, _>(changes.iter().map(|c| c.created_at).collect::<Vec<_>>()),
+    )
+    .execute(&mut conn)
+    .await
+}
+
 #[async_trait]
 impl ChangeTx for Tx<'_> {
     /// On SQLite the record is numbered as it is written (`seq = id`); on Postgres it waits
@@ -185,6 +259,27 @@ impl ChangeTx for Tx<'_> {
             on_conn!(self, |c| number.execute(c).await)?;
         }
         Ok(true)
+    }
+
+    /// One statement on Postgres (`INSERT … SELECT FROM unnest(…)`, the same text for any
+    /// number of records); one or two per record on SQLite, in turn.
+    async fn insert_changes(&mut self, changes: &[NewChange]) -> Result<usize, StoreError> {
+        match (&mut self.conn, changes) {
+            (_, []) => Ok(0),
+            (Conn::Postgres(conn), changes) => {
+                let written = insert_all_postgres(conn, changes).await;
+                written.map_err(|error| self.statement_failed(error))
+            }
+            (Conn::Sqlite(_), changes) => {
+                let mut written = 0;
+                for change in changes {
+                    if self.insert_change(change).await? {
+                        written += 1;
+                    }
+                }
+                Ok(written)
+            }
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 on_both_backends!(
     records_read_back_in_order_after_a_cursor,
     a_dedupe_key_is_written_once_and_a_rollback_writes_nothing,
+    records_written_together_are_what_one_by_one_writes,
     ended_grace_periods_are_listed_until_recorded,
 );
 
@@ -126,6 +127,71 @@ async fn a_dedupe_key_is_written_once_and_a_rollback_writes_nothing(store: Diese
     let all = store.changes_after(None, 10).await.unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].change, first);
+}
+
+/// `insert_changes` writes what `insert_change` one by one would: every record in its order
+/// (their numbers follow it), every optional column kept (a status, a grace end, an amount, a
+/// key, or none), and a record skipped whose dedupe key exists already or came earlier in the
+/// same call; the count says how many were written.
+async fn records_written_together_are_what_one_by_one_writes(store: DieselStore) {
+    let key = "payment:in_1Sd4Kq2eZvKYlo2Cx8Vn";
+    let mut stored = change(
+        "chg_Hq2Lr8Vt4Xn6Bz0Pc3Wm5Ks7",
+        "user_a81Fq3",
+        ChangeKind::Refund,
+    );
+    stored.dedupe_key = Some("refund:re_3Sd4Kr2eZvKYlo2C1Ab2".to_owned());
+    assert!(insert(&store, &stored).await.unwrap());
+    let mut batch = Vec::new();
+    for (n, (user, kind)) in [
+        ("user_a81Fq3", ChangeKind::TierChanged),
+        ("user_Zc07Np", ChangeKind::StatusChanged),
+        ("user_a81Fq3", ChangeKind::PaymentSucceeded),
+        ("user_Zc07Np", ChangeKind::PaymentSucceeded),
+        ("user_a81Fq3", ChangeKind::Refund),
+        ("user_a81Fq3", ChangeKind::CreditsGranted),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut c = change(&format!("chg_Tb5Wd1Mx9Qk3Jv7Rf2Ng8Ly{n}"), user, kind);
+        match n {
+            0 => {
+                c.amount = None;
+                c.before.status = None;
+                c.customer_id = None;
+            }
+            1 => c.after.grace_period_end = None,
+            // The same payment reported twice: written once.
+            2 | 3 => c.dedupe_key = Some(key.to_owned()),
+            // Its key is stored already.
+            4 => c.dedupe_key.clone_from(&stored.dedupe_key),
+            _ => c.stripe_event_id = None,
+        }
+        batch.push(c);
+    }
+    let changes = batch.clone();
+    let written = store
+        .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
+            Box::pin(async move {
+                let none = tx.insert_changes(&[]).await?;
+                Ok((none, tx.insert_changes(&changes).await?))
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(written, (0, 4));
+    let expected: Vec<NewChange> = [&stored, &batch[0], &batch[1], &batch[2], &batch[5]]
+        .into_iter()
+        .cloned()
+        .collect();
+    let all = store.changes_after(None, 10).await.unwrap();
+    // Increasing (SQLite numbers a record by its id, which a skipped insert may use up).
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "{all:?}");
+    assert_eq!(
+        all.into_iter().map(|r| r.change).collect::<Vec<_>>(),
+        expected
+    );
 }
 
 fn past_due(id: &str, customer: &str, grace_end: DateTime<Utc>) -> SubscriptionRecord {
