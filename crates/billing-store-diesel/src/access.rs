@@ -5,7 +5,9 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use billing_ports::{AccessRead, AccessRows, AccessTx, CreditRead, LockTx, StoreError};
+use billing_ports::{
+    AccessRead, AccessRows, AccessTx, CreditRead, LockTx, StoreError, SubscriptionRecord,
+};
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
@@ -79,15 +81,39 @@ impl KeptAccess {
         self.rows.remove(user_id);
     }
 
-    /// Forgets the rows of every user read through `customer_id` or holding the subscription
-    /// `subscription_id`: this transaction wrote the subscription.
-    pub(crate) fn forget_subscription(&mut self, subscription_id: &str, customer_id: &str) {
+    /// This transaction added `amount` to `user`'s ledger: their kept balance follows.
+    pub(crate) fn credited(&mut self, user_id: &str, amount: i64) {
+        if let Some((rows, _)) = self.rows.get_mut(user_id) {
+            match rows.credits.checked_add(amount) {
+                Some(credits) => rows.credits = credits,
+                // The database's sum would fail; a read says how.
+                None => self.forget_user(user_id),
+            }
+        }
+    }
+
+    /// This transaction wrote `subscription`: a user who was read with it through its customer
+    /// keeps it as written (what reading it back gives); any other user read through that
+    /// customer (it is new to them, and its place among theirs is the database's collation's
+    /// to decide) or holding it through another customer forgets their rows.
+    pub(crate) fn subscription_saved(&mut self, subscription: SubscriptionRecord) {
+        let (id, customer) = (
+            &subscription.stripe_subscription_id,
+            &subscription.stripe_customer_id,
+        );
         self.rows.retain(|_, (rows, customers)| {
-            !customers.iter().any(|c| c == customer_id)
-                && !rows
-                    .subscriptions
-                    .iter()
-                    .any(|s| s.stripe_subscription_id == subscription_id)
+            let kept = rows
+                .subscriptions
+                .iter_mut()
+                .find(|s| &s.stripe_subscription_id == id);
+            match (customers.contains(customer), kept) {
+                (true, Some(kept)) => {
+                    *kept = subscription.clone();
+                    true
+                }
+                (true, None) | (false, Some(_)) => false,
+                (false, None) => true,
+            }
         });
     }
 

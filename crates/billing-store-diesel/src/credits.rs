@@ -33,17 +33,17 @@ impl CreditTx for Tx<'_> {
             created_at: Stamp(entry.created_at),
         };
         self.access_writes += 1;
-        if let Some(user_id) = &entry.user_id {
-            self.kept.forget_user(user_id);
-        }
         let insert = cached(
             diesel::insert_into(credit_ledger::table)
                 .values(&row)
                 .on_conflict(credit_ledger::source_key)
                 .do_nothing(),
         );
-        let inserted = on_conn!(self, |c| insert.execute(c).await)?;
-        Ok(inserted == 1)
+        let inserted = on_conn!(self, |c| insert.execute(c).await)? == 1;
+        if let (true, Some(user_id)) = (inserted, &entry.user_id) {
+            self.kept.credited(user_id, entry.amount);
+        }
+        Ok(inserted)
     }
 }
 

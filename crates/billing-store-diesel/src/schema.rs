@@ -6,7 +6,7 @@
 //! one set of rows and queries) serves both.
 #![allow(missing_docs, unreachable_pub)]
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use diesel::deserialize::{self, FromSql, FromSqlRow};
 use diesel::expression::AsExpression;
 use diesel::pg::{Pg, PgValue};
@@ -28,6 +28,14 @@ pub struct Ts;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, AsExpression, FromSqlRow)]
 #[diesel(sql_type = Ts)]
 pub(crate) struct Stamp(pub(crate) DateTime<Utc>);
+
+impl Stamp {
+    /// `at` as the database keeps it: whole microseconds, Postgres' precision (written so on
+    /// SQLite too). A record built from such stamps is what reading it back gives.
+    pub(crate) fn stored(at: DateTime<Utc>) -> Self {
+        Stamp(at.trunc_subsecs(6))
+    }
+}
 
 impl ToSql<Ts, Pg> for Stamp {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {

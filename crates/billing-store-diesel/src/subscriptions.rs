@@ -11,10 +11,10 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::prepared::cached;
-use crate::schema::{Stamp, stamp, subscriptions, time};
+use crate::schema::{Stamp, subscriptions, time};
 use crate::tx::{Tx, on_conn};
 
-#[derive(Queryable, Selectable, Insertable, AsChangeset)]
+#[derive(Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = subscriptions, treat_none_as_null = true)]
 pub(crate) struct SubscriptionRow {
     stripe_subscription_id: String,
@@ -89,17 +89,17 @@ fn subscription_row(s: &SubscriptionRecord) -> Result<SubscriptionRow, StoreErro
             .map_err(|e| StoreError::Query(Cause::context("item_price_ids", e)))?,
         tier: s.tier.clone(),
         status: s.status.as_str().to_owned(),
-        current_period_start: stamp(s.current_period_start),
-        current_period_end: stamp(s.current_period_end),
+        current_period_start: s.current_period_start.map(Stamp::stored),
+        current_period_end: s.current_period_end.map(Stamp::stored),
         cancel_at_period_end: s.cancel_at_period_end,
-        canceled_at: stamp(s.canceled_at),
-        trial_end: stamp(s.trial_end),
-        grace_period_end: stamp(s.grace_period_end),
+        canceled_at: s.canceled_at.map(Stamp::stored),
+        trial_end: s.trial_end.map(Stamp::stored),
+        grace_period_end: s.grace_period_end.map(Stamp::stored),
         dunning_invoice_id: s.dunning_invoice_id.clone(),
-        snapshot_event_created: Stamp(s.snapshot_position.created),
+        snapshot_event_created: Stamp::stored(s.snapshot_position.created),
         snapshot_event_rank: i16::from(s.snapshot_position.rank),
         snapshot_event_id: s.snapshot_position.event_id.clone(),
-        status_event_created: Stamp(s.status_position.created),
+        status_event_created: Stamp::stored(s.status_position.created),
         status_event_rank: i16::from(s.status_position.rank),
         status_event_id: s.status_position.event_id.clone(),
     })
@@ -154,12 +154,10 @@ impl SubscriptionTx for Tx<'_> {
     ) -> Result<(), StoreError> {
         let row = subscription_row(subscription)?;
         self.access_writes += 1;
-        // A subscription's customer never changes at Stripe; were it to, the row would move
-        // from users read through the old one, so theirs are forgotten too.
-        self.kept.forget_subscription(
-            &subscription.stripe_subscription_id,
-            &subscription.stripe_customer_id,
-        );
+        // Before the statement: if it fails, the transaction fails with it. Kept as a read
+        // finds it (its times in whole microseconds).
+        self.kept
+            .subscription_saved(subscription_record(row.clone())?);
         let upsert = cached(
             diesel::insert_into(subscriptions::table)
                 .values((&row, subscriptions::updated_at.eq(Stamp(at))))

@@ -317,15 +317,14 @@ async fn lock_and_load(
 ) -> Result<Loaded, AppError> {
     // Every transaction takes these locks in the same (sorted) order, so two events naming
     // the same payment by different ids serialise without deadlocking.
-    let mut locks: Vec<&str> = [key.payment_intent_id, key.charge_id]
+    let mut locks: Vec<String> = [key.payment_intent_id, key.charge_id]
         .into_iter()
         .flatten()
+        .map(str::to_owned)
         .collect();
     locks.sort_unstable();
     locks.dedup();
-    for lock in locks {
-        tx.lock_key(lock).await?;
-    }
+    tx.lock_keys(&locks).await?;
     let mut rows = tx
         .payments_matching(key.payment_intent_id, key.charge_id)
         .await?;

@@ -126,7 +126,33 @@ pub(super) async fn kept_access_rows_are_what_a_read_finds_after_every_write(bac
                 let kept = answered(tx).await?;
                 tx.add_credit(&credit(ALONE, 300, "checkout:cs_test_p2Nw8Hz"))
                     .await?;
+                // The same entry again: not added, the balance unchanged.
+                tx.add_credit(&credit(ALONE, 300, "checkout:cs_test_p2Nw8Hz"))
+                    .await?;
                 let mut after_writes = vec![answered(tx).await?];
+                // A kept subscription written again (its status changed) is kept as a read
+                // of it finds it, its times as precise as stored.
+                let mut past_due = pro_subscription(
+                    "sub_1Kd2Xp2eZvKYlo2Cv7Qn",
+                    "cus_Ht6Yk1Pw9SdE3b",
+                    SubscriptionStatus::PastDue,
+                    "evt_1Kd2Xq2eZvKYlo2Cz4Hs",
+                    2,
+                );
+                // A time computed from a clock: finer than the database keeps.
+                past_due.grace_period_end =
+                    Some(at(86_400) + chrono::TimeDelta::nanoseconds(123_456_789));
+                tx.save_subscription(&past_due, at(2)).await?;
+                let direct = (
+                    tx.customer_subscriptions("cus_Ht6Yk1Pw9SdE3b").await?,
+                    tx.credit_balance(ALONE).await?,
+                );
+                let rows = answered(tx).await?;
+                if (rows[2].subscriptions.clone(), rows[0].credits) != direct {
+                    return Err(StoreError::Refused(billing_ports::Cause::msg(format!(
+                        "kept {rows:?} differ from the rows read {direct:?}"
+                    ))));
+                }
                 let new = pro_subscription(
                     "sub_1Zx3Cv2eZvKYlo2Cb9Mn",
                     "cus_Ab2Vn7Qc4JxM8r",
