@@ -155,15 +155,20 @@ pub(crate) fn users_of(event: &BillingEvent, customer: Option<CustomerRecord>) -
     users
 }
 
-/// Takes the feed locks of `users` (sorted, in one statement) and reads all their access
-/// with them, kept by the transaction for each event's [`Before::take`] until it writes to
-/// it: how a transaction applying several events locks and reads their users before the
-/// first effect.
+/// Takes the feed locks of `users` (sorted) then the locks of `payments` (their ids, sorted),
+/// in one statement, and reads all the users' access with them, kept by the transaction for
+/// each event's [`Before::take`] until it writes to it: how a transaction applying several
+/// events locks and reads their users before the first effect.
 pub(crate) async fn lock_then_keep(
     tx: &mut dyn BillingTx,
     users: BTreeSet<String>,
+    payments: BTreeSet<String>,
 ) -> Result<(), StoreError> {
-    let locks: Vec<String> = users.iter().map(|user| feed_lock(user)).collect();
+    let locks: Vec<String> = users
+        .iter()
+        .map(|user| feed_lock(user))
+        .chain(payments)
+        .collect();
     let users: Vec<String> = users.into_iter().collect();
     tx.lock_then_keep_access(&locks, &users).await
 }
@@ -176,7 +181,21 @@ pub(crate) async fn users_named(
     customer: Option<CustomerRecord>,
 ) -> Result<BTreeSet<String>, StoreError> {
     let mut users = users_of(event, customer);
-    let payment = match &event.fact {
+    let payment = payment_ids(&event.fact);
+    if let Some((intent, charge)) = payment.filter(|(i, c)| i.is_some() || c.is_some()) {
+        for row in tx.payments_matching(intent, charge).await? {
+            users.extend(row.user_id);
+            if let Some(customer) = row.stripe_customer_id {
+                users.extend(user_of(tx, &customer).await?);
+            }
+        }
+    }
+    Ok(users)
+}
+
+/// The payment intent and charge a payment, refund or dispute fact names.
+pub(crate) fn payment_ids(fact: &Fact) -> Option<(Option<&str>, Option<&str>)> {
+    match fact {
         Fact::PaymentIntent { payment_intent, .. } => Some((
             Some(payment_intent.id.as_str()),
             payment_intent.latest_charge_id.as_deref(),
@@ -194,16 +213,7 @@ pub(crate) async fn users_named(
             dispute.charge_id.as_deref(),
         )),
         _ => None,
-    };
-    if let Some((intent, charge)) = payment.filter(|(i, c)| i.is_some() || c.is_some()) {
-        for row in tx.payments_matching(intent, charge).await? {
-            users.extend(row.user_id);
-            if let Some(customer) = row.stripe_customer_id {
-                users.extend(user_of(tx, &customer).await?);
-            }
-        }
     }
-    Ok(users)
 }
 
 /// The feed lock of `user`: taken before any other lock by every writer of their records.

@@ -501,7 +501,11 @@ async fn apply_together<S: BillingStore>(
                 // locks in one sorted statement, in the rule's order (after the customers,
                 // before any effect), with all their access read, which the store keeps for
                 // each event's feed step until an effect writes to it.
-                let mut users = BTreeSet::new();
+                // With them, the locks of the payments they name (taken next in that order by
+                // their effects); then the subscriptions they change, read and locked in one
+                // statement (skipping any another transaction holds).
+                let (mut users, mut payments, mut subscriptions) =
+                    (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
                 for (entry, claim) in entries.iter().zip(&claims) {
                     let event = &entry.job.event;
                     if let (Claim::Claimed { .. }, (EventStatus::Processed, customer)) =
@@ -512,9 +516,15 @@ async fn apply_together<S: BillingStore>(
                             None => None,
                         };
                         users.extend(feed::users_of(event, customer));
+                        if let Some((intent, charge)) = feed::payment_ids(&event.fact) {
+                            payments.extend(intent.into_iter().chain(charge).map(str::to_owned));
+                        }
+                        subscriptions.extend(event.fact.subscription_id().map(str::to_owned));
                     }
                 }
-                feed::lock_then_keep(&mut *tx, users).await?;
+                feed::lock_then_keep(&mut *tx, users, payments).await?;
+                let subscriptions: Vec<String> = subscriptions.into_iter().collect();
+                tx.lock_subscriptions(&subscriptions).await?;
                 let mut outcomes = Vec::with_capacity(entries.len());
                 let mut changes = Vec::new();
                 for (entry, claim) in entries.iter().zip(claims) {

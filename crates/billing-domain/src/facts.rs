@@ -372,6 +372,16 @@ impl Fact {
         }
     }
 
+    /// The subscription whose stored row this fact's effects read to change (a subscription
+    /// event's, an invoice's), when it names one.
+    pub fn subscription_id(&self) -> Option<&str> {
+        match self {
+            Fact::Subscription { subscription, .. } => Some(&subscription.id),
+            Fact::Invoice { invoice, .. } => invoice.subscription_id.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Our user this fact names (a Checkout session's `client_reference_id`, else a
     /// `metadata.user_id`), when it names one.
     pub fn user_id(&self) -> Option<&str> {

@@ -389,6 +389,21 @@ pub trait SubscriptionTx: SubscriptionRead {
         subscription: &SubscriptionRecord,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+
+    /// Reads and locks, as [`SubscriptionTx::subscription`] does, those of the stored
+    /// subscriptions `stripe_subscription_ids` that no other unit of work has locked, and keeps
+    /// them: [`SubscriptionTx::subscription`] then answers for them with no statement, as
+    /// this unit of work last wrote them. One locked elsewhere is skipped, never waited for
+    /// (a unit of work that applies several events reads their subscriptions at once this
+    /// way, before their effects); `subscription` reads it later, waiting as usual. The
+    /// provided method does nothing.
+    async fn lock_subscriptions(
+        &mut self,
+        stripe_subscription_ids: &[String],
+    ) -> Result<(), StoreError> {
+        let _ = stripe_subscription_ids;
+        Ok(())
+    }
 }
 
 /// Payments and the one-time orders they pay.

@@ -60,6 +60,11 @@ pub(crate) struct KeptAccess {
     /// Their rows as read, with every customer they were read through (a user may have
     /// several).
     rows: HashMap<String, (AccessRows, Vec<String>)>,
+    /// Subscriptions read and locked by [`SubscriptionTx::lock_subscriptions`], as this
+    /// transaction last wrote them.
+    ///
+    /// [`SubscriptionTx::lock_subscriptions`]: billing_ports::SubscriptionTx::lock_subscriptions
+    pub(crate) subscriptions: HashMap<String, SubscriptionRecord>,
 }
 
 impl KeptAccess {
@@ -101,6 +106,9 @@ impl KeptAccess {
             &subscription.stripe_subscription_id,
             &subscription.stripe_customer_id,
         );
+        if let Some(locked) = self.subscriptions.get_mut(id) {
+            locked.clone_from(&subscription);
+        }
         self.rows.retain(|_, (rows, customers)| {
             let kept = rows
                 .subscriptions

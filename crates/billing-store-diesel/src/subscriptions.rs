@@ -12,7 +12,7 @@ use diesel_async::RunQueryDsl;
 
 use crate::prepared::cached;
 use crate::schema::{Stamp, subscriptions, time};
-use crate::tx::{Tx, on_conn};
+use crate::tx::{Conn, Tx, on_conn};
 
 #[derive(Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = subscriptions, treat_none_as_null = true)]
@@ -129,6 +129,9 @@ impl SubscriptionTx for Tx<'_> {
         &mut self,
         stripe_subscription_id: &str,
     ) -> Result<Option<SubscriptionRecord>, StoreError> {
+        if let Some(locked) = self.kept.subscriptions.get(stripe_subscription_id) {
+            return Ok(Some(locked.clone()));
+        }
         let row: Option<SubscriptionRow> = on_conn!(self,
             postgres: |c| subscriptions::table
                 .find(stripe_subscription_id)
@@ -145,6 +148,44 @@ impl SubscriptionTx for Tx<'_> {
                 .optional(),
         )?;
         row.map(subscription_record).transpose()
+    }
+
+    /// One statement on Postgres (`= ANY(…) FOR UPDATE SKIP LOCKED`, in id order); none on
+    /// SQLite, where `subscription` reads each (one writer at a time: nothing to lock).
+    async fn lock_subscriptions(
+        &mut self,
+        stripe_subscription_ids: &[String],
+    ) -> Result<(), StoreError> {
+        let ids: Vec<&str> = stripe_subscription_ids
+            .iter()
+            .map(String::as_str)
+            .filter(|id| !self.kept.subscriptions.contains_key(*id))
+            .collect();
+        let Conn::Postgres(conn) = &mut self.conn else {
+            return Ok(());
+        };
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let query = cached(
+            subscriptions::table
+                .filter(subscriptions::stripe_subscription_id.eq_any(&ids))
+                .order(subscriptions::stripe_subscription_id)
+                .select(SubscriptionRow::as_select())
+                .for_update()
+                .skip_locked(),
+        );
+        let rows: Vec<SubscriptionRow> = query
+            .load(&mut **conn)
+            .await
+            .map_err(|error| self.statement_failed(error))?;
+        for row in rows {
+            let record = subscription_record(row)?;
+            self.kept
+                .subscriptions
+                .insert(record.stripe_subscription_id.clone(), record);
+        }
+        Ok(())
     }
 
     async fn save_subscription(

@@ -552,3 +552,76 @@ async fn a_transaction_that_does_not_wait_for_locks_fails_on_a_held_one_at_once(
     let (result, _) = attempt(vec![held], true).await;
     result.unwrap();
 }
+
+/// `lock_subscriptions` on Postgres: a subscription another transaction holds is skipped at
+/// once (not waited for) and read afresh by `subscription` once that one commits; one nobody
+/// holds is kept, locked, and answered as this transaction wrote it; an unknown id is nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locking_subscriptions_skips_one_held_elsewhere_and_keeps_the_rest() {
+    const OTHER: &str = "sub_1Hx7Mv2eZvKYlo2Ct3Qa";
+    let db = TestDatabase::new(Backend::Postgres).await;
+    seed(&db).await;
+    let other = crate::pro_subscription(
+        OTHER,
+        CUSTOMER,
+        SubscriptionStatus::Trialing,
+        "evt_1Hx7Mw2eZvKYlo2Cp8Zd",
+        1,
+    );
+    let saved = other.clone();
+    db.store()
+        .transaction(|tx| async move { tx.save_subscription(&saved, at(1)).await }.scope_boxed())
+        .await
+        .unwrap();
+    let (writer, release) = open_writer(&db, Vec::new()).await;
+    let (locked_tx, locked_rx) = oneshot::channel();
+    let (go_tx, go_rx) = oneshot::channel::<()>();
+    let store = db.store().clone();
+    let reader = tokio::spawn(async move {
+        store
+            .transaction(move |tx| {
+                async move {
+                    let ids = [SUBSCRIPTION, OTHER, "sub_1Zq0Nn2eZvKYlo2Cx1Wb"].map(str::to_owned);
+                    tx.lock_subscriptions(&ids).await?;
+                    locked_tx.send(()).ok();
+                    let mut canceled = other.clone();
+                    canceled.status = SubscriptionStatus::Canceled;
+                    canceled.canceled_at = Some(at(7) + chrono::TimeDelta::nanoseconds(4_321));
+                    tx.save_subscription(&canceled, at(7)).await?;
+                    let kept = tx.subscription(OTHER).await?;
+                    let unknown = tx.subscription("sub_1Zq0Nn2eZvKYlo2Cx1Wb").await?;
+                    go_rx.await.ok();
+                    let skipped = tx.subscription(SUBSCRIPTION).await?;
+                    Ok::<_, StoreError>((kept, unknown, skipped))
+                }
+                .scope_boxed()
+            })
+            .await
+    });
+    tokio::time::timeout(Duration::from_secs(5), locked_rx)
+        .await
+        .expect("a subscription held elsewhere is skipped, not waited for")
+        .unwrap();
+    release.send(()).unwrap();
+    writer.await.unwrap().unwrap();
+    go_tx.send(()).unwrap();
+    let (kept, unknown, skipped) = reader.await.unwrap().unwrap();
+    let kept = kept.unwrap();
+    assert_eq!(kept.status, SubscriptionStatus::Canceled);
+    assert_eq!(
+        kept.canceled_at,
+        Some(at(7) + chrono::TimeDelta::microseconds(4))
+    );
+    let stored = db
+        .store()
+        .transaction(|tx| async move { tx.subscription(OTHER).await }.scope_boxed())
+        .await
+        .unwrap();
+    assert_eq!(Some(kept), stored, "kept as a read finds it");
+    assert_eq!(unknown, None);
+    assert_eq!(
+        skipped.unwrap().status,
+        SubscriptionStatus::PastDue,
+        "the skipped one is read after the holder's commit"
+    );
+}
