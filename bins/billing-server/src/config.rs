@@ -177,6 +177,10 @@ impl Check {
         let request_timeout =
             Duration::from_millis(self.number("HTTP_REQUEST_TIMEOUT_MS", 100, 600_000));
         let max_connections = self.number("HTTP_MAX_CONNECTIONS", 1, 100_000) as usize;
+        let workers = match self.values.get("HTTP_WORKERS") {
+            Some(_) => self.number("HTTP_WORKERS", 1, 1024) as usize,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
         let shutdown_timeout = Duration::from_secs(self.number("SHUTDOWN_TIMEOUT_SECS", 1, 3_600));
         let retention_days = self.number("EVENT_RETENTION_DAYS", 0, 3_650);
         let gate_cache_ttl = Duration::from_millis(self.number("GATE_CACHE_TTL_MS", 0, 3_600_000));
@@ -208,7 +212,7 @@ impl Check {
                 limits: ServerLimits {
                     request_timeout,
                     max_connections,
-                    workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    workers,
                 },
                 webhook_body_limit,
                 shutdown_timeout,

@@ -13,7 +13,7 @@ use figment::value::{Dict, Map, Num, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 
 /// Every setting and its default; `None` when it has none (required, or an optional override).
-pub(super) const SETTINGS: [(&str, Option<&str>); 45] = [
+pub(super) const SETTINGS: [(&str, Option<&str>); 46] = [
     ("STRIPE_SECRET_KEY", None),
     ("STRIPE_WEBHOOK_SECRET", None),
     ("BILLING_API_KEYS", None),
@@ -57,6 +57,7 @@ pub(super) const SETTINGS: [(&str, Option<&str>); 45] = [
     ("WEBHOOK_BODY_LIMIT", Some("1048576")),
     ("HTTP_REQUEST_TIMEOUT_MS", Some("5000")),
     ("HTTP_MAX_CONNECTIONS", Some("1024")),
+    ("HTTP_WORKERS", None),
     ("SHUTDOWN_TIMEOUT_SECS", Some("30")),
     ("LOG_FORMAT", Some("pretty")),
 ];

@@ -139,6 +139,7 @@ fn a_pool_without_connections_and_zero_time_limits_are_refused() {
         ("DATABASE_STATEMENT_TIMEOUT_MS", "soon"),
         ("HTTP_REQUEST_TIMEOUT_MS", "0"),
         ("HTTP_MAX_CONNECTIONS", "0"),
+        ("HTTP_WORKERS", "0"),
     ])
     .unwrap_err();
     let text = error.to_string();
@@ -148,13 +149,14 @@ fn a_pool_without_connections_and_zero_time_limits_are_refused() {
         "DATABASE_STATEMENT_TIMEOUT_MS must be a whole number from 1 to 600000",
         "HTTP_REQUEST_TIMEOUT_MS must be a whole number from 100 to 600000",
         "HTTP_MAX_CONNECTIONS must be a whole number from 1 to 100000",
+        "HTTP_WORKERS must be a whole number from 1 to 1024",
     ] {
         assert!(
             text.contains(expected),
             "{expected:?} missing from:\n{text}"
         );
     }
-    assert_eq!(error.0.len(), 5, "{text}");
+    assert_eq!(error.0.len(), 6, "{text}");
 }
 
 #[test]
@@ -172,6 +174,7 @@ fn the_time_limits_are_read_in_milliseconds() {
         ("DATABASE_VERIFY_IDLE_AFTER_MS", "0"),
         ("HTTP_REQUEST_TIMEOUT_MS", "2000"),
         ("HTTP_MAX_CONNECTIONS", "64"),
+        ("HTTP_WORKERS", "1"),
         ("SHUTDOWN_TIMEOUT_SECS", "5"),
     ])
     .unwrap();
@@ -188,6 +191,7 @@ fn the_time_limits_are_read_in_milliseconds() {
     );
     assert_eq!(config.server.limits.request_timeout, Duration::from_secs(2));
     assert_eq!(config.server.limits.max_connections, 64);
+    assert_eq!(config.server.limits.workers, 1);
     assert_eq!(config.server.shutdown_timeout, Duration::from_secs(5));
 }
 
