@@ -497,13 +497,13 @@ async fn apply_together<S: BillingStore>(
                 // transaction never waits in a cycle; a busy one rolls it back and each
                 // delivery is applied alone.
                 tx.wait_for_locks(false).await?;
-                // The users every event names itself or through its customer: their feed
-                // locks in one sorted statement, in the rule's order (after the customers,
-                // before any effect), with all their access read, which the store keeps for
-                // each event's feed step until an effect writes to it.
-                // With them, the locks of the payments they name (taken next in that order by
-                // their effects); then the subscriptions they change, read and locked in one
-                // statement (skipping any another transaction holds).
+                // Before any effect, in the rule's order (customers, users, payments): the
+                // feed locks of the users every event names itself or through its customer
+                // and the locks of the payments they name, in one statement, with all those
+                // users' access read in the same round trip; then the subscriptions they
+                // change, read and locked in one statement (skipping any another transaction
+                // holds). The store keeps what it read for each event's turn, following this
+                // transaction's writes.
                 let (mut users, mut payments, mut subscriptions) =
                     (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
                 for (entry, claim) in entries.iter().zip(&claims) {

@@ -262,10 +262,13 @@ impl ChangeTx for Tx<'_> {
     }
 
     /// One statement on Postgres (`INSERT … SELECT FROM unnest(…)`, the same text for any
-    /// number of records); one or two per record on SQLite, in turn.
+    /// number of records; a single record as `insert_change` writes it); one or two per record
+    /// on SQLite, in turn.
     async fn insert_changes(&mut self, changes: &[NewChange]) -> Result<usize, StoreError> {
         match (&mut self.conn, changes) {
             (_, []) => Ok(0),
+            // One row binds less as itself than as nineteen arrays.
+            (_, [change]) => Ok(usize::from(self.insert_change(change).await?)),
             (Conn::Postgres(conn), changes) => {
                 let written = insert_all_postgres(conn, changes).await;
                 written.map_err(|error| self.statement_failed(error))
