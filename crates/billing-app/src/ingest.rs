@@ -82,7 +82,7 @@ impl Default for AppSettings {
             max_attempts: 10,
             sweep_batch: 100,
             ingest_batch: 8,
-            ingest_lanes: 8,
+            ingest_lanes: 4,
             ingest_wait: std::time::Duration::from_secs(5),
         }
     }

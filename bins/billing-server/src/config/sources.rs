@@ -33,7 +33,7 @@ pub(super) const SETTINGS: [(&str, Option<&str>); 46] = [
     ("EVENT_RETENTION_DAYS", Some("30")),
     ("GATE_CACHE_TTL_MS", Some("5000")),
     ("INGEST_BATCH", Some("8")),
-    ("INGEST_LANES", Some("8")),
+    ("INGEST_LANES", Some("4")),
     ("JOB_RETENTION_ENABLED", Some("true")),
     ("JOB_RETENTION_INTERVAL_SECS", Some("3600")),
     ("JOB_RETENTION_DUTY_PERCENT", Some("50")),
