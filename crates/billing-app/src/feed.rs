@@ -353,9 +353,9 @@ impl Before {
     }
 
     /// After the effects were applied: the records [`Before::record`] writes, in order, for the
-    /// caller to write later in the same transaction (with [`ChangeTx::insert_changes`](billing_ports::ChangeTx::insert_changes), before
-    /// any other write to these users' records). The users' locks are taken and their access
-    /// read now.
+    /// caller to write later in the same transaction, in order with every other change record
+    /// it writes (with [`ChangeTx::insert_changes`](billing_ports::ChangeTx::insert_changes)).
+    /// The users' locks are taken and their access read now.
     pub(crate) async fn changes(
         mut self,
         tx: &mut dyn BillingTx,

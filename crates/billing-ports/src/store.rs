@@ -513,11 +513,11 @@ pub trait AccessTx: AccessRead + LockTx {
     }
 
     /// Takes the locks of `keys` ([`LockTx::lock_keys`], in their order), then reads the
-    /// [`AccessRows`] of every user of `users` and keeps them for this unit of work: until it
-    /// writes to a user's rows, [`AccessRead::access_rows`] (and
-    /// [`AccessTx::lock_then_access_rows`] once its locks are held) answers for that user from
-    /// what was kept, with no statement. A transaction applying several events reads all
-    /// their users at once this way.
+    /// [`AccessRows`] of every user of `users` and keeps them for this unit of work:
+    /// [`AccessRead::access_rows`] (and [`AccessTx::lock_then_access_rows`] once its locks are
+    /// held) then answers for that user from what was kept, with no statement, following this
+    /// unit of work's own writes (a store that cannot follow a write reads the user again). A
+    /// transaction applying several events reads all their users at once this way.
     ///
     /// `keys` must hold a lock that every writer of these users' rows takes (their feed
     /// locks): then no other unit of work can change the rows while this one runs, and what

@@ -52,13 +52,14 @@ macro_rules! access_query {
 
 /// The access rows of the users a transaction holds the locks of (every writer of a user's
 /// rows takes the user's lock, [`AccessTx::lock_then_keep_access`]), as last read, while the
-/// transaction wrote none of them: read again, they would be the same.
+/// transaction wrote none of them, or as its writes left them: read again, they would be the
+/// same.
 #[derive(Debug, Default)]
 pub(crate) struct KeptAccess {
     /// The users whose rows may be kept.
     users: HashSet<String>,
-    /// Their rows as read, with every customer they were read through (a user may have
-    /// several).
+    /// Their rows as read, with the customers they were read through (one at most today:
+    /// `customers.user_id` is unique; a list, so a schema allowing more stays right).
     rows: HashMap<String, (AccessRows, Vec<String>)>,
     /// Subscriptions read and locked by [`SubscriptionTx::lock_subscriptions`], as this
     /// transaction last wrote them.
