@@ -136,14 +136,23 @@ pub trait ChangeTx: Send {
     /// or came earlier in `changes`, is skipped); how many were written. The provided method
     /// makes those calls; a store that can write them in one statement overrides it.
     async fn insert_changes(&mut self, changes: &[NewChange]) -> Result<usize, StoreError> {
-        let mut written = 0;
-        for change in changes {
-            if self.insert_change(change).await? {
-                written += 1;
-            }
-        }
-        Ok(written)
+        insert_changes_in_turn(self, changes).await
     }
+}
+
+/// [`ChangeTx::insert_changes`] as the provided method does it, one record after the other:
+/// for a store that overrides it only where it can write them at once.
+pub async fn insert_changes_in_turn<T: ChangeTx + ?Sized>(
+    tx: &mut T,
+    changes: &[NewChange],
+) -> Result<usize, StoreError> {
+    let mut written = 0;
+    for change in changes {
+        if tx.insert_change(change).await? {
+            written += 1;
+        }
+    }
+    Ok(written)
 }
 
 /// A user whose grace period has ended without a recorded `grace_ended` change.

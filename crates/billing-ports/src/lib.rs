@@ -44,6 +44,7 @@ pub use decode::EventDecoder;
 pub use error::{Cause, DecodeError, ErrorChain, GatewayError, StoreError};
 pub use feed::{
     AccessSnapshot, ChangeKind, ChangeRecord, ChangeTx, FeedStore, GraceEnded, NewChange,
+    insert_changes_in_turn,
 };
 pub use gate::{GateBroadcast, GateInvalidation};
 pub use gateway::{

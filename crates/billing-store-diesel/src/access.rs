@@ -69,6 +69,11 @@ pub(crate) struct KeptAccess {
 }
 
 impl KeptAccess {
+    /// Whether nothing is kept: a transaction that applies one event, or none yet.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rows.is_empty() && self.subscriptions.is_empty()
+    }
+
     /// `user`'s rows, when kept.
     fn get(&self, user_id: &str) -> Option<AccessRows> {
         self.rows.get(user_id).map(|(rows, _)| rows.clone())
@@ -212,7 +217,8 @@ impl AccessTx for Tx<'_> {
         keys: &[String],
         user_id: &str,
     ) -> Result<AccessRows, StoreError> {
-        if self.not_held(keys).is_empty()
+        if self.kept.rows.contains_key(user_id)
+            && self.not_held(keys).is_empty()
             && let Some(kept) = self.kept.get(user_id)
         {
             return Ok(kept);

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use billing_domain::{SubscriptionStatus, TierId};
 use billing_ports::{
     AccessSnapshot, ChangeKind, ChangeRecord, ChangeTx, GraceEnded, NewChange, StoreError,
+    insert_changes_in_turn,
 };
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -273,15 +274,7 @@ impl ChangeTx for Tx<'_> {
                 let written = insert_all_postgres(conn, changes).await;
                 written.map_err(|error| self.statement_failed(error))
             }
-            (Conn::Sqlite(_), changes) => {
-                let mut written = 0;
-                for change in changes {
-                    if self.insert_change(change).await? {
-                        written += 1;
-                    }
-                }
-                Ok(written)
-            }
+            (Conn::Sqlite(_), changes) => insert_changes_in_turn(self, changes).await,
         }
     }
 }

@@ -196,9 +196,12 @@ impl SubscriptionTx for Tx<'_> {
         let row = subscription_row(subscription)?;
         self.access_writes += 1;
         // Before the statement: if it fails, the transaction fails with it. Kept as a read
-        // finds it (its times in whole microseconds).
-        self.kept
-            .subscription_saved(subscription_record(row.clone())?);
+        // finds it (its times in whole microseconds); nothing to follow, nothing built (a
+        // transaction of one event keeps nothing).
+        if !self.kept.is_empty() {
+            self.kept
+                .subscription_saved(subscription_record(row.clone())?);
+        }
         let upsert = cached(
             diesel::insert_into(subscriptions::table)
                 .values((&row, subscriptions::updated_at.eq(Stamp(at))))

@@ -4,9 +4,8 @@
 
 use billing_domain::{Currency, Money, SubscriptionStatus};
 use billing_ports::{
-    AccessRows, BillingStore, CreditEntry, CreditReason, CustomerRecord, DisputeStatus,
-    EventPosition, EventStatus, NewEvent, PaymentRecord, PaymentStatus, StoreError,
-    SubscriptionRecord, TxFuture,
+    AccessRows, BillingStore, CustomerRecord, DisputeStatus, EventPosition, EventStatus, NewEvent,
+    PaymentRecord, PaymentStatus, StoreError, SubscriptionRecord, TxFuture,
 };
 use billing_store_diesel::testing::TestDatabase;
 use billing_store_diesel::{Backend, on_both_backends};
@@ -15,7 +14,7 @@ use crate::{at, pro_subscription};
 
 mod kept_access;
 
-use kept_access::kept_access_rows_are_what_a_read_finds_after_every_write;
+use kept_access::{credit, kept_access_rows_are_what_a_read_finds_after_every_write};
 
 on_both_backends!(
     payments_are_found_by_payment_intent_or_by_charge,
@@ -224,14 +223,6 @@ async fn a_users_access_rows_are_read_together_and_their_writes_counted(backend:
         .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
             Box::pin(async move {
                 let start = tx.access_writes();
-                let credit = |user: &str, amount: i64, key: &str| CreditEntry {
-                    user_id: Some(user.to_owned()),
-                    stripe_customer_id: None,
-                    amount,
-                    reason: CreditReason::Adjustment,
-                    source_key: key.to_owned(),
-                    created_at: at(1),
-                };
                 tx.add_credit(&credit(alone, 700, "checkout:cs_test_a1Lq9Zx"))
                     .await?;
                 tx.add_credit(&credit(subscribed, 1_500, "invoice:in_1Rm0Tq2eZvKYlo2C"))

@@ -24,7 +24,8 @@ pub(super) const UNKNOWN: &str = "user_Tn0Gx6Wa";
 /// Every user above.
 pub(super) const USERS: [&str; 5] = [ALONE, LINKED, SUBSCRIBED, ONE_SUBSCRIPTION, UNKNOWN];
 
-fn credit(user: &str, amount: i64, key: &str) -> CreditEntry {
+/// A ledger entry of `amount` for `user`, keyed by `key`.
+pub(super) fn credit(user: &str, amount: i64, key: &str) -> CreditEntry {
     CreditEntry {
         user_id: Some(user.to_owned()),
         stripe_customer_id: None,
