@@ -157,12 +157,14 @@ pub(crate) fn users_of(event: &BillingEvent, customer: Option<CustomerRecord>) -
 
 /// Takes the feed locks of `users` (sorted) then the locks of `payments` (their ids, sorted),
 /// in one statement, and reads all the users' access with them, kept by the transaction for
-/// each event's [`Before::take`] until it writes to it: how a transaction applying several
-/// events locks and reads their users before the first effect.
+/// each event's [`Before::take`] (following its writes), then reads and locks `subscriptions`
+/// (those no other transaction holds), all in one round trip where the store can: how a
+/// transaction applying several events locks and reads their users before the first effect.
 pub(crate) async fn lock_then_keep(
     tx: &mut dyn BillingTx,
     users: BTreeSet<String>,
     payments: BTreeSet<String>,
+    subscriptions: BTreeSet<String>,
 ) -> Result<(), StoreError> {
     let locks: Vec<String> = users
         .iter()
@@ -170,7 +172,9 @@ pub(crate) async fn lock_then_keep(
         .chain(payments)
         .collect();
     let users: Vec<String> = users.into_iter().collect();
-    tx.lock_then_keep_access(&locks, &users).await
+    let subscriptions: Vec<String> = subscriptions.into_iter().collect();
+    tx.lock_then_keep_access(&locks, &users, &subscriptions)
+        .await
 }
 
 /// The users `event` may change, as stored now; `customer` is the event's customer as read

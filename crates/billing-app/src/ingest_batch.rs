@@ -8,11 +8,14 @@
 //! each other's customer locks, while one customer's waiting events go together. It applies
 //! them in one transaction:
 //!
-//! 1. the events are claimed by one call ([`EventTx::claim_events`](billing_ports::EventTx::claim_events), one statement on
-//!    Postgres), in the order of their ids, so that two transactions claiming overlapping
-//!    sets (replicas) wait for each other in one direction only;
-//! 2. the customers they name are locked and read by one call
-//!    ([`CustomerTx::lock_customers`](billing_ports::CustomerTx::lock_customers), sorted, one round trip on Postgres);
+//! 1. the events are claimed, then the customers they name are locked and read, by one call
+//!    ([`EventTx::claim_events_then_lock_customers`](billing_ports::EventTx::claim_events_then_lock_customers);
+//!    one round trip on Postgres): the events in the order of their ids, so that two
+//!    transactions claiming overlapping sets (replicas) wait for each other in one direction
+//!    only, the customers sorted;
+//! 2. the feed locks of the users the claimed events name and the locks of the payments they
+//!    name are tried, all those users' access is read and kept, and the subscriptions they
+//!    change are read and locked ([`feed::lock_then_keep`]; one round trip on Postgres);
 //! 3. each claimed event is applied in turn, in the order of their ids, exactly as a
 //!    delivery alone is ([`crate::ingest::apply_claimed`]): its customer is then already locked
 //!    and known to the transaction. Every other lock is only tried
@@ -481,17 +484,18 @@ async fn apply_together<S: BillingStore>(
                     .iter()
                     .map(|entry| (&entry.new_event, claim_of(&entry.job.event).0))
                     .collect();
-                let claims = tx.claim_events(&claims, at).await?;
+                // The customers of every event, claimed or found done (the claims are not
+                // known yet): locked and read in the claims' round trip.
                 let customers: Vec<String> = entries
                     .iter()
-                    .zip(&claims)
-                    .filter(|(_, claim)| matches!(claim, Claim::Claimed { .. }))
-                    .filter_map(|(entry, _)| claim_of(&entry.job.event).1)
+                    .filter_map(|entry| claim_of(&entry.job.event).1)
                     .map(str::to_owned)
                     .collect::<BTreeSet<_>>()
                     .into_iter()
                     .collect();
-                tx.lock_customers(&customers).await?;
+                let claims = tx
+                    .claim_events_then_lock_customers(&claims, at, &customers)
+                    .await?;
                 // Every later lock (an event's feed locks, its payment's) comes after locks
                 // of other events, out of the rule's order: only tried, so that the
                 // transaction never waits in a cycle; a busy one rolls it back and each
@@ -522,9 +526,7 @@ async fn apply_together<S: BillingStore>(
                         subscriptions.extend(event.fact.subscription_id().map(str::to_owned));
                     }
                 }
-                feed::lock_then_keep(&mut *tx, users, payments).await?;
-                let subscriptions: Vec<String> = subscriptions.into_iter().collect();
-                tx.lock_subscriptions(&subscriptions).await?;
+                feed::lock_then_keep(&mut *tx, users, payments, subscriptions).await?;
                 let mut outcomes = Vec::with_capacity(entries.len());
                 let mut changes = Vec::new();
                 for (entry, claim) in entries.iter().zip(claims) {

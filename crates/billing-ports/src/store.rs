@@ -200,6 +200,23 @@ pub trait EventTx: CustomerTx {
         claim_events_in_turn(self, events, at).await
     }
 
+    /// Claims several events ([`EventTx::claim_events`]), then takes the locks of
+    /// `customers` and reads them ([`CustomerTx::lock_customers`]: waited for, in the order
+    /// given, which must be sorted): how a transaction applying several events starts. The
+    /// customers are named before the claims are known, so a customer only an event found
+    /// done names is locked too, until the transaction ends. The provided method makes the
+    /// two calls; a store that can send them at once overrides it.
+    async fn claim_events_then_lock_customers(
+        &mut self,
+        events: &[(&NewEvent, EventStatus)],
+        at: DateTime<Utc>,
+        customers: &[String],
+    ) -> Result<Vec<Claim>, StoreError> {
+        let claims = self.claim_events(events, at).await?;
+        self.lock_customers(customers).await?;
+        Ok(claims)
+    }
+
     /// Changes the outcome of an event claimed by this transaction to `status` (stale, when
     /// the effects found it older than what was applied).
     async fn finish_event(
@@ -498,7 +515,7 @@ pub trait AccessRead: CustomerRead + SubscriptionRead + CreditRead {
 
 /// Locking users' records and reading their access in one step.
 #[async_trait]
-pub trait AccessTx: AccessRead + LockTx {
+pub trait AccessTx: AccessRead + LockTx + SubscriptionTx {
     /// Takes the locks of `keys` ([`LockTx::lock_keys`], in their order), then reads
     /// `user_id`'s [`AccessRows`]: the read comes after every lock is granted, so it sees what
     /// the locks' earlier holders committed. The provided method makes the two calls; a store
@@ -521,15 +538,21 @@ pub trait AccessTx: AccessRead + LockTx {
     ///
     /// `keys` must hold a lock that every writer of these users' rows takes (their feed
     /// locks): then no other unit of work can change the rows while this one runs, and what
-    /// was kept stays true but for this unit of work's own writes, which the store sees. The
-    /// provided method only takes the locks; the users are read later, one by one.
+    /// was kept stays true but for this unit of work's own writes, which the store sees.
+    ///
+    /// After the reads, the subscriptions of `subscriptions` are locked and read as
+    /// [`SubscriptionTx::lock_subscriptions`] does (skipping any another unit of work holds).
+    /// The provided method takes the locks and then calls `lock_subscriptions`; the users are
+    /// read later, one by one. A store that can send it all at once overrides it.
     async fn lock_then_keep_access(
         &mut self,
         keys: &[String],
         users: &[String],
+        subscriptions: &[String],
     ) -> Result<(), StoreError> {
         let _ = users;
-        self.lock_keys(keys).await
+        self.lock_keys(keys).await?;
+        self.lock_subscriptions(subscriptions).await
     }
 }
 

@@ -16,7 +16,7 @@ use diesel_async::RunQueryDsl;
 use crate::pg::pipelined;
 use crate::prepared::cached;
 use crate::schema::{credit_ledger, customers, subscriptions};
-use crate::subscriptions::{SubscriptionRow, subscription_record};
+use crate::subscriptions::{SubscriptionRow, lock_subscriptions_postgres, subscription_record};
 use crate::tx::{Tx, after_locks, on_conn};
 
 /// One row of the access query: the customer, one of its subscriptions (none when it has
@@ -240,11 +240,13 @@ impl AccessTx for Tx<'_> {
     }
 
     /// One round trip on Postgres: the locks, then the customers and subscriptions of every
-    /// user not kept yet and their balances (two statements, `= ANY` of the users).
+    /// user not kept yet and their balances (two statements, `= ANY` of the users), then the
+    /// subscriptions to lock (one statement, `FOR UPDATE SKIP LOCKED`).
     async fn lock_then_keep_access(
         &mut self,
         keys: &[String],
         users: &[String],
+        subscriptions: &[String],
     ) -> Result<(), StoreError> {
         self.kept.users.extend(users.iter().cloned());
         let users: Vec<&str> = users
@@ -252,14 +254,18 @@ impl AccessTx for Tx<'_> {
             .map(String::as_str)
             .filter(|user| !self.kept.rows.contains_key(*user))
             .collect();
-        if users.is_empty() {
+        let to_lock = self.subscriptions_to_lock(subscriptions);
+        if users.is_empty() && to_lock.is_empty() {
             return self.lock_keys(keys).await;
         }
-        let users = &users;
+        let (users, to_lock) = (&users, &to_lock);
         let read = after_locks!(self, keys, |c| async move {
-            let (mut rows_conn, mut credits_conn) = (c, c);
-            let rows =
-                cached(
+            let access = async move {
+                if users.is_empty() {
+                    return Ok((Vec::new(), Vec::new()));
+                }
+                let (mut rows_conn, mut credits_conn) = (c, c);
+                let rows = cached(
                     customers::table
                         .left_join(subscriptions::table.on(
                             subscriptions::stripe_customer_id.eq(customers::stripe_customer_id),
@@ -273,27 +279,37 @@ impl AccessTx for Tx<'_> {
                         )),
                 )
                 .load::<UserAccessRow>(&mut rows_conn);
-            let credits = cached(
-                credit_ledger::table
-                    .filter(credit_ledger::user_id.eq_any(users))
-                    .group_by(credit_ledger::user_id)
-                    .select((
-                        credit_ledger::user_id,
-                        sql::<BigInt>("CAST(COALESCE(SUM(credit_ledger.amount), 0) AS BIGINT)"),
-                    )),
-            )
-            .load::<(Option<String>, i64)>(&mut credits_conn);
-            pipelined(rows, credits).await
+                let credits = cached(
+                    credit_ledger::table
+                        .filter(credit_ledger::user_id.eq_any(users))
+                        .group_by(credit_ledger::user_id)
+                        .select((
+                            credit_ledger::user_id,
+                            sql::<BigInt>("CAST(COALESCE(SUM(credit_ledger.amount), 0) AS BIGINT)"),
+                        )),
+                )
+                .load::<(Option<String>, i64)>(&mut credits_conn);
+                pipelined(rows, credits).await
+            };
+            let locked = async move {
+                if to_lock.is_empty() {
+                    return Ok(Vec::new());
+                }
+                lock_subscriptions_postgres(c, to_lock).await
+            };
+            pipelined(access, locked).await
         });
         let Some(read) = read else {
-            // SQLite: the locks are nothing, and each user is read (and kept) in turn.
+            // SQLite: the locks are nothing, and each user is read (and kept) in turn; the
+            // subscriptions are read at their turn (one writer: nothing to lock).
             self.lock_keys(keys).await?;
             for user in users {
                 self.access_rows(user).await?;
             }
             return Ok(());
         };
-        let (rows, credits) = read?;
+        let ((rows, credits), locked) = read?;
+        self.keep_subscriptions(locked)?;
         let credits: HashMap<String, i64> = credits
             .into_iter()
             .filter_map(|(user, sum)| Some((user?, sum)))

@@ -79,7 +79,7 @@ pub(crate) async fn customer_postgres(
 
 /// The customers with these Stripe ids (those that exist), on a connection that may run other
 /// statements at once (`pg::pipelined`). One statement: the ids are one array bind.
-async fn customers_postgres(
+pub(crate) async fn customers_postgres(
     mut conn: &AsyncPgConnection,
     stripe_customer_ids: &[String],
 ) -> QueryResult<Vec<CustomerRecord>> {
@@ -94,6 +94,29 @@ async fn customers_postgres(
 }
 
 impl Tx<'_> {
+    /// Those of `stripe_customer_ids` this transaction does not both hold and know: what
+    /// `lock_customers` locks and reads.
+    pub(crate) fn customers_to_lock(&self, stripe_customer_ids: &[String]) -> Vec<String> {
+        stripe_customer_ids
+            .iter()
+            .filter(|id| !(self.holds(id) && self.customers.contains_key(id.as_str())))
+            .cloned()
+            .collect()
+    }
+
+    /// Keeps what was read of `ids` under their locks (`read`: those that exist) for this
+    /// transaction's next reads.
+    pub(crate) fn known_customers(&mut self, ids: Vec<String>, read: Vec<CustomerRecord>) {
+        let mut found: HashMap<String, CustomerRecord> = read
+            .into_iter()
+            .map(|record| (record.stripe_customer_id.clone(), record))
+            .collect();
+        for id in ids {
+            let record = found.remove(&id);
+            self.known_customer(&id, record);
+        }
+    }
+
     /// Keeps `record`, read under the customer's lock, for this transaction's next reads.
     pub(crate) fn known_customer(
         &mut self,
@@ -163,25 +186,14 @@ impl CustomerTx for Tx<'_> {
     /// One round trip on Postgres: the locks not held yet (one statement) and the rows not
     /// known yet (one statement), pipelined; the rows are then known to the transaction.
     async fn lock_customers(&mut self, stripe_customer_ids: &[String]) -> Result<(), StoreError> {
-        let unknown: Vec<String> = stripe_customer_ids
-            .iter()
-            .filter(|id| !(self.holds(id) && self.customers.contains_key(id.as_str())))
-            .cloned()
-            .collect();
+        let unknown = self.customers_to_lock(stripe_customer_ids);
         if unknown.is_empty() {
             return Ok(());
         }
         let Some(read) = after_locks!(self, &unknown, |c| customers_postgres(c, &unknown)) else {
             return lock_customers_in_turn(self, &unknown).await;
         };
-        let mut found: HashMap<String, CustomerRecord> = read?
-            .into_iter()
-            .map(|record| (record.stripe_customer_id.clone(), record))
-            .collect();
-        for id in unknown {
-            let record = found.remove(&id);
-            self.known_customer(&id, record);
-        }
+        self.known_customers(unknown, read?);
         Ok(())
     }
 

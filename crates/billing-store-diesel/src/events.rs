@@ -16,7 +16,7 @@ use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::customers::customer_postgres;
+use crate::customers::{customer_postgres, customers_postgres};
 use crate::error::parse_stored;
 use crate::pg;
 use crate::prepared::cached;
@@ -299,6 +299,70 @@ impl EventTx for Tx<'_> {
         let conn: &AsyncPgConnection = conn;
         let result = claim_all_postgres(conn, events, at).await;
         let claimed = result.map_err(|error| self.statement_failed(error))?;
+        self.claims_of(events, claimed).await
+    }
+
+    /// One round trip on Postgres: the claim statement of `claim_events`, then the customers'
+    /// locks (one statement) and their rows (one statement), pipelined; a second round trip
+    /// only when some events were done already, for their statuses.
+    async fn claim_events_then_lock_customers(
+        &mut self,
+        events: &[(&NewEvent, EventStatus)],
+        at: DateTime<Utc>,
+        customers: &[String],
+    ) -> Result<Vec<Claim>, StoreError> {
+        let unknown = self.customers_to_lock(customers);
+        let new = self.not_held(&unknown);
+        let waits = self.waits;
+        let (Conn::Postgres(conn), false) = (&mut self.conn, unknown.is_empty()) else {
+            let claims = self.claim_events(events, at).await?;
+            self.lock_customers(customers).await?;
+            return Ok(claims);
+        };
+        let conn: &AsyncPgConnection = conn;
+        let (new_ref, unknown_ref) = (&new, &unknown);
+        let read = customers_postgres(conn, unknown_ref);
+        let locked = async move {
+            if waits {
+                pg::lock_then(conn, new_ref, read)
+                    .await
+                    .map(|read| (true, read))
+            } else {
+                pg::try_lock_then(conn, new_ref, read).await
+            }
+        };
+        let result = pg::pipelined(claim_all_postgres(conn, events, at), locked).await;
+        let (claimed, locked) = result.map_err(|error| self.statement_failed(error))?;
+        let read = self.locked_or_busy(new, Ok(locked))?;
+        self.known_customers(unknown, read);
+        self.claims_of(events, claimed).await
+    }
+
+    async fn finish_event(
+        &mut self,
+        id: &str,
+        status: EventStatus,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        use stripe_events::dsl as e;
+        let update = cached(diesel::update(e::stripe_events.find(id)).set((
+            e::status.eq(status.as_str()),
+            e::processed_at.eq(Some(Stamp(at))),
+            e::last_error.eq(None::<String>),
+        )));
+        on_conn!(self, |c| update.execute(c).await)?;
+        Ok(())
+    }
+}
+
+impl Tx<'_> {
+    /// The claims of `events`, from the rows the claim statement returned (`claimed`): one
+    /// statement more when some were done already, for their statuses.
+    async fn claims_of(
+        &mut self,
+        events: &[(&NewEvent, EventStatus)],
+        claimed: Vec<ClaimedRow>,
+    ) -> Result<Vec<Claim>, StoreError> {
         let mut claims: std::collections::HashMap<String, Claim> = claimed
             .into_iter()
             .map(|row| {
@@ -338,22 +402,6 @@ impl EventTx for Tx<'_> {
                 })
             })
             .collect()
-    }
-
-    async fn finish_event(
-        &mut self,
-        id: &str,
-        status: EventStatus,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        use stripe_events::dsl as e;
-        let update = cached(diesel::update(e::stripe_events.find(id)).set((
-            e::status.eq(status.as_str()),
-            e::processed_at.eq(Some(Stamp(at))),
-            e::last_error.eq(None::<String>),
-        )));
-        on_conn!(self, |c| update.execute(c).await)?;
-        Ok(())
     }
 }
 

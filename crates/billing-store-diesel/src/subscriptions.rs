@@ -8,7 +8,7 @@ use billing_ports::{
 };
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::prepared::cached;
 use crate::schema::{Stamp, subscriptions, time};
@@ -121,6 +121,50 @@ impl SubscriptionRead for Tx<'_> {
     }
 }
 
+/// Reads and locks the subscriptions of `ids` that no other transaction has locked, in id
+/// order (`FOR UPDATE SKIP LOCKED`), on a connection that may run other statements at once
+/// (`pg::pipelined`).
+pub(crate) async fn lock_subscriptions_postgres(
+    mut conn: &AsyncPgConnection,
+    ids: &[String],
+) -> QueryResult<Vec<SubscriptionRow>> {
+    cached(
+        subscriptions::table
+            .filter(subscriptions::stripe_subscription_id.eq_any(ids))
+            .order(subscriptions::stripe_subscription_id)
+            .select(SubscriptionRow::as_select())
+            .for_update()
+            .skip_locked(),
+    )
+    .load(&mut conn)
+    .await
+}
+
+impl Tx<'_> {
+    /// Those of `ids` this transaction has not read and locked yet.
+    pub(crate) fn subscriptions_to_lock(&self, ids: &[String]) -> Vec<String> {
+        ids.iter()
+            .filter(|id| !self.kept.subscriptions.contains_key(id.as_str()))
+            .cloned()
+            .collect()
+    }
+
+    /// Keeps `rows`, read and locked by [`lock_subscriptions_postgres`], for this
+    /// transaction's next reads.
+    pub(crate) fn keep_subscriptions(
+        &mut self,
+        rows: Vec<SubscriptionRow>,
+    ) -> Result<(), StoreError> {
+        for row in rows {
+            let record = subscription_record(row)?;
+            self.kept
+                .subscriptions
+                .insert(record.stripe_subscription_id.clone(), record);
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl SubscriptionTx for Tx<'_> {
     /// Postgres locks the row until commit (`FOR UPDATE`); SQLite has no row locks and needs
@@ -156,36 +200,16 @@ impl SubscriptionTx for Tx<'_> {
         &mut self,
         stripe_subscription_ids: &[String],
     ) -> Result<(), StoreError> {
-        let ids: Vec<&str> = stripe_subscription_ids
-            .iter()
-            .map(String::as_str)
-            .filter(|id| !self.kept.subscriptions.contains_key(*id))
-            .collect();
+        let ids = self.subscriptions_to_lock(stripe_subscription_ids);
         let Conn::Postgres(conn) = &mut self.conn else {
             return Ok(());
         };
         if ids.is_empty() {
             return Ok(());
         }
-        let query = cached(
-            subscriptions::table
-                .filter(subscriptions::stripe_subscription_id.eq_any(&ids))
-                .order(subscriptions::stripe_subscription_id)
-                .select(SubscriptionRow::as_select())
-                .for_update()
-                .skip_locked(),
-        );
-        let rows: Vec<SubscriptionRow> = query
-            .load(&mut **conn)
-            .await
-            .map_err(|error| self.statement_failed(error))?;
-        for row in rows {
-            let record = subscription_record(row)?;
-            self.kept
-                .subscriptions
-                .insert(record.stripe_subscription_id.clone(), record);
-        }
-        Ok(())
+        let result = lock_subscriptions_postgres(conn, &ids).await;
+        let rows = result.map_err(|error| self.statement_failed(error))?;
+        self.keep_subscriptions(rows)
     }
 
     async fn save_subscription(

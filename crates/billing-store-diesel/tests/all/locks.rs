@@ -151,10 +151,11 @@ async fn claim_naming_customer(
         .await
 }
 
-/// `lock_customer`, `lock_then_access_rows` and `claim_event_then_lock_customer` (one round
-/// trip each on Postgres) wait for the transaction holding their lock and read what it
-/// committed, not what stood before it; the claim of an event done already names no customer
-/// and, on Postgres, does not wait for the lock.
+/// `lock_customer`, `lock_then_access_rows`, `claim_event_then_lock_customer` and
+/// `claim_events_then_lock_customers` (one round trip each on Postgres) wait for the
+/// transaction holding their lock and read what it committed, not what stood before it; the
+/// claim of an event done already names no customer and, on Postgres, does not wait for the
+/// lock.
 async fn a_read_with_its_lock_sees_the_holders_commit(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     seed(&db).await;
@@ -188,9 +189,36 @@ async fn a_read_with_its_lock_sees_the_holders_commit(backend: Backend) {
             .await
     });
     let claimed = claim(event.clone());
+    let store = db.store().clone();
+    let (together, done_too) = (
+        crate::store::event("evt_1Sb4Pk2eZvKYlo2CwE6d"),
+        crate::store::event("evt_1Sb4Mx2eZvKYlo2CkV7r"),
+    );
+    let mut batch = tokio::spawn(async move {
+        store
+            .transaction(move |tx| {
+                async move {
+                    let events = [
+                        (&done_too, EventStatus::Processed),
+                        (&together, EventStatus::Processed),
+                    ];
+                    let customers = [CUSTOMER.to_owned()];
+                    let claims = tx
+                        .claim_events_then_lock_customers(&events, at(6), &customers)
+                        .await?;
+                    let customer = tx.customer(CUSTOMER).await?;
+                    Ok::<_, StoreError>((claims, customer))
+                }
+                .scope_boxed()
+            })
+            .await
+    });
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(
-        !customer.is_finished() && !access.is_finished() && !claimed.is_finished(),
+        !customer.is_finished()
+            && !access.is_finished()
+            && !claimed.is_finished()
+            && !batch.is_finished(),
         "all wait for the holder"
     );
     release_tx.send(()).unwrap();
@@ -208,6 +236,14 @@ async fn a_read_with_its_lock_sees_the_holders_commit(backend: Backend) {
     assert_eq!(access.customer.as_deref(), Some(CUSTOMER));
     assert_eq!(access.subscriptions.len(), 1);
     assert_eq!(access.subscriptions[0].status, SubscriptionStatus::PastDue);
+    let (claims, customer) = (&mut batch).await.unwrap().unwrap();
+    assert_eq!(claims[0], Claim::AlreadyDone(EventStatus::Processed));
+    assert!(
+        matches!(claims[1], Claim::Claimed { attempts: 0 }),
+        "{claims:?}"
+    );
+    let email = customer.unwrap().email;
+    assert_eq!(email.as_deref(), Some("t.nakamura@example.org"));
 }
 
 /// While a writer holds its transaction open, entitlement-style reads still answer.
@@ -558,6 +594,19 @@ async fn a_transaction_that_does_not_wait_for_locks_fails_on_a_held_one_at_once(
 /// holds is kept, locked, and answered as this transaction wrote it; an unknown id is nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locking_subscriptions_skips_one_held_elsewhere_and_keeps_the_rest() {
+    subscriptions_locked_skip_one_held_elsewhere(false).await;
+}
+
+/// The same through `lock_then_keep_access`, where the subscriptions are locked in the round
+/// trip of the users' locks and access reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_locked_with_the_users_skip_one_held_elsewhere_and_keep_the_rest() {
+    subscriptions_locked_skip_one_held_elsewhere(true).await;
+}
+
+/// The subscription-locking test; `with_users`: through `lock_then_keep_access` (with the
+/// seeded user's feed lock and access), else through `lock_subscriptions`.
+async fn subscriptions_locked_skip_one_held_elsewhere(with_users: bool) {
     const OTHER: &str = "sub_1Hx7Mv2eZvKYlo2Ct3Qa";
     let db = TestDatabase::new(Backend::Postgres).await;
     seed(&db).await;
@@ -582,7 +631,12 @@ async fn locking_subscriptions_skips_one_held_elsewhere_and_keeps_the_rest() {
             .transaction(move |tx| {
                 async move {
                     let ids = [SUBSCRIPTION, OTHER, "sub_1Zq0Nn2eZvKYlo2Cx1Wb"].map(str::to_owned);
-                    tx.lock_subscriptions(&ids).await?;
+                    if with_users {
+                        let (lock, user) = ([format!("feed:{USER}")], [USER.to_owned()]);
+                        tx.lock_then_keep_access(&lock, &user, &ids).await?;
+                    } else {
+                        tx.lock_subscriptions(&ids).await?;
+                    }
                     locked_tx.send(()).ok();
                     let mut canceled = other.clone();
                     canceled.status = SubscriptionStatus::Canceled;

@@ -123,7 +123,7 @@ pub(super) async fn kept_access_rows_are_what_a_read_finds_after_every_write(bac
         .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
             Box::pin(async move {
                 let users: Vec<String> = USERS.iter().map(|u| (*u).to_owned()).collect();
-                tx.lock_then_keep_access(&locks(), &users).await?;
+                tx.lock_then_keep_access(&locks(), &users, &[]).await?;
                 let kept = answered(tx).await?;
                 tx.add_credit(&credit(ALONE, 300, "checkout:cs_test_p2Nw8Hz"))
                     .await?;
@@ -233,7 +233,7 @@ async fn kept_access_rows_are_answered_without_a_statement() {
         .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
             Box::pin(async move {
                 let users = vec![ALONE.to_owned()];
-                tx.lock_then_keep_access(&[format!("feed:{ALONE}")], &users)
+                tx.lock_then_keep_access(&[format!("feed:{ALONE}")], &users, &[])
                     .await?;
                 other
                     .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
