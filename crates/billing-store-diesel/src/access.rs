@@ -61,8 +61,9 @@ pub(crate) struct KeptAccess {
     /// Their rows as read, with the customers they were read through (one at most today:
     /// `customers.user_id` is unique; a list, so a schema allowing more stays right).
     rows: HashMap<String, (AccessRows, Vec<String>)>,
-    /// Subscriptions read and locked by [`SubscriptionTx::lock_subscriptions`], as this
-    /// transaction last wrote them.
+    /// Subscriptions read and locked by [`SubscriptionTx::lock_subscriptions`], or written by
+    /// this transaction (its upsert locks the row until the end), as this transaction last
+    /// wrote them.
     ///
     /// [`SubscriptionTx::lock_subscriptions`]: billing_ports::SubscriptionTx::lock_subscriptions
     pub(crate) subscriptions: HashMap<String, SubscriptionRecord>,
@@ -103,17 +104,22 @@ impl KeptAccess {
         }
     }
 
-    /// This transaction wrote `subscription`: a user who was read with it through its customer
-    /// keeps it as written (what reading it back gives); any other user read through that
-    /// customer (it is new to them, and its place among theirs is the database's collation's
-    /// to decide) or holding it through another customer forgets their rows.
+    /// This transaction wrote `subscription` (as stored): it is kept as written, for
+    /// `subscription` to answer (the write locked its row); a user who was read with it
+    /// through its customer keeps it as written (what reading it back gives); any other user
+    /// read through that customer (it is new to them, and its place among theirs is the
+    /// database's collation's to decide) or holding it through another customer forgets their
+    /// rows.
     pub(crate) fn subscription_saved(&mut self, subscription: SubscriptionRecord) {
         let (id, customer) = (
             &subscription.stripe_subscription_id,
             &subscription.stripe_customer_id,
         );
-        if let Some(locked) = self.subscriptions.get_mut(id) {
-            locked.clone_from(&subscription);
+        match self.subscriptions.get_mut(id) {
+            Some(locked) => locked.clone_from(&subscription),
+            None => {
+                self.subscriptions.insert(id.clone(), subscription.clone());
+            }
         }
         self.rows.retain(|_, (rows, customers)| {
             let kept = rows

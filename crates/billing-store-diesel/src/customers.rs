@@ -230,6 +230,7 @@ impl CustomerTx for Tx<'_> {
     ) -> Result<(), StoreError> {
         self.access_writes += 1;
         self.kept.forget_customer(stripe_customer_id, Some(user_id));
+        self.payment_rows_attributed();
         give_rows_to_user!(self, credit_ledger, stripe_customer_id, user_id);
         give_rows_to_user!(self, orders, stripe_customer_id, user_id);
         give_rows_to_user!(self, payments, stripe_customer_id, user_id);

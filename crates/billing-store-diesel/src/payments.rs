@@ -1,6 +1,8 @@
 //! Payments (`payments`, one per payment intent or, without one, per charge) and one-time
 //! orders (`orders`, one per Checkout session), with their refunds and disputes.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use billing_domain::{Currency, Money};
 use billing_ports::{Cause, OrderRecord, PaymentRecord, PaymentTx, StoreError};
@@ -115,8 +117,47 @@ fn order_row(order: &OrderRecord) -> OrderRow {
     }
 }
 
+/// Payments and orders a transaction read under the locks of the ids it read them by (every
+/// writer of a payment, and of the order of a payment intent, holds the locks of its ids), as
+/// read: read again before this transaction writes either table, they would be the same. A
+/// payment event reads its payment twice (the feed for its users, then the effect) and its
+/// order up to twice; the second read is answered from here. Any write by this transaction
+/// to payments or orders forgets what it kept of that table.
+#[derive(Debug, Default)]
+pub(crate) struct KeptPayments {
+    /// `payments_matching`'s answers, by its (payment intent, charge) ids.
+    matching: HashMap<(Option<String>, Option<String>), Vec<PaymentRecord>>,
+    /// `order_by_payment_intent`'s answers, by payment intent id.
+    orders: HashMap<String, Option<OrderRecord>>,
+}
+
+impl Tx<'_> {
+    /// Whether this transaction holds the lock of each of `ids` given (and one at least).
+    fn holds_all(&self, ids: [Option<&str>; 2]) -> bool {
+        ids.iter().any(Option::is_some) && ids.iter().flatten().all(|id| self.holds(id))
+    }
+
+    /// This transaction writes to `payments`: what it kept of them is forgotten.
+    fn payments_written(&mut self) {
+        self.payments.matching.clear();
+    }
+
+    /// This transaction writes to `orders`: what it kept of them is forgotten.
+    fn orders_written(&mut self) {
+        self.payments.orders.clear();
+    }
+
+    /// This transaction gave a customer's rows to its user: payments and orders among them.
+    pub(crate) fn payment_rows_attributed(&mut self) {
+        self.payments_written();
+        self.orders_written();
+    }
+}
+
 #[async_trait]
 impl PaymentTx for Tx<'_> {
+    /// One statement, or none when this transaction read the same ids under their locks
+    /// and wrote no payment since ([`KeptPayments`]).
     async fn payments_matching(
         &mut self,
         payment_intent_id: Option<&str>,
@@ -124,6 +165,14 @@ impl PaymentTx for Tx<'_> {
     ) -> Result<Vec<PaymentRecord>, StoreError> {
         if payment_intent_id.is_none() && charge_id.is_none() {
             return Ok(Vec::new());
+        }
+        let held = self.holds_all([payment_intent_id, charge_id]);
+        let key = (
+            payment_intent_id.map(str::to_owned),
+            charge_id.map(str::to_owned),
+        );
+        if held && let Some(kept) = self.payments.matching.get(&key) {
+            return Ok(kept.clone());
         }
         // `= NULL` matches nothing, so an absent id finds no row.
         let matching = payments::payment_intent_id
@@ -135,10 +184,18 @@ impl PaymentTx for Tx<'_> {
             .select(PaymentRow::as_select())
             .load(c)
             .await)?;
-        rows.into_iter().map(payment_record).collect()
+        let records = rows
+            .into_iter()
+            .map(payment_record)
+            .collect::<Result<Vec<_>, _>>()?;
+        if held {
+            self.payments.matching.insert(key, records.clone());
+        }
+        Ok(records)
     }
 
     async fn delete_payment(&mut self, key: &str) -> Result<(), StoreError> {
+        self.payments_written();
         let delete = diesel::delete(payments::table.find(key));
         on_conn!(self, |c| delete.execute(c).await)?;
         Ok(())
@@ -150,6 +207,7 @@ impl PaymentTx for Tx<'_> {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let row = payment_row(payment);
+        self.payments_written();
         let upsert = cached(
             diesel::insert_into(payments::table)
                 .values((&row, payments::updated_at.eq(Stamp(at))))
@@ -167,6 +225,7 @@ impl PaymentTx for Tx<'_> {
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let row = order_row(order);
+        self.orders_written();
         let insert = cached(
             diesel::insert_into(orders::table)
                 .values((
@@ -180,17 +239,29 @@ impl PaymentTx for Tx<'_> {
         Ok(inserted == 1)
     }
 
+    /// One statement, or none when this transaction read it under the payment intent's lock
+    /// and wrote no order since ([`KeptPayments`]).
     async fn order_by_payment_intent(
         &mut self,
         payment_intent_id: &str,
     ) -> Result<Option<OrderRecord>, StoreError> {
+        let held = self.holds(payment_intent_id);
+        if held && let Some(kept) = self.payments.orders.get(payment_intent_id) {
+            return Ok(kept.clone());
+        }
         let row: Option<OrderRow> = on_conn!(self, |c| orders::table
             .filter(orders::payment_intent_id.eq(payment_intent_id))
             .select(OrderRow::as_select())
             .get_result(c)
             .await
             .optional())?;
-        row.map(order_record).transpose()
+        let record = row.map(order_record).transpose()?;
+        if held {
+            self.payments
+                .orders
+                .insert(payment_intent_id.to_owned(), record.clone());
+        }
+        Ok(record)
     }
 
     async fn update_order(
@@ -198,6 +269,7 @@ impl PaymentTx for Tx<'_> {
         order: &OrderRecord,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.orders_written();
         let update = cached(
             diesel::update(orders::table.find(&order.checkout_session_id)).set((
                 orders::refund_status.eq(order.refund_status.as_str()),

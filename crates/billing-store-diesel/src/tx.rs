@@ -20,6 +20,7 @@ use crate::Backend;
 use crate::access::KeptAccess;
 use crate::error::{TxFailure, connection_lost, db_err};
 use crate::migrate;
+use crate::payments::KeptPayments;
 use crate::sqlite::SqliteConn;
 
 /// The connection of one backend.
@@ -107,6 +108,8 @@ pub(crate) struct Tx<'c> {
     pub(crate) access_writes: u64,
     /// Users' access rows read under their locks and not written since (`access`).
     pub(crate) kept: KeptAccess,
+    /// Payments and orders read under their ids' locks and not written since (`payments`).
+    pub(crate) payments: KeptPayments,
     /// The advisory lock keys this transaction took: held until it ends, so taking one again
     /// needs no statement. On SQLite, where a lock is nothing (the one writer holds the whole
     /// database, and a transaction reads one snapshot), the keys asked for are recorded all
@@ -128,6 +131,7 @@ impl<'c> Tx<'c> {
             unclassified: None,
             access_writes: 0,
             kept: KeptAccess::default(),
+            payments: KeptPayments::default(),
             held: HashSet::new(),
             customers: HashMap::new(),
             waits: true,

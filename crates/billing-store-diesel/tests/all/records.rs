@@ -13,8 +13,10 @@ use billing_store_diesel::{Backend, on_both_backends};
 use crate::{at, pro_subscription};
 
 mod kept_access;
+mod kept_payments;
 
 use kept_access::{credit, kept_access_rows_are_what_a_read_finds_after_every_write};
+use kept_payments::kept_payments_follow_every_write;
 
 on_both_backends!(
     payments_are_found_by_payment_intent_or_by_charge,
@@ -24,6 +26,7 @@ on_both_backends!(
     a_failure_whose_reason_quotes_a_nul_is_recorded,
     a_users_access_rows_are_read_together_and_their_writes_counted,
     kept_access_rows_are_what_a_read_finds_after_every_write,
+    kept_payments_follow_every_write,
 );
 
 fn payment(key: &str, pi: Option<&str>, charge: Option<&str>) -> PaymentRecord {

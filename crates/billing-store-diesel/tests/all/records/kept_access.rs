@@ -118,7 +118,7 @@ pub(super) async fn kept_access_rows_are_what_a_read_finds_after_every_write(bac
     let db = TestDatabase::new(backend).await;
     seed(db.store()).await;
     let before = fresh(db.store()).await;
-    let (kept, after_writes) = db
+    let (kept, after_writes, new_answered) = db
         .store()
         .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
             Box::pin(async move {
@@ -154,14 +154,18 @@ pub(super) async fn kept_access_rows_are_what_a_read_finds_after_every_write(bac
                         "kept {rows:?} differ from the rows read {direct:?}"
                     ))));
                 }
-                let new = pro_subscription(
+                let mut new = pro_subscription(
                     "sub_1Zx3Cv2eZvKYlo2Cb9Mn",
                     "cus_Ab2Vn7Qc4JxM8r",
                     SubscriptionStatus::Trialing,
                     "evt_1Zx3Cw2eZvKYlo2Cq5Rt",
                     2,
                 );
+                new.current_period_end =
+                    Some(at(2_592_000) + chrono::TimeDelta::nanoseconds(987_654_321));
                 tx.save_subscription(&new, at(2)).await?;
+                // Written by this transaction, it is answered as stored.
+                let new_answered = tx.subscription("sub_1Zx3Cv2eZvKYlo2Cb9Mn").await?;
                 after_writes.push(answered(tx).await?);
                 // The customer of LINKED moves to ALONE.
                 tx.save_customer(&customer("cus_Lz4Rq8Tn2WmX0v", Some(ALONE)), at(3))
@@ -177,7 +181,7 @@ pub(super) async fn kept_access_rows_are_what_a_read_finds_after_every_write(bac
                 tx.attribute_customer_rows("cus_Ht6Yk1Pw9SdE3b", SUBSCRIBED)
                     .await?;
                 after_writes.push(answered(tx).await?);
-                Ok((kept, after_writes))
+                Ok((kept, after_writes, new_answered))
             })
         })
         .await
@@ -199,6 +203,18 @@ pub(super) async fn kept_access_rows_are_what_a_read_finds_after_every_write(bac
         .map(|rows| rows[3].subscriptions.len())
         .collect();
     assert_eq!(subs, [1, 2, 2, 2], "the new subscription seen at once");
+    let stored = db
+        .store()
+        .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
+            Box::pin(async move { tx.subscription("sub_1Zx3Cv2eZvKYlo2Cb9Mn").await })
+        })
+        .await
+        .unwrap();
+    assert!(stored.is_some());
+    assert_eq!(
+        new_answered, stored,
+        "a subscription written is answered as stored"
+    );
     assert_eq!(
         after_writes[1][1].customer.as_deref(),
         Some("cus_Lz4Rq8Tn2WmX0v")

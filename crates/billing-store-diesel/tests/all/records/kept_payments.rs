@@ -1,0 +1,199 @@
+//! Payments and orders read under their ids' locks: answered again without a statement until
+//! the transaction writes to them, and always what a read would find.
+
+use billing_domain::{Currency, Money, RefundStatus};
+use billing_ports::{
+    BillingStore, BillingTx, CustomerRecord, DisputeStatus, OrderRecord, PaymentRecord, StoreError,
+    TxFuture,
+};
+use billing_store_diesel::testing::TestDatabase;
+use billing_store_diesel::{Backend, DieselStore};
+
+use super::payment;
+use crate::at;
+
+const INTENT: &str = "pi_3Rb7Hk2eZvKYlo2C0Wq4";
+const CHARGE: &str = "ch_3Rb7Hk2eZvKYlo2C1Nt8";
+const CUSTOMER: &str = "cus_Q8mT2vLx9RkA4e";
+const USER: &str = "user_Pw4Jc7Ds";
+
+fn order(session: &str, intent: &str) -> OrderRecord {
+    OrderRecord {
+        checkout_session_id: session.to_owned(),
+        payment_intent_id: Some(intent.to_owned()),
+        stripe_customer_id: Some(CUSTOMER.to_owned()),
+        user_id: None,
+        amount: Money::new(4_900, Currency::parse("eur").unwrap()),
+        status: "paid".to_owned(),
+        refund_status: RefundStatus::None,
+        amount_refunded: 0,
+        dispute_status: DisputeStatus::None,
+    }
+}
+
+/// The payment of `INTENT` and `CHARGE` and its order, stored.
+async fn seed(store: &DieselStore) {
+    store
+        .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
+            Box::pin(async move {
+                tx.save_payment(&payment(INTENT, Some(INTENT), Some(CHARGE)), at(1))
+                    .await?;
+                tx.insert_order(&order("cs_test_a1Gx8Rv3Kp", INTENT), at(1))
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+}
+
+/// What `tx` answers for the payment and the order.
+async fn answered(
+    tx: &mut dyn BillingTx,
+) -> Result<(Vec<PaymentRecord>, Option<OrderRecord>), StoreError> {
+    Ok((
+        tx.payments_matching(Some(INTENT), Some(CHARGE)).await?,
+        tx.order_by_payment_intent(INTENT).await?,
+    ))
+}
+
+/// Read twice under the locks, then after each kind of write (the payment saved, deleted and
+/// saved again, the order updated, another order inserted, the customer's rows given to its
+/// user), the answers are what the transaction writes; committed, a fresh read finds the last.
+pub(crate) async fn kept_payments_follow_every_write(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    seed(db.store()).await;
+    let (answers, last) = db
+        .store()
+        .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
+            Box::pin(async move {
+                tx.lock_keys(&[CHARGE.to_owned(), INTENT.to_owned()])
+                    .await?;
+                let mut answers = vec![answered(tx).await?, answered(tx).await?];
+                let mut refunded = payment(INTENT, Some(INTENT), Some(CHARGE));
+                refunded.amount_refunded = 4_900;
+                tx.save_payment(&refunded, at(2)).await?;
+                answers.push(answered(tx).await?);
+                tx.delete_payment(INTENT).await?;
+                answers.push(answered(tx).await?);
+                tx.save_payment(&refunded, at(3)).await?;
+                let mut full = order("cs_test_a1Gx8Rv3Kp", INTENT);
+                full.refund_status = RefundStatus::Full;
+                full.amount_refunded = 4_900;
+                tx.update_order(&full, at(3)).await?;
+                answers.push(answered(tx).await?);
+                tx.insert_order(
+                    &order("cs_test_b7Lq2Wn5Ze", "pi_3Rb7Kx2eZvKYlo2C5Dm9"),
+                    at(4),
+                )
+                .await?;
+                answers.push(answered(tx).await?);
+                let linked = CustomerRecord {
+                    stripe_customer_id: CUSTOMER.to_owned(),
+                    user_id: Some(USER.to_owned()),
+                    email: None,
+                    deleted: false,
+                };
+                tx.save_customer(&linked, at(5)).await?;
+                tx.attribute_customer_rows(CUSTOMER, USER).await?;
+                let last = answered(tx).await?;
+                Ok((answers, last))
+            })
+        })
+        .await
+        .unwrap();
+    let fresh = db
+        .store()
+        .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
+            Box::pin(async move { answered(tx).await })
+        })
+        .await
+        .unwrap();
+    assert_eq!(fresh, last, "the last answers are what a fresh read finds");
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0].0.len(), 1);
+    assert_eq!(answers[2].0[0].amount_refunded, 4_900, "the payment saved");
+    assert!(answers[3].0.is_empty(), "the payment deleted");
+    assert_eq!(answers[4].0.len(), 1, "saved again");
+    let order = answers[4].1.clone().unwrap();
+    assert_eq!(
+        (order.refund_status, order.amount_refunded),
+        (RefundStatus::Full, 4_900),
+        "the order updated"
+    );
+    assert_eq!(
+        answers[5], answers[4],
+        "another order leaves this one as it is"
+    );
+    assert_eq!(
+        last.0[0].user_id.as_deref(),
+        Some(USER),
+        "the payment attributed"
+    );
+    assert_eq!(
+        last.1.unwrap().user_id.as_deref(),
+        Some(USER),
+        "the order attributed"
+    );
+}
+
+/// On Postgres, what was read under the locks is answered with no statement: a payment and an
+/// order changed meanwhile by a writer that skipped their locks (which every real writer
+/// takes) are not seen, while a read not under the locks sees them, and a write of this
+/// transaction's own makes it read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_payments_are_answered_without_a_statement() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    seed(db.store()).await;
+    let other = db.store().clone();
+    let (kept, unlocked, after_write) = db
+        .store()
+        .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
+            Box::pin(async move {
+                tx.lock_keys(&[CHARGE.to_owned(), INTENT.to_owned()])
+                    .await?;
+                let before = answered(tx).await?;
+                other
+                    .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
+                        Box::pin(async move {
+                            let mut refunded = payment(INTENT, Some(INTENT), Some(CHARGE));
+                            refunded.amount_refunded = 2_000;
+                            tx.save_payment(&refunded, at(2)).await?;
+                            let mut partial = order("cs_test_a1Gx8Rv3Kp", INTENT);
+                            partial.refund_status = RefundStatus::Partial;
+                            partial.amount_refunded = 2_000;
+                            tx.update_order(&partial, at(2)).await
+                        })
+                    })
+                    .await?;
+                let kept = answered(tx).await?;
+                if kept != before {
+                    return Err(StoreError::Refused(billing_ports::Cause::msg(
+                        "kept answers changed without a write of this transaction",
+                    )));
+                }
+                // By the charge alone: a lookup not made before, read afresh.
+                let unlocked = tx.payments_matching(None, Some(CHARGE)).await?;
+                tx.save_payment(
+                    &payment(
+                        "ch_3Rb7Mz2eZvKYlo2C7Pv1",
+                        None,
+                        Some("ch_3Rb7Mz2eZvKYlo2C7Pv1"),
+                    ),
+                    at(3),
+                )
+                .await?;
+                let after_write = tx.payments_matching(Some(INTENT), Some(CHARGE)).await?;
+                Ok((kept, unlocked, after_write))
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(kept.0[0].amount_refunded, 1_200, "as first read");
+    assert_eq!(kept.1.unwrap().refund_status, RefundStatus::None);
+    assert_eq!(unlocked[0].amount_refunded, 2_000, "read afresh");
+    assert_eq!(
+        after_write[0].amount_refunded, 2_000,
+        "read again after a write"
+    );
+}
