@@ -173,6 +173,7 @@ impl Check {
                 600_000,
             )),
             max_connections: self.number("DATABASE_MAX_CONNECTIONS", 1, 1_000) as usize,
+            database_thread: self.flag("DATABASE_THREAD"),
         };
         let request_timeout =
             Duration::from_millis(self.number("HTTP_REQUEST_TIMEOUT_MS", 100, 600_000));

@@ -312,7 +312,11 @@ pub(crate) async fn submit<S: BillingStore>(
     };
     let (number, lane) = app.queue().push(job);
     if let Some(lane) = lane {
-        tokio::spawn(serve(app.clone(), lane));
+        let lane = serve(app.clone(), lane);
+        match &app.settings().ingest_runtime {
+            Some(runtime) => drop(runtime.spawn(lane)),
+            None => drop(tokio::spawn(lane)),
+        }
     }
     let wait = app.settings().ingest_wait;
     let answered = match tokio::time::timeout(wait, &mut answer).await {

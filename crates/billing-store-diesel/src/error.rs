@@ -18,6 +18,10 @@ pub enum SetupError {
     /// A connection could not be opened.
     #[error("could not connect to the database: {0}")]
     Connect(String),
+    /// The database thread ([`StoreSettings::database_thread`](crate::StoreSettings)) could
+    /// not be started.
+    #[error("could not start the database thread: {0}")]
+    Thread(String),
     /// Migrations failed.
     #[error("migrations failed: {0}")]
     Migration(String),

@@ -46,6 +46,7 @@ mod api_keys;
 mod changes;
 mod credits;
 mod customers;
+mod driver;
 mod error;
 mod events;
 mod leases;
@@ -116,6 +117,9 @@ pub struct DieselStore {
     settings: StoreSettings,
     /// Postgres: the queue that groups concurrent consumes into shared transactions.
     usage: std::sync::Arc<usage_batch::UsageBatcher>,
+    /// Postgres with [`StoreSettings::database_thread`]: the thread every connection runs on;
+    /// it stops when the last clone of the store is dropped.
+    thread: Option<std::sync::Arc<driver::DriverThread>>,
 }
 
 #[derive(Clone)]
@@ -162,6 +166,22 @@ macro_rules! single_statement {
     };
 }
 
+/// Opens one Postgres connection (on `thread`'s runtime when there is one, where the task
+/// driving its socket then runs) and sets its session's `statement_timeout`.
+async fn open_postgres_on(
+    thread: Option<tokio::runtime::Handle>,
+    url: String,
+    statement_timeout: Duration,
+) -> diesel::ConnectionResult<AsyncPgConnection> {
+    match thread {
+        Some(thread) => thread
+            .spawn(open_postgres(url, statement_timeout))
+            .await
+            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?,
+        None => open_postgres(url, statement_timeout).await,
+    }
+}
+
 /// Opens one Postgres connection and sets its session's `statement_timeout`.
 async fn open_postgres(
     url: String,
@@ -179,11 +199,20 @@ async fn open_postgres(
 
 /// The Postgres pool: `settings.max_connections` connections, each with its session set up,
 /// and deadpool's wait, create and recycle time limits.
-fn postgres_pool(url: &str, settings: &StoreSettings) -> Result<pg::Pool, SetupError> {
+fn postgres_pool(
+    url: &str,
+    settings: &StoreSettings,
+    thread: Option<tokio::runtime::Handle>,
+) -> Result<pg::Pool, SetupError> {
     let statement_timeout = settings.server_statement_timeout();
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
-    config.custom_setup =
-        Box::new(move |url| Box::pin(open_postgres(url.to_owned(), statement_timeout)));
+    config.custom_setup = Box::new(move |url| {
+        Box::pin(open_postgres_on(
+            thread.clone(),
+            url.to_owned(),
+            statement_timeout,
+        ))
+    });
     let manager = pg::Manager::new(
         AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config),
         settings.verify_idle_after,
@@ -210,8 +239,13 @@ impl DieselStore {
     /// with `settings`' size and time limits. Opens no connection and runs no migration.
     pub fn connect_with(url: &str, settings: StoreSettings) -> Result<Self, SetupError> {
         settings.validate()?;
+        let mut thread = None;
         let inner = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Inner::Postgres(postgres_pool(url, &settings)?)
+            if settings.database_thread {
+                thread = Some(std::sync::Arc::new(driver::DriverThread::start()?));
+            }
+            let handle = thread.as_ref().map(|t| t.handle().clone());
+            Inner::Postgres(postgres_pool(url, &settings, handle)?)
         } else if let Some(path) = url.strip_prefix("sqlite://") {
             if path.is_empty() || path.contains(":memory:") {
                 return Err(SetupError::UnsupportedUrl);
@@ -228,7 +262,16 @@ impl DieselStore {
             url: url.to_owned(),
             settings,
             usage: std::sync::Arc::default(),
+            thread,
         })
+    }
+
+    /// The runtime of the store's database thread ([`StoreSettings::database_thread`]), on
+    /// which every pooled connection runs: a caller's hot units of work spawned there make
+    /// their round trips without waking another thread. `None` without one (SQLite, or the
+    /// setting off).
+    pub fn database_runtime(&self) -> Option<tokio::runtime::Handle> {
+        self.thread.as_ref().map(|thread| thread.handle().clone())
     }
 
     /// The size and time limits this store was built with.
@@ -460,7 +503,10 @@ impl BillingStore for DieselStore {
     async fn consume_usage(&self, request: &UsageRequest) -> Result<UsageConsumed, StoreError> {
         self.bounded(self.settings.call_limit(), async {
             match &self.inner {
-                Inner::Postgres(pool) => self.usage.consume(pool, request).await,
+                Inner::Postgres(pool) => {
+                    let runtime = self.thread.as_ref().map(|thread| thread.handle());
+                    self.usage.consume(pool, runtime, request).await
+                }
                 Inner::Sqlite(pool, gate) => {
                     let _writer = gate.lock().await;
                     let mut conn = sqlite::connection(pool).await?;

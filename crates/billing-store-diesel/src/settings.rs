@@ -28,6 +28,13 @@ pub struct StoreSettings {
     /// A pooled Postgres connection idle for longer than this is checked (`SELECT 1`) before
     /// reuse; one used more recently is lent at once (zero: always check).
     pub verify_idle_after: Duration,
+    /// Postgres: open every pooled connection on a thread of the store's own (a
+    /// single-threaded runtime), where [`DieselStore::database_runtime`] runs the hot units of
+    /// work (ingest's lanes, the usage batch), so that their statements' round trips wake no
+    /// other thread. Off: connections run on the runtime that opened them.
+    ///
+    /// [`DieselStore::database_runtime`]: crate::DieselStore::database_runtime
+    pub database_thread: bool,
 }
 
 impl StoreSettings {
@@ -42,6 +49,7 @@ impl StoreSettings {
             recycle_timeout: Duration::from_secs(1),
             statement_timeout: Duration::from_secs(10),
             verify_idle_after: Duration::from_secs(1),
+            database_thread: false,
         }
     }
 

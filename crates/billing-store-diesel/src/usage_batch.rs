@@ -78,8 +78,15 @@ fn worker_of(user_id: &str) -> usize {
 
 impl UsageBatcher {
     /// Consumes `request` in a batch of the consumes queued with it; answers after the commit.
-    pub(crate) async fn consume(&self, pool: &pg::Pool, request: &UsageRequest) -> Answer {
-        let queues = self.queues.get_or_init(|| start(pool));
+    /// The workers run on `runtime` when given (the store's database thread), else on the
+    /// current runtime.
+    pub(crate) async fn consume(
+        &self,
+        pool: &pg::Pool,
+        runtime: Option<&tokio::runtime::Handle>,
+        request: &UsageRequest,
+    ) -> Answer {
+        let queues = self.queues.get_or_init(|| start(pool, runtime));
         let (reply, answer) = oneshot::channel();
         let job = Job {
             request: request.clone(),
@@ -98,12 +105,16 @@ impl UsageBatcher {
     }
 }
 
-/// Starts the workers on the current runtime; returns their queues.
-fn start(pool: &pg::Pool) -> Vec<mpsc::Sender<Job>> {
+/// Starts the workers on `runtime`, or on the current runtime; returns their queues.
+fn start(pool: &pg::Pool, runtime: Option<&tokio::runtime::Handle>) -> Vec<mpsc::Sender<Job>> {
     (0..WORKERS)
         .map(|_| {
             let (queue, jobs) = mpsc::channel(QUEUE);
-            tokio::spawn(work(pool.clone(), jobs));
+            let worker = work(pool.clone(), jobs);
+            match runtime {
+                Some(runtime) => drop(runtime.spawn(worker)),
+                None => drop(tokio::spawn(worker)),
+            }
             queue
         })
         .collect()
@@ -574,7 +585,7 @@ mod tests {
         let batcher = UsageBatcher::default();
         assert!(batcher.queues.set(queues).is_ok());
         let r = request("user_Hb3k2W", "api_calls", 4, "req_N7s1cP");
-        let answer = tokio::time::timeout(Duration::from_secs(10), batcher.consume(pool, &r))
+        let answer = tokio::time::timeout(Duration::from_secs(10), batcher.consume(pool, None, &r))
             .await
             .expect("answered without a worker")
             .unwrap();

@@ -105,7 +105,13 @@ fn a_complete_environment_is_accepted_with_defaults() {
     assert_eq!(server.bind_addr.to_string(), "127.0.0.1:8080");
     assert_eq!(server.webhook_body_limit, 1024 * 1024);
     assert_eq!(server.event_retention, TimeDelta::days(30));
-    assert_eq!(server.database.pool, StoreSettings::new(16));
+    assert_eq!(
+        server.database.pool,
+        StoreSettings {
+            database_thread: true,
+            ..StoreSettings::new(16)
+        }
+    );
     assert_eq!(server.limits.request_timeout, Duration::from_secs(5));
     assert_eq!(server.limits.max_connections, 1024);
     assert_eq!(server.shutdown_timeout, Duration::from_secs(30));
@@ -172,6 +178,7 @@ fn the_time_limits_are_read_in_milliseconds() {
         ("DATABASE_RECYCLE_TIMEOUT_MS", "100"),
         ("DATABASE_STATEMENT_TIMEOUT_MS", "1500"),
         ("DATABASE_VERIFY_IDLE_AFTER_MS", "0"),
+        ("DATABASE_THREAD", "false"),
         ("HTTP_REQUEST_TIMEOUT_MS", "2000"),
         ("HTTP_MAX_CONNECTIONS", "64"),
         ("HTTP_WORKERS", "1"),
@@ -187,6 +194,7 @@ fn the_time_limits_are_read_in_milliseconds() {
             recycle_timeout: Duration::from_millis(100),
             statement_timeout: Duration::from_millis(1500),
             verify_idle_after: Duration::ZERO,
+            database_thread: false,
         }
     );
     assert_eq!(config.server.limits.request_timeout, Duration::from_secs(2));

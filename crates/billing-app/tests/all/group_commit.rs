@@ -183,6 +183,53 @@ async fn concurrent_deliveries_commit_together_each_once() {
     driver.await.unwrap();
 }
 
+/// With the store's database thread, lanes run there (`ingest_runtime`), away from the
+/// runtime the deliveries wait on: each delivery is still applied once and answered after its
+/// commit, a second delivery of an event as its duplicate.
+#[tokio::test]
+async fn lanes_on_the_database_thread_apply_each_delivery_once() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let settings = billing_store_diesel::StoreSettings {
+        database_thread: true,
+        ..billing_store_diesel::StoreSettings::new(4)
+    };
+    let store = billing_store_diesel::DieselStore::connect_with(db.url(), settings).unwrap();
+    let runtime = store.database_runtime();
+    assert!(runtime.is_some());
+    let app = app_with(
+        store,
+        AppSettings {
+            ingest_runtime: runtime,
+            ..AppSettings::default()
+        },
+    );
+    let stories = created(24, "threaded");
+    let mut events: Vec<BillingEvent> = stories.iter().map(|(_, e)| e.clone()).collect();
+    events.extend(events.clone());
+    let outcomes = deliver_at_once(&app, events).await;
+    let processed = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(IngestOutcome::Processed)))
+        .count();
+    let duplicates = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(IngestOutcome::Duplicate(EventStatus::Processed))))
+        .count();
+    assert_eq!((processed, duplicates), (24, 24), "{outcomes:?}");
+    for (story, _) in &stories {
+        let stored = subscription(db.store(), &story.subscription).await.unwrap();
+        assert_eq!(stored.status, SubscriptionStatus::Active);
+    }
+    let (client, driver) = session(&db).await;
+    let row = client
+        .query_one("SELECT count(*) FROM stripe_events", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 24);
+    drop(client);
+    driver.await.unwrap();
+}
+
 #[tokio::test]
 async fn a_failure_in_a_shared_transaction_is_recorded_for_its_event_only_postgres() {
     a_failure_in_a_shared_transaction_is_recorded_for_its_event_only(Backend::Postgres).await;

@@ -10,7 +10,8 @@
 //! - `locks`: what the store promises about concurrency;
 //! - `faults`: a stalled, cut or terminated database, and settings that cannot work;
 //! - `feed`: the change feed's outbox: commit order, dedupe keys, ended grace periods;
-//! - `jobs`: failure kinds and retry schedules of failed events, and job leases.
+//! - `jobs`: failure kinds and retry schedules of failed events, and job leases;
+//! - `thread`: the store's own database thread.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod faults;
@@ -21,6 +22,7 @@ mod migrations;
 mod operator;
 mod records;
 mod store;
+mod thread;
 mod usage;
 
 /// `second` seconds after the instant the tests' records are dated from.
