@@ -17,22 +17,34 @@ pub(crate) struct DriverThread {
 }
 
 impl DriverThread {
-    /// Starts the thread, named `billing-db`.
+    /// Starts the thread, named `billing-db`. Its runtime is built on the thread itself, so
+    /// that no failure here drops a runtime inside the caller's (which would panic).
     pub(crate) fn start() -> Result<Self, SetupError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| SetupError::Thread(e.to_string()))?;
-        let handle = runtime.handle().clone();
+        let (started, handle) = std::sync::mpsc::channel();
         let (stop, stopped) = oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("billing-db".to_owned())
             .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        let _ = started.send(Err(error.to_string()));
+                        return;
+                    }
+                };
+                let _ = started.send(Ok(runtime.handle().clone()));
                 runtime.block_on(async {
                     let _ = stopped.await;
                 });
             })
             .map_err(|e| SetupError::Thread(e.to_string()))?;
+        let handle = handle
+            .recv()
+            .map_err(|e| SetupError::Thread(e.to_string()))?
+            .map_err(SetupError::Thread)?;
         Ok(Self {
             handle,
             stop: Some(stop),

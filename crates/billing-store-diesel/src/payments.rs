@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use billing_domain::{Currency, Money};
 use billing_ports::{Cause, OrderRecord, PaymentRecord, PaymentTx, StoreError};
 use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Text};
 use diesel_async::RunQueryDsl;
 
 use crate::error::parse_stored;
@@ -22,6 +24,8 @@ struct PaymentRow {
     payment_intent_id: Option<String>,
     charge_id: Option<String>,
     stripe_customer_id: Option<String>,
+    /// Never set back to NULL by an update (`save_payment`).
+    #[diesel(skip_update)]
     user_id: Option<String>,
     amount_minor: i64,
     currency: String,
@@ -117,12 +121,19 @@ fn order_row(order: &OrderRecord) -> OrderRow {
     }
 }
 
-/// Payments and orders a transaction read under the locks of the ids it read them by (every
-/// writer of a payment, and of the order of a payment intent, holds the locks of its ids), as
-/// read: read again before this transaction writes either table, they would be the same. A
-/// payment event reads its payment twice (the feed for its users, then the effect) and its
-/// order up to twice; the second read is answered from here. Any write by this transaction
-/// to payments or orders forgets what it kept of that table.
+/// Payments and orders a transaction read under the locks of the ids it read them by, as
+/// read. A payment event reads its payment twice (the feed for its users, then the effect)
+/// and its order up to twice; the second read is answered from here. Any write by this
+/// transaction to payments or orders forgets what it kept of that table.
+///
+/// What another transaction may change meanwhile: every writer of a payment's state, and of
+/// its order's, holds the lock of an id the event names (two events naming one payment by
+/// different ids alone do not serialise, before this cache as after); a customer's rows
+/// given to its user (`attribute_customer_rows`, under the customer's lock) may set a NULL
+/// `user_id`. That one this transaction would read afresh and may miss here, but its writes
+/// never set a `user_id` back to NULL (`COALESCE` in `save_payment` and `update_order`), so
+/// the attribution is never lost; only this event's feed record may lack that user, as it
+/// would have had the attribution committed just after a fresh read.
 #[derive(Debug, Default)]
 pub(crate) struct KeptPayments {
     /// `payments_matching`'s answers, by its (payment intent, charge) ids.
@@ -213,7 +224,13 @@ impl PaymentTx for Tx<'_> {
                 .values((&row, payments::updated_at.eq(Stamp(at))))
                 .on_conflict(payments::payment_key)
                 .do_update()
-                .set((&row, payments::updated_at.eq(Stamp(at)))),
+                .set((
+                    &row,
+                    payments::user_id.eq(sql::<Nullable<Text>>(
+                        "COALESCE(excluded.user_id, payments.user_id)",
+                    )),
+                    payments::updated_at.eq(Stamp(at)),
+                )),
         );
         on_conn!(self, |c| upsert.execute(c).await)?;
         Ok(())
@@ -275,7 +292,9 @@ impl PaymentTx for Tx<'_> {
                 orders::refund_status.eq(order.refund_status.as_str()),
                 orders::amount_refunded.eq(order.amount_refunded),
                 orders::dispute_status.eq(order.dispute_status.as_str()),
-                orders::user_id.eq(order.user_id.as_deref()),
+                orders::user_id.eq(sql::<Nullable<Text>>("COALESCE(")
+                    .bind::<Nullable<Text>, _>(order.user_id.as_deref())
+                    .sql(", orders.user_id)")),
                 orders::updated_at.eq(Stamp(at)),
             )),
         );

@@ -197,3 +197,53 @@ async fn kept_payments_are_answered_without_a_statement() {
         "read again after a write"
     );
 }
+
+/// A user given to a payment and its order (an attribution, or an earlier event) is never
+/// taken back by a later write that does not know it: `save_payment` and `update_order` with
+/// no user keep the stored one (a transaction that read the row before an attribution
+/// committed writes it without the user).
+pub(crate) async fn a_known_user_is_never_written_back_to_none(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    seed(db.store()).await;
+    db.store()
+        .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
+            Box::pin(async move {
+                let linked = CustomerRecord {
+                    stripe_customer_id: CUSTOMER.to_owned(),
+                    user_id: Some(USER.to_owned()),
+                    email: None,
+                    deleted: false,
+                };
+                tx.save_customer(&linked, at(2)).await?;
+                tx.attribute_customer_rows(CUSTOMER, USER).await
+            })
+        })
+        .await
+        .unwrap();
+    let (payment, order) = db
+        .store()
+        .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
+            Box::pin(async move {
+                // As read before the attribution: no user.
+                let mut refunded = payment(INTENT, Some(INTENT), Some(CHARGE));
+                refunded.amount_refunded = 4_900;
+                tx.save_payment(&refunded, at(3)).await?;
+                let mut full = order("cs_test_a1Gx8Rv3Kp", INTENT);
+                full.refund_status = RefundStatus::Full;
+                full.amount_refunded = 4_900;
+                tx.update_order(&full, at(3)).await?;
+                answered(tx).await
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(payment[0].amount_refunded, 4_900, "the write applied");
+    assert_eq!(payment[0].user_id.as_deref(), Some(USER), "the user kept");
+    let order = order.unwrap();
+    assert_eq!(order.refund_status, RefundStatus::Full);
+    assert_eq!(
+        order.user_id.as_deref(),
+        Some(USER),
+        "the order's user kept"
+    );
+}
