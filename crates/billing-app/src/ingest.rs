@@ -65,10 +65,6 @@ pub struct AppSettings {
     /// database being unavailable (nothing of it applied; Stripe delivers it again), as a
     /// unit of work waiting for a pooled connection is: set it to the pool's timeout.
     pub ingest_wait: std::time::Duration,
-    /// Where the lanes run: the store's database thread when it has one (its connections'
-    /// round trips then wake no other thread), else the runtime of the delivery that
-    /// started the lane.
-    pub ingest_runtime: Option<tokio::runtime::Handle>,
 }
 
 /// How many users learnt of only after the effects an ingest retries with (one retry each).
@@ -88,7 +84,6 @@ impl Default for AppSettings {
             ingest_batch: 8,
             ingest_lanes: 4,
             ingest_wait: std::time::Duration::from_secs(5),
-            ingest_runtime: None,
         }
     }
 }

@@ -57,6 +57,7 @@ use billing_domain::BillingEvent;
 use billing_ports::{
     BillingStore, Cause, Claim, ErrorChain, EventStatus, NewEvent, ScopedFutureExt, StoreError,
 };
+use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
@@ -312,11 +313,13 @@ pub(crate) async fn submit<S: BillingStore>(
     };
     let (number, lane) = app.queue().push(job);
     if let Some(lane) = lane {
-        let lane = serve(app.clone(), lane);
-        match &app.settings().ingest_runtime {
-            Some(runtime) => drop(runtime.spawn(lane)),
-            None => drop(tokio::spawn(lane)),
-        }
+        // On the store's own runtime when it has one (its connections' thread), else here.
+        let runtime = app.store().runtime();
+        drop(
+            runtime
+                .unwrap_or_else(Handle::current)
+                .spawn(serve(app.clone(), lane)),
+        );
     }
     let wait = app.settings().ingest_wait;
     let answered = match tokio::time::timeout(wait, &mut answer).await {

@@ -224,7 +224,6 @@ impl Parts {
                 ingest_lanes: settings.ingest.lanes,
                 // A lane is a pooled connection: waiting for one is bounded the same way.
                 ingest_wait: settings.database.pool.pool_timeout,
-                ingest_runtime: self.store.database_runtime(),
                 retry: settings.jobs.retry,
                 max_attempts: settings.jobs.max_attempts,
                 ..AppSettings::default()

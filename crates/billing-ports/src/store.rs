@@ -37,6 +37,13 @@ pub type TxFuture<'b, 'r, T, E> = ScopedBoxFuture<'b, 'r, Result<T, E>>;
 /// The store: runs units of work in transactions and answers queries outside them.
 #[async_trait]
 pub trait BillingStore: Send + Sync + 'static {
+    /// The runtime on which this store's connections run, when it has one of its own: a
+    /// caller spawning long-lived database work (ingest's lanes) spawns it there, so that its
+    /// round trips wake no other thread. `None` (the provided method): the caller's runtime.
+    fn runtime(&self) -> Option<tokio::runtime::Handle> {
+        None
+    }
+
     /// Runs `work` in one database transaction: commits when it returns `Ok`, rolls back
     /// everything it wrote when it returns `Err` (or panics, or the process dies).
     async fn transaction<'b, T, E, F>(&self, work: F) -> Result<T, E>

@@ -323,6 +323,10 @@ impl<S: LeaseStore> LeaseStore for FaultyStore<S> {
 
 #[async_trait]
 impl<S: BillingStore> BillingStore for FaultyStore<S> {
+    fn runtime(&self) -> Option<tokio::runtime::Handle> {
+        self.inner.runtime()
+    }
+
     async fn transaction<'b, T, E, F>(&self, work: F) -> Result<T, E>
     where
         T: Send + 'b,

@@ -115,12 +115,7 @@ impl KeptAccess {
             &subscription.stripe_subscription_id,
             &subscription.stripe_customer_id,
         );
-        match self.subscriptions.get_mut(id) {
-            Some(locked) => locked.clone_from(&subscription),
-            None => {
-                self.subscriptions.insert(id.clone(), subscription.clone());
-            }
-        }
+        self.subscriptions.insert(id.clone(), subscription.clone());
         self.rows.retain(|_, (rows, customers)| {
             let kept = rows
                 .subscriptions

@@ -320,17 +320,8 @@ impl EventTx for Tx<'_> {
             return Ok(claims);
         };
         let conn: &AsyncPgConnection = conn;
-        let (new_ref, unknown_ref) = (&new, &unknown);
-        let read = customers_postgres(conn, unknown_ref);
-        let locked = async move {
-            if waits {
-                pg::lock_then(conn, new_ref, read)
-                    .await
-                    .map(|read| (true, read))
-            } else {
-                pg::try_lock_then(conn, new_ref, read).await
-            }
-        };
+        let read = customers_postgres(conn, &unknown);
+        let locked = pg::take_locks_then(conn, &new, waits, read);
         let result = pg::pipelined(claim_all_postgres(conn, events, at), locked).await;
         let (claimed, locked) = result.map_err(|error| self.statement_failed(error))?;
         let read = self.locked_or_busy(new, Ok(locked))?;

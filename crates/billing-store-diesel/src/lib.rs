@@ -266,14 +266,6 @@ impl DieselStore {
         })
     }
 
-    /// The runtime of the store's database thread ([`StoreSettings::database_thread`]), on
-    /// which every pooled connection runs: a caller's hot units of work spawned there make
-    /// their round trips without waking another thread. `None` without one (SQLite, or the
-    /// setting off).
-    pub fn database_runtime(&self) -> Option<tokio::runtime::Handle> {
-        self.thread.as_ref().map(|thread| thread.handle().clone())
-    }
-
     /// The size and time limits this store was built with.
     pub fn settings(&self) -> &StoreSettings {
         &self.settings
@@ -386,6 +378,12 @@ impl DieselStore {
 
 #[async_trait]
 impl BillingStore for DieselStore {
+    /// The runtime of the store's database thread ([`StoreSettings::database_thread`]), on
+    /// which every pooled connection runs; `None` without one (SQLite, or the setting off).
+    fn runtime(&self) -> Option<tokio::runtime::Handle> {
+        self.thread.as_ref().map(|thread| thread.handle().clone())
+    }
+
     async fn transaction<'b, T, E, F>(&self, work: F) -> Result<T, E>
     where
         T: Send + 'b,

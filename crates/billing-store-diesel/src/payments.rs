@@ -177,12 +177,14 @@ impl PaymentTx for Tx<'_> {
         if payment_intent_id.is_none() && charge_id.is_none() {
             return Ok(Vec::new());
         }
-        let held = self.holds_all([payment_intent_id, charge_id]);
-        let key = (
-            payment_intent_id.map(str::to_owned),
-            charge_id.map(str::to_owned),
-        );
-        if held && let Some(kept) = self.payments.matching.get(&key) {
+        // Keyed only when kept: the lookup of an unlocked id allocates nothing.
+        let key = self.holds_all([payment_intent_id, charge_id]).then(|| {
+            (
+                payment_intent_id.map(str::to_owned),
+                charge_id.map(str::to_owned),
+            )
+        });
+        if let Some(kept) = key.as_ref().and_then(|key| self.payments.matching.get(key)) {
             return Ok(kept.clone());
         }
         // `= NULL` matches nothing, so an absent id finds no row.
@@ -199,7 +201,7 @@ impl PaymentTx for Tx<'_> {
             .into_iter()
             .map(payment_record)
             .collect::<Result<Vec<_>, _>>()?;
-        if held {
+        if let Some(key) = key {
             self.payments.matching.insert(key, records.clone());
         }
         Ok(records)

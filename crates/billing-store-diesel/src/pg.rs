@@ -145,6 +145,22 @@ pub(crate) async fn try_lock_then<T>(
     }
 }
 
+/// The locks of `keys` waited for (`wait`, [`lock_then`]) or only tried ([`try_lock_then`]),
+/// then `read`, in one round trip: whether all were taken (always, when waited for), and what
+/// `read` read.
+pub(crate) async fn take_locks_then<T>(
+    conn: &AsyncPgConnection,
+    keys: &[String],
+    wait: bool,
+    read: impl Future<Output = QueryResult<T>>,
+) -> QueryResult<(bool, T)> {
+    if wait {
+        lock_then(conn, keys, read).await.map(|value| (true, value))
+    } else {
+        try_lock_then(conn, keys, read).await
+    }
+}
+
 pub(crate) async fn lock_key(mut conn: &AsyncPgConnection, key: &str) -> QueryResult<()> {
     cached(
         diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")

@@ -29,11 +29,11 @@ pub struct StoreSettings {
     /// reuse; one used more recently is lent at once (zero: always check).
     pub verify_idle_after: Duration,
     /// Postgres: open every pooled connection on a thread of the store's own (a
-    /// single-threaded runtime), where [`DieselStore::database_runtime`] runs the hot units of
+    /// single-threaded runtime), where [`BillingStore::runtime`] runs the hot units of
     /// work (ingest's lanes, the usage batch), so that their statements' round trips wake no
     /// other thread. Off: connections run on the runtime that opened them.
     ///
-    /// [`DieselStore::database_runtime`]: crate::DieselStore::database_runtime
+    /// [`BillingStore::runtime`]: billing_ports::BillingStore::runtime
     pub database_thread: bool,
 }
 

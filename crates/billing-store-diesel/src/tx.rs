@@ -81,13 +81,7 @@ macro_rules! after_locks {
         let result = match &mut $tx.conn {
             $crate::tx::Conn::Postgres(conn) => {
                 let $c: &diesel_async::AsyncPgConnection = conn;
-                Some(if waits {
-                    $crate::pg::lock_then($c, &new, $read)
-                        .await
-                        .map(|value| (true, value))
-                } else {
-                    $crate::pg::try_lock_then($c, &new, $read).await
-                })
+                Some($crate::pg::take_locks_then($c, &new, waits, $read).await)
             }
             $crate::tx::Conn::Sqlite(_) => None,
         };

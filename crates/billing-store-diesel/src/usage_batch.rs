@@ -34,6 +34,7 @@ use diesel::QueryableByName;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::pg;
@@ -83,7 +84,7 @@ impl UsageBatcher {
     pub(crate) async fn consume(
         &self,
         pool: &pg::Pool,
-        runtime: Option<&tokio::runtime::Handle>,
+        runtime: Option<&Handle>,
         request: &UsageRequest,
     ) -> Answer {
         let queues = self.queues.get_or_init(|| start(pool, runtime));
@@ -106,15 +107,12 @@ impl UsageBatcher {
 }
 
 /// Starts the workers on `runtime`, or on the current runtime; returns their queues.
-fn start(pool: &pg::Pool, runtime: Option<&tokio::runtime::Handle>) -> Vec<mpsc::Sender<Job>> {
+fn start(pool: &pg::Pool, runtime: Option<&Handle>) -> Vec<mpsc::Sender<Job>> {
     (0..WORKERS)
         .map(|_| {
             let (queue, jobs) = mpsc::channel(QUEUE);
-            let worker = work(pool.clone(), jobs);
-            match runtime {
-                Some(runtime) => drop(runtime.spawn(worker)),
-                None => drop(tokio::spawn(worker)),
-            }
+            let runtime = runtime.cloned().unwrap_or_else(Handle::current);
+            drop(runtime.spawn(work(pool.clone(), jobs)));
             queue
         })
         .collect()

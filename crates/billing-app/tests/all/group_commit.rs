@@ -183,7 +183,7 @@ async fn concurrent_deliveries_commit_together_each_once() {
     driver.await.unwrap();
 }
 
-/// With the store's database thread, lanes run there (`ingest_runtime`), away from the
+/// With the store's database thread, lanes run there (`BillingStore::runtime`), away from the
 /// runtime the deliveries wait on: each delivery is still applied once and answered after its
 /// commit, a second delivery of an event as its duplicate.
 #[tokio::test]
@@ -194,15 +194,8 @@ async fn lanes_on_the_database_thread_apply_each_delivery_once() {
         ..billing_store_diesel::StoreSettings::new(4)
     };
     let store = billing_store_diesel::DieselStore::connect_with(db.url(), settings).unwrap();
-    let runtime = store.database_runtime();
-    assert!(runtime.is_some());
-    let app = app_with(
-        store,
-        AppSettings {
-            ingest_runtime: runtime,
-            ..AppSettings::default()
-        },
-    );
+    assert!(store.runtime().is_some());
+    let app = app_with(store, AppSettings::default());
     let stories = created(24, "threaded");
     let mut events: Vec<BillingEvent> = stories.iter().map(|(_, e)| e.clone()).collect();
     events.extend(events.clone());

@@ -46,7 +46,7 @@ async fn backends(url: &str) -> Vec<i32> {
 /// A store with one pooled connection, opened (and used) by a runtime that is then dropped,
 /// and used again from another: with the database thread the connection was opened there and
 /// keeps working (the same server process serves the next unit of work), and units of work
-/// spawned on `database_runtime` run on that thread; without it, the connection died with the
+/// spawned on `BillingStore::runtime` run on that thread; without it, the connection died with the
 /// runtime that opened it (the pool opens another).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_on_the_database_thread_outlive_the_runtime_that_opened_them() {
@@ -57,7 +57,7 @@ async fn connections_on_the_database_thread_outlive_the_runtime_that_opened_them
             ..StoreSettings::new(1)
         };
         let store = DieselStore::connect_with(db.url(), settings).unwrap();
-        assert_eq!(store.database_runtime().is_some(), database_thread);
+        assert_eq!(store.runtime().is_some(), database_thread);
         let opener = store.clone();
         let url = db.url().to_owned();
         let opened = std::thread::spawn(move || {
@@ -81,7 +81,7 @@ async fn connections_on_the_database_thread_outlive_the_runtime_that_opened_them
                 "the connection opened first serves again"
             );
             let spawned = store.clone();
-            let runtime = store.database_runtime().unwrap();
+            let runtime = store.runtime().unwrap();
             let on_thread = runtime
                 .spawn(async move {
                     let name = std::thread::current().name().map(str::to_owned);

@@ -47,6 +47,21 @@ async fn seed(store: &DieselStore) {
         .unwrap();
 }
 
+/// Links `CUSTOMER` to `USER` and gives its rows (payments, orders) to that user, at `when`.
+async fn link(
+    tx: &mut dyn BillingTx,
+    when: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StoreError> {
+    let linked = CustomerRecord {
+        stripe_customer_id: CUSTOMER.to_owned(),
+        user_id: Some(USER.to_owned()),
+        email: None,
+        deleted: false,
+    };
+    tx.save_customer(&linked, when).await?;
+    tx.attribute_customer_rows(CUSTOMER, USER).await
+}
+
 /// What `tx` answers for the payment and the order.
 async fn answered(
     tx: &mut dyn BillingTx,
@@ -88,14 +103,7 @@ pub(crate) async fn kept_payments_follow_every_write(backend: Backend) {
                 )
                 .await?;
                 answers.push(answered(tx).await?);
-                let linked = CustomerRecord {
-                    stripe_customer_id: CUSTOMER.to_owned(),
-                    user_id: Some(USER.to_owned()),
-                    email: None,
-                    deleted: false,
-                };
-                tx.save_customer(&linked, at(5)).await?;
-                tx.attribute_customer_rows(CUSTOMER, USER).await?;
+                link(tx, at(5)).await?;
                 let last = answered(tx).await?;
                 Ok((answers, last))
             })
@@ -207,16 +215,7 @@ pub(crate) async fn a_known_user_is_never_written_back_to_none(backend: Backend)
     seed(db.store()).await;
     db.store()
         .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
-            Box::pin(async move {
-                let linked = CustomerRecord {
-                    stripe_customer_id: CUSTOMER.to_owned(),
-                    user_id: Some(USER.to_owned()),
-                    email: None,
-                    deleted: false,
-                };
-                tx.save_customer(&linked, at(2)).await?;
-                tx.attribute_customer_rows(CUSTOMER, USER).await
-            })
+            Box::pin(async move { link(tx, at(2)).await })
         })
         .await
         .unwrap();
