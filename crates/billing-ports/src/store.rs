@@ -435,6 +435,10 @@ pub trait SubscriptionTx: SubscriptionRead {
 pub trait PaymentTx: Send {
     /// The payments known by this payment intent id or by this charge id: none, one, or two
     /// (a row first known by its charge alone and one of its payment intent, to be merged).
+    ///
+    /// Read while this unit of work holds the [`LockTx::lock_key`] of each id given, the rows
+    /// found stay locked until commit (Postgres: `FOR UPDATE`), so a unit of work that knows
+    /// the payment by its other id alone waits, then reads what this one wrote.
     async fn payments_matching(
         &mut self,
         payment_intent_id: Option<&str>,

@@ -126,14 +126,13 @@ fn order_row(order: &OrderRecord) -> OrderRow {
 /// and its order up to twice; the second read is answered from here. Any write by this
 /// transaction to payments or orders forgets what it kept of that table.
 ///
-/// What another transaction may change meanwhile: every writer of a payment's state, and of
-/// its order's, holds the lock of an id the event names (two events naming one payment by
-/// different ids alone do not serialise, before this cache as after); a customer's rows
-/// given to its user (`attribute_customer_rows`, under the customer's lock) may set a NULL
-/// `user_id`. That one this transaction would read afresh and may miss here, but its writes
-/// never set a `user_id` back to NULL (`COALESCE` in `save_payment` and `update_order`), so
-/// the attribution is never lost; only this event's feed record may lack that user, as it
-/// would have had the attribution committed just after a fresh read.
+/// What another transaction may change meanwhile: nothing of a kept payment row, which the
+/// read locked until commit (`FOR UPDATE`): a writer holding only the lock of the row's other
+/// id, and a customer's rows given to its user (`attribute_customer_rows`), wait for it. No
+/// other row starts to match: a row takes an id only from a writer holding that id's lock.
+/// A kept order may meanwhile be given its customer's user (`attribute_customer_rows` holds
+/// the customer's lock, not the payment's); this transaction's writes never set a `user_id`
+/// back to NULL (`COALESCE` in `save_payment` and `update_order`), so that is never lost.
 #[derive(Debug, Default)]
 pub(crate) struct KeptPayments {
     /// `payments_matching`'s answers, by its (payment intent, charge) ids.
@@ -168,7 +167,8 @@ impl Tx<'_> {
 #[async_trait]
 impl PaymentTx for Tx<'_> {
     /// One statement, or none when this transaction read the same ids under their locks
-    /// and wrote no payment since ([`KeptPayments`]).
+    /// and wrote no payment since ([`KeptPayments`]). Under the locks of all the ids given,
+    /// Postgres locks the rows found until commit (`FOR UPDATE`).
     async fn payments_matching(
         &mut self,
         payment_intent_id: Option<&str>,
@@ -191,12 +191,25 @@ impl PaymentTx for Tx<'_> {
         let matching = payments::payment_intent_id
             .eq(payment_intent_id)
             .or(payments::charge_id.eq(charge_id));
-        let rows: Vec<PaymentRow> = on_conn!(self, |c| payments::table
-            .filter(matching)
-            .order(payments::payment_key)
-            .select(PaymentRow::as_select())
-            .load(c)
-            .await)?;
+        // `as_select` is per backend: the statement is written once for each.
+        macro_rules! query {
+            () => {
+                payments::table
+                    .filter(matching)
+                    .order(payments::payment_key)
+                    .select(PaymentRow::as_select())
+            };
+        }
+        // Under the ids' locks the rows found are locked too (Postgres; SQLite has one writer
+        // at a time), so a transaction holding the lock of the row's other id only waits.
+        let rows: Vec<PaymentRow> = if key.is_some() {
+            on_conn!(self,
+                postgres: |c| query!().for_update().load(c).await,
+                sqlite: |c| query!().load(c).await,
+            )?
+        } else {
+            on_conn!(self, |c| query!().load(c).await)?
+        };
         let records = rows
             .into_iter()
             .map(payment_record)

@@ -316,7 +316,8 @@ async fn lock_and_load(
     at: DateTime<Utc>,
 ) -> Result<Loaded, AppError> {
     // Every transaction takes these locks in the same (sorted) order, so two events naming
-    // the same payment by different ids serialise without deadlocking.
+    // the same payment serialise without deadlocking; one naming a stored payment by another
+    // id alone waits for the row, which the read under these locks locks too.
     let mut locks: Vec<String> = [key.payment_intent_id, key.charge_id]
         .into_iter()
         .flatten()

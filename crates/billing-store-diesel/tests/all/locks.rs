@@ -1,5 +1,6 @@
-//! What the store promises about concurrency: a row read by `subscription()` stays locked until
-//! commit, and a read-only unit of work never waits for a writer.
+//! What the store promises about concurrency: a row read by `subscription()`, and a payment
+//! read under its ids' locks, stay locked until commit, and a read-only unit of work never
+//! waits for a writer.
 
 use std::time::Duration;
 
@@ -13,11 +14,13 @@ use billing_store_diesel::{Backend, DieselStore, on_both_backends};
 use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use crate::at;
 
 on_both_backends!(
     a_subscription_read_to_change_it_stays_locked_until_commit,
+    a_payment_read_by_one_id_holds_off_a_writer_knowing_it_by_the_other,
     a_read_does_not_wait_for_a_writer,
     a_read_with_its_lock_sees_the_holders_commit,
 );
@@ -113,21 +116,82 @@ async fn a_subscription_read_to_change_it_stays_locked_until_commit(backend: Bac
     assert_eq!(before.status, SubscriptionStatus::Active);
 
     let second_store = db.store().clone();
-    let mut second = tokio::spawn(async move {
+    let second = tokio::spawn(async move {
         second_store
             .transaction(|tx| async move { tx.subscription(SUBSCRIPTION).await }.scope_boxed())
             .await
     });
+    let seen = waits_for_first_commit(first, release_tx, second).await;
+    assert_eq!(seen.unwrap().status, SubscriptionStatus::Canceled);
+}
+
+/// Checks that `second` is still waiting 400 ms on, then lets `first` commit (`release`)
+/// and returns what `second` read once it could.
+async fn waits_for_first_commit<T>(
+    first: JoinHandle<Result<(), StoreError>>,
+    release: oneshot::Sender<()>,
+    mut second: JoinHandle<Result<T, StoreError>>,
+) -> T {
     assert!(
         tokio::time::timeout(Duration::from_millis(400), &mut second)
             .await
             .is_err(),
         "the second reader must wait for the first writer's commit"
     );
-    release_tx.send(()).unwrap();
+    release.send(()).unwrap();
     first.await.unwrap().unwrap();
-    let seen: Result<_, StoreError> = second.await.unwrap();
-    assert_eq!(seen.unwrap().unwrap().status, SubscriptionStatus::Canceled);
+    second.await.unwrap().unwrap()
+}
+
+/// A payment stored with its payment intent and its charge, read by a transaction holding
+/// only the intent's lock: a second transaction that knows it by its charge alone (a dispute
+/// naming only the charge) takes the charge's lock at once, then waits for the row until the
+/// first commits, and reads what the first wrote: no refund lost between two "befores".
+async fn a_payment_read_by_one_id_holds_off_a_writer_knowing_it_by_the_other(backend: Backend) {
+    const INTENT: &str = "pi_3Sc1Fq2eZvKYlo2C4Hd7";
+    const CHARGE: &str = "ch_3Sc1Fq2eZvKYlo2C9Lw2";
+    let db = TestDatabase::new(backend).await;
+    let stored = crate::records::payment(INTENT, Some(INTENT), Some(CHARGE));
+    db.store()
+        .transaction(|tx| async move { tx.save_payment(&stored, at(1)).await }.scope_boxed())
+        .await
+        .unwrap();
+    let (read_tx, read_rx) = oneshot::channel();
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let first_store = db.store().clone();
+    let first = tokio::spawn(async move {
+        first_store
+            .transaction(move |tx| {
+                async move {
+                    tx.lock_keys(&[INTENT.to_owned()]).await?;
+                    let mut rows = tx.payments_matching(Some(INTENT), None).await?;
+                    let mut refunded = rows.pop().expect("the stored payment");
+                    read_tx.send(refunded.amount_refunded).ok();
+                    release_rx.await.ok();
+                    refunded.amount_refunded = 4_900;
+                    tx.save_payment(&refunded, at(9)).await
+                }
+                .scope_boxed()
+            })
+            .await
+    });
+    assert_eq!(read_rx.await.unwrap(), 1_200);
+
+    let second_store = db.store().clone();
+    let second = tokio::spawn(async move {
+        second_store
+            .transaction(|tx| {
+                async move {
+                    tx.lock_keys(&[CHARGE.to_owned()]).await?;
+                    tx.payments_matching(None, Some(CHARGE)).await
+                }
+                .scope_boxed()
+            })
+            .await
+    });
+    let seen = waits_for_first_commit(first, release_tx, second).await;
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].amount_refunded, 4_900, "the first writer's refund");
 }
 
 /// Claims `event` done in a transaction of its own on `store`, naming the seeded customer.

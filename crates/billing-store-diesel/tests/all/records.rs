@@ -30,7 +30,7 @@ on_both_backends!(
     a_known_user_is_never_written_back_to_none,
 );
 
-fn payment(key: &str, pi: Option<&str>, charge: Option<&str>) -> PaymentRecord {
+pub(crate) fn payment(key: &str, pi: Option<&str>, charge: Option<&str>) -> PaymentRecord {
     PaymentRecord {
         key: key.to_owned(),
         payment_intent_id: pi.map(str::to_owned),

@@ -145,16 +145,28 @@ pub(crate) async fn kept_payments_follow_every_write(backend: Backend) {
     );
 }
 
-/// On Postgres, what was read under the locks is answered with no statement: a payment and an
-/// order changed meanwhile by a writer that skipped their locks (which every real writer
-/// takes) are not seen, while a read not under the locks sees them, and a write of this
-/// transaction's own makes it read again.
+/// On Postgres, what was read under the locks is answered with no statement: a payment row
+/// added and an order changed meanwhile by a writer that skipped their locks (which every
+/// real writer takes; the row read stays locked, so it cannot be changed) are not seen, while
+/// a lookup not made before sees them, and a write of this transaction's own makes it read
+/// again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kept_payments_are_answered_without_a_statement() {
     let db = TestDatabase::new(Backend::Postgres).await;
     seed(db.store()).await;
+    // The payment known by its intent alone, so that a row known by the charge alone may
+    // still be added.
+    db.store()
+        .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
+            Box::pin(async move {
+                tx.save_payment(&payment(INTENT, Some(INTENT), None), at(1))
+                    .await
+            })
+        })
+        .await
+        .unwrap();
     let other = db.store().clone();
-    let (kept, unlocked, after_write) = db
+    let (kept, by_charge, after_write) = db
         .store()
         .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
             Box::pin(async move {
@@ -164,9 +176,10 @@ async fn kept_payments_are_answered_without_a_statement() {
                 other
                     .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
                         Box::pin(async move {
-                            let mut refunded = payment(INTENT, Some(INTENT), Some(CHARGE));
-                            refunded.amount_refunded = 2_000;
-                            tx.save_payment(&refunded, at(2)).await?;
+                            // Known by the charge alone, beside the locked row.
+                            let mut charge_row = payment(CHARGE, None, Some(CHARGE));
+                            charge_row.amount_refunded = 2_000;
+                            tx.save_payment(&charge_row, at(2)).await?;
                             let mut partial = order("cs_test_a1Gx8Rv3Kp", INTENT);
                             partial.refund_status = RefundStatus::Partial;
                             partial.amount_refunded = 2_000;
@@ -181,7 +194,7 @@ async fn kept_payments_are_answered_without_a_statement() {
                     )));
                 }
                 // By the charge alone: a lookup not made before, read afresh.
-                let unlocked = tx.payments_matching(None, Some(CHARGE)).await?;
+                let by_charge = tx.payments_matching(None, Some(CHARGE)).await?;
                 tx.save_payment(
                     &payment(
                         "ch_3Rb7Mz2eZvKYlo2C7Pv1",
@@ -192,16 +205,19 @@ async fn kept_payments_are_answered_without_a_statement() {
                 )
                 .await?;
                 let after_write = tx.payments_matching(Some(INTENT), Some(CHARGE)).await?;
-                Ok((kept, unlocked, after_write))
+                Ok((kept, by_charge, after_write))
             })
         })
         .await
         .unwrap();
-    assert_eq!(kept.0[0].amount_refunded, 1_200, "as first read");
+    assert_eq!(kept.0.len(), 1, "as first read");
     assert_eq!(kept.1.unwrap().refund_status, RefundStatus::None);
-    assert_eq!(unlocked[0].amount_refunded, 2_000, "read afresh");
+    let refunds =
+        |rows: &[PaymentRecord]| -> Vec<i64> { rows.iter().map(|p| p.amount_refunded).collect() };
+    assert_eq!(refunds(&by_charge), [2_000], "read afresh");
     assert_eq!(
-        after_write[0].amount_refunded, 2_000,
+        refunds(&after_write),
+        [2_000, 1_200],
         "read again after a write"
     );
 }
