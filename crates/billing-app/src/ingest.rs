@@ -99,6 +99,7 @@ pub struct BillingApp<S> {
     gate: Arc<GateCache>,
     decoder: Option<Arc<dyn EventDecoder>>,
     feed: Arc<tokio::sync::watch::Sender<u64>>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
     queue: Arc<crate::ingest_batch::IngestQueue>,
 }
 
@@ -113,6 +114,7 @@ impl<S> Clone for BillingApp<S> {
             gate: Arc::clone(&self.gate),
             decoder: self.decoder.clone(),
             feed: Arc::clone(&self.feed),
+            stopping: Arc::clone(&self.stopping),
             queue: Arc::clone(&self.queue),
         }
     }
@@ -137,6 +139,7 @@ impl<S: BillingStore> BillingApp<S> {
             settings,
             decoder: None,
             feed: Arc::new(tokio::sync::watch::Sender::new(0)),
+            stopping: Arc::default(),
         }
     }
 
@@ -199,6 +202,20 @@ impl<S: BillingStore> BillingApp<S> {
     /// long-polling reader of the feed waits on.
     pub fn feed_commits(&self) -> tokio::sync::watch::Receiver<u64> {
         self.feed.subscribe()
+    }
+
+    /// The process is stopping: long-polling readers of the feed stop waiting and answer with
+    /// what they have (an empty page), so a stop is not held up by a wait of up to a minute.
+    /// Wakes them ([`BillingApp::feed_commits`]); [`BillingApp::is_stopping`] is true from now.
+    pub fn stop_waiting(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.changes_committed();
+    }
+
+    /// Whether [`BillingApp::stop_waiting`] was called: a reader woken should not wait again.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The deliveries waiting for an ingest transaction (see [`crate::ingest_batch`]).

@@ -447,7 +447,7 @@ fn wait(value: &str) -> Result<std::time::Duration, ApiError> {
         ("wait" = Option<String>, Query, description = "Long poll: when nothing follows the cursor, wait up to this many seconds (`30` or `30s`, at most 60) for a change", pattern = r"^[0-9]{1,2}s?$"),
     ),
     responses(
-        (status = 200, description = "The records after the cursor (none when the wait ended first)", body = ChangesPage),
+        (status = 200, description = "The records after the cursor (none when the wait ended first, or the server began to stop)", body = ChangesPage),
         (status = 400, description = "A malformed or unknown cursor (`invalid_cursor`), a bad limit or wait (`invalid_input`)", body = ErrorBody),
         V1Errors, DatabaseErrors,
     ),
@@ -470,7 +470,7 @@ pub(crate) async fn changes<S: BillingStore + FeedStore>(
             ));
         };
         let now = tokio::time::Instant::now();
-        if !page.changes.is_empty() || now >= deadline {
+        if !page.changes.is_empty() || now >= deadline || state.app.is_stopping() {
             return Ok(HttpResponse::Ok().json(ChangesPage {
                 changes: page
                     .changes

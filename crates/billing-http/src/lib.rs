@@ -59,7 +59,8 @@ pub use auth::{ApiKeys, LoadKeyHashes, MISS_RELOAD_INTERVAL};
 pub use error::{ApiError, ErrorCode, status_of};
 pub use jobs::{JobSchedule, JobSettings};
 pub use server::{
-    DatabaseSettings, IngestSettings, Parts, Server, Settings, StartError, StripeSettings,
+    DatabaseSettings, IngestSettings, Parts, Server, Settings, StartError, StopHandle,
+    StripeSettings,
 };
 pub use telemetry::install_metrics_recorder;
 

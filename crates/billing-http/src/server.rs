@@ -284,7 +284,9 @@ impl Server {
             }))
             .bind(addr)
             .map_err(|source| StartError::Bind { addr, source })?
-            .shutdown_timeout(settings.shutdown_timeout.as_secs());
+            .shutdown_timeout(settings.shutdown_timeout.as_secs())
+            // `run` handles them: the feed's long polls end before the stop waits for them.
+            .disable_signals();
         let addrs = http.addrs();
         Ok(Self {
             http: http.run(),
@@ -302,8 +304,11 @@ impl Server {
 
     /// A handle that stops the server: `stop(true)` is what SIGTERM does (in-flight requests
     /// finish within the shutdown timeout).
-    pub fn handle(&self) -> ServerHandle {
-        self.http.handle()
+    pub fn handle(&self) -> StopHandle {
+        StopHandle {
+            http: self.http.handle(),
+            app: self.app.clone(),
+        }
     }
 
     /// Serves until SIGINT/SIGTERM or [`Server::handle`]'s stop, with the enabled background
@@ -314,9 +319,11 @@ impl Server {
             tracing::info!(addr = %addr, "listening");
         }
         let gate_channel = gate_channel(&self.app);
+        let signals = actix_web::rt::spawn(stop_on_signal(self.handle()));
         let jobs = crate::jobs::spawn(&self.app, &self.jobs, self.pushers);
         actix_web::rt::spawn(read_reconcile_cursor(self.app.clone()));
         let stopped = self.http.await;
+        signals.abort();
         for job in jobs {
             job.abort();
         }
@@ -325,6 +332,58 @@ impl Server {
         }
         stopped
     }
+}
+
+/// Stops a [`Server`]: first ends the change feed's long polls (they answer at once with
+/// what they have, [`BillingApp::stop_waiting`]), then stops the HTTP server as actix-web's
+/// own handle does.
+#[derive(Clone)]
+pub struct StopHandle {
+    http: ServerHandle,
+    app: BillingApp<DieselStore>,
+}
+
+impl StopHandle {
+    /// `graceful`: requests in flight finish within the shutdown timeout (what SIGTERM and
+    /// SIGINT do); otherwise they are dropped (SIGQUIT). Returns once the server stopped.
+    pub async fn stop(&self, graceful: bool) {
+        self.app.stop_waiting();
+        self.http.stop(graceful).await;
+    }
+}
+
+/// Waits for SIGTERM or SIGINT (a graceful stop) or SIGQUIT (an immediate one), as actix-web
+/// would, and stops the server through `stop`.
+async fn stop_on_signal(stop: StopHandle) {
+    let graceful = match next_stop_signal().await {
+        Ok(graceful) => graceful,
+        Err(error) => {
+            tracing::error!(error = %error, "cannot listen for stop signals; stop with SIGKILL");
+            return;
+        }
+    };
+    tracing::info!(graceful, "stop signal received");
+    stop.stop(graceful).await;
+}
+
+/// The next stop signal: true for SIGTERM or SIGINT, false for SIGQUIT.
+#[cfg(unix)]
+async fn next_stop_signal() -> std::io::Result<bool> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut quit = signal(SignalKind::quit())?;
+    Ok(tokio::select! {
+        _ = term.recv() => true,
+        _ = int.recv() => true,
+        _ = quit.recv() => false,
+    })
+}
+
+/// The next stop signal: Ctrl-C, a graceful stop.
+#[cfg(not(unix))]
+async fn next_stop_signal() -> std::io::Result<bool> {
+    tokio::signal::ctrl_c().await.map(|()| true)
 }
 
 /// On Postgres, this process's gate channel (see `billing_store_diesel::notify`): the app

@@ -117,7 +117,27 @@ async fn kill9_under_load_leaves_the_state_of_a_serial_replay_in_commit_order() 
             "the load left {table} empty: the comparison would prove little"
         );
     }
+    // SIGTERM with a long poll of the change feed in flight (a minute asked): the poll is
+    // answered at once and the stop does not wait for it.
+    let key = s.secrets.api_keys[0].clone();
+    let head = feed_head(&server.client(Duration::from_secs(20)), &key).await;
+    let poll = {
+        let client = server.client(Duration::from_secs(90));
+        tokio::spawn(async move {
+            let path = format!("/v1/changes?after={head}&limit=1&wait=60");
+            client.get(&path, Some(&key)).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopping = Instant::now();
     server.stop(Duration::from_secs(30)).await.unwrap();
+    let stop_took = stopping.elapsed();
+    let poll = poll.await.unwrap();
+    assert!(
+        stop_took < Duration::from_secs(10),
+        "SIGTERM waited {stop_took:?} for a long poll"
+    );
+    assert_eq!(poll.status(), Some(200), "{}", poll.label());
     let scanned = s.assert_no_secrets_in_logs().unwrap();
     let cut = delivered
         .iter()
@@ -148,4 +168,22 @@ async fn kill9_under_load_leaves_the_state_of_a_serial_replay_in_commit_order() 
         comparison.rows,
         scanned,
     );
+}
+
+/// The change feed's newest cursor: its pages read to the end.
+async fn feed_head(client: &billing_chaos::client::Client, key: &str) -> String {
+    let mut cursor = "0".to_owned();
+    loop {
+        let path = format!("/v1/changes?after={cursor}&limit=1000");
+        let page = client.get(&path, Some(key)).await;
+        let page = match &page.result {
+            Ok(answer) if answer.is_success() => answer.json(),
+            _ => panic!("reading the feed: {}", page.label()),
+        };
+        let next = page["next_cursor"].as_str().unwrap().to_owned();
+        if page["changes"].as_array().is_none_or(Vec::is_empty) {
+            return next;
+        }
+        cursor = next;
+    }
 }

@@ -47,7 +47,7 @@ pub fn now() -> DateTime<Utc> {
 /// A running billing server.
 pub struct Billing {
     pub address: String,
-    pub handle: ServerHandle,
+    pub handle: billing_http::StopHandle,
     pub client: awc::Client,
     pub clock: Arc<ManualClock>,
     /// The application the server serves (for what its jobs do on their own schedule).

@@ -1,11 +1,12 @@
 //! `GET /v1/changes`: the change feed over HTTP — pages after a cursor, refused cursors and
-//! limits, a long poll answered when a change commits, and a record's wire shape.
+//! limits, a long poll answered when a change commits or the server stops, and a record's
+//! wire shape.
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{spawn_app, subscription_event};
+use crate::helpers::{TestApp, spawn_app, subscription_event};
 
 fn kinds(page: &Value) -> Vec<&str> {
     page["changes"]
@@ -14,6 +15,33 @@ fn kinds(page: &Value) -> Vec<&str> {
         .iter()
         .map(|c| c["kind"].as_str().unwrap())
         .collect()
+}
+
+/// A long poll of the feed after `cursor`, waiting up to `wait_secs`, in flight on a task of
+/// its own: how long it took, its status and its body.
+fn long_poll(
+    app: &TestApp,
+    cursor: &str,
+    wait_secs: u64,
+) -> actix_web::rt::task::JoinHandle<(Duration, u16, Value)> {
+    let client = app.client.clone();
+    let url = format!("{}/v1/changes?after={cursor}&wait={wait_secs}", app.address);
+    actix_web::rt::spawn(async move {
+        let started = Instant::now();
+        let mut response = client
+            .get(url)
+            .insert_header((
+                "Authorization",
+                format!("Bearer {}", crate::helpers::API_KEY),
+            ))
+            .timeout(Duration::from_secs(wait_secs + 30))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        (started.elapsed(), status, body)
+    })
 }
 
 #[actix_web::test]
@@ -132,25 +160,7 @@ async fn a_long_poll_answers_when_a_change_commits() {
     assert_eq!(page["changes"], serde_json::json!([]));
     assert!(started.elapsed() >= Duration::from_millis(950));
 
-    let poller = {
-        let client = app.client.clone();
-        let url = format!("{}/v1/changes?after={head}&wait=30s", app.address);
-        actix_web::rt::spawn(async move {
-            let started = Instant::now();
-            let mut response = client
-                .get(url)
-                .insert_header((
-                    "Authorization",
-                    format!("Bearer {}", crate::helpers::API_KEY),
-                ))
-                .timeout(Duration::from_secs(40))
-                .send()
-                .await
-                .unwrap();
-            let body: Value = response.json().await.unwrap();
-            (started.elapsed(), body)
-        })
-    };
+    let poller = long_poll(&app, &head, 30);
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;
     let event = subscription_event(
         "evt_1QfeedLongPoll00000001",
@@ -161,11 +171,34 @@ async fn a_long_poll_answers_when_a_change_commits() {
         1_700_000_000,
     );
     assert_eq!(app.webhook(&event).await.0, 200);
-    let (waited, body) = poller.await.unwrap();
+    let (waited, status, body) = poller.await.unwrap();
+    assert_eq!(status, 200);
     assert!(
         waited < Duration::from_secs(10),
         "answered when the change committed, not at the end of the wait ({waited:?})"
     );
     assert_eq!(body["changes"][0]["user_id"], "u_feed_poll");
     assert_eq!(body["changes"][0]["after"]["status"], "trialing");
+}
+
+/// A stop (what SIGTERM does) does not wait for a long poll to run out: the poll answers at
+/// once with an empty page and the server stops within seconds, not after the minute asked.
+#[actix_web::test]
+async fn a_stop_ends_a_long_poll_at_once() {
+    let app = spawn_app().await;
+    let (_, empty) = app.get("/v1/changes").await;
+    let head = empty["next_cursor"].as_str().unwrap().to_owned();
+    let poller = long_poll(&app, &head, 60);
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    app.stop.stop(true).await;
+    let took = started.elapsed();
+    let (_, status, body) = poller.await.unwrap();
+    assert!(
+        took < Duration::from_secs(10),
+        "the stop waited for the long poll ({took:?})"
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["changes"], serde_json::json!([]));
+    assert_eq!(body["next_cursor"].as_str(), Some(head.as_str()));
 }

@@ -29,6 +29,8 @@ pub struct TestApp {
     pub stripe: FakeGateway,
     pub client: awc::Client,
     pub store: DieselStore,
+    /// Stops the server as SIGTERM does.
+    pub stop: billing_http::StopHandle,
     _db: Option<TestDatabase>,
 }
 
@@ -166,6 +168,7 @@ pub async fn spawn_server(
     };
     let server = Server::build_with(settings, parts).unwrap();
     let address = format!("http://{}", server.addrs()[0]);
+    let stop = server.handle();
     actix_web::rt::spawn(server.run());
     TestApp {
         address,
@@ -174,6 +177,7 @@ pub async fn spawn_server(
             .timeout(std::time::Duration::from_secs(30))
             .finish(),
         store,
+        stop,
         _db: db,
     }
 }
