@@ -7,7 +7,8 @@
 //!
 //! - **Sending.** [`GateBroadcast::publish`] only queues: the invalidations of a process are
 //!   coalesced in memory (more than [`MAX_PENDING_KEYS`] ids become "everything") and sent by
-//!   the channel's task as soon as its previous send is done, in one statement
+//!   the channel's task at most once per [`SEND_EVERY`] (at once after a quiet spell), in one
+//!   statement
 //!   (`SELECT pg_notify('billing_gate', p) FROM unnest($2) AS p`), each payload under Postgres'
 //!   8000-byte limit (more than [`MAX_PAYLOADS`] payloads become "all"). The session commits
 //!   asynchronously (`synchronous_commit = off`): a notification is not worth a disk flush,
@@ -54,6 +55,12 @@ pub const MAX_PAYLOADS: usize = 32;
 /// Queued ids beyond this count (while a send is slow or the connection is down) collapse into
 /// "everything", so the queue's memory is bounded.
 pub const MAX_PENDING_KEYS: usize = 10_000;
+
+/// At most one send per this interval: a send waits until this long after the previous one,
+/// so under load the invalidations of many commits share one statement (each `NOTIFY` is a
+/// transaction of its own and comes back to every listener, this process's too), while a
+/// lone commit's go out at once. Other replicas hear of a change at most this much later.
+pub const SEND_EVERY: Duration = Duration::from_millis(10);
 
 /// How often the connection is checked with `SELECT 1` (a silent network cut is noticed
 /// within this plus the store's statement time limit).
@@ -331,11 +338,15 @@ impl Session {
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await;
+        let now = tokio::time::Instant::now();
+        let mut last_send = now.checked_sub(SEND_EVERY).unwrap_or(now);
         let ended = loop {
             // What was queued while disconnected, or whose wake-up was taken by a send that
             // had already drained it, goes out here.
-            if let Err(error) = self.send_pending(&client, &notify).await {
-                break error;
+            match self.send_pending(&client, &notify).await {
+                Ok(true) => last_send = tokio::time::Instant::now(),
+                Ok(false) => {}
+                Err(error) => break error,
             }
             tokio::select! {
                 message = from_connection.recv() => match message {
@@ -351,7 +362,11 @@ impl Session {
                         break "the database closed the connection".to_owned();
                     }
                 },
-                () = self.shared.wake.notified() => {}
+                // Sent at the loop's top, once `SEND_EVERY` has passed since the last send
+                // (at once when it has); what is queued meanwhile goes in the same send.
+                () = self.shared.wake.notified() => {
+                    tokio::time::sleep_until(last_send + SEND_EVERY).await;
+                }
                 _ = ping.tick() => {
                     if let Err(error) = self.bounded(async {
                         client.simple_query("SELECT 1").await.map(drop)
@@ -365,18 +380,19 @@ impl Session {
         Ended::Lost(ended)
     }
 
-    /// Sends what is queued, if anything; puts it back when the send fails.
+    /// Sends what is queued, if anything (true when a statement was sent); puts it back when
+    /// the send fails.
     async fn send_pending(
         &self,
         client: &tokio_postgres::Client,
         notify: &tokio_postgres::Statement,
-    ) -> Result<(), String> {
+    ) -> Result<bool, String> {
         let Some(change) = self.shared.pending().take() else {
-            return Ok(());
+            return Ok(false);
         };
         let payloads = encode(&change);
         if payloads.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let sent = self
             .bounded(async {
@@ -389,7 +405,7 @@ impl Session {
         if sent.is_err() {
             self.shared.pending().add(&change);
         }
-        sent
+        sent.map(|()| true)
     }
 
     /// Runs `call` within the statement time limit.

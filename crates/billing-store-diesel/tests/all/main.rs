@@ -10,12 +10,14 @@
 //! - `locks`: what the store promises about concurrency;
 //! - `faults`: a stalled, cut or terminated database, and settings that cannot work;
 //! - `feed`: the change feed's outbox: commit order, dedupe keys, ended grace periods;
+//! - `gate_channel`: invalidations between processes, sent together under load;
 //! - `jobs`: failure kinds and retry schedules of failed events, and job leases;
 //! - `thread`: the store's own database thread.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod faults;
 mod feed;
+mod gate_channel;
 mod jobs;
 mod locks;
 mod migrations;
