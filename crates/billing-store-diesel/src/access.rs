@@ -249,7 +249,7 @@ impl AccessTx for Tx<'_> {
         users: &[String],
         subscriptions: &[String],
     ) -> Result<(), StoreError> {
-        self.kept.users.extend(users.iter().cloned());
+        let named = users;
         let users: Vec<&str> = users
             .iter()
             .map(String::as_str)
@@ -257,7 +257,11 @@ impl AccessTx for Tx<'_> {
             .collect();
         let to_lock = self.subscriptions_to_lock(subscriptions);
         if users.is_empty() && to_lock.is_empty() {
-            return self.lock_keys(keys).await;
+            self.lock_keys(keys).await?;
+            // Only once their locks are held: a transaction that goes on after a busy lock
+            // (group commit rolls back that event alone) must not keep what it reads of them.
+            self.kept.users.extend(named.iter().cloned());
+            return Ok(());
         }
         let (users, to_lock) = (&users, &to_lock);
         let read = after_locks!(self, keys, |c| async move {
@@ -304,12 +308,14 @@ impl AccessTx for Tx<'_> {
             // SQLite: the locks are nothing, and each user is read (and kept) in turn; the
             // subscriptions are read at their turn (one writer: nothing to lock).
             self.lock_keys(keys).await?;
+            self.kept.users.extend(named.iter().cloned());
             for user in users {
                 self.access_rows(user).await?;
             }
             return Ok(());
         };
         let ((rows, credits), locked) = read?;
+        self.kept.users.extend(named.iter().cloned());
         self.keep_subscriptions(locked)?;
         let credits: HashMap<String, i64> = credits
             .into_iter()

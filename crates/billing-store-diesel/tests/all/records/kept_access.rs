@@ -273,3 +273,57 @@ async fn kept_access_rows_are_answered_without_a_statement() {
         .unwrap();
     assert_eq!((kept, direct, not_kept), (700, 755, 1_566));
 }
+
+/// On Postgres, a transaction that does not wait for locks and finds a user's lock held (group
+/// commit then rolls back that event alone and goes on) keeps nothing of that user: its later
+/// reads of them are fresh, and see what the lock's holder committed meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_whose_lock_was_busy_is_not_kept() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    seed(db.store()).await;
+    let lock = format!("feed:{ALONE}");
+    let (held_tx, held_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let holder = {
+        let (store, lock) = (db.store().clone(), lock.clone());
+        tokio::spawn(async move {
+            store
+                .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
+                    Box::pin(async move {
+                        tx.lock_keys(&[lock]).await?;
+                        held_tx.send(()).ok();
+                        release_rx.await.ok();
+                        tx.add_credit(&credit(ALONE, 55, "checkout:cs_test_h5Wz2Lq"))
+                            .await?;
+                        Ok(())
+                    })
+                })
+                .await
+        })
+    };
+    held_rx.await.unwrap();
+    let (busy, before, after) = db
+        .store()
+        .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
+            Box::pin(async move {
+                tx.wait_for_locks(false).await?;
+                let busy = tx
+                    .lock_then_keep_access(&[lock], &[ALONE.to_owned()], &[])
+                    .await;
+                let busy = matches!(busy, Err(StoreError::LockBusy(_)));
+                let before = tx.access_rows(ALONE).await?.credits;
+                release_tx.send(()).ok();
+                holder.await.expect("the holder's task")?;
+                let after = tx.access_rows(ALONE).await?.credits;
+                Ok((busy, before, after))
+            })
+        })
+        .await
+        .unwrap();
+    assert!(busy, "the held lock is reported busy");
+    assert_eq!(
+        (before, after),
+        (700, 755),
+        "read afresh after the holder's commit"
+    );
+}
