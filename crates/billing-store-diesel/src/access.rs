@@ -10,7 +10,7 @@ use billing_ports::{
 };
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
+use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
 
 use crate::pg::pipelined;
@@ -23,10 +23,16 @@ use crate::tx::{Tx, after_locks, on_conn};
 /// none), the user's credit balance.
 type AccessRow = (String, Option<SubscriptionRow>, Option<i64>);
 
-/// The user's customer joined to its subscriptions, with the credit balance as a scalar
-/// subquery on each row (for every backend, and after a lock).
+/// The subscriptions' order in the access queries on Postgres: by id, byte by byte whatever
+/// the database's collation (`KeptAccess` inserts a new subscription among kept ones by
+/// `String`'s order). SQLite compares text byte by byte already.
+const BY_SUBSCRIPTION_ID_POSTGRES: &str = r#"subscriptions.stripe_subscription_id COLLATE "C""#;
+
+/// The user's customer joined to its subscriptions in `$order` (Postgres:
+/// [`BY_SUBSCRIPTION_ID_POSTGRES`]), with the credit balance as a scalar subquery on each row
+/// (for every backend, and after a lock).
 macro_rules! access_query {
-    ($user_id:expr) => {{
+    ($user_id:expr, $order:expr) => {{
         let credits = credit_ledger::table
             .filter(credit_ledger::user_id.eq($user_id))
             .select(sql::<BigInt>(
@@ -40,7 +46,7 @@ macro_rules! access_query {
                         .on(subscriptions::stripe_customer_id.eq(customers::stripe_customer_id)),
                 )
                 .filter(customers::user_id.eq($user_id))
-                .order(subscriptions::stripe_subscription_id)
+                .order($order)
                 .select((
                     customers::stripe_customer_id,
                     Option::<SubscriptionRow>::as_select(),
@@ -105,11 +111,10 @@ impl KeptAccess {
     }
 
     /// This transaction wrote `subscription` (as stored): it is kept as written, for
-    /// `subscription` to answer (the write locked its row); a user who was read with it
-    /// through its customer keeps it as written (what reading it back gives); any other user
-    /// read through that customer (it is new to them, and its place among theirs is the
-    /// database's collation's to decide) or holding it through another customer forgets their
-    /// rows.
+    /// `subscription` to answer (the write locked its row); a user read through its customer
+    /// keeps it as written, in its place by id when it is new to them (what reading them back
+    /// gives: the access queries order by id byte by byte); a user holding it through another
+    /// customer forgets their rows.
     pub(crate) fn subscription_saved(&mut self, subscription: SubscriptionRecord) {
         let (id, customer) = (
             &subscription.stripe_subscription_id,
@@ -126,7 +131,16 @@ impl KeptAccess {
                     *kept = subscription.clone();
                     true
                 }
-                (true, None) | (false, Some(_)) => false,
+                // New to the customer: in its place, as the access query orders them.
+                (true, None) => {
+                    let at = rows
+                        .subscriptions
+                        .partition_point(|s| s.stripe_subscription_id < *id);
+                    rows.subscriptions.insert(at, subscription.clone());
+                    true
+                }
+                // Moved from this user's customer to another one (Stripe never does that).
+                (false, Some(_)) => false,
                 (false, None) => true,
             }
         });
@@ -200,7 +214,14 @@ impl AccessRead for Tx<'_> {
             return Ok(kept);
         }
         // Written inside `on_conn!` so `as_select` is built for each backend.
-        let rows: Vec<AccessRow> = on_conn!(self, |c| access_query!(user_id).load(c).await)?;
+        let rows: Vec<AccessRow> = on_conn!(self,
+            postgres: |c| access_query!(user_id, sql::<Text>(BY_SUBSCRIPTION_ID_POSTGRES))
+                .load(c)
+                .await,
+            sqlite: |c| access_query!(user_id, subscriptions::stripe_subscription_id)
+                .load(c)
+                .await,
+        )?;
         self.access_from(user_id, rows).await
     }
 
@@ -226,7 +247,9 @@ impl AccessTx for Tx<'_> {
         }
         let read = after_locks!(self, keys, |c| async move {
             let mut c = c;
-            access_query!(user_id).load::<AccessRow>(&mut c).await
+            access_query!(user_id, sql::<Text>(BY_SUBSCRIPTION_ID_POSTGRES))
+                .load::<AccessRow>(&mut c)
+                .await
         });
         match read {
             Some(rows) => {
@@ -276,7 +299,7 @@ impl AccessTx for Tx<'_> {
                             subscriptions::stripe_customer_id.eq(customers::stripe_customer_id),
                         ))
                         .filter(customers::user_id.eq_any(users))
-                        .order((customers::user_id, subscriptions::stripe_subscription_id))
+                        .order((customers::user_id, sql::<Text>(BY_SUBSCRIPTION_ID_POSTGRES)))
                         .select((
                             customers::user_id,
                             customers::stripe_customer_id,

@@ -166,7 +166,24 @@ pub(super) async fn kept_access_rows_are_what_a_read_finds_after_every_write(bac
                 tx.save_subscription(&new, at(2)).await?;
                 // Written by this transaction, it is answered as stored.
                 let new_answered = tx.subscription("sub_1Zx3Cv2eZvKYlo2Cb9Mn").await?;
-                after_writes.push(answered(tx).await?);
+                // Another, whose id sorts before the customer's first.
+                let earlier = pro_subscription(
+                    "sub_1Ca7Hw2eZvKYlo2Cd3Pk",
+                    "cus_Ab2Vn7Qc4JxM8r",
+                    SubscriptionStatus::Active,
+                    "evt_1Ca7Hx2eZvKYlo2Cf8Wb",
+                    2,
+                );
+                tx.save_subscription(&earlier, at(2)).await?;
+                let rows = answered(tx).await?;
+                let direct = tx.customer_subscriptions("cus_Ab2Vn7Qc4JxM8r").await?;
+                if rows[3].subscriptions != direct {
+                    return Err(StoreError::Refused(billing_ports::Cause::msg(format!(
+                        "kept {:?} differ from the rows read {direct:?}",
+                        rows[3].subscriptions
+                    ))));
+                }
+                after_writes.push(rows);
                 // The customer of LINKED moves to ALONE.
                 tx.save_customer(&customer("cus_Lz4Rq8Tn2WmX0v", Some(ALONE)), at(3))
                     .await?;
@@ -202,7 +219,7 @@ pub(super) async fn kept_access_rows_are_what_a_read_finds_after_every_write(bac
         .iter()
         .map(|rows| rows[3].subscriptions.len())
         .collect();
-    assert_eq!(subs, [1, 2, 2, 2], "the new subscription seen at once");
+    assert_eq!(subs, [1, 3, 3, 3], "the new subscriptions seen at once");
     let stored = db
         .store()
         .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
@@ -326,4 +343,84 @@ async fn a_user_whose_lock_was_busy_is_not_kept() {
         (700, 755),
         "read afresh after the holder's commit"
     );
+}
+
+/// On Postgres, a subscription new to a kept user's customer is added to their kept rows
+/// (no statement reads them again): a credit committed meanwhile by a writer that skipped the
+/// user's lock is not seen, and the subscriptions are in the order a read gives, even with
+/// the ids under a language's collation (ICU's English, where `a` sorts before `Z`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_new_to_a_kept_user_is_kept_in_place() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let mut admin = AsyncPgConnection::establish(db.url()).await.unwrap();
+    diesel::sql_query(
+        r#"ALTER TABLE subscriptions ALTER COLUMN stripe_subscription_id TYPE TEXT COLLATE "en-US-x-icu""#,
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    drop(admin);
+    seed(db.store()).await;
+    let other = db.store().clone();
+    let rows = db
+        .store()
+        .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
+            Box::pin(async move {
+                let users = vec![ONE_SUBSCRIPTION.to_owned()];
+                tx.lock_then_keep_access(&[format!("feed:{ONE_SUBSCRIPTION}")], &users, &[])
+                    .await?;
+                // Last, first, and after the last only byte by byte ('a' > 'Z'; a
+                // language's collation would put it first).
+                for id in [
+                    "sub_1Zb4Lq2eZvKYlo2Cr7Ty",
+                    "sub_1Ab6Dn2eZvKYlo2Cw2Gh",
+                    "sub_1aB6Dn2eZvKYlo2Cu5Ke",
+                ] {
+                    let new = pro_subscription(
+                        id,
+                        "cus_Ab2Vn7Qc4JxM8r",
+                        SubscriptionStatus::Trialing,
+                        "evt_1Zb4Lr2eZvKYlo2Cx0Vm",
+                        2,
+                    );
+                    tx.save_subscription(&new, at(2)).await?;
+                }
+                other
+                    .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
+                        Box::pin(async move {
+                            let entry = credit(ONE_SUBSCRIPTION, 40, "checkout:cs_test_k1Pz6Rv");
+                            tx.add_credit(&entry).await.map(drop)
+                        })
+                    })
+                    .await?;
+                tx.access_rows(ONE_SUBSCRIPTION).await
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.credits, 0, "kept: not read again");
+    let ids: Vec<&str> = rows
+        .subscriptions
+        .iter()
+        .map(|s| s.stripe_subscription_id.as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "sub_1Ab6Dn2eZvKYlo2Cw2Gh",
+            "sub_1Ny5Bq2eZvKYlo2Cs0Lf",
+            "sub_1Zb4Lq2eZvKYlo2Cr7Ty",
+            "sub_1aB6Dn2eZvKYlo2Cu5Ke"
+        ]
+    );
+    // A fresh read of the committed rows gives that order too, whatever the collation.
+    let fresh = db
+        .store()
+        .read(|tx| -> TxFuture<'_, '_, _, StoreError> {
+            Box::pin(async move { tx.access_rows(ONE_SUBSCRIPTION).await })
+        })
+        .await
+        .unwrap();
+    assert_eq!(fresh.subscriptions, rows.subscriptions);
 }
