@@ -352,38 +352,81 @@ impl StopHandle {
     }
 }
 
-/// Waits for SIGTERM or SIGINT (a graceful stop) or SIGQUIT (an immediate one), as actix-web
-/// would, and stops the server through `stop`.
+/// Waits for SIGTERM or SIGINT (a graceful stop: requests in flight finish within the
+/// shutdown timeout) or SIGQUIT (an immediate one), and stops the server through `stop`; a
+/// second signal during a graceful stop makes it immediate. (actix-web's own handling, which
+/// this replaces, stopped at once on SIGINT.)
 async fn stop_on_signal(stop: StopHandle) {
-    let graceful = match next_stop_signal().await {
-        Ok(graceful) => graceful,
-        Err(error) => {
-            tracing::error!(error = %error, "cannot listen for stop signals; stop with SIGKILL");
-            return;
-        }
+    let mut signals = StopSignals::listen();
+    let Some(graceful) = signals.next().await else {
+        return;
     };
     tracing::info!(graceful, "stop signal received");
-    stop.stop(graceful).await;
+    let first = stop.clone();
+    let stopping = actix_web::rt::spawn(async move { first.stop(graceful).await });
+    if graceful && signals.next().await.is_some() {
+        tracing::info!("second stop signal received: stopping now");
+        stop.stop(false).await;
+    }
+    let _ = stopping.await;
 }
 
-/// The next stop signal: true for SIGTERM or SIGINT, false for SIGQUIT.
-#[cfg(unix)]
-async fn next_stop_signal() -> std::io::Result<bool> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut quit = signal(SignalKind::quit())?;
-    Ok(tokio::select! {
-        _ = term.recv() => true,
-        _ = int.recv() => true,
-        _ = quit.recv() => false,
-    })
+/// The stop signals this process listens for: SIGTERM, SIGINT and SIGQUIT on Unix (each one
+/// that cannot be listened for is logged and left to its default action), Ctrl-C elsewhere.
+struct StopSignals {
+    #[cfg(unix)]
+    listening: Vec<(tokio::signal::unix::Signal, bool)>,
 }
 
-/// The next stop signal: Ctrl-C, a graceful stop.
-#[cfg(not(unix))]
-async fn next_stop_signal() -> std::io::Result<bool> {
-    tokio::signal::ctrl_c().await.map(|()| true)
+impl StopSignals {
+    #[cfg(unix)]
+    fn listen() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        let kinds = [
+            ("SIGTERM", SignalKind::terminate(), true),
+            ("SIGINT", SignalKind::interrupt(), true),
+            ("SIGQUIT", SignalKind::quit(), false),
+        ];
+        let listening = kinds
+            .into_iter()
+            .filter_map(|(name, kind, graceful)| match signal(kind) {
+                Ok(listening) => Some((listening, graceful)),
+                Err(error) => {
+                    tracing::error!(signal = name, error = %error, "cannot listen for a stop signal");
+                    None
+                }
+            })
+            .collect();
+        Self { listening }
+    }
+
+    #[cfg(not(unix))]
+    fn listen() -> Self {
+        Self {}
+    }
+
+    /// The next stop signal: true for a graceful stop, false for an immediate one; `None`
+    /// when none can be listened for.
+    #[cfg(unix)]
+    async fn next(&mut self) -> Option<bool> {
+        if self.listening.is_empty() {
+            return None;
+        }
+        std::future::poll_fn(|cx| {
+            for (signal, graceful) in &mut self.listening {
+                if signal.poll_recv(cx).is_ready() {
+                    return std::task::Poll::Ready(Some(*graceful));
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await
+    }
+
+    #[cfg(not(unix))]
+    async fn next(&mut self) -> Option<bool> {
+        tokio::signal::ctrl_c().await.ok().map(|()| true)
+    }
 }
 
 /// On Postgres, this process's gate channel (see `billing_store_diesel::notify`): the app

@@ -438,7 +438,8 @@ pub trait PaymentTx: Send {
     ///
     /// Read while this unit of work holds the [`LockTx::lock_key`] of each id given, the rows
     /// found stay locked until commit (Postgres: `FOR UPDATE`), so a unit of work that knows
-    /// the payment by its other id alone waits, then reads what this one wrote.
+    /// the payment by its other id alone waits, then reads what this one wrote; one that does
+    /// not wait for locks ([`LockTx::wait_for_locks`]) gets [`StoreError::LockBusy`] instead.
     async fn payments_matching(
         &mut self,
         payment_intent_id: Option<&str>,

@@ -26,7 +26,8 @@ type AccessRow = (String, Option<SubscriptionRow>, Option<i64>);
 /// The subscriptions' order in the access queries on Postgres: by id, byte by byte whatever
 /// the database's collation (`KeptAccess` inserts a new subscription among kept ones by
 /// `String`'s order). SQLite compares text byte by byte already.
-const BY_SUBSCRIPTION_ID_POSTGRES: &str = r#"subscriptions.stripe_subscription_id COLLATE "C""#;
+pub(crate) const BY_SUBSCRIPTION_ID_POSTGRES: &str =
+    r#"subscriptions.stripe_subscription_id COLLATE "C""#;
 
 /// The user's customer joined to its subscriptions in `$order` (Postgres:
 /// [`BY_SUBSCRIPTION_ID_POSTGRES`]), with the credit balance as a scalar subquery on each row
@@ -281,8 +282,9 @@ impl AccessTx for Tx<'_> {
         let to_lock = self.subscriptions_to_lock(subscriptions);
         if users.is_empty() && to_lock.is_empty() {
             self.lock_keys(keys).await?;
-            // Only once their locks are held: a transaction that goes on after a busy lock
-            // (group commit rolls back that event alone) must not keep what it reads of them.
+            // Only once their locks are held: a unit of work that goes on after a busy lock
+            // (ingest's shared transaction rolls back whole; an embedding service's may not)
+            // must not keep what it reads of them.
             self.kept.users.extend(named.iter().cloned());
             return Ok(());
         }

@@ -342,11 +342,15 @@ impl Session {
         let mut last_send = now.checked_sub(SEND_EVERY).unwrap_or(now);
         let ended = loop {
             // What was queued while disconnected, or whose wake-up was taken by a send that
-            // had already drained it, goes out here.
-            match self.send_pending(&client, &notify).await {
-                Ok(true) => last_send = tokio::time::Instant::now(),
-                Ok(false) => {}
-                Err(error) => break error,
+            // had already drained it, goes out here; not within `SEND_EVERY` of the last send
+            // (after a notification heard, say): what is queued then has its wake-up still to
+            // come, and the wake arm below waits out the interval.
+            if tokio::time::Instant::now() >= last_send + SEND_EVERY {
+                match self.send_pending(&client, &notify).await {
+                    Ok(true) => last_send = tokio::time::Instant::now(),
+                    Ok(false) => {}
+                    Err(error) => break error,
+                }
             }
             tokio::select! {
                 message = from_connection.recv() => match message {

@@ -10,12 +10,13 @@ use chrono::{DateTime, Utc};
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text};
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::error::parse_stored;
+use crate::pg::pipelined;
 use crate::prepared::cached;
 use crate::schema::{Stamp, orders, payments, stamp, time};
-use crate::tx::{Tx, on_conn};
+use crate::tx::{Conn, Tx, on_conn};
 
 #[derive(Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = payments, treat_none_as_null = true)]
@@ -201,14 +202,37 @@ impl PaymentTx for Tx<'_> {
             };
         }
         // Under the ids' locks the rows found are locked too (Postgres; SQLite has one writer
-        // at a time), so a transaction holding the lock of the row's other id only waits.
-        let rows: Vec<PaymentRow> = if key.is_some() {
-            on_conn!(self,
+        // at a time), so a transaction holding the lock of the row's other id only waits. A
+        // transaction that does not wait for locks ([`LockTx::wait_for_locks`]) skips a row
+        // locked elsewhere and counts the rows in the same round trip: one missing is busy.
+        let rows: Vec<PaymentRow> = match (&mut self.conn, key.is_some(), self.waits) {
+            (Conn::Postgres(conn), true, false) => {
+                let conn: &AsyncPgConnection = conn;
+                let (mut locking, mut counting) = (conn, conn);
+                let locked = query!()
+                    .for_update()
+                    .skip_locked()
+                    .load::<PaymentRow>(&mut locking);
+                let all = payments::table
+                    .filter(matching)
+                    .count()
+                    .get_result::<i64>(&mut counting);
+                let (locked, all) = pipelined(locked, all)
+                    .await
+                    .map_err(|error| self.statement_failed(error))?;
+                if i64::try_from(locked.len()) != Ok(all) {
+                    return Err(StoreError::LockBusy(Cause::msg(format!(
+                        "a payment known by {payment_intent_id:?} or {charge_id:?} is locked by \
+                         another transaction"
+                    ))));
+                }
+                locked
+            }
+            (_, true, _) => on_conn!(self,
                 postgres: |c| query!().for_update().load(c).await,
                 sqlite: |c| query!().load(c).await,
-            )?
-        } else {
-            on_conn!(self, |c| query!().load(c).await)?
+            )?,
+            (_, false, _) => on_conn!(self, |c| query!().load(c).await)?,
         };
         let records = rows
             .into_iter()

@@ -7,9 +7,12 @@ use billing_ports::{
     Cause, EventPosition, StoreError, SubscriptionRead, SubscriptionRecord, SubscriptionTx,
 };
 use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use crate::access::BY_SUBSCRIPTION_ID_POSTGRES;
 use crate::prepared::cached;
 use crate::schema::{Stamp, subscriptions, time};
 use crate::tx::{Conn, Tx, on_conn};
@@ -107,16 +110,26 @@ fn subscription_row(s: &SubscriptionRecord) -> Result<SubscriptionRow, StoreErro
 
 #[async_trait]
 impl SubscriptionRead for Tx<'_> {
+    /// In id order, byte by byte, as a user's access rows list them.
     async fn customer_subscriptions(
         &mut self,
         stripe_customer_id: &str,
     ) -> Result<Vec<SubscriptionRecord>, StoreError> {
-        let rows: Vec<SubscriptionRow> = on_conn!(self, |c| subscriptions::table
-            .filter(subscriptions::stripe_customer_id.eq(stripe_customer_id))
-            .order(subscriptions::stripe_subscription_id)
-            .select(SubscriptionRow::as_select())
-            .load(c)
-            .await)?;
+        let of_customer = subscriptions::stripe_customer_id.eq(stripe_customer_id);
+        let rows: Vec<SubscriptionRow> = on_conn!(self,
+            postgres: |c| subscriptions::table
+                .filter(of_customer)
+                .order(sql::<Text>(BY_SUBSCRIPTION_ID_POSTGRES))
+                .select(SubscriptionRow::as_select())
+                .load(c)
+                .await,
+            sqlite: |c| subscriptions::table
+                .filter(of_customer)
+                .order(subscriptions::stripe_subscription_id)
+                .select(SubscriptionRow::as_select())
+                .load(c)
+                .await,
+        )?;
         rows.into_iter().map(subscription_record).collect()
     }
 }

@@ -143,14 +143,18 @@ async fn waits_for_first_commit<T>(
     second.await.unwrap().unwrap()
 }
 
-/// A payment stored with its payment intent and its charge, read by a transaction holding
-/// only the intent's lock: a second transaction that knows it by its charge alone (a dispute
-/// naming only the charge) takes the charge's lock at once, then waits for the row until the
-/// first commits, and reads what the first wrote: no refund lost between two "befores".
-async fn a_payment_read_by_one_id_holds_off_a_writer_knowing_it_by_the_other(backend: Backend) {
-    const INTENT: &str = "pi_3Sc1Fq2eZvKYlo2C4Hd7";
-    const CHARGE: &str = "ch_3Sc1Fq2eZvKYlo2C9Lw2";
-    let db = TestDatabase::new(backend).await;
+const INTENT: &str = "pi_3Sc1Fq2eZvKYlo2C4Hd7";
+const CHARGE: &str = "ch_3Sc1Fq2eZvKYlo2C9Lw2";
+
+/// Stores a payment known by `INTENT` and `CHARGE` (1 200 refunded), then opens a writer
+/// that takes only the intent's lock, reads the payment by the intent, and, once released,
+/// raises its refund to 4 900 and commits; returned once it has read.
+async fn open_payment_writer(
+    db: &TestDatabase,
+) -> (
+    tokio::task::JoinHandle<Result<(), StoreError>>,
+    oneshot::Sender<()>,
+) {
     let stored = crate::records::payment(INTENT, Some(INTENT), Some(CHARGE));
     db.store()
         .transaction(|tx| async move { tx.save_payment(&stored, at(1)).await }.scope_boxed())
@@ -158,9 +162,9 @@ async fn a_payment_read_by_one_id_holds_off_a_writer_knowing_it_by_the_other(bac
         .unwrap();
     let (read_tx, read_rx) = oneshot::channel();
     let (release_tx, release_rx) = oneshot::channel::<()>();
-    let first_store = db.store().clone();
-    let first = tokio::spawn(async move {
-        first_store
+    let store = db.store().clone();
+    let writer = tokio::spawn(async move {
+        store
             .transaction(move |tx| {
                 async move {
                     tx.lock_keys(&[INTENT.to_owned()]).await?;
@@ -176,22 +180,62 @@ async fn a_payment_read_by_one_id_holds_off_a_writer_knowing_it_by_the_other(bac
             .await
     });
     assert_eq!(read_rx.await.unwrap(), 1_200);
+    (writer, release_tx)
+}
 
-    let second_store = db.store().clone();
-    let second = tokio::spawn(async move {
-        second_store
-            .transaction(|tx| {
+/// Reads the payment by `CHARGE` alone under that id's lock, in a transaction of its own
+/// that waits for locks (`wait`) or only tries them.
+fn read_by_charge(
+    db: &TestDatabase,
+    wait: bool,
+) -> tokio::task::JoinHandle<Result<Vec<billing_ports::PaymentRecord>, StoreError>> {
+    let store = db.store().clone();
+    tokio::spawn(async move {
+        store
+            .transaction(move |tx| {
                 async move {
+                    tx.wait_for_locks(wait).await?;
                     tx.lock_keys(&[CHARGE.to_owned()]).await?;
                     tx.payments_matching(None, Some(CHARGE)).await
                 }
                 .scope_boxed()
             })
             .await
-    });
+    })
+}
+
+/// A payment stored with its payment intent and its charge, read by a transaction holding
+/// only the intent's lock: a second transaction that knows it by its charge alone (a dispute
+/// naming only the charge) takes the charge's lock at once, then waits for the row until the
+/// first commits, and reads what the first wrote: no refund lost between two "befores".
+async fn a_payment_read_by_one_id_holds_off_a_writer_knowing_it_by_the_other(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let (first, release_tx) = open_payment_writer(&db).await;
+    let second = read_by_charge(&db, true);
     let seen = waits_for_first_commit(first, release_tx, second).await;
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].amount_refunded, 4_900, "the first writer's refund");
+}
+
+/// The same second reader in a transaction that does not wait for locks (group commit): the
+/// locked row is reported busy at once instead of waited for, since a wait there could close
+/// a cycle with another shared transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_row_locked_elsewhere_is_busy_for_a_transaction_that_does_not_wait() {
+    let db = TestDatabase::postgres().await;
+    let (first, release_tx) = open_payment_writer(&db).await;
+    let started = std::time::Instant::now();
+    let second = tokio::time::timeout(Duration::from_secs(5), read_by_charge(&db, false))
+        .await
+        .expect("answered at once, not after the first's commit")
+        .unwrap();
+    assert!(matches!(second, Err(StoreError::LockBusy(_))), "{second:?}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    release_tx.send(()).unwrap();
+    first.await.unwrap().unwrap();
+    // Free again: read and locked as usual.
+    let after = read_by_charge(&db, false).await.unwrap().unwrap();
+    assert_eq!(after[0].amount_refunded, 4_900);
 }
 
 /// Claims `event` done in a transaction of its own on `store`, naming the seeded customer.

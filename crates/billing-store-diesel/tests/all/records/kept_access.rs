@@ -291,9 +291,10 @@ async fn kept_access_rows_are_answered_without_a_statement() {
     assert_eq!((kept, direct, not_kept), (700, 755, 1_566));
 }
 
-/// On Postgres, a transaction that does not wait for locks and finds a user's lock held (group
-/// commit then rolls back that event alone and goes on) keeps nothing of that user: its later
-/// reads of them are fresh, and see what the lock's holder committed meanwhile.
+/// On Postgres, a transaction that does not wait for locks, finds a user's lock held and goes
+/// on (ingest's shared transaction rolls back whole; an embedding service's unit of work may
+/// not) keeps nothing of that user: its later reads of them are fresh, and see what the
+/// lock's holder committed meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_whose_lock_was_busy_is_not_kept() {
     let db = TestDatabase::new(Backend::Postgres).await;
