@@ -319,10 +319,21 @@ impl Server {
             tracing::info!(addr = %addr, "listening");
         }
         let gate_channel = gate_channel(&self.app);
-        let signals = actix_web::rt::spawn(stop_on_signal(self.handle()));
+        let (forced_tx, forced_rx) = tokio::sync::oneshot::channel();
+        let signals = actix_web::rt::spawn(stop_on_signal(self.handle(), forced_tx));
         let jobs = crate::jobs::spawn(&self.app, &self.jobs, self.pushers);
         actix_web::rt::spawn(read_reconcile_cursor(self.app.clone()));
-        let stopped = self.http.await;
+        // A second stop signal returns at once, leaving the requests still in flight to be
+        // cut when the process exits (actix-web's stop does not preempt its graceful one).
+        let forced = async {
+            if forced_rx.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let stopped = tokio::select! {
+            stopped = self.http => stopped,
+            () = forced => Ok(()),
+        };
         signals.abort();
         for job in jobs {
             job.abort();
@@ -345,7 +356,9 @@ pub struct StopHandle {
 
 impl StopHandle {
     /// `graceful`: requests in flight finish within the shutdown timeout (what SIGTERM and
-    /// SIGINT do); otherwise they are dropped (SIGQUIT). Returns once the server stopped.
+    /// SIGINT do); otherwise they are dropped (SIGQUIT). Returns once the server stopped. A
+    /// stop asked for during a graceful one waits for it (actix-web's rule); a second signal
+    /// makes [`Server::run`] return at once instead.
     pub async fn stop(&self, graceful: bool) {
         self.app.stop_waiting();
         self.http.stop(graceful).await;
@@ -354,19 +367,18 @@ impl StopHandle {
 
 /// Waits for SIGTERM or SIGINT (a graceful stop: requests in flight finish within the
 /// shutdown timeout) or SIGQUIT (an immediate one), and stops the server through `stop`; a
-/// second signal during a graceful stop makes it immediate. (actix-web's own handling, which
-/// this replaces, stopped at once on SIGINT.)
-async fn stop_on_signal(stop: StopHandle) {
+/// second signal during a graceful stop tells [`Server::run`] to return at once (`forced`).
+/// (actix-web's own handling, which this replaces, stopped at once on SIGINT.)
+async fn stop_on_signal(stop: StopHandle, forced: tokio::sync::oneshot::Sender<()>) {
     let mut signals = StopSignals::listen();
     let Some(graceful) = signals.next().await else {
         return;
     };
     tracing::info!(graceful, "stop signal received");
-    let first = stop.clone();
-    let stopping = actix_web::rt::spawn(async move { first.stop(graceful).await });
+    let stopping = actix_web::rt::spawn(async move { stop.stop(graceful).await });
     if graceful && signals.next().await.is_some() {
-        tracing::info!("second stop signal received: stopping now");
-        stop.stop(false).await;
+        tracing::warn!("second stop signal received: stopping now, requests in flight are cut");
+        let _ = forced.send(());
     }
     let _ = stopping.await;
 }

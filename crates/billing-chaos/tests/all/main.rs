@@ -8,3 +8,4 @@ mod fuzz;
 mod kill9;
 mod replicas;
 mod secrets;
+mod stop;
