@@ -16,18 +16,14 @@ use diesel_async::RunQueryDsl;
 use crate::pg::pipelined;
 use crate::prepared::cached;
 use crate::schema::{credit_ledger, customers, subscriptions};
-use crate::subscriptions::{SubscriptionRow, lock_subscriptions_postgres, subscription_record};
+use crate::subscriptions::{
+    BY_SUBSCRIPTION_ID_POSTGRES, SubscriptionRow, lock_subscriptions_postgres, subscription_record,
+};
 use crate::tx::{Tx, after_locks, on_conn};
 
 /// One row of the access query: the customer, one of its subscriptions (none when it has
 /// none), the user's credit balance.
 type AccessRow = (String, Option<SubscriptionRow>, Option<i64>);
-
-/// The subscriptions' order in the access queries on Postgres: by id, byte by byte whatever
-/// the database's collation (`KeptAccess` inserts a new subscription among kept ones by
-/// `String`'s order). SQLite compares text byte by byte already.
-pub(crate) const BY_SUBSCRIPTION_ID_POSTGRES: &str =
-    r#"subscriptions.stripe_subscription_id COLLATE "C""#;
 
 /// The user's customer joined to its subscriptions in `$order` (Postgres:
 /// [`BY_SUBSCRIPTION_ID_POSTGRES`]), with the credit balance as a scalar subquery on each row

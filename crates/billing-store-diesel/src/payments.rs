@@ -16,7 +16,7 @@ use crate::error::parse_stored;
 use crate::pg::pipelined;
 use crate::prepared::cached;
 use crate::schema::{Stamp, orders, payments, stamp, time};
-use crate::tx::{Conn, Tx, on_conn};
+use crate::tx::{Conn, Tx, busy, on_conn};
 
 #[derive(Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = payments, treat_none_as_null = true)]
@@ -221,10 +221,8 @@ impl PaymentTx for Tx<'_> {
                     .await
                     .map_err(|error| self.statement_failed(error))?;
                 if i64::try_from(locked.len()) != Ok(all) {
-                    return Err(StoreError::LockBusy(Cause::msg(format!(
-                        "a payment known by {payment_intent_id:?} or {charge_id:?} is locked by \
-                         another transaction"
-                    ))));
+                    let ids = [payment_intent_id, charge_id].into_iter().flatten();
+                    return Err(busy(&ids.map(str::to_owned).collect::<Vec<_>>()));
                 }
                 locked
             }

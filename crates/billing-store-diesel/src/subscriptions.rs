@@ -12,7 +12,6 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::access::BY_SUBSCRIPTION_ID_POSTGRES;
 use crate::prepared::cached;
 use crate::schema::{Stamp, subscriptions, time};
 use crate::tx::{Conn, Tx, on_conn};
@@ -107,6 +106,12 @@ fn subscription_row(s: &SubscriptionRecord) -> Result<SubscriptionRow, StoreErro
         status_event_id: s.status_position.event_id.clone(),
     })
 }
+
+/// Subscriptions' order on Postgres (a user's access rows, a customer's list): by id, byte by byte whatever
+/// the database's collation (`KeptAccess` inserts a new subscription among kept ones by
+/// `String`'s order). SQLite compares text byte by byte already.
+pub(crate) const BY_SUBSCRIPTION_ID_POSTGRES: &str =
+    r#"subscriptions.stripe_subscription_id COLLATE "C""#;
 
 #[async_trait]
 impl SubscriptionRead for Tx<'_> {

@@ -350,7 +350,7 @@ impl LockTx for Tx<'_> {
 
 /// The error of a lock in `keys` that another transaction held, for a transaction that does
 /// not wait ([`LockTx::wait_for_locks`]).
-fn busy(keys: &[String]) -> StoreError {
+pub(crate) fn busy(keys: &[String]) -> StoreError {
     StoreError::LockBusy(Cause::msg(format!(
         "one of the locks {keys:?} is held by another transaction"
     )))
