@@ -13,6 +13,7 @@ use billing_ports::{
 };
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
 use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
@@ -20,7 +21,27 @@ use crate::customers::{customer_postgres, customers_postgres};
 use crate::error::parse_stored;
 use crate::pg;
 use crate::prepared::cached;
-use crate::schema::{Stamp, stripe_events, time};
+
+/// One batch of the purge (Postgres): the done events of one status received before a time,
+/// the oldest first, found through `stripe_events_status_received` and deleted by their row
+/// addresses (a TID scan). A delete by id, `id = ANY($ids)`, read the whole table instead once
+/// the batch was a large share of it; a read of the three done statuses at once (`status =
+/// ANY(…) ORDER BY received_at`) always did, since it cannot walk the index in order. The
+/// status is checked again: a row changed since the read (a new version, at a new address) is
+/// left alone.
+const PURGE_POSTGRES: &str = "\
+DELETE FROM stripe_events WHERE ctid = ANY(ARRAY(\
+    SELECT ctid FROM stripe_events WHERE status = $1 AND received_at < $2 \
+    ORDER BY received_at LIMIT $3)) \
+AND status = $4";
+
+/// [`PURGE_POSTGRES`] on SQLite, by `rowid`.
+const PURGE_SQLITE: &str = "\
+DELETE FROM stripe_events WHERE rowid IN (\
+    SELECT rowid FROM stripe_events WHERE status = ? AND received_at < ? \
+    ORDER BY received_at LIMIT ?) \
+AND status = ?";
+use crate::schema::{Stamp, Ts, stripe_events, time};
 use crate::tx::{Conn, Tx, on_conn};
 
 /// A new `stripe_events` row: a claimed event inserted as done (it commits only with the
@@ -550,33 +571,36 @@ impl Tx<'_> {
         rows.into_iter().map(event_summary).collect()
     }
 
-    /// Deletes one batch of done events received before `before`.
+    /// Deletes one batch of done events received before `before`, the oldest of each done
+    /// status first: one statement per status ([`PURGE_POSTGRES`], [`PURGE_SQLITE`]) until the
+    /// batch is full.
     pub(crate) async fn purge_events(
         &mut self,
         before: DateTime<Utc>,
         batch: u32,
     ) -> Result<u64, StoreError> {
-        use stripe_events::dsl as e;
         let done = [
             EventStatus::Processed.as_str(),
             EventStatus::Ignored.as_str(),
             EventStatus::Stale.as_str(),
         ];
-        let select = e::stripe_events
-            .select(e::id)
-            .filter(e::status.eq_any(done))
-            .filter(e::received_at.lt(Stamp(before)))
-            .order(e::received_at)
-            .limit(i64::from(batch));
-        let ids: Vec<String> = on_conn!(self, |c| select.load(c).await)?;
-        // The status filter again: an id selected above cannot have become failed, but the
-        // delete states its own rule rather than trusting the read.
-        let delete = diesel::delete(
-            e::stripe_events
-                .filter(e::id.eq_any(&ids))
-                .filter(e::status.eq_any(done)),
-        );
-        let deleted = on_conn!(self, |c| delete.execute(c).await)?;
-        Ok(deleted as u64)
+        let mut deleted = 0_u64;
+        for status in done {
+            let room = u64::from(batch).saturating_sub(deleted);
+            if room == 0 {
+                break;
+            }
+            let sql = match self.conn {
+                Conn::Postgres(_) => PURGE_POSTGRES,
+                Conn::Sqlite(_) => PURGE_SQLITE,
+            };
+            let delete = diesel::sql_query(sql)
+                .bind::<Text, _>(status)
+                .bind::<Ts, _>(Stamp(before))
+                .bind::<BigInt, _>(i64::try_from(room).unwrap_or(i64::MAX))
+                .bind::<Text, _>(status);
+            deleted += on_conn!(self, |c| delete.clone().execute(c).await)? as u64;
+        }
+        Ok(deleted)
     }
 }

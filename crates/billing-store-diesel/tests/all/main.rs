@@ -12,6 +12,8 @@
 //! - `feed`: the change feed's outbox: commit order, dedupe keys, ended grace periods;
 //! - `gate_channel`: invalidations between processes, sent together under load;
 //! - `jobs`: failure kinds and retry schedules of failed events, and job leases;
+//! - `scale`: the statements of the jobs and of a customer's rows given to its user read
+//!   through indexes on a database with a long history;
 //! - `thread`: the store's own database thread.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -23,6 +25,7 @@ mod locks;
 mod migrations;
 mod operator;
 mod records;
+mod scale;
 mod store;
 mod thread;
 mod usage;
