@@ -184,6 +184,7 @@ impl Check {
         };
         let shutdown_timeout = Duration::from_secs(self.number("SHUTDOWN_TIMEOUT_SECS", 1, 3_600));
         let retention_days = self.number("EVENT_RETENTION_DAYS", 0, 3_650);
+        let change_retention_days = self.number("CHANGE_RETENTION_DAYS", 1, 3_650);
         let gate_cache_ttl = Duration::from_millis(self.number("GATE_CACHE_TTL_MS", 0, 3_600_000));
         let ingest_batch = self.number("INGEST_BATCH", 1, 1_000) as usize;
         let ingest_lanes = self.number("INGEST_LANES", 1, 256) as usize;
@@ -218,6 +219,7 @@ impl Check {
                 webhook_body_limit,
                 shutdown_timeout,
                 event_retention: TimeDelta::days(retention_days as i64),
+                change_retention: TimeDelta::days(change_retention_days as i64),
                 gate_cache_ttl,
                 ingest: IngestSettings {
                     batch: ingest_batch,

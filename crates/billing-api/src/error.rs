@@ -70,6 +70,10 @@ error_codes! {
     InvalidInput = "invalid_input" => 400,
     /// A change feed cursor is malformed, unknown or beyond the head.
     InvalidCursor = "invalid_cursor" => 400,
+    /// A change feed cursor is before the feed's retention horizon: records after it were
+    /// purged. Read again from the start (no cursor), after resynchronising what the records
+    /// would have told.
+    CursorExpired = "cursor_expired" => 410,
     /// The metric is not in the plan catalog.
     UnknownMetric = "unknown_metric" => 400,
     /// The price or tier cannot be purchased.

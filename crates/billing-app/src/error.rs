@@ -49,6 +49,16 @@ pub enum AppError {
         /// The prices it named, comma-separated (`none` when it named none).
         prices: String,
     },
+    /// A change feed cursor before the retention horizon: records after it were purged.
+    #[error(
+        "cursor {cursor} is before the change feed's retention horizon ({horizon}): records after it were purged"
+    )]
+    CursorExpired {
+        /// The cursor given.
+        cursor: i64,
+        /// The position through which records may have been purged.
+        horizon: i64,
+    },
     /// The use case needs Stripe but no gateway is configured.
     #[error("no Stripe gateway configured")]
     NoGateway,

@@ -33,8 +33,9 @@ use std::sync::{Mutex, PoisonError};
 
 use billing_domain::{AccessReason, BillingEvent, Catalog, Fact, Money, entitlement};
 use billing_ports::{
-    AccessRows, AccessSnapshot, BillingRead, BillingStore, BillingTx, ChangeKind, ChangeRecord,
-    CustomerRecord, FeedStore, NewChange, ScopedFutureExt, StoreError, SubscriptionRecord,
+    AccessRows, AccessSnapshot, BillingRead, BillingStore, BillingTx, ChangeKind, ChangePurge,
+    ChangeRecord, CustomerRecord, FeedStore, NewChange, ScopedFutureExt, StoreError,
+    SubscriptionRecord,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
@@ -454,27 +455,54 @@ pub struct ChangePage {
 const GRACE_BATCH: u32 = 100;
 
 impl<S: BillingStore + FeedStore> BillingApp<S> {
-    /// Up to `limit` change records after position `after` (from the first kept when `None`),
-    /// in commit order; `None` when `after` names no record (0, before the first, always
-    /// does).
+    /// Up to `limit` change records after position `after` (from the first kept when `None`
+    /// or 0), in commit order; `None` when `after` names no record (beyond the newest, or
+    /// never given). [`AppError::CursorExpired`] when `after` is before the retention horizon
+    /// ([`FeedStore::change_horizon`]), so records after it may have been purged: checked
+    /// before the read and again after it, since the horizon moves before records go.
     pub async fn changes(
         &self,
         after: Option<i64>,
         limit: u32,
     ) -> Result<Option<ChangePage>, AppError> {
-        if let Some(after) = after
-            && after != 0
-            && !self.store().change_exists(after).await?
-        {
-            return Ok(None);
+        let after = after.filter(|after| *after != 0);
+        if let Some(after) = after {
+            let horizon = self.cursor_kept(after).await?;
+            if after > horizon && !self.store().change_exists(after).await? {
+                return Ok(None);
+            }
         }
         let changes = self.store().changes_after(after, limit).await?;
+        if let Some(after) = after {
+            self.cursor_kept(after).await?;
+        }
         let next = match (changes.last(), after) {
             (Some(last), _) => last.seq,
             (None, Some(after)) => after,
             (None, None) => self.store().change_head().await?,
         };
         Ok(Some(ChangePage { changes, next }))
+    }
+
+    /// The retention horizon, when `cursor` is not before it.
+    async fn cursor_kept(&self, cursor: i64) -> Result<i64, AppError> {
+        let horizon = self.store().change_horizon().await?;
+        if cursor < horizon {
+            return Err(AppError::CursorExpired { cursor, horizon });
+        }
+        Ok(horizon)
+    }
+
+    /// One batch of the change feed's retention: records created more than
+    /// [`AppSettings::change_retention`](crate::AppSettings::change_retention) ago, at most
+    /// [`AppSettings::purge_batch`](crate::AppSettings::purge_batch) positions
+    /// ([`FeedStore::purge_changes`]). Run it until it returns `advanced: false`: that last
+    /// batch also deletes the records kept earlier that may go now.
+    pub async fn purge_changes_batch(&self) -> Result<ChangePurge, StoreError> {
+        let before = self.clock().now() - self.settings().change_retention;
+        self.store()
+            .purge_changes(before, self.settings().purge_batch)
+            .await
     }
 
     /// Writes a `grace_ended` record for each past-due subscription of a linked user whose

@@ -46,6 +46,9 @@ pub struct AppSettings {
     pub retention: TimeDelta,
     /// How many events one purge statement deletes.
     pub purge_batch: u32,
+    /// Change feed records older than this are purged by [`BillingApp::purge_changes_batch`]
+    /// (a cursor older than what is kept is then answered as expired).
+    pub change_retention: TimeDelta,
     /// When a transient failure is retried automatically, from its attempt count.
     pub retry: Backoff,
     /// The sweeper gives an event up after this many failed attempts (it stays failed and an
@@ -78,6 +81,7 @@ impl Default for AppSettings {
             refetch: false,
             retention: TimeDelta::days(30),
             purge_batch: 1_000,
+            change_retention: TimeDelta::days(30),
             retry: Backoff::default(),
             max_attempts: 10,
             sweep_batch: 100,

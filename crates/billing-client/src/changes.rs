@@ -31,7 +31,8 @@ impl Client {
     ///
     /// A failure is yielded as an `Err` item: an [`Error::Unavailable`] (the server down) is
     /// followed by more attempts after a growing pause (up to 30 s), from the same cursor; any
-    /// other error (an unknown cursor, a refused key) ends the stream after it.
+    /// other error (an unknown cursor, a refused key, [`Error::CursorExpired`] when the cursor
+    /// is older than the server's retention) ends the stream after it.
     pub fn changes_stream(
         &self,
         cursor: Option<String>,
@@ -83,8 +84,10 @@ impl Client {
 
     /// Starts a task (on the current tokio runtime) that reads the change feed after `cursor`
     /// and forgets the cached entitlements of each record's user; `None` when the client has
-    /// no cache. If the feed ends (an unknown cursor, a refused key), the whole cache is
-    /// forgotten, the error logged, and entries live their time to live only.
+    /// no cache. When the cursor has expired (records after it were purged, so some changes
+    /// were never heard of), the whole cache is forgotten and the feed read again from the
+    /// start. If the feed ends otherwise (an unknown cursor, a refused key), the whole cache
+    /// is forgotten, the error logged, and entries live their time to live only.
     pub fn spawn_cache_invalidation(
         &self,
         cursor: Option<String>,
@@ -92,27 +95,41 @@ impl Client {
         self.inner.cache.as_ref()?;
         let client = self.clone();
         Some(tokio::spawn(async move {
-            let mut changes = pin!(client.changes_stream(cursor));
-            while let Some(change) = changes.next().await {
-                match change {
-                    Ok(record) => {
-                        if let Some(user) = &record.user_id {
-                            client.forget(user);
+            let mut cursor = cursor;
+            loop {
+                let mut expired = false;
+                let mut changes = pin!(client.changes_stream(cursor.take()));
+                while let Some(change) = changes.next().await {
+                    match change {
+                        Ok(record) => {
+                            if let Some(user) = &record.user_id {
+                                client.forget(user);
+                            }
+                        }
+                        Err(error) if error.is_retryable() => {
+                            tracing::warn!(%error, "billing change feed unavailable; retrying");
+                        }
+                        Err(error @ Error::CursorExpired { .. }) => {
+                            tracing::warn!(
+                                %error,
+                                "billing change feed cursor expired; cached entitlements forgotten, reading the feed from the start"
+                            );
+                            expired = true;
+                        }
+                        Err(error) => {
+                            tracing::error!(
+                                %error,
+                                "billing change feed ended; cached entitlements now expire by their time to live only"
+                            );
                         }
                     }
-                    Err(error) if error.is_retryable() => {
-                        tracing::warn!(%error, "billing change feed unavailable; retrying");
-                    }
-                    Err(error) => {
-                        tracing::error!(
-                            %error,
-                            "billing change feed ended; cached entitlements now expire by their time to live only"
-                        );
-                    }
                 }
-            }
-            if let Some(cache) = &client.inner.cache {
-                cache.clear();
+                if let Some(cache) = &client.inner.cache {
+                    cache.clear();
+                }
+                if !expired {
+                    return;
+                }
             }
         }))
     }

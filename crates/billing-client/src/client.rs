@@ -492,6 +492,7 @@ fn answer_error(status: StatusCode, retry_after: Option<Duration>, body: &[u8]) 
         },
         401 => Error::Unauthorized { code, message },
         404 => Error::NotFound { code, message },
+        410 if code == "cursor_expired" => Error::CursorExpired { message },
         429 => Error::RateLimited { retry_after },
         400 | 413 | 415 | 422 => Error::InvalidInput { code, message },
         408 | 500..=599 => Error::Unavailable {

@@ -85,6 +85,15 @@ pub enum Error {
         /// The answer's message.
         message: String,
     },
+    /// The change feed cursor is older than what the server keeps (410 `cursor_expired`):
+    /// records after it were purged by the server's retention. What they would have told must
+    /// be read again (entitlements, say); the feed then goes on from the start, without a
+    /// cursor.
+    #[error("change feed cursor expired: {message}")]
+    CursorExpired {
+        /// The answer's message (the cursor and the server's horizon).
+        message: String,
+    },
     /// Too many requests (429); `retry_after` is the server's `Retry-After`, when it sent one.
     #[error("rate limited{}", retry_after.map(|d| format!(", retry after {} s", d.as_secs())).unwrap_or_default())]
     RateLimited {

@@ -449,6 +449,7 @@ fn wait(value: &str) -> Result<std::time::Duration, ApiError> {
     responses(
         (status = 200, description = "The records after the cursor (none when the wait ended first, or the server began to stop)", body = ChangesPage),
         (status = 400, description = "A malformed or unknown cursor (`invalid_cursor`), a bad limit or wait (`invalid_input`)", body = ErrorBody),
+        (status = 410, description = "The cursor is before the feed's retention horizon (`cursor_expired`): records after it were purged (`CHANGE_RETENTION_DAYS`). Resynchronise what the records would have told (e.g. each user's entitlements), then read from the start, without a cursor", body = ErrorBody),
         V1Errors, DatabaseErrors,
     ),
     security(("api_key" = []))

@@ -187,6 +187,13 @@ impl ApiError {
                 "a concurrent change of the same user kept this one from completing; retry",
             ),
             AppError::Invalid(m) => ApiError::new(C::UnprocessableEvent, m),
+            AppError::CursorExpired { cursor, horizon } => ApiError::new(
+                C::CursorExpired,
+                format!(
+                    "cursor {cursor} is before the feed's retention horizon {horizon}: records \
+                     after it were purged; read from the start (no cursor) and resynchronise"
+                ),
+            ),
             AppError::Gateway(GatewayError::Unavailable(_)) => {
                 ApiError::new(C::StripeUnavailable, "Stripe is unreachable; retry later")
             }

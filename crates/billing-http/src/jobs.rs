@@ -64,7 +64,7 @@ pub struct JobSettings {
     /// replica takes the job over this long after the last renewal. Longer than one item of
     /// any job takes (a purge batch, one event's replay) and than the replicas' clock skew.
     pub lease_ttl: Duration,
-    /// The purge of done events past their retention.
+    /// The purge of done events, then of change feed records, past their retention.
     pub retention: JobSchedule,
     /// The share of its run time the purge spends deleting (1–100): after each batch it
     /// pauses `elapsed × (100 − duty) / duty`, so a backlog is deleted at most this busy and
@@ -170,24 +170,38 @@ pub(crate) fn jobs(settings: &JobSettings) -> Vec<Job> {
         .collect()
 }
 
-/// The retention purge: batch by batch, each committed on its own, renewing the lease before
-/// each.
+/// The retention purge: done events, then the change feed's records (and their succeeded
+/// push deliveries), batch by batch, each committed on its own, renewing the lease before
+/// each and pausing after each for the duty share.
 async fn purge(
     app: BillingApp<DieselStore>,
     lease: JobLease,
     duty_percent: u8,
 ) -> Result<String, AppError> {
-    let mut total = 0;
+    let mut events = 0;
     while lease.renew().await {
         let started = std::time::Instant::now();
         let (deleted, more) = app.purge_events_batch().await?;
-        total += deleted;
+        events += deleted;
         if !more {
             break;
         }
         actix_web::rt::time::sleep(purge_pause(started.elapsed(), duty_percent)).await;
     }
-    Ok(format!("{total} done events purged"))
+    let (mut changes, mut deliveries) = (0, 0);
+    while lease.renew().await {
+        let started = std::time::Instant::now();
+        let batch = app.purge_changes_batch().await?;
+        changes += batch.changes;
+        deliveries += batch.deliveries;
+        if !batch.advanced {
+            break;
+        }
+        actix_web::rt::time::sleep(purge_pause(started.elapsed(), duty_percent)).await;
+    }
+    Ok(format!(
+        "{events} done events purged, {changes} change records and {deliveries} push deliveries"
+    ))
 }
 
 /// The pause after a purge batch that took `batch` so that deleting takes `duty_percent` of

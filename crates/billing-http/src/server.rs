@@ -55,6 +55,9 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// Done events older than this are purged by the hourly retention job.
     pub event_retention: TimeDelta,
+    /// Change feed records older than this are purged by the same job (a reader's cursor
+    /// before what is kept is answered 410 `cursor_expired`).
+    pub change_retention: TimeDelta,
     /// How long the in-process gate cache keeps a user's state (zero: no cache); bounds the
     /// staleness of feature checks and entitlements after changes made by other replicas when
     /// their notification is lost (on Postgres the gate channel normally brings them at once).
@@ -219,6 +222,7 @@ impl Parts {
             AppSettings {
                 refetch: settings.stripe.refetch,
                 retention: settings.event_retention,
+                change_retention: settings.change_retention,
                 gate_ttl: settings.gate_cache_ttl,
                 ingest_batch: settings.ingest.batch,
                 ingest_lanes: settings.ingest.lanes,

@@ -166,6 +166,19 @@ pub struct GraceEnded {
     pub grace_period_end: DateTime<Utc>,
 }
 
+/// What one batch of [`FeedStore::purge_changes`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangePurge {
+    /// The horizon after the batch.
+    pub horizon: i64,
+    /// True when the batch moved the horizon (another batch may move it further).
+    pub advanced: bool,
+    /// Change records deleted.
+    pub changes: u64,
+    /// Push deliveries deleted (with their attempts).
+    pub deliveries: u64,
+}
+
 /// Reading the feed, outside any transaction.
 #[async_trait]
 pub trait FeedStore: Send + Sync + 'static {
@@ -184,6 +197,24 @@ pub trait FeedStore: Send + Sync + 'static {
 
     /// True when a record has position `seq`.
     async fn change_exists(&self, seq: i64) -> Result<bool, StoreError>;
+
+    /// The position through which records may have been purged (0 when none was): records
+    /// after it are all kept, in order; a cursor before it may have lost records after it.
+    /// It only grows, and it grows before the records are deleted.
+    async fn change_horizon(&self) -> Result<i64, StoreError>;
+
+    /// Purges one batch of the feed's retention: moves the horizon over the oldest numbered
+    /// records created before `before`, at most `batch` positions and never over the newest
+    /// record (the numbering continues from it), then deletes the records at or before it,
+    /// except those a push delivery not yet succeeded points at and each user's newest
+    /// `grace_ended` record (what [`FeedStore::grace_periods_ended`] checks), with the
+    /// succeeded push deliveries of deleted positions except each endpoint's newest (where it
+    /// follows the feed from).
+    async fn purge_changes(
+        &self,
+        before: DateTime<Utc>,
+        batch: u32,
+    ) -> Result<ChangePurge, StoreError>;
 
     /// Up to `limit` past-due subscriptions of linked users whose recorded grace period
     /// ended at or before `now` and for whose user no `grace_ended` record was written since

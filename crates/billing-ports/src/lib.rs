@@ -43,8 +43,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use decode::EventDecoder;
 pub use error::{Cause, DecodeError, ErrorChain, GatewayError, StoreError};
 pub use feed::{
-    AccessSnapshot, ChangeKind, ChangeRecord, ChangeTx, FeedStore, GraceEnded, NewChange,
-    insert_changes_in_turn,
+    AccessSnapshot, ChangeKind, ChangePurge, ChangeRecord, ChangeTx, FeedStore, GraceEnded,
+    NewChange, insert_changes_in_turn,
 };
 pub use gate::{GateBroadcast, GateInvalidation};
 pub use gateway::{

@@ -28,7 +28,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::error::StoreError;
-use crate::feed::{ChangeRecord, ChangeTx, FeedStore, GraceEnded, NewChange};
+use crate::feed::{ChangePurge, ChangeRecord, ChangeTx, FeedStore, GraceEnded, NewChange};
 use crate::jobs::{LeaseStore, RetryStore};
 use crate::records::{
     ApiKeyRecord, Claim, CreditEntry, CustomerRecord, EventFilter, EventRecord, EventStats,
@@ -95,6 +95,8 @@ pub enum StoreCall {
     ChangesAfter,
     ChangeHead,
     ChangeExists,
+    ChangeHorizon,
+    PurgeChanges,
     GracePeriodsEnded,
 }
 
@@ -266,6 +268,20 @@ impl<S: FeedStore> FeedStore for FaultyStore<S> {
     async fn change_exists(&self, seq: i64) -> Result<bool, StoreError> {
         check(&self.plan, StoreCall::ChangeExists)?;
         self.inner.change_exists(seq).await
+    }
+
+    async fn change_horizon(&self) -> Result<i64, StoreError> {
+        check(&self.plan, StoreCall::ChangeHorizon)?;
+        self.inner.change_horizon().await
+    }
+
+    async fn purge_changes(
+        &self,
+        before: DateTime<Utc>,
+        batch: u32,
+    ) -> Result<ChangePurge, StoreError> {
+        check(&self.plan, StoreCall::PurgeChanges)?;
+        self.inner.purge_changes(before, batch).await
     }
 
     async fn grace_periods_ended(

@@ -14,16 +14,17 @@
 use async_trait::async_trait;
 use billing_domain::{SubscriptionStatus, TierId};
 use billing_ports::{
-    AccessSnapshot, ChangeKind, ChangeRecord, ChangeTx, GraceEnded, NewChange, StoreError,
-    insert_changes_in_turn,
+    AccessSnapshot, ChangeKind, ChangePurge, ChangeRecord, ChangeTx, GraceEnded, NewChange,
+    StoreError, insert_changes_in_turn,
 };
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::BigInt;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 
 use crate::payments::money;
 use crate::prepared::cached;
-use crate::schema::{Stamp, changes, customers, stamp, subscriptions, time};
+use crate::schema::{Stamp, change_horizon, changes, customers, stamp, subscriptions, time};
 use crate::tx::{Conn, Tx, on_conn};
 
 /// Numbers the committed records still unnumbered, in id order after the highest number
@@ -37,6 +38,29 @@ FROM (SELECT id, (SELECT coalesce(max(seq), 0) FROM changes) \
              + row_number() OVER (ORDER BY id) AS seq \
       FROM changes WHERE seq IS NULL) AS n \
 WHERE c.id = n.id";
+
+/// The records at positions `$1` (exclusive) to `$2` the retention deletes: all but those a
+/// push delivery not yet succeeded points at (it still sends them) and each user's newest
+/// `grace_ended` record (the grace-period job's "already recorded" check reads it). Written
+/// once for both backends: SQLite reads `$1` and `$2` as named parameters, numbered in the
+/// order they first appear, which is their order here.
+const PURGE_CHANGES: &str = "\
+DELETE FROM changes \
+WHERE seq > $1 AND seq <= $2 \
+  AND NOT EXISTS (SELECT 1 FROM push_deliveries d \
+                  WHERE d.change_seq = changes.seq AND d.status <> 'succeeded') \
+  AND NOT (kind = 'grace_ended' AND NOT EXISTS ( \
+      SELECT 1 FROM changes n \
+      WHERE n.user_id = changes.user_id AND n.kind = 'grace_ended' AND n.id > changes.id))";
+
+/// The succeeded deliveries of positions `$1` (exclusive) to `$2`, except each endpoint's
+/// newest: the endpoint follows the feed from it (`push::ENQUEUE_POSTGRES`). Their attempts
+/// go with them (`ON DELETE CASCADE`).
+const PURGE_DELIVERIES: &str = "\
+DELETE FROM push_deliveries \
+WHERE change_seq > $1 AND change_seq <= $2 AND status = 'succeeded' \
+  AND change_seq < (SELECT max(m.change_seq) FROM push_deliveries m \
+                    WHERE m.endpoint_id = push_deliveries.endpoint_id)";
 
 #[derive(Insertable)]
 #[diesel(table_name = changes)]
@@ -290,19 +314,84 @@ impl Tx<'_> {
         numbered.map_err(|error| self.statement_failed(error))
     }
 
-    /// Up to `limit` numbered records after `after`, in order.
+    /// Up to `limit` numbered records after `after` (after the retention horizon when
+    /// `None`: the records kept before it are not the feed's any more), in order.
     pub(crate) async fn changes_after(
         &mut self,
         after: Option<i64>,
         limit: u32,
     ) -> Result<Vec<ChangeRecord>, StoreError> {
+        let after = match after {
+            Some(after) => after,
+            None => self.change_horizon().await?,
+        };
         let query = changes::table
-            .filter(changes::seq.gt(after.unwrap_or(0)))
+            .filter(changes::seq.gt(after))
             .order(changes::seq.asc())
             .limit(i64::from(limit));
         let rows: Vec<ChangeRow> =
             on_conn!(self, |c| query.select(ChangeRow::as_select()).load(c).await)?;
         rows.into_iter().map(ChangeRecord::try_from).collect()
+    }
+
+    /// The position through which records may have been purged (0 when none was).
+    pub(crate) async fn change_horizon(&mut self) -> Result<i64, StoreError> {
+        let query = change_horizon::table.select(change_horizon::purged_through);
+        let horizon: Option<i64> = on_conn!(self, |c| query.first(c).await.optional())?;
+        Ok(horizon.unwrap_or(0))
+    }
+
+    /// One batch of the feed's retention ([`FeedStore::purge_changes`](billing_ports::FeedStore::purge_changes)):
+    /// the horizon is moved first, in a statement of its own, then the records and deliveries
+    /// are deleted. Whatever stops in between, every record a reader may be served is kept;
+    /// the next batch deletes what this one left. A batch that moves nothing sweeps every
+    /// position at or before the horizon instead, for the records kept there that may go now
+    /// (their delivery succeeded since, a newer `grace_ended` record of their user).
+    pub(crate) async fn purge_changes(
+        &mut self,
+        before: DateTime<Utc>,
+        batch: u32,
+    ) -> Result<ChangePurge, StoreError> {
+        let horizon = self.change_horizon().await?;
+        let head = self.change_head().await?;
+        let end = horizon.saturating_add(i64::from(batch));
+        let fresh = changes::table
+            .select(diesel::dsl::min(changes::seq))
+            .filter(changes::seq.gt(horizon))
+            .filter(changes::seq.le(end))
+            .filter(changes::created_at.ge(Stamp(before)));
+        let fresh: Option<i64> = on_conn!(self, |c| fresh.get_result(c).await)?;
+        let target = end
+            .min(head - 1)
+            .min(fresh.map_or(i64::MAX, |seq| seq - 1))
+            .max(horizon);
+        let advanced = target > horizon;
+        let (from, through) = if advanced {
+            let advance = diesel::update(
+                change_horizon::table.filter(change_horizon::purged_through.lt(target)),
+            )
+            .set(change_horizon::purged_through.eq(target));
+            on_conn!(self, |c| advance.execute(c).await)?;
+            (horizon, target)
+        } else {
+            (0, horizon)
+        };
+        let changes = on_conn!(self, |c| diesel::sql_query(PURGE_CHANGES)
+            .bind::<BigInt, _>(from)
+            .bind::<BigInt, _>(through)
+            .execute(c)
+            .await)?;
+        let deliveries = on_conn!(self, |c| diesel::sql_query(PURGE_DELIVERIES)
+            .bind::<BigInt, _>(from)
+            .bind::<BigInt, _>(through)
+            .execute(c)
+            .await)?;
+        Ok(ChangePurge {
+            horizon: target,
+            advanced,
+            changes: changes as u64,
+            deliveries: deliveries as u64,
+        })
     }
 
     /// The highest number given, 0 when none.

@@ -76,8 +76,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use billing_ports::{
-    ApiKeyRecord, BillingStore, Cause, ChangeRecord, DeliveryFilter, DeliverySummary, DuePush,
-    EventFilter, EventRecord, EventStats, EventSummary, Failure, FeedStore, GraceEnded,
+    ApiKeyRecord, BillingStore, Cause, ChangePurge, ChangeRecord, DeliveryFilter, DeliverySummary,
+    DuePush, EventFilter, EventRecord, EventStats, EventSummary, Failure, FeedStore, GraceEnded,
     LeaseRecord, LeaseStore, NewEvent, PushAttempt, PushEndpointRecord, PushStore, ReplaySelection,
     RetryStore, StoreError, TxFuture, UsageConsumed, UsageRequest,
 };
@@ -570,6 +570,25 @@ impl FeedStore for DieselStore {
     async fn change_exists(&self, seq: i64) -> Result<bool, StoreError> {
         single_statement!(self, self.settings.call_limit(), |tx| {
             tx.change_exists(seq).await
+        })
+    }
+
+    async fn change_horizon(&self) -> Result<i64, StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| {
+            tx.change_horizon().await
+        })
+    }
+
+    async fn purge_changes(
+        &self,
+        before: DateTime<Utc>,
+        batch: u32,
+    ) -> Result<ChangePurge, StoreError> {
+        single_statement!(self, self.settings.call_limit(), |tx| {
+            match tx.number_changes().await {
+                Ok(()) => tx.purge_changes(before, batch).await,
+                Err(error) => Err(error),
+            }
         })
     }
 

@@ -310,6 +310,14 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(changes, customers, subscriptions);
+
+diesel::table! {
+    /// The change feed's retention horizon: one row (`id` 1).
+    change_horizon (id) {
+        id -> Integer,
+        purged_through -> BigInt,
+    }
+}
 diesel::allow_tables_to_appear_in_same_query!(credit_ledger, customers);
 diesel::allow_tables_to_appear_in_same_query!(credit_ledger, subscriptions);
 

@@ -68,6 +68,7 @@ fn declared(backend: Backend) -> Columns {
                 job_leases,
                 reconcile_cursors,
                 changes,
+                change_horizon,
                 push_endpoints,
                 push_deliveries,
                 push_attempts
@@ -90,6 +91,7 @@ fn declared(backend: Backend) -> Columns {
                 job_leases,
                 reconcile_cursors,
                 changes,
+                change_horizon,
                 push_endpoints,
                 push_deliveries,
                 push_attempts

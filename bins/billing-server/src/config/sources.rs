@@ -13,7 +13,7 @@ use figment::value::{Dict, Map, Num, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 
 /// Every setting and its default; `None` when it has none (required, or an optional override).
-pub(super) const SETTINGS: [(&str, Option<&str>); 47] = [
+pub(super) const SETTINGS: [(&str, Option<&str>); 48] = [
     ("STRIPE_SECRET_KEY", None),
     ("STRIPE_WEBHOOK_SECRET", None),
     ("BILLING_API_KEYS", None),
@@ -32,6 +32,7 @@ pub(super) const SETTINGS: [(&str, Option<&str>); 47] = [
     ("STRIPE_API_BASE", None),
     ("STRIPE_REFETCH", Some("false")),
     ("EVENT_RETENTION_DAYS", Some("30")),
+    ("CHANGE_RETENTION_DAYS", Some("30")),
     ("GATE_CACHE_TTL_MS", Some("5000")),
     ("INGEST_BATCH", Some("8")),
     ("INGEST_LANES", Some("4")),

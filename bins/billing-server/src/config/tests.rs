@@ -60,6 +60,7 @@ fn every_problem_is_listed_at_once() {
         ("BIND_ADDR", "localhost"),
         ("DATABASE_URL", "mysql://x"),
         ("EVENT_RETENTION_DAYS", "soon"),
+        ("CHANGE_RETENTION_DAYS", "0"),
         ("PLANS_FILE", "/nonexistent/plans.toml"),
     ])
     .unwrap_err();
@@ -71,6 +72,7 @@ fn every_problem_is_listed_at_once() {
         "BIND_ADDR",
         "DATABASE_URL must start with",
         "EVENT_RETENTION_DAYS must be a whole number",
+        "CHANGE_RETENTION_DAYS",
         "PLANS_FILE /nonexistent/plans.toml",
     ] {
         assert!(
@@ -78,7 +80,7 @@ fn every_problem_is_listed_at_once() {
             "{expected:?} missing from:\n{text}"
         );
     }
-    assert_eq!(error.0.len(), 7, "{text}");
+    assert_eq!(error.0.len(), 8, "{text}");
     assert!(
         !text.contains("pk_live_oops"),
         "a secret leaked into the error"
@@ -105,6 +107,7 @@ fn a_complete_environment_is_accepted_with_defaults() {
     assert_eq!(server.bind_addr.to_string(), "127.0.0.1:8080");
     assert_eq!(server.webhook_body_limit, 1024 * 1024);
     assert_eq!(server.event_retention, TimeDelta::days(30));
+    assert_eq!(server.change_retention, TimeDelta::days(30));
     assert_eq!(
         server.database.pool,
         StoreSettings {

@@ -245,3 +245,78 @@ async fn the_cache_answers_until_the_feed_or_a_consume_forgets_the_user() {
     let uncached = client(&mock.uri()).build().unwrap();
     assert!(uncached.spawn_cache_invalidation(None).is_none());
 }
+
+#[tokio::test]
+async fn an_expired_cursor_forgets_the_cache_and_reads_the_feed_from_the_start() {
+    let mock = MockServer::start().await;
+    let user = random_id("user");
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/users/{user}/entitlements")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(entitlements_json(&user, "PRO")))
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/changes"))
+        .and(query_param("after", "17"))
+        .respond_with(ResponseTemplate::new(410).set_body_json(json!({
+            "error": {"code": "cursor_expired",
+                      "message": "cursor 17 is before the feed's retention horizon 4096"}
+        })))
+        .mount(&mock)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/changes"))
+        .and(query_param_is_missing("after"))
+        .respond_with(page(vec![], "5012"))
+        .mount(&mock)
+        .await;
+    quiet_after(&mock, "5012").await;
+    let billing = client(&mock.uri())
+        .cache(Duration::from_secs(60))
+        .build()
+        .unwrap();
+
+    // The stream yields the typed error, then ends.
+    let items: Vec<_> = billing.changes_stream(Some("17".into())).collect().await;
+    assert_eq!(items.len(), 1);
+    assert!(
+        matches!(&items[0], Err(Error::CursorExpired { message }) if message.contains("4096")),
+        "{items:?}"
+    );
+    assert!(!items[0].as_ref().unwrap_err().is_retryable());
+
+    // The invalidation task forgets every cached user (changes it never heard of may concern
+    // any of them) and goes on from the start of what the server keeps.
+    billing.entitlements(&user).await.unwrap();
+    let task = billing.spawn_cache_invalidation(Some("17".into())).unwrap();
+    let from_start = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let requests = mock.received_requests().await.unwrap();
+            if requests.iter().any(|r| {
+                r.url.path() == "/v1/changes"
+                    && r.url
+                        .query_pairs()
+                        .any(|(k, v)| k == "after" && v == "5012")
+            }) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        from_start.is_ok(),
+        "the task did not read on from the start"
+    );
+    billing.entitlements(&user).await.unwrap();
+    let fetches = mock
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == format!("/v1/users/{user}/entitlements"))
+        .count();
+    assert_eq!(fetches, 2, "the cache was forgotten");
+    assert!(!task.is_finished(), "the task follows the feed on");
+    task.abort();
+}

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{TestApp, spawn_app, subscription_event};
+use billing_ports::{ChangePurge, FeedStore};
+
+use crate::helpers::{TestApp, spawn_app, subscribe, subscription_event};
 
 fn kinds(page: &Value) -> Vec<&str> {
     page["changes"]
@@ -118,6 +120,69 @@ async fn records_are_paged_after_a_cursor_in_commit_order() {
     app.webhook(&again).await;
     let (_, after_duplicate) = app.get(&format!("/v1/changes?after={last}")).await;
     assert_eq!(after_duplicate["changes"], serde_json::json!([]));
+}
+
+#[actix_web::test]
+async fn a_cursor_before_the_retention_horizon_is_expired() {
+    let app = spawn_app().await;
+    subscribe(&app, "RetainFeed", 3).await;
+    let (_, all) = app.get("/v1/changes").await;
+    let cursors: Vec<i64> = all["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["cursor"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(cursors.len(), 6);
+    let (first, last) = (cursors[0], cursors[5]);
+    // Everything is past a retention ending tomorrow: all but the newest record goes.
+    let tomorrow = chrono::Utc::now() + chrono::TimeDelta::days(1);
+    let purged = app.store.purge_changes(tomorrow, 1_000).await.unwrap();
+    assert_eq!(
+        purged,
+        ChangePurge {
+            horizon: last - 1,
+            advanced: true,
+            changes: 5,
+            deliveries: 0
+        }
+    );
+
+    for cursor in [first, last - 2] {
+        let (status, body) = app.get(&format!("/v1/changes?after={cursor}")).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (410, Some("cursor_expired")),
+            "{cursor}: {body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("horizon {}", last - 1)),
+            "{body}"
+        );
+    }
+    // At the horizon nothing after it is lost; no cursor (or 0) starts there.
+    for query in [
+        format!("after={}", last - 1),
+        String::new(),
+        "after=0".into(),
+    ] {
+        let (status, page) = app.get(&format!("/v1/changes?{query}")).await;
+        assert_eq!(status, 200, "{query}: {page}");
+        assert_eq!(page["changes"].as_array().unwrap().len(), 1, "{query}");
+        assert_eq!(page["changes"][0], all["changes"][5], "{query}");
+    }
+    let (status, body) = app.get(&format!("/v1/changes?after={}", last + 1)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_cursor"))
+    );
+    // The numbering goes on from the newest record kept.
+    subscribe(&app, "RetainMore", 1).await;
+    let (_, more) = app.get(&format!("/v1/changes?after={last}")).await;
+    assert_eq!(more["changes"][0]["cursor"], (last + 1).to_string());
 }
 
 #[actix_web::test]

@@ -122,6 +122,7 @@ pub fn settings(limits: Limits) -> Settings {
         webhook_body_limit: limits.body_limit,
         shutdown_timeout: Duration::from_secs(30),
         event_retention: chrono::TimeDelta::days(30),
+        change_retention: chrono::TimeDelta::days(30),
         gate_cache_ttl: Duration::from_secs(5),
         ingest: IngestSettings::default(),
         jobs: billing_http::JobSettings::default(),
@@ -351,4 +352,19 @@ pub fn subscription_event(
             }]},
         }},
     })
+}
+
+/// Sends `count` subscription events, each of a user of its own (two records each).
+pub async fn subscribe(app: &TestApp, prefix: &str, count: usize) {
+    for n in 0..count {
+        let event = subscription_event(
+            &format!("evt_1Q{prefix}{n:0>12}"),
+            "customer.subscription.created",
+            &format!("u_{prefix}_{n}"),
+            "active",
+            "price_pro_monthly",
+            1_700_000_000,
+        );
+        assert_eq!(app.webhook(&event).await.0, 200);
+    }
 }

@@ -4,7 +4,8 @@
 
 use billing_domain::{Currency, Money, SubscriptionStatus, TierId};
 use billing_ports::{
-    AccessSnapshot, BillingStore, ChangeKind, CustomerRecord, FeedStore, NewChange, StoreError,
+    AccessSnapshot, AttemptOutcome, BillingStore, ChangeKind, ChangePurge, CustomerRecord,
+    DeliveryFilter, FeedStore, NewChange, PushAttempt, PushStore, ReplaySelection, StoreError,
     SubscriptionRecord, TxFuture,
 };
 use billing_store_diesel::testing::TestDatabase;
@@ -18,6 +19,7 @@ on_both_backends!(
     a_dedupe_key_is_written_once_and_a_rollback_writes_nothing,
     records_written_together_are_what_one_by_one_writes,
     ended_grace_periods_are_listed_until_recorded,
+    the_retention_purges_the_oldest_records_and_keeps_what_is_still_needed,
 );
 
 fn snapshot(tier: &str, status: Option<SubscriptionStatus>, reason: &str) -> AccessSnapshot {
@@ -332,4 +334,214 @@ async fn a_record_committed_later_comes_after_what_was_read_postgres() {
     assert_eq!(next.len(), 1, "the record committed later is not skipped");
     assert_eq!(next[0].change.change_id, "chg_AearlyIdLateCommit000000");
     assert!(next[0].seq > cursor);
+}
+
+/// The positions the feed serves from its start.
+async fn served(store: &DieselStore) -> Vec<i64> {
+    let records = store.changes_after(None, 10).await.unwrap();
+    records.iter().map(|r| r.seq).collect()
+}
+
+/// Attempts of `deliveries` (delivery id, outcome) recorded at `now`.
+async fn attempts(store: &DieselStore, deliveries: &[(i64, AttemptOutcome)], now: DateTime<Utc>) {
+    let attempts: Vec<PushAttempt> = deliveries
+        .iter()
+        .map(|(delivery_id, outcome)| PushAttempt {
+            delivery_id: *delivery_id,
+            attempt: 1,
+            started_at: now,
+            duration_ms: 12,
+            status_code: Some(if *outcome == AttemptOutcome::Succeeded {
+                200
+            } else {
+                500
+            }),
+            error: (*outcome != AttemptOutcome::Succeeded).then(|| "HTTP 500".to_owned()),
+            outcome: *outcome,
+        })
+        .collect();
+    store.record_push_attempts(&attempts, now).await.unwrap();
+}
+
+/// Records older than the retention go, oldest first and a batch at a time, behind a horizon
+/// that never passes the newest record; kept are the records of deliveries not yet succeeded
+/// (until they succeed) and each user's newest `grace_ended` record, and the succeeded
+/// deliveries go with their records except the endpoint's newest.
+async fn the_retention_purges_the_oldest_records_and_keeps_what_is_still_needed(
+    store: DieselStore,
+) {
+    assert_eq!(store.change_horizon().await.unwrap(), 0);
+    let endpoint = store
+        .register_push_endpoint("ep_9fKq2LxW", "https://product.example/hooks", at(1))
+        .await
+        .unwrap();
+    let records = [
+        (
+            "chg_0aT4mQ9rLk2VzX7pW1sB",
+            "user_a8Kd2m",
+            ChangeKind::StatusChanged,
+            10,
+        ),
+        (
+            "chg_1bR7nP3xJh5YcU0qE8vD",
+            "user_g3Wq9z",
+            ChangeKind::GraceEnded,
+            20,
+        ),
+        (
+            "chg_2cM1kS6wGf8ZbT4oR2yF",
+            "user_b5Nx7c",
+            ChangeKind::PaymentFailed,
+            30,
+        ),
+        (
+            "chg_3dL9jV2uDs4XaQ6iN0tH",
+            "user_g3Wq9z",
+            ChangeKind::GraceEnded,
+            40,
+        ),
+        (
+            "chg_4eK3hY8tBp1WnO5gM7rJ",
+            "user_a8Kd2m",
+            ChangeKind::TierChanged,
+            50,
+        ),
+        (
+            "chg_5fJ6gZ0sAm9VlI2eL4qK",
+            "user_c1Pv4e",
+            ChangeKind::StatusChanged,
+            1_000,
+        ),
+        (
+            "chg_6gH2fX4rZn7UkE8dK1pM",
+            "user_a8Kd2m",
+            ChangeKind::StatusChanged,
+            2_000,
+        ),
+    ];
+    for (id, user, kind, second) in records {
+        let mut record = change(id, user, kind);
+        record.created_at = at(second);
+        assert!(insert(&store, &record).await.unwrap());
+    }
+    assert_eq!(
+        store
+            .enqueue_pushes(&endpoint.id, at(2_001), 100)
+            .await
+            .unwrap(),
+        7
+    );
+    let due = store
+        .due_pushes(&endpoint.id, at(2_001), 100)
+        .await
+        .unwrap();
+    let delivery = |seq: i64| {
+        due.iter()
+            .find(|d| d.record.seq == seq)
+            .unwrap()
+            .delivery_id
+    };
+    // Delivered but for the third (given up) and the sixth (still pending).
+    let mut outcomes: Vec<(i64, AttemptOutcome)> = [1, 2, 4, 5, 7]
+        .into_iter()
+        .map(|seq| (delivery(seq), AttemptOutcome::Succeeded))
+        .collect();
+    outcomes.push((delivery(3), AttemptOutcome::Failed));
+    attempts(&store, &outcomes, at(2_002)).await;
+    let retention_end = at(100);
+
+    // A batch of two positions: both go, with their deliveries.
+    let first = store.purge_changes(retention_end, 2).await.unwrap();
+    assert_eq!(
+        first,
+        ChangePurge {
+            horizon: 2,
+            advanced: true,
+            changes: 2,
+            deliveries: 2
+        }
+    );
+    // The next stops before the first record inside the retention (6): of 3, 4 and 5 only 5
+    // goes, 3's delivery having failed and 4 being its user's newest grace_ended record.
+    let second = store.purge_changes(retention_end, 100).await.unwrap();
+    assert_eq!(
+        second,
+        ChangePurge {
+            horizon: 5,
+            advanced: true,
+            changes: 1,
+            deliveries: 2
+        }
+    );
+    let idle = store.purge_changes(retention_end, 100).await.unwrap();
+    assert_eq!(
+        idle,
+        ChangePurge {
+            horizon: 5,
+            advanced: false,
+            changes: 0,
+            deliveries: 0
+        }
+    );
+    assert_eq!(store.change_horizon().await.unwrap(), 5);
+    // The feed starts after the horizon: the records kept before it are not served.
+    assert_eq!(served(&store).await, [6, 7]);
+    assert!(store.change_exists(3).await.unwrap());
+    assert!(store.change_exists(4).await.unwrap());
+
+    // Once the failed delivery is sent, a sweep takes its record (the delivery goes too).
+    let replayed = store
+        .replay_pushes(&ReplaySelection::Ids(vec![delivery(3)]), at(2_003))
+        .await
+        .unwrap();
+    assert_eq!(replayed, 1);
+    attempts(
+        &store,
+        &[(delivery(3), AttemptOutcome::Succeeded)],
+        at(2_004),
+    )
+    .await;
+    let sweep = store.purge_changes(retention_end, 100).await.unwrap();
+    assert_eq!(
+        sweep,
+        ChangePurge {
+            horizon: 5,
+            advanced: false,
+            changes: 1,
+            deliveries: 1
+        }
+    );
+    assert!(!store.change_exists(3).await.unwrap());
+
+    // Everything past the retention: the newest record stays, the numbering goes on from it.
+    let all = store.purge_changes(at(10_000), 100).await.unwrap();
+    assert_eq!(
+        all,
+        ChangePurge {
+            horizon: 6,
+            advanced: true,
+            changes: 0,
+            deliveries: 0
+        },
+        "6 is pending"
+    );
+    let mut next = change(
+        "chg_7hG5eW1qYm3TjD9cJ6oN",
+        "user_c1Pv4e",
+        ChangeKind::TierChanged,
+    );
+    next.created_at = at(3_000);
+    assert!(insert(&store, &next).await.unwrap());
+    assert_eq!(served(&store).await, [7, 8]);
+    let kept = store
+        .push_deliveries(&DeliveryFilter {
+            status: None,
+            endpoint_id: None,
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    let mut kept: Vec<i64> = kept.iter().map(|d| d.change_seq).collect();
+    kept.sort_unstable();
+    assert_eq!(kept, [6, 7], "the pending one and the endpoint's newest");
 }

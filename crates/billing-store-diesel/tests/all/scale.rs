@@ -1,7 +1,7 @@
 //! Statements whose cost must not grow with history: on a Postgres database holding tens of
-//! thousands of rows per table (analyzed, as autovacuum would), the retention purge, the
-//! grace-period job's read and a customer's rows given to its user read through indexes, never
-//! a whole table. Postgres' own counters (`pg_stat_user_tables`) tell which it did.
+//! thousands of rows per table (analyzed, as autovacuum would), the retention purges (events
+//! and change records), the grace-period job's read and a customer's rows given to its user
+//! read through indexes, never a whole table. Postgres' own counters (`pg_stat_user_tables`) tell which it did.
 
 use std::time::{Duration, Instant};
 
@@ -151,10 +151,21 @@ async fn the_jobs_and_a_users_new_rows_read_through_indexes_with_a_long_history(
         .unwrap();
     let ended = store.grace_periods_ended(Utc::now(), 100).await.unwrap();
     assert_eq!(ended.len(), 1, "{ended:?}");
+    let changes = store
+        .purge_changes(Utc::now() - TimeDelta::days(30), 500)
+        .await
+        .unwrap();
+    assert_eq!((changes.horizon, changes.changes), (500, 500));
     drop(store);
 
     // Every table the work must have read through an index shows it; then none was read whole.
-    let read_by_index = ["stripe_events", "subscriptions", "payments", "orders"];
+    let read_by_index = [
+        "stripe_events",
+        "subscriptions",
+        "payments",
+        "orders",
+        "changes",
+    ];
     let started = Instant::now();
     let after = loop {
         let now = scans(&mut admin).await;

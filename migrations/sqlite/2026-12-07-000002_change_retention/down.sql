@@ -1,0 +1,2 @@
+DROP INDEX IF EXISTS push_deliveries_change;
+DROP TABLE change_horizon;
