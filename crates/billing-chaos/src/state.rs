@@ -26,11 +26,17 @@ pub const DELIVERY_COLUMNS: &[(&str, &str)] = &[
     ("stripe_events", "next_attempt_at"),
 ];
 
+/// The change feed's positions: numbered in commit order by whoever reads the feed or runs its
+/// retention first, so whether a record has one yet depends on when that happened, not on the
+/// events (a serial replay that nobody reads leaves them unnumbered).
+pub const NUMBERING_COLUMNS: &[(&str, &str)] = &[("changes", "seq")];
+
 /// Tables that are not billing state (migrations, the background jobs' leases).
 const SKIPPED_TABLES: &[&str] = &["__diesel_schema_migrations", "job_leases"];
 
 /// Every billing table's rows as JSON objects, sorted, without the excluded columns (wall
-/// clock, delivery bookkeeping, and serial ids whose values depend on rolled-back inserts).
+/// clock, delivery bookkeeping, feed positions, and serial ids whose values depend on
+/// rolled-back inserts).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dump {
     /// Table name → sorted rows.
@@ -102,6 +108,7 @@ pub async fn dump(cluster: &Cluster, db: &str) -> Result<Dump> {
         let list = excluded.entry(table.to_owned()).or_default();
         if WALL_CLOCK_COLUMNS.contains(&column)
             || DELIVERY_COLUMNS.contains(&(table, column))
+            || NUMBERING_COLUMNS.contains(&(table, column))
             || default.starts_with("nextval(")
         {
             list.push(column.to_owned());
