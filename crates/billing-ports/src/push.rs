@@ -223,7 +223,8 @@ pub trait PushStore: Send + Sync + 'static {
     ) -> Result<Vec<DeliverySummary>, StoreError>;
 
     /// Makes the selected deliveries pending again, due `now`, with their failure count
-    /// reset; returns how many.
+    /// reset; returns how many. A delivery whose change record the retention purged is left
+    /// as it is: there is nothing to send.
     async fn replay_pushes(
         &self,
         selection: &ReplaySelection,

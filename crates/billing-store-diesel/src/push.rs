@@ -390,8 +390,15 @@ impl Tx<'_> {
         );
         match selection {
             ReplaySelection::Ids(ids) => {
-                let update =
-                    diesel::update(d::push_deliveries.filter(d::id.eq_any(ids))).set(again);
+                // A delivery whose record the retention purged (a lagging endpoint's newest,
+                // which stays as its position) cannot be sent again: it is left as it is.
+                let record = changes::table.filter(changes::seq.eq(d::change_seq.nullable()));
+                let update = diesel::update(
+                    d::push_deliveries
+                        .filter(d::id.eq_any(ids))
+                        .filter(diesel::dsl::exists(record)),
+                )
+                .set(again);
                 on_conn!(self, |c| update.execute(c).await)
             }
             ReplaySelection::Failed { endpoint_id: None } => {

@@ -544,4 +544,25 @@ async fn the_retention_purges_the_oldest_records_and_keeps_what_is_still_needed(
     let mut kept: Vec<i64> = kept.iter().map(|d| d.change_seq).collect();
     kept.sort_unstable();
     assert_eq!(kept, [6, 7], "the pending one and the endpoint's newest");
+
+    // The endpoint's newest delivery outlives its record (the endpoint lags: 8 has none yet);
+    // replaying it would leave a delivery nothing can send.
+    let lagging = store.purge_changes(at(10_000), 100).await.unwrap();
+    assert_eq!(
+        lagging,
+        ChangePurge {
+            horizon: 7,
+            advanced: true,
+            changes: 1,
+            deliveries: 0
+        }
+    );
+    let replayed = store
+        .replay_pushes(
+            &ReplaySelection::Ids(vec![delivery(6), delivery(7)]),
+            at(3_001),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replayed, 1, "only 6, whose record is kept");
 }
