@@ -458,23 +458,27 @@ impl<S: BillingStore + FeedStore> BillingApp<S> {
     /// Up to `limit` change records after position `after` (from the first kept when `None`
     /// or 0), in commit order; `None` when `after` names no record (beyond the newest, or
     /// never given). [`AppError::CursorExpired`] when `after` is before the retention horizon
-    /// ([`FeedStore::change_horizon`]), so records after it may have been purged: checked
-    /// before the read and again after it, since the horizon moves before records go.
+    /// ([`FeedStore::change_horizon`]), so records after it may have been purged.
     pub async fn changes(
         &self,
         after: Option<i64>,
         limit: u32,
     ) -> Result<Option<ChangePage>, AppError> {
         let after = after.filter(|after| *after != 0);
+        let changes = self.store().changes_after(after, limit).await?;
         if let Some(after) = after {
-            let horizon = self.cursor_kept(after).await?;
+            // Read after the rows: the horizon moves before records go, so a cursor at or
+            // past it now was past it when the rows were read, and none after it was missing.
+            let horizon = self.store().change_horizon().await?;
+            if after < horizon {
+                return Err(AppError::CursorExpired {
+                    cursor: after,
+                    horizon,
+                });
+            }
             if after > horizon && !self.store().change_exists(after).await? {
                 return Ok(None);
             }
-        }
-        let changes = self.store().changes_after(after, limit).await?;
-        if let Some(after) = after {
-            self.cursor_kept(after).await?;
         }
         let next = match (changes.last(), after) {
             (Some(last), _) => last.seq,
@@ -482,15 +486,6 @@ impl<S: BillingStore + FeedStore> BillingApp<S> {
             (None, None) => self.store().change_head().await?,
         };
         Ok(Some(ChangePage { changes, next }))
-    }
-
-    /// The retention horizon, when `cursor` is not before it.
-    async fn cursor_kept(&self, cursor: i64) -> Result<i64, AppError> {
-        let horizon = self.store().change_horizon().await?;
-        if cursor < horizon {
-            return Err(AppError::CursorExpired { cursor, horizon });
-        }
-        Ok(horizon)
     }
 
     /// One batch of the change feed's retention: records created more than

@@ -39,14 +39,16 @@ FROM (SELECT id, (SELECT coalesce(max(seq), 0) FROM changes) \
       FROM changes WHERE seq IS NULL) AS n \
 WHERE c.id = n.id";
 
-/// The records at positions `$1` (exclusive) to `$2` the retention deletes: all but those a
-/// push delivery not yet succeeded points at (it still sends them) and each user's newest
-/// `grace_ended` record (the grace-period job's "already recorded" check reads it). Written
-/// once for both backends: SQLite reads `$1` and `$2` as named parameters, numbered in the
-/// order they first appear, which is their order here.
+/// The records at positions `$1` (exclusive) to `$2` the retention deletes, never past the
+/// stored horizon (the statement holds it, whatever the caller computed: readers are told of
+/// no other gap), all but those a push delivery not yet succeeded points at (it still sends
+/// them) and each user's newest `grace_ended` record (the grace-period job's "already
+/// recorded" check reads it). Written once for both backends: SQLite reads `$1` and `$2` as
+/// named parameters, numbered in the order they first appear, which is their order here.
 const PURGE_CHANGES: &str = "\
 DELETE FROM changes \
 WHERE seq > $1 AND seq <= $2 \
+  AND seq <= (SELECT purged_through FROM change_horizon WHERE id = 1) \
   AND NOT EXISTS (SELECT 1 FROM push_deliveries d \
                   WHERE d.change_seq = changes.seq AND d.status <> 'succeeded') \
   AND NOT (kind = 'grace_ended' AND NOT EXISTS ( \

@@ -22,6 +22,9 @@ use crate::error::parse_stored;
 use crate::pg;
 use crate::prepared::cached;
 
+use crate::schema::{Stamp, Ts, stripe_events, time};
+use crate::tx::{Conn, Tx, on_conn};
+
 /// One batch of the purge (Postgres): the done events of one status received before a time,
 /// the oldest first, found through `stripe_events_status_received` and deleted by their row
 /// addresses (a TID scan). A delete by id, `id = ANY($ids)`, read the whole table instead once
@@ -41,8 +44,6 @@ DELETE FROM stripe_events WHERE rowid IN (\
     SELECT rowid FROM stripe_events WHERE status = ? AND received_at < ? \
     ORDER BY received_at LIMIT ?) \
 AND status = ?";
-use crate::schema::{Stamp, Ts, stripe_events, time};
-use crate::tx::{Conn, Tx, on_conn};
 
 /// A new `stripe_events` row: a claimed event inserted as done (it commits only with the
 /// event's effects), or a failure.

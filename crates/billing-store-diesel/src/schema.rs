@@ -311,6 +311,9 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(changes, customers, subscriptions);
 
+diesel::allow_tables_to_appear_in_same_query!(credit_ledger, customers);
+diesel::allow_tables_to_appear_in_same_query!(credit_ledger, subscriptions);
+
 diesel::table! {
     /// The change feed's retention horizon: one row (`id` 1).
     change_horizon (id) {
@@ -318,8 +321,6 @@ diesel::table! {
         purged_through -> BigInt,
     }
 }
-diesel::allow_tables_to_appear_in_same_query!(credit_ledger, customers);
-diesel::allow_tables_to_appear_in_same_query!(credit_ledger, subscriptions);
 
 diesel::table! {
     use diesel::sql_types::*;
