@@ -38,18 +38,25 @@ lint:
     cargo clippy --workspace --all-targets -- -D warnings
 
 # Unit and integration tests through nextest (benches are compiled by `lint`; the fault proofs
-# of billing-chaos run in `chaos`).
+# of billing-chaos run in `chaos`). The build is the whole workspace's, billing-chaos included,
+# and the filter leaves its tests out: `chaos`, `examples` and `contract` then reuse every
+# artifact instead of building the dependency tree again with other features.
 nextest:
-    cargo nextest run --workspace --no-fail-fast --exclude billing-chaos
+    cargo nextest run --workspace --no-fail-fast -E 'not package(billing-chaos)'
+
+# The binaries and examples with the features and profile of the test build above (`--examples`
+# brings in the dev-dependencies, as tests do), so nothing is compiled twice.
+build-for-tests:
+    cargo build --workspace --bins --examples --profile test
 
 # The fault proofs (crates/billing-chaos, docs/operations.md "What we promise under faults"):
 # fuzzing, kill -9 under load, database restart, secrets in trace logs. Each scenario starts
 # the real server binary and its own Postgres cluster (initdb/pg_ctl, free 127.0.0.1 port).
 # CHAOS_SEED replays a run; CHAOS_FUZZ_SECONDS sets the fuzzing time boxes (default 10).
-chaos:
-    cargo build -p billing-server
+chaos: build-for-tests
     BILLING_SERVER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/billing-server" timeout 900 \
-        cargo nextest run -p billing-chaos --config-file crates/billing-chaos/nextest.toml --profile chaos
+        cargo nextest run --workspace -E 'package(billing-chaos)' \
+        --config-file crates/billing-chaos/nextest.toml --profile chaos
 
 # Doc tests (nextest does not run them).
 doctest:
@@ -57,8 +64,8 @@ doctest:
 
 # The examples that are programs of their own (the others run in their crates' tests):
 # billing-app embedded in a service, on SQLite.
-examples:
-    cargo run -q -p billing-app --example embedded
+examples: build-for-tests
+    "${CARGO_TARGET_DIR:-$PWD/target}/debug/examples/embedded"
 
 # Rustdoc of every crate without its dependencies; warnings (broken links, …) are errors.
 doc:
@@ -119,14 +126,13 @@ openapi:
 # from /openapi.json with every check (schemathesis.toml: the one exception and its reason);
 # any finding fails. CONTRACT_SECONDS bounds the run (fuzzing repeats until it is spent),
 # CONTRACT_EXAMPLES the examples per operation and round, CONTRACT_SEED replays a run.
-contract:
+contract: build-for-tests
     #!/usr/bin/env bash
     set -euo pipefail
     version=4.32.5
     installed=$(python3 -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null || true)
     [ "$installed" = "$version" ] || python3 -m pip install --quiet "schemathesis==$version"
     python3 -c "import localstripe" 2>/dev/null || python3 -m pip install --quiet localstripe==1.15.10
-    cargo build -p billing-server
     bin="${CARGO_TARGET_DIR:-$PWD/target}/debug/billing-server"
     dir=$(mktemp -d)
     pids=()
