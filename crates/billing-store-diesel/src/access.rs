@@ -10,26 +10,24 @@ use billing_ports::{
 };
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 
 use crate::pg::pipelined;
 use crate::prepared::cached;
 use crate::schema::{credit_ledger, customers, subscriptions};
-use crate::subscriptions::{
-    BY_SUBSCRIPTION_ID_POSTGRES, SubscriptionRow, lock_subscriptions_postgres, subscription_record,
-};
+use crate::subscriptions::{SubscriptionRow, lock_subscriptions_postgres, subscription_record};
 use crate::tx::{Tx, after_locks, on_conn};
 
 /// One row of the access query: the customer, one of its subscriptions (none when it has
 /// none), the user's credit balance.
 type AccessRow = (String, Option<SubscriptionRow>, Option<i64>);
 
-/// The user's customer joined to its subscriptions in `$order` (Postgres:
-/// [`BY_SUBSCRIPTION_ID_POSTGRES`]), with the credit balance as a scalar subquery on each row
-/// (for every backend, and after a lock).
+/// The user's customer joined to its subscriptions in id order (byte by byte on both backends:
+/// the column's collation is `"C"` on Postgres), with the credit balance as a scalar subquery
+/// on each row (for every backend, and after a lock).
 macro_rules! access_query {
-    ($user_id:expr, $order:expr) => {{
+    ($user_id:expr) => {{
         let credits = credit_ledger::table
             .filter(credit_ledger::user_id.eq($user_id))
             .select(sql::<BigInt>(
@@ -43,7 +41,7 @@ macro_rules! access_query {
                         .on(subscriptions::stripe_customer_id.eq(customers::stripe_customer_id)),
                 )
                 .filter(customers::user_id.eq($user_id))
-                .order($order)
+                .order(subscriptions::stripe_subscription_id)
                 .select((
                     customers::stripe_customer_id,
                     Option::<SubscriptionRow>::as_select(),
@@ -211,14 +209,7 @@ impl AccessRead for Tx<'_> {
             return Ok(kept);
         }
         // Written inside `on_conn!` so `as_select` is built for each backend.
-        let rows: Vec<AccessRow> = on_conn!(self,
-            postgres: |c| access_query!(user_id, sql::<Text>(BY_SUBSCRIPTION_ID_POSTGRES))
-                .load(c)
-                .await,
-            sqlite: |c| access_query!(user_id, subscriptions::stripe_subscription_id)
-                .load(c)
-                .await,
-        )?;
+        let rows: Vec<AccessRow> = on_conn!(self, |c| access_query!(user_id).load(c).await)?;
         self.access_from(user_id, rows).await
     }
 
@@ -244,9 +235,7 @@ impl AccessTx for Tx<'_> {
         }
         let read = after_locks!(self, keys, |c| async move {
             let mut c = c;
-            access_query!(user_id, sql::<Text>(BY_SUBSCRIPTION_ID_POSTGRES))
-                .load::<AccessRow>(&mut c)
-                .await
+            access_query!(user_id).load::<AccessRow>(&mut c).await
         });
         match read {
             Some(rows) => {
@@ -297,7 +286,7 @@ impl AccessTx for Tx<'_> {
                             subscriptions::stripe_customer_id.eq(customers::stripe_customer_id),
                         ))
                         .filter(customers::user_id.eq_any(users))
-                        .order((customers::user_id, sql::<Text>(BY_SUBSCRIPTION_ID_POSTGRES)))
+                        .order((customers::user_id, subscriptions::stripe_subscription_id))
                         .select((
                             customers::user_id,
                             customers::stripe_customer_id,

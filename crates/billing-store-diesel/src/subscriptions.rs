@@ -7,9 +7,7 @@ use billing_ports::{
     Cause, EventPosition, StoreError, SubscriptionRead, SubscriptionRecord, SubscriptionTx,
 };
 use chrono::{DateTime, Utc};
-use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::prepared::cached;
@@ -107,12 +105,6 @@ fn subscription_row(s: &SubscriptionRecord) -> Result<SubscriptionRow, StoreErro
     })
 }
 
-/// Subscriptions' order on Postgres (a user's access rows, a customer's list): by id, byte by byte whatever
-/// the database's collation (`KeptAccess` inserts a new subscription among kept ones by
-/// `String`'s order). SQLite compares text byte by byte already.
-pub(crate) const BY_SUBSCRIPTION_ID_POSTGRES: &str =
-    r#"subscriptions.stripe_subscription_id COLLATE "C""#;
-
 #[async_trait]
 impl SubscriptionRead for Tx<'_> {
     /// In id order, byte by byte, as a user's access rows list them.
@@ -121,20 +113,12 @@ impl SubscriptionRead for Tx<'_> {
         stripe_customer_id: &str,
     ) -> Result<Vec<SubscriptionRecord>, StoreError> {
         let of_customer = subscriptions::stripe_customer_id.eq(stripe_customer_id);
-        let rows: Vec<SubscriptionRow> = on_conn!(self,
-            postgres: |c| subscriptions::table
-                .filter(of_customer)
-                .order(sql::<Text>(BY_SUBSCRIPTION_ID_POSTGRES))
-                .select(SubscriptionRow::as_select())
-                .load(c)
-                .await,
-            sqlite: |c| subscriptions::table
-                .filter(of_customer)
-                .order(subscriptions::stripe_subscription_id)
-                .select(SubscriptionRow::as_select())
-                .load(c)
-                .await,
-        )?;
+        let rows: Vec<SubscriptionRow> = on_conn!(self, |c| subscriptions::table
+            .filter(of_customer)
+            .order(subscriptions::stripe_subscription_id)
+            .select(SubscriptionRow::as_select())
+            .load(c)
+            .await)?;
         rows.into_iter().map(subscription_record).collect()
     }
 }

@@ -348,19 +348,28 @@ async fn a_user_whose_lock_was_busy_is_not_kept() {
 
 /// On Postgres, a subscription new to a kept user's customer is added to their kept rows
 /// (no statement reads them again): a credit committed meanwhile by a writer that skipped the
-/// user's lock is not seen, and the subscriptions are in the order a read gives, even with
-/// the ids under a language's collation (ICU's English, where `a` sorts before `Z`).
+/// user's lock is not seen, and the subscriptions are in the order a read gives, byte by byte
+/// (`a` after `Z`) whatever the database's collation: the migrations give the id column the
+/// `"C"` collation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_new_to_a_kept_user_is_kept_in_place() {
+    use diesel::sql_types::Text;
     use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct Collation {
+        #[diesel(sql_type = Text)]
+        collation: String,
+    }
     let db = TestDatabase::new(Backend::Postgres).await;
     let mut admin = AsyncPgConnection::establish(db.url()).await.unwrap();
-    diesel::sql_query(
-        r#"ALTER TABLE subscriptions ALTER COLUMN stripe_subscription_id TYPE TEXT COLLATE "en-US-x-icu""#,
+    let column: Collation = diesel::sql_query(
+        "SELECT collation_name::text AS collation FROM information_schema.columns \
+         WHERE table_name = 'subscriptions' AND column_name = 'stripe_subscription_id'",
     )
-    .execute(&mut admin)
+    .get_result(&mut admin)
     .await
     .unwrap();
+    assert_eq!(column.collation, "C", "byte order held by the column");
     drop(admin);
     seed(db.store()).await;
     let other = db.store().clone();

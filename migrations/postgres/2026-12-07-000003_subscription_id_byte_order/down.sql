@@ -1,0 +1,1 @@
+ALTER TABLE subscriptions ALTER COLUMN stripe_subscription_id TYPE TEXT COLLATE "default";
