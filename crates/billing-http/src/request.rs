@@ -71,9 +71,6 @@ impl RootSpanBuilder for RequestSpan {
             "request",
             request_id = id.as_str(),
             method = request.method().as_str(),
-            route = tracing::field::Empty,
-            status = tracing::field::Empty,
-            latency_ms = tracing::field::Empty,
             event_id = tracing::field::Empty,
             event_type = tracing::field::Empty,
         );
@@ -84,8 +81,11 @@ impl RootSpanBuilder for RequestSpan {
         span
     }
 
-    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
-        crate::telemetry::request_ended(&span, outcome);
+    /// Runs inside the request span, whose lines carry its fields; the route, status and
+    /// latency go in the request's own log line, not into the span: with `LOG_FORMAT=json`,
+    /// each field recorded into a span parses and writes its fields again.
+    fn on_request_end<B: MessageBody>(_span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        crate::telemetry::request_ended(outcome);
     }
 }
 
@@ -105,9 +105,17 @@ pub(crate) async fn answer_request_id(
     Ok(response)
 }
 
-/// Names the event a webhook request is about, in its request span.
+/// Names the event a webhook request is about, in its request span: both fields in one
+/// record (with `LOG_FORMAT=json` each record parses and writes the span's fields again).
 pub(crate) fn record_event(event_id: &str, event_type: &str) {
     let span = Span::current();
-    span.record("event_id", event_id);
-    span.record("event_type", event_type);
+    let Some(fields) = span.metadata().map(tracing::Metadata::fields) else {
+        return; // no subscriber takes the span
+    };
+    let (Some(id), Some(kind)) = (fields.field("event_id"), fields.field("event_type")) else {
+        return;
+    };
+    let values: [(&tracing::field::Field, Option<&dyn tracing::Value>); 2] =
+        [(&id, Some(&event_id)), (&kind, Some(&event_type))];
+    span.record_all(&fields.value_set(&values));
 }

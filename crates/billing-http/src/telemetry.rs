@@ -9,7 +9,6 @@ use actix_web::dev::ServiceResponse;
 use actix_web::{Error, HttpMessage as _, HttpRequest};
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing::Span;
 
 use crate::error::{ApiError, ErrorLog};
 use crate::request::RequestMeta;
@@ -284,10 +283,10 @@ pub(crate) struct Delivery {
     pub(crate) outcome: Option<&'static str>,
 }
 
-/// The request log: records route, status and latency on the request span, counts the
-/// request under its matched route pattern, and writes the request's one log line when there
-/// is one: every webhook delivery, and every 5xx with its cause.
-pub(crate) fn request_ended<B>(span: &Span, outcome: &Result<ServiceResponse<B>, Error>) {
+/// The request log (run inside the request span): counts the request under its matched route
+/// pattern, and writes the request's one log line when there is one, with its status and
+/// latency: every webhook delivery, and every 5xx with its route and cause.
+pub(crate) fn request_ended<B>(outcome: &Result<ServiceResponse<B>, Error>) {
     let (request, status, error) = match outcome {
         Ok(response) => (
             Some(response.request()),
@@ -311,9 +310,6 @@ pub(crate) fn request_ended<B>(span: &Span, outcome: &Result<ServiceResponse<B>,
     let route = route.as_deref().unwrap_or("");
     let status = status.as_u16();
     let latency_ms = elapsed.as_secs_f64() * 1e3;
-    span.record("route", route);
-    span.record("status", status);
-    span.record("latency_ms", latency_ms);
     let code = logged.as_ref().map_or_else(
         || error.and_then(|e| e.as_error::<ApiError>()).map(|e| e.code),
         |l| Some(l.code),

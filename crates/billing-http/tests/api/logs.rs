@@ -233,6 +233,14 @@ async fn a_delivery_is_logged_once_and_ingest_logs_carry_its_event() {
             && line.contains("request_id="),
         "{line}"
     );
+    // The request span names the event too (both fields, recorded together), so any line the
+    // request writes carries it.
+    assert!(
+        line.contains(
+            r#"event_id="evt_1QfZ8dOneLine" event_type="customer.subscription.created"}"#
+        ),
+        "{line}"
+    );
     // At DEBUG, ingest's own lines run inside its span, which names the event.
     let ingest: Vec<String> = logs
         .debug_lines_with("ingest{")
