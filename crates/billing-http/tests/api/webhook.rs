@@ -145,3 +145,53 @@ async fn an_unreachable_database_answers_503_so_stripe_retries() {
         .unwrap();
     assert_eq!(status, 503);
 }
+
+/// The stored body is the verified body, byte for byte. A body that is not UTF-8 is refused
+/// before anything is stored (the Stripe SDKs verify a string), so the stored text never needs
+/// a replacement character.
+#[actix_web::test]
+async fn the_body_is_stored_as_sent_and_one_not_utf8_is_refused_unstored() {
+    let app = spawn_app().await;
+    let sent = subscription_event(
+        "evt_1QhT4wStoredAsSent",
+        "customer.subscription.created",
+        "u_1QhT4wStored",
+        "active",
+        "price_pro_monthly",
+        1_700_000_000,
+    );
+    let (status, _) = app.webhook(&sent).await;
+    assert_eq!(status, 200);
+    let stored = app
+        .store
+        .event("evt_1QhT4wStoredAsSent")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.payload, serde_json::to_string(&sent).unwrap());
+
+    let mangled_event = subscription_event(
+        "evt_1QhT4wNotUtf8Kept",
+        "customer.subscription.created",
+        "u_1QhT4wNotUtf8",
+        "active",
+        "price_pro_monthly",
+        1_700_000_001,
+    );
+    let text = serde_json::to_vec(&mangled_event).unwrap();
+    let mut body = b"{\"x_note\":\"caf\xe9 \xff\",".to_vec();
+    body.extend_from_slice(&text[1..]);
+    let signature = stripe_webhook_signature::sign(&body, SECRET, chrono::Utc::now().timestamp());
+    let (status, answer) = app.raw_webhook(body, Some(signature)).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("unverifiable_body"))
+    );
+    assert!(
+        app.store
+            .event("evt_1QhT4wNotUtf8Kept")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
