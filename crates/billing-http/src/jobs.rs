@@ -171,37 +171,57 @@ pub(crate) fn jobs(settings: &JobSettings) -> Vec<Job> {
 }
 
 /// The retention purge: done events, then the change feed's records (and their succeeded
-/// push deliveries), batch by batch, each committed on its own, renewing the lease before
-/// each and pausing after each for the duty share.
+/// push deliveries), batch by batch, each committed on its own ([`in_batches`]).
 async fn purge(
     app: BillingApp<DieselStore>,
     lease: JobLease,
     duty_percent: u8,
 ) -> Result<String, AppError> {
     let mut events = 0;
-    while lease.renew().await {
-        let started = std::time::Instant::now();
-        let (deleted, more) = app.purge_events_batch().await?;
-        events += deleted;
-        if !more {
-            break;
-        }
-        actix_web::rt::time::sleep(purge_pause(started.elapsed(), duty_percent)).await;
-    }
+    in_batches(
+        &lease,
+        duty_percent,
+        || app.purge_events_batch(),
+        |(deleted, more)| {
+            events += deleted;
+            more
+        },
+    )
+    .await?;
     let (mut changes, mut deliveries) = (0, 0);
-    while lease.renew().await {
-        let started = std::time::Instant::now();
-        let batch = app.purge_changes_batch().await?;
-        changes += batch.changes;
-        deliveries += batch.deliveries;
-        if !batch.advanced {
-            break;
-        }
-        actix_web::rt::time::sleep(purge_pause(started.elapsed(), duty_percent)).await;
-    }
+    in_batches(
+        &lease,
+        duty_percent,
+        || app.purge_changes_batch(),
+        |batch| {
+            changes += batch.changes;
+            deliveries += batch.deliveries;
+            batch.advanced
+        },
+    )
+    .await?;
     Ok(format!(
         "{events} done events purged, {changes} change records and {deliveries} push deliveries"
     ))
+}
+
+/// Runs `batch` until `counted` (given each batch's result, to count it) says there is no
+/// more, or the lease is lost: the lease renewed before each batch, a pause after each so
+/// that deleting takes `duty_percent` of the time.
+async fn in_batches<T, E, F: Future<Output = Result<T, E>>>(
+    lease: &JobLease,
+    duty_percent: u8,
+    mut batch: impl FnMut() -> F,
+    mut counted: impl FnMut(T) -> bool,
+) -> Result<(), E> {
+    while lease.renew().await {
+        let started = std::time::Instant::now();
+        if !counted(batch().await?) {
+            break;
+        }
+        actix_web::rt::time::sleep(purge_pause(started.elapsed(), duty_percent)).await;
+    }
+    Ok(())
 }
 
 /// The pause after a purge batch that took `batch` so that deleting takes `duty_percent` of
