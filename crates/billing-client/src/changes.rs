@@ -96,41 +96,46 @@ impl Client {
         let client = self.clone();
         Some(tokio::spawn(async move {
             let mut cursor = cursor;
-            loop {
-                let mut expired = false;
-                let mut changes = pin!(client.changes_stream(cursor.take()));
-                while let Some(change) = changes.next().await {
-                    match change {
-                        Ok(record) => {
-                            if let Some(user) = &record.user_id {
-                                client.forget(user);
-                            }
-                        }
-                        Err(error) if error.is_retryable() => {
-                            tracing::warn!(%error, "billing change feed unavailable; retrying");
-                        }
-                        Err(error @ Error::CursorExpired { .. }) => {
-                            tracing::warn!(
-                                %error,
-                                "billing change feed cursor expired; cached entitlements forgotten, reading the feed from the start"
-                            );
-                            expired = true;
-                        }
-                        Err(error) => {
-                            tracing::error!(
-                                %error,
-                                "billing change feed ended; cached entitlements now expire by their time to live only"
-                            );
-                        }
+            // Each time the cursor expires, the whole cache is forgotten and the feed read
+            // again from the start; any other end forgets it once and stops.
+            while client.forget_along(cursor.take()).await {}
+        }))
+    }
+
+    /// Reads the change feed after `cursor`, forgetting the cached entitlements of each
+    /// record's user, until the stream ends; then forgets the whole cache. True when it ended
+    /// because the cursor expired.
+    async fn forget_along(&self, cursor: Option<String>) -> bool {
+        let mut expired = false;
+        let mut changes = pin!(self.changes_stream(cursor));
+        while let Some(change) = changes.next().await {
+            match change {
+                Ok(record) => {
+                    if let Some(user) = &record.user_id {
+                        self.forget(user);
                     }
                 }
-                if let Some(cache) = &client.inner.cache {
-                    cache.clear();
+                Err(error) if error.is_retryable() => {
+                    tracing::warn!(%error, "billing change feed unavailable; retrying");
                 }
-                if !expired {
-                    return;
+                Err(error @ Error::CursorExpired { .. }) => {
+                    tracing::warn!(
+                        %error,
+                        "billing change feed cursor expired; cached entitlements forgotten, reading the feed from the start"
+                    );
+                    expired = true;
+                }
+                Err(error) => {
+                    tracing::error!(
+                        %error,
+                        "billing change feed ended; cached entitlements now expire by their time to live only"
+                    );
                 }
             }
-        }))
+        }
+        if let Some(cache) = &self.inner.cache {
+            cache.clear();
+        }
+        expired
     }
 }
