@@ -62,9 +62,10 @@ pub(crate) struct KeptAccess {
     /// Their rows as read, with the customers they were read through (one at most today:
     /// `customers.user_id` is unique; a list, so a schema allowing more stays right).
     rows: HashMap<String, (AccessRows, Vec<String>)>,
-    /// Subscriptions read and locked by [`SubscriptionTx::lock_subscriptions`], or written by
-    /// this transaction (its upsert locks the row until the end), as this transaction last
-    /// wrote them.
+    /// Subscriptions read and locked by [`SubscriptionTx::lock_subscriptions`], or saved by
+    /// this transaction, as this transaction last saved them (written before the table's next
+    /// read and before the commit, [`Tx::write_subscriptions`]; meanwhile no other transaction
+    /// writes them: every writer of a subscription holds its customer's lock).
     ///
     /// [`SubscriptionTx::lock_subscriptions`]: billing_ports::SubscriptionTx::lock_subscriptions
     pub(crate) subscriptions: HashMap<String, SubscriptionRecord>,
@@ -208,6 +209,7 @@ impl AccessRead for Tx<'_> {
         if let Some(kept) = self.kept.get(user_id) {
             return Ok(kept);
         }
+        self.write_subscriptions().await?;
         // Written inside `on_conn!` so `as_select` is built for each backend.
         let rows: Vec<AccessRow> = on_conn!(self, |c| access_query!(user_id).load(c).await)?;
         self.access_from(user_id, rows).await
@@ -233,6 +235,7 @@ impl AccessTx for Tx<'_> {
         {
             return Ok(kept);
         }
+        self.write_subscriptions().await?;
         let read = after_locks!(self, keys, |c| async move {
             let mut c = c;
             access_query!(user_id).load::<AccessRow>(&mut c).await
@@ -273,6 +276,7 @@ impl AccessTx for Tx<'_> {
             self.kept.users.extend(named.iter().cloned());
             return Ok(());
         }
+        self.write_subscriptions().await?;
         let (users, to_lock) = (&users, &to_lock);
         let read = after_locks!(self, keys, |c| async move {
             let access = async move {

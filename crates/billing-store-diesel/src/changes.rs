@@ -418,6 +418,7 @@ impl Tx<'_> {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<GraceEnded>, StoreError> {
+        self.write_subscriptions().await?;
         let recorded = changes::table
             .filter(changes::kind.eq(ChangeKind::GraceEnded.as_str()))
             .filter(changes::user_id.nullable().eq(customers::user_id))

@@ -13,9 +13,12 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use crate::prepared::cached;
 use crate::schema::{Stamp, subscriptions, time};
 use crate::tx::{Conn, Tx, on_conn};
+use diesel::upsert::excluded;
 
-#[derive(Clone, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = subscriptions, treat_none_as_null = true)]
+/// A subscription as stored. Inserted with every column bound (a `None` is `NULL`, never
+/// `DEFAULT`), so an upsert's text depends on its number of rows alone.
+#[derive(Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = subscriptions, treat_none_as_default_value = false)]
 pub(crate) struct SubscriptionRow {
     stripe_subscription_id: String,
     stripe_customer_id: String,
@@ -112,6 +115,7 @@ impl SubscriptionRead for Tx<'_> {
         &mut self,
         stripe_customer_id: &str,
     ) -> Result<Vec<SubscriptionRecord>, StoreError> {
+        self.write_subscriptions().await?;
         let of_customer = subscriptions::stripe_customer_id.eq(stripe_customer_id);
         let rows: Vec<SubscriptionRow> = on_conn!(self, |c| subscriptions::table
             .filter(of_customer)
@@ -178,6 +182,7 @@ impl SubscriptionTx for Tx<'_> {
         if let Some(locked) = self.kept.subscriptions.get(stripe_subscription_id) {
             return Ok(Some(locked.clone()));
         }
+        self.write_subscriptions().await?;
         let row: Option<SubscriptionRow> = on_conn!(self,
             postgres: |c| subscriptions::table
                 .find(stripe_subscription_id)
@@ -202,6 +207,7 @@ impl SubscriptionTx for Tx<'_> {
         &mut self,
         stripe_subscription_ids: &[String],
     ) -> Result<(), StoreError> {
+        self.write_subscriptions().await?;
         let ids = self.subscriptions_to_lock(stripe_subscription_ids);
         let Conn::Postgres(conn) = &mut self.conn else {
             return Ok(());
@@ -214,6 +220,8 @@ impl SubscriptionTx for Tx<'_> {
         self.keep_subscriptions(rows)
     }
 
+    /// Written with the transaction's other saved subscriptions before the next statement
+    /// that reads them, or before the commit ([`Tx::write_subscriptions`]).
     async fn save_subscription(
         &mut self,
         subscription: &SubscriptionRecord,
@@ -221,21 +229,206 @@ impl SubscriptionTx for Tx<'_> {
     ) -> Result<(), StoreError> {
         let row = subscription_row(subscription)?;
         self.access_writes += 1;
-        // Before the statement: if it fails, the transaction fails with it. Kept as a read
-        // finds it (its times in whole microseconds); nothing to follow, nothing built (a
-        // transaction of one event keeps nothing).
+        // Kept as a read finds it (its times in whole microseconds); nothing to follow, nothing
+        // built (a transaction of one event keeps nothing). If the write fails, the
+        // transaction fails with it.
         if !self.kept.is_empty() {
             self.kept
                 .subscription_saved(subscription_record(row.clone())?);
         }
-        let upsert = cached(
-            diesel::insert_into(subscriptions::table)
-                .values((&row, subscriptions::updated_at.eq(Stamp(at))))
-                .on_conflict(subscriptions::stripe_subscription_id)
-                .do_update()
-                .set((&row, subscriptions::updated_at.eq(Stamp(at)))),
-        );
-        on_conn!(self, |c| upsert.execute(c).await)?;
+        self.saved_subscriptions.save(row, Stamp(at));
         Ok(())
+    }
+}
+
+/// The most rows one upsert of [`Tx::write_subscriptions`] writes: each number of rows is a
+/// statement of its own in the connection's cache ([`cached`]), so their number is bounded.
+const ROWS_PER_UPSERT: usize = 8;
+
+/// The upsert of `$values` (distinct subscriptions), every column but the id set from the row
+/// inserted.
+macro_rules! upsert {
+    ($values:expr) => {{
+        use subscriptions as s;
+        cached(
+            diesel::insert_into(s::table)
+                .values($values)
+                .on_conflict(s::stripe_subscription_id)
+                .do_update()
+                .set((
+                    s::stripe_customer_id.eq(excluded(s::stripe_customer_id)),
+                    s::price_id.eq(excluded(s::price_id)),
+                    s::item_price_ids.eq(excluded(s::item_price_ids)),
+                    s::tier.eq(excluded(s::tier)),
+                    s::status.eq(excluded(s::status)),
+                    s::current_period_start.eq(excluded(s::current_period_start)),
+                    s::current_period_end.eq(excluded(s::current_period_end)),
+                    s::cancel_at_period_end.eq(excluded(s::cancel_at_period_end)),
+                    s::canceled_at.eq(excluded(s::canceled_at)),
+                    s::trial_end.eq(excluded(s::trial_end)),
+                    s::grace_period_end.eq(excluded(s::grace_period_end)),
+                    s::dunning_invoice_id.eq(excluded(s::dunning_invoice_id)),
+                    s::snapshot_event_created.eq(excluded(s::snapshot_event_created)),
+                    s::snapshot_event_rank.eq(excluded(s::snapshot_event_rank)),
+                    s::snapshot_event_id.eq(excluded(s::snapshot_event_id)),
+                    s::status_event_created.eq(excluded(s::status_event_created)),
+                    s::status_event_rank.eq(excluded(s::status_event_rank)),
+                    s::status_event_id.eq(excluded(s::status_event_id)),
+                    s::updated_at.eq(excluded(s::updated_at)),
+                )),
+        )
+    }};
+}
+
+/// Subscriptions a transaction saved and has not written yet, the last save of each.
+#[derive(Default)]
+pub(crate) struct SavedSubscriptions(Vec<(SubscriptionRow, Stamp)>);
+
+impl SavedSubscriptions {
+    /// Adds `row`, saved at `at`, in place of an earlier save of the same subscription.
+    fn save(&mut self, row: SubscriptionRow, at: Stamp) {
+        let id = &row.stripe_subscription_id;
+        match self
+            .0
+            .iter_mut()
+            .find(|(saved, _)| saved.stripe_subscription_id == *id)
+        {
+            Some(saved) => *saved = (row, at),
+            None => self.0.push((row, at)),
+        }
+    }
+}
+
+impl Tx<'_> {
+    /// Writes the subscriptions saved since the last write: on Postgres one upsert for up to
+    /// [`ROWS_PER_UPSERT`] of them, in id order; on SQLite one upsert each (no round trips to
+    /// save). Runs before every statement that reads `subscriptions`, and before the commit:
+    /// a shared ingest transaction, which answers its reads from what it keeps, writes each
+    /// batch's subscriptions in one statement at its end.
+    pub(crate) async fn write_subscriptions(&mut self) -> Result<(), StoreError> {
+        if self.saved_subscriptions.0.is_empty() {
+            return Ok(());
+        }
+        let mut saved = std::mem::take(&mut self.saved_subscriptions.0);
+        saved.sort_by(|(a, _), (b, _)| a.stripe_subscription_id.cmp(&b.stripe_subscription_id));
+        for rows in saved.chunks(ROWS_PER_UPSERT) {
+            let values = || {
+                rows.iter()
+                    .map(|(row, at)| (row, subscriptions::updated_at.eq(*at)))
+            };
+            on_conn!(self,
+                postgres: |c| upsert!(values().collect::<Vec<_>>()).execute(c).await,
+                // Diesel writes no multi-row upsert for SQLite.
+                sqlite: |c| async {
+                    let mut written = 0;
+                    for value in values() {
+                        written += upsert!(value).execute(&mut *c).await?;
+                    }
+                    QueryResult::Ok(written)
+                }
+                .await,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use billing_domain::SubscriptionStatus;
+    use billing_ports::{
+        CustomerRecord, CustomerTx, EventPosition, SubscriptionRecord, SubscriptionTx,
+    };
+    use chrono::{DateTime, TimeZone, Utc};
+    use diesel::QueryableByName;
+    use diesel::sql_types::{BigInt, Text};
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+    use crate::testing::TestDatabase;
+    use crate::tx::Tx;
+
+    #[derive(QueryableByName, Debug)]
+    struct Prepared {
+        #[diesel(sql_type = Text)]
+        statement: String,
+        #[diesel(sql_type = BigInt)]
+        runs: i64,
+    }
+
+    fn at(second: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_765_000_000 + second, 0).unwrap()
+    }
+
+    fn subscription(id: &str, status: SubscriptionStatus, second: i64) -> SubscriptionRecord {
+        let position = EventPosition {
+            created: at(second),
+            rank: status.progression_rank(),
+            event_id: format!("evt_1Rv{second:04}Hq2eZvKYlo2CmT8w"),
+        };
+        SubscriptionRecord {
+            stripe_subscription_id: id.to_owned(),
+            stripe_customer_id: "cus_Wq4Lk9Tz2XbN7v".to_owned(),
+            price_id: Some("price_1Rv9Hq2eZvKYlo2CpR0m".to_owned()),
+            item_price_ids: vec!["price_1Rv9Hq2eZvKYlo2CpR0m".to_owned()],
+            tier: "PRO".to_owned(),
+            status,
+            current_period_start: Some(at(0)),
+            current_period_end: Some(at(2_592_000)),
+            cancel_at_period_end: false,
+            canceled_at: None,
+            trial_end: (second == 1).then(|| at(1_209_600)),
+            grace_period_end: None,
+            dunning_invoice_id: None,
+            snapshot_position: position.clone(),
+            status_position: position,
+        }
+    }
+
+    /// Three saves of two subscriptions (one saved twice) are written by one upsert of two
+    /// rows, prepared once, and the last save of each is what is stored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn saved_subscriptions_are_written_by_one_statement() {
+        let db = TestDatabase::postgres().await;
+        let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
+        let first = "sub_1Rv8Kd2eZvKYlo2CxQ4n";
+        let second = "sub_1Rv2Mb2eZvKYlo2Cw7Hs";
+        let mut tx = Tx::new(&mut conn);
+        let customer = CustomerRecord {
+            stripe_customer_id: "cus_Wq4Lk9Tz2XbN7v".to_owned(),
+            user_id: Some("user_5tPz8Qm1".to_owned()),
+            email: None,
+            deleted: false,
+        };
+        tx.save_customer(&customer, at(0)).await.unwrap();
+        tx.save_subscription(&subscription(first, SubscriptionStatus::Trialing, 1), at(1))
+            .await
+            .unwrap();
+        tx.save_subscription(&subscription(second, SubscriptionStatus::Active, 2), at(2))
+            .await
+            .unwrap();
+        let last = subscription(first, SubscriptionStatus::Active, 3);
+        tx.save_subscription(&last, at(3)).await.unwrap();
+        tx.write_subscriptions().await.unwrap();
+        // Nothing left to write: no statement.
+        tx.write_subscriptions().await.unwrap();
+        assert_eq!(tx.subscription(first).await.unwrap(), Some(last));
+        assert!(tx.subscription(second).await.unwrap().is_some());
+        let prepared: Vec<Prepared> = diesel::sql_query(
+            "SELECT statement, generic_plans + custom_plans AS runs FROM pg_prepared_statements
+             WHERE statement LIKE 'INSERT INTO \"subscriptions\"%'",
+        )
+        .load(&mut conn)
+        .await
+        .unwrap();
+        let [upsert] = prepared.as_slice() else {
+            panic!("one upsert expected, found {prepared:?}");
+        };
+        assert_eq!(upsert.runs, 1, "{upsert:?}");
+        assert_eq!(
+            upsert.statement.matches("), (").count(),
+            1,
+            "two rows: {upsert:?}"
+        );
     }
 }

@@ -22,6 +22,7 @@ use crate::error::{TxFailure, connection_lost, db_err};
 use crate::migrate;
 use crate::payments::KeptPayments;
 use crate::sqlite::SqliteConn;
+use crate::subscriptions::SavedSubscriptions;
 
 /// The connection of one backend.
 pub(crate) enum Conn<'c> {
@@ -104,6 +105,9 @@ pub(crate) struct Tx<'c> {
     pub(crate) kept: KeptAccess,
     /// Payments and orders read under their ids' locks and not written since (`payments`).
     pub(crate) payments: KeptPayments,
+    /// Subscriptions saved and not written yet: every statement that reads `subscriptions`
+    /// writes them first, and so does the commit ([`Tx::write_subscriptions`]).
+    pub(crate) saved_subscriptions: SavedSubscriptions,
     /// The advisory lock keys this transaction took: held until it ends, so taking one again
     /// needs no statement. On SQLite, where a lock is nothing (the one writer holds the whole
     /// database, and a transaction reads one snapshot), the keys asked for are recorded all
@@ -126,6 +130,7 @@ impl<'c> Tx<'c> {
             access_writes: 0,
             kept: KeptAccess::default(),
             payments: KeptPayments::default(),
+            saved_subscriptions: SavedSubscriptions::default(),
             held: HashSet::new(),
             customers: HashMap::new(),
             waits: true,
@@ -210,7 +215,8 @@ impl<'c> Tx<'c> {
 }
 
 /// Defines `$name(conn, work)`, which runs `work` in one transaction on a `$conn`: commits
-/// when it returns `Ok`, rolls back when it returns `Err`. A failure is reported as
+/// when it returns `Ok` (after writing what it saved and did not write yet,
+/// [`Tx::write_subscriptions`]), rolls back when it returns `Err`. A failure is reported as
 /// [`StoreError::NotMigrated`] when [`Tx::diagnose`] says so, checked on the same connection
 /// once the transaction has rolled back.
 ///
@@ -229,7 +235,15 @@ macro_rules! transaction_on {
             let result = conn
                 .transaction(async |c: &mut $conn| {
                     let mut tx = Tx::new(c);
-                    let result = work(&mut tx).await;
+                    let result = match work(&mut tx).await {
+                        // What the work saved and did not write yet goes before the commit.
+                        Ok(value) => tx
+                            .write_subscriptions()
+                            .await
+                            .map(|()| value)
+                            .map_err(E::from),
+                        Err(error) => Err(error),
+                    };
                     unclassified = tx.unclassified.take();
                     result.map_err(TxFailure::Work)
                 })

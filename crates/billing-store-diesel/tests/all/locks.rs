@@ -54,8 +54,9 @@ async fn seed(db: &TestDatabase) {
 }
 
 /// A writer that takes the locks of `keys`, gives the customer a new email and the
-/// subscription the status past_due, then holds its transaction open until the returned
-/// sender is used; returned once it holds them.
+/// subscription the status past_due (read first, locking its row, as every writer of a
+/// subscription does: the save itself is written at the commit), then holds its transaction
+/// open until the returned sender is used; returned once it holds them.
 async fn open_writer(
     db: &TestDatabase,
     keys: Vec<String>,
@@ -76,6 +77,7 @@ async fn open_writer(
                     tx.save_customer(&customer, at(5)).await?;
                     let past_due =
                         subscription(SubscriptionStatus::PastDue, "evt_1Sb4Lc2eZvKYlo2Cm5Ue", 5);
+                    tx.subscription(&past_due.stripe_subscription_id).await?;
                     tx.save_subscription(&past_due, at(5)).await?;
                     started_tx.send(()).ok();
                     release_rx.await.ok();
