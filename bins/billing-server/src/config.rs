@@ -174,6 +174,7 @@ impl Check {
             )),
             max_connections: self.number("DATABASE_MAX_CONNECTIONS", 1, 1_000) as usize,
             database_thread: self.flag("DATABASE_THREAD"),
+            random_page_cost: self.random_page_cost(),
         };
         let request_timeout =
             Duration::from_millis(self.number("HTTP_REQUEST_TIMEOUT_MS", 100, 600_000));
@@ -239,6 +240,22 @@ impl Check {
             &[("false", false), ("0", false), ("true", true), ("1", true)],
             "true or false",
         )
+    }
+
+    /// `DATABASE_RANDOM_PAGE_COST`: a number from 0.1 to 100, or `database` (the database's own).
+    fn random_page_cost(&mut self) -> Option<f64> {
+        const NAME: &str = "DATABASE_RANDOM_PAGE_COST";
+        let value = self.values.get(NAME).unwrap_or_default();
+        match value.trim() {
+            "database" => None,
+            text => match text.parse::<f64>() {
+                Ok(cost) if (0.1..=100.0).contains(&cost) => Some(cost),
+                _ => {
+                    self.problem(NAME, "must be a number from 0.1 to 100, or database");
+                    None
+                }
+            },
+        }
     }
 
     /// A duration in whole seconds from `min` to `max`.

@@ -87,7 +87,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
 pub use error::SetupError;
 pub use notify::{GateChannel, GateEvent};
-pub use settings::StoreSettings;
+pub use settings::{RANDOM_PAGE_COST, StoreSettings};
 
 /// The database behind a [`DieselStore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,33 +167,31 @@ macro_rules! single_statement {
 }
 
 /// Opens one Postgres connection (on `thread`'s runtime when there is one, where the task
-/// driving its socket then runs) and sets its session's `statement_timeout`.
+/// driving its socket then runs) and sets up its session (`session`, see
+/// [`StoreSettings::session_setup`]).
 async fn open_postgres_on(
     thread: Option<tokio::runtime::Handle>,
     url: String,
-    statement_timeout: Duration,
+    session: std::sync::Arc<str>,
 ) -> diesel::ConnectionResult<AsyncPgConnection> {
     match thread {
         Some(thread) => thread
-            .spawn(open_postgres(url, statement_timeout))
+            .spawn(open_postgres(url, session))
             .await
             .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?,
-        None => open_postgres(url, statement_timeout).await,
+        None => open_postgres(url, session).await,
     }
 }
 
-/// Opens one Postgres connection and sets its session's `statement_timeout`.
+/// Opens one Postgres connection and runs `session`, its session settings, on it.
 async fn open_postgres(
     url: String,
-    statement_timeout: Duration,
+    session: std::sync::Arc<str>,
 ) -> diesel::ConnectionResult<AsyncPgConnection> {
     let mut conn = AsyncPgConnection::establish(&url).await?;
-    conn.batch_execute(&format!(
-        "SET statement_timeout = {}",
-        statement_timeout.as_millis()
-    ))
-    .await
-    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+    conn.batch_execute(&session)
+        .await
+        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
     Ok(conn)
 }
 
@@ -204,13 +202,13 @@ fn postgres_pool(
     settings: &StoreSettings,
     thread: Option<tokio::runtime::Handle>,
 ) -> Result<pg::Pool, SetupError> {
-    let statement_timeout = settings.server_statement_timeout();
+    let session: std::sync::Arc<str> = settings.session_setup().into();
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
     config.custom_setup = Box::new(move |url| {
         Box::pin(open_postgres_on(
             thread.clone(),
             url.to_owned(),
-            statement_timeout,
+            session.clone(),
         ))
     });
     let manager = pg::Manager::new(
@@ -733,6 +731,100 @@ mod tests {
     struct Setting {
         #[diesel(sql_type = Text)]
         statement_timeout: String,
+    }
+
+    #[derive(QueryableByName)]
+    struct Cost {
+        #[diesel(sql_type = Text)]
+        random_page_cost: String,
+    }
+
+    #[derive(QueryableByName)]
+    struct Named {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+
+    #[derive(QueryableByName)]
+    struct PlanLine {
+        #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+        line: String,
+    }
+
+    /// The `random_page_cost` of a pooled connection of a store with `settings`.
+    async fn random_page_cost(url: &str, settings: StoreSettings) -> String {
+        let store = DieselStore::connect_with(url, settings).unwrap();
+        let Inner::Postgres(pool) = &store.inner else {
+            panic!("a Postgres store")
+        };
+        let mut conn = pg::connection(pool).await.unwrap();
+        let cost: Cost = diesel::sql_query("SHOW random_page_cost")
+            .get_result(&mut *conn)
+            .await
+            .unwrap();
+        cost.random_page_cost
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_postgres_connection_gets_the_store_random_page_cost_unless_told_not_to() {
+        let db = testing::TestDatabase::postgres().await;
+        assert_eq!(
+            random_page_cost(db.url(), StoreSettings::new(1)).await,
+            "1.1"
+        );
+        let own = StoreSettings {
+            random_page_cost: None,
+            ..StoreSettings::new(1)
+        };
+        // Postgres' default: this machine's database sets none of its own.
+        assert_eq!(random_page_cost(db.url(), own).await, "4");
+    }
+
+    /// A statement the store prepares and first runs on a new database, its table empty,
+    /// keeps the plan it got then (a generic plan after five runs): with the store's default
+    /// planner costs that plan reads through the table's indexes, not the whole table. The
+    /// payments lookup by either id is the one whose plan depends on it most (two indexes,
+    /// `BitmapOr`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lookup_planned_on_an_empty_table_reads_through_its_indexes() {
+        use billing_ports::PaymentTx;
+        let db = testing::TestDatabase::postgres().await;
+        let store = DieselStore::connect_with(db.url(), StoreSettings::new(1)).unwrap();
+        let Inner::Postgres(pool) = &store.inner else {
+            panic!("a Postgres store")
+        };
+        let mut conn = pg::connection(pool).await.unwrap();
+        let mut tx = tx::Tx::new(&mut *conn);
+        for _ in 0..7 {
+            let found = tx
+                .payments_matching(
+                    Some("pi_3Qx8Rf2eZvKYlo2C1kWn"),
+                    Some("ch_3Qx8Rf2eZvKYlo2C0pLm"),
+                )
+                .await
+                .unwrap();
+            assert!(found.is_empty());
+        }
+        let named: Named = diesel::sql_query(
+            "SELECT name FROM pg_prepared_statements
+             WHERE statement LIKE 'SELECT \"payments\".\"payment_key\"%'",
+        )
+        .get_result(&mut *conn)
+        .await
+        .unwrap();
+        let plan: Vec<PlanLine> = diesel::sql_query(format!(
+            "EXPLAIN EXECUTE \"{}\"('pi_3Qx8Rf2eZvKYlo2C1kWn', 'ch_3Qx8Rf2eZvKYlo2C0pLm')",
+            named.name
+        ))
+        .load(&mut *conn)
+        .await
+        .unwrap();
+        let plan: Vec<String> = plan.into_iter().map(|line| line.line).collect();
+        assert!(
+            plan.iter().any(|line| line.contains("Index"))
+                && !plan.iter().any(|line| line.contains("Seq Scan")),
+            "{plan:#?}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

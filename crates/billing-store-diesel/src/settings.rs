@@ -1,10 +1,11 @@
-//! The pool size and time limits of a [`DieselStore`](crate::DieselStore).
+//! The pool size, time limits and planner costs of a [`DieselStore`](crate::DieselStore).
 
 use std::time::Duration;
 
 use crate::error::SetupError;
 
-/// The pool size and the time limits of every database call.
+/// The pool size, the time limits of every database call, and the planner costs of the
+/// store's Postgres sessions.
 ///
 /// A unit of work (one transaction, or one statement outside a transaction) is abandoned after
 /// [`StoreSettings::call_limit`] = `pool_timeout + statement_timeout`, waiting for its
@@ -12,7 +13,7 @@ use crate::error::SetupError;
 /// rolls back. On Postgres every connection also gets `statement_timeout` = the call limit plus
 /// one second, so the server cancels statements of a call the client gave up on (and never
 /// before the client gave up, which keeps every time-out a clean "unavailable").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StoreSettings {
     /// Connections in the pool (at least 1).
     pub max_connections: usize,
@@ -35,7 +36,23 @@ pub struct StoreSettings {
     ///
     /// [`BillingStore::runtime`]: billing_ports::BillingStore::runtime
     pub database_thread: bool,
+    /// Postgres: the `random_page_cost` of the store's sessions ([`RANDOM_PAGE_COST`] by
+    /// default; `None`: the database's own). See [`RANDOM_PAGE_COST`].
+    pub random_page_cost: Option<f64>,
 }
+
+/// The store's default `random_page_cost`: reading a page out of order costs about what
+/// reading the next one does, as it does for a database in memory or on SSDs (Postgres'
+/// default, 4, models spinning disks).
+///
+/// Every statement the store runs often looks rows up by key, and is prepared once per
+/// connection. Postgres plans such a statement for its table's size when it is first used
+/// and keeps the plan until the table is analysed: on a new database, where the tables are
+/// empty, that plan read whole tables (a `Seq Scan` of each payment, credit and access read)
+/// and kept reading them as they grew, until autovacuum analysed them a minute or more
+/// later. With this cost the plan made on an empty table already uses the index
+/// (`docs/benchmarks.md`, "Plans made on empty tables").
+pub const RANDOM_PAGE_COST: f64 = 1.1;
 
 impl StoreSettings {
     /// `max_connections` connections and the default limits: 5 s to get a connection, 5 s to
@@ -50,6 +67,7 @@ impl StoreSettings {
             statement_timeout: Duration::from_secs(10),
             verify_idle_after: Duration::from_secs(1),
             database_thread: false,
+            random_page_cost: Some(RANDOM_PAGE_COST),
         }
     }
 
@@ -63,8 +81,27 @@ impl StoreSettings {
         self.call_limit() + Duration::from_secs(1)
     }
 
+    /// The statements every pooled Postgres connection runs once opened: its
+    /// `statement_timeout` ([`StoreSettings::server_statement_timeout`]) and its
+    /// `random_page_cost`, when set.
+    pub(crate) fn session_setup(&self) -> String {
+        let mut setup = format!(
+            "SET statement_timeout = {}",
+            self.server_statement_timeout().as_millis()
+        );
+        if let Some(cost) = self.random_page_cost {
+            setup.push_str(&format!("; SET random_page_cost = {cost}"));
+        }
+        setup
+    }
+
     pub(crate) fn validate(&self) -> Result<(), SetupError> {
         let mut problems = Vec::new();
+        if let Some(cost) = self.random_page_cost
+            && !(cost.is_finite() && cost > 0.0)
+        {
+            problems.push(format!("random_page_cost must be above 0, not {cost}"));
+        }
         if self.max_connections == 0 {
             problems.push("max_connections must be at least 1".to_owned());
         }

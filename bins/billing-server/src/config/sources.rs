@@ -13,7 +13,7 @@ use figment::value::{Dict, Map, Num, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 
 /// Every setting and its default; `None` when it has none (required, or an optional override).
-pub(super) const SETTINGS: [(&str, Option<&str>); 48] = [
+pub(super) const SETTINGS: [(&str, Option<&str>); 49] = [
     ("STRIPE_SECRET_KEY", None),
     ("STRIPE_WEBHOOK_SECRET", None),
     ("BILLING_API_KEYS", None),
@@ -26,6 +26,7 @@ pub(super) const SETTINGS: [(&str, Option<&str>); 48] = [
     ("DATABASE_STATEMENT_TIMEOUT_MS", Some("10000")),
     ("DATABASE_VERIFY_IDLE_AFTER_MS", Some("1000")),
     ("DATABASE_THREAD", Some("true")),
+    ("DATABASE_RANDOM_PAGE_COST", Some("1.1")),
     ("PLANS_FILE", Some("plans.toml")),
     ("GRACE_DAYS", None),
     ("BIND_ADDR", Some("127.0.0.1:8080")),

@@ -61,6 +61,7 @@ fn every_problem_is_listed_at_once() {
         ("DATABASE_URL", "mysql://x"),
         ("EVENT_RETENTION_DAYS", "soon"),
         ("CHANGE_RETENTION_DAYS", "0"),
+        ("DATABASE_RANDOM_PAGE_COST", "0"),
         ("PLANS_FILE", "/nonexistent/plans.toml"),
     ])
     .unwrap_err();
@@ -73,6 +74,7 @@ fn every_problem_is_listed_at_once() {
         "DATABASE_URL must start with",
         "EVENT_RETENTION_DAYS must be a whole number",
         "CHANGE_RETENTION_DAYS",
+        "DATABASE_RANDOM_PAGE_COST must be a number from 0.1 to 100, or database",
         "PLANS_FILE /nonexistent/plans.toml",
     ] {
         assert!(
@@ -80,7 +82,7 @@ fn every_problem_is_listed_at_once() {
             "{expected:?} missing from:\n{text}"
         );
     }
-    assert_eq!(error.0.len(), 8, "{text}");
+    assert_eq!(error.0.len(), 9, "{text}");
     assert!(
         !text.contains("pk_live_oops"),
         "a secret leaked into the error"
@@ -182,6 +184,7 @@ fn the_time_limits_are_read_in_milliseconds() {
         ("DATABASE_STATEMENT_TIMEOUT_MS", "1500"),
         ("DATABASE_VERIFY_IDLE_AFTER_MS", "0"),
         ("DATABASE_THREAD", "false"),
+        ("DATABASE_RANDOM_PAGE_COST", "database"),
         ("HTTP_REQUEST_TIMEOUT_MS", "2000"),
         ("HTTP_MAX_CONNECTIONS", "64"),
         ("HTTP_WORKERS", "1"),
@@ -198,6 +201,7 @@ fn the_time_limits_are_read_in_milliseconds() {
             statement_timeout: Duration::from_millis(1500),
             verify_idle_after: Duration::ZERO,
             database_thread: false,
+            random_page_cost: None,
         }
     );
     assert_eq!(config.server.limits.request_timeout, Duration::from_secs(2));
