@@ -156,21 +156,29 @@ pub(crate) fn users_of(event: &BillingEvent, customer: Option<CustomerRecord>) -
     users
 }
 
-/// Takes the feed locks of `users` (sorted) then the locks of `payments` (their ids, sorted),
-/// in one statement, and reads all the users' access with them, kept by the transaction for
-/// each event's [`Before::take`] (following its writes), then reads and locks `subscriptions`
-/// (those no other transaction holds), all in one round trip where the store can: how a
-/// transaction applying several events locks and reads their users before the first effect.
+/// Takes the feed locks of `users` (sorted), the locks of `payments` (their ids, sorted), then
+/// the link locks of `links` (users an effect will link a customer to, sorted:
+/// [`link_lock`](crate::effects::customer::link_lock)) in one statement, and reads all the
+/// users' access with them, kept by the transaction for each event's [`Before::take`]
+/// (following its writes), then reads and locks `subscriptions` (those no other transaction
+/// holds), all in one round trip where the store can: how a transaction applying several
+/// events locks and reads their users before the first effect.
 pub(crate) async fn lock_then_keep(
     tx: &mut dyn BillingTx,
     users: BTreeSet<String>,
     payments: BTreeSet<String>,
+    links: BTreeSet<String>,
     subscriptions: BTreeSet<String>,
 ) -> Result<(), StoreError> {
     let locks: Vec<String> = users
         .iter()
         .map(|user| feed_lock(user))
         .chain(payments)
+        .chain(
+            links
+                .iter()
+                .map(|user| crate::effects::customer::link_lock(user)),
+        )
         .collect();
     let users: Vec<String> = users.into_iter().collect();
     let subscriptions: Vec<String> = subscriptions.into_iter().collect();

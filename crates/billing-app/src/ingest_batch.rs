@@ -508,15 +508,20 @@ async fn apply_together<S: BillingStore>(
                 // transaction never waits in a cycle; a busy one rolls it back and each
                 // delivery is applied alone.
                 tx.wait_for_locks(false).await?;
-                // Before any effect, in the rule's order (customers, users, payments): the
-                // feed locks of the users every event names itself or through its customer
-                // and the locks of the payments they name, in one statement, with all those
-                // users' access read in the same round trip; then the subscriptions they
-                // change, read and locked in one statement (skipping any another transaction
-                // holds). The store keeps what it read for each event's turn, following this
-                // transaction's writes.
-                let (mut users, mut payments, mut subscriptions) =
-                    (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+                // Before any effect, in the rule's order (customers, users, payments, links):
+                // the feed locks of the users every event names itself or through its
+                // customer, the locks of the payments they name and the link locks of the
+                // users an event names for a customer not linked yet (its effect links them,
+                // `customer::ensure`), in one statement, with all those users' access read in
+                // the same round trip; then the subscriptions they change, read and locked in
+                // one statement (skipping any another transaction holds). The store keeps
+                // what it read for each event's turn, following this transaction's writes.
+                let (mut users, mut payments, mut links, mut subscriptions) = (
+                    BTreeSet::new(),
+                    BTreeSet::new(),
+                    BTreeSet::new(),
+                    BTreeSet::new(),
+                );
                 for (entry, claim) in entries.iter().zip(&claims) {
                     let event = &entry.job.event;
                     if let (Claim::Claimed { .. }, (EventStatus::Processed, customer)) =
@@ -526,6 +531,9 @@ async fn apply_together<S: BillingStore>(
                             Some(id) => tx.lock_customer(id).await?,
                             None => None,
                         };
+                        if customer.as_ref().is_none_or(|c| c.user_id.is_none()) {
+                            links.extend(event.fact.user_id().map(str::to_owned));
+                        }
                         users.extend(feed::users_of(event, customer));
                         if let Some((intent, charge)) = feed::payment_ids(&event.fact) {
                             payments.extend(intent.into_iter().chain(charge).map(str::to_owned));
@@ -533,7 +541,7 @@ async fn apply_together<S: BillingStore>(
                         subscriptions.extend(event.fact.subscription_id().map(str::to_owned));
                     }
                 }
-                feed::lock_then_keep(&mut *tx, users, payments, subscriptions).await?;
+                feed::lock_then_keep(&mut *tx, users, payments, links, subscriptions).await?;
                 let mut outcomes = Vec::with_capacity(entries.len());
                 let mut changes = Vec::new();
                 for (entry, claim) in entries.iter().zip(claims) {

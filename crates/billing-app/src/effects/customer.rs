@@ -37,7 +37,12 @@ pub(super) async fn changed(
 /// first's link instead of colliding on the unique user id. Always taken after the customer's
 /// lock, never before, so every transaction takes the two in the same order.
 pub(crate) async fn lock_user(tx: &mut dyn BillingTx, user: &str) -> Result<(), AppError> {
-    Ok(tx.lock_key(&format!("user:{user}")).await?)
+    Ok(tx.lock_key(&link_lock(user)).await?)
+}
+
+/// The lock [`lock_user`] takes: `user:{user}`.
+pub(crate) fn link_lock(user: &str) -> String {
+    format!("user:{user}")
 }
 
 /// Returns the customer row, creating it when missing and linking it to `user_hint` when it
