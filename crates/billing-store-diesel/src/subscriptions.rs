@@ -8,12 +8,12 @@ use billing_ports::{
 };
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::prepared::cached;
 use crate::schema::{Stamp, subscriptions, time};
 use crate::tx::{Conn, Tx, on_conn};
-use diesel::upsert::excluded;
 
 /// A subscription as stored. Inserted with every column bound (a `None` is `NULL`, never
 /// `DEFAULT`), so an upsert's text depends on its number of rows alone.
