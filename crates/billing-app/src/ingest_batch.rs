@@ -61,7 +61,7 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
-use crate::effects::Context;
+use crate::effects::{Context, customer};
 use crate::error::{AppError, IngestError};
 use crate::feed;
 use crate::ingest::{BillingApp, IngestOutcome, apply_claimed, claim_of};
@@ -511,11 +511,11 @@ async fn apply_together<S: BillingStore>(
                 // Before any effect, in the rule's order (customers, users, payments, links):
                 // the feed locks of the users every event names itself or through its
                 // customer, the locks of the payments they name and the link locks of the
-                // users an event names for a customer not linked yet (its effect links them,
-                // `customer::ensure`), in one statement, with all those users' access read in
-                // the same round trip; then the subscriptions they change, read and locked in
-                // one statement (skipping any another transaction holds). The store keeps
-                // what it read for each event's turn, following this transaction's writes.
+                // users an event's effect links its customer to (`customer::link_of`), in one
+                // statement, with all those users' access read in the same round trip; then
+                // the subscriptions they change, read and locked in one statement (skipping
+                // any another transaction holds). The store keeps what it read for each
+                // event's turn, following this transaction's writes.
                 let (mut users, mut payments, mut links, mut subscriptions) = (
                     BTreeSet::new(),
                     BTreeSet::new(),
@@ -531,9 +531,8 @@ async fn apply_together<S: BillingStore>(
                             Some(id) => tx.lock_customer(id).await?,
                             None => None,
                         };
-                        if customer.as_ref().is_none_or(|c| c.user_id.is_none()) {
-                            links.extend(event.fact.user_id().map(str::to_owned));
-                        }
+                        let link = customer::link_of(&event.fact, customer.as_ref());
+                        links.extend(link.map(str::to_owned));
                         users.extend(feed::users_of(event, customer));
                         if let Some((intent, charge)) = feed::payment_ids(&event.fact) {
                             payments.extend(intent.into_iter().chain(charge).map(str::to_owned));

@@ -751,12 +751,18 @@ mod tests {
         line: String,
     }
 
-    /// The `random_page_cost` of a pooled connection of a store with `settings`.
-    async fn random_page_cost(url: &str, settings: StoreSettings) -> String {
-        let store = DieselStore::connect_with(url, settings).unwrap();
+    /// The pool of a Postgres store.
+    fn pool_of(store: &DieselStore) -> &pg::Pool {
         let Inner::Postgres(pool) = &store.inner else {
             panic!("a Postgres store")
         };
+        pool
+    }
+
+    /// The `random_page_cost` of a pooled connection of a store with `settings`.
+    async fn random_page_cost(url: &str, settings: StoreSettings) -> String {
+        let store = DieselStore::connect_with(url, settings).unwrap();
+        let pool = pool_of(&store);
         let mut conn = pg::connection(pool).await.unwrap();
         let cost: Cost = diesel::sql_query("SHOW random_page_cost")
             .get_result(&mut *conn)
@@ -790,9 +796,7 @@ mod tests {
         use billing_ports::PaymentTx;
         let db = testing::TestDatabase::postgres().await;
         let store = DieselStore::connect_with(db.url(), StoreSettings::new(1)).unwrap();
-        let Inner::Postgres(pool) = &store.inner else {
-            panic!("a Postgres store")
-        };
+        let pool = pool_of(&store);
         let mut conn = pg::connection(pool).await.unwrap();
         let mut tx = tx::Tx::new(&mut *conn);
         for _ in 0..7 {
@@ -836,9 +840,7 @@ mod tests {
             ..StoreSettings::new(2)
         };
         let store = DieselStore::connect_with(db.url(), settings).unwrap();
-        let Inner::Postgres(pool) = &store.inner else {
-            panic!("a Postgres store")
-        };
+        let pool = pool_of(&store);
         for _ in 0..2 {
             let mut conn = pg::connection(pool).await.unwrap();
             let setting: Setting = diesel::sql_query("SHOW statement_timeout")

@@ -1,6 +1,8 @@
 //! Subscriptions (`subscriptions`): one row per Stripe subscription, with its items (a JSON
 //! list) and the positions of the events that last set its snapshot and its status.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use billing_domain::SubscriptionStatus;
 use billing_ports::{
@@ -236,7 +238,8 @@ impl SubscriptionTx for Tx<'_> {
             self.kept
                 .subscription_saved(subscription_record(row.clone())?);
         }
-        self.saved_subscriptions.save(row, Stamp(at));
+        self.saved_subscriptions
+            .insert(row.stripe_subscription_id.clone(), (row, Stamp(at)));
         Ok(())
     }
 }
@@ -280,24 +283,9 @@ macro_rules! upsert {
     }};
 }
 
-/// Subscriptions a transaction saved and has not written yet, the last save of each.
-#[derive(Default)]
-pub(crate) struct SavedSubscriptions(Vec<(SubscriptionRow, Stamp)>);
-
-impl SavedSubscriptions {
-    /// Adds `row`, saved at `at`, in place of an earlier save of the same subscription.
-    fn save(&mut self, row: SubscriptionRow, at: Stamp) {
-        let id = &row.stripe_subscription_id;
-        match self
-            .0
-            .iter_mut()
-            .find(|(saved, _)| saved.stripe_subscription_id == *id)
-        {
-            Some(saved) => *saved = (row, at),
-            None => self.0.push((row, at)),
-        }
-    }
-}
+/// Subscriptions a transaction saved and has not written yet, the last save of each, by id
+/// (so in the order they are written).
+pub(crate) type SavedSubscriptions = BTreeMap<String, (SubscriptionRow, Stamp)>;
 
 impl Tx<'_> {
     /// Writes the subscriptions saved since the last write: on Postgres one upsert for up to
@@ -306,11 +294,12 @@ impl Tx<'_> {
     /// a shared ingest transaction, which answers its reads from what it keeps, writes each
     /// batch's subscriptions in one statement at its end.
     pub(crate) async fn write_subscriptions(&mut self) -> Result<(), StoreError> {
-        if self.saved_subscriptions.0.is_empty() {
+        if self.saved_subscriptions.is_empty() {
             return Ok(());
         }
-        let mut saved = std::mem::take(&mut self.saved_subscriptions.0);
-        saved.sort_by(|(a, _), (b, _)| a.stripe_subscription_id.cmp(&b.stripe_subscription_id));
+        let saved: Vec<_> = std::mem::take(&mut self.saved_subscriptions)
+            .into_values()
+            .collect();
         for rows in saved.chunks(ROWS_PER_UPSERT) {
             let values = || {
                 rows.iter()

@@ -1,6 +1,6 @@
 //! Customers and the user they belong to.
 
-use billing_domain::facts::CustomerFacts;
+use billing_domain::facts::{CustomerFacts, Fact};
 use billing_ports::{BillingTx, CustomerRecord, EventStatus};
 
 use super::Context;
@@ -43,6 +43,19 @@ pub(crate) async fn lock_user(tx: &mut dyn BillingTx, user: &str) -> Result<(), 
 /// The lock [`lock_user`] takes: `user:{user}`.
 pub(crate) fn link_lock(user: &str) -> String {
     format!("user:{user}")
+}
+
+/// The user the effect of `fact` links its customer to through [`ensure`] (taking
+/// [`link_lock`]), when `customer`, the customer it names as stored, is missing or not linked
+/// yet: the user a customer, a subscription or a Checkout with a customer names.
+pub(crate) fn link_of<'f>(fact: &'f Fact, customer: Option<&CustomerRecord>) -> Option<&'f str> {
+    let user = match fact {
+        Fact::Customer { customer, .. } => customer.metadata_user_id.as_deref(),
+        Fact::Subscription { subscription, .. } => subscription.metadata_user_id.as_deref(),
+        Fact::CheckoutCompleted(session) if session.customer_id.is_some() => session.user_id(),
+        _ => None,
+    };
+    user.filter(|_| customer.is_none_or(|c| c.user_id.is_none()))
 }
 
 /// Returns the customer row, creating it when missing and linking it to `user_hint` when it
