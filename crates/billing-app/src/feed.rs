@@ -10,7 +10,8 @@
 //! and leave [`Note`]s of what happened that no snapshot shows (a payment, a refund, a
 //! dispute). When the event was applied (not stale, not ignored), [`Before::record`] reads the
 //! snapshots again (only when the effects wrote to what they are read from, by the store's
-//! count of such writes, [`AccessRead::access_writes`](billing_ports::AccessRead)) and writes
+//! count of such writes, [`AccessRead::access_writes`](billing_ports::AccessRead); from what
+//! the transaction kept, where the store follows its own writes) and writes
 //! one record per kind that occurred: the differences between before and after (tier, status,
 //! a grace period starting, credits granted) and the notes.
 //! A duplicate, a stale event or one that changed nothing writes none.
@@ -327,20 +328,21 @@ pub(crate) struct Cause<'a> {
 }
 
 impl Before {
-    /// Takes the feed locks of `users` (sorted, before any other lock of the transaction) and
-    /// reads their access (the first user's with the locks, in one step).
+    /// Takes the feed locks of `users` (sorted, before any other lock of the transaction),
+    /// reads their access and has the transaction keep it
+    /// ([`AccessTx::lock_then_keep_access`](billing_ports::AccessTx::lock_then_keep_access):
+    /// the feed locks are what every writer of their rows takes), so that reading it again
+    /// after the effects follows the transaction's own writes without a statement where the
+    /// store can.
     pub(crate) async fn take(
         tx: &mut dyn BillingTx,
         ctx: &Context,
         users: BTreeSet<String>,
     ) -> Result<Self, StoreError> {
         let locks: Vec<String> = users.iter().map(|user| feed_lock(user)).collect();
+        let users: Vec<String> = users.into_iter().collect();
+        tx.lock_then_keep_access(&locks, &users, &[]).await?;
         let mut before = BTreeMap::new();
-        let mut users = users.into_iter();
-        if let Some(first) = users.next() {
-            let rows = tx.lock_then_access_rows(&locks, &first).await?;
-            before.insert(first, read_of(rows, ctx));
-        }
         for user in users {
             let read = read_access(tx, ctx, &user).await?;
             before.insert(user, read);

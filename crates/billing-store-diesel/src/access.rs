@@ -202,6 +202,14 @@ impl Tx<'_> {
 /// subscriptions.
 type UserAccessRow = (Option<String>, String, Option<SubscriptionRow>);
 
+/// What [`AccessTx::lock_then_keep_access`] read of the users not kept yet.
+enum UsersRead<'u> {
+    /// One user's rows, by the access query (their balance on each row).
+    One(&'u str, Vec<AccessRow>),
+    /// Several users' customers and subscriptions, and their balances.
+    Many(Vec<UserAccessRow>, Vec<(Option<String>, i64)>),
+}
+
 #[async_trait]
 impl AccessRead for Tx<'_> {
     /// One statement (`access_query!`), none when kept.
@@ -252,9 +260,10 @@ impl AccessTx for Tx<'_> {
         }
     }
 
-    /// One round trip on Postgres: the locks, then the customers and subscriptions of every
-    /// user not kept yet and their balances (two statements, `= ANY` of the users), then the
-    /// subscriptions to lock (one statement, `FOR UPDATE SKIP LOCKED`).
+    /// One round trip on Postgres: the locks, then the access of the users not kept yet (one
+    /// user: the access query, one statement; more: their customers and subscriptions, then
+    /// their balances, two statements with `= ANY` of the users), then the subscriptions to
+    /// lock (one statement, `FOR UPDATE SKIP LOCKED`).
     async fn lock_then_keep_access(
         &mut self,
         keys: &[String],
@@ -280,35 +289,45 @@ impl AccessTx for Tx<'_> {
         let (users, to_lock) = (&users, &to_lock);
         let read = after_locks!(self, keys, |c| async move {
             let access = async move {
-                if users.is_empty() {
-                    return Ok((Vec::new(), Vec::new()));
-                }
                 let (mut rows_conn, mut credits_conn) = (c, c);
-                let rows = cached(
-                    customers::table
-                        .left_join(subscriptions::table.on(
-                            subscriptions::stripe_customer_id.eq(customers::stripe_customer_id),
-                        ))
-                        .filter(customers::user_id.eq_any(users))
-                        .order((customers::user_id, subscriptions::stripe_subscription_id))
-                        .select((
-                            customers::user_id,
-                            customers::stripe_customer_id,
-                            Option::<SubscriptionRow>::as_select(),
-                        )),
-                )
-                .load::<UserAccessRow>(&mut rows_conn);
-                let credits = cached(
-                    credit_ledger::table
-                        .filter(credit_ledger::user_id.eq_any(users))
-                        .group_by(credit_ledger::user_id)
-                        .select((
-                            credit_ledger::user_id,
-                            sql::<BigInt>("CAST(COALESCE(SUM(credit_ledger.amount), 0) AS BIGINT)"),
-                        )),
-                )
-                .load::<(Option<String>, i64)>(&mut credits_conn);
-                pipelined(rows, credits).await
+                match users.as_slice() {
+                    [] => Ok(UsersRead::Many(Vec::new(), Vec::new())),
+                    [user] => access_query!(*user)
+                        .load::<AccessRow>(&mut rows_conn)
+                        .await
+                        .map(|rows| UsersRead::One(user, rows)),
+                    users => {
+                        let rows = cached(
+                            customers::table
+                                .left_join(
+                                    subscriptions::table.on(subscriptions::stripe_customer_id
+                                        .eq(customers::stripe_customer_id)),
+                                )
+                                .filter(customers::user_id.eq_any(users))
+                                .order((customers::user_id, subscriptions::stripe_subscription_id))
+                                .select((
+                                    customers::user_id,
+                                    customers::stripe_customer_id,
+                                    Option::<SubscriptionRow>::as_select(),
+                                )),
+                        )
+                        .load::<UserAccessRow>(&mut rows_conn);
+                        let credits = cached(
+                            credit_ledger::table
+                                .filter(credit_ledger::user_id.eq_any(users))
+                                .group_by(credit_ledger::user_id)
+                                .select((
+                                    credit_ledger::user_id,
+                                    sql::<BigInt>(
+                                        "CAST(COALESCE(SUM(credit_ledger.amount), 0) AS BIGINT)",
+                                    ),
+                                )),
+                        )
+                        .load::<(Option<String>, i64)>(&mut credits_conn);
+                        let (rows, credits) = pipelined(rows, credits).await?;
+                        Ok(UsersRead::Many(rows, credits))
+                    }
+                }
             };
             let locked = async move {
                 if to_lock.is_empty() {
@@ -328,9 +347,17 @@ impl AccessTx for Tx<'_> {
             }
             return Ok(());
         };
-        let ((rows, credits), locked) = read?;
+        let (read, locked) = read?;
         self.kept.users.extend(named.iter().cloned());
         self.keep_subscriptions(locked)?;
+        let (rows, credits) = match read {
+            UsersRead::One(user, rows) => {
+                // Kept by `access_from` (the user's lock is held).
+                self.access_from(user, rows).await?;
+                return Ok(());
+            }
+            UsersRead::Many(rows, credits) => (rows, credits),
+        };
         let credits: HashMap<String, i64> = credits
             .into_iter()
             .filter_map(|(user, sum)| Some((user?, sum)))

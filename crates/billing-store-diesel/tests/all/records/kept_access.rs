@@ -291,6 +291,52 @@ async fn kept_access_rows_are_answered_without_a_statement() {
     assert_eq!((kept, direct, not_kept), (700, 755, 1_566));
 }
 
+/// On Postgres, one user with a customer and subscriptions, kept alone (how a transaction of
+/// one event keeps its user: the access query, one statement, with the subscription to lock
+/// in the same round trip): their rows are what a read of them finds, and they are answered
+/// without a statement afterwards, so a credit committed meanwhile by a writer that skipped
+/// the user's lock is not seen; the subscription locked with them is answered as read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_kept_alone_is_answered_as_read() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    seed(db.store()).await;
+    let fresh = fresh(db.store()).await;
+    let other = db.store().clone();
+    let (kept, direct, subscription) = db
+        .store()
+        .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
+            Box::pin(async move {
+                let users = vec![SUBSCRIBED.to_owned()];
+                let locked = ["sub_1Kd2Xp2eZvKYlo2Cv7Qn".to_owned()];
+                tx.lock_then_keep_access(&[format!("feed:{SUBSCRIBED}")], &users, &locked)
+                    .await?;
+                other
+                    .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
+                        Box::pin(async move {
+                            tx.add_credit(&credit(SUBSCRIBED, 66, "checkout:cs_test_Wd4Lp9Ns"))
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .await?;
+                Ok((
+                    tx.access_rows(SUBSCRIBED).await?,
+                    tx.credit_balance(SUBSCRIBED).await?,
+                    tx.subscription(&locked[0]).await?,
+                ))
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        kept, fresh[2],
+        "kept as a read of the user alone finds them"
+    );
+    assert_eq!((kept.credits, direct), (1_500, 1_566));
+    assert_eq!(kept.subscriptions.len(), 2);
+    assert_eq!(subscription.as_ref(), Some(&kept.subscriptions[0]));
+}
+
 /// On Postgres, a transaction that does not wait for locks, finds a user's lock held and goes
 /// on (ingest's shared transaction rolls back whole; an embedding service's unit of work may
 /// not) keeps nothing of that user: its later reads of them are fresh, and see what the
