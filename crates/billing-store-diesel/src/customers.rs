@@ -9,6 +9,7 @@ use billing_ports::{
 };
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::prepared::cached;
@@ -42,20 +43,31 @@ fn customer_row(c: &CustomerRecord) -> CustomerRow {
     }
 }
 
-/// Sets `user_id` on the rows of `$table` that belong to a customer and have no user yet.
+/// Sets `user_id` on the rows of `$table` that belong to a customer and have no user yet, on
+/// the connection `$c` (SQLite: one statement per table).
 macro_rules! give_rows_to_user {
-    ($tx:expr, $table:ident, $customer:expr, $user:expr) => {{
-        let update = cached(
+    ($c:expr, $table:ident, $customer:expr, $user:expr) => {
+        cached(
             diesel::update(
                 $table::table
                     .filter($table::stripe_customer_id.eq($customer))
                     .filter($table::user_id.is_null()),
             )
             .set($table::user_id.eq($user)),
-        );
-        on_conn!($tx, |c| update.execute(c).await)?
-    }};
+        )
+        .execute($c)
+        .await
+    };
 }
+
+/// `give_rows_to_user!` of the ledger, orders and payments in one Postgres statement: the first
+/// two as data-modifying `WITH` queries, which Postgres runs to completion whether or not the
+/// main query reads them. `$1` is the customer, `$2` the user.
+const GIVE_ROWS_TO_USER: &str = "WITH credits AS (UPDATE credit_ledger SET user_id = $2 \
+     WHERE stripe_customer_id = $1 AND user_id IS NULL), \
+     given_orders AS (UPDATE orders SET user_id = $2 \
+     WHERE stripe_customer_id = $1 AND user_id IS NULL) \
+     UPDATE payments SET user_id = $2 WHERE stripe_customer_id = $1 AND user_id IS NULL";
 
 /// The customer row with this Stripe id (for every backend, and after a lock).
 macro_rules! customer_by_id {
@@ -231,9 +243,21 @@ impl CustomerTx for Tx<'_> {
         self.access_writes += 1;
         self.kept.forget_customer(stripe_customer_id, Some(user_id));
         self.payment_rows_attributed();
-        give_rows_to_user!(self, credit_ledger, stripe_customer_id, user_id);
-        give_rows_to_user!(self, orders, stripe_customer_id, user_id);
-        give_rows_to_user!(self, payments, stripe_customer_id, user_id);
+        on_conn!(self,
+            postgres: |c| cached(
+                diesel::sql_query(GIVE_ROWS_TO_USER)
+                    .bind::<Text, _>(stripe_customer_id)
+                    .bind::<Text, _>(user_id),
+            )
+            .execute(c)
+            .await,
+            sqlite: |c| async {
+                give_rows_to_user!(&mut *c, credit_ledger, stripe_customer_id, user_id)?;
+                give_rows_to_user!(&mut *c, orders, stripe_customer_id, user_id)?;
+                give_rows_to_user!(&mut *c, payments, stripe_customer_id, user_id)
+            }
+            .await,
+        )?;
         Ok(())
     }
 }

@@ -16,7 +16,10 @@ mod kept_access;
 mod kept_payments;
 
 use kept_access::{credit, kept_access_rows_are_what_a_read_finds_after_every_write};
-use kept_payments::{a_known_user_is_never_written_back_to_none, kept_payments_follow_every_write};
+use kept_payments::{
+    a_known_user_is_never_written_back_to_none,
+    attribution_gives_only_the_customers_rows_without_a_user, kept_payments_follow_every_write,
+};
 
 on_both_backends!(
     payments_are_found_by_payment_intent_or_by_charge,
@@ -28,6 +31,7 @@ on_both_backends!(
     kept_access_rows_are_what_a_read_finds_after_every_write,
     kept_payments_follow_every_write,
     a_known_user_is_never_written_back_to_none,
+    attribution_gives_only_the_customers_rows_without_a_user,
 );
 
 pub(crate) fn payment(key: &str, pi: Option<&str>, charge: Option<&str>) -> PaymentRecord {

@@ -3,8 +3,8 @@
 
 use billing_domain::{Currency, Money, RefundStatus};
 use billing_ports::{
-    BillingStore, BillingTx, CustomerRecord, DisputeStatus, OrderRecord, PaymentRecord, StoreError,
-    TxFuture,
+    BillingStore, BillingTx, CreditEntry, CreditReason, CustomerRecord, DisputeStatus, OrderRecord,
+    PaymentRecord, StoreError, TxFuture,
 };
 use billing_store_diesel::testing::TestDatabase;
 use billing_store_diesel::{Backend, DieselStore};
@@ -260,5 +260,83 @@ pub(crate) async fn a_known_user_is_never_written_back_to_none(backend: Backend)
         order.user_id.as_deref(),
         Some(USER),
         "the order's user kept"
+    );
+}
+
+/// Giving a customer's rows to its user gives every ledger entry, order and payment of that
+/// customer without a user, and nothing else: not a row of another customer, not a row that
+/// already has a user.
+pub(crate) async fn attribution_gives_only_the_customers_rows_without_a_user(backend: Backend) {
+    const OTHER_CUSTOMER: &str = "cus_Zt7Hq3Mw1YcB6n";
+    const OTHER_USER: &str = "user_Lm2Xv9Qs";
+    let db = TestDatabase::new(backend).await;
+    let answers = db
+        .store()
+        .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
+            Box::pin(async move {
+                let mut owned = payment("pi_3Sc4Nw2eZvKYlo2C7Jr1", None, None);
+                owned.payment_intent_id = Some(owned.key.clone());
+                owned.user_id = Some(OTHER_USER.to_owned());
+                let mut elsewhere = payment("pi_3Td8Lk2eZvKYlo2C2Fx6", None, None);
+                elsewhere.payment_intent_id = Some(elsewhere.key.clone());
+                elsewhere.stripe_customer_id = Some(OTHER_CUSTOMER.to_owned());
+                let unowned = payment(INTENT, Some(INTENT), Some(CHARGE));
+                for p in [&unowned, &owned, &elsewhere] {
+                    tx.save_payment(p, at(1)).await?;
+                }
+                let mut other_order = order("cs_test_k5Rw1Tz8Bn", "pi_3Td8Lk2eZvKYlo2C2Fx6");
+                other_order.stripe_customer_id = Some(OTHER_CUSTOMER.to_owned());
+                for o in [&order("cs_test_a1Gx8Rv3Kp", INTENT), &other_order] {
+                    tx.insert_order(o, at(1)).await?;
+                }
+                for (customer, amount, key) in [
+                    (CUSTOMER, 300, "invoice:in_1Sx2Rq2eZvKYlo2C"),
+                    (OTHER_CUSTOMER, 500, "invoice:in_1Vb6Hn2eZvKYlo2C"),
+                ] {
+                    tx.add_credit(&CreditEntry {
+                        user_id: None,
+                        stripe_customer_id: Some(customer.to_owned()),
+                        amount,
+                        reason: CreditReason::SubscriptionPeriod,
+                        source_key: key.to_owned(),
+                        created_at: at(1),
+                    })
+                    .await?;
+                }
+                tx.attribute_customer_rows(CUSTOMER, USER).await?;
+                let user_of = |payments: Vec<PaymentRecord>| payments[0].user_id.clone();
+                Ok((
+                    user_of(tx.payments_matching(Some(INTENT), None).await?),
+                    user_of(
+                        tx.payments_matching(Some("pi_3Sc4Nw2eZvKYlo2C7Jr1"), None)
+                            .await?,
+                    ),
+                    user_of(
+                        tx.payments_matching(Some("pi_3Td8Lk2eZvKYlo2C2Fx6"), None)
+                            .await?,
+                    ),
+                    tx.order_by_payment_intent(INTENT).await?.unwrap().user_id,
+                    tx.order_by_payment_intent("pi_3Td8Lk2eZvKYlo2C2Fx6")
+                        .await?
+                        .unwrap()
+                        .user_id,
+                    tx.credit_balance(USER).await?,
+                    tx.credit_balance(OTHER_USER).await?,
+                ))
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        answers,
+        (
+            Some(USER.to_owned()),
+            Some(OTHER_USER.to_owned()),
+            None,
+            Some(USER.to_owned()),
+            None,
+            300,
+            0
+        )
     );
 }
