@@ -291,6 +291,36 @@ async fn kept_access_rows_are_answered_without_a_statement() {
     assert_eq!((kept, direct, not_kept), (700, 755, 1_566));
 }
 
+/// On Postgres, users linked to customers the transaction read under their locks (their
+/// balance comes on their customer's rows) and users not linked to one (their balances read
+/// beside them) are all kept as a read of each alone finds them: with credits and
+/// subscriptions, with neither, with no customer, unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_users_of_customers_read_under_their_locks_are_kept_as_read() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    seed(db.store()).await;
+    let fresh = fresh(db.store()).await;
+    let kept = db
+        .store()
+        .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
+            Box::pin(async move {
+                for customer in ["cus_Ht6Yk1Pw9SdE3b", "cus_Lz4Rq8Tn2WmX0v"] {
+                    tx.lock_customer(customer).await?;
+                }
+                let users: Vec<String> = USERS.iter().map(|u| (*u).to_owned()).collect();
+                tx.lock_then_keep_access(&locks(), &users, &[]).await?;
+                answered(tx).await
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(kept, fresh);
+    assert_eq!(
+        kept[2].credits, 1_500,
+        "the linked user's balance, from their rows"
+    );
+}
+
 /// On Postgres, one user with a customer and subscriptions, kept alone (how a transaction of
 /// one event keeps its user: the access query, one statement, with the subscription to lock
 /// in the same round trip): their rows are what a read of them finds, and they are answered
