@@ -790,45 +790,52 @@ mod tests {
     /// keeps the plan it got then (a generic plan after five runs): with the store's default
     /// planner costs that plan reads through the table's indexes, not the whole table. The
     /// payments lookup by either id is the one whose plan depends on it most (two indexes,
-    /// `BitmapOr`).
+    /// `BitmapOr`), as a transaction that waits for locks sends it and as one that does not
+    /// (the rows it can lock, counted with those it cannot).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lookup_planned_on_an_empty_table_reads_through_its_indexes() {
         use billing_ports::PaymentTx;
+        let (intent, charge) = ("pi_3Qx8Rf2eZvKYlo2C1kWn", "ch_3Qx8Rf2eZvKYlo2C0pLm");
         let db = testing::TestDatabase::postgres().await;
         let store = DieselStore::connect_with(db.url(), StoreSettings::new(1)).unwrap();
         let pool = pool_of(&store);
         let mut conn = pg::connection(pool).await.unwrap();
-        let mut tx = tx::Tx::new(&mut *conn);
-        for _ in 0..7 {
-            let found = tx
-                .payments_matching(
-                    Some("pi_3Qx8Rf2eZvKYlo2C1kWn"),
-                    Some("ch_3Qx8Rf2eZvKYlo2C0pLm"),
-                )
-                .await
-                .unwrap();
-            assert!(found.is_empty());
+        for (waits, text) in [
+            (true, r#"SELECT "payments"."payment_key"%"#),
+            (false, "SELECT m.matching%"),
+        ] {
+            let mut tx = tx::Tx::new(&mut *conn);
+            tx.waits = waits;
+            if !waits {
+                // Held: what makes the lookup lock the rows it finds.
+                tx.hold(intent);
+                tx.hold(charge);
+            }
+            for _ in 0..7 {
+                let found = tx.payments_matching(Some(intent), Some(charge)).await;
+                assert!(found.unwrap().is_empty());
+                tx.payments = payments::KeptPayments::default();
+            }
+            let named: Named = diesel::sql_query(format!(
+                "SELECT name FROM pg_prepared_statements WHERE statement LIKE '{text}'"
+            ))
+            .get_result(&mut *conn)
+            .await
+            .unwrap();
+            let plan: Vec<PlanLine> = diesel::sql_query(format!(
+                "EXPLAIN EXECUTE \"{}\"('{intent}', '{charge}')",
+                named.name
+            ))
+            .load(&mut *conn)
+            .await
+            .unwrap();
+            let plan: Vec<String> = plan.into_iter().map(|line| line.line).collect();
+            assert!(
+                plan.iter().any(|line| line.contains("Index"))
+                    && !plan.iter().any(|line| line.contains("Seq Scan")),
+                "{plan:#?}"
+            );
         }
-        let named: Named = diesel::sql_query(
-            "SELECT name FROM pg_prepared_statements
-             WHERE statement LIKE 'SELECT \"payments\".\"payment_key\"%'",
-        )
-        .get_result(&mut *conn)
-        .await
-        .unwrap();
-        let plan: Vec<PlanLine> = diesel::sql_query(format!(
-            "EXPLAIN EXECUTE \"{}\"('pi_3Qx8Rf2eZvKYlo2C1kWn', 'ch_3Qx8Rf2eZvKYlo2C0pLm')",
-            named.name
-        ))
-        .load(&mut *conn)
-        .await
-        .unwrap();
-        let plan: Vec<String> = plan.into_iter().map(|line| line.line).collect();
-        assert!(
-            plan.iter().any(|line| line.contains("Index"))
-                && !plan.iter().any(|line| line.contains("Seq Scan")),
-            "{plan:#?}"
-        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
