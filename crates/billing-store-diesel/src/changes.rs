@@ -20,11 +20,13 @@ use billing_ports::{
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
-use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
 use crate::payments::money;
+use crate::pg::pipelined;
 use crate::prepared::cached;
 use crate::schema::{Stamp, change_horizon, changes, customers, stamp, subscriptions, time};
+use crate::subscriptions::upsert_postgres;
 use crate::tx::{Conn, Tx, on_conn};
 
 /// Numbers the committed records still unnumbered, in id order after the highest number
@@ -289,19 +291,33 @@ impl ChangeTx for Tx<'_> {
     }
 
     /// One statement on Postgres (`INSERT … SELECT FROM unnest(…)`, the same text for any
-    /// number of records; a single record as `insert_change` writes it); one or two per record
-    /// on SQLite, in turn.
+    /// number of records; a single record as `insert_change` writes it), sent with the
+    /// upsert of the subscriptions the transaction saved and has not written yet when one
+    /// writes them all ([`Tx::write_subscriptions`]: a shared ingest transaction's last two
+    /// writes in one round trip); one or two per record on SQLite, in turn.
     async fn insert_changes(&mut self, changes: &[NewChange]) -> Result<usize, StoreError> {
-        match (&mut self.conn, changes) {
-            (_, []) => Ok(0),
+        match changes {
+            [] => return Ok(0),
             // One row binds less as itself than as nineteen arrays.
-            (_, [change]) => Ok(usize::from(self.insert_change(change).await?)),
-            (Conn::Postgres(conn), changes) => {
-                let written = insert_all_postgres(conn, changes).await;
-                written.map_err(|error| self.statement_failed(error))
-            }
-            (Conn::Sqlite(_), changes) => insert_changes_in_turn(self, changes).await,
+            [change] => return Ok(usize::from(self.insert_change(change).await?)),
+            _ => {}
         }
+        let saved = match self.conn {
+            Conn::Postgres(_) => self.take_one_upsert(),
+            Conn::Sqlite(_) => None,
+        };
+        let written = match (&mut self.conn, saved) {
+            (Conn::Postgres(conn), None) => insert_all_postgres(conn, changes).await,
+            (Conn::Postgres(conn), Some(saved)) => {
+                let conn: &AsyncPgConnection = conn;
+                let upsert = upsert_postgres(conn, &saved);
+                pipelined(insert_all_postgres(conn, changes), upsert)
+                    .await
+                    .map(|(written, _)| written)
+            }
+            (Conn::Sqlite(_), _) => return insert_changes_in_turn(self, changes).await,
+        };
+        written.map_err(|error| self.statement_failed(error))
     }
 }
 

@@ -287,12 +287,36 @@ macro_rules! upsert {
 /// (so in the order they are written).
 pub(crate) type SavedSubscriptions = BTreeMap<String, (SubscriptionRow, Stamp)>;
 
+/// The upsert of `rows` (at most [`ROWS_PER_UPSERT`]), on a Postgres connection that may run
+/// other statements at once (`pg::pipelined`).
+pub(crate) async fn upsert_postgres(
+    mut conn: &AsyncPgConnection,
+    rows: &[(SubscriptionRow, Stamp)],
+) -> QueryResult<usize> {
+    let values: Vec<_> = rows
+        .iter()
+        .map(|(row, at)| (row, subscriptions::updated_at.eq(*at)))
+        .collect();
+    upsert!(values).execute(&mut conn).await
+}
+
 impl Tx<'_> {
     /// Writes the subscriptions saved since the last write: on Postgres one upsert for up to
     /// [`ROWS_PER_UPSERT`] of them, in id order; on SQLite one upsert each (no round trips to
     /// save). Runs before every statement that reads `subscriptions`, and before the commit:
     /// a shared ingest transaction, which answers its reads from what it keeps, writes each
     /// batch's subscriptions in one statement at its end.
+    /// The subscriptions saved and not written yet, taken to be written by the caller, when
+    /// there are some and one upsert ([`upsert_postgres`]) writes them all.
+    pub(crate) fn take_one_upsert(&mut self) -> Option<Vec<(SubscriptionRow, Stamp)>> {
+        let count = self.saved_subscriptions.len();
+        (1..=ROWS_PER_UPSERT).contains(&count).then(|| {
+            std::mem::take(&mut self.saved_subscriptions)
+                .into_values()
+                .collect()
+        })
+    }
+
     pub(crate) async fn write_subscriptions(&mut self) -> Result<(), StoreError> {
         if self.saved_subscriptions.is_empty() {
             return Ok(());
@@ -301,16 +325,13 @@ impl Tx<'_> {
             .into_values()
             .collect();
         for rows in saved.chunks(ROWS_PER_UPSERT) {
-            let values = || {
-                rows.iter()
-                    .map(|(row, at)| (row, subscriptions::updated_at.eq(*at)))
-            };
             on_conn!(self,
-                postgres: |c| upsert!(values().collect::<Vec<_>>()).execute(c).await,
+                postgres: |c| upsert_postgres(c, rows).await,
                 // Diesel writes no multi-row upsert for SQLite.
                 sqlite: |c| async {
                     let mut written = 0;
-                    for value in values() {
+                    for (row, at) in rows {
+                        let value = (row, subscriptions::updated_at.eq(*at));
                         written += upsert!(value).execute(&mut *c).await?;
                     }
                     QueryResult::Ok(written)
@@ -325,9 +346,10 @@ impl Tx<'_> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use billing_domain::SubscriptionStatus;
+    use billing_domain::{SubscriptionStatus, TierId};
     use billing_ports::{
-        CustomerRecord, CustomerTx, EventPosition, SubscriptionRecord, SubscriptionTx,
+        AccessSnapshot, ChangeKind, ChangeTx, CustomerRecord, CustomerTx, EventPosition, NewChange,
+        SubscriptionRecord, SubscriptionTx,
     };
     use chrono::{DateTime, TimeZone, Utc};
     use diesel::QueryableByName;
@@ -380,9 +402,64 @@ mod tests {
     async fn saved_subscriptions_are_written_by_one_statement() {
         let db = TestDatabase::postgres().await;
         let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
-        let first = "sub_1Rv8Kd2eZvKYlo2CxQ4n";
-        let second = "sub_1Rv2Mb2eZvKYlo2Cw7Hs";
         let mut tx = Tx::new(&mut conn);
+        let last = save_three(&mut tx).await;
+        tx.write_subscriptions().await.unwrap();
+        // Nothing left to write: no statement.
+        tx.write_subscriptions().await.unwrap();
+        assert_eq!(tx.subscription(FIRST).await.unwrap(), Some(last));
+        assert!(tx.subscription(SECOND).await.unwrap().is_some());
+        one_upsert_of_two_rows_ran_once(&mut conn).await;
+    }
+
+    /// A shared ingest transaction's last two writes, its feed records and the subscriptions it
+    /// saved, go in one round trip: the records' insert writes the subscriptions with it, by
+    /// the same one upsert, and nothing is left to write before the commit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_feed_records_insert_writes_the_saved_subscriptions_with_them() {
+        let db = TestDatabase::postgres().await;
+        let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
+        let mut tx = Tx::new(&mut conn);
+        let last = save_three(&mut tx).await;
+        let snapshot = AccessSnapshot {
+            tier: TierId::new("PRO"),
+            status: Some(SubscriptionStatus::Active),
+            reason: "active".to_owned(),
+            grace_period_end: None,
+            credits: 0,
+        };
+        let change = |id: &str, kind| NewChange {
+            change_id: id.to_owned(),
+            user_id: "user_5tPz8Qm1".to_owned(),
+            customer_id: Some("cus_Wq4Lk9Tz2XbN7v".to_owned()),
+            kind,
+            before: snapshot.clone(),
+            after: snapshot.clone(),
+            amount: None,
+            stripe_event_id: Some("evt_1Rv3Ps2eZvKYlo2CnB6d".to_owned()),
+            dedupe_key: None,
+            created_at: at(4),
+        };
+        let records = [
+            change("chg_7Hq2Lm9Wx4Rt", ChangeKind::TierChanged),
+            change("chg_3Kd8Vn1Zs6Pb", ChangeKind::StatusChanged),
+        ];
+        assert_eq!(tx.insert_changes(&records).await.unwrap(), 2);
+        assert!(
+            tx.saved_subscriptions.is_empty(),
+            "written with the records"
+        );
+        assert_eq!(tx.subscription(FIRST).await.unwrap(), Some(last));
+        assert!(tx.subscription(SECOND).await.unwrap().is_some());
+        one_upsert_of_two_rows_ran_once(&mut conn).await;
+    }
+
+    const FIRST: &str = "sub_1Rv8Kd2eZvKYlo2CxQ4n";
+    const SECOND: &str = "sub_1Rv2Mb2eZvKYlo2Cw7Hs";
+
+    /// Saves a customer and, in `tx`, two of its subscriptions, the first twice: the first's
+    /// last save.
+    async fn save_three(tx: &mut Tx<'_>) -> SubscriptionRecord {
         let customer = CustomerRecord {
             stripe_customer_id: "cus_Wq4Lk9Tz2XbN7v".to_owned(),
             user_id: Some("user_5tPz8Qm1".to_owned()),
@@ -390,24 +467,24 @@ mod tests {
             deleted: false,
         };
         tx.save_customer(&customer, at(0)).await.unwrap();
-        tx.save_subscription(&subscription(first, SubscriptionStatus::Trialing, 1), at(1))
+        tx.save_subscription(&subscription(FIRST, SubscriptionStatus::Trialing, 1), at(1))
             .await
             .unwrap();
-        tx.save_subscription(&subscription(second, SubscriptionStatus::Active, 2), at(2))
+        tx.save_subscription(&subscription(SECOND, SubscriptionStatus::Active, 2), at(2))
             .await
             .unwrap();
-        let last = subscription(first, SubscriptionStatus::Active, 3);
+        let last = subscription(FIRST, SubscriptionStatus::Active, 3);
         tx.save_subscription(&last, at(3)).await.unwrap();
-        tx.write_subscriptions().await.unwrap();
-        // Nothing left to write: no statement.
-        tx.write_subscriptions().await.unwrap();
-        assert_eq!(tx.subscription(first).await.unwrap(), Some(last));
-        assert!(tx.subscription(second).await.unwrap().is_some());
+        last
+    }
+
+    /// The connection prepared one subscription upsert, of two rows, and ran it once.
+    async fn one_upsert_of_two_rows_ran_once(conn: &mut AsyncPgConnection) {
         let prepared: Vec<Prepared> = diesel::sql_query(
             "SELECT statement, generic_plans + custom_plans AS runs FROM pg_prepared_statements
              WHERE statement LIKE 'INSERT INTO \"subscriptions\"%'",
         )
-        .load(&mut conn)
+        .load(conn)
         .await
         .unwrap();
         let [upsert] = prepared.as_slice() else {
