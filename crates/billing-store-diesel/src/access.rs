@@ -199,12 +199,16 @@ impl Tx<'_> {
 }
 
 /// One row of the many users' access query: the user, their customer, one of its
-/// subscriptions, the user's credit balance.
-type UserAccessRow = (Option<String>, String, Option<SubscriptionRow>, i64);
+/// subscriptions.
+type UserAccessRow = (Option<String>, String, Option<SubscriptionRow>);
 
-/// The credit balance of the user of the `customers` row the many users' access query is on.
-const ROW_USERS_BALANCE: &str = "(SELECT CAST(COALESCE(SUM(l.amount), 0) AS BIGINT) \
-     FROM credit_ledger l WHERE l.user_id = customers.user_id)";
+/// What [`AccessTx::lock_then_keep_access`] read of the users not kept yet.
+enum UsersRead<'u> {
+    /// One user's rows, by the access query (their balance on each row).
+    One(&'u str, Vec<AccessRow>),
+    /// Several users' customers and subscriptions, and their balances.
+    Many(Vec<UserAccessRow>, Vec<(Option<String>, i64)>),
+}
 
 #[async_trait]
 impl AccessRead for Tx<'_> {
@@ -256,11 +260,10 @@ impl AccessTx for Tx<'_> {
         }
     }
 
-    /// One round trip on Postgres: the locks, then the access of the users not kept yet (their
-    /// customers and subscriptions with each one's balance on its rows, one statement with
-    /// `= ANY` of the users; and beside it the balances of those not linked to a customer this
-    /// transaction read, who may have no customer row to carry theirs), then the
-    /// subscriptions to lock (one statement, `FOR UPDATE SKIP LOCKED`).
+    /// One round trip on Postgres: the locks, then the access of the users not kept yet (one
+    /// user: the access query, one statement; more: their customers and subscriptions, then
+    /// their balances, two statements with `= ANY` of the users), then the subscriptions to
+    /// lock (one statement, `FOR UPDATE SKIP LOCKED`).
     async fn lock_then_keep_access(
         &mut self,
         keys: &[String],
@@ -282,67 +285,49 @@ impl AccessTx for Tx<'_> {
             self.kept.users.extend(named.iter().cloned());
             return Ok(());
         }
-        // A user linked to a customer this transaction read under its lock (the events'
-        // customers) has that customer's row, with their balance on it; the balances of the
-        // others are read beside it, in the same round trip.
-        let unlinked: Vec<&str> = {
-            let linked: HashSet<&str> = self
-                .customers
-                .values()
-                .flatten()
-                .filter_map(|customer| customer.user_id.as_deref())
-                .collect();
-            users
-                .iter()
-                .copied()
-                .filter(|user| !linked.contains(user))
-                .collect()
-        };
         self.write_subscriptions().await?;
-        let (users_read, unlinked_read, to_lock) = (&users, &unlinked, &to_lock);
+        let (users, to_lock) = (&users, &to_lock);
         let read = after_locks!(self, keys, |c| async move {
             let access = async move {
                 let (mut rows_conn, mut credits_conn) = (c, c);
-                let rows = async move {
-                    if users_read.is_empty() {
-                        return Ok(Vec::new());
+                match users.as_slice() {
+                    [] => Ok(UsersRead::Many(Vec::new(), Vec::new())),
+                    [user] => access_query!(*user)
+                        .load::<AccessRow>(&mut rows_conn)
+                        .await
+                        .map(|rows| UsersRead::One(user, rows)),
+                    users => {
+                        let rows = cached(
+                            customers::table
+                                .left_join(
+                                    subscriptions::table.on(subscriptions::stripe_customer_id
+                                        .eq(customers::stripe_customer_id)),
+                                )
+                                .filter(customers::user_id.eq_any(users))
+                                .order((customers::user_id, subscriptions::stripe_subscription_id))
+                                .select((
+                                    customers::user_id,
+                                    customers::stripe_customer_id,
+                                    Option::<SubscriptionRow>::as_select(),
+                                )),
+                        )
+                        .load::<UserAccessRow>(&mut rows_conn);
+                        let credits = cached(
+                            credit_ledger::table
+                                .filter(credit_ledger::user_id.eq_any(users))
+                                .group_by(credit_ledger::user_id)
+                                .select((
+                                    credit_ledger::user_id,
+                                    sql::<BigInt>(
+                                        "CAST(COALESCE(SUM(credit_ledger.amount), 0) AS BIGINT)",
+                                    ),
+                                )),
+                        )
+                        .load::<(Option<String>, i64)>(&mut credits_conn);
+                        let (rows, credits) = pipelined(rows, credits).await?;
+                        Ok(UsersRead::Many(rows, credits))
                     }
-                    cached(
-                        customers::table
-                            .left_join(subscriptions::table.on(
-                                subscriptions::stripe_customer_id.eq(customers::stripe_customer_id),
-                            ))
-                            .filter(customers::user_id.eq_any(users_read))
-                            .order((customers::user_id, subscriptions::stripe_subscription_id))
-                            .select((
-                                customers::user_id,
-                                customers::stripe_customer_id,
-                                Option::<SubscriptionRow>::as_select(),
-                                sql::<BigInt>(ROW_USERS_BALANCE),
-                            )),
-                    )
-                    .load::<UserAccessRow>(&mut rows_conn)
-                    .await
-                };
-                let credits = async move {
-                    if unlinked_read.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    cached(
-                        credit_ledger::table
-                            .filter(credit_ledger::user_id.eq_any(unlinked_read))
-                            .group_by(credit_ledger::user_id)
-                            .select((
-                                credit_ledger::user_id,
-                                sql::<BigInt>(
-                                    "CAST(COALESCE(SUM(credit_ledger.amount), 0) AS BIGINT)",
-                                ),
-                            )),
-                    )
-                    .load::<(Option<String>, i64)>(&mut credits_conn)
-                    .await
-                };
-                pipelined(rows, credits).await
+                }
             };
             let locked = async move {
                 if to_lock.is_empty() {
@@ -362,17 +347,24 @@ impl AccessTx for Tx<'_> {
             }
             return Ok(());
         };
-        let ((rows, unlinked_credits), locked) = read?;
+        let (read, locked) = read?;
         self.kept.users.extend(named.iter().cloned());
         self.keep_subscriptions(locked)?;
-        let mut balances: HashMap<String, i64> = unlinked_credits
+        let (rows, credits) = match read {
+            UsersRead::One(user, rows) => {
+                // Kept by `access_from` (the user's lock is held).
+                self.access_from(user, rows).await?;
+                return Ok(());
+            }
+            UsersRead::Many(rows, credits) => (rows, credits),
+        };
+        let credits: HashMap<String, i64> = credits
             .into_iter()
             .filter_map(|(user, sum)| Some((user?, sum)))
             .collect();
         let mut by_user: HashMap<String, Vec<(String, Option<SubscriptionRow>)>> = HashMap::new();
-        for (user, customer, subscription, balance) in rows {
+        for (user, customer, subscription) in rows {
             if let Some(user) = user {
-                balances.insert(user.clone(), balance);
                 by_user
                     .entry(user)
                     .or_default()
@@ -380,14 +372,8 @@ impl AccessTx for Tx<'_> {
             }
         }
         for user in users {
-            let rows = by_user.remove(user).unwrap_or_default();
-            let credits = match balances.get(user) {
-                Some(balance) => *balance,
-                // Read beside the rows: no ledger entry.
-                None if unlinked.contains(&user) => 0,
-                // Linked when its customer was read, no row now: read on its own.
-                None => self.credit_balance(user).await?,
-            };
+            let rows = by_user.remove(*user).unwrap_or_default();
+            let credits = credits.get(*user).copied().unwrap_or(0);
             let (access, customers) = access_of(rows, credits)?;
             self.kept.keep(user, &access, customers);
         }
