@@ -227,7 +227,7 @@ impl PaymentTx for Tx<'_> {
         // Under the ids' locks the rows found are locked too (Postgres; SQLite has one writer
         // at a time), so a transaction holding the lock of the row's other id only waits. A
         // transaction that does not wait for locks ([`LockTx::wait_for_locks`]) skips a row
-        // locked elsewhere and counts the rows in the same round trip: one missing is busy.
+        // locked elsewhere and counts the rows in the same statement: one missing is busy.
         let rows: Vec<PaymentRow> = match (&mut self.conn, key.is_some(), self.waits) {
             (Conn::Postgres(conn), true, false) => {
                 let mut conn: &AsyncPgConnection = conn;
