@@ -87,6 +87,24 @@ pub(super) fn locks() -> Vec<String> {
     USERS.iter().map(|user| format!("feed:{user}")).collect()
 }
 
+/// Commits `entries` in a transaction of its own on `store` that takes no user's lock (as no
+/// real writer does): what a transaction that kept those users' rows must not see.
+async fn credit_skipping_the_locks(
+    store: &DieselStore,
+    entries: Vec<CreditEntry>,
+) -> Result<(), StoreError> {
+    store
+        .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
+            Box::pin(async move {
+                for entry in &entries {
+                    tx.add_credit(entry).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+}
+
 /// Every user's access rows, each read in a transaction of its own (nothing kept).
 async fn fresh(store: &DieselStore) -> Vec<AccessRows> {
     let mut rows = Vec::new();
@@ -268,17 +286,11 @@ async fn kept_access_rows_are_answered_without_a_statement() {
                 let users = vec![ALONE.to_owned()];
                 tx.lock_then_keep_access(&[format!("feed:{ALONE}")], &users, &[])
                     .await?;
-                other
-                    .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
-                        Box::pin(async move {
-                            tx.add_credit(&credit(ALONE, 55, "checkout:cs_test_r8Dm1Vx"))
-                                .await?;
-                            tx.add_credit(&credit(SUBSCRIBED, 66, "checkout:cs_test_u3Fq7Bn"))
-                                .await?;
-                            Ok(())
-                        })
-                    })
-                    .await?;
+                let entries = vec![
+                    credit(ALONE, 55, "checkout:cs_test_r8Dm1Vx"),
+                    credit(SUBSCRIBED, 66, "checkout:cs_test_u3Fq7Bn"),
+                ];
+                credit_skipping_the_locks(&other, entries).await?;
                 Ok((
                     tx.access_rows(ALONE).await?.credits,
                     tx.credit_balance(ALONE).await?,
@@ -291,9 +303,9 @@ async fn kept_access_rows_are_answered_without_a_statement() {
     assert_eq!((kept, direct, not_kept), (700, 755, 1_566));
 }
 
-/// On Postgres, users linked to customers the transaction read under their locks (their
-/// balance comes on their customer's rows) and users not linked to one (their balances read
-/// beside them) are all kept as a read of each alone finds them: with credits and
+/// On Postgres, users read together after the transaction read some of their customers under
+/// the customers' locks (as a shared ingest transaction does) are all kept as a read of each
+/// alone finds them: linked to one of those customers or not, with credits and
 /// subscriptions, with neither, with no customer, unknown.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_users_of_customers_read_under_their_locks_are_kept_as_read() {
@@ -315,15 +327,12 @@ async fn the_users_of_customers_read_under_their_locks_are_kept_as_read() {
         .await
         .unwrap();
     assert_eq!(kept, fresh);
-    assert_eq!(
-        kept[2].credits, 1_500,
-        "the linked user's balance, from their rows"
-    );
+    assert_eq!(kept[2].credits, 1_500, "the linked user's balance");
 }
 
 /// On Postgres, one user with a customer and subscriptions, kept alone (how a transaction of
-/// one event keeps its user: the access query, one statement, with the subscription to lock
-/// in the same round trip): their rows are what a read of them finds, and they are answered
+/// one event keeps its user: the access query, one statement; here with a subscription to
+/// lock in the same round trip): their rows are what a read of them finds, and they are answered
 /// without a statement afterwards, so a credit committed meanwhile by a writer that skipped
 /// the user's lock is not seen; the subscription locked with them is answered as read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,15 +349,8 @@ async fn one_user_kept_alone_is_answered_as_read() {
                 let locked = ["sub_1Kd2Xp2eZvKYlo2Cv7Qn".to_owned()];
                 tx.lock_then_keep_access(&[format!("feed:{SUBSCRIBED}")], &users, &locked)
                     .await?;
-                other
-                    .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
-                        Box::pin(async move {
-                            tx.add_credit(&credit(SUBSCRIBED, 66, "checkout:cs_test_Wd4Lp9Ns"))
-                                .await?;
-                            Ok(())
-                        })
-                    })
-                    .await?;
+                let entry = credit(SUBSCRIBED, 66, "checkout:cs_test_Wd4Lp9Ns");
+                credit_skipping_the_locks(&other, vec![entry]).await?;
                 Ok((
                     tx.access_rows(SUBSCRIBED).await?,
                     tx.credit_balance(SUBSCRIBED).await?,
@@ -472,14 +474,8 @@ async fn a_subscription_new_to_a_kept_user_is_kept_in_place() {
                     );
                     tx.save_subscription(&new, at(2)).await?;
                 }
-                other
-                    .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
-                        Box::pin(async move {
-                            let entry = credit(ONE_SUBSCRIPTION, 40, "checkout:cs_test_k1Pz6Rv");
-                            tx.add_credit(&entry).await.map(drop)
-                        })
-                    })
-                    .await?;
+                let entry = credit(ONE_SUBSCRIPTION, 40, "checkout:cs_test_k1Pz6Rv");
+                credit_skipping_the_locks(&other, vec![entry]).await?;
                 tx.access_rows(ONE_SUBSCRIPTION).await
             })
         })
