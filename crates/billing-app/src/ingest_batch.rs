@@ -524,10 +524,10 @@ async fn apply_together<S: BillingStore>(
                 );
                 for (entry, claim) in entries.iter().zip(&claims) {
                     let event = &entry.job.event;
-                    if let (Claim::Claimed { .. }, (EventStatus::Processed, customer)) =
+                    if let (Claim::Claimed { .. }, (EventStatus::Processed, customer_id)) =
                         (claim, claim_of(event))
                     {
-                        let customer = match customer {
+                        let customer = match customer_id {
                             Some(id) => tx.lock_customer(id).await?,
                             None => None,
                         };
@@ -537,7 +537,11 @@ async fn apply_together<S: BillingStore>(
                         if let Some((intent, charge)) = feed::payment_ids(&event.fact) {
                             payments.extend(intent.into_iter().chain(charge).map(str::to_owned));
                         }
-                        subscriptions.extend(event.fact.subscription_id().map(str::to_owned));
+                        // Only under its customer's lock (the event's): one not stored may
+                        // then be kept as absent, since its creator would take that lock.
+                        if customer_id.is_some() {
+                            subscriptions.extend(event.fact.subscription_id().map(str::to_owned));
+                        }
                     }
                 }
                 feed::lock_then_keep(&mut *tx, users, payments, links, subscriptions).await?;

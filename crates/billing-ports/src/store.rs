@@ -419,8 +419,11 @@ pub trait SubscriptionTx: SubscriptionRead {
     /// them: [`SubscriptionTx::subscription`] then answers for them with no statement, as
     /// this unit of work last wrote them. One locked elsewhere is skipped, never waited for
     /// (a unit of work that applies several events reads their subscriptions at once this
-    /// way, before their effects); `subscription` reads it later, waiting as usual. The
-    /// provided method does nothing.
+    /// way, before their effects); `subscription` reads it later, waiting as usual. When
+    /// none was skipped, a store may also keep those not stored as absent (`subscription`
+    /// answers `None` for them with no statement), so the caller must hold the
+    /// [`LockTx::lock_key`] of each one's customer, which whoever creates a subscription takes
+    /// first. The provided method does nothing.
     async fn lock_subscriptions(
         &mut self,
         stripe_subscription_ids: &[String],

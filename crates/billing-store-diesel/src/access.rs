@@ -65,10 +65,12 @@ pub(crate) struct KeptAccess {
     /// Subscriptions read and locked by [`SubscriptionTx::lock_subscriptions`], or saved by
     /// this transaction, as this transaction last saved them (written before the table's next
     /// read and before the commit, [`Tx::write_subscriptions`]; meanwhile no other transaction
-    /// writes them: every writer of a subscription holds its customer's lock).
+    /// writes them: every writer of a subscription holds its customer's lock). `None`: found
+    /// not stored by `lock_subscriptions` when every stored one asked for was locked (none is
+    /// created meanwhile: its creator would hold its customer's lock, which the caller holds).
     ///
     /// [`SubscriptionTx::lock_subscriptions`]: billing_ports::SubscriptionTx::lock_subscriptions
-    pub(crate) subscriptions: HashMap<String, SubscriptionRecord>,
+    pub(crate) subscriptions: HashMap<String, Option<SubscriptionRecord>>,
 }
 
 impl KeptAccess {
@@ -116,7 +118,8 @@ impl KeptAccess {
             &subscription.stripe_subscription_id,
             &subscription.stripe_customer_id,
         );
-        self.subscriptions.insert(id.clone(), subscription.clone());
+        self.subscriptions
+            .insert(id.clone(), Some(subscription.clone()));
         self.rows.retain(|_, (rows, customers)| {
             let kept = rows
                 .subscriptions
@@ -349,7 +352,7 @@ impl AccessTx for Tx<'_> {
         };
         let (read, locked) = read?;
         self.kept.users.extend(named.iter().cloned());
-        self.keep_subscriptions(locked)?;
+        self.keep_subscriptions(to_lock, locked)?;
         let (rows, credits) = match read {
             UsersRead::One(user, rows) => {
                 // Kept by `access_from` (the user's lock is held).

@@ -19,7 +19,7 @@ use crate::tx::{Conn, Tx, on_conn};
 
 /// A subscription as stored. Inserted with every column bound (a `None` is `NULL`, never
 /// `DEFAULT`), so an upsert's text depends on its number of rows alone.
-#[derive(Clone, Queryable, Selectable, Insertable)]
+#[derive(Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = subscriptions, treat_none_as_default_value = false)]
 pub(crate) struct SubscriptionRow {
     stripe_subscription_id: String,
@@ -129,27 +129,46 @@ impl SubscriptionRead for Tx<'_> {
     }
 }
 
+/// The subscriptions of the ids `$1` that no other transaction has locked, read and locked
+/// until commit in id order (`FOR UPDATE SKIP LOCKED`), each with how many of those ids are
+/// stored, locked or not, in one statement and one snapshot: one row with no subscription when
+/// none could be locked.
+const LOCK_SKIPPING_LOCKED: &str = "SELECT m.stored, l.* \
+     FROM (SELECT count(*) AS stored FROM subscriptions \
+     WHERE stripe_subscription_id = ANY($1)) m \
+     LEFT JOIN (SELECT * FROM subscriptions WHERE stripe_subscription_id = ANY($1) \
+     ORDER BY stripe_subscription_id FOR UPDATE SKIP LOCKED) l ON true \
+     ORDER BY l.stripe_subscription_id";
+
+/// A row of [`LOCK_SKIPPING_LOCKED`].
+#[derive(QueryableByName)]
+pub(crate) struct CountedSubscription {
+    /// How many of the ids asked for are stored, locked here or not.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    stored: i64,
+    /// One of those this transaction locked; none when it locked none.
+    #[diesel(embed)]
+    subscription: Option<SubscriptionRow>,
+}
+
 /// Reads and locks the subscriptions of `ids` that no other transaction has locked, in id
-/// order (`FOR UPDATE SKIP LOCKED`), on a connection that may run other statements at once
+/// order (`FOR UPDATE SKIP LOCKED`), with how many of `ids` are stored
+/// ([`LOCK_SKIPPING_LOCKED`]), on a connection that may run other statements at once
 /// (`pg::pipelined`).
 pub(crate) async fn lock_subscriptions_postgres(
     mut conn: &AsyncPgConnection,
     ids: &[String],
-) -> QueryResult<Vec<SubscriptionRow>> {
+) -> QueryResult<Vec<CountedSubscription>> {
     cached(
-        subscriptions::table
-            .filter(subscriptions::stripe_subscription_id.eq_any(ids))
-            .order(subscriptions::stripe_subscription_id)
-            .select(SubscriptionRow::as_select())
-            .for_update()
-            .skip_locked(),
+        diesel::sql_query(LOCK_SKIPPING_LOCKED)
+            .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(ids),
     )
     .load(&mut conn)
     .await
 }
 
 impl Tx<'_> {
-    /// Those of `ids` this transaction has not read and locked yet.
+    /// Those of `ids` this transaction has not read and locked yet (nor found not stored).
     pub(crate) fn subscriptions_to_lock(&self, ids: &[String]) -> Vec<String> {
         ids.iter()
             .filter(|id| !self.kept.subscriptions.contains_key(id.as_str()))
@@ -157,17 +176,32 @@ impl Tx<'_> {
             .collect()
     }
 
-    /// Keeps `rows`, read and locked by [`lock_subscriptions_postgres`], for this
-    /// transaction's next reads.
+    /// Keeps the subscriptions of `asked` that [`lock_subscriptions_postgres`] read and locked
+    /// (`counted`), for this transaction's next reads. When it locked every one stored, the
+    /// others of `asked` are kept as not stored: the caller holds the lock of their customer,
+    /// which whoever creates one takes first. When one was skipped (locked elsewhere), which
+    /// one cannot be told: those not locked are read again at their turn.
     pub(crate) fn keep_subscriptions(
         &mut self,
-        rows: Vec<SubscriptionRow>,
+        asked: &[String],
+        counted: Vec<CountedSubscription>,
     ) -> Result<(), StoreError> {
-        for row in rows {
+        let stored = <[_]>::first(&counted).map_or(0, |row| row.stored);
+        let mut locked: i64 = 0;
+        for row in counted {
+            let Some(row) = row.subscription else {
+                continue;
+            };
             let record = subscription_record(row)?;
+            locked += 1;
             self.kept
                 .subscriptions
-                .insert(record.stripe_subscription_id.clone(), record);
+                .insert(record.stripe_subscription_id.clone(), Some(record));
+        }
+        if locked == stored {
+            for id in asked {
+                self.kept.subscriptions.entry(id.clone()).or_insert(None);
+            }
         }
         Ok(())
     }
@@ -181,8 +215,8 @@ impl SubscriptionTx for Tx<'_> {
         &mut self,
         stripe_subscription_id: &str,
     ) -> Result<Option<SubscriptionRecord>, StoreError> {
-        if let Some(locked) = self.kept.subscriptions.get(stripe_subscription_id) {
-            return Ok(Some(locked.clone()));
+        if let Some(kept) = self.kept.subscriptions.get(stripe_subscription_id) {
+            return Ok(kept.clone());
         }
         self.write_subscriptions().await?;
         let row: Option<SubscriptionRow> = on_conn!(self,
@@ -218,8 +252,8 @@ impl SubscriptionTx for Tx<'_> {
             return Ok(());
         }
         let result = lock_subscriptions_postgres(conn, &ids).await;
-        let rows = result.map_err(|error| self.statement_failed(error))?;
-        self.keep_subscriptions(rows)
+        let counted = result.map_err(|error| self.statement_failed(error))?;
+        self.keep_subscriptions(&ids, counted)
     }
 
     /// Written with the transaction's other saved subscriptions before the next statement

@@ -762,13 +762,7 @@ async fn subscriptions_locked_skip_one_held_elsewhere(with_users: bool) {
             })
             .await
     });
-    tokio::time::timeout(Duration::from_secs(5), locked_rx)
-        .await
-        .expect("a subscription held elsewhere is skipped, not waited for")
-        .unwrap();
-    release.send(()).unwrap();
-    writer.await.unwrap().unwrap();
-    go_tx.send(()).unwrap();
+    skipped_then_let_go(locked_rx, release, writer, go_tx).await;
     let (kept, unknown, skipped) = reader.await.unwrap().unwrap();
     let kept = kept.unwrap();
     assert_eq!(kept.status, SubscriptionStatus::Canceled);
@@ -787,5 +781,138 @@ async fn subscriptions_locked_skip_one_held_elsewhere(with_users: bool) {
         skipped.unwrap().status,
         SubscriptionStatus::PastDue,
         "the skipped one is read after the holder's commit"
+    );
+}
+
+/// Once the reader says it locked its subscriptions (`locked`, within 5 s: a subscription held
+/// elsewhere is skipped, not waited for), the writer holding one is let commit, then the
+/// reader is told to go on (`go`).
+async fn skipped_then_let_go(
+    locked: oneshot::Receiver<()>,
+    release: oneshot::Sender<()>,
+    writer: JoinHandle<Result<(), StoreError>>,
+    go: oneshot::Sender<()>,
+) {
+    tokio::time::timeout(Duration::from_secs(5), locked)
+        .await
+        .expect("a subscription held elsewhere is skipped, not waited for")
+        .unwrap();
+    release.send(()).unwrap();
+    writer.await.unwrap().unwrap();
+    go.send(()).unwrap();
+}
+
+/// A subscription of `CUSTOMER` the tests below create meanwhile.
+const NEW: &str = "sub_1Tf6Jr2eZvKYlo2Cw9Pz";
+
+/// Commits `NEW` as a writer that skips its customer's lock would (every real writer takes it
+/// first): what a transaction that read the table after this commit sees.
+async fn create_new_skipping_the_lock(store: &DieselStore) -> Result<(), StoreError> {
+    let created = crate::pro_subscription(
+        NEW,
+        CUSTOMER,
+        SubscriptionStatus::Active,
+        "evt_1Tf6Js2eZvKYlo2Cb3Kv",
+        3,
+    );
+    store
+        .transaction(move |tx| {
+            async move { tx.save_subscription(&created, at(3)).await }.scope_boxed()
+        })
+        .await
+}
+
+/// On Postgres, subscriptions locked with none skipped: one not stored is kept as absent and
+/// answered `None` with no statement (a subscription committed meanwhile by a writer that
+/// skipped the customer's lock is not seen, as no real writer can create it while the lock
+/// is held), and once this transaction saves it, it is answered as saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_not_stored_is_kept_as_absent_when_none_was_skipped() {
+    subscription_not_stored_kept_as_absent(false).await;
+}
+
+/// The same through `lock_then_keep_access`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_not_stored_locked_with_the_users_is_kept_as_absent() {
+    subscription_not_stored_kept_as_absent(true).await;
+}
+
+async fn subscription_not_stored_kept_as_absent(with_users: bool) {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    seed(&db).await;
+    let other = db.store().clone();
+    let (absent, stored, saved, saved_read) = db
+        .store()
+        .transaction(move |tx| {
+            async move {
+                let ids = [SUBSCRIPTION, NEW].map(str::to_owned);
+                if with_users {
+                    let (lock, user) = ([format!("feed:{USER}")], [USER.to_owned()]);
+                    tx.lock_then_keep_access(&lock, &user, &ids).await?;
+                } else {
+                    tx.lock_subscriptions(&ids).await?;
+                }
+                create_new_skipping_the_lock(&other).await?;
+                let absent = tx.subscription(NEW).await?;
+                let stored = tx.subscription(SUBSCRIPTION).await?;
+                let saved = crate::pro_subscription(
+                    NEW,
+                    CUSTOMER,
+                    SubscriptionStatus::Trialing,
+                    "evt_1Tf6Jt2eZvKYlo2Cn5Rw",
+                    4,
+                );
+                tx.save_subscription(&saved, at(4)).await?;
+                let saved_read = tx.subscription(NEW).await?;
+                Ok::<_, StoreError>((absent, stored, saved, saved_read))
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
+    assert_eq!(absent, None, "kept as absent: not read again");
+    assert_eq!(stored.unwrap().status, SubscriptionStatus::Active);
+    assert_eq!(
+        saved_read,
+        Some(saved),
+        "answered as this transaction saved it"
+    );
+}
+
+/// On Postgres, when a subscription asked for was skipped (locked elsewhere), which of those
+/// not locked exist cannot be told: one not stored is not kept as absent, and its read at its
+/// turn sees what was committed meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_not_stored_is_read_at_its_turn_when_one_was_skipped() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    seed(&db).await;
+    let (writer, release) = open_writer(&db, Vec::new()).await;
+    let (locked_tx, locked_rx) = oneshot::channel();
+    let (go_tx, go_rx) = oneshot::channel::<()>();
+    let store = db.store().clone();
+    let reader = tokio::spawn(async move {
+        let other = store.clone();
+        store
+            .transaction(move |tx| {
+                async move {
+                    tx.lock_subscriptions(&[SUBSCRIPTION, NEW].map(str::to_owned))
+                        .await?;
+                    locked_tx.send(()).ok();
+                    // The holder has committed (its customer row no longer holds off the
+                    // new subscription's foreign key check).
+                    go_rx.await.ok();
+                    create_new_skipping_the_lock(&other).await?;
+                    tx.subscription(NEW).await
+                }
+                .scope_boxed()
+            })
+            .await
+    });
+    skipped_then_let_go(locked_rx, release, writer, go_tx).await;
+    let created = reader.await.unwrap().unwrap();
+    assert_eq!(
+        created.map(|s| s.status),
+        Some(SubscriptionStatus::Active),
+        "read at its turn, after the other writer's commit"
     );
 }
