@@ -23,7 +23,12 @@ struct CreditRow<'a> {
 
 #[async_trait]
 impl CreditTx for Tx<'_> {
+    /// One statement, or none when this transaction already added an entry of this source key
+    /// or found one stored (`Tx::credit_keys`).
     async fn add_credit(&mut self, entry: &CreditEntry) -> Result<bool, StoreError> {
+        if self.credit_keys.contains(&entry.source_key) {
+            return Ok(false);
+        }
         let row = CreditRow {
             user_id: entry.user_id.as_deref(),
             stripe_customer_id: entry.stripe_customer_id.as_deref(),
@@ -40,6 +45,7 @@ impl CreditTx for Tx<'_> {
                 .do_nothing(),
         );
         let inserted = on_conn!(self, |c| insert.execute(c).await)? == 1;
+        self.credit_keys.insert(entry.source_key.clone());
         if let (true, Some(user_id)) = (inserted, &entry.user_id) {
             self.kept.credited(user_id, entry.amount);
         }
@@ -60,5 +66,62 @@ impl CreditRead for Tx<'_> {
                 )),
         );
         on_conn!(self, |c| query.get_result(c).await)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use billing_ports::{CreditEntry, CreditRead, CreditReason, CreditTx};
+    use chrono::{TimeZone, Utc};
+    use diesel::QueryableByName;
+    use diesel::sql_types::BigInt;
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+    use crate::testing::TestDatabase;
+    use crate::tx::Tx;
+
+    #[derive(QueryableByName)]
+    struct Runs {
+        #[diesel(sql_type = BigInt)]
+        runs: i64,
+    }
+
+    fn entry(key: &str, amount: i64) -> CreditEntry {
+        CreditEntry {
+            user_id: Some("user_Hw3Rk8Zq".to_owned()),
+            stripe_customer_id: Some("cus_Pq7Xn2Lw5VtR9d".to_owned()),
+            amount,
+            reason: CreditReason::SubscriptionPeriod,
+            source_key: key.to_owned(),
+            created_at: Utc.timestamp_opt(1_765_000_000, 0).unwrap(),
+        }
+    }
+
+    /// A source key added, or found stored, is not sent again by the same transaction (an
+    /// invoice's `invoice.paid` and `invoice.payment_succeeded` applied together): the second
+    /// add answers "not added" with no statement, and the balance counts the entry once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_source_key_seen_by_the_transaction_is_not_sent_again() {
+        let db = TestDatabase::postgres().await;
+        let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
+        let stored = "invoice:in_1Vb3Md2eZvKYlo2CqK8w";
+        let mut tx = Tx::new(&mut conn);
+        assert!(tx.add_credit(&entry(stored, 300)).await.unwrap());
+        let mut tx = Tx::new(&mut conn);
+        let added = "invoice:in_1Vb3Me2eZvKYlo2Cj5Tn";
+        assert!(tx.add_credit(&entry(added, 500)).await.unwrap());
+        assert!(!tx.add_credit(&entry(added, 500)).await.unwrap());
+        assert!(!tx.add_credit(&entry(stored, 300)).await.unwrap());
+        assert!(!tx.add_credit(&entry(stored, 300)).await.unwrap());
+        assert_eq!(tx.credit_balance("user_Hw3Rk8Zq").await.unwrap(), 800);
+        let runs: Runs = diesel::sql_query(
+            "SELECT generic_plans + custom_plans AS runs FROM pg_prepared_statements \
+             WHERE statement LIKE 'INSERT INTO \"credit_ledger\"%'",
+        )
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(runs.runs, 3, "one insert per key per transaction");
     }
 }

@@ -116,6 +116,9 @@ pub(crate) struct Tx<'c> {
     /// Customers read under their own lock (their Stripe id, which every writer of a customer
     /// holds), by Stripe id: no other transaction can change them until this one ends.
     pub(crate) customers: HashMap<String, Option<CustomerRecord>>,
+    /// The source keys of the ledger entries this transaction added or found already stored:
+    /// adding one again adds nothing (entries are never deleted), so it sends no statement.
+    pub(crate) credit_keys: HashSet<String>,
     /// Whether a lock not held yet is waited for (true) or only tried
     /// ([`LockTx::wait_for_locks`]).
     pub(crate) waits: bool,
@@ -133,6 +136,7 @@ impl<'c> Tx<'c> {
             saved_subscriptions: SavedSubscriptions::default(),
             held: HashSet::new(),
             customers: HashMap::new(),
+            credit_keys: HashSet::new(),
             waits: true,
         }
     }
