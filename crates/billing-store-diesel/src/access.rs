@@ -84,6 +84,15 @@ impl KeptAccess {
         self.rows.get(user_id).map(|(rows, _)| rows.clone())
     }
 
+    /// Whether `user`'s rows are kept and have no customer: no customer is linked to them
+    /// (every writer of `customers.user_id` holds the user's feed lock, and a link this
+    /// transaction writes forgets the user's rows).
+    pub(crate) fn has_no_customer(&self, user_id: &str) -> bool {
+        self.rows
+            .get(user_id)
+            .is_some_and(|(_, customers)| customers.is_empty())
+    }
+
     /// Keeps `user`'s rows as just read, when their lock is held.
     fn keep(&mut self, user_id: &str, rows: &AccessRows, customers: Vec<String>) {
         if self.users.contains(user_id) {

@@ -162,10 +162,15 @@ impl CustomerRead for Tx<'_> {
         Ok(record)
     }
 
+    /// One statement, or none when the transaction keeps the user's access rows and they have
+    /// no customer (a customer about to be linked to them, in a shared ingest transaction).
     async fn customer_of_user(
         &mut self,
         user_id: &str,
     ) -> Result<Option<CustomerRecord>, StoreError> {
+        if self.kept.has_no_customer(user_id) {
+            return Ok(None);
+        }
         let row: Option<CustomerRow> = on_conn!(self, |c| customers::table
             .filter(customers::user_id.eq(user_id))
             .select(CustomerRow::as_select())
