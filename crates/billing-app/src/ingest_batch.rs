@@ -15,7 +15,8 @@
 //!    only, the customers sorted;
 //! 2. the feed locks of the users the claimed events name and the locks of the payments they
 //!    name are tried, all those users' access is read and kept, and the subscriptions they
-//!    change are read and locked ([`feed::lock_then_keep`]; one round trip on Postgres);
+//!    change (of the events that name a customer, locked in step 1) are read and locked
+//!    ([`feed::lock_then_keep`]; one round trip on Postgres);
 //! 3. each claimed event is applied in turn, in the order of their ids, exactly as a
 //!    delivery alone is ([`crate::ingest::apply_claimed`]): its customer is then already locked
 //!    and known to the transaction. Every other lock is only tried
@@ -513,8 +514,9 @@ async fn apply_together<S: BillingStore>(
                 // customer, the locks of the payments they name and the link locks of the
                 // users an event's effect links its customer to (`customer::link_of`), in one
                 // statement, with all those users' access read in the same round trip; then
-                // the subscriptions they change, read and locked in one statement (skipping
-                // any another transaction holds). The store keeps what it read for each
+                // the subscriptions they change (of the events naming a customer), read and
+                // locked in one statement (skipping any another transaction holds; those not
+                // stored known absent). The store keeps what it read for each
                 // event's turn, following this transaction's writes.
                 let (mut users, mut payments, mut links, mut subscriptions) = (
                     BTreeSet::new(),

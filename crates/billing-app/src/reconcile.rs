@@ -647,14 +647,13 @@ impl<S: BillingStore> BillingApp<S> {
                         );
                         return Ok::<_, AppError>((Vec::new(), None));
                     }
-                    let owner = customer::ensure(
-                        tx,
-                        ctx,
-                        &fresh.customer_id,
-                        fresh.metadata_user_id.as_deref(),
-                        None,
-                    )
-                    .await?;
+                    // Linked only to a user whose feed lock is held (and whose feed records
+                    // the link): one named only since the listing waits for the next run.
+                    let hint = fresh
+                        .metadata_user_id
+                        .as_deref()
+                        .filter(|user| users.contains(*user));
+                    let owner = customer::ensure(tx, ctx, &fresh.customer_id, hint, None).await?;
                     let stored = tx.subscription(&fresh.id).await?;
                     let position = repair_position(ctx, &fresh);
                     let Ok(decided) = subscription::decide_snapshot(

@@ -186,7 +186,8 @@ impl Tx<'_> {
         asked: &[String],
         counted: Vec<CountedSubscription>,
     ) -> Result<(), StoreError> {
-        let stored = <[_]>::first(&counted).map_or(0, |row| row.stored);
+        // The statement always answers one row at least; none would tell nothing.
+        let stored = <[_]>::first(&counted).map(|row| row.stored);
         let mut locked: i64 = 0;
         for row in counted {
             let Some(row) = row.subscription else {
@@ -198,7 +199,7 @@ impl Tx<'_> {
                 .subscriptions
                 .insert(record.stripe_subscription_id.clone(), Some(record));
         }
-        if locked == stored {
+        if stored == Some(locked) {
             for id in asked {
                 self.kept.subscriptions.entry(id.clone()).or_insert(None);
             }

@@ -44,6 +44,21 @@ pub(super) async fn completed(
             if let (Some(gateway), Some(subscription_id)) = (&ctx.gateway, &session.subscription_id)
             {
                 let fresh = gateway.fetch_subscription(subscription_id).await?;
+                if session.customer_id.is_none() {
+                    // A session that named no customer: the subscription's own, locked
+                    // (after the user's feed lock: out of the locking order, so a
+                    // transaction sharing others' locks only tries it) and stored, linked
+                    // to the session's user, before the subscription refers to it.
+                    tx.lock_key(&fresh.customer_id).await?;
+                    customer::ensure(
+                        tx,
+                        ctx,
+                        &fresh.customer_id,
+                        user,
+                        session.customer_email.as_deref(),
+                    )
+                    .await?;
+                }
                 subscription::apply_snapshot(
                     tx,
                     ctx,

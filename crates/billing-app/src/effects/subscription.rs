@@ -95,6 +95,11 @@ pub(crate) async fn apply_snapshot(
     snapshot: &SubscriptionSnapshot,
     trusted: bool,
 ) -> Result<EventStatus, AppError> {
+    // Whoever may create a subscription holds its customer's lock (what lets a transaction
+    // that holds it know a subscription absent until it commits). Already held, as it is when
+    // the snapshot's customer is the event's, this sends nothing; a fetched snapshot of
+    // another customer (a Checkout session that named none) takes it here.
+    tx.lock_key(&snapshot.customer_id).await?;
     let existing = tx.subscription(&snapshot.id).await?;
     let record = match decide_snapshot(ctx, existing.as_ref(), &incoming, snapshot, trusted) {
         Ok(record) => record,

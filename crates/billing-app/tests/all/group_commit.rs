@@ -71,14 +71,14 @@ async fn session(db: &TestDatabase) -> (tokio_postgres::Client, JoinHandle<()>) 
 
 /// Another session holding `customer`'s lock (as a unit of work elsewhere would) until
 /// [`HeldLock::release`].
-struct HeldLock {
+pub(crate) struct HeldLock {
     client: tokio_postgres::Client,
     driver: JoinHandle<()>,
     customer: String,
 }
 
 impl HeldLock {
-    async fn take(db: &TestDatabase, customer: &str) -> Self {
+    pub(crate) async fn take(db: &TestDatabase, customer: &str) -> Self {
         let (client, driver) = session(db).await;
         client
             .execute(
@@ -94,7 +94,7 @@ impl HeldLock {
         }
     }
 
-    async fn release(self) {
+    pub(crate) async fn release(self) {
         self.client
             .execute(
                 "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
