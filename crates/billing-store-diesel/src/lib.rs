@@ -61,6 +61,7 @@ mod schema;
 #[cfg(test)]
 mod schema_check;
 mod settings;
+mod skip_locked;
 mod sqlite;
 mod stats;
 mod stripe_requests;
@@ -802,7 +803,7 @@ mod tests {
         let mut conn = pg::connection(pool).await.unwrap();
         for (waits, text) in [
             (true, r#"SELECT "payments"."payment_key"%"#),
-            (false, "SELECT m.matching%"),
+            (false, "SELECT m.total, l.payment_key%"),
         ] {
             let mut tx = tx::Tx::new(&mut *conn);
             tx.waits = waits;
@@ -863,7 +864,7 @@ mod tests {
             );
         }
         let named: Named = diesel::sql_query(
-            "SELECT name FROM pg_prepared_statements WHERE statement LIKE 'SELECT m.stored%'",
+            "SELECT name FROM pg_prepared_statements WHERE statement LIKE 'SELECT m.total, l.*%'",
         )
         .get_result(&mut *conn)
         .await

@@ -15,6 +15,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use crate::error::parse_stored;
 use crate::prepared::cached;
 use crate::schema::{Stamp, orders, payments, stamp, time};
+use crate::skip_locked::{Counted, locked_rows};
 use crate::tx::{Conn, Tx, busy, on_conn};
 
 #[derive(Queryable, QueryableByName, Selectable, Insertable, AsChangeset)]
@@ -142,28 +143,16 @@ pub(crate) struct KeptPayments {
 }
 
 /// The payments matching a payment intent (`$1`) or a charge (`$2`; `NULL` matches nothing),
-/// locked until commit (`FOR UPDATE`) except those locked elsewhere (`SKIP LOCKED`), each with
-/// how many match in all, in one statement and one snapshot: one row with no payment when none
-/// could be locked.
-const MATCHING_SKIP_LOCKED: &str = "SELECT m.matching, l.payment_key, l.payment_intent_id, \
+/// locked until commit (`FOR UPDATE`) except those locked elsewhere (`SKIP LOCKED`), counted
+/// with all that match ([`skip_locked`](crate::skip_locked)).
+const MATCHING_SKIP_LOCKED: &str = "SELECT m.total, l.payment_key, l.payment_intent_id, \
      l.charge_id, l.stripe_customer_id, l.user_id, l.amount_minor, l.currency, l.status, \
      l.status_at, l.last_error, l.amount_refunded, l.dispute_status, l.dispute_stripe_status \
-     FROM (SELECT count(*) AS matching FROM payments \
+     FROM (SELECT count(*) AS total FROM payments \
      WHERE payment_intent_id = $1 OR charge_id = $2) m \
      LEFT JOIN (SELECT * FROM payments WHERE payment_intent_id = $1 OR charge_id = $2 \
      FOR UPDATE SKIP LOCKED) l ON true \
      ORDER BY l.payment_key";
-
-/// A row of [`MATCHING_SKIP_LOCKED`].
-#[derive(QueryableByName)]
-struct CountedPayment {
-    /// How many payments match, locked or not.
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    matching: i64,
-    /// One of those this transaction locked; none when it locked none.
-    #[diesel(embed)]
-    payment: Option<PaymentRow>,
-}
 
 impl Tx<'_> {
     /// Whether this transaction holds the lock of each of `ids` given (and one at least).
@@ -231,7 +220,7 @@ impl PaymentTx for Tx<'_> {
         let rows: Vec<PaymentRow> = match (&mut self.conn, key.is_some(), self.waits) {
             (Conn::Postgres(conn), true, false) => {
                 let mut conn: &AsyncPgConnection = conn;
-                let counted: Vec<CountedPayment> = cached(
+                let counted: Vec<Counted<PaymentRow>> = cached(
                     diesel::sql_query(MATCHING_SKIP_LOCKED)
                         .bind::<Nullable<Text>, _>(payment_intent_id)
                         .bind::<Nullable<Text>, _>(charge_id),
@@ -239,10 +228,8 @@ impl PaymentTx for Tx<'_> {
                 .load(&mut conn)
                 .await
                 .map_err(|error| self.statement_failed(error))?;
-                let all = <[_]>::first(&counted).map_or(0, |row| row.matching);
-                let locked: Vec<PaymentRow> =
-                    counted.into_iter().filter_map(|row| row.payment).collect();
-                if i64::try_from(locked.len()) != Ok(all) {
+                let (locked, all) = locked_rows(counted);
+                if !all {
                     let ids = [payment_intent_id, charge_id].into_iter().flatten();
                     return Err(busy(&ids.map(str::to_owned).collect::<Vec<_>>()));
                 }

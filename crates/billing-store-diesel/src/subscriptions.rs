@@ -15,6 +15,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::prepared::cached;
 use crate::schema::{Stamp, subscriptions, time};
+use crate::skip_locked::{Counted, locked_rows};
 use crate::tx::{Conn, Tx, on_conn};
 
 /// A subscription as stored. Inserted with every column bound (a `None` is `NULL`, never
@@ -130,26 +131,14 @@ impl SubscriptionRead for Tx<'_> {
 }
 
 /// The subscriptions of the ids `$1` that no other transaction has locked, read and locked
-/// until commit in id order (`FOR UPDATE SKIP LOCKED`), each with how many of those ids are
-/// stored, locked or not, in one statement and one snapshot: one row with no subscription when
-/// none could be locked.
-const LOCK_SKIPPING_LOCKED: &str = "SELECT m.stored, l.* \
-     FROM (SELECT count(*) AS stored FROM subscriptions \
+/// until commit in id order (`FOR UPDATE SKIP LOCKED`), counted with all of those ids that are
+/// stored ([`skip_locked`](crate::skip_locked)).
+const LOCK_SKIPPING_LOCKED: &str = "SELECT m.total, l.* \
+     FROM (SELECT count(*) AS total FROM subscriptions \
      WHERE stripe_subscription_id = ANY($1)) m \
      LEFT JOIN (SELECT * FROM subscriptions WHERE stripe_subscription_id = ANY($1) \
      ORDER BY stripe_subscription_id FOR UPDATE SKIP LOCKED) l ON true \
      ORDER BY l.stripe_subscription_id";
-
-/// A row of [`LOCK_SKIPPING_LOCKED`].
-#[derive(QueryableByName)]
-pub(crate) struct CountedSubscription {
-    /// How many of the ids asked for are stored, locked here or not.
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    stored: i64,
-    /// One of those this transaction locked; none when it locked none.
-    #[diesel(embed)]
-    subscription: Option<SubscriptionRow>,
-}
 
 /// Reads and locks the subscriptions of `ids` that no other transaction has locked, in id
 /// order (`FOR UPDATE SKIP LOCKED`), with how many of `ids` are stored
@@ -158,7 +147,7 @@ pub(crate) struct CountedSubscription {
 pub(crate) async fn lock_subscriptions_postgres(
     mut conn: &AsyncPgConnection,
     ids: &[String],
-) -> QueryResult<Vec<CountedSubscription>> {
+) -> QueryResult<Vec<Counted<SubscriptionRow>>> {
     cached(
         diesel::sql_query(LOCK_SKIPPING_LOCKED)
             .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(ids),
@@ -184,22 +173,16 @@ impl Tx<'_> {
     pub(crate) fn keep_subscriptions(
         &mut self,
         asked: &[String],
-        counted: Vec<CountedSubscription>,
+        counted: Vec<Counted<SubscriptionRow>>,
     ) -> Result<(), StoreError> {
-        // The statement always answers one row at least; none would tell nothing.
-        let stored = <[_]>::first(&counted).map(|row| row.stored);
-        let mut locked: i64 = 0;
-        for row in counted {
-            let Some(row) = row.subscription else {
-                continue;
-            };
+        let (rows, all) = locked_rows(counted);
+        for row in rows {
             let record = subscription_record(row)?;
-            locked += 1;
             self.kept
                 .subscriptions
                 .insert(record.stripe_subscription_id.clone(), Some(record));
         }
-        if stored == Some(locked) {
+        if all {
             for id in asked {
                 self.kept.subscriptions.entry(id.clone()).or_insert(None);
             }
