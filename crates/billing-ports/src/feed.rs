@@ -138,6 +138,15 @@ pub trait ChangeTx: Send {
     async fn insert_changes(&mut self, changes: &[NewChange]) -> Result<usize, StoreError> {
         insert_changes_in_turn(self, changes).await
     }
+
+    /// Writes `changes` as [`ChangeTx::insert_changes`] does, as this transaction's last
+    /// write: a store may send them with its commit (in the commit's round trip), so a failure
+    /// to write them may come from the commit, and nothing of the transaction commits then.
+    /// Nothing in the transaction may read them after this call. The provided method writes
+    /// them now.
+    async fn insert_changes_at_commit(&mut self, changes: &[NewChange]) -> Result<(), StoreError> {
+        self.insert_changes(changes).await.map(|_| ())
+    }
 }
 
 /// [`ChangeTx::insert_changes`] as the provided method does it, one record after the other:

@@ -18,9 +18,13 @@ use billing_ports::{
     StoreError, insert_changes_in_turn,
 };
 use chrono::{DateTime, Utc};
+use diesel::connection::TransactionManagerStatus;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
-use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{
+    AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection,
+    TransactionManager,
+};
 
 use crate::payments::money;
 use crate::pg::pipelined;
@@ -319,6 +323,77 @@ impl ChangeTx for Tx<'_> {
         };
         written.map_err(|error| self.statement_failed(error))
     }
+
+    /// In a Postgres transaction ([`transaction_postgres`](crate::tx::transaction_postgres))
+    /// the records wait for the commit, which sends them in its round trip
+    /// ([`Tx::commit_with_changes`]); anywhere else they are written now.
+    async fn insert_changes_at_commit(&mut self, changes: &[NewChange]) -> Result<(), StoreError> {
+        match &mut self.changes_at_commit {
+            Some(waiting) => {
+                waiting.extend_from_slice(changes);
+                Ok(())
+            }
+            None => self.insert_changes(changes).await.map(|_| ()),
+        }
+    }
+}
+
+impl Tx<'_> {
+    /// The end of a Postgres transaction whose work succeeded: when change records wait for
+    /// the commit, they (with the saved subscriptions when one upsert writes them all) and
+    /// the `COMMIT` are sent in one round trip, in that order ([`pipelined`]); true then,
+    /// once the `COMMIT` answered. Otherwise the saved subscriptions are written and false
+    /// says the caller commits. An error leaves the transaction counted open: the caller
+    /// rolls back (the transaction may already have ended).
+    pub(crate) async fn commit_with_changes(&mut self) -> Result<bool, StoreError> {
+        let changes = self.changes_at_commit.take().unwrap_or_default();
+        if changes.is_empty() {
+            self.write_subscriptions().await?;
+            return Ok(false);
+        }
+        let saved = self.take_one_upsert();
+        if saved.is_none() {
+            // None saved, or more than one upsert writes: those go first.
+            self.write_subscriptions().await?;
+        }
+        let Conn::Postgres(conn) = &mut self.conn else {
+            // Never set on SQLite (`insert_changes_at_commit` writes them now there).
+            self.insert_changes(&changes).await?;
+            return Ok(false);
+        };
+        let committed = {
+            let shared: &AsyncPgConnection = conn;
+            let writes = async {
+                match &saved {
+                    Some(saved) => pipelined(
+                        insert_all_postgres(shared, &changes),
+                        upsert_postgres(shared, saved),
+                    )
+                    .await
+                    .map(|_| ()),
+                    None => insert_all_postgres(shared, &changes).await.map(|_| ()),
+                }
+            };
+            pipelined(writes, commit(shared)).await
+        };
+        match committed {
+            Ok(((), ())) => {
+                // Ended on the server: the connection is out of any transaction.
+                *<AnsiTransactionManager as TransactionManager<AsyncPgConnection>>::transaction_manager_status_mut(conn) =
+                    TransactionManagerStatus::default();
+                Ok(true)
+            }
+            Err(error) => Err(self.statement_failed(error)),
+        }
+    }
+}
+
+/// `COMMIT`, prepared once per connection like every statement of ingest's path.
+async fn commit(mut conn: &AsyncPgConnection) -> QueryResult<()> {
+    cached(diesel::sql_query("COMMIT"))
+        .execute(&mut conn)
+        .await
+        .map(|_| ())
 }
 
 impl Tx<'_> {

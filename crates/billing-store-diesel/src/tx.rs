@@ -14,7 +14,10 @@ use std::collections::{HashMap, HashSet};
 
 use billing_ports::{BillingRead, BillingTx, Cause, CustomerRecord, LockTx, StoreError, TxFuture};
 use diesel::result::Error as DieselError;
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::{
+    AnsiTransactionManager, AsyncConnection, AsyncPgConnection, SimpleAsyncConnection,
+    TransactionManager,
+};
 
 use crate::Backend;
 use crate::access::KeptAccess;
@@ -122,6 +125,12 @@ pub(crate) struct Tx<'c> {
     /// Whether a lock not held yet is waited for (true) or only tried
     /// ([`LockTx::wait_for_locks`]).
     pub(crate) waits: bool,
+    /// Change records to write with the commit ([`ChangeTx::insert_changes_at_commit`]), only
+    /// ever set in a Postgres transaction run by [`transaction_postgres`], which sends them
+    /// in its commit's round trip.
+    ///
+    /// [`ChangeTx::insert_changes_at_commit`]: billing_ports::ChangeTx::insert_changes_at_commit
+    pub(crate) changes_at_commit: Option<Vec<billing_ports::NewChange>>,
 }
 
 impl<'c> Tx<'c> {
@@ -137,6 +146,7 @@ impl<'c> Tx<'c> {
             held: HashSet::new(),
             customers: HashMap::new(),
             credit_keys: HashSet::new(),
+            changes_at_commit: None,
             waits: true,
         }
     }
@@ -218,49 +228,106 @@ impl<'c> Tx<'c> {
     }
 }
 
-/// Defines `$name(conn, work)`, which runs `work` in one transaction on a `$conn`: commits
-/// when it returns `Ok` (after writing what it saved and did not write yet,
-/// [`Tx::write_subscriptions`]), rolls back when it returns `Err`. A failure is reported as
-/// [`StoreError::NotMigrated`] when [`Tx::diagnose`] says so, checked on the same connection
-/// once the transaction has rolled back.
-///
-/// One function per connection type: diesel-async's `transaction` needs the concrete type
-/// for its closure's future to be `Send`.
-macro_rules! transaction_on {
-    ($name:ident, $conn:ty) => {
-        /// Runs `work` in one transaction (see `transaction_on!`).
-        pub(crate) async fn $name<'b, T, E, F>(conn: &mut $conn, work: F) -> Result<T, E>
-        where
-            T: Send + 'b,
-            E: From<StoreError> + Send + 'b,
-            F: for<'r> FnOnce(&'r mut dyn BillingTx) -> TxFuture<'b, 'r, T, E> + Send + 'b,
-        {
-            let mut unclassified = None;
-            let result = conn
-                .transaction(async |c: &mut $conn| {
-                    let mut tx = Tx::new(c);
-                    let result = match work(&mut tx).await {
-                        // What the work saved and did not write yet goes before the commit.
-                        Ok(value) => tx
-                            .write_subscriptions()
-                            .await
-                            .map(|()| value)
-                            .map_err(E::from),
-                        Err(error) => Err(error),
-                    };
-                    unclassified = tx.unclassified.take();
-                    result.map_err(TxFailure::Work)
-                })
-                .await;
-            let mut tx = Tx::new(conn);
-            tx.unclassified = unclassified;
-            tx.after_transaction(result).await
-        }
-    };
+/// Runs `work` in one transaction on a SQLite connection: commits when it returns `Ok` (after
+/// writing what it saved and did not write yet, [`Tx::write_subscriptions`]), rolls back when
+/// it returns `Err`. A failure is reported as [`StoreError::NotMigrated`] when
+/// [`Tx::diagnose`] says so, checked on the same connection once the transaction has rolled
+/// back. [`transaction_postgres`] is its Postgres counterpart.
+pub(crate) async fn transaction_sqlite<'b, T, E, F>(conn: &mut SqliteConn, work: F) -> Result<T, E>
+where
+    T: Send + 'b,
+    E: From<StoreError> + Send + 'b,
+    F: for<'r> FnOnce(&'r mut dyn BillingTx) -> TxFuture<'b, 'r, T, E> + Send + 'b,
+{
+    let mut unclassified = None;
+    let result = conn
+        .transaction(async |c: &mut SqliteConn| {
+            let mut tx = Tx::new(c);
+            let result = match work(&mut tx).await {
+                // What the work saved and did not write yet goes before the commit.
+                Ok(value) => tx
+                    .write_subscriptions()
+                    .await
+                    .map(|()| value)
+                    .map_err(E::from),
+                Err(error) => Err(error),
+            };
+            unclassified = tx.unclassified.take();
+            result.map_err(TxFailure::Work)
+        })
+        .await;
+    let mut tx = Tx::new(conn);
+    tx.unclassified = unclassified;
+    tx.after_transaction(result).await
 }
 
-transaction_on!(transaction_postgres, AsyncPgConnection);
-transaction_on!(transaction_sqlite, SqliteConn);
+/// Runs `work` in one transaction on a Postgres connection, as [`transaction_sqlite`] does
+/// on SQLite, except for its end: the change records the work wrote at commit
+/// ([`ChangeTx::insert_changes_at_commit`](billing_ports::ChangeTx::insert_changes_at_commit))
+/// and the subscriptions it saved go with the `COMMIT`, in one round trip
+/// ([`Tx::commit_with_changes`]). A commit with no records waiting is diesel-async's own.
+///
+/// The order on the wire is the writes, then `COMMIT` ([`crate::pg::pipelined`]). If a write
+/// fails, Postgres has aborted the transaction, and the `COMMIT` after it only ends it (it
+/// rolls back); the failure is returned and a `ROLLBACK` is sent as after any failure (on a
+/// transaction already ended it is a warning, not an error). Until the `COMMIT` has answered,
+/// the connection's transaction manager counts the transaction open, so a connection whose
+/// round trip is cancelled is discarded by the pool, never lent out in a transaction.
+pub(crate) async fn transaction_postgres<'b, T, E, F>(
+    conn: &mut AsyncPgConnection,
+    work: F,
+) -> Result<T, E>
+where
+    T: Send + 'b,
+    E: From<StoreError> + Send + 'b,
+    F: for<'r> FnOnce(&'r mut dyn BillingTx) -> TxFuture<'b, 'r, T, E> + Send + 'b,
+{
+    type Manager = AnsiTransactionManager;
+    let mut unclassified = None;
+    let result: Result<T, TxFailure<E>> =
+        match <Manager as TransactionManager<AsyncPgConnection>>::begin_transaction(conn).await {
+            Err(error) => Err(TxFailure::Database(error)),
+            Ok(()) => {
+                let mut tx = Tx::new(&mut *conn);
+                tx.changes_at_commit = Some(Vec::new());
+                let worked = match work(&mut tx).await {
+                    Ok(value) => match tx.commit_with_changes().await {
+                        Ok(committed) => Ok((value, committed)),
+                        Err(error) => Err(E::from(error)),
+                    },
+                    Err(error) => Err(error),
+                };
+                unclassified = tx.unclassified.take();
+                match worked {
+                    Ok((value, true)) => Ok(value),
+                    Ok((value, false)) => {
+                        <Manager as TransactionManager<AsyncPgConnection>>::commit_transaction(
+                            conn,
+                        )
+                        .await
+                        .map(|()| value)
+                        .map_err(TxFailure::Database)
+                    }
+                    // As diesel-async's own `transaction` does after a failed unit of work.
+                    Err(error) => {
+                        match <Manager as TransactionManager<AsyncPgConnection>>::rollback_transaction(
+                            conn,
+                        )
+                        .await
+                        {
+                            Ok(()) | Err(DieselError::BrokenTransactionManager) => {
+                                Err(TxFailure::Work(error))
+                            }
+                            Err(rollback) => Err(TxFailure::Database(rollback)),
+                        }
+                    }
+                }
+            }
+        };
+    let mut tx = Tx::new(conn);
+    tx.unclassified = unclassified;
+    tx.after_transaction(result).await
+}
 
 impl Tx<'_> {
     /// The outcome of a transaction that has ended on this connection: its value, the unit

@@ -22,6 +22,16 @@ on_both_backends!(
     the_retention_purges_the_oldest_records_and_keeps_what_is_still_needed,
 );
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_records_written_at_commit_commit_with_their_transaction_or_not_at_all() {
+    records_written_at_commit_commit_with_their_transaction_or_not_at_all(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_records_written_at_commit_commit_with_their_transaction_or_not_at_all() {
+    records_written_at_commit_commit_with_their_transaction_or_not_at_all(Backend::Sqlite).await;
+}
+
 fn snapshot(tier: &str, status: Option<SubscriptionStatus>, reason: &str) -> AccessSnapshot {
     AccessSnapshot {
         tier: TierId::new(tier),
@@ -565,4 +575,152 @@ async fn the_retention_purges_the_oldest_records_and_keeps_what_is_still_needed(
         .await
         .unwrap();
     assert_eq!(replayed, 1, "only 6, whose record is kept");
+}
+
+/// A customer, a subscription and records written at commit
+/// (`insert_changes_at_commit`, sent with the `COMMIT` on Postgres), through a store of one
+/// connection: `ok` commits all three; `refused` (a record the database refuses, a user id
+/// over 255 characters) and `failed` (a unit of work that fails after the call) commit none
+/// of them; and the one connection, used again after each, is out of any transaction.
+async fn records_written_at_commit_commit_with_their_transaction_or_not_at_all(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let store = DieselStore::connect(db.url(), 1).unwrap();
+    let too_long: String = (0..300_usize)
+        .map(|n| {
+            char::from(
+                b"aZ0bY1cX2dW3eV4fU5gT6hS7iR8jQ9kPlOmNnMoLpKqJrIsHtGuFvEwDxCyBzA"[n * 37 % 62],
+            )
+        })
+        .collect();
+    let attempt = |customer: &'static str, user: String, fail: bool| {
+        let store = store.clone();
+        async move {
+            store
+                .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
+                    Box::pin(async move {
+                        let record = CustomerRecord {
+                            stripe_customer_id: customer.to_owned(),
+                            user_id: None,
+                            email: None,
+                            deleted: false,
+                        };
+                        tx.save_customer(&record, at(1)).await?;
+                        let subscription = crate::pro_subscription(
+                            &format!("sub_{}", &customer[4..]),
+                            customer,
+                            SubscriptionStatus::Active,
+                            "evt_1RkZu62eZvKYlo2Cy2Lk",
+                            1,
+                        );
+                        tx.save_subscription(&subscription, at(1)).await?;
+                        let records = [
+                            change(
+                                &format!("chg_{}a", &customer[4..]),
+                                &user,
+                                ChangeKind::TierChanged,
+                            ),
+                            change(
+                                &format!("chg_{}b", &customer[4..]),
+                                &user,
+                                ChangeKind::StatusChanged,
+                            ),
+                        ];
+                        tx.insert_changes_at_commit(&records).await?;
+                        if fail {
+                            return Err(StoreError::Refused(billing_ports::Cause::msg(
+                                "the unit of work failed after its records",
+                            )));
+                        }
+                        Ok(())
+                    })
+                })
+                .await
+        }
+    };
+    attempt("cus_Rk4Lw8Tz2Qm9Vx", "user_7Hq2Xp".to_owned(), false)
+        .await
+        .unwrap();
+    let connection = backends(backend, db.url()).await;
+    let refused = attempt("cus_Tn5Bv1Yc7Jd3Gs", too_long, false).await;
+    assert!(
+        matches!(refused, Err(StoreError::Refused(_))),
+        "{refused:?}"
+    );
+    let failed = attempt("cus_Wm8Fh6Pk0Ea4Lz", "user_3Rn9Ct".to_owned(), true).await;
+    assert!(failed.is_err());
+    attempt("cus_Xc2Ud7Sg5Hb1Mq", "user_8Kv4Nw".to_owned(), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        backends(backend, db.url()).await,
+        connection,
+        "the pool's one connection used throughout, never discarded as left in a transaction"
+    );
+    let committed: Vec<String> = store
+        .changes_after(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|record| record.change.change_id)
+        .collect();
+    assert_eq!(
+        committed,
+        [
+            "chg_Rk4Lw8Tz2Qm9Vxa",
+            "chg_Rk4Lw8Tz2Qm9Vxb",
+            "chg_Xc2Ud7Sg5Hb1Mqa",
+            "chg_Xc2Ud7Sg5Hb1Mqb"
+        ],
+        "the records of the committed transactions only"
+    );
+    let stored = store
+        .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
+            Box::pin(async move {
+                let mut found = Vec::new();
+                for id in [
+                    "cus_Rk4Lw8Tz2Qm9Vx",
+                    "cus_Tn5Bv1Yc7Jd3Gs",
+                    "cus_Wm8Fh6Pk0Ea4Lz",
+                    "cus_Xc2Ud7Sg5Hb1Mq",
+                ] {
+                    let customer = tx.customer(id).await?.is_some();
+                    let subscription = tx
+                        .subscription(&format!("sub_{}", &id[4..]))
+                        .await?
+                        .is_some();
+                    found.push((customer, subscription));
+                }
+                Ok(found)
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        stored,
+        [(true, true), (false, false), (false, false), (true, true)]
+    );
+}
+
+/// The Postgres backends connected to the database at `url` other than the caller's own
+/// (none on SQLite).
+async fn backends(backend: Backend, url: &str) -> Vec<i32> {
+    use diesel::QueryableByName;
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    #[derive(QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    if backend == Backend::Sqlite {
+        return Vec::new();
+    }
+    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
+    let rows: Vec<Pid> = diesel::sql_query(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+         AND pid <> pg_backend_pid() ORDER BY pid",
+    )
+    .load(&mut conn)
+    .await
+    .unwrap();
+    rows.into_iter().map(|row| row.pid).collect()
 }
