@@ -124,10 +124,8 @@ fn order_row(order: &OrderRecord) -> OrderRow {
 
 /// Payments and orders a transaction read under the locks of the ids it read them by, as
 /// read. A payment event reads its payment twice (the feed for its users, then the effect)
-/// and its order up to twice; the second read is answered from here. A payment this
-/// transaction saves or deletes is followed in what it kept (the upsert answers the row as
-/// stored); a customer's payments given to its user, and any write to orders, forget what it
-/// kept of that table.
+/// and its order up to twice; the second read is answered from here. Any write by this
+/// transaction to payments or orders forgets what it kept of that table.
 ///
 /// What another transaction may change meanwhile: nothing of a kept payment row, which the
 /// read locked until commit (`FOR UPDATE`): a writer holding only the lock of the row's other
@@ -162,37 +160,9 @@ impl Tx<'_> {
         ids.iter().any(Option::is_some) && ids.iter().flatten().all(|id| self.holds(id))
     }
 
-    /// This transaction writes to `payments` other than by `save_payment` or `delete_payment`:
-    /// what it kept of them is forgotten.
+    /// This transaction writes to `payments`: what it kept of them is forgotten.
     fn payments_written(&mut self) {
         self.payments.matching.clear();
-    }
-
-    /// This transaction stored `stored` (as its upsert answered it) or, with `None`, deleted
-    /// the payment keyed `key`: every kept answer follows the write. The row is locked by the
-    /// write until commit, and the other rows of an answer are unchanged, so each answer stays
-    /// what the statement would return now: the row replaced where it was, or dropped when it
-    /// no longer matches (or is gone); one that starts to match is added to an answer that
-    /// held no row, and an answer that held another row is forgotten instead (where the new
-    /// one sorts among them is the database's collation).
-    fn payment_followed(&mut self, key: &str, stored: Option<&PaymentRecord>) {
-        self.payments.matching.retain(|(intent, charge), records| {
-            let matches = stored.is_some_and(|row| {
-                (intent.is_some() && *intent == row.payment_intent_id)
-                    || (charge.is_some() && *charge == row.charge_id)
-            });
-            let at = records.iter().position(|record| record.key == key);
-            match (at, stored.filter(|_| matches)) {
-                (Some(at), Some(row)) => records[at] = row.clone(),
-                (Some(at), None) => {
-                    records.remove(at);
-                }
-                (None, Some(row)) if records.is_empty() => records.push(row.clone()),
-                (None, Some(_)) => return false,
-                (None, None) => {}
-            }
-            true
-        });
     }
 
     /// This transaction writes to `orders`: what it kept of them is forgotten.
@@ -282,12 +252,9 @@ impl PaymentTx for Tx<'_> {
     }
 
     async fn delete_payment(&mut self, key: &str) -> Result<(), StoreError> {
+        self.payments_written();
         let delete = diesel::delete(payments::table.find(key));
-        // Should the statement fail, nothing kept is trusted any more.
-        let kept = std::mem::take(&mut self.payments.matching);
         on_conn!(self, |c| delete.execute(c).await)?;
-        self.payments.matching = kept;
-        self.payment_followed(key, None);
         Ok(())
     }
 
@@ -297,31 +264,21 @@ impl PaymentTx for Tx<'_> {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let row = payment_row(payment);
-        // Should the statement fail, nothing kept is trusted any more.
-        let kept = std::mem::take(&mut self.payments.matching);
-        // `as_returning` is per backend: the statement is written once for each.
-        macro_rules! upsert {
-            () => {
-                cached(
-                    diesel::insert_into(payments::table)
-                        .values((&row, payments::updated_at.eq(Stamp(at))))
-                        .on_conflict(payments::payment_key)
-                        .do_update()
-                        .set((
-                            &row,
-                            payments::user_id.eq(sql::<Nullable<Text>>(
-                                "COALESCE(excluded.user_id, payments.user_id)",
-                            )),
-                            payments::updated_at.eq(Stamp(at)),
-                        ))
-                        .returning(PaymentRow::as_returning()),
-                )
-            };
-        }
-        let stored: PaymentRow = on_conn!(self, |c| upsert!().get_result(c).await)?;
-        let stored = payment_record(stored)?;
-        self.payments.matching = kept;
-        self.payment_followed(&stored.key, Some(&stored));
+        self.payments_written();
+        let upsert = cached(
+            diesel::insert_into(payments::table)
+                .values((&row, payments::updated_at.eq(Stamp(at))))
+                .on_conflict(payments::payment_key)
+                .do_update()
+                .set((
+                    &row,
+                    payments::user_id.eq(sql::<Nullable<Text>>(
+                        "COALESCE(excluded.user_id, payments.user_id)",
+                    )),
+                    payments::updated_at.eq(Stamp(at)),
+                )),
+        );
+        on_conn!(self, |c| upsert.execute(c).await)?;
         Ok(())
     }
 
@@ -388,124 +345,6 @@ impl PaymentTx for Tx<'_> {
             )),
         );
         on_conn!(self, |c| update.execute(c).await)?;
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use billing_domain::{Currency, Money};
-    use billing_ports::{
-        DisputeStatus, LockTx, PaymentRecord, PaymentStatus, PaymentTx, StoreError,
-    };
-    use chrono::{TimeZone, Utc};
-    use diesel::QueryableByName;
-    use diesel::sql_types::BigInt;
-    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-
-    use crate::testing::TestDatabase;
-    use crate::tx::{Conn, Tx};
-
-    const INTENT: &str = "pi_3Rb7Kx2eZvKYlo2C0mQ4";
-    const CHARGE: &str = "ch_3Rb7Kx2eZvKYlo2C1wT8";
-    const OTHER_CHARGE: &str = "ch_3Rb7Lq2eZvKYlo2C5hN2";
-
-    #[derive(QueryableByName)]
-    struct Runs {
-        #[diesel(sql_type = BigInt)]
-        runs: i64,
-    }
-
-    fn paid(user_id: Option<&str>, refunded: i64) -> PaymentRecord {
-        PaymentRecord {
-            key: INTENT.to_owned(),
-            payment_intent_id: Some(INTENT.to_owned()),
-            charge_id: Some(CHARGE.to_owned()),
-            stripe_customer_id: Some("cus_R4wLm8Tq2XvB7n".to_owned()),
-            user_id: user_id.map(str::to_owned),
-            amount: Money::new(2_900, Currency::parse("usd").unwrap()),
-            status: PaymentStatus::Succeeded,
-            status_at: Utc.timestamp_opt(1_765_100_000, 0).single(),
-            last_error: None,
-            amount_refunded: refunded,
-            dispute_status: DisputeStatus::None,
-            dispute_stripe_status: None,
-        }
-    }
-
-    /// How many payment reads `tx`'s connection has sent.
-    async fn reads(tx: &mut Tx<'_>) -> i64 {
-        let Conn::Postgres(conn) = &mut tx.conn else {
-            unreachable!("a Postgres transaction")
-        };
-        let runs: Runs = diesel::sql_query(
-            "SELECT COALESCE(sum(generic_plans + custom_plans), 0)::bigint AS runs \
-             FROM pg_prepared_statements WHERE statement LIKE 'SELECT \"payments\".%'",
-        )
-        .get_result(&mut **conn)
-        .await
-        .unwrap();
-        runs.runs
-    }
-
-    /// What a transaction of its own reads now, by each id alone.
-    async fn stored(url: &str) -> (Vec<PaymentRecord>, Vec<PaymentRecord>) {
-        let mut conn = AsyncPgConnection::establish(url).await.unwrap();
-        let mut tx = Tx::new(&mut conn);
-        let by_intent = tx.payments_matching(Some(INTENT), None).await.unwrap();
-        let by_charge = tx.payments_matching(None, Some(CHARGE)).await.unwrap();
-        (by_intent, by_charge)
-    }
-
-    /// A payment this transaction saves or deletes is followed in what it kept: each read of
-    /// it again answers what the database holds now (the user kept by the upsert's `COALESCE`
-    /// included), with no statement; only the first read by each id is sent.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_payment_saved_by_the_transaction_is_answered_as_stored_without_a_read()
-    -> Result<(), StoreError> {
-        let db = TestDatabase::postgres().await;
-        let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
-        let mut tx = Tx::new(&mut conn);
-        tx.lock_keys(&[INTENT.to_owned(), CHARGE.to_owned()])
-            .await?;
-        let at = Utc.timestamp_opt(1_765_100_100, 0).unwrap();
-        tx.save_payment(&paid(Some("user_Tz5Kq9Wm"), 0), at).await?;
-        let read = (
-            tx.payments_matching(Some(INTENT), None).await?,
-            tx.payments_matching(None, Some(CHARGE)).await?,
-        );
-        assert_eq!(read, stored(db.url()).await);
-        assert_eq!(reads(&mut tx).await, 2, "one read by each id");
-        // Refunded, saved without its user: the stored row keeps the user.
-        tx.save_payment(&paid(None, 900), at).await?;
-        let refunded = (
-            tx.payments_matching(Some(INTENT), None).await?,
-            tx.payments_matching(None, Some(CHARGE)).await?,
-        );
-        assert_eq!(refunded, stored(db.url()).await);
-        assert_eq!(refunded.0[0].amount_refunded, 900);
-        assert_eq!(refunded.0[0].user_id.as_deref(), Some("user_Tz5Kq9Wm"));
-        assert_eq!(reads(&mut tx).await, 2, "no read after the refund");
-        // Its charge replaced: no longer found by the old one.
-        let mut moved = paid(None, 900);
-        moved.charge_id = Some(OTHER_CHARGE.to_owned());
-        tx.save_payment(&moved, at).await?;
-        let after_move = (
-            tx.payments_matching(Some(INTENT), None).await?,
-            tx.payments_matching(None, Some(CHARGE)).await?,
-        );
-        assert_eq!(after_move, stored(db.url()).await);
-        assert!(after_move.1.is_empty());
-        assert_eq!(reads(&mut tx).await, 2, "no read after the charge moved");
-        tx.delete_payment(INTENT).await?;
-        let deleted = (
-            tx.payments_matching(Some(INTENT), None).await?,
-            tx.payments_matching(None, Some(CHARGE)).await?,
-        );
-        assert_eq!(deleted, (Vec::new(), Vec::new()));
-        assert_eq!(deleted, stored(db.url()).await);
-        assert_eq!(reads(&mut tx).await, 2, "no read after the delete");
         Ok(())
     }
 }
