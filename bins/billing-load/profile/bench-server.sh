@@ -1,6 +1,8 @@
 # Sourced by the benchmark scripts (`just bench-ingest`, gate/bench-gate.sh, profile/history.sh):
 # a fresh Postgres database on BENCH_POSTGRES (default postgres://postgres@127.0.0.1:5432) and
 # the release billing-server on a free 127.0.0.1 port, both removed when the script exits.
+# BENCH_SERVER_POSTGRES, when set, is the address the server reaches that Postgres by (the same
+# database: a proxy in front of it, such as profile/delay_proxy.py); the tools use BENCH_POSTGRES.
 #
 # Sets root, bin, base, db, dir, port, url (the webhook endpoint), secret, key and pid (the
 # running server's, empty when none), and defines:
@@ -35,7 +37,7 @@ trap bench_cleanup EXIT
 bench_start_server() {
     local plans="${1:-$root/plans.toml}"
     shift || true
-    env DATABASE_URL="$base/$db" BIND_ADDR="127.0.0.1:$port" PLANS_FILE="$plans" \
+    env DATABASE_URL="${BENCH_SERVER_POSTGRES:-$base}/$db" BIND_ADDR="127.0.0.1:$port" PLANS_FILE="$plans" \
         STRIPE_WEBHOOK_SECRET="$secret" STRIPE_SECRET_KEY=sk_test_bench_local_only \
         BILLING_API_KEYS="$key" LOG_FORMAT=json "$@" \
         "$bin/billing-server" >> "$dir/server.log" 2>&1 &
