@@ -11,6 +11,8 @@
 //! one writing transaction at a time, so there insert order is commit order and a record gets
 //! `seq = id` as it is written.
 
+use std::num::NonZeroU32;
+
 use async_trait::async_trait;
 use billing_domain::{SubscriptionStatus, TierId};
 use billing_ports::{
@@ -342,13 +344,28 @@ impl Tx<'_> {
     /// The end of a Postgres transaction whose work succeeded: when change records wait for
     /// the commit, they (with the saved subscriptions when one upsert writes them all) and
     /// the `COMMIT` are sent in one round trip, in that order ([`pipelined`]); true then,
-    /// once the `COMMIT` answered. Otherwise the saved subscriptions are written and false
-    /// says the caller commits. An error leaves the transaction counted open: the caller
-    /// rolls back (the transaction may already have ended).
+    /// once the `COMMIT` answered. Otherwise (no records, or a transaction inside another)
+    /// the saved subscriptions and the records are written, and false says the caller
+    /// commits. An error leaves the transaction counted open: the caller rolls back (the
+    /// transaction may already have ended, when the `COMMIT` was sent).
     pub(crate) async fn commit_with_changes(&mut self) -> Result<bool, StoreError> {
+        type Manager = AnsiTransactionManager;
         let changes = self.changes_at_commit.take().unwrap_or_default();
-        if changes.is_empty() {
+        // Only a top-level transaction is ended by a `COMMIT` of its own: inside another one
+        // (a savepoint) the records are written now and the caller releases it.
+        let top_level = match &mut self.conn {
+            Conn::Postgres(conn) => {
+                <Manager as TransactionManager<AsyncPgConnection>>::transaction_manager_status_mut(
+                    conn,
+                )
+                .transaction_depth()
+                .is_ok_and(|depth| depth.map(NonZeroU32::get) == Some(1))
+            }
+            Conn::Sqlite(_) => false,
+        };
+        if changes.is_empty() || !top_level {
             self.write_subscriptions().await?;
+            self.insert_changes(&changes).await?;
             return Ok(false);
         }
         let saved = self.take_one_upsert();
@@ -357,9 +374,7 @@ impl Tx<'_> {
             self.write_subscriptions().await?;
         }
         let Conn::Postgres(conn) = &mut self.conn else {
-            // Never set on SQLite (`insert_changes_at_commit` writes them now there).
-            self.insert_changes(&changes).await?;
-            return Ok(false);
+            unreachable!("a top-level Postgres transaction");
         };
         let committed = {
             let shared: &AsyncPgConnection = conn;
@@ -374,13 +389,19 @@ impl Tx<'_> {
                     None => insert_all_postgres(shared, &changes).await.map(|_| ()),
                 }
             };
+            // What makes this safe: `pipelined` is `Ok` only when every write is. A `COMMIT`
+            // in a transaction a failed write aborted answers `ROLLBACK` with no error (and
+            // tokio-postgres reads that as 0 rows, `Ok`), so the writes' errors, never the
+            // `COMMIT`'s answer, are what says it did not commit. Never send this `COMMIT`
+            // without the writes before it, nor ignore their errors.
             pipelined(writes, commit(shared)).await
         };
         match committed {
             Ok(((), ())) => {
                 // Ended on the server: the connection is out of any transaction.
-                *<AnsiTransactionManager as TransactionManager<AsyncPgConnection>>::transaction_manager_status_mut(conn) =
-                    TransactionManagerStatus::default();
+                *<Manager as TransactionManager<AsyncPgConnection>>::transaction_manager_status_mut(
+                    conn,
+                ) = TransactionManagerStatus::default();
                 Ok(true)
             }
             Err(error) => Err(self.statement_failed(error)),

@@ -268,11 +268,13 @@ where
 /// ([`Tx::commit_with_changes`]). A commit with no records waiting is diesel-async's own.
 ///
 /// The order on the wire is the writes, then `COMMIT` ([`crate::pg::pipelined`]). If a write
-/// fails, Postgres has aborted the transaction, and the `COMMIT` after it only ends it (it
-/// rolls back); the failure is returned and a `ROLLBACK` is sent as after any failure (on a
-/// transaction already ended it is a warning, not an error). Until the `COMMIT` has answered,
-/// the connection's transaction manager counts the transaction open, so a connection whose
-/// round trip is cancelled is discarded by the pool, never lent out in a transaction.
+/// fails, Postgres has aborted the transaction: a `COMMIT` already sent behind it only ends it
+/// (it rolls back), and one not sent yet never is; either way the failure is returned and a
+/// `ROLLBACK` is sent as after any failure (on a transaction already ended it is a warning,
+/// not an error). Until the `COMMIT` has answered, the connection's transaction manager counts
+/// the transaction open, so a connection whose round trip is cancelled is discarded by the
+/// pool when it is next taken, never lent out in a transaction. On a connection already in a
+/// transaction (this one a savepoint) the records are written before the release instead.
 pub(crate) async fn transaction_postgres<'b, T, E, F>(
     conn: &mut AsyncPgConnection,
     work: F,
