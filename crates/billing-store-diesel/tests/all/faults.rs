@@ -355,3 +355,87 @@ fn settings_that_cannot_work_are_refused() {
         Err(SetupError::InvalidSettings(_))
     ));
 }
+
+/// A transaction whose last round trip (its change records and its `COMMIT`, pipelined) meets
+/// a frozen database is abandoned at the call limit and answered unavailable; whatever became
+/// of it, its customer and its records are both stored or both absent, and the next
+/// transaction, on the pool's one connection, commits on its own (the abandoned connection,
+/// counted inside a transaction, is never lent out again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_sent_with_the_records_into_a_frozen_database_leaves_all_or_nothing() {
+    let db = TestDatabase::postgres().await;
+    let proxy = std::sync::Arc::new(FreezableProxy::start(db.url()).await);
+    let settings = StoreSettings {
+        max_connections: 1,
+        ..quick()
+    };
+    let store = DieselStore::connect_with(&proxy.url(db.url()), settings).unwrap();
+    let limit = store.settings().call_limit();
+    let write = |customer: &'static str, freeze: Option<std::sync::Arc<FreezableProxy>>| {
+        store.transaction(move |tx| -> TxFuture<'_, '_, (), StoreError> {
+            Box::pin(async move {
+                let record = billing_ports::CustomerRecord {
+                    stripe_customer_id: customer.to_owned(),
+                    user_id: None,
+                    email: None,
+                    deleted: false,
+                };
+                tx.save_customer(&record, Utc::now()).await?;
+                let change = crate::feed::change(
+                    &format!("chg_{}", &customer[4..]),
+                    "user_6Jw2Rb",
+                    billing_ports::ChangeKind::TierChanged,
+                );
+                tx.insert_changes_at_commit(&[change]).await?;
+                if let Some(proxy) = freeze {
+                    proxy.freeze();
+                }
+                Ok(())
+            })
+        })
+    };
+    // Warm: every statement of the last round trip prepared on the connection.
+    write("cus_Fz1Qa7Lm3Kd8Wn", None).await.unwrap();
+    let started = Instant::now();
+    let frozen = write("cus_Fz2Hb4Xp9Tc6Vr", Some(proxy.clone())).await;
+    let took = started.elapsed();
+    assert!(
+        matches!(frozen, Err(StoreError::Unavailable(_))),
+        "{frozen:?}"
+    );
+    assert!(took <= limit + Duration::from_millis(300), "took {took:?}");
+    proxy.thaw();
+    write("cus_Fz3Ne5Gy2Us7Jq", None).await.unwrap();
+
+    let mut direct = AsyncPgConnection::establish(db.url()).await.unwrap();
+    let stored = |table: &'static str, column: &'static str, value: String| {
+        diesel::sql_query(format!(
+            "SELECT {column} AS v FROM {table} WHERE {column} = $1"
+        ))
+        .bind::<Text, _>(value)
+    };
+    #[derive(diesel::QueryableByName)]
+    struct V {
+        #[diesel(sql_type = Text)]
+        #[allow(dead_code)]
+        v: String,
+    }
+    for (customer, must) in [
+        ("cus_Fz1Qa7Lm3Kd8Wn", Some(true)),
+        ("cus_Fz2Hb4Xp9Tc6Vr", None),
+        ("cus_Fz3Ne5Gy2Us7Jq", Some(true)),
+    ] {
+        let rows: Vec<V> = stored("customers", "stripe_customer_id", customer.to_owned())
+            .load(&mut direct)
+            .await
+            .unwrap();
+        let records: Vec<V> = stored("changes", "change_id", format!("chg_{}", &customer[4..]))
+            .load(&mut direct)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), records.len(), "{customer}: all or nothing");
+        if let Some(must) = must {
+            assert_eq!(rows.len() == 1, must, "{customer} committed");
+        }
+    }
+}
