@@ -463,8 +463,10 @@ pub(crate) fn claim_of(event: &BillingEvent) -> (EventStatus, Option<&str>) {
 /// Applies an event this transaction claimed as `claimed`, its customer (if it names one)
 /// locked and read: the change feed's users and their access before, the effects, the event's
 /// final status when it is not the claimed one, and the feed's records added to `changes`
-/// for the caller to write (with [`ChangeTx::insert_changes`](billing_ports::ChangeTx),
-/// before the commit: a transaction applying several events writes all theirs at once).
+/// for the caller to write (with
+/// [`ChangeTx::insert_changes_at_commit`](billing_ports::ChangeTx::insert_changes_at_commit),
+/// as the transaction's last write: a transaction applying several events writes all theirs at
+/// once, with its commit).
 pub(crate) async fn apply_claimed(
     tx: &mut dyn BillingTx,
     ctx: &Context,
