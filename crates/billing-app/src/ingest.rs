@@ -298,7 +298,7 @@ impl<S: BillingStore> BillingApp<S> {
                         let outcome =
                             apply_claimed(tx, ctx, event, claimed, customer, late, &mut changes)
                                 .await?;
-                        tx.insert_changes_at_commit(&changes).await?;
+                        tx.insert_changes_at_commit(changes).await?;
                         Ok(outcome)
                     }
                     .scope_boxed()

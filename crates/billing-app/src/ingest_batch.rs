@@ -575,7 +575,7 @@ async fn apply_together<S: BillingStore>(
                     outcomes.push(outcome);
                 }
                 // Every event's feed records in one statement, in event order.
-                tx.insert_changes_at_commit(&changes).await?;
+                tx.insert_changes_at_commit(changes).await?;
                 Ok::<_, AppError>(outcomes)
             }
             .scope_boxed()

@@ -142,10 +142,14 @@ pub trait ChangeTx: Send {
     /// Writes `changes` as [`ChangeTx::insert_changes`] does, as this transaction's last
     /// write: a store may send them with its commit (in the commit's round trip), so a failure
     /// to write them may come from the commit, and nothing of the transaction commits then.
-    /// Nothing in the transaction may read them after this call. The provided method writes
-    /// them now.
-    async fn insert_changes_at_commit(&mut self, changes: &[NewChange]) -> Result<(), StoreError> {
-        self.insert_changes(changes).await.map(|_| ())
+    /// Nothing in the transaction may read them after this call; a record written at once
+    /// later in it ([`ChangeTx::insert_change`], [`ChangeTx::insert_changes`]) still comes
+    /// after them in the feed. The provided method writes them now.
+    async fn insert_changes_at_commit(
+        &mut self,
+        changes: Vec<NewChange>,
+    ) -> Result<(), StoreError> {
+        self.insert_changes(&changes).await.map(|_| ())
     }
 }
 

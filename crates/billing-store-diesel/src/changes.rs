@@ -32,7 +32,7 @@ use crate::payments::money;
 use crate::pg::pipelined;
 use crate::prepared::cached;
 use crate::schema::{Stamp, change_horizon, changes, customers, stamp, subscriptions, time};
-use crate::subscriptions::upsert_postgres;
+use crate::subscriptions::{SubscriptionRow, upsert_postgres};
 use crate::tx::{Conn, Tx, on_conn};
 
 /// Numbers the committed records still unnumbered, in id order after the highest number
@@ -252,8 +252,9 @@ async fn insert_all_postgres(
 #[async_trait]
 impl ChangeTx for Tx<'_> {
     /// On SQLite the record is numbered as it is written (`seq = id`); on Postgres it waits
-    /// for [`Tx::number_changes`], after its commit.
+    /// for [`Tx::number_changes`], after its commit. Records waiting for the commit go first.
     async fn insert_change(&mut self, change: &NewChange) -> Result<bool, StoreError> {
+        self.write_waiting_changes().await?;
         let (before, after) = (&change.before, &change.after);
         let row = NewChangeRow {
             change_id: &change.change_id,
@@ -302,6 +303,7 @@ impl ChangeTx for Tx<'_> {
     /// writes them all ([`Tx::write_subscriptions`]: a shared ingest transaction's last two
     /// writes in one round trip); one or two per record on SQLite, in turn.
     async fn insert_changes(&mut self, changes: &[NewChange]) -> Result<usize, StoreError> {
+        self.write_waiting_changes().await?;
         match changes {
             [] => return Ok(0),
             // One row binds less as itself than as nineteen arrays.
@@ -312,16 +314,9 @@ impl ChangeTx for Tx<'_> {
             Conn::Postgres(_) => self.take_one_upsert(),
             Conn::Sqlite(_) => None,
         };
-        let written = match (&mut self.conn, saved) {
-            (Conn::Postgres(conn), None) => insert_all_postgres(conn, changes).await,
-            (Conn::Postgres(conn), Some(saved)) => {
-                let conn: &AsyncPgConnection = conn;
-                let upsert = upsert_postgres(conn, &saved);
-                pipelined(insert_all_postgres(conn, changes), upsert)
-                    .await
-                    .map(|(written, _)| written)
-            }
-            (Conn::Sqlite(_), _) => return insert_changes_in_turn(self, changes).await,
+        let written = match &mut self.conn {
+            Conn::Postgres(conn) => with_subscriptions(conn, changes, saved.as_deref()).await,
+            Conn::Sqlite(_) => return insert_changes_in_turn(self, changes).await,
         };
         written.map_err(|error| self.statement_failed(error))
     }
@@ -329,18 +324,31 @@ impl ChangeTx for Tx<'_> {
     /// In a Postgres transaction ([`transaction_postgres`](crate::tx::transaction_postgres))
     /// the records wait for the commit, which sends them in its round trip
     /// ([`Tx::commit_with_changes`]); anywhere else they are written now.
-    async fn insert_changes_at_commit(&mut self, changes: &[NewChange]) -> Result<(), StoreError> {
+    async fn insert_changes_at_commit(
+        &mut self,
+        changes: Vec<NewChange>,
+    ) -> Result<(), StoreError> {
         match &mut self.changes_at_commit {
             Some(waiting) => {
-                waiting.extend_from_slice(changes);
+                waiting.extend(changes);
                 Ok(())
             }
-            None => self.insert_changes(changes).await.map(|_| ()),
+            None => self.insert_changes(&changes).await.map(|_| ()),
         }
     }
 }
 
 impl Tx<'_> {
+    /// Writes the records waiting for the commit now, before a record written at once: the
+    /// ids, and so the feed, follow the order records were given in, whichever way.
+    async fn write_waiting_changes(&mut self) -> Result<(), StoreError> {
+        let waiting = match &mut self.changes_at_commit {
+            Some(waiting) if !waiting.is_empty() => std::mem::take(waiting),
+            _ => return Ok(()),
+        };
+        self.insert_changes(&waiting).await.map(|_| ())
+    }
+
     /// The end of a Postgres transaction whose work succeeded: when change records wait for
     /// the commit, they (with the saved subscriptions when one upsert writes them all) and
     /// the `COMMIT` are sent in one round trip, in that order ([`pipelined`]); true then,
@@ -378,17 +386,7 @@ impl Tx<'_> {
         };
         let committed = {
             let shared: &AsyncPgConnection = conn;
-            let writes = async {
-                match &saved {
-                    Some(saved) => pipelined(
-                        insert_all_postgres(shared, &changes),
-                        upsert_postgres(shared, saved),
-                    )
-                    .await
-                    .map(|_| ()),
-                    None => insert_all_postgres(shared, &changes).await.map(|_| ()),
-                }
-            };
+            let writes = with_subscriptions(shared, &changes, saved.as_deref());
             // What makes this safe: `pipelined` is `Ok` only when every write is. A `COMMIT`
             // in a transaction a failed write aborted answers `ROLLBACK` with no error (and
             // tokio-postgres reads that as 0 rows, `Ok`), so the writes' errors, never the
@@ -397,7 +395,7 @@ impl Tx<'_> {
             pipelined(writes, commit(shared)).await
         };
         match committed {
-            Ok(((), ())) => {
+            Ok((_, ())) => {
                 // Ended on the server: the connection is out of any transaction.
                 *<Manager as TransactionManager<AsyncPgConnection>>::transaction_manager_status_mut(
                     conn,
@@ -406,6 +404,25 @@ impl Tx<'_> {
             }
             Err(error) => Err(self.statement_failed(error)),
         }
+    }
+}
+
+/// The records `changes` (one statement, [`insert_all_postgres`]) and, when given, the upsert
+/// of `saved` subscriptions after them in the same round trip ([`pipelined`]): how many
+/// records were written.
+async fn with_subscriptions(
+    conn: &AsyncPgConnection,
+    changes: &[NewChange],
+    saved: Option<&[(SubscriptionRow, Stamp)]>,
+) -> QueryResult<usize> {
+    match saved {
+        Some(saved) => pipelined(
+            insert_all_postgres(conn, changes),
+            upsert_postgres(conn, saved),
+        )
+        .await
+        .map(|(written, _)| written),
+        None => insert_all_postgres(conn, changes).await,
     }
 }
 

@@ -22,7 +22,6 @@ pub(super) async fn completed(
     let user = session.user_id();
     let mut user_for_rows = user.map(str::to_owned);
     if let Some(customer_id) = &session.customer_id {
-        tx.lock_key(customer_id).await?;
         let record = customer::ensure(
             tx,
             ctx,
@@ -49,7 +48,6 @@ pub(super) async fn completed(
                     // (after the user's feed lock: out of the locking order, so a
                     // transaction sharing others' locks only tries it) and stored, linked
                     // to the session's user, before the subscription refers to it.
-                    tx.lock_key(&fresh.customer_id).await?;
                     customer::ensure(
                         tx,
                         ctx,

@@ -14,7 +14,6 @@ pub(super) async fn changed(
     customer: &CustomerFacts,
     deleted: bool,
 ) -> Result<EventStatus, AppError> {
-    tx.lock_key(&customer.id).await?;
     let mut record = ensure(
         tx,
         ctx,
@@ -59,7 +58,8 @@ pub(crate) fn link_of<'f>(fact: &'f Fact, customer: Option<&CustomerRecord>) -> 
 }
 
 /// Returns the customer row, creating it when missing and linking it to `user_hint` when it
-/// has no user yet. The caller holds the customer's lock.
+/// has no user yet, under the customer's lock (taken with the read when not held yet: every
+/// writer of a customer, and every creator of its subscriptions, holds it).
 ///
 /// A user already linked to another customer is not taken over: the link stays as it is and a
 /// warning is logged (the unique user id holds this in the database too).
@@ -70,7 +70,7 @@ pub(crate) async fn ensure(
     user_hint: Option<&str>,
     email: Option<&str>,
 ) -> Result<CustomerRecord, AppError> {
-    let existing = tx.customer(stripe_customer_id).await?;
+    let existing = tx.lock_customer(stripe_customer_id).await?;
     let mut record = existing.clone().unwrap_or_else(|| CustomerRecord {
         stripe_customer_id: stripe_customer_id.to_owned(),
         user_id: None,

@@ -24,7 +24,6 @@ pub(super) async fn changed(
     change: SubscriptionChange,
     snapshot: &SubscriptionSnapshot,
 ) -> Result<EventStatus, AppError> {
-    tx.lock_key(&snapshot.customer_id).await?;
     customer::ensure(
         tx,
         ctx,

@@ -386,7 +386,7 @@ async fn a_commit_sent_with_the_records_into_a_frozen_database_leaves_all_or_not
                     "user_6Jw2Rb",
                     billing_ports::ChangeKind::TierChanged,
                 );
-                tx.insert_changes_at_commit(&[change]).await?;
+                tx.insert_changes_at_commit(vec![change]).await?;
                 if let Some(proxy) = freeze {
                     proxy.freeze();
                 }

@@ -21,7 +21,32 @@ on_both_backends!(
     records_written_together_are_what_one_by_one_writes,
     ended_grace_periods_are_listed_until_recorded,
     the_retention_purges_the_oldest_records_and_keeps_what_is_still_needed,
+    records_written_at_once_after_records_at_commit_come_after_them,
 );
+
+/// Records given for the commit, then one written at once, then more for the commit: the
+/// feed has them in the order given (the waiting ones are written before the one at once).
+async fn records_written_at_once_after_records_at_commit_come_after_them(store: DieselStore) {
+    let ids = [
+        "chg_Ow1Tq8Kz3Nd6Rb",
+        "chg_Ow2Mv5Xs9Lh4Pc",
+        "chg_Ow3Gy7Jf2Wu8Ea",
+    ];
+    store
+        .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
+            Box::pin(async move {
+                let record = |id: &str| change(id, "user_2Vc8Hn", ChangeKind::TierChanged);
+                tx.insert_changes_at_commit(vec![record(ids[0])]).await?;
+                tx.insert_change(&record(ids[1])).await?;
+                tx.insert_changes_at_commit(vec![record(ids[2])]).await?;
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+    let fed = change_ids(&store).await;
+    assert_eq!(fed, ids, "in the order given");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_records_written_at_commit_commit_with_their_transaction_or_not_at_all() {
@@ -59,6 +84,17 @@ pub(crate) fn change(id: &str, user: &str, kind: ChangeKind) -> NewChange {
         dedupe_key: None,
         created_at: at(5),
     }
+}
+
+/// The change ids of the first records of the feed, in its order.
+async fn change_ids(store: &DieselStore) -> Vec<String> {
+    store
+        .changes_after(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|record| record.change.change_id)
+        .collect()
 }
 
 async fn insert(store: &DieselStore, change: &NewChange) -> Result<bool, StoreError> {
@@ -631,7 +667,8 @@ async fn records_written_at_commit_commit_with_their_transaction_or_not_at_all(b
                                 ChangeKind::StatusChanged,
                             ),
                         ];
-                        tx.insert_changes_at_commit(&records[..count]).await?;
+                        tx.insert_changes_at_commit(records[..count].to_vec())
+                            .await?;
                         if fail {
                             return Err(StoreError::Refused(billing_ports::Cause::msg(
                                 "the unit of work failed after its records",
@@ -663,13 +700,7 @@ async fn records_written_at_commit_commit_with_their_transaction_or_not_at_all(b
         connection,
         "the pool's one connection used throughout, never discarded as left in a transaction"
     );
-    let committed: Vec<String> = store
-        .changes_after(None, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|record| record.change.change_id)
-        .collect();
+    let committed = change_ids(&store).await;
     assert_eq!(
         committed,
         [
