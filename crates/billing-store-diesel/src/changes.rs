@@ -315,7 +315,10 @@ impl ChangeTx for Tx<'_> {
             Conn::Sqlite(_) => None,
         };
         let written = match &mut self.conn {
-            Conn::Postgres(conn) => with_subscriptions(conn, changes, saved.as_deref()).await,
+            Conn::Postgres(conn) => match conn.ready().await {
+                Ok(conn) => with_subscriptions(conn, changes, saved.as_deref()).await,
+                Err(error) => Err(error),
+            },
             Conn::Sqlite(_) => return insert_changes_in_turn(self, changes).await,
         };
         written.map_err(|error| self.statement_failed(error))
@@ -360,16 +363,20 @@ impl Tx<'_> {
         type Manager = AnsiTransactionManager;
         let changes = self.changes_at_commit.take().unwrap_or_default();
         // Only a top-level transaction is ended by a `COMMIT` of its own: inside another one
-        // (a savepoint) the records are written now and the caller releases it.
+        // (a savepoint) the records are written now and the caller releases it. One whose
+        // `BEGIN` is still pending sends it first (ingest's claim always carries it).
         let top_level = match &mut self.conn {
-            Conn::Postgres(conn) => {
-                <Manager as TransactionManager<AsyncPgConnection>>::transaction_manager_status_mut(
-                    conn,
-                )
-                .transaction_depth()
-                .is_ok_and(|depth| depth.map(NonZeroU32::get) == Some(1))
+            Conn::Postgres(conn) if !changes.is_empty() => {
+                let ready = conn.ready().await.map(|conn| {
+                    <Manager as TransactionManager<AsyncPgConnection>>::transaction_manager_status_mut(
+                        conn,
+                    )
+                    .transaction_depth()
+                    .is_ok_and(|depth| depth.map(NonZeroU32::get) == Some(1))
+                });
+                ready.map_err(|error| self.statement_failed(error))?
             }
-            Conn::Sqlite(_) => false,
+            Conn::Postgres(_) | Conn::Sqlite(_) => false,
         };
         if changes.is_empty() || !top_level {
             self.write_subscriptions().await?;
@@ -384,6 +391,7 @@ impl Tx<'_> {
         let Conn::Postgres(conn) = &mut self.conn else {
             unreachable!("a top-level Postgres transaction");
         };
+        let conn = conn.connection();
         let committed = {
             let shared: &AsyncPgConnection = conn;
             let writes = with_subscriptions(shared, &changes, saved.as_deref());
@@ -439,7 +447,7 @@ impl Tx<'_> {
     /// Runs outside any transaction.
     pub(crate) async fn number_changes(&mut self) -> Result<(), StoreError> {
         let numbered = match &mut self.conn {
-            Conn::Postgres(conn) => conn.batch_execute(NUMBER_CHANGES).await,
+            Conn::Postgres(conn) => conn.connection().batch_execute(NUMBER_CHANGES).await,
             Conn::Sqlite(_) => Ok(()),
         };
         numbered.map_err(|error| self.statement_failed(error))

@@ -17,6 +17,7 @@ use diesel::sql_types::{BigInt, Text};
 use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use crate::begin::after_begin;
 use crate::customers::{customer_postgres, customers_postgres};
 use crate::error::parse_stored;
 use crate::pg;
@@ -188,6 +189,10 @@ struct ClaimedRow {
 
 /// The claim statement of `claim_statement!` for several events at once: each inserted, or a
 /// failed one taken over, in the order given; the claimed ones returned.
+///
+/// It fails, claiming nothing, outside a transaction begun by
+/// [`PgConn`](crate::begin::PgConn) (it reads the marker its `BEGIN` sets): so it may be sent
+/// behind that `BEGIN` in one round trip, and never commits alone if the `BEGIN` failed.
 async fn claim_all_postgres(
     mut conn: &AsyncPgConnection,
     events: &[(&NewEvent, EventStatus)],
@@ -215,6 +220,7 @@ async fn claim_all_postgres(
              FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::timestamptz[], \
              $6::text[], $7::text[], $8::timestamptz[]) \
              AS t(id, event_type, api_version, livemode, created, payload, status, received_at) \
+             WHERE current_setting('billing.in_transaction')::boolean \
              ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
              processed_at = excluded.processed_at, last_error = NULL, failure_kind = NULL, \
              next_attempt_at = NULL \
@@ -259,14 +265,22 @@ impl EventTx for Tx<'_> {
         status: EventStatus,
         at: DateTime<Utc>,
     ) -> Result<Claim, StoreError> {
+        if let Conn::Postgres(_) = self.conn {
+            // The statement of several events, which carries the transaction's `BEGIN`.
+            let mut claims = self.claim_events(&[(event, status)], at).await?;
+            return claims.pop().ok_or_else(|| {
+                StoreError::Corrupt(Cause::msg(format!("event {} not claimed", event.id)))
+            });
+        }
         let claim = claim_statement!(event, status, at);
         let claimed: Option<i32> = on_conn!(self, |c| claim.get_result(c).await.optional())?;
         self.claim_outcome(&event.id, claimed).await
     }
 
     /// On Postgres the claim, a try of the customer's lock and its read go in one round trip
-    /// (pipelined; Postgres runs them in that order), so a duplicate never waits for the
-    /// lock. A claimed event whose customer's lock was busy then waits for it, with a read.
+    /// (pipelined; Postgres runs them in that order), behind the transaction's `BEGIN` when it
+    /// is still pending, so a duplicate never waits for the lock. A claimed event whose
+    /// customer's lock was busy then waits for it, with a read.
     async fn claim_event_then_lock_customer(
         &mut self,
         event: &NewEvent,
@@ -277,17 +291,19 @@ impl EventTx for Tx<'_> {
         let customer = customer.filter(|customer| !self.holds(customer));
         let pipelined = match (&mut self.conn, customer) {
             (Conn::Postgres(conn), Some(customer)) => {
-                let conn: &AsyncPgConnection = conn;
-                let claim = claim_statement!(event, status, at);
-                let claimed = async move {
-                    let mut c = conn;
-                    claim.get_result::<i32>(&mut c).await.optional()
+                let one = [(event, status)];
+                let round_trip = match conn.carry_begin() {
+                    Ok((conn, begin)) => {
+                        let claimed = claim_all_postgres(conn, &one, at);
+                        let tried = pg::pipelined(
+                            pg::try_lock_key(conn, customer),
+                            customer_postgres(conn, customer),
+                        );
+                        after_begin(conn, begin, pg::pipelined(claimed, tried)).await
+                    }
+                    Err(error) => Err(error),
                 };
-                let tried = pg::pipelined(
-                    pg::try_lock_key(conn, customer),
-                    customer_postgres(conn, customer),
-                );
-                Some((customer, pg::pipelined(claimed, tried).await))
+                Some((customer, round_trip))
             }
             _ => None,
         };
@@ -298,6 +314,7 @@ impl EventTx for Tx<'_> {
         if taken {
             self.hold(customer);
         }
+        let claimed = claimed.into_iter().map(|row| row.attempts).next();
         let claim = self.claim_outcome(&event.id, claimed).await?;
         let record = match (&claim, taken) {
             (Claim::AlreadyDone(_), _) => None,
@@ -309,7 +326,8 @@ impl EventTx for Tx<'_> {
     }
 
     /// One statement on Postgres (the events as arrays, `unnest`ed into the claim's insert),
-    /// and a second one only when some were done already, for their statuses.
+    /// behind the transaction's `BEGIN` when it is still pending, and a second one only when
+    /// some were done already, for their statuses.
     async fn claim_events(
         &mut self,
         events: &[(&NewEvent, EventStatus)],
@@ -318,15 +336,20 @@ impl EventTx for Tx<'_> {
         let Conn::Postgres(conn) = &mut self.conn else {
             return claim_events_in_turn(self, events, at).await;
         };
-        let conn: &AsyncPgConnection = conn;
-        let result = claim_all_postgres(conn, events, at).await;
+        let result = match conn.carry_begin() {
+            Ok((conn, begin)) => {
+                after_begin(conn, begin, claim_all_postgres(conn, events, at)).await
+            }
+            Err(error) => Err(error),
+        };
         let claimed = result.map_err(|error| self.statement_failed(error))?;
         self.claims_of(events, claimed).await
     }
 
     /// One round trip on Postgres: the claim statement of `claim_events`, then the customers'
-    /// locks (one statement) and their rows (one statement), pipelined; a second round trip
-    /// only when some events were done already, for their statuses.
+    /// locks (one statement) and their rows (one statement), pipelined behind the
+    /// transaction's `BEGIN` when it is still pending; a second round trip only when some
+    /// events were done already, for their statuses.
     async fn claim_events_then_lock_customers(
         &mut self,
         events: &[(&NewEvent, EventStatus)],
@@ -341,10 +364,15 @@ impl EventTx for Tx<'_> {
             self.lock_customers(customers).await?;
             return Ok(claims);
         };
-        let conn: &AsyncPgConnection = conn;
-        let read = customers_postgres(conn, &unknown);
-        let locked = pg::take_locks_then(conn, &new, waits, read);
-        let result = pg::pipelined(claim_all_postgres(conn, events, at), locked).await;
+        let result = match conn.carry_begin() {
+            Ok((conn, begin)) => {
+                let read = customers_postgres(conn, &unknown);
+                let locked = pg::take_locks_then(conn, &new, waits, read);
+                let round_trip = pg::pipelined(claim_all_postgres(conn, events, at), locked);
+                after_begin(conn, begin, round_trip).await
+            }
+            Err(error) => Err(error),
+        };
         let (claimed, locked) = result.map_err(|error| self.statement_failed(error))?;
         let read = self.locked_or_busy(new, Ok(locked))?;
         self.known_customers(unknown, read);

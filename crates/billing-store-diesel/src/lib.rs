@@ -43,6 +43,7 @@
 
 mod access;
 mod api_keys;
+mod begin;
 mod changes;
 mod credits;
 mod customers;

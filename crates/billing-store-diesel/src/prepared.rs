@@ -50,14 +50,13 @@ impl<DB: Backend, Q: QueryFragment<DB>> QueryFragment<DB> for Cached<Q> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use billing_ports::{CustomerRecord, CustomerTx, EventStatus, EventTx, LockTx, NewEvent};
+    use billing_ports::{CustomerRecord, EventStatus, NewEvent, StoreError};
     use chrono::Utc;
     use diesel::QueryableByName;
     use diesel::sql_types::{BigInt, Text};
     use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
     use crate::testing::TestDatabase;
-    use crate::tx::Tx;
 
     #[derive(QueryableByName, Debug, PartialEq)]
     struct Prepared {
@@ -79,37 +78,43 @@ mod tests {
         }
     }
 
-    /// The claim, the finish, an upsert and the advisory lock run three times on one
-    /// connection: each is prepared once and kept (without the wrapper Diesel prepares each
-    /// run anew and closes the statement after it, so none would be listed).
+    /// The transaction's `BEGIN` and its marker, the claim, the finish, an upsert and the
+    /// advisory lock run three times on one connection: each is prepared once and kept
+    /// (without the wrapper Diesel prepares each run anew and closes the statement after it,
+    /// so none would be listed).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_hot_statements_are_prepared_once_per_connection() {
         let db = TestDatabase::postgres().await;
         let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
         for n in 0..3 {
-            let mut tx = Tx::new(&mut conn);
             let event = event(n);
-            tx.claim_event(&event, EventStatus::Processed, Utc::now())
-                .await
-                .unwrap();
-            tx.finish_event(&event.id, EventStatus::Stale, Utc::now())
-                .await
-                .unwrap();
             let customer = CustomerRecord {
                 stripe_customer_id: format!("cus_Q{n}hT8vYwXr2mKp"),
                 user_id: Some(format!("user_{n}_b7f3c9")),
                 email: None,
                 deleted: false,
             };
-            tx.save_customer(&customer, Utc::now()).await.unwrap();
-            tx.lock_key(&customer.stripe_customer_id).await.unwrap();
+            crate::tx::transaction_postgres(&mut conn, |tx| {
+                Box::pin(async move {
+                    tx.claim_event(&event, EventStatus::Processed, Utc::now())
+                        .await?;
+                    tx.finish_event(&event.id, EventStatus::Stale, Utc::now())
+                        .await?;
+                    tx.save_customer(&customer, Utc::now()).await?;
+                    tx.lock_key(&customer.stripe_customer_id).await?;
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .await
+            .unwrap();
         }
         let prepared: Vec<Prepared> = diesel::sql_query(
             "SELECT substring(statement FROM
-                        '^(INSERT INTO \\S+|UPDATE \\S+|SELECT pg_advisory_xact_lock)') AS verb,
+                        '^(BEGIN|SET LOCAL|INSERT INTO \\S+|UPDATE \\S+|SELECT pg_advisory_xact_lock)')
+                        AS verb,
                     count(*) AS statements
              FROM pg_prepared_statements
-             WHERE statement ~ '^(INSERT|UPDATE|SELECT pg_advisory)'
+             WHERE statement ~ '^(BEGIN|SET LOCAL|INSERT|UPDATE|SELECT pg_advisory)'
              GROUP BY 1 ORDER BY 1",
         )
         .load(&mut conn)
@@ -122,9 +127,11 @@ mod tests {
         assert_eq!(
             found,
             [
+                ("BEGIN", 1),
                 ("INSERT INTO \"customers\"", 1),
-                ("INSERT INTO \"stripe_events\"", 1),
+                ("INSERT INTO stripe_events", 1),
                 ("SELECT pg_advisory_xact_lock", 1),
+                ("SET LOCAL", 1),
                 ("UPDATE \"stripe_events\"", 1),
             ]
         );

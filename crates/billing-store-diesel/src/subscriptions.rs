@@ -235,7 +235,10 @@ impl SubscriptionTx for Tx<'_> {
         if ids.is_empty() {
             return Ok(());
         }
-        let result = lock_subscriptions_postgres(conn, &ids).await;
+        let result = match conn.ready().await {
+            Ok(conn) => lock_subscriptions_postgres(conn, &ids).await,
+            Err(error) => Err(error),
+        };
         let counted = result.map_err(|error| self.statement_failed(error))?;
         self.keep_subscriptions(&ids, counted)
     }

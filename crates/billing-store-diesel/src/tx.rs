@@ -21,6 +21,7 @@ use diesel_async::{
 
 use crate::Backend;
 use crate::access::KeptAccess;
+pub(crate) use crate::begin::PgConn;
 use crate::error::{TxFailure, connection_lost, db_err};
 use crate::migrate;
 use crate::payments::KeptPayments;
@@ -29,14 +30,20 @@ use crate::subscriptions::SavedSubscriptions;
 
 /// The connection of one backend.
 pub(crate) enum Conn<'c> {
-    /// diesel-async's Postgres connection.
-    Postgres(&'c mut AsyncPgConnection),
+    /// diesel-async's Postgres connection, whose transaction's `BEGIN` may still be pending.
+    Postgres(PgConn<'c>),
     /// Diesel's SQLite connection behind diesel-async's sync wrapper.
     Sqlite(&'c mut SqliteConn),
 }
 
 impl<'c> From<&'c mut AsyncPgConnection> for Conn<'c> {
     fn from(conn: &'c mut AsyncPgConnection) -> Self {
+        Conn::Postgres(PgConn::new(conn))
+    }
+}
+
+impl<'c> From<PgConn<'c>> for Conn<'c> {
+    fn from(conn: PgConn<'c>) -> Self {
         Conn::Postgres(conn)
     }
 }
@@ -48,7 +55,8 @@ impl<'c> From<&'c mut SqliteConn> for Conn<'c> {
 }
 
 /// Runs a Diesel query on the connection of a [`Tx`] and maps its error to a [`StoreError`]
-/// (through [`Tx::statement_failed`], which remembers an unclassified failure).
+/// (through [`Tx::statement_failed`], which remembers an unclassified failure). In a
+/// transaction whose `BEGIN` is still pending, the `BEGIN` is sent first ([`PgConn::ready`]).
 ///
 /// `on_conn!(tx, |c| query.get_result(c).await)` writes the query once for both backends;
 /// `on_conn!(tx, postgres: |c| …, sqlite: |c| …)` states a difference between them.
@@ -58,10 +66,10 @@ macro_rules! on_conn {
     };
     ($tx:expr, postgres: |$pg:ident| $pg_body:expr, sqlite: |$lite:ident| $lite_body:expr $(,)?) => {{
         let result = match &mut $tx.conn {
-            $crate::tx::Conn::Postgres(conn) => {
-                let $pg = &mut **conn;
-                $pg_body
-            }
+            $crate::tx::Conn::Postgres(conn) => match conn.ready().await {
+                Ok($pg) => $pg_body,
+                Err(error) => Err(error),
+            },
             $crate::tx::Conn::Sqlite(conn) => {
                 let $lite = &mut **conn;
                 $lite_body
@@ -74,7 +82,8 @@ macro_rules! on_conn {
 pub(crate) use on_conn;
 
 /// On Postgres, takes the advisory locks of those of `$keys` the [`Tx`] does not hold yet
-/// and runs a read after them in the same round trip ([`crate::pg::lock_then`]):
+/// and runs a read after them in the same round trip ([`crate::pg::lock_then`]), after the
+/// transaction's pending `BEGIN` ([`PgConn::ready`]):
 /// `after_locks!(tx, keys, |c| future)`, with `c` the `&AsyncPgConnection` the future runs on.
 /// `Some(result)` on Postgres; `None` on SQLite, where the caller locks (a no-op) and reads as
 /// usual.
@@ -83,10 +92,13 @@ macro_rules! after_locks {
         let new = $tx.not_held($keys);
         let waits = $tx.waits;
         let result = match &mut $tx.conn {
-            $crate::tx::Conn::Postgres(conn) => {
-                let $c: &diesel_async::AsyncPgConnection = conn;
-                Some($crate::pg::take_locks_then($c, &new, waits, $read).await)
-            }
+            $crate::tx::Conn::Postgres(conn) => match conn.ready().await {
+                Ok(conn) => {
+                    let $c: &diesel_async::AsyncPgConnection = conn;
+                    Some($crate::pg::take_locks_then($c, &new, waits, $read).await)
+                }
+                Err(error) => Some(Err(error)),
+            },
             $crate::tx::Conn::Sqlite(_) => None,
         };
         result.map(|result| $tx.locked_or_busy(new, result))
@@ -205,7 +217,7 @@ impl<'c> Tx<'c> {
         let (backend, applied) = match &mut self.conn {
             Conn::Postgres(conn) => (
                 Backend::Postgres,
-                migrate::applied_versions(&mut **conn, Backend::Postgres).await,
+                migrate::applied_versions(conn.connection(), Backend::Postgres).await,
             ),
             Conn::Sqlite(conn) => (
                 Backend::Sqlite,
@@ -221,7 +233,7 @@ impl<'c> Tx<'c> {
     /// True when `SELECT 1` fails on this connection because the connection is gone.
     pub(crate) async fn connection_lost(&mut self) -> bool {
         let probe = match &mut self.conn {
-            Conn::Postgres(conn) => conn.batch_execute("SELECT 1").await,
+            Conn::Postgres(conn) => conn.connection().batch_execute("SELECT 1").await,
             Conn::Sqlite(conn) => conn.batch_execute("SELECT 1").await,
         };
         probe.is_err_and(|error| connection_lost(&error))
@@ -262,19 +274,25 @@ where
 }
 
 /// Runs `work` in one transaction on a Postgres connection, as [`transaction_sqlite`] does
-/// on SQLite, except for its end: the change records the work wrote at commit
-/// ([`ChangeTx::insert_changes_at_commit`](billing_ports::ChangeTx::insert_changes_at_commit))
-/// and the subscriptions it saved go with the `COMMIT`, in one round trip
-/// ([`Tx::commit_with_changes`]). A commit with no records waiting is diesel-async's own.
+/// on SQLite, except for its two ends, each in the round trip of other statements:
+///
+/// - **its `BEGIN`** is deferred to the first round trip ([`PgConn`]): ingest's claim carries
+///   it, any other first statement sends it first in a round trip of its own. A unit of work
+///   that sends nothing ends with neither `BEGIN` nor `COMMIT`;
+/// - **its `COMMIT`**: the change records the work wrote at commit
+///   ([`ChangeTx::insert_changes_at_commit`](billing_ports::ChangeTx::insert_changes_at_commit))
+///   and the subscriptions it saved go with it, in one round trip
+///   ([`Tx::commit_with_changes`]). A commit with no records waiting is diesel-async's own.
 ///
 /// The order on the wire is the writes, then `COMMIT` ([`crate::pg::pipelined`]). If a write
 /// fails, Postgres has aborted the transaction: a `COMMIT` already sent behind it only ends it
 /// (it rolls back), and one not sent yet never is; either way the failure is returned and a
-/// `ROLLBACK` is sent as after any failure (on a transaction already ended it is a warning,
-/// not an error). Until the `COMMIT` has answered, the connection's transaction manager counts
-/// the transaction open, so a connection whose round trip is cancelled is discarded by the
-/// pool when it is next taken, never lent out in a transaction. On a connection already in a
-/// transaction (this one a savepoint) the records are written before the release instead.
+/// `ROLLBACK` is sent as after any failure (on a transaction already ended, or never begun, it
+/// is a warning, not an error). From its `BEGIN` until its `COMMIT` has answered, the
+/// connection's transaction manager counts the transaction open, so a connection whose round
+/// trip is cancelled is discarded by the pool when it is next taken, never lent out in a
+/// transaction. On a connection already in a transaction this one is a savepoint, begun at
+/// once, and the records are written before the release instead.
 pub(crate) async fn transaction_postgres<'b, T, E, F>(
     conn: &mut AsyncPgConnection,
     work: F,
@@ -285,47 +303,58 @@ where
     F: for<'r> FnOnce(&'r mut dyn BillingTx) -> TxFuture<'b, 'r, T, E> + Send + 'b,
 {
     type Manager = AnsiTransactionManager;
+    let outermost =
+        <Manager as TransactionManager<AsyncPgConnection>>::transaction_manager_status_mut(conn)
+            .transaction_depth()
+            .is_ok_and(|depth| depth.is_none());
+    let begun = match outermost {
+        true => Ok(PgConn::deferring_begin(&mut *conn)),
+        false => <Manager as TransactionManager<AsyncPgConnection>>::begin_transaction(conn)
+            .await
+            .map(|()| PgConn::new(&mut *conn)),
+    };
     let mut unclassified = None;
-    let result: Result<T, TxFailure<E>> =
-        match <Manager as TransactionManager<AsyncPgConnection>>::begin_transaction(conn).await {
-            Err(error) => Err(TxFailure::Database(error)),
-            Ok(()) => {
-                let mut tx = Tx::new(&mut *conn);
-                tx.changes_at_commit = Some(Vec::new());
-                let worked = match work(&mut tx).await {
-                    Ok(value) => match tx.commit_with_changes().await {
-                        Ok(committed) => Ok((value, committed)),
-                        Err(error) => Err(E::from(error)),
-                    },
-                    Err(error) => Err(error),
-                };
-                unclassified = tx.unclassified.take();
-                match worked {
-                    Ok((value, true)) => Ok(value),
-                    Ok((value, false)) => {
-                        <Manager as TransactionManager<AsyncPgConnection>>::commit_transaction(
-                            conn,
-                        )
+    let result: Result<T, TxFailure<E>> = match begun {
+        Err(error) => Err(TxFailure::Database(error)),
+        Ok(pg) => {
+            let mut tx = Tx::new(pg);
+            tx.changes_at_commit = Some(Vec::new());
+            let worked = match work(&mut tx).await {
+                Ok(value) => match tx.commit_with_changes().await {
+                    Ok(committed) => Ok((value, committed)),
+                    Err(error) => Err(E::from(error)),
+                },
+                Err(error) => Err(error),
+            };
+            unclassified = tx.unclassified.take();
+            // Nothing was sent, not even the `BEGIN`: there is nothing to end.
+            let sent = !matches!(&tx.conn, Conn::Postgres(pg) if pg.begin_pending());
+            match (worked, sent) {
+                (Ok((value, true)), _) => Ok(value),
+                (Ok((value, false)), false) => Ok(value),
+                (Err(error), false) => Err(TxFailure::Work(error)),
+                (Ok((value, false)), true) => {
+                    <Manager as TransactionManager<AsyncPgConnection>>::commit_transaction(conn)
                         .await
                         .map(|()| value)
                         .map_err(TxFailure::Database)
-                    }
-                    // As diesel-async's own `transaction` does after a failed unit of work.
-                    Err(error) => {
-                        match <Manager as TransactionManager<AsyncPgConnection>>::rollback_transaction(
-                            conn,
-                        )
-                        .await
-                        {
-                            Ok(()) | Err(DieselError::BrokenTransactionManager) => {
-                                Err(TxFailure::Work(error))
-                            }
-                            Err(rollback) => Err(TxFailure::Database(rollback)),
+                }
+                // As diesel-async's own `transaction` does after a failed unit of work.
+                (Err(error), true) => {
+                    match <Manager as TransactionManager<AsyncPgConnection>>::rollback_transaction(
+                        conn,
+                    )
+                    .await
+                    {
+                        Ok(()) | Err(DieselError::BrokenTransactionManager) => {
+                            Err(TxFailure::Work(error))
                         }
+                        Err(rollback) => Err(TxFailure::Database(rollback)),
                     }
                 }
             }
-        };
+        }
+    };
     let mut tx = Tx::new(conn);
     tx.unclassified = unclassified;
     tx.after_transaction(result).await
@@ -404,7 +433,10 @@ impl LockTx for Tx<'_> {
             return Ok(true);
         }
         let taken = match &mut self.conn {
-            Conn::Postgres(conn) => crate::pg::try_lock_key(conn, key).await,
+            Conn::Postgres(conn) => match conn.ready().await {
+                Ok(conn) => crate::pg::try_lock_key(conn, key).await,
+                Err(error) => Err(error),
+            },
             Conn::Sqlite(_) => Ok(true),
         };
         let taken = taken.map_err(|error| self.statement_failed(error))?;
@@ -418,13 +450,17 @@ impl LockTx for Tx<'_> {
     /// order; none when it holds them all. Only tried when the transaction does not wait.
     async fn lock_keys(&mut self, keys: &[String]) -> Result<(), StoreError> {
         let new = self.not_held(keys);
+        let waits = self.waits;
         let locked = match (&mut self.conn, new.as_slice()) {
             (_, []) | (Conn::Sqlite(_), _) => Ok(true),
-            (Conn::Postgres(conn), keys) if !self.waits => {
-                crate::pg::try_lock_keys(conn, keys).await
-            }
-            (Conn::Postgres(conn), [key]) => crate::pg::lock_key(conn, key).await.map(|()| true),
-            (Conn::Postgres(conn), keys) => crate::pg::lock_keys(conn, keys).await.map(|()| true),
+            (Conn::Postgres(conn), keys) => match conn.ready().await {
+                Ok(conn) => match keys {
+                    _ if !waits => crate::pg::try_lock_keys(conn, keys).await,
+                    [key] => crate::pg::lock_key(conn, key).await.map(|()| true),
+                    keys => crate::pg::lock_keys(conn, keys).await.map(|()| true),
+                },
+                Err(error) => Err(error),
+            },
         };
         self.locked_or_busy(new, locked.map(|taken| (taken, ())))
     }
