@@ -11,35 +11,66 @@
 //! Postgres answers each alone: a `BEGIN` that fails (a cancel or an out-of-memory landing on
 //! it, the connection alive) does not stop the statements behind it, which would then run
 //! outside any transaction block, each committing on its own. A claim committed alone marks
-//! its event done without its effects. So the `BEGIN` is followed by `SET LOCAL` of a marker
-//! ([`MARKER`]), and a claim that may be sent behind a pending `BEGIN` reads that marker
-//! (`current_setting('billing.in_transaction')::boolean`) and fails when it is not set:
-//! outside a transaction block `SET LOCAL` sets nothing (a warning), and the marker's value
-//! is then unknown or empty, which the cast refuses. The statements after the claim in its
-//! round trip (a lock tried, a read) change nothing that outlives their own statement.
+//! its event done without its effects. So the `BEGIN` is followed by a marker ([`MARKER`]):
+//! `set_config('billing.in_transaction', now()::text, true)`, the transaction's own start
+//! time, set for the transaction only. A claim that may be sent behind a pending `BEGIN`
+//! checks that the marker equals `now()` ([`in_transaction!`]) and fails otherwise. Outside a
+//! transaction block each statement is a transaction of its own: the marker set by a
+//! statement before is gone (or was that statement's own start time), and no value a
+//! session, database or role default could give matches the claim's start time. The
+//! statements after the claim in its round trip (a lock tried, a read) change nothing that
+//! outlives their own statement.
 //!
 //! The connection's transaction manager counts the transaction open from just before the
 //! `BEGIN` is sent: a round trip that fails ends with a `ROLLBACK` (a warning when the `BEGIN`
 //! never ran), and one that is cancelled leaves the connection counted inside a transaction,
-//! which the pool discards instead of lending it out again.
+//! which the pool discards instead of lending it out again. After a round trip that carried
+//! the `BEGIN` failed, every later statement of the transaction is refused without being
+//! sent: it might otherwise run outside a transaction.
 
 use diesel::QueryResult;
 use diesel::connection::TransactionDepthChange;
+use diesel::result::Error as DieselError;
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, TransactionManager};
 
 use crate::pg::pipelined;
 use crate::prepared::cached;
 
-/// What the `BEGIN` sets for the transaction's statements to check that they run inside it:
-/// `SET LOCAL`, so it ends with the transaction and does nothing outside a transaction block.
-const MARKER: &str = "SET LOCAL billing.in_transaction = on";
+/// What follows the `BEGIN`: the transaction's start time as the marker of the statements
+/// run inside it, for this transaction only (`is_local`).
+const MARKER: &str = "SELECT set_config('billing.in_transaction', now()::text, true)";
+
+/// The condition a claim carrying the `BEGIN` puts in its `WHERE` (a string literal, for
+/// `concat!`): true inside the transaction that set [`MARKER`]; anywhere else an error
+/// ("invalid input syntax for type boolean: run outside its transaction…"), so the statement
+/// writes nothing. Stable functions, evaluated when the statement runs (a one-time filter),
+/// never when it is planned.
+macro_rules! in_transaction {
+    () => {
+        "CASE WHEN current_setting('billing.in_transaction', true) = now()::text THEN true \
+         ELSE ('run outside its transaction: ' || \
+         coalesce(current_setting('billing.in_transaction', true), 'no marker'))::boolean END"
+    };
+}
+
+pub(crate) use in_transaction;
+
+/// Where a transaction's `BEGIN` stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Begin {
+    /// Not sent yet: it goes with the first round trip.
+    Pending,
+    /// Sent (or not needed: outside a transaction, or inside one begun before).
+    Sent,
+    /// The round trip that carried it failed: the transaction may not have begun.
+    Failed,
+}
 
 /// A Postgres connection lent to a [`Tx`](crate::tx::Tx), whose transaction's `BEGIN` may
 /// not have been sent yet (see the module docs).
 pub(crate) struct PgConn<'c> {
     conn: &'c mut AsyncPgConnection,
-    /// True while the transaction's `BEGIN` is still to be sent.
-    begin_pending: bool,
+    begin: Begin,
 }
 
 impl<'c> PgConn<'c> {
@@ -47,7 +78,7 @@ impl<'c> PgConn<'c> {
     pub(crate) fn new(conn: &'c mut AsyncPgConnection) -> Self {
         Self {
             conn,
-            begin_pending: false,
+            begin: Begin::Sent,
         }
     }
 
@@ -56,53 +87,70 @@ impl<'c> PgConn<'c> {
     pub(crate) fn deferring_begin(conn: &'c mut AsyncPgConnection) -> Self {
         Self {
             conn,
-            begin_pending: true,
+            begin: Begin::Pending,
         }
     }
 
     /// True while no statement of the transaction has been sent (nor its `BEGIN`).
     pub(crate) fn begin_pending(&self) -> bool {
-        self.begin_pending
+        self.begin == Begin::Pending
     }
 
     /// The connection, once the pending `BEGIN` (if any) has been sent, in a round trip of its
     /// own.
     pub(crate) async fn ready(&mut self) -> QueryResult<&mut AsyncPgConnection> {
-        if self.begin_pending {
-            self.count_begun()?;
-            begin(&*self.conn).await?;
+        match self.begin {
+            Begin::Sent => {}
+            Begin::Failed => return Err(DieselError::BrokenTransactionManager),
+            Begin::Pending => {
+                self.count_begun()?;
+                if let Err(error) = begin(&*self.conn).await {
+                    self.begin = Begin::Failed;
+                    return Err(error);
+                }
+            }
         }
         Ok(&mut *self.conn)
     }
 
-    /// The connection for a round trip that sends the pending `BEGIN` first when the returned
-    /// flag is true ([`after_begin`]); it is no longer pending then. Only for a round trip
-    /// whose first statement fails unless it runs inside the transaction (it reads the
-    /// marker, see the module docs) and whose other statements change nothing that outlives
-    /// them.
-    pub(crate) fn carry_begin(&mut self) -> QueryResult<(&AsyncPgConnection, bool)> {
-        let pending = self.begin_pending;
-        if pending {
-            self.count_begun()?;
+    /// Runs `round_trip` on the connection, behind the pending `BEGIN` in the same round trip
+    /// ([`pipelined`]) when there is one. Only for a round trip whose first statement checks
+    /// [`in_transaction!`] and whose other statements change nothing that outlives them.
+    pub(crate) async fn carrying_begin<T>(
+        &mut self,
+        round_trip: impl AsyncFnOnce(&AsyncPgConnection) -> QueryResult<T>,
+    ) -> QueryResult<T> {
+        match self.begin {
+            Begin::Sent => return round_trip(&*self.conn).await,
+            Begin::Failed => return Err(DieselError::BrokenTransactionManager),
+            Begin::Pending => self.count_begun()?,
         }
-        Ok((&*self.conn, pending))
+        let conn: &AsyncPgConnection = self.conn;
+        let result = pipelined(begin(conn), round_trip(conn)).await;
+        if result.is_err() {
+            // The BEGIN, or a statement behind it, failed: either way nothing more is sent.
+            self.begin = Begin::Failed;
+        }
+        result.map(|((), value)| value)
     }
 
     /// The connection without sending anything: for what ends or inspects the transaction
     /// itself (its commit, its depth), and for statements outside any transaction.
     pub(crate) fn connection(&mut self) -> &mut AsyncPgConnection {
+        debug_assert!(self.begin != Begin::Pending, "a statement before the BEGIN");
         self.conn
     }
 
     /// Counts the transaction open in the connection's transaction manager, before its
     /// `BEGIN` is sent; the `BEGIN` is no longer pending.
     fn count_begun(&mut self) -> QueryResult<()> {
-        self.begin_pending = false;
         <AnsiTransactionManager as TransactionManager<AsyncPgConnection>>::transaction_manager_status_mut(
             self.conn,
         )
         .transaction_state()?
-        .change_transaction_depth(TransactionDepthChange::IncreaseDepth)
+        .change_transaction_depth(TransactionDepthChange::IncreaseDepth)?;
+        self.begin = Begin::Sent;
+        Ok(())
     }
 }
 
@@ -114,20 +162,6 @@ async fn begin(conn: &AsyncPgConnection) -> QueryResult<()> {
     };
     pipelined(statement("BEGIN"), statement(MARKER)).await?;
     Ok(())
-}
-
-/// Runs `then` behind the transaction's `BEGIN` in the same round trip ([`pipelined`]) when
-/// `begin` is true ([`PgConn::carry_begin`]); `then` alone otherwise.
-pub(crate) async fn after_begin<T>(
-    conn: &AsyncPgConnection,
-    begin_first: bool,
-    then: impl Future<Output = QueryResult<T>>,
-) -> QueryResult<T> {
-    if !begin_first {
-        return then.await;
-    }
-    let ((), value) = pipelined(begin(conn), then).await?;
-    Ok(value)
 }
 
 #[cfg(test)]
@@ -170,8 +204,10 @@ mod tests {
 
     /// What makes a claim safe to send behind a `BEGIN` that may fail alone: run outside a
     /// transaction block it fails and claims nothing, whether the marker was never set on the
-    /// connection, was set by a `SET LOCAL` that ran alone (as when the `BEGIN` before it
-    /// failed), or was set by a transaction that has ended. Inside one, it claims.
+    /// connection, was set by the marker's statement run alone (as when the `BEGIN` before
+    /// it failed), was set by a transaction that has ended, or has a session default (as a
+    /// database's or role's default, or `options` in the URL, would give). Inside one, it
+    /// claims.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_claim_outside_a_transaction_block_fails_and_claims_nothing() {
         let db = TestDatabase::postgres().await;
@@ -205,6 +241,15 @@ mod tests {
             .claim_event(&event("d4"), EventStatus::Processed, now)
             .await;
         assert!(after_one.is_err(), "{after_one:?}");
+
+        conn.batch_execute("SET billing.in_transaction = on")
+            .await
+            .unwrap();
+        conn.batch_execute(super::MARKER).await.unwrap();
+        let session_default = Tx::new(&mut conn)
+            .claim_event(&event("e5"), EventStatus::Processed, now)
+            .await;
+        assert!(session_default.is_err(), "{session_default:?}");
         assert_eq!(stored_events(&mut conn).await, 1);
     }
 }

@@ -17,7 +17,7 @@ use diesel::sql_types::{BigInt, Text};
 use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::begin::after_begin;
+use crate::begin::in_transaction;
 use crate::customers::{customer_postgres, customers_postgres};
 use crate::error::parse_stored;
 use crate::pg;
@@ -191,8 +191,9 @@ struct ClaimedRow {
 /// failed one taken over, in the order given; the claimed ones returned.
 ///
 /// It fails, claiming nothing, outside a transaction begun by
-/// [`PgConn`](crate::begin::PgConn) (it reads the marker its `BEGIN` sets): so it may be sent
-/// behind that `BEGIN` in one round trip, and never commits alone if the `BEGIN` failed.
+/// [`PgConn`](crate::begin::PgConn) (it checks the marker its `BEGIN` sets,
+/// [`in_transaction!`]): so it may be sent behind that `BEGIN` in one round trip, and never
+/// commits alone if the `BEGIN` failed.
 async fn claim_all_postgres(
     mut conn: &AsyncPgConnection,
     events: &[(&NewEvent, EventStatus)],
@@ -212,7 +213,7 @@ async fn claim_all_postgres(
     let received: Vec<DateTime<Utc>> = events.iter().map(|(e, _)| e.received_at).collect();
     let statuses: Vec<&str> = events.iter().map(|(_, s)| s.as_str()).collect();
     cached(
-        diesel::sql_query(
+        diesel::sql_query(concat!(
             "INSERT INTO stripe_events AS e (id, event_type, api_version, livemode, created, \
              payload, status, attempts, received_at, processed_at) \
              SELECT id, event_type, api_version, livemode, created, payload, status, 0, \
@@ -220,13 +221,14 @@ async fn claim_all_postgres(
              FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::timestamptz[], \
              $6::text[], $7::text[], $8::timestamptz[]) \
              AS t(id, event_type, api_version, livemode, created, payload, status, received_at) \
-             WHERE current_setting('billing.in_transaction')::boolean \
-             ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
+             WHERE ",
+            in_transaction!(),
+            " ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
              processed_at = excluded.processed_at, last_error = NULL, failure_kind = NULL, \
              next_attempt_at = NULL \
              WHERE e.status IN ('failed', 'received') \
              RETURNING id, attempts",
-        )
+        ))
         .bind::<Array<Text>, _>(ids)
         .bind::<Array<Text>, _>(types)
         .bind::<Array<Nullable<Text>>, _>(versions)
@@ -292,17 +294,16 @@ impl EventTx for Tx<'_> {
         let pipelined = match (&mut self.conn, customer) {
             (Conn::Postgres(conn), Some(customer)) => {
                 let one = [(event, status)];
-                let round_trip = match conn.carry_begin() {
-                    Ok((conn, begin)) => {
+                let round_trip = conn
+                    .carrying_begin(async |conn| {
                         let claimed = claim_all_postgres(conn, &one, at);
                         let tried = pg::pipelined(
                             pg::try_lock_key(conn, customer),
                             customer_postgres(conn, customer),
                         );
-                        after_begin(conn, begin, pg::pipelined(claimed, tried)).await
-                    }
-                    Err(error) => Err(error),
-                };
+                        pg::pipelined(claimed, tried).await
+                    })
+                    .await;
                 Some((customer, round_trip))
             }
             _ => None,
@@ -336,12 +337,9 @@ impl EventTx for Tx<'_> {
         let Conn::Postgres(conn) = &mut self.conn else {
             return claim_events_in_turn(self, events, at).await;
         };
-        let result = match conn.carry_begin() {
-            Ok((conn, begin)) => {
-                after_begin(conn, begin, claim_all_postgres(conn, events, at)).await
-            }
-            Err(error) => Err(error),
-        };
+        let result = conn
+            .carrying_begin(async |conn| claim_all_postgres(conn, events, at).await)
+            .await;
         let claimed = result.map_err(|error| self.statement_failed(error))?;
         self.claims_of(events, claimed).await
     }
@@ -364,15 +362,13 @@ impl EventTx for Tx<'_> {
             self.lock_customers(customers).await?;
             return Ok(claims);
         };
-        let result = match conn.carry_begin() {
-            Ok((conn, begin)) => {
+        let result = conn
+            .carrying_begin(async |conn| {
                 let read = customers_postgres(conn, &unknown);
                 let locked = pg::take_locks_then(conn, &new, waits, read);
-                let round_trip = pg::pipelined(claim_all_postgres(conn, events, at), locked);
-                after_begin(conn, begin, round_trip).await
-            }
-            Err(error) => Err(error),
-        };
+                pg::pipelined(claim_all_postgres(conn, events, at), locked).await
+            })
+            .await;
         let (claimed, locked) = result.map_err(|error| self.statement_failed(error))?;
         let read = self.locked_or_busy(new, Ok(locked))?;
         self.known_customers(unknown, read);
