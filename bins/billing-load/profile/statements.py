@@ -5,8 +5,8 @@ log_min_duration_statement = 0 (serve.sh start --log-statements) and billing-loa
     statements.py POSTGRES_LOG DATABASE REPORT_JSON
 
 Statements are grouped by kind (table and verb). Per delivery: executions (a simple query, or
-a bind + execute; several may share one round trip when pipelined: the BEGIN and its marker
-with the claim, the last writes with the COMMIT), parses (an uncached statement is prepared
+a bind + execute; several may share one round trip when pipelined: the BEGIN with the
+claim, the last writes with the COMMIT), parses (an uncached statement is prepared
 first, one more round trip), and the time Postgres logged for all its phases. The tool's check and the server's start-up (session settings, migrations) are left out. The log line
 prefix must carry the backend pid and the database ("%m [%p] %q%u@%d ", Debian's default).
 """
@@ -36,7 +36,7 @@ start_up = re.compile(r"--|(SET|CREATE|ALTER|COMMENT|DROP)\b|.*__diesel_schema_m
 def kind(text):
     text = re.sub(r'"(\w+)"\."(\w+)"', r"\2", text).replace('"', "")
     m = re.match(r"(INSERT INTO \w+|UPDATE \w+ SET \w+|DELETE FROM \w+|"
-                 r"SELECT pg_advisory_xact_lock|SELECT set_config|SELECT \$1|BEGIN|COMMIT|ROLLBACK)", text)
+                 r"SELECT pg_advisory_xact_lock|SELECT \$1|BEGIN|COMMIT|ROLLBACK)", text)
     if m:
         name = m.group(1)
     else:

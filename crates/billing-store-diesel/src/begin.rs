@@ -11,15 +11,18 @@
 //! Postgres answers each alone: a `BEGIN` that fails (a cancel or an out-of-memory landing on
 //! it, the connection alive) does not stop the statements behind it, which would then run
 //! outside any transaction block, each committing on its own. A claim committed alone marks
-//! its event done without its effects. So the `BEGIN` is followed by a marker ([`MARKER`]):
-//! `set_config('billing.in_transaction', now()::text, true)`, the transaction's own start
-//! time, set for the transaction only. A claim that may be sent behind a pending `BEGIN`
-//! checks that the marker equals `now()` ([`in_transaction!`]) and fails otherwise. Outside a
-//! transaction block each statement is a transaction of its own: the marker set by a
-//! statement before is gone (or was that statement's own start time), and no value a
-//! session, database or role default could give matches the claim's start time. The
-//! statements after the claim in its round trip (a lock tried, a read) change nothing that
-//! outlives their own statement.
+//! its event done without its effects. So the claim checks that it runs inside a transaction
+//! this module began, and fails otherwise ([`in_transaction!`]). The mark is the `BEGIN`
+//! itself: [`BEGIN`] declares the transaction `DEFERRABLE`, which changes nothing for a
+//! transaction that writes (it only lets a `SERIALIZABLE READ ONLY` one wait for a safe
+//! snapshot) but shows in `current_setting('transaction_deferrable')`. Outside a transaction
+//! block each statement is a transaction of its own, which takes the session's
+//! `default_transaction_deferrable`: every pooled connection sets it `off` when opened
+//! ([`StoreSettings::session_setup`](crate::settings::StoreSettings::session_setup)),
+//! whatever a database or role default says, so there the claim sees `off` and fails. A
+//! marker set by a statement after the `BEGIN` would do the same at the cost of one more
+//! statement per transaction. The statements after the claim in its round trip (a lock
+//! tried, a read) change nothing that outlives their own statement.
 //!
 //! The connection's transaction manager counts the transaction open from just before the
 //! `BEGIN` is sent: a round trip that fails ends with a `ROLLBACK` (a warning when the `BEGIN`
@@ -36,20 +39,20 @@ use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, Trans
 use crate::pg::pipelined;
 use crate::prepared::cached;
 
-/// What follows the `BEGIN`: the transaction's start time as the marker of the statements
-/// run inside it, for this transaction only (`is_local`).
-const MARKER: &str = "SELECT set_config('billing.in_transaction', now()::text, true)";
+/// A transaction's `BEGIN`: `DEFERRABLE`, the mark [`in_transaction!`] checks (no effect on a
+/// transaction that writes).
+const BEGIN: &str = "BEGIN DEFERRABLE";
 
 /// The condition a claim carrying the `BEGIN` puts in its `WHERE` (a string literal, for
-/// `concat!`): true inside the transaction that set [`MARKER`]; anywhere else an error
-/// ("invalid input syntax for type boolean: run outside its transaction…"), so the statement
-/// writes nothing. Stable functions, evaluated when the statement runs (a one-time filter),
-/// never when it is planned.
+/// `concat!`): true inside a transaction begun by [`BEGIN`]; anywhere else an error ("invalid
+/// input syntax for type boolean: run outside its transaction…"), so the statement writes
+/// nothing. A stable function, evaluated when the statement runs (a one-time filter), never
+/// when it is planned.
 macro_rules! in_transaction {
     () => {
-        "CASE WHEN current_setting('billing.in_transaction', true) = now()::text THEN true \
-         ELSE ('run outside its transaction: ' || \
-         coalesce(current_setting('billing.in_transaction', true), 'no marker'))::boolean END"
+        "CASE WHEN current_setting('transaction_deferrable') = 'on' THEN true \
+         ELSE ('run outside its transaction: transaction_deferrable ' || \
+         current_setting('transaction_deferrable'))::boolean END"
     };
 }
 
@@ -154,13 +157,9 @@ impl<'c> PgConn<'c> {
     }
 }
 
-/// `BEGIN`, then the marker, pipelined (both prepared once per connection).
-async fn begin(conn: &AsyncPgConnection) -> QueryResult<()> {
-    let statement = |sql| async move {
-        let mut conn = conn;
-        cached(diesel::sql_query(sql)).execute(&mut conn).await
-    };
-    pipelined(statement("BEGIN"), statement(MARKER)).await?;
+/// [`BEGIN`], prepared once per connection.
+async fn begin(mut conn: &AsyncPgConnection) -> QueryResult<()> {
+    cached(diesel::sql_query(BEGIN)).execute(&mut conn).await?;
     Ok(())
 }
 
@@ -173,6 +172,7 @@ mod tests {
     use diesel::sql_types::BigInt;
     use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
+    use crate::settings::StoreSettings;
     use crate::testing::TestDatabase;
     use crate::tx::{Tx, transaction_postgres};
 
@@ -203,27 +203,30 @@ mod tests {
     }
 
     /// What makes a claim safe to send behind a `BEGIN` that may fail alone: run outside a
-    /// transaction block it fails and claims nothing, whether the marker was never set on the
-    /// connection, was set by the marker's statement run alone (as when the `BEGIN` before
-    /// it failed), was set by a transaction that has ended, or has a session default (as a
-    /// database's or role's default, or `options` in the URL, would give). Inside one, it
-    /// claims.
+    /// transaction block it fails and claims nothing, on a connection opened as the pool
+    /// opens them (its session setup) in a database whose default makes every transaction
+    /// `DEFERRABLE`: before any transaction, and after one has ended. Inside one, it claims.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_claim_outside_a_transaction_block_fails_and_claims_nothing() {
         let db = TestDatabase::postgres().await;
+        let mut admin = AsyncPgConnection::establish(db.url()).await.unwrap();
+        admin
+            .batch_execute(
+                "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET \
+                 default_transaction_deferrable = on', current_database()); END $$",
+            )
+            .await
+            .unwrap();
         let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
+        conn.batch_execute(&StoreSettings::default().session_setup())
+            .await
+            .unwrap();
         let now = Utc::now();
 
-        let never_set = Tx::new(&mut conn)
+        let before = Tx::new(&mut conn)
             .claim_event(&event("a1"), EventStatus::Processed, now)
             .await;
-        assert!(never_set.is_err(), "{never_set:?}");
-
-        conn.batch_execute(super::MARKER).await.unwrap();
-        let set_alone = Tx::new(&mut conn)
-            .claim_event(&event("b2"), EventStatus::Processed, now)
-            .await;
-        assert!(set_alone.is_err(), "{set_alone:?}");
+        assert!(before.is_err(), "{before:?}");
         assert_eq!(stored_events(&mut conn).await, 0);
 
         let inside = event("c3");
@@ -237,19 +240,10 @@ mod tests {
         .unwrap();
         assert_eq!(stored_events(&mut conn).await, 1);
 
-        let after_one = Tx::new(&mut conn)
+        let after = Tx::new(&mut conn)
             .claim_event(&event("d4"), EventStatus::Processed, now)
             .await;
-        assert!(after_one.is_err(), "{after_one:?}");
-
-        conn.batch_execute("SET billing.in_transaction = on")
-            .await
-            .unwrap();
-        conn.batch_execute(super::MARKER).await.unwrap();
-        let session_default = Tx::new(&mut conn)
-            .claim_event(&event("e5"), EventStatus::Processed, now)
-            .await;
-        assert!(session_default.is_err(), "{session_default:?}");
+        assert!(after.is_err(), "{after:?}");
         assert_eq!(stored_events(&mut conn).await, 1);
     }
 }

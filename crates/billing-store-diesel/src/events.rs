@@ -178,7 +178,7 @@ macro_rules! claim_statement {
     }};
 }
 
-/// A row [`claim_all_postgres`] claimed, with its earlier failed attempts.
+/// A row [`claim_postgres`] claimed, with its earlier failed attempts.
 #[derive(QueryableByName)]
 struct ClaimedRow {
     #[diesel(sql_type = diesel::sql_types::Text)]
@@ -187,19 +187,66 @@ struct ClaimedRow {
     attempts: i32,
 }
 
-/// The claim statement of `claim_statement!` for several events at once: each inserted, or a
-/// failed one taken over, in the order given; the claimed ones returned.
-///
-/// It fails, claiming nothing, outside a transaction begun by
-/// [`PgConn`](crate::begin::PgConn) (it checks the marker its `BEGIN` sets,
-/// [`in_transaction!`]): so it may be sent behind that `BEGIN` in one round trip, and never
-/// commits alone if the `BEGIN` failed.
-async fn claim_all_postgres(
+/// The claim statement of `claim_statement!` on Postgres, with the rows to insert taken from
+/// `$rows` (a `SELECT` of the nine columns `$1`…`$9` name): each inserted, or a failed one taken
+/// over; the claimed ones returned. It fails, claiming nothing, outside a transaction begun by
+/// [`PgConn`](crate::begin::PgConn) ([`in_transaction!`]): so it may be sent behind that
+/// `BEGIN` in one round trip, and never commits alone if the `BEGIN` failed.
+macro_rules! claim_sql {
+    ($rows:literal) => {
+        concat!(
+            "INSERT INTO stripe_events AS e (id, event_type, api_version, livemode, created, \
+             payload, status, attempts, received_at, processed_at) ",
+            $rows,
+            " WHERE ",
+            in_transaction!(),
+            " ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
+             processed_at = excluded.processed_at, last_error = NULL, failure_kind = NULL, \
+             next_attempt_at = NULL \
+             WHERE e.status IN ('failed', 'received') \
+             RETURNING id, attempts"
+        )
+    };
+}
+
+/// [`claim_sql!`] of one event, from its values.
+const CLAIM_ONE: &str = claim_sql!(
+    "SELECT $1::text, $2::text, $3::text, $4::bool, $5::timestamptz, $6::text, $7::text, 0, \
+     $8::timestamptz, $9::timestamptz"
+);
+
+/// [`claim_sql!`] of several events, from arrays of their values (`unnest`), in their order.
+const CLAIM_ALL: &str = claim_sql!(
+    "SELECT id, event_type, api_version, livemode, created, payload, status, 0, received_at, $9 \
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::timestamptz[], \
+     $6::text[], $7::text[], $8::timestamptz[]) \
+     AS t(id, event_type, api_version, livemode, created, payload, status, received_at)"
+);
+
+/// Claims `events` in one statement: [`CLAIM_ONE`] for one (binding nine values costs less
+/// than unnesting nine arrays), [`CLAIM_ALL`] for more.
+async fn claim_postgres(
     mut conn: &AsyncPgConnection,
     events: &[(&NewEvent, EventStatus)],
     at: DateTime<Utc>,
 ) -> QueryResult<Vec<ClaimedRow>> {
     use diesel::sql_types::{Array, Bool, Nullable, Text, Timestamptz};
+    if let [(event, status)] = events {
+        return cached(
+            diesel::sql_query(CLAIM_ONE)
+                .bind::<Text, _>(&event.id)
+                .bind::<Text, _>(&event.event_type)
+                .bind::<Nullable<Text>, _>(event.api_version.as_deref())
+                .bind::<Bool, _>(event.livemode)
+                .bind::<Timestamptz, _>(event.created)
+                .bind::<Text, _>(&event.payload)
+                .bind::<Text, _>(status.as_str())
+                .bind::<Timestamptz, _>(event.received_at)
+                .bind::<Timestamptz, _>(at),
+        )
+        .load(&mut conn)
+        .await;
+    }
     let column = |f: fn(&NewEvent) -> &str| events.iter().map(|(e, _)| f(e)).collect::<Vec<_>>();
     let ids = column(|e| &e.id);
     let types = column(|e| &e.event_type);
@@ -213,31 +260,16 @@ async fn claim_all_postgres(
     let received: Vec<DateTime<Utc>> = events.iter().map(|(e, _)| e.received_at).collect();
     let statuses: Vec<&str> = events.iter().map(|(_, s)| s.as_str()).collect();
     cached(
-        diesel::sql_query(concat!(
-            "INSERT INTO stripe_events AS e (id, event_type, api_version, livemode, created, \
-             payload, status, attempts, received_at, processed_at) \
-             SELECT id, event_type, api_version, livemode, created, payload, status, 0, \
-             received_at, $9 \
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::timestamptz[], \
-             $6::text[], $7::text[], $8::timestamptz[]) \
-             AS t(id, event_type, api_version, livemode, created, payload, status, received_at) \
-             WHERE ",
-            in_transaction!(),
-            " ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
-             processed_at = excluded.processed_at, last_error = NULL, failure_kind = NULL, \
-             next_attempt_at = NULL \
-             WHERE e.status IN ('failed', 'received') \
-             RETURNING id, attempts",
-        ))
-        .bind::<Array<Text>, _>(ids)
-        .bind::<Array<Text>, _>(types)
-        .bind::<Array<Nullable<Text>>, _>(versions)
-        .bind::<Array<Bool>, _>(livemode)
-        .bind::<Array<Timestamptz>, _>(created)
-        .bind::<Array<Text>, _>(payloads)
-        .bind::<Array<Text>, _>(statuses)
-        .bind::<Array<Timestamptz>, _>(received)
-        .bind::<Timestamptz, _>(at),
+        diesel::sql_query(CLAIM_ALL)
+            .bind::<Array<Text>, _>(ids)
+            .bind::<Array<Text>, _>(types)
+            .bind::<Array<Nullable<Text>>, _>(versions)
+            .bind::<Array<Bool>, _>(livemode)
+            .bind::<Array<Timestamptz>, _>(created)
+            .bind::<Array<Text>, _>(payloads)
+            .bind::<Array<Text>, _>(statuses)
+            .bind::<Array<Timestamptz>, _>(received)
+            .bind::<Timestamptz, _>(at),
     )
     .load(&mut conn)
     .await
@@ -268,7 +300,7 @@ impl EventTx for Tx<'_> {
         at: DateTime<Utc>,
     ) -> Result<Claim, StoreError> {
         if let Conn::Postgres(_) = self.conn {
-            // The statement of several events, which carries the transaction's `BEGIN`.
+            // The statement that may carry the transaction's `BEGIN` (`claim_postgres`).
             let mut claims = self.claim_events(&[(event, status)], at).await?;
             return claims.pop().ok_or_else(|| {
                 StoreError::Corrupt(Cause::msg(format!("event {} not claimed", event.id)))
@@ -296,7 +328,7 @@ impl EventTx for Tx<'_> {
                 let one = [(event, status)];
                 let round_trip = conn
                     .carrying_begin(async |conn| {
-                        let claimed = claim_all_postgres(conn, &one, at);
+                        let claimed = claim_postgres(conn, &one, at);
                         let tried = pg::pipelined(
                             pg::try_lock_key(conn, customer),
                             customer_postgres(conn, customer),
@@ -326,9 +358,9 @@ impl EventTx for Tx<'_> {
         Ok((claim, record))
     }
 
-    /// One statement on Postgres (the events as arrays, `unnest`ed into the claim's insert),
-    /// behind the transaction's `BEGIN` when it is still pending, and a second one only when
-    /// some were done already, for their statuses.
+    /// One statement on Postgres ([`claim_postgres`]), behind the transaction's `BEGIN` when
+    /// it is still pending, and a second one only when some were done already, for their
+    /// statuses.
     async fn claim_events(
         &mut self,
         events: &[(&NewEvent, EventStatus)],
@@ -338,7 +370,7 @@ impl EventTx for Tx<'_> {
             return claim_events_in_turn(self, events, at).await;
         };
         let result = conn
-            .carrying_begin(async |conn| claim_all_postgres(conn, events, at).await)
+            .carrying_begin(async |conn| claim_postgres(conn, events, at).await)
             .await;
         let claimed = result.map_err(|error| self.statement_failed(error))?;
         self.claims_of(events, claimed).await
@@ -366,7 +398,7 @@ impl EventTx for Tx<'_> {
             .carrying_begin(async |conn| {
                 let read = customers_postgres(conn, &unknown);
                 let locked = pg::take_locks_then(conn, &new, waits, read);
-                pg::pipelined(claim_all_postgres(conn, events, at), locked).await
+                pg::pipelined(claim_postgres(conn, events, at), locked).await
             })
             .await;
         let (claimed, locked) = result.map_err(|error| self.statement_failed(error))?;

@@ -82,11 +82,13 @@ impl StoreSettings {
     }
 
     /// The statements every pooled Postgres connection runs once opened: its
-    /// `statement_timeout` ([`StoreSettings::server_statement_timeout`]) and its
-    /// `random_page_cost`, when set.
+    /// `statement_timeout` ([`StoreSettings::server_statement_timeout`]),
+    /// `default_transaction_deferrable` off, and its `random_page_cost`, when set.
     pub(crate) fn session_setup(&self) -> String {
+        // `off` whatever the database's or role's default: a statement outside a transaction
+        // block is then not `DEFERRABLE`, which the claim checks (`begin::in_transaction!`).
         let mut setup = format!(
-            "SET statement_timeout = {}",
+            "SET statement_timeout = {}; SET default_transaction_deferrable = off",
             self.server_statement_timeout().as_millis()
         );
         if let Some(cost) = self.random_page_cost {
