@@ -13,16 +13,19 @@
 //! outside any transaction block, each committing on its own. A claim committed alone marks
 //! its event done without its effects. So the claim checks that it runs inside a transaction
 //! this module began, and fails otherwise ([`in_transaction!`]). The mark is the `BEGIN`
-//! itself: [`BEGIN`] declares the transaction `DEFERRABLE`, which changes nothing for a
-//! transaction that writes (it only lets a `SERIALIZABLE READ ONLY` one wait for a safe
-//! snapshot) but shows in `current_setting('transaction_deferrable')`. Outside a transaction
-//! block each statement is a transaction of its own, which takes the session's
-//! `default_transaction_deferrable`: every pooled connection sets it `off` when opened
-//! ([`StoreSettings::session_setup`](crate::settings::StoreSettings::session_setup)),
-//! whatever a database or role default says, so there the claim sees `off` and fails. A
-//! marker set by a statement after the `BEGIN` would do the same at the cost of one more
-//! statement per transaction. The statements after the claim in its round trip (a lock
-//! tried, a read) change nothing that outlives their own statement.
+//! itself: [`BEGIN`] declares the transaction `DEFERRABLE` (which changes nothing unless the
+//! transaction is also `SERIALIZABLE READ ONLY`, where it waits for a safe snapshot), and
+//! `current_setting('transaction_deferrable')` shows it, while the session's
+//! `default_transaction_deferrable` is `off`: every pooled connection sets it so when opened
+//! ([`StoreSettings::session_setup`](crate::settings::StoreSettings::session_setup)).
+//! Outside a transaction block a statement is a transaction of its own, which takes the
+//! session's default: either `transaction_deferrable` is `off`, or the default is `on`; the
+//! check fails either way, whatever the database's or role's defaults, or a reset of the
+//! session, made them. (A session whose default was reset to `on` fails closed: its claims
+//! are refused inside the store's transactions too.) So the mark costs no statement; a
+//! marker set by a statement after the `BEGIN` would cost one per transaction. The
+//! statements after the claim in its round trip (a lock tried, a read) change nothing that
+//! outlives their own statement.
 //!
 //! The connection's transaction manager counts the transaction open from just before the
 //! `BEGIN` is sent: a round trip that fails ends with a `ROLLBACK` (a warning when the `BEGIN`
@@ -39,20 +42,22 @@ use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, Trans
 use crate::pg::pipelined;
 use crate::prepared::cached;
 
-/// A transaction's `BEGIN`: `DEFERRABLE`, the mark [`in_transaction!`] checks (no effect on a
-/// transaction that writes).
+/// A transaction's `BEGIN`: `DEFERRABLE`, the mark [`in_transaction!`] checks (no effect
+/// unless the transaction is also `SERIALIZABLE READ ONLY`).
 const BEGIN: &str = "BEGIN DEFERRABLE";
 
 /// The condition a claim carrying the `BEGIN` puts in its `WHERE` (a string literal, for
-/// `concat!`): true inside a transaction begun by [`BEGIN`]; anywhere else an error ("invalid
-/// input syntax for type boolean: run outside its transaction…"), so the statement writes
-/// nothing. A stable function, evaluated when the statement runs (a one-time filter), never
-/// when it is planned.
+/// `concat!`): true inside a transaction begun by [`BEGIN`] on a session whose default is not
+/// `DEFERRABLE`; anywhere else an error ("invalid input syntax for type boolean: run outside
+/// its transaction…"), so the statement writes nothing. Stable functions, evaluated when the
+/// statement runs (a one-time filter), never when it is planned.
 macro_rules! in_transaction {
     () => {
-        "CASE WHEN current_setting('transaction_deferrable') = 'on' THEN true \
+        "CASE WHEN current_setting('transaction_deferrable') = 'on' \
+         AND current_setting('default_transaction_deferrable') = 'off' THEN true \
          ELSE ('run outside its transaction: transaction_deferrable ' || \
-         current_setting('transaction_deferrable'))::boolean END"
+         current_setting('transaction_deferrable') || ', default_transaction_deferrable ' || \
+         current_setting('default_transaction_deferrable'))::boolean END"
     };
 }
 
@@ -203,9 +208,12 @@ mod tests {
     }
 
     /// What makes a claim safe to send behind a `BEGIN` that may fail alone: run outside a
-    /// transaction block it fails and claims nothing, on a connection opened as the pool
-    /// opens them (its session setup) in a database whose default makes every transaction
-    /// `DEFERRABLE`: before any transaction, and after one has ended. Inside one, it claims.
+    /// transaction block it fails and claims nothing, one event or several, in a database
+    /// whose default makes every transaction `DEFERRABLE`: on a connection opened as the pool
+    /// opens them (its session setup), before any transaction and after one has ended, and on
+    /// one without that setup (a session reset to the database's default), where it is also
+    /// refused inside the store's transaction (it fails closed). Inside one on a pooled
+    /// connection, it claims.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_claim_outside_a_transaction_block_fails_and_claims_nothing() {
         let db = TestDatabase::postgres().await;
@@ -217,33 +225,43 @@ mod tests {
             )
             .await
             .unwrap();
-        let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
-        conn.batch_execute(&StoreSettings::default().session_setup())
+        let now = Utc::now();
+        let alone = async |conn: &mut AsyncPgConnection, tag: &str| {
+            let one = event(tag);
+            let two = event(&format!("{tag}x"));
+            let single = Tx::new(&mut *conn)
+                .claim_event(&one, EventStatus::Processed, now)
+                .await;
+            let both = [(&one, EventStatus::Processed), (&two, EventStatus::Ignored)];
+            let several = Tx::new(&mut *conn).claim_events(&both, now).await;
+            assert!(single.is_err(), "{single:?}");
+            assert!(several.is_err(), "{several:?}");
+        };
+        let inside = async |conn: &mut AsyncPgConnection, tag: &str| {
+            let event = event(tag);
+            transaction_postgres(conn, |tx| {
+                Box::pin(async move {
+                    tx.claim_event(&event, EventStatus::Processed, now).await?;
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .await
+        };
+
+        let mut reset = AsyncPgConnection::establish(db.url()).await.unwrap();
+        alone(&mut reset, "a1").await;
+        assert!(inside(&mut reset, "b2").await.is_err());
+        assert_eq!(stored_events(&mut reset).await, 0);
+
+        let mut pooled = AsyncPgConnection::establish(db.url()).await.unwrap();
+        pooled
+            .batch_execute(&StoreSettings::default().session_setup())
             .await
             .unwrap();
-        let now = Utc::now();
-
-        let before = Tx::new(&mut conn)
-            .claim_event(&event("a1"), EventStatus::Processed, now)
-            .await;
-        assert!(before.is_err(), "{before:?}");
-        assert_eq!(stored_events(&mut conn).await, 0);
-
-        let inside = event("c3");
-        transaction_postgres(&mut conn, |tx| {
-            Box::pin(async move {
-                tx.claim_event(&inside, EventStatus::Processed, now).await?;
-                Ok::<_, StoreError>(())
-            })
-        })
-        .await
-        .unwrap();
-        assert_eq!(stored_events(&mut conn).await, 1);
-
-        let after = Tx::new(&mut conn)
-            .claim_event(&event("d4"), EventStatus::Processed, now)
-            .await;
-        assert!(after.is_err(), "{after:?}");
-        assert_eq!(stored_events(&mut conn).await, 1);
+        alone(&mut pooled, "c3").await;
+        inside(&mut pooled, "d4").await.unwrap();
+        assert_eq!(stored_events(&mut pooled).await, 1);
+        alone(&mut pooled, "e5").await;
+        assert_eq!(stored_events(&mut pooled).await, 1);
     }
 }

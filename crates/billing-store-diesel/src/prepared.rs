@@ -78,7 +78,7 @@ mod tests {
         }
     }
 
-    /// The transaction's `BEGIN`, the claim, the finish, an upsert and the
+    /// The transaction's `BEGIN`, the claims (of one event, of several), the finish, an upsert and the
     /// advisory lock run three times on one connection: each is prepared once and kept
     /// (without the wrapper Diesel prepares each run anew and closes the statement after it,
     /// so none would be listed).
@@ -87,6 +87,7 @@ mod tests {
         let db = TestDatabase::postgres().await;
         let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
         for n in 0..3 {
+            let others = [event(n + 10), event(n + 20)];
             let event = event(n);
             let customer = CustomerRecord {
                 stripe_customer_id: format!("cus_Q{n}hT8vYwXr2mKp"),
@@ -98,6 +99,11 @@ mod tests {
                 Box::pin(async move {
                     tx.claim_event(&event, EventStatus::Processed, Utc::now())
                         .await?;
+                    let both = [
+                        (&others[0], EventStatus::Processed),
+                        (&others[1], EventStatus::Ignored),
+                    ];
+                    tx.claim_events(&both, Utc::now()).await?;
                     tx.finish_event(&event.id, EventStatus::Stale, Utc::now())
                         .await?;
                     tx.save_customer(&customer, Utc::now()).await?;
@@ -129,7 +135,7 @@ mod tests {
             [
                 ("BEGIN", 1),
                 ("INSERT INTO \"customers\"", 1),
-                ("INSERT INTO stripe_events", 1),
+                ("INSERT INTO stripe_events", 2),
                 ("SELECT pg_advisory_xact_lock", 1),
                 ("UPDATE \"stripe_events\"", 1),
             ]

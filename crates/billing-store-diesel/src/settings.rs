@@ -85,8 +85,9 @@ impl StoreSettings {
     /// `statement_timeout` ([`StoreSettings::server_statement_timeout`]),
     /// `default_transaction_deferrable` off, and its `random_page_cost`, when set.
     pub(crate) fn session_setup(&self) -> String {
-        // `off` whatever the database's or role's default: a statement outside a transaction
-        // block is then not `DEFERRABLE`, which the claim checks (`begin::in_transaction!`).
+        // `off` whatever the database's or role's default: the claim checks it, and that its
+        // transaction is `DEFERRABLE` (`begin::in_transaction!`), so it runs only inside the
+        // store's own transactions (a session reset to a default `on` refuses every claim).
         let mut setup = format!(
             "SET statement_timeout = {}; SET default_transaction_deferrable = off",
             self.server_statement_timeout().as_millis()
