@@ -423,15 +423,24 @@ async fn keys_locked_together_are_each_held_until_commit() {
 
 /// The last statement of the one backend of `database` that is idle in a transaction.
 async fn last_statement(admin: &mut AsyncPgConnection, database: &str) -> String {
+    last_statement_in(admin, database, "").await
+}
+
+/// The last statement of the one backend of `database` whose state is `idle in transaction`
+/// followed by what `LIKE` matches with `rest` (`""`: that state only; `"%"`: an aborted
+/// transaction too).
+async fn last_statement_in(admin: &mut AsyncPgConnection, database: &str, rest: &str) -> String {
     #[derive(diesel::QueryableByName)]
     struct Activity {
         #[diesel(sql_type = Text)]
         query: String,
     }
     let rows: Vec<Activity> = diesel::sql_query(
-        "SELECT query FROM pg_stat_activity WHERE datname = $1 AND state = 'idle in transaction'",
+        "SELECT query FROM pg_stat_activity \
+         WHERE datname = $1 AND state LIKE 'idle in transaction' || $2",
     )
     .bind::<Text, _>(database)
+    .bind::<Text, _>(rest)
     .load(admin)
     .await
     .unwrap();
@@ -581,6 +590,38 @@ async fn a_transaction_holds_and_hides_its_first_round_trip_to_its_end() {
             "{key}"
         );
     }
+}
+
+/// A transaction whose first round trip (the claim, carrying its `BEGIN`) failed sends
+/// nothing more: a statement its unit of work tries after that is refused without reaching
+/// the database, whose last statement for that backend stays the claim. (Were the `BEGIN` the
+/// part that failed, a statement sent then would run outside any transaction.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_first_round_trip_that_failed_nothing_more_is_sent() {
+    let db = TestDatabase::postgres().await;
+    let database = crate::faults::database_name(db.url());
+    let mut admin = AsyncPgConnection::establish(db.url()).await.unwrap();
+    let event = crate::store::event("evt_1Sb4Tj2eZvKYlo2CaP3r");
+    let id = event.id.clone();
+    let result = db
+        .store()
+        .transaction(move |tx| {
+            async move {
+                // `failed` with a processing time: the table's `CHECK` refuses the claim.
+                let refused = tx.claim_event(&event, EventStatus::Failed, at(1)).await;
+                assert!(refused.is_err(), "{refused:?}");
+                let claim = last_statement_in(&mut admin, &database, "%").await;
+                assert!(claim.contains("stripe_events"), "{claim}");
+                let after = tx.lock_key(CUSTOMER).await;
+                assert!(after.is_err(), "{after:?}");
+                assert_eq!(last_statement_in(&mut admin, &database, "%").await, claim);
+                after
+            }
+            .scope_boxed()
+        })
+        .await;
+    assert!(result.is_err());
+    assert!(db.store().event(&id).await.unwrap().is_none());
 }
 
 /// A transaction cancelled while its first round trip (the claim, a try of the customer's
