@@ -105,25 +105,16 @@ impl<'c> PgConn<'c> {
     }
 
     /// The connection, once the pending `BEGIN` (if any) has been sent, in a round trip of its
-    /// own.
+    /// own ([`PgConn::carrying_begin`] with nothing behind it).
     pub(crate) async fn ready(&mut self) -> QueryResult<&mut AsyncPgConnection> {
-        match self.begin {
-            Begin::Sent => {}
-            Begin::Failed => return Err(DieselError::BrokenTransactionManager),
-            Begin::Pending => {
-                self.count_begun()?;
-                if let Err(error) = begin(&*self.conn).await {
-                    self.begin = Begin::Failed;
-                    return Err(error);
-                }
-            }
-        }
+        self.carrying_begin(async |_| Ok(())).await?;
         Ok(&mut *self.conn)
     }
 
     /// Runs `round_trip` on the connection, behind the pending `BEGIN` in the same round trip
-    /// ([`pipelined`]) when there is one. Only for a round trip whose first statement checks
-    /// [`in_transaction!`] and whose other statements change nothing that outlives them.
+    /// ([`pipelined`]) when there is one. Only for a round trip that sends nothing, or whose
+    /// first statement checks [`in_transaction!`] and whose other statements change nothing
+    /// that outlives them.
     pub(crate) async fn carrying_begin<T>(
         &mut self,
         round_trip: impl AsyncFnOnce(&AsyncPgConnection) -> QueryResult<T>,

@@ -11,8 +11,6 @@
 //! one writing transaction at a time, so there insert order is commit order and a record gets
 //! `seq = id` as it is written.
 
-use std::num::NonZeroU32;
-
 use async_trait::async_trait;
 use billing_domain::{SubscriptionStatus, TierId};
 use billing_ports::{
@@ -315,10 +313,10 @@ impl ChangeTx for Tx<'_> {
             Conn::Sqlite(_) => None,
         };
         let written = match &mut self.conn {
-            Conn::Postgres(conn) => match conn.ready().await {
-                Ok(conn) => with_subscriptions(conn, changes, saved.as_deref()).await,
-                Err(error) => Err(error),
-            },
+            Conn::Postgres(conn) => {
+                async { with_subscriptions(conn.ready().await?, changes, saved.as_deref()).await }
+                    .await
+            }
             Conn::Sqlite(_) => return insert_changes_in_turn(self, changes).await,
         };
         written.map_err(|error| self.statement_failed(error))
@@ -355,32 +353,15 @@ impl Tx<'_> {
     /// The end of a Postgres transaction whose work succeeded: when change records wait for
     /// the commit, they (with the saved subscriptions when one upsert writes them all) and
     /// the `COMMIT` are sent in one round trip, in that order ([`pipelined`]); true then,
-    /// once the `COMMIT` answered. Otherwise (no records, or a transaction inside another)
-    /// the saved subscriptions and the records are written, and false says the caller
-    /// commits. An error leaves the transaction counted open: the caller rolls back (the
+    /// once the `COMMIT` answered. Otherwise (no records: records wait only in a top-level
+    /// transaction) the saved subscriptions are written, and false says the caller commits. An error leaves the transaction counted open: the caller rolls back (the
     /// transaction may already have ended, when the `COMMIT` was sent).
     pub(crate) async fn commit_with_changes(&mut self) -> Result<bool, StoreError> {
         type Manager = AnsiTransactionManager;
+        // Records wait only in a top-level Postgres transaction (`transaction_postgres`).
         let changes = self.changes_at_commit.take().unwrap_or_default();
-        // Only a top-level transaction is ended by a `COMMIT` of its own: inside another one
-        // (a savepoint) the records are written now and the caller releases it. One whose
-        // `BEGIN` is still pending sends it first (ingest's claim always carries it).
-        let top_level = match &mut self.conn {
-            Conn::Postgres(conn) if !changes.is_empty() => {
-                let ready = conn.ready().await.map(|conn| {
-                    <Manager as TransactionManager<AsyncPgConnection>>::transaction_manager_status_mut(
-                        conn,
-                    )
-                    .transaction_depth()
-                    .is_ok_and(|depth| depth.map(NonZeroU32::get) == Some(1))
-                });
-                ready.map_err(|error| self.statement_failed(error))?
-            }
-            Conn::Postgres(_) | Conn::Sqlite(_) => false,
-        };
-        if changes.is_empty() || !top_level {
+        if changes.is_empty() {
             self.write_subscriptions().await?;
-            self.insert_changes(&changes).await?;
             return Ok(false);
         }
         let saved = self.take_one_upsert();
@@ -391,9 +372,9 @@ impl Tx<'_> {
         let Conn::Postgres(conn) = &mut self.conn else {
             unreachable!("a top-level Postgres transaction");
         };
-        let conn = conn.connection();
-        let committed = {
-            let shared: &AsyncPgConnection = conn;
+        let committed = async {
+            // A `BEGIN` still pending goes first (ingest's claim always carries it).
+            let shared: &AsyncPgConnection = conn.ready().await?;
             let writes = with_subscriptions(shared, &changes, saved.as_deref());
             // What makes this safe: `pipelined` is `Ok` only when every write is. A `COMMIT`
             // in a transaction a failed write aborted answers `ROLLBACK` with no error (and
@@ -401,12 +382,13 @@ impl Tx<'_> {
             // `COMMIT`'s answer, are what says it did not commit. Never send this `COMMIT`
             // without the writes before it, nor ignore their errors.
             pipelined(writes, commit(shared)).await
-        };
+        }
+        .await;
         match committed {
             Ok((_, ())) => {
                 // Ended on the server: the connection is out of any transaction.
                 *<Manager as TransactionManager<AsyncPgConnection>>::transaction_manager_status_mut(
-                    conn,
+                    conn.connection(),
                 ) = TransactionManagerStatus::default();
                 Ok(true)
             }

@@ -299,12 +299,15 @@ impl EventTx for Tx<'_> {
         status: EventStatus,
         at: DateTime<Utc>,
     ) -> Result<Claim, StoreError> {
-        if let Conn::Postgres(_) = self.conn {
-            // The statement that may carry the transaction's `BEGIN` (`claim_postgres`).
-            let mut claims = self.claim_events(&[(event, status)], at).await?;
-            return claims.pop().ok_or_else(|| {
-                StoreError::Corrupt(Cause::msg(format!("event {} not claimed", event.id)))
-            });
+        if let Conn::Postgres(conn) = &mut self.conn {
+            // The statement that may carry the transaction's `BEGIN`.
+            let one = [(event, status)];
+            let result = conn
+                .carrying_begin(async |conn| claim_postgres(conn, &one, at).await)
+                .await;
+            let claimed = result.map_err(|error| self.statement_failed(error))?;
+            let claimed = <[ClaimedRow]>::first(&claimed).map(|row| row.attempts);
+            return self.claim_outcome(&event.id, claimed).await;
         }
         let claim = claim_statement!(event, status, at);
         let claimed: Option<i32> = on_conn!(self, |c| claim.get_result(c).await.optional())?;
@@ -347,7 +350,7 @@ impl EventTx for Tx<'_> {
         if taken {
             self.hold(customer);
         }
-        let claimed = claimed.into_iter().map(|row| row.attempts).next();
+        let claimed = <[ClaimedRow]>::first(&claimed).map(|row| row.attempts);
         let claim = self.claim_outcome(&event.id, claimed).await?;
         let record = match (&claim, taken) {
             (Claim::AlreadyDone(_), _) => None,

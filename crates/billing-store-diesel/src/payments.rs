@@ -219,19 +219,17 @@ impl PaymentTx for Tx<'_> {
         // locked elsewhere and counts the rows in the same statement: one missing is busy.
         let rows: Vec<PaymentRow> = match (&mut self.conn, key.is_some(), self.waits) {
             (Conn::Postgres(conn), true, false) => {
-                let counted = match conn.ready().await {
-                    Ok(conn) => {
-                        let mut conn: &AsyncPgConnection = conn;
-                        cached(
-                            diesel::sql_query(MATCHING_SKIP_LOCKED)
-                                .bind::<Nullable<Text>, _>(payment_intent_id)
-                                .bind::<Nullable<Text>, _>(charge_id),
-                        )
-                        .load::<Counted<PaymentRow>>(&mut conn)
-                        .await
-                    }
-                    Err(error) => Err(error),
-                };
+                let counted = async {
+                    let mut conn: &AsyncPgConnection = conn.ready().await?;
+                    cached(
+                        diesel::sql_query(MATCHING_SKIP_LOCKED)
+                            .bind::<Nullable<Text>, _>(payment_intent_id)
+                            .bind::<Nullable<Text>, _>(charge_id),
+                    )
+                    .load::<Counted<PaymentRow>>(&mut conn)
+                    .await
+                }
+                .await;
                 let counted = counted.map_err(|error| self.statement_failed(error))?;
                 let (locked, all) = locked_rows(counted);
                 if !all {

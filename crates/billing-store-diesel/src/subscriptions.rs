@@ -235,10 +235,7 @@ impl SubscriptionTx for Tx<'_> {
         if ids.is_empty() {
             return Ok(());
         }
-        let result = match conn.ready().await {
-            Ok(conn) => lock_subscriptions_postgres(conn, &ids).await,
-            Err(error) => Err(error),
-        };
+        let result = async { lock_subscriptions_postgres(conn.ready().await?, &ids).await }.await;
         let counted = result.map_err(|error| self.statement_failed(error))?;
         self.keep_subscriptions(&ids, counted)
     }

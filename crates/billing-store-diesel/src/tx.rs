@@ -66,10 +66,13 @@ macro_rules! on_conn {
     };
     ($tx:expr, postgres: |$pg:ident| $pg_body:expr, sqlite: |$lite:ident| $lite_body:expr $(,)?) => {{
         let result = match &mut $tx.conn {
-            $crate::tx::Conn::Postgres(conn) => match conn.ready().await {
-                Ok($pg) => $pg_body,
-                Err(error) => Err(error),
-            },
+            $crate::tx::Conn::Postgres(conn) => {
+                async {
+                    let $pg = conn.ready().await?;
+                    $pg_body
+                }
+                .await
+            }
             $crate::tx::Conn::Sqlite(conn) => {
                 let $lite = &mut **conn;
                 $lite_body
@@ -92,13 +95,13 @@ macro_rules! after_locks {
         let new = $tx.not_held($keys);
         let waits = $tx.waits;
         let result = match &mut $tx.conn {
-            $crate::tx::Conn::Postgres(conn) => match conn.ready().await {
-                Ok(conn) => {
-                    let $c: &diesel_async::AsyncPgConnection = conn;
-                    Some($crate::pg::take_locks_then($c, &new, waits, $read).await)
+            $crate::tx::Conn::Postgres(conn) => Some(
+                async {
+                    let $c: &diesel_async::AsyncPgConnection = conn.ready().await?;
+                    $crate::pg::take_locks_then($c, &new, waits, $read).await
                 }
-                Err(error) => Some(Err(error)),
-            },
+                .await,
+            ),
             $crate::tx::Conn::Sqlite(_) => None,
         };
         result.map(|result| $tx.locked_or_busy(new, result))
@@ -292,7 +295,7 @@ where
 /// connection's transaction manager counts the transaction open, so a connection whose round
 /// trip is cancelled is discarded by the pool when it is next taken, never lent out in a
 /// transaction. On a connection already in a transaction this one is a savepoint, begun at
-/// once, and the records are written before the release instead.
+/// once, whose records are written when given (`changes_at_commit` stays `None`).
 pub(crate) async fn transaction_postgres<'b, T, E, F>(
     conn: &mut AsyncPgConnection,
     work: F,
@@ -318,7 +321,11 @@ where
         Err(error) => Err(TxFailure::Database(error)),
         Ok(pg) => {
             let mut tx = Tx::new(pg);
-            tx.changes_at_commit = Some(Vec::new());
+            // Only a top-level transaction ends with a `COMMIT` of its own to send them with;
+            // inside another one (a savepoint) they are written at once.
+            if outermost {
+                tx.changes_at_commit = Some(Vec::new());
+            }
             let worked = match work(&mut tx).await {
                 Ok(value) => match tx.commit_with_changes().await {
                     Ok(committed) => Ok((value, committed)),
@@ -329,18 +336,17 @@ where
             unclassified = tx.unclassified.take();
             // Nothing was sent, not even the `BEGIN`: there is nothing to end.
             let sent = !matches!(&tx.conn, Conn::Postgres(pg) if pg.begin_pending());
-            match (worked, sent) {
-                (Ok((value, true)), _) => Ok(value),
-                (Ok((value, false)), false) => Ok(value),
-                (Err(error), false) => Err(TxFailure::Work(error)),
-                (Ok((value, false)), true) => {
+            match worked {
+                Ok((value, committed)) if committed || !sent => Ok(value),
+                Err(error) if !sent => Err(TxFailure::Work(error)),
+                Ok((value, _)) => {
                     <Manager as TransactionManager<AsyncPgConnection>>::commit_transaction(conn)
                         .await
                         .map(|()| value)
                         .map_err(TxFailure::Database)
                 }
                 // As diesel-async's own `transaction` does after a failed unit of work.
-                (Err(error), true) => {
+                Err(error) => {
                     match <Manager as TransactionManager<AsyncPgConnection>>::rollback_transaction(
                         conn,
                     )
@@ -433,10 +439,9 @@ impl LockTx for Tx<'_> {
             return Ok(true);
         }
         let taken = match &mut self.conn {
-            Conn::Postgres(conn) => match conn.ready().await {
-                Ok(conn) => crate::pg::try_lock_key(conn, key).await,
-                Err(error) => Err(error),
-            },
+            Conn::Postgres(conn) => {
+                async { crate::pg::try_lock_key(conn.ready().await?, key).await }.await
+            }
             Conn::Sqlite(_) => Ok(true),
         };
         let taken = taken.map_err(|error| self.statement_failed(error))?;
@@ -453,14 +458,17 @@ impl LockTx for Tx<'_> {
         let waits = self.waits;
         let locked = match (&mut self.conn, new.as_slice()) {
             (_, []) | (Conn::Sqlite(_), _) => Ok(true),
-            (Conn::Postgres(conn), keys) => match conn.ready().await {
-                Ok(conn) => match keys {
-                    _ if !waits => crate::pg::try_lock_keys(conn, keys).await,
-                    [key] => crate::pg::lock_key(conn, key).await.map(|()| true),
-                    keys => crate::pg::lock_keys(conn, keys).await.map(|()| true),
-                },
-                Err(error) => Err(error),
-            },
+            (Conn::Postgres(conn), keys) => {
+                async {
+                    let conn = conn.ready().await?;
+                    match keys {
+                        _ if !waits => crate::pg::try_lock_keys(conn, keys).await,
+                        [key] => crate::pg::lock_key(conn, key).await.map(|()| true),
+                        keys => crate::pg::lock_keys(conn, keys).await.map(|()| true),
+                    }
+                }
+                .await
+            }
         };
         self.locked_or_busy(new, locked.map(|taken| (taken, ())))
     }
