@@ -187,11 +187,29 @@ struct ClaimedRow {
     attempts: i32,
 }
 
+/// What a claim also does: it sets `plan_cache_mode` to `force_generic_plan` for the rest of
+/// its transaction (`set_config(…, true)`, undone when the transaction ends; a string literal,
+/// for `concat!`, true once set). Postgres plans a kept statement again at every execution
+/// while it estimates that plan cheaper than the generic one, and for a statement with
+/// `= ANY($1)` or `unnest($1)` of a batch's keys it always does (a plan made for the array's
+/// length beats one made for an unknown length): ingest's reads of its users' access, credits,
+/// subscriptions and payments were planned at every execution. Generic plans are safe for every
+/// statement an ingest transaction sends: each reads by keys through a unique or plain index,
+/// and none relies on a partial index whose predicate only a parameter's value can match (the
+/// failed-events sweeper's `status = $1` reads do, in transactions of their own). Every other
+/// transaction keeps the session's `auto`.
+macro_rules! generic_plans {
+    () => {
+        "set_config('plan_cache_mode', 'force_generic_plan', true) = 'force_generic_plan'"
+    };
+}
+
 /// The claim statement of `claim_statement!` on Postgres, with the rows to insert taken from
-/// `$rows` (a `SELECT` of the nine columns `$1`…`$9` name): each inserted, or a failed one taken
-/// over; the claimed ones returned. It fails, claiming nothing, outside a transaction begun by
+/// `$rows` (a `SELECT` of the nine columns `$1`…`$9` name): each inserted, or a failed one taken over; the claimed
+/// ones returned. It fails, claiming nothing, outside a transaction begun by
 /// [`PgConn`](crate::begin::PgConn) ([`in_transaction!`]): so it may be sent behind that
-/// `BEGIN` in one round trip, and never commits alone if the `BEGIN` failed.
+/// `BEGIN` in one round trip, and never commits alone if the `BEGIN` failed. It sets the rest
+/// of its transaction to generic plans ([`generic_plans!`]).
 macro_rules! claim_sql {
     ($rows:literal) => {
         concat!(
@@ -200,6 +218,8 @@ macro_rules! claim_sql {
             $rows,
             " WHERE ",
             in_transaction!(),
+            " AND ",
+            generic_plans!(),
             " ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
              processed_at = excluded.processed_at, last_error = NULL, failure_kind = NULL, \
              next_attempt_at = NULL \

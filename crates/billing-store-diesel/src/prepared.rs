@@ -54,7 +54,7 @@ mod tests {
     use chrono::Utc;
     use diesel::QueryableByName;
     use diesel::sql_types::{BigInt, Text};
-    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
     use crate::testing::TestDatabase;
 
@@ -140,5 +140,108 @@ mod tests {
                 ("UPDATE \"stripe_events\"", 1),
             ]
         );
+    }
+
+    #[derive(QueryableByName, Debug)]
+    struct Plans {
+        #[diesel(sql_type = BigInt)]
+        generic: i64,
+        #[diesel(sql_type = BigInt)]
+        custom: i64,
+    }
+
+    #[derive(QueryableByName, Debug)]
+    struct UserId {
+        #[diesel(sql_type = Text)]
+        user_id: String,
+    }
+
+    #[derive(QueryableByName, Debug)]
+    struct Mode {
+        #[diesel(sql_type = Text)]
+        plan_cache_mode: String,
+    }
+
+    /// How often each of the connection's kept statements with `= ANY($1)` (the reads of
+    /// several users' access and credits) ran on its generic plan and on a plan made for the
+    /// run.
+    async fn any_plans(conn: &mut AsyncPgConnection) -> Vec<(i64, i64)> {
+        let plans: Vec<Plans> = diesel::sql_query(
+            "SELECT generic_plans AS generic, custom_plans AS custom
+             FROM pg_prepared_statements WHERE statement LIKE 'SELECT \"%= ANY($1)%'
+             ORDER BY 1, 2",
+        )
+        .load(conn)
+        .await
+        .unwrap();
+        plans.iter().map(|p| (p.generic, p.custom)).collect()
+    }
+
+    /// A claim sets the rest of its transaction to generic plans: the reads of a batch's
+    /// users (`= ANY`), which Postgres plans again at every execution otherwise (seen first,
+    /// on a connection whose transactions claim nothing), run on the plan kept since their
+    /// first execution. The session's own mode is back after each transaction.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_a_claim_a_transaction_runs_on_generic_plans() {
+        let db = TestDatabase::postgres().await;
+        let mut seed = AsyncPgConnection::establish(db.url()).await.unwrap();
+        seed.batch_execute(
+            "INSERT INTO customers (stripe_customer_id, user_id, deleted, created_at, updated_at)
+             SELECT 'cus_' || substr(md5(n::text), 1, 14), 'user_' || substr(md5(n::text), 15, 12),
+                    false, now(), now()
+             FROM generate_series(1, 400) AS n;
+             INSERT INTO credit_ledger (user_id, amount, reason, source_key, created_at)
+             SELECT user_id, 1000, 'subscription_period', 'in_' || md5(stripe_customer_id || m),
+                    now()
+             FROM customers, generate_series(1, 3) AS m;
+             ANALYZE customers, credit_ledger;",
+        )
+        .await
+        .unwrap();
+        let users: Vec<UserId> =
+            diesel::sql_query("SELECT user_id FROM customers ORDER BY user_id LIMIT 2")
+                .load(&mut seed)
+                .await
+                .unwrap();
+        let users: Vec<String> = users.into_iter().map(|row| row.user_id).collect();
+        let run = async |conn: &mut AsyncPgConnection, claim: Option<NewEvent>| {
+            let keys: Vec<String> = users.iter().map(|user| format!("feed:{user}")).collect();
+            let users = &users;
+            crate::tx::transaction_postgres(conn, |tx| {
+                Box::pin(async move {
+                    if let Some(event) = &claim {
+                        tx.claim_event(event, EventStatus::Processed, Utc::now())
+                            .await?;
+                    }
+                    tx.lock_then_keep_access(&keys, users, &[]).await?;
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .await
+            .unwrap();
+            let mode: Mode = diesel::sql_query("SHOW plan_cache_mode")
+                .get_result(conn)
+                .await
+                .unwrap();
+            assert_eq!(mode.plan_cache_mode, "auto");
+        };
+
+        let mut plain = AsyncPgConnection::establish(db.url()).await.unwrap();
+        for _ in 0..8 {
+            run(&mut plain, None).await;
+        }
+        let plans = any_plans(&mut plain).await;
+        assert_eq!(plans.len(), 2, "{plans:?}");
+        assert!(
+            plans.contains(&(0, 8)),
+            "one planned at every run: {plans:?}"
+        );
+
+        let mut ingest = AsyncPgConnection::establish(db.url()).await.unwrap();
+        for n in 0..8 {
+            run(&mut ingest, Some(event(n + 30))).await;
+        }
+        let plans = any_plans(&mut ingest).await;
+        assert_eq!(plans, [(8, 0), (8, 0)], "the kept plan at every run");
     }
 }
