@@ -333,15 +333,19 @@ impl Before {
     /// ([`AccessTx::lock_then_keep_access`](billing_ports::AccessTx::lock_then_keep_access):
     /// the feed locks are what every writer of their rows takes), so that reading it again
     /// after the effects follows the transaction's own writes without a statement where the
-    /// store can.
+    /// store can. `subscriptions` (those the effects will change, under their customer's
+    /// lock, held) are read and locked in the same round trip, skipping any another unit of
+    /// work holds ([`SubscriptionTx::lock_subscriptions`](billing_ports::SubscriptionTx::lock_subscriptions)).
     pub(crate) async fn take(
         tx: &mut dyn BillingTx,
         ctx: &Context,
         users: BTreeSet<String>,
+        subscriptions: &[String],
     ) -> Result<Self, StoreError> {
         let locks: Vec<String> = users.iter().map(|user| feed_lock(user)).collect();
         let users: Vec<String> = users.into_iter().collect();
-        tx.lock_then_keep_access(&locks, &users, &[]).await?;
+        tx.lock_then_keep_access(&locks, &users, subscriptions)
+            .await?;
         let mut before = BTreeMap::new();
         for user in users {
             let read = read_access(tx, ctx, &user).await?;

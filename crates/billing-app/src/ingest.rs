@@ -481,7 +481,16 @@ pub(crate) async fn apply_claimed(
         _ => {
             let mut users = feed::users_named(tx, event, customer).await?;
             users.extend(late.iter().cloned());
-            let before = feed::Before::take(tx, ctx, users).await?;
+            // The subscription the event changes, read and locked with the users' access when
+            // the event names a customer (whose lock this transaction holds: one not stored is
+            // then known absent, since its creator takes that lock). A shared transaction
+            // locked it with all its events' (`ingest_batch`); then nothing is sent for it.
+            let subscriptions: Vec<String> = match (claim_of(event).1, event.fact.subscription_id())
+            {
+                (Some(_), Some(id)) => vec![id.to_owned()],
+                _ => Vec::new(),
+            };
+            let before = feed::Before::take(tx, ctx, users, &subscriptions).await?;
             let status = effects::apply(tx, ctx, event).await?;
             if status == EventStatus::Processed {
                 let cause = feed::Cause {

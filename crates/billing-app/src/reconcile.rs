@@ -629,7 +629,7 @@ impl<S: BillingStore> BillingApp<S> {
                             .await?
                             .and_then(|c| c.user_id),
                     );
-                    let before = feed::Before::take(tx, ctx, users.clone()).await?;
+                    let before = feed::Before::take(tx, ctx, users.clone(), &[]).await?;
                     // Fetched under the lock, so it is at least as new as anything a webhook
                     // wrote before (the listing may be older).
                     let fresh = gateway.fetch_subscription(&listed.id).await?;
