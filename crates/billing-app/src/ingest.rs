@@ -484,10 +484,16 @@ pub(crate) async fn apply_claimed(
             // The subscription the event changes, read and locked with the users' access when
             // the event names a customer (whose lock this transaction holds: one not stored is
             // then known absent, since its creator takes that lock). A shared transaction
-            // locked it with all its events' (`ingest_batch`); then nothing is sent for it.
-            let subscriptions: Vec<String> = match (claim_of(event).1, event.fact.subscription_id())
-            {
-                (Some(_), Some(id)) => vec![id.to_owned()],
+            // locked it with all its events' (`ingest_batch`); then nothing is sent for it,
+            // unless that statement skipped a row another unit of work held. Not when the
+            // subscription is fetched again from Stripe: its snapshot is applied under the
+            // fetched customer's lock, which may not be the one held here.
+            let subscriptions: Vec<String> = match (
+                claim_of(event).1,
+                event.fact.subscription_id(),
+                &ctx.gateway,
+            ) {
+                (Some(_), Some(id), None) => vec![id.to_owned()],
                 _ => Vec::new(),
             };
             let before = feed::Before::take(tx, ctx, users, &subscriptions).await?;

@@ -540,8 +540,10 @@ async fn apply_together<S: BillingStore>(
                             payments.extend(intent.into_iter().chain(charge).map(str::to_owned));
                         }
                         // Only under its customer's lock (the event's): one not stored may
-                        // then be kept as absent, since its creator would take that lock.
-                        if customer_id.is_some() {
+                        // then be kept as absent, since its creator would take that lock. Not
+                        // when it is fetched again from Stripe (its snapshot is applied under
+                        // the fetched customer's lock, which may be another).
+                        if customer_id.is_some() && entry.ctx.gateway.is_none() {
                             subscriptions.extend(event.fact.subscription_id().map(str::to_owned));
                         }
                     }

@@ -65,16 +65,17 @@ pub(crate) struct KeptAccess {
     /// Subscriptions read and locked by [`SubscriptionTx::lock_subscriptions`], or saved by
     /// this transaction, as this transaction last saved them (written before the table's next
     /// read and before the commit, [`Tx::write_subscriptions`]; meanwhile no other transaction
-    /// writes them: every writer of a subscription holds its customer's lock). `None`: found
-    /// not stored by `lock_subscriptions` when every stored one asked for was locked (none is
-    /// created meanwhile: its creator would hold its customer's lock, which the caller holds).
+    /// writes them: the row is locked, `FOR UPDATE`, and every writer reads it so first).
+    /// `None`: found not stored by `lock_subscriptions` when every stored one asked for was
+    /// locked (none is created meanwhile: its creator would hold its customer's lock, which the
+    /// caller holds).
     ///
     /// [`SubscriptionTx::lock_subscriptions`]: billing_ports::SubscriptionTx::lock_subscriptions
     pub(crate) subscriptions: HashMap<String, Option<SubscriptionRecord>>,
 }
 
 impl KeptAccess {
-    /// Whether nothing is kept: a transaction that applies one event, or none yet.
+    /// Whether nothing is kept: no user's access nor any subscription read under locks yet.
     pub(crate) fn is_empty(&self) -> bool {
         self.rows.is_empty() && self.subscriptions.is_empty()
     }

@@ -25,7 +25,10 @@
 //! are refused inside the store's transactions too.) So the mark costs no statement; a
 //! marker set by a statement after the `BEGIN` would cost one per transaction. The
 //! statements after the claim in its round trip (a lock tried, a read) change nothing that
-//! outlives their own statement.
+//! outlives their own statement. The claim's one side effect besides its rows, the
+//! transaction's `plan_cache_mode` (`events::generic_plans!`), is transaction-local: outside a
+//! transaction block it belongs to the claim's own implicit transaction, which the guard's
+//! error aborts.
 //!
 //! The connection's transaction manager counts the transaction open from just before the
 //! `BEGIN` is sent: a round trip that fails ends with a `ROLLBACK` (a warning when the `BEGIN`

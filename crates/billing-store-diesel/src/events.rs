@@ -191,13 +191,16 @@ struct ClaimedRow {
 /// its transaction (`set_config(…, true)`, undone when the transaction ends; a string literal,
 /// for `concat!`, true once set). Postgres plans a kept statement again at every execution
 /// while it estimates that plan cheaper than the generic one, and for a statement with
-/// `= ANY($1)` or `unnest($1)` of a batch's keys it always does (a plan made for the array's
-/// length beats one made for an unknown length): ingest's reads of its users' access, credits,
-/// subscriptions and payments were planned at every execution. Generic plans are safe for every
-/// statement an ingest transaction sends: each reads by keys through a unique or plain index,
-/// and none relies on a partial index whose predicate only a parameter's value can match (the
-/// failed-events sweeper's `status = $1` reads do, in transactions of their own). Every other
-/// transaction keeps the session's `auto`.
+/// `= ANY($1)` or `unnest($1)` of a batch's keys it often does (a plan made for the array's
+/// length beats one made for an unknown length): ingest's reads of its customers, its users'
+/// access and credits, its subscriptions and the statuses of its events found done were
+/// planned at every execution. Generic plans are safe for every statement an ingest
+/// transaction sends: each reads by keys through an index whose use does not depend on a
+/// parameter's value (the partial indexes `GIVE_ROWS_TO_USER` uses match its literal
+/// `user_id IS NULL`); the failed-events sweeper's `status = $1` reads, which match the
+/// partial index `stripe_events_retry` only on a plan made for the value, run in transactions
+/// of their own. Every other transaction keeps the session's mode (an operator's
+/// `plan_cache_mode` is overridden for ingest only).
 macro_rules! generic_plans {
     () => {
         "set_config('plan_cache_mode', 'force_generic_plan', true) = 'force_generic_plan'"

@@ -50,13 +50,14 @@ impl<DB: Backend, Q: QueryFragment<DB>> QueryFragment<DB> for Cached<Q> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use billing_ports::{CustomerRecord, EventStatus, NewEvent, StoreError};
+    use billing_ports::{AccessTx, CustomerRecord, EventStatus, EventTx, NewEvent, StoreError};
     use chrono::Utc;
     use diesel::QueryableByName;
     use diesel::sql_types::{BigInt, Text};
     use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
     use crate::testing::TestDatabase;
+    use crate::tx::Tx;
 
     #[derive(QueryableByName, Debug, PartialEq)]
     struct Prepared {
@@ -177,10 +178,11 @@ mod tests {
         plans.iter().map(|p| (p.generic, p.custom)).collect()
     }
 
-    /// A claim sets the rest of its transaction to generic plans: the reads of a batch's
-    /// users (`= ANY`), which Postgres plans again at every execution otherwise (seen first,
-    /// on a connection whose transactions claim nothing), run on the plan kept since their
-    /// first execution. The session's own mode is back after each transaction.
+    /// A claim (of one event or of several) sets the rest of its transaction to generic plans:
+    /// the reads of a batch's users (`= ANY`), which Postgres plans again at every execution
+    /// otherwise (seen first, on a connection whose transactions claim nothing), run on the
+    /// plan kept since their first execution. The session's own mode is back after each
+    /// transaction.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn after_a_claim_a_transaction_runs_on_generic_plans() {
         let db = TestDatabase::postgres().await;
@@ -204,31 +206,46 @@ mod tests {
                 .await
                 .unwrap();
         let users: Vec<String> = users.into_iter().map(|row| row.user_id).collect();
-        let run = async |conn: &mut AsyncPgConnection, claim: Option<NewEvent>| {
-            let keys: Vec<String> = users.iter().map(|user| format!("feed:{user}")).collect();
-            let users = &users;
-            crate::tx::transaction_postgres(conn, |tx| {
-                Box::pin(async move {
-                    if let Some(event) = &claim {
-                        tx.claim_event(event, EventStatus::Processed, Utc::now())
-                            .await?;
-                    }
-                    tx.lock_then_keep_access(&keys, users, &[]).await?;
-                    Ok::<_, StoreError>(())
-                })
-            })
-            .await
-            .unwrap();
+        let mode = async |conn: &mut AsyncPgConnection| {
             let mode: Mode = diesel::sql_query("SHOW plan_cache_mode")
                 .get_result(conn)
                 .await
                 .unwrap();
-            assert_eq!(mode.plan_cache_mode, "auto");
+            mode.plan_cache_mode
+        };
+        // A transaction of `claims` events (one claims alone, more together), then the users'
+        // reads: the plan mode inside it, after them. Begun as `transaction_postgres` begins
+        // one (`BEGIN DEFERRABLE`, which the claim checks), here by hand to read the mode in it.
+        let run = async |conn: &mut AsyncPgConnection, claims: Vec<NewEvent>| {
+            let keys: Vec<String> = users.iter().map(|user| format!("feed:{user}")).collect();
+            conn.batch_execute("BEGIN DEFERRABLE").await.unwrap();
+            let mut tx = Tx::new(&mut *conn);
+            match claims.as_slice() {
+                [] => {}
+                [one] => {
+                    tx.claim_event(one, EventStatus::Processed, Utc::now())
+                        .await
+                        .unwrap();
+                }
+                several => {
+                    let several: Vec<_> = several
+                        .iter()
+                        .map(|event| (event, EventStatus::Processed))
+                        .collect();
+                    tx.claim_events(&several, Utc::now()).await.unwrap();
+                }
+            }
+            tx.lock_then_keep_access(&keys, &users, &[]).await.unwrap();
+            drop(tx);
+            let inside = mode(&mut *conn).await;
+            conn.batch_execute("COMMIT").await.unwrap();
+            inside
         };
 
         let mut plain = AsyncPgConnection::establish(db.url()).await.unwrap();
+        let session = mode(&mut plain).await;
         for _ in 0..8 {
-            run(&mut plain, None).await;
+            assert_eq!(run(&mut plain, Vec::new()).await, session);
         }
         let plans = any_plans(&mut plain).await;
         assert_eq!(plans.len(), 2, "{plans:?}");
@@ -239,7 +256,13 @@ mod tests {
 
         let mut ingest = AsyncPgConnection::establish(db.url()).await.unwrap();
         for n in 0..8 {
-            run(&mut ingest, Some(event(n + 30))).await;
+            let claims = (0..1 + n % 2).map(|k| event(30 + 2 * n + k)).collect();
+            assert_eq!(run(&mut ingest, claims).await, "force_generic_plan");
+            assert_eq!(
+                mode(&mut ingest).await,
+                session,
+                "the session's own after it"
+            );
         }
         let plans = any_plans(&mut ingest).await;
         assert_eq!(plans, [(8, 0), (8, 0)], "the kept plan at every run");

@@ -250,8 +250,8 @@ impl SubscriptionTx for Tx<'_> {
         let row = subscription_row(subscription)?;
         self.access_writes += 1;
         // Kept as a read finds it (its times in whole microseconds); nothing to follow, nothing
-        // built (a transaction of one event keeps nothing). If the write fails, the
-        // transaction fails with it.
+        // built when the transaction keeps nothing. If the write fails, the transaction fails
+        // with it.
         if !self.kept.is_empty() {
             self.kept
                 .subscription_saved(subscription_record(row.clone())?);
