@@ -428,24 +428,32 @@ async fn last_statement(admin: &mut AsyncPgConnection, database: &str) -> String
 
 /// The last statement of the one backend of `database` whose state is `idle in transaction`
 /// followed by what `LIKE` matches with `rest` (`""`: that state only; `"%"`: an aborted
-/// transaction too).
+/// transaction too). Waited for, up to five seconds: Postgres sends an error as soon as it is
+/// raised, and reports its backend idle only once it has read the statement's `Sync`, so a
+/// caller that just saw an error may find the backend still active for a moment.
 async fn last_statement_in(admin: &mut AsyncPgConnection, database: &str, rest: &str) -> String {
     #[derive(diesel::QueryableByName)]
     struct Activity {
         #[diesel(sql_type = Text)]
         query: String,
     }
-    let rows: Vec<Activity> = diesel::sql_query(
-        "SELECT query FROM pg_stat_activity \
-         WHERE datname = $1 AND state LIKE 'idle in transaction' || $2",
-    )
-    .bind::<Text, _>(database)
-    .bind::<Text, _>(rest)
-    .load(admin)
-    .await
-    .unwrap();
-    assert_eq!(rows.len(), 1, "one transaction open");
-    rows.into_iter().next().unwrap().query
+    let started = std::time::Instant::now();
+    loop {
+        let rows: Vec<Activity> = diesel::sql_query(
+            "SELECT query FROM pg_stat_activity \
+             WHERE datname = $1 AND state LIKE 'idle in transaction' || $2",
+        )
+        .bind::<Text, _>(database)
+        .bind::<Text, _>(rest)
+        .load(&mut *admin)
+        .await
+        .unwrap();
+        if rows.len() == 1 || started.elapsed() > Duration::from_secs(5) {
+            assert_eq!(rows.len(), 1, "one transaction open");
+            return rows.into_iter().next().unwrap().query;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// What a transaction already knows costs no statement: a key it holds is taken again by
