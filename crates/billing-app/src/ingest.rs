@@ -460,6 +460,18 @@ pub(crate) fn claim_of(event: &BillingEvent) -> (EventStatus, Option<&str>) {
     }
 }
 
+/// The subscription `event` changes that its transaction may read and lock with its users'
+/// access, before the effects: only under the lock of the customer the event names (held from
+/// the claim on), so that one not stored may be kept as known absent (its creator would take
+/// that lock); never when subscriptions are fetched again from Stripe (`ctx.gateway`), whose
+/// snapshot is applied under the lock of the customer Stripe answers, which may be another.
+pub(crate) fn subscription_to_lock<'e>(event: &'e BillingEvent, ctx: &Context) -> Option<&'e str> {
+    match (claim_of(event), &ctx.gateway) {
+        ((EventStatus::Processed, Some(_)), None) => event.fact.subscription_id(),
+        _ => None,
+    }
+}
+
 /// Applies an event this transaction claimed as `claimed`, its customer (if it names one)
 /// locked and read: the change feed's users and their access before, the effects, the event's
 /// final status when it is not the claimed one, and the feed's records added to `changes`
@@ -481,21 +493,13 @@ pub(crate) async fn apply_claimed(
         _ => {
             let mut users = feed::users_named(tx, event, customer).await?;
             users.extend(late.iter().cloned());
-            // The subscription the event changes, read and locked with the users' access when
-            // the event names a customer (whose lock this transaction holds: one not stored is
-            // then known absent, since its creator takes that lock). A shared transaction
-            // locked it with all its events' (`ingest_batch`); then nothing is sent for it,
-            // unless that statement skipped a row another unit of work held. Not when the
-            // subscription is fetched again from Stripe: its snapshot is applied under the
-            // fetched customer's lock, which may not be the one held here.
-            let subscriptions: Vec<String> = match (
-                claim_of(event).1,
-                event.fact.subscription_id(),
-                &ctx.gateway,
-            ) {
-                (Some(_), Some(id), None) => vec![id.to_owned()],
-                _ => Vec::new(),
-            };
+            // A shared transaction locked it with all its events' (`ingest_batch`); then
+            // nothing is sent for it, unless that statement skipped a row another unit of work
+            // held.
+            let subscriptions: Vec<String> = subscription_to_lock(event, ctx)
+                .map(str::to_owned)
+                .into_iter()
+                .collect();
             let before = feed::Before::take(tx, ctx, users, &subscriptions).await?;
             let status = effects::apply(tx, ctx, event).await?;
             if status == EventStatus::Processed {

@@ -65,7 +65,7 @@ use tracing::Instrument;
 use crate::effects::{Context, customer};
 use crate::error::{AppError, IngestError};
 use crate::feed;
-use crate::ingest::{BillingApp, IngestOutcome, apply_claimed, claim_of};
+use crate::ingest::{BillingApp, IngestOutcome, apply_claimed, claim_of, subscription_to_lock};
 
 /// The deliveries waiting for an ingest transaction, the events and customers being applied,
 /// and how many lanes run.
@@ -539,13 +539,8 @@ async fn apply_together<S: BillingStore>(
                         if let Some((intent, charge)) = feed::payment_ids(&event.fact) {
                             payments.extend(intent.into_iter().chain(charge).map(str::to_owned));
                         }
-                        // Only under its customer's lock (the event's): one not stored may
-                        // then be kept as absent, since its creator would take that lock. Not
-                        // when it is fetched again from Stripe (its snapshot is applied under
-                        // the fetched customer's lock, which may be another).
-                        if customer_id.is_some() && entry.ctx.gateway.is_none() {
-                            subscriptions.extend(event.fact.subscription_id().map(str::to_owned));
-                        }
+                        subscriptions
+                            .extend(subscription_to_lock(event, &entry.ctx).map(str::to_owned));
                     }
                 }
                 feed::lock_then_keep(&mut *tx, users, payments, links, subscriptions).await?;

@@ -4,7 +4,7 @@
 //! connection is lent as a [`PgConn`] whose `BEGIN` is pending. Every statement reaches the
 //! connection through [`PgConn::ready`], which sends the pending `BEGIN` first in a round trip
 //! of its own, except ingest's claim, which carries it in its own round trip
-//! ([`PgConn::carry_begin`], [`after_begin`]). The compiler holds that rule: the connection
+//! ([`PgConn::carrying_begin`]). The compiler holds that rule: the connection
 //! is private to this module.
 //!
 //! **Why the claim may carry it.** tokio-postgres ends every statement with its own `Sync`, so
@@ -47,7 +47,7 @@ use crate::prepared::cached;
 
 /// A transaction's `BEGIN`: `DEFERRABLE`, the mark [`in_transaction!`] checks (no effect
 /// unless the transaction is also `SERIALIZABLE READ ONLY`).
-const BEGIN: &str = "BEGIN DEFERRABLE";
+pub(crate) const BEGIN: &str = "BEGIN DEFERRABLE";
 
 /// The condition a claim carrying the `BEGIN` puts in its `WHERE` (a string literal, for
 /// `concat!`): true inside a transaction begun by [`BEGIN`] on a session whose default is not

@@ -730,18 +730,6 @@ mod tests {
     use super::*;
 
     #[derive(QueryableByName)]
-    struct Setting {
-        #[diesel(sql_type = Text)]
-        statement_timeout: String,
-    }
-
-    #[derive(QueryableByName)]
-    struct Cost {
-        #[diesel(sql_type = Text)]
-        random_page_cost: String,
-    }
-
-    #[derive(QueryableByName)]
     struct Named {
         #[diesel(sql_type = Text)]
         name: String,
@@ -766,11 +754,7 @@ mod tests {
         let store = DieselStore::connect_with(url, settings).unwrap();
         let pool = pool_of(&store);
         let mut conn = pg::connection(pool).await.unwrap();
-        let cost: Cost = diesel::sql_query("SHOW random_page_cost")
-            .get_result(&mut *conn)
-            .await
-            .unwrap();
-        cost.random_page_cost
+        testing::setting(&mut conn, "random_page_cost").await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -892,12 +876,8 @@ mod tests {
         let pool = pool_of(&store);
         for _ in 0..2 {
             let mut conn = pg::connection(pool).await.unwrap();
-            let setting: Setting = diesel::sql_query("SHOW statement_timeout")
-                .get_result(&mut *conn)
-                .await
-                .unwrap();
             // 300 ms + 700 ms + 1 s.
-            assert_eq!(setting.statement_timeout, "2s");
+            assert_eq!(testing::setting(&mut conn, "statement_timeout").await, "2s");
         }
     }
 }

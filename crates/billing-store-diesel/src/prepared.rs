@@ -157,12 +157,6 @@ mod tests {
         user_id: String,
     }
 
-    #[derive(QueryableByName, Debug)]
-    struct Mode {
-        #[diesel(sql_type = Text)]
-        plan_cache_mode: String,
-    }
-
     /// How often each of the connection's kept statements with `= ANY($1)` (the reads of
     /// several users' access and credits) ran on its generic plan and on a plan made for the
     /// run.
@@ -207,18 +201,14 @@ mod tests {
                 .unwrap();
         let users: Vec<String> = users.into_iter().map(|row| row.user_id).collect();
         let mode = async |conn: &mut AsyncPgConnection| {
-            let mode: Mode = diesel::sql_query("SHOW plan_cache_mode")
-                .get_result(conn)
-                .await
-                .unwrap();
-            mode.plan_cache_mode
+            crate::testing::setting(conn, "plan_cache_mode").await
         };
         // A transaction of `claims` events (one claims alone, more together), then the users'
-        // reads: the plan mode inside it, after them. Begun as `transaction_postgres` begins
-        // one (`BEGIN DEFERRABLE`, which the claim checks), here by hand to read the mode in it.
+        // reads: the plan mode inside it, after them. Begun with the store's `BEGIN` (which the
+        // claim checks), here by hand to read the mode in it.
         let run = async |conn: &mut AsyncPgConnection, claims: Vec<NewEvent>| {
             let keys: Vec<String> = users.iter().map(|user| format!("feed:{user}")).collect();
-            conn.batch_execute("BEGIN DEFERRABLE").await.unwrap();
+            conn.batch_execute(crate::begin::BEGIN).await.unwrap();
             let mut tx = Tx::new(&mut *conn);
             match claims.as_slice() {
                 [] => {}

@@ -13,6 +13,22 @@ pub use proxy::FreezableProxy;
 
 use crate::{Backend, DieselStore};
 
+/// The value of the run-time setting `name` on `conn` (what `SHOW name` prints).
+pub async fn setting(conn: &mut diesel_async::AsyncPgConnection, name: &str) -> String {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Value {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+    }
+    let value: Value = diesel::sql_query("SELECT current_setting($1) AS value")
+        .bind::<diesel::sql_types::Text, _>(name)
+        .get_result(conn)
+        .await
+        .unwrap_or_else(|error| panic!("setting {name}: {error}"));
+    value.value
+}
+
 /// Runs each listed `async fn` as a `#[tokio::test]` on Postgres (in module `postgres`) and on
 /// SQLite (in module `sqlite`).
 ///
