@@ -35,7 +35,7 @@ use std::sync::{Mutex, PoisonError};
 use billing_domain::{AccessReason, BillingEvent, Catalog, Fact, Money, entitlement};
 use billing_ports::{
     AccessRows, AccessSnapshot, BillingRead, BillingStore, BillingTx, ChangeKind, ChangePurge,
-    ChangeRecord, CustomerRecord, FeedStore, NewChange, ScopedFutureExt, StoreError,
+    ChangeRecord, CustomerRecord, FeedStore, NewChange, ReadAhead, ScopedFutureExt, StoreError,
     SubscriptionRecord,
 };
 use chrono::{DateTime, TimeDelta, Utc};
@@ -162,14 +162,16 @@ pub(crate) fn users_of(event: &BillingEvent, customer: Option<CustomerRecord>) -
 /// [`link_lock`](crate::effects::customer::link_lock)) in one statement, and reads all the
 /// users' access with them, kept by the transaction for each event's [`Before::take`]
 /// (following its writes), then reads and locks `subscriptions` (those no other transaction
-/// holds), all in one round trip where the store can: how a transaction applying several
-/// events locks and reads their users before the first effect.
+/// holds) and which of `credit_sources` are stored ([`ReadAhead`]), all in one round trip
+/// where the store can: how a transaction applying several events locks and reads their
+/// users before the first effect.
 pub(crate) async fn lock_then_keep(
     tx: &mut dyn BillingTx,
     users: BTreeSet<String>,
     payments: BTreeSet<String>,
     links: BTreeSet<String>,
     subscriptions: BTreeSet<String>,
+    credit_sources: BTreeSet<String>,
 ) -> Result<(), StoreError> {
     let locks: Vec<String> = users
         .iter()
@@ -183,8 +185,12 @@ pub(crate) async fn lock_then_keep(
         .collect();
     let users: Vec<String> = users.into_iter().collect();
     let subscriptions: Vec<String> = subscriptions.into_iter().collect();
-    tx.lock_then_keep_access(&locks, &users, &subscriptions)
-        .await
+    let credit_sources: Vec<String> = credit_sources.into_iter().collect();
+    let ahead = ReadAhead {
+        subscriptions: &subscriptions,
+        credit_sources: &credit_sources,
+    };
+    tx.lock_then_keep_access(&locks, &users, ahead).await
 }
 
 /// The users `event` may change, as stored now; `customer` is the event's customer as read
@@ -333,19 +339,18 @@ impl Before {
     /// ([`AccessTx::lock_then_keep_access`](billing_ports::AccessTx::lock_then_keep_access):
     /// the feed locks are what every writer of their rows takes), so that reading it again
     /// after the effects follows the transaction's own writes without a statement where the
-    /// store can. `subscriptions` (those the effects will change, under their customer's
-    /// lock, held) are read and locked in the same round trip, skipping any another unit of
-    /// work holds ([`SubscriptionTx::lock_subscriptions`](billing_ports::SubscriptionTx::lock_subscriptions)).
+    /// store can. What `ahead` names (the subscriptions the effects will change and the
+    /// credit sources they may add, under locks held) is read in the same round trip
+    /// ([`ReadAhead`]).
     pub(crate) async fn take(
         tx: &mut dyn BillingTx,
         ctx: &Context,
         users: BTreeSet<String>,
-        subscriptions: &[String],
+        ahead: ReadAhead<'_>,
     ) -> Result<Self, StoreError> {
         let locks: Vec<String> = users.iter().map(|user| feed_lock(user)).collect();
         let users: Vec<String> = users.into_iter().collect();
-        tx.lock_then_keep_access(&locks, &users, subscriptions)
-            .await?;
+        tx.lock_then_keep_access(&locks, &users, ahead).await?;
         let mut before = BTreeMap::new();
         for user in users {
             let read = read_access(tx, ctx, &user).await?;

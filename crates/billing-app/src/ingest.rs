@@ -7,7 +7,7 @@ use std::time::Instant;
 use billing_domain::{BillingEvent, Catalog, Fact};
 use billing_ports::{
     Backoff, BillingStore, BillingTx, Claim, Clock, CustomerRecord, ErrorChain, EventDecoder,
-    EventStatus, Failure, FailureKind, NewChange, NewEvent, ScopedFutureExt, StoreError,
+    EventStatus, Failure, FailureKind, NewChange, NewEvent, ReadAhead, ScopedFutureExt, StoreError,
     StripeGateway,
 };
 use chrono::{DateTime, TimeDelta, Utc};
@@ -472,6 +472,21 @@ pub(crate) fn subscription_to_lock<'e>(event: &'e BillingEvent, ctx: &Context) -
     }
 }
 
+/// The source key of the ledger entry `event`'s effects may add, that its transaction may read
+/// ahead with its users' access: only when the lock the effect takes before adding it is that
+/// of the customer the event names, which the claim took (held from then on), so that a key
+/// read as not stored stays so until the transaction ends.
+pub(crate) fn credit_source_to_read(event: &BillingEvent) -> Option<String> {
+    let ((EventStatus::Processed, Some(customer)), Fact::Invoice { change, invoice }) =
+        (claim_of(event), &event.fact)
+    else {
+        return None;
+    };
+    effects::invoice::credit_source(*change, invoice)
+        .filter(|(_, lock_key)| *lock_key == customer)
+        .map(|(source_key, _)| source_key)
+}
+
 /// Applies an event this transaction claimed as `claimed`, its customer (if it names one)
 /// locked and read: the change feed's users and their access before, the effects, the event's
 /// final status when it is not the claimed one, and the feed's records added to `changes`
@@ -500,7 +515,12 @@ pub(crate) async fn apply_claimed(
                 .map(str::to_owned)
                 .into_iter()
                 .collect();
-            let before = feed::Before::take(tx, ctx, users, &subscriptions).await?;
+            let credit_sources: Vec<String> = credit_source_to_read(event).into_iter().collect();
+            let ahead = ReadAhead {
+                subscriptions: &subscriptions,
+                credit_sources: &credit_sources,
+            };
+            let before = feed::Before::take(tx, ctx, users, ahead).await?;
             let status = effects::apply(tx, ctx, event).await?;
             if status == EventStatus::Processed {
                 let cause = feed::Cause {

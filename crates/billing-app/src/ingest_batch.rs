@@ -14,9 +14,10 @@
 //!    transactions claiming overlapping sets (replicas) wait for each other in one direction
 //!    only, the customers sorted;
 //! 2. the feed locks of the users the claimed events name and the locks of the payments they
-//!    name are tried, all those users' access is read and kept, and the subscriptions they
-//!    change (of the events that name a customer, locked in step 1) are read and locked
-//!    ([`feed::lock_then_keep`]; one round trip on Postgres);
+//!    name are tried, all those users' access is read and kept, the subscriptions they
+//!    change (of the events that name a customer, locked in step 1) are read and locked, and
+//!    the credit sources they may add read ([`feed::lock_then_keep`]; one round trip on
+//!    Postgres);
 //! 3. each claimed event is applied in turn, in the order of their ids, exactly as a
 //!    delivery alone is ([`crate::ingest::apply_claimed`]): its customer is then already locked
 //!    and known to the transaction. Every other lock is only tried
@@ -65,7 +66,9 @@ use tracing::Instrument;
 use crate::effects::{Context, customer};
 use crate::error::{AppError, IngestError};
 use crate::feed;
-use crate::ingest::{BillingApp, IngestOutcome, apply_claimed, claim_of, subscription_to_lock};
+use crate::ingest::{
+    BillingApp, IngestOutcome, apply_claimed, claim_of, credit_source_to_read, subscription_to_lock,
+};
 
 /// The deliveries waiting for an ingest transaction, the events and customers being applied,
 /// and how many lanes run.
@@ -516,9 +519,11 @@ async fn apply_together<S: BillingStore>(
                 // statement, with all those users' access read in the same round trip; then
                 // the subscriptions they change (of the events naming a customer), read and
                 // locked in one statement (skipping any another transaction holds; those not
-                // stored known absent). The store keeps what it read for each
-                // event's turn, following this transaction's writes.
-                let (mut users, mut payments, mut links, mut subscriptions) = (
+                // stored known absent), and which of the credit sources their effects may add
+                // are stored (those not stored are added with the commit). The store keeps
+                // what it read for each event's turn, following this transaction's writes.
+                let (mut users, mut payments, mut links, mut subscriptions, mut credit_sources) = (
+                    BTreeSet::new(),
                     BTreeSet::new(),
                     BTreeSet::new(),
                     BTreeSet::new(),
@@ -541,9 +546,18 @@ async fn apply_together<S: BillingStore>(
                         }
                         subscriptions
                             .extend(subscription_to_lock(event, &entry.ctx).map(str::to_owned));
+                        credit_sources.extend(credit_source_to_read(event));
                     }
                 }
-                feed::lock_then_keep(&mut *tx, users, payments, links, subscriptions).await?;
+                feed::lock_then_keep(
+                    &mut *tx,
+                    users,
+                    payments,
+                    links,
+                    subscriptions,
+                    credit_sources,
+                )
+                .await?;
                 let mut outcomes = Vec::with_capacity(entries.len());
                 let mut changes = Vec::new();
                 for (entry, claim) in entries.iter().zip(claims) {

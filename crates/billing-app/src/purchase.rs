@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use billing_ports::{
     BillingStore, CheckoutCreated, CheckoutKind, CheckoutRequest, CustomerRecord, ErrorChain,
-    ScopedFutureExt, StripeGateway, StripeRequest, StripeRequestStatus,
+    ReadAhead, ScopedFutureExt, StripeGateway, StripeRequest, StripeRequestStatus,
 };
 use sha2::{Digest, Sha256};
 
@@ -164,7 +164,8 @@ impl<S: BillingStore> BillingApp<S> {
                     // The link can bring the user what webhooks stored for the customer before
                     // it (subscriptions, credits): the feed records it, in the feed's lock order.
                     let users = BTreeSet::from([user.to_owned()]);
-                    let before = feed::Before::take(tx, ctx, users.clone(), &[]).await?;
+                    let before =
+                        feed::Before::take(tx, ctx, users.clone(), ReadAhead::default()).await?;
                     customer::lock_user(tx, user).await?;
                     if let Some(other) = tx.customer_of_user(user).await? {
                         // A webhook (or a racer) linked the user meanwhile: that link stands.
@@ -359,7 +360,9 @@ impl<S: BillingStore> BillingApp<S> {
                     async move {
                         tx.lock_key(&snapshot.customer_id).await?;
                         let users = BTreeSet::from([user_id.to_owned()]);
-                        let before = feed::Before::take(tx, ctx, users.clone(), &[]).await?;
+                        let before =
+                            feed::Before::take(tx, ctx, users.clone(), ReadAhead::default())
+                                .await?;
                         let key = position.event_id.clone();
                         let status =
                             subscription::apply_snapshot(tx, ctx, position, snapshot, true).await?;

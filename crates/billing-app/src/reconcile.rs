@@ -26,7 +26,8 @@ use std::collections::BTreeSet;
 use billing_domain::Position;
 use billing_ports::{
     BillingStore, ErrorChain, EventQuery, EventStatus, GatewayError, ListedEvent, NewEvent,
-    ReconcileCursor, ScopedFutureExt, StripeGateway, SubscriptionRecord, UnreadableObject,
+    ReadAhead, ReconcileCursor, ScopedFutureExt, StripeGateway, SubscriptionRecord,
+    UnreadableObject,
 };
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 
@@ -629,7 +630,8 @@ impl<S: BillingStore> BillingApp<S> {
                             .await?
                             .and_then(|c| c.user_id),
                     );
-                    let before = feed::Before::take(tx, ctx, users.clone(), &[]).await?;
+                    let before =
+                        feed::Before::take(tx, ctx, users.clone(), ReadAhead::default()).await?;
                     // Fetched under the lock, so it is at least as new as anything a webhook
                     // wrote before (the listing may be older).
                     let fresh = gateway.fetch_subscription(&listed.id).await?;

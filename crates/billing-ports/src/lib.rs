@@ -60,7 +60,7 @@ pub use records::*;
 pub use scoped_futures::ScopedFutureExt;
 pub use store::{
     AccessRead, AccessRows, AccessTx, BillingRead, BillingStore, BillingTx, CreditRead, CreditTx,
-    CustomerRead, CustomerTx, EventTx, LockTx, PaymentTx, ReconcileTx, StripeRequestTx,
+    CustomerRead, CustomerTx, EventTx, LockTx, PaymentTx, ReadAhead, ReconcileTx, StripeRequestTx,
     SubscriptionRead, SubscriptionTx, TxFuture, UsageRead, claim_events_in_turn,
     claim_then_lock_customer_in_turn, lock_customers_in_turn,
 };

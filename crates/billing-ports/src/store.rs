@@ -555,26 +555,42 @@ pub trait AccessTx: AccessRead + LockTx + SubscriptionTx {
     /// locks): then no other unit of work can change the rows while this one runs, and what
     /// was kept stays true but for this unit of work's own writes, which the store sees.
     ///
-    /// After the reads, the subscriptions of `subscriptions` are locked and read as
-    /// [`SubscriptionTx::lock_subscriptions`] does (skipping any another unit of work holds).
-    /// The provided method takes the locks and then calls `lock_subscriptions`; the users are
-    /// read later, one by one. A store that can send it all at once overrides it.
+    /// After the reads, what `ahead` names is read too ([`ReadAhead`]). The provided method
+    /// takes the locks and then calls `lock_subscriptions`; the users are read later, one by
+    /// one, and the credit sources at their turn. A store that can send it all at once
+    /// overrides it.
     async fn lock_then_keep_access(
         &mut self,
         keys: &[String],
         users: &[String],
-        subscriptions: &[String],
+        ahead: ReadAhead<'_>,
     ) -> Result<(), StoreError> {
         let _ = users;
         self.lock_keys(keys).await?;
-        self.lock_subscriptions(subscriptions).await
+        self.lock_subscriptions(ahead.subscriptions).await
     }
+}
+
+/// The rows a unit of work's effects will change that it reads with its users' access
+/// ([`AccessTx::lock_then_keep_access`]), under locks it holds already.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadAhead<'a> {
+    /// Subscriptions it will change, their customer's lock held: locked and read as
+    /// [`SubscriptionTx::lock_subscriptions`] does (skipping any another unit of work holds).
+    pub subscriptions: &'a [String],
+    /// Source keys of the ledger entries it may add ([`CreditTx::add_credit`]), the lock that
+    /// every adder of an entry of that key takes held: whether one is stored cannot change
+    /// until this unit of work ends, so a store may read that now and answer `add_credit` from
+    /// it, writing an entry not stored with the commit.
+    pub credit_sources: &'a [String],
 }
 
 /// Writing the credit ledger.
 #[async_trait]
 pub trait CreditTx: CreditRead {
-    /// Adds a ledger entry unless one with its source key exists; true when added.
+    /// Adds a ledger entry unless one with its source key exists; true when added. A store
+    /// that read the key ahead as not stored ([`ReadAhead::credit_sources`]) may write the
+    /// entry with the commit instead: an entry of that key found then fails the unit of work.
     async fn add_credit(&mut self, entry: &CreditEntry) -> Result<bool, StoreError>;
 }
 

@@ -6,18 +6,19 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use billing_ports::{
-    AccessRead, AccessRows, AccessTx, CreditRead, LockTx, StoreError, SubscriptionRecord,
+    AccessRead, AccessRows, AccessTx, CreditRead, LockTx, ReadAhead, StoreError, SubscriptionRecord,
 };
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 
+use crate::credits::stored_sources_postgres;
 use crate::pg::pipelined;
 use crate::prepared::cached;
 use crate::schema::{credit_ledger, customers, subscriptions};
 use crate::subscriptions::{SubscriptionRow, lock_subscriptions_postgres, subscription_record};
-use crate::tx::{Tx, after_locks, on_conn};
+use crate::tx::{Conn, Tx, after_locks, on_conn};
 
 /// One row of the access query: the customer, one of its subscriptions (none when it has
 /// none), the user's credit balance.
@@ -230,7 +231,7 @@ impl AccessRead for Tx<'_> {
         if let Some(kept) = self.kept.get(user_id) {
             return Ok(kept);
         }
-        self.write_subscriptions().await?;
+        self.write_saved().await?;
         // Written inside `on_conn!` so `as_select` is built for each backend.
         let rows: Vec<AccessRow> = on_conn!(self, |c| access_query!(user_id).load(c).await)?;
         self.access_from(user_id, rows).await
@@ -256,7 +257,7 @@ impl AccessTx for Tx<'_> {
         {
             return Ok(kept);
         }
-        self.write_subscriptions().await?;
+        self.write_saved().await?;
         let read = after_locks!(self, keys, |c| async move {
             let mut c = c;
             access_query!(user_id).load::<AccessRow>(&mut c).await
@@ -276,12 +277,14 @@ impl AccessTx for Tx<'_> {
     /// One round trip on Postgres: the locks, then the access of the users not kept yet (one
     /// user: the access query, one statement; more: their customers and subscriptions, then
     /// their balances, two statements with `= ANY` of the users), then the subscriptions to
-    /// lock (one statement, `FOR UPDATE SKIP LOCKED`).
+    /// lock (one statement, `FOR UPDATE SKIP LOCKED`), then which of the credit sources not
+    /// seen yet are stored (one statement; those not stored are then added with no statement
+    /// of their own, [`CreditTx::add_credit`](billing_ports::CreditTx::add_credit)).
     async fn lock_then_keep_access(
         &mut self,
         keys: &[String],
         users: &[String],
-        subscriptions: &[String],
+        ahead: ReadAhead<'_>,
     ) -> Result<(), StoreError> {
         let named = users;
         let users: Vec<&str> = users
@@ -289,8 +292,13 @@ impl AccessTx for Tx<'_> {
             .map(String::as_str)
             .filter(|user| !self.kept.rows.contains_key(*user))
             .collect();
-        let to_lock = self.subscriptions_to_lock(subscriptions);
-        if users.is_empty() && to_lock.is_empty() {
+        let to_lock = self.subscriptions_to_lock(ahead.subscriptions);
+        // SQLite reads nothing ahead: an entry is added by its own statement there.
+        let sources = match self.conn {
+            Conn::Postgres(_) => self.credit_sources_to_read(ahead.credit_sources),
+            Conn::Sqlite(_) => Vec::new(),
+        };
+        if users.is_empty() && to_lock.is_empty() && sources.is_empty() {
             self.lock_keys(keys).await?;
             // Only once their locks are held: a unit of work that goes on after a busy lock
             // (ingest's shared transaction rolls back whole; an embedding service's may not)
@@ -298,8 +306,8 @@ impl AccessTx for Tx<'_> {
             self.kept.users.extend(named.iter().cloned());
             return Ok(());
         }
-        self.write_subscriptions().await?;
-        let (users, to_lock) = (&users, &to_lock);
+        self.write_saved().await?;
+        let (users, to_lock, asked) = (&users, &to_lock, &sources);
         let read = after_locks!(self, keys, |c| async move {
             let access = async move {
                 let (mut rows_conn, mut credits_conn) = (c, c);
@@ -348,7 +356,8 @@ impl AccessTx for Tx<'_> {
                 }
                 lock_subscriptions_postgres(c, to_lock).await
             };
-            pipelined(access, locked).await
+            let stored = stored_sources_postgres(c, asked);
+            pipelined(access, pipelined(locked, stored)).await
         });
         let Some(read) = read else {
             // SQLite: the locks are nothing, and each user is read (and kept) in turn; the
@@ -360,9 +369,10 @@ impl AccessTx for Tx<'_> {
             }
             return Ok(());
         };
-        let (read, locked) = read?;
+        let (read, (locked, stored)) = read?;
         self.kept.users.extend(named.iter().cloned());
         self.keep_subscriptions(to_lock, locked)?;
+        self.keep_credit_sources(&sources, stored);
         let (rows, credits) = match read {
             UsersRead::One(user, rows) => {
                 // Kept by `access_from` (the user's lock is held).

@@ -26,6 +26,7 @@ use diesel_async::{
     TransactionManager,
 };
 
+use crate::credits::{CreditRow, insert_pending_postgres};
 use crate::payments::money;
 use crate::pg::pipelined;
 use crate::prepared::cached;
@@ -298,8 +299,8 @@ impl ChangeTx for Tx<'_> {
     /// One statement on Postgres (`INSERT … SELECT FROM unnest(…)`, the same text for any
     /// number of records; a single record as `insert_change` writes it), sent with the
     /// upsert of the subscriptions the transaction saved and has not written yet when one
-    /// writes them all ([`Tx::write_subscriptions`]: a shared ingest transaction's last two
-    /// writes in one round trip); one or two per record on SQLite, in turn.
+    /// writes them all ([`Tx::write_subscriptions`]); one or two per record on SQLite, in
+    /// turn.
     async fn insert_changes(&mut self, changes: &[NewChange]) -> Result<usize, StoreError> {
         self.write_waiting_changes().await?;
         match changes {
@@ -314,7 +315,7 @@ impl ChangeTx for Tx<'_> {
         };
         let written = match &mut self.conn {
             Conn::Postgres(conn) => {
-                async { with_subscriptions(conn.ready().await?, changes, saved.as_deref()).await }
+                async { with_saved(conn.ready().await?, changes, saved.as_deref(), None).await }
                     .await
             }
             Conn::Sqlite(_) => return insert_changes_in_turn(self, changes).await,
@@ -351,23 +352,29 @@ impl Tx<'_> {
     }
 
     /// The end of a Postgres transaction whose work succeeded: when change records wait for
-    /// the commit, they (with the saved subscriptions when one upsert writes them all) and
-    /// the `COMMIT` are sent in one round trip, in that order ([`pipelined`]); true then,
-    /// once the `COMMIT` answered. Otherwise (no records: records wait only in a top-level
-    /// transaction) the saved subscriptions are written, and false says the caller commits. An error leaves the transaction counted open: the caller rolls back (the
-    /// transaction may already have ended, when the `COMMIT` was sent).
+    /// the commit, they (with the saved subscriptions when one upsert writes them all, and
+    /// the pending ledger entries when one insert writes them all) and the `COMMIT` are sent
+    /// in one round trip, in that order ([`pipelined`]); true then, once the `COMMIT`
+    /// answered. Otherwise (no records: records wait only in a top-level transaction) what
+    /// was saved is written ([`Tx::write_saved`]), and false says the caller commits. An
+    /// error leaves the transaction counted open: the caller rolls back (the transaction may
+    /// already have ended, when the `COMMIT` was sent).
     pub(crate) async fn commit_with_changes(&mut self) -> Result<bool, StoreError> {
         type Manager = AnsiTransactionManager;
         // Records wait only in a top-level Postgres transaction (`transaction_postgres`).
         let changes = self.changes_at_commit.take().unwrap_or_default();
         if changes.is_empty() {
-            self.write_subscriptions().await?;
+            self.write_saved().await?;
             return Ok(false);
         }
+        // None saved, or more than one statement writes them: those go first.
         let saved = self.take_one_upsert();
         if saved.is_none() {
-            // None saved, or more than one upsert writes: those go first.
             self.write_subscriptions().await?;
+        }
+        let credits = self.take_one_credit_insert();
+        if credits.is_none() {
+            self.write_credits().await?;
         }
         let Conn::Postgres(conn) = &mut self.conn else {
             unreachable!("a top-level Postgres transaction");
@@ -375,7 +382,7 @@ impl Tx<'_> {
         let committed = async {
             // A `BEGIN` still pending goes first (ingest's claim always carries it).
             let shared: &AsyncPgConnection = conn.ready().await?;
-            let writes = with_subscriptions(shared, &changes, saved.as_deref());
+            let writes = with_saved(shared, &changes, saved.as_deref(), credits.as_deref());
             // What makes this safe: `pipelined` is `Ok` only when every write is. A `COMMIT`
             // in a transaction a failed write aborted answers `ROLLBACK` with no error (and
             // tokio-postgres reads that as 0 rows, `Ok`), so the writes' errors, never the
@@ -398,22 +405,33 @@ impl Tx<'_> {
 }
 
 /// The records `changes` (one statement, [`insert_all_postgres`]) and, when given, the upsert
-/// of `saved` subscriptions after them in the same round trip ([`pipelined`]): how many
-/// records were written.
-async fn with_subscriptions(
+/// of `saved` subscriptions and the insert of pending ledger entries `credits`
+/// ([`insert_pending_postgres`]) after them, in that order, in the same round trip
+/// ([`pipelined`]): how many records were written.
+async fn with_saved(
     conn: &AsyncPgConnection,
     changes: &[NewChange],
     saved: Option<&[(SubscriptionRow, Stamp)]>,
+    credits: Option<&[CreditRow]>,
 ) -> QueryResult<usize> {
-    match saved {
-        Some(saved) => pipelined(
-            insert_all_postgres(conn, changes),
-            upsert_postgres(conn, saved),
-        )
-        .await
-        .map(|(written, _)| written),
-        None => insert_all_postgres(conn, changes).await,
-    }
+    let saved = async move {
+        match saved {
+            Some(saved) => upsert_postgres(conn, saved).await.map(drop),
+            None => Ok(()),
+        }
+    };
+    let credits = async move {
+        match credits {
+            Some(credits) => insert_pending_postgres(conn, credits).await.map(drop),
+            None => Ok(()),
+        }
+    };
+    pipelined(
+        insert_all_postgres(conn, changes),
+        pipelined(saved, credits),
+    )
+    .await
+    .map(|(written, _)| written)
 }
 
 /// `COMMIT`, prepared once per connection like every statement of ingest's path.

@@ -245,6 +245,8 @@ impl CustomerTx for Tx<'_> {
         stripe_customer_id: &str,
         user_id: &str,
     ) -> Result<(), StoreError> {
+        // Entries waiting to be written may be the customer's: given to the user with the rest.
+        self.write_credits().await?;
         self.access_writes += 1;
         self.kept.forget_customer(stripe_customer_id, Some(user_id));
         self.payment_rows_attributed();

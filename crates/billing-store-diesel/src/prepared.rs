@@ -50,7 +50,9 @@ impl<DB: Backend, Q: QueryFragment<DB>> QueryFragment<DB> for Cached<Q> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use billing_ports::{AccessTx, CustomerRecord, EventStatus, EventTx, NewEvent, StoreError};
+    use billing_ports::{
+        AccessTx, CustomerRecord, EventStatus, EventTx, NewEvent, ReadAhead, StoreError,
+    };
     use chrono::Utc;
     use diesel::QueryableByName;
     use diesel::sql_types::{BigInt, Text};
@@ -225,7 +227,9 @@ mod tests {
                     tx.claim_events(&several, Utc::now()).await.unwrap();
                 }
             }
-            tx.lock_then_keep_access(&keys, &users, &[]).await.unwrap();
+            tx.lock_then_keep_access(&keys, &users, ReadAhead::default())
+                .await
+                .unwrap();
             drop(tx);
             let inside = mode(&mut *conn).await;
             conn.batch_execute("COMMIT").await.unwrap();

@@ -319,11 +319,6 @@ pub(crate) async fn upsert_postgres(
 }
 
 impl Tx<'_> {
-    /// Writes the subscriptions saved since the last write: on Postgres one upsert for up to
-    /// [`ROWS_PER_UPSERT`] of them, in id order; on SQLite one upsert each (no round trips to
-    /// save). Runs before every statement that reads `subscriptions`, and before the commit:
-    /// a shared ingest transaction, which answers its reads from what it keeps, writes each
-    /// batch's subscriptions in one statement at its end.
     /// The subscriptions saved and not written yet, taken to be written by the caller, when
     /// there are some and one upsert ([`upsert_postgres`]) writes them all.
     pub(crate) fn take_one_upsert(&mut self) -> Option<Vec<(SubscriptionRow, Stamp)>> {
@@ -335,6 +330,11 @@ impl Tx<'_> {
         })
     }
 
+    /// Writes the subscriptions saved since the last write: on Postgres one upsert for up to
+    /// [`ROWS_PER_UPSERT`] of them, in id order; on SQLite one upsert each (no round trips to
+    /// save). Runs before every statement that reads `subscriptions`, and before the commit:
+    /// a shared ingest transaction, which answers its reads from what it keeps, writes each
+    /// batch's subscriptions in one statement at its end.
     pub(crate) async fn write_subscriptions(&mut self) -> Result<(), StoreError> {
         if self.saved_subscriptions.is_empty() {
             return Ok(());

@@ -137,6 +137,13 @@ pub(crate) struct Tx<'c> {
     /// The source keys of the ledger entries this transaction added or found already stored:
     /// adding one again adds nothing (entries are never deleted), so it sends no statement.
     pub(crate) credit_keys: HashSet<String>,
+    /// Source keys read ahead as not stored
+    /// ([`ReadAhead::credit_sources`](billing_ports::ReadAhead::credit_sources)) and not
+    /// added yet: adding an entry of one waits in `pending_credits`.
+    pub(crate) credits_absent: HashSet<String>,
+    /// Ledger entries added and not written yet: every statement that reads the ledger writes
+    /// them first, and so does the commit ([`Tx::write_credits`]).
+    pub(crate) pending_credits: Vec<crate::credits::CreditRow>,
     /// Whether a lock not held yet is waited for (true) or only tried
     /// ([`LockTx::wait_for_locks`]).
     pub(crate) waits: bool,
@@ -146,6 +153,15 @@ pub(crate) struct Tx<'c> {
     ///
     /// [`ChangeTx::insert_changes_at_commit`]: billing_ports::ChangeTx::insert_changes_at_commit
     pub(crate) changes_at_commit: Option<Vec<billing_ports::NewChange>>,
+}
+
+impl Tx<'_> {
+    /// Writes what this transaction saved and did not write yet: its subscriptions
+    /// ([`Tx::write_subscriptions`]) and its ledger entries ([`Tx::write_credits`]).
+    pub(crate) async fn write_saved(&mut self) -> Result<(), StoreError> {
+        self.write_subscriptions().await?;
+        self.write_credits().await
+    }
 }
 
 impl<'c> Tx<'c> {
@@ -161,6 +177,8 @@ impl<'c> Tx<'c> {
             held: HashSet::new(),
             customers: HashMap::new(),
             credit_keys: HashSet::new(),
+            credits_absent: HashSet::new(),
+            pending_credits: Vec::new(),
             changes_at_commit: None,
             waits: true,
         }
@@ -244,7 +262,7 @@ impl<'c> Tx<'c> {
 }
 
 /// Runs `work` in one transaction on a SQLite connection: commits when it returns `Ok` (after
-/// writing what it saved and did not write yet, [`Tx::write_subscriptions`]), rolls back when
+/// writing what it saved and did not write yet, [`Tx::write_saved`]), rolls back when
 /// it returns `Err`. A failure is reported as [`StoreError::NotMigrated`] when
 /// [`Tx::diagnose`] says so, checked on the same connection once the transaction has rolled
 /// back. [`transaction_postgres`] is its Postgres counterpart.
@@ -260,11 +278,7 @@ where
             let mut tx = Tx::new(c);
             let result = match work(&mut tx).await {
                 // What the work saved and did not write yet goes before the commit.
-                Ok(value) => tx
-                    .write_subscriptions()
-                    .await
-                    .map(|()| value)
-                    .map_err(E::from),
+                Ok(value) => tx.write_saved().await.map(|()| value).map_err(E::from),
                 Err(error) => Err(error),
             };
             unclassified = tx.unclassified.take();

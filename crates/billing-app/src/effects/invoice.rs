@@ -19,6 +19,19 @@ use super::{Context, customer};
 use crate::error::AppError;
 use crate::feed::Note;
 
+/// The source key of the ledger entry applying `invoice` may add (its period's credits, if
+/// its tier grants any), with the key of the lock the effect takes first: `None` when it adds
+/// none (a failed payment, nothing paid, or no subscription).
+pub(crate) fn credit_source(
+    change: InvoiceChange,
+    invoice: &InvoiceFacts,
+) -> Option<(String, &str)> {
+    let subscription_id = invoice.subscription_id.as_deref()?;
+    let paid = change != InvoiceChange::PaymentFailed && invoice.amount_paid.amount_minor > 0;
+    let lock_key = invoice.customer_id.as_deref().unwrap_or(subscription_id);
+    paid.then(|| (format!("invoice:{}", invoice.id), lock_key))
+}
+
 /// `invoice.paid`, `invoice.payment_succeeded`, `invoice.payment_failed`.
 pub(super) async fn changed(
     tx: &mut dyn BillingTx,
@@ -31,6 +44,8 @@ pub(super) async fn changed(
         // A one-off invoice: nothing of a subscription changes.
         return Ok(EventStatus::Ignored);
     };
+    // Whoever adds an entry of this invoice's source key holds this lock: what lets a
+    // transaction that holds it read the key ahead (`ingest::credit_source_to_read`).
     let lock_key = invoice.customer_id.as_deref().unwrap_or(subscription_id);
     tx.lock_key(lock_key).await?;
     let user = match invoice.customer_id.as_deref() {
@@ -44,7 +59,7 @@ pub(super) async fn changed(
     let existing = tx.subscription(subscription_id).await?;
 
     let mut credited = false;
-    if change != InvoiceChange::PaymentFailed && invoice.amount_paid.amount_minor > 0 {
+    if let Some((source_key, _)) = credit_source(change, invoice) {
         // The period's credits, keyed by the invoice id: `invoice.paid` and
         // `invoice.payment_succeeded` of one invoice, and every redelivery, grant once. The
         // tier is the highest among the invoice's subscription lines, else the subscription's.
@@ -74,7 +89,7 @@ pub(super) async fn changed(
                     stripe_customer_id: invoice.customer_id.clone(),
                     amount: tier.credits_per_period,
                     reason: CreditReason::SubscriptionPeriod,
-                    source_key: format!("invoice:{}", invoice.id),
+                    source_key,
                     created_at: ctx.now,
                 })
                 .await?;

@@ -3,7 +3,7 @@
 
 mod checkout;
 pub(crate) mod customer;
-mod invoice;
+pub(crate) mod invoice;
 mod payment;
 mod payment_row;
 pub(crate) mod subscription;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use billing_domain::SubscriptionStatus;
 use billing_ports::{
-    BillingStore, Claim, CustomerRecord, EventStatus, NewEvent, ScopedFutureExt, StoreError,
-    SubscriptionRecord,
+    BillingStore, BillingTx, Claim, CustomerRecord, EventStatus, NewEvent, ReadAhead,
+    ScopedFutureExt, StoreError, SubscriptionRecord,
 };
 use billing_store_diesel::testing::TestDatabase;
 use billing_store_diesel::{Backend, DieselStore, on_both_backends};
@@ -763,6 +763,24 @@ async fn subscriptions_locked_with_the_users_skip_one_held_elsewhere_and_keep_th
     subscriptions_locked_skip_one_held_elsewhere(true).await;
 }
 
+/// Locks and reads `ids` in `tx`: through `lock_then_keep_access` with the seeded user's feed
+/// lock and access when `with_users`, else through `lock_subscriptions`.
+async fn lock_subscriptions(
+    tx: &mut dyn BillingTx,
+    ids: &[String],
+    with_users: bool,
+) -> Result<(), StoreError> {
+    if !with_users {
+        return tx.lock_subscriptions(ids).await;
+    }
+    let (lock, user) = ([format!("feed:{USER}")], [USER.to_owned()]);
+    let ahead = ReadAhead {
+        subscriptions: ids,
+        ..ReadAhead::default()
+    };
+    tx.lock_then_keep_access(&lock, &user, ahead).await
+}
+
 /// The subscription-locking test; `with_users`: through `lock_then_keep_access` (with the
 /// seeded user's feed lock and access), else through `lock_subscriptions`.
 async fn subscriptions_locked_skip_one_held_elsewhere(with_users: bool) {
@@ -790,12 +808,7 @@ async fn subscriptions_locked_skip_one_held_elsewhere(with_users: bool) {
             .transaction(move |tx| {
                 async move {
                     let ids = [SUBSCRIPTION, OTHER, "sub_1Zq0Nn2eZvKYlo2Cx1Wb"].map(str::to_owned);
-                    if with_users {
-                        let (lock, user) = ([format!("feed:{USER}")], [USER.to_owned()]);
-                        tx.lock_then_keep_access(&lock, &user, &ids).await?;
-                    } else {
-                        tx.lock_subscriptions(&ids).await?;
-                    }
+                    lock_subscriptions(tx, &ids, with_users).await?;
                     locked_tx.send(()).ok();
                     let mut canceled = other.clone();
                     canceled.status = SubscriptionStatus::Canceled;
@@ -907,12 +920,7 @@ async fn subscription_not_stored_kept_as_absent(with_users: bool, with_stored: b
                     .filter(|id| with_stored || *id == NEW)
                     .map(str::to_owned)
                     .collect();
-                if with_users {
-                    let (lock, user) = ([format!("feed:{USER}")], [USER.to_owned()]);
-                    tx.lock_then_keep_access(&lock, &user, &ids).await?;
-                } else {
-                    tx.lock_subscriptions(&ids).await?;
-                }
+                lock_subscriptions(tx, &ids, with_users).await?;
                 create_new_skipping_the_lock(&other).await?;
                 let absent = tx.subscription(NEW).await?;
                 let stored = tx.subscription(SUBSCRIPTION).await?;

@@ -15,7 +15,10 @@ use crate::{at, pro_subscription};
 mod kept_access;
 mod kept_payments;
 
-use kept_access::{credit, kept_access_rows_are_what_a_read_finds_after_every_write};
+use kept_access::{
+    credit, credit_sources_read_ahead_are_added_once_and_committed,
+    kept_access_rows_are_what_a_read_finds_after_every_write,
+};
 use kept_payments::{
     a_known_user_is_never_written_back_to_none,
     attribution_gives_only_the_customers_rows_without_a_user, kept_payments_follow_every_write,
@@ -29,6 +32,7 @@ on_both_backends!(
     a_failure_whose_reason_quotes_a_nul_is_recorded,
     a_users_access_rows_are_read_together_and_their_writes_counted,
     kept_access_rows_are_what_a_read_finds_after_every_write,
+    credit_sources_read_ahead_are_added_once_and_committed,
     kept_payments_follow_every_write,
     a_known_user_is_never_written_back_to_none,
     attribution_gives_only_the_customers_rows_without_a_user,

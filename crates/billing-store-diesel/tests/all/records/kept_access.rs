@@ -3,8 +3,8 @@
 
 use billing_domain::SubscriptionStatus;
 use billing_ports::{
-    AccessRows, BillingStore, BillingTx, CreditEntry, CreditReason, CustomerRecord, StoreError,
-    TxFuture,
+    AccessRows, BillingStore, BillingTx, CreditEntry, CreditReason, CustomerRecord, ReadAhead,
+    StoreError, TxFuture,
 };
 use billing_store_diesel::testing::TestDatabase;
 use billing_store_diesel::{Backend, DieselStore};
@@ -108,7 +108,7 @@ async fn credit_skipping_the_locks(
 /// Keeps `ALONE`'s access rows under their feed lock.
 async fn keep_alone(tx: &mut dyn BillingTx) -> Result<(), StoreError> {
     let users = [ALONE.to_owned()];
-    tx.lock_then_keep_access(&[format!("feed:{ALONE}")], &users, &[])
+    tx.lock_then_keep_access(&[format!("feed:{ALONE}")], &users, ReadAhead::default())
         .await
 }
 
@@ -148,7 +148,8 @@ pub(super) async fn kept_access_rows_are_what_a_read_finds_after_every_write(bac
         .transaction(|tx| -> TxFuture<'_, '_, _, StoreError> {
             Box::pin(async move {
                 let users: Vec<String> = USERS.iter().map(|u| (*u).to_owned()).collect();
-                tx.lock_then_keep_access(&locks(), &users, &[]).await?;
+                tx.lock_then_keep_access(&locks(), &users, ReadAhead::default())
+                    .await?;
                 let kept = answered(tx).await?;
                 tx.add_credit(&credit(ALONE, 300, "checkout:cs_test_p2Nw8Hz"))
                     .await?;
@@ -325,7 +326,8 @@ async fn the_users_of_customers_read_under_their_locks_are_kept_as_read() {
                     tx.lock_customer(customer).await?;
                 }
                 let users: Vec<String> = USERS.iter().map(|u| (*u).to_owned()).collect();
-                tx.lock_then_keep_access(&locks(), &users, &[]).await?;
+                tx.lock_then_keep_access(&locks(), &users, ReadAhead::default())
+                    .await?;
                 answered(tx).await
             })
         })
@@ -352,8 +354,15 @@ async fn one_user_kept_alone_is_answered_as_read() {
             Box::pin(async move {
                 let users = vec![SUBSCRIBED.to_owned()];
                 let locked = ["sub_1Kd2Xp2eZvKYlo2Cv7Qn".to_owned()];
-                tx.lock_then_keep_access(&[format!("feed:{SUBSCRIBED}")], &users, &locked)
-                    .await?;
+                tx.lock_then_keep_access(
+                    &[format!("feed:{SUBSCRIBED}")],
+                    &users,
+                    ReadAhead {
+                        subscriptions: &locked,
+                        ..ReadAhead::default()
+                    },
+                )
+                .await?;
                 let entry = credit(SUBSCRIBED, 66, "checkout:cs_test_Wd4Lp9Ns");
                 credit_skipping_the_locks(&other, vec![entry]).await?;
                 Ok((
@@ -409,7 +418,7 @@ async fn a_user_whose_lock_was_busy_is_not_kept() {
             Box::pin(async move {
                 tx.wait_for_locks(false).await?;
                 let busy = tx
-                    .lock_then_keep_access(&[lock], &[ALONE.to_owned()], &[])
+                    .lock_then_keep_access(&[lock], &[ALONE.to_owned()], ReadAhead::default())
                     .await;
                 let busy = matches!(busy, Err(StoreError::LockBusy(_)));
                 let before = tx.access_rows(ALONE).await?.credits;
@@ -461,8 +470,12 @@ async fn a_subscription_new_to_a_kept_user_is_kept_in_place() {
         .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
             Box::pin(async move {
                 let users = vec![ONE_SUBSCRIPTION.to_owned()];
-                tx.lock_then_keep_access(&[format!("feed:{ONE_SUBSCRIPTION}")], &users, &[])
-                    .await?;
+                tx.lock_then_keep_access(
+                    &[format!("feed:{ONE_SUBSCRIPTION}")],
+                    &users,
+                    ReadAhead::default(),
+                )
+                .await?;
                 // Last, first, and after the last only byte by byte ('a' > 'Z'; a
                 // language's collation would put it first).
                 for id in [
@@ -550,4 +563,68 @@ async fn a_kept_user_without_a_customer_has_none_without_a_statement() {
         Some("cus_Jd9Lp3Hs6WcZ1y"),
         "not kept: read"
     );
+}
+
+/// Credit sources read ahead with a kept user: an entry of a key not stored is added (once),
+/// the kept balance follows it at once, and the commit writes it, whether change records go
+/// with the commit (one round trip on Postgres) or none do; an entry of a key stored adds
+/// nothing. On SQLite nothing is read ahead and each entry is written when added: the same
+/// answers.
+pub(super) async fn credit_sources_read_ahead_are_added_once_and_committed(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    seed(db.store()).await;
+    let alone_before = fresh(db.store()).await[0].credits;
+    let stored = "invoice:in_1Xd6Pj2eZvKYlo2Cm4Wq";
+    credit_skipping_the_locks(db.store(), vec![credit(ALONE, 100, stored)])
+        .await
+        .unwrap();
+    for (key, with_record) in [
+        ("invoice:in_1Xd6Pk2eZvKYlo2Ct9Lb", true),
+        ("invoice:in_1Xd6Pm2eZvKYlo2Cr2Nz", false),
+    ] {
+        let balances = db
+            .store()
+            .transaction(move |tx| -> TxFuture<'_, '_, _, StoreError> {
+                Box::pin(async move {
+                    let users = [ALONE.to_owned()];
+                    let sources = [stored.to_owned(), key.to_owned()];
+                    let ahead = ReadAhead {
+                        credit_sources: &sources,
+                        ..ReadAhead::default()
+                    };
+                    tx.lock_then_keep_access(&[format!("feed:{ALONE}")], &users, ahead)
+                        .await?;
+                    let before = tx.access_rows(ALONE).await?.credits;
+                    let added = (
+                        tx.add_credit(&credit(ALONE, 100, stored)).await?,
+                        tx.add_credit(&credit(ALONE, 250, key)).await?,
+                        tx.add_credit(&credit(ALONE, 250, key)).await?,
+                    );
+                    assert_eq!(added, (false, true, false), "{key}");
+                    let after = tx.access_rows(ALONE).await?.credits;
+                    if with_record {
+                        let record = crate::feed::change(
+                            &format!("chg_{}", &key[11..]),
+                            ALONE,
+                            billing_ports::ChangeKind::CreditsGranted,
+                        );
+                        tx.insert_changes_at_commit(vec![record]).await?;
+                    }
+                    Ok((before, after))
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            balances.1,
+            balances.0 + 250,
+            "kept balance follows the entry: {key}"
+        );
+        assert_eq!(
+            fresh(db.store()).await[0].credits,
+            balances.1,
+            "committed: {key}"
+        );
+    }
+    assert_eq!(fresh(db.store()).await[0].credits, alone_before + 100 + 500);
 }
