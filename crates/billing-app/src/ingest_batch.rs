@@ -70,6 +70,22 @@ use crate::ingest::{
     BillingApp, IngestOutcome, apply_claimed, claim_of, credit_source_to_read, subscription_to_lock,
 };
 
+/// The histogram: deliveries per ingest transaction a lane ran (1 for a delivery it applied
+/// alone). Small batches under load mean each delivery pays a whole transaction's statements.
+pub const TRANSACTION_DELIVERIES_METRIC: &str = "billing_ingest_transaction_deliveries";
+
+/// The histogram: seconds from a delivery's queueing to a lane taking it (the wait for a free
+/// lane, or for the lane applying an event of the same customer).
+pub const QUEUE_WAIT_METRIC: &str = "billing_ingest_queue_wait_seconds";
+
+/// The counter: shared ingest transactions that failed, by `outcome`: `applied_alone` (each
+/// delivery then applied in a transaction of its own) or `unavailable` (the database could not
+/// be reached or the transaction ran out of time: each delivery answered so, Stripe retries).
+pub const SHARED_FAILURES_METRIC: &str = "billing_ingest_shared_failures_total";
+
+/// The `outcome` labels of [`SHARED_FAILURES_METRIC`].
+pub const SHARED_FAILURE_OUTCOMES: [&str; 2] = ["applied_alone", "unavailable"];
+
 /// The deliveries waiting for an ingest transaction, the events and customers being applied,
 /// and how many lanes run.
 pub(crate) struct IngestQueue {
@@ -372,6 +388,10 @@ async fn serve<S: BillingStore>(app: BillingApp<S>, lane: u64) {
             return;
         }
         serving.customers = customers;
+        for job in &batch {
+            metrics::histogram!(QUEUE_WAIT_METRIC).record(job.started.elapsed().as_secs_f64());
+        }
+        metrics::histogram!(TRANSACTION_DELIVERIES_METRIC).record(batch.len() as f64);
         run(&app, batch).await;
         app.queue().release(&std::mem::take(&mut serving.customers));
     }
@@ -457,6 +477,8 @@ async fn run<S: BillingStore>(app: &BillingApp<S>, mut batch: Vec<Job>) {
                 "a shared ingest transaction found the database unavailable; \
                  answering each of its deliveries so"
             );
+            metrics::counter!(SHARED_FAILURES_METRIC, "outcome" => SHARED_FAILURE_OUTCOMES[1])
+                .increment(1);
             for entry in entries {
                 let failure = not_applied_unavailable(error.cause().clone());
                 app.queue().finish(entry.job, Err(failure));
@@ -468,6 +490,8 @@ async fn run<S: BillingStore>(app: &BillingApp<S>, mut batch: Vec<Job>) {
                 error = ErrorChain(&error).to_string(),
                 "a shared ingest transaction failed; applying its events one by one"
             );
+            metrics::counter!(SHARED_FAILURES_METRIC, "outcome" => SHARED_FAILURE_OUTCOMES[0])
+                .increment(1);
             // One after the other: the lane holds one connection at a time.
             for entry in entries {
                 let Entry { job, new_event, .. } = entry;

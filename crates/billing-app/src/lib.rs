@@ -57,6 +57,10 @@ pub use entitlements::{FeatureAccess, UserEntitlements};
 pub use error::{AppError, IngestError};
 pub use feed::ChangePage;
 pub use ingest::{AppSettings, BillingApp, IngestOutcome};
+pub use ingest_batch::{
+    QUEUE_WAIT_METRIC, SHARED_FAILURE_OUTCOMES, SHARED_FAILURES_METRIC,
+    TRANSACTION_DELIVERIES_METRIC,
+};
 pub use jobs::{JobLease, JobRun, JobRunner};
 pub use purchase::{CheckoutOutcome, CheckoutParams, PriceChoice, TRIAL_DAYS};
 pub use reconcile::{

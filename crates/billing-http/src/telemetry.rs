@@ -42,6 +42,10 @@ pub(crate) const EVENTS_RECEIVED_LAST_MINUTE: &str = "billing_events_received_la
 pub(crate) const DELIVERY_LAG: &str = "billing_delivery_lag_seconds";
 /// The delivery lag's buckets: a second to three days (Stripe's redelivery horizon); events
 /// older than that (a replayed backlog, `billingctl trigger`'s stories) fall in `+Inf`.
+/// Buckets of deliveries per ingest transaction: one alone, then the sizes a batch
+/// (`INGEST_BATCH`, 8 by default) takes.
+const TRANSACTION_DELIVERIES_BUCKETS: [f64; 9] = [1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0];
+
 const DELIVERY_LAG_BUCKETS: [f64; 14] = [
     1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1_800.0, 3_600.0, 7_200.0, 21_600.0, 43_200.0, 86_400.0,
     172_800.0, 259_200.0,
@@ -113,6 +117,10 @@ pub fn install_metrics_recorder() -> Result<PrometheusHandle, BuildError> {
         .set_buckets_for_metric(
             Matcher::Full(DELIVERY_LAG.to_owned()),
             &DELIVERY_LAG_BUCKETS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full(billing_app::TRANSACTION_DELIVERIES_METRIC.to_owned()),
+            &TRANSACTION_DELIVERIES_BUCKETS,
         )?
         .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &buckets)?
         .install_recorder()?;
@@ -218,6 +226,24 @@ pub(crate) fn register_series() {
     metrics::gauge!(billing_app::LAST_SUCCESS_METRIC).set(0.0);
     for kind in billing_app::DifferenceKind::ALL {
         metrics::counter!(billing_app::DIFFERENCES_METRIC, "kind" => kind.as_str()).absolute(0);
+    }
+    metrics::describe_histogram!(
+        billing_app::TRANSACTION_DELIVERIES_METRIC,
+        "Deliveries per ingest transaction on this replica (1: applied alone)."
+    );
+    metrics::describe_histogram!(
+        billing_app::QUEUE_WAIT_METRIC,
+        metrics::Unit::Seconds,
+        "Seconds a delivery waited for an ingest transaction to take it."
+    );
+    metrics::describe_counter!(
+        billing_app::SHARED_FAILURES_METRIC,
+        "Shared ingest transactions that failed on this replica, by what followed."
+    );
+    let _ = metrics::histogram!(billing_app::TRANSACTION_DELIVERIES_METRIC);
+    let _ = metrics::histogram!(billing_app::QUEUE_WAIT_METRIC);
+    for outcome in billing_app::SHARED_FAILURE_OUTCOMES {
+        metrics::counter!(billing_app::SHARED_FAILURES_METRIC, "outcome" => outcome).absolute(0);
     }
     metrics::counter!(GATE_NOTIFICATIONS).absolute(0);
     metrics::counter!(GATE_RECONNECTS).absolute(0);

@@ -126,6 +126,16 @@ async fn operator_gauges_follow_the_stored_events_and_the_pool() {
             "{name}:\n{metrics}"
         );
     }
+    for name in [
+        "billing_ingest_transaction_deliveries",
+        "billing_ingest_queue_wait_seconds",
+    ] {
+        assert!(
+            metrics.contains(&format!("# TYPE {name} histogram")),
+            "{name}:\n{metrics}"
+        );
+        assert_eq!(gauge(&metrics, &format!("{name}_count")), 0.0);
+    }
     assert_eq!(gauge(&metrics, "billing_failed_events"), 0.0);
     assert_eq!(gauge(&metrics, "billing_events_received_last_minute"), 0.0);
     // The delivery lag is a histogram of every delivery's lag, empty before the first.
@@ -169,6 +179,25 @@ async fn operator_gauges_follow_the_stored_events_and_the_pool() {
     assert_eq!(lag(r#"_bucket{le="300"}"#), 1.0);
     assert_eq!(lag(r#"_bucket{le="259200"}"#), 1.0);
     assert!((89.0..150.0).contains(&lag("_sum")), "{}", lag("_sum"));
+    // The readable delivery went through the ingest queue: one transaction of one delivery,
+    // one wait; no shared transaction failed.
+    let batches = |series: &str| {
+        gauge(
+            &metrics,
+            &format!("billing_ingest_transaction_deliveries{series}"),
+        )
+    };
+    assert_eq!(batches("_count"), 1.0);
+    assert_eq!(batches("_sum"), 1.0);
+    assert_eq!(batches(r#"_bucket{le="1"}"#), 1.0);
+    assert_eq!(
+        gauge(&metrics, "billing_ingest_queue_wait_seconds_count"),
+        1.0
+    );
+    for outcome in ["applied_alone", "unavailable"] {
+        let failures = format!(r#"billing_ingest_shared_failures_total{{outcome="{outcome}"}}"#);
+        assert_eq!(gauge(&metrics, &failures), 0.0);
+    }
     // The pool is sampled before the scrape reads the counts, so what is in use belongs to
     // someone else: a background task the webhooks' commits woke. Once it is done the gauge
     // reaches zero; a scrape that kept its connection would show at least one forever.
