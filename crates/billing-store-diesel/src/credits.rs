@@ -16,9 +16,10 @@ use crate::prepared::cached;
 use crate::schema::{Stamp, credit_ledger};
 use crate::tx::{Tx, on_conn};
 
-/// A ledger entry as the ledger stores it.
+/// A ledger entry as the ledger stores it. A `None` is sent as a `NULL` bind, not written as
+/// `DEFAULT`, so the text of an insert of several rows depends on their number only.
 #[derive(Insertable, Debug, Clone)]
-#[diesel(table_name = credit_ledger)]
+#[diesel(table_name = credit_ledger, treat_none_as_default_value = false)]
 pub(crate) struct CreditRow {
     user_id: Option<String>,
     stripe_customer_id: Option<String>,
@@ -42,7 +43,8 @@ impl From<&CreditEntry> for CreditRow {
 }
 
 /// The most entries one insert of pending entries writes: each number of rows is a statement
-/// of its own in the connection's cache ([`cached`]), so their number is bounded.
+/// of its own in the connection's cache ([`cached`]), so their number is bounded (a batch of
+/// deliveries rarely holds more than one or two paid invoices).
 const ROWS_PER_INSERT: usize = 8;
 
 /// Writes `rows` (pending entries, their keys read as not stored under their adders' lock) in
@@ -137,7 +139,7 @@ impl Tx<'_> {
             .then(|| std::mem::take(&mut self.pending_credits))
     }
 
-    /// Writes the pending entries (Postgres only: nothing is read ahead on SQLite), up to
+    /// Writes the pending entries (only ever on Postgres, where keys are read ahead), up to
     /// [`ROWS_PER_INSERT`] per statement. Runs before every statement that reads or writes
     /// the ledger but the insert of one entry, and before the commit.
     pub(crate) async fn write_credits(&mut self) -> Result<(), StoreError> {
@@ -153,7 +155,18 @@ impl Tx<'_> {
                 QueryResult::Ok(())
             }
             .await,
-            sqlite: |_c| QueryResult::Ok(()),
+            // Nothing is read ahead on SQLite, so nothing waits there; were it to, each entry
+            // is written as it would have been.
+            sqlite: |c| async {
+                for row in &pending {
+                    diesel::insert_into(credit_ledger::table)
+                        .values(row)
+                        .execute(&mut *c)
+                        .await?;
+                }
+                QueryResult::Ok(())
+            }
+            .await,
         )
     }
 }
@@ -331,5 +344,42 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(tx.credit_balance("user_Hw3Rk8Zq").await.unwrap(), 900);
+    }
+
+    /// Two pending entries are written by one insert whose text is the same whether or not an
+    /// entry has a user: one statement in the connection's cache, run twice.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pending_entries_insert_has_one_text_per_number_of_rows() {
+        let db = TestDatabase::postgres().await;
+        let mut conn = AsyncPgConnection::establish(db.url()).await.unwrap();
+        for (first, second, user) in [
+            ("in_1Wd7Qa2eZvKYlo2Ck3Ve", "in_1Wd7Qb2eZvKYlo2Cu8Rz", None),
+            (
+                "in_1Wd7Qc2eZvKYlo2Cg5Lm",
+                "in_1Wd7Qd2eZvKYlo2Cw0Fs",
+                Some("user_Hw3Rk8Zq"),
+            ),
+        ] {
+            let keys = [format!("invoice:{first}"), format!("invoice:{second}")];
+            let mut tx = Tx::new(&mut conn);
+            read_ahead(&mut tx, &[&keys[0], &keys[1]]).await;
+            for key in &keys {
+                let added = CreditEntry {
+                    user_id: user.map(str::to_owned),
+                    ..entry(key, 100)
+                };
+                assert!(tx.add_credit(&added).await.unwrap());
+            }
+            tx.write_credits().await.unwrap();
+        }
+        let texts: Vec<Runs> = diesel::sql_query(
+            "SELECT generic_plans + custom_plans AS runs FROM pg_prepared_statements \
+             WHERE statement LIKE 'INSERT INTO \"credit_ledger\"%'",
+        )
+        .load(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(texts.len(), 1, "one text");
+        assert_eq!(texts[0].runs, 2);
     }
 }

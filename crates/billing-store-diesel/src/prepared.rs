@@ -11,7 +11,10 @@
 //! instead (Diesel's cache key for a query without a static id): two runs that render different
 //! SQL get two entries, so a varying text is still correct. Wrap only statements whose text has
 //! a small, fixed number of shapes; a query whose text grows with its input (`eq_any` over a
-//! list of any length, a batch insert) would fill the cache and stays uncached.
+//! list of any length on SQLite, a batch insert of any number of rows) would fill the cache and
+//! stays uncached. A batch insert of at most a fixed number of rows, each field always a bind
+//! (`treat_none_as_default_value = false`), has one shape per number of rows: the
+//! subscriptions' upsert and the pending ledger entries' insert are cached so.
 
 use diesel::QueryResult;
 use diesel::backend::Backend;

@@ -297,9 +297,10 @@ where
 ///   it, any other first statement sends it first in a round trip of its own. A unit of work
 ///   that sends nothing ends with neither `BEGIN` nor `COMMIT`;
 /// - **its `COMMIT`**: the change records the work wrote at commit
-///   ([`ChangeTx::insert_changes_at_commit`](billing_ports::ChangeTx::insert_changes_at_commit))
-///   and the subscriptions it saved go with it, in one round trip
-///   ([`Tx::commit_with_changes`]). A commit with no records waiting is diesel-async's own.
+///   ([`ChangeTx::insert_changes_at_commit`](billing_ports::ChangeTx::insert_changes_at_commit)),
+///   the subscriptions it saved and the ledger entries it added without a statement go with
+///   it, in one round trip ([`Tx::commit_with_changes`]). A commit with no records waiting is
+///   diesel-async's own, after what was saved is written ([`Tx::write_saved`]).
 ///
 /// The order on the wire is the writes, then `COMMIT` ([`crate::pg::pipelined`]). If a write
 /// fails, Postgres has aborted the transaction: a `COMMIT` already sent behind it only ends it

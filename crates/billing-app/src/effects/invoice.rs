@@ -44,8 +44,11 @@ pub(super) async fn changed(
         // A one-off invoice: nothing of a subscription changes.
         return Ok(EventStatus::Ignored);
     };
-    // Whoever adds an entry of this invoice's source key holds this lock: what lets a
-    // transaction that holds it read the key ahead (`ingest::credit_source_to_read`).
+    // Whoever adds an entry of this invoice's source key holds this lock (an invoice's
+    // customer never changes at Stripe): what lets a transaction that holds it read the key
+    // ahead (`ingest::credit_source_to_read`). Were two payloads of one invoice to disagree on
+    // its customer, the entry written with the commit would fail on the stored one, not be
+    // added twice.
     let lock_key = invoice.customer_id.as_deref().unwrap_or(subscription_id);
     tx.lock_key(lock_key).await?;
     let user = match invoice.customer_id.as_deref() {
