@@ -473,18 +473,17 @@ pub(crate) fn subscription_to_lock<'e>(event: &'e BillingEvent, ctx: &Context) -
 }
 
 /// The source key of the ledger entry `event`'s effects may add, that its transaction may read
-/// ahead with its users' access: only when the lock the effect takes before adding it is that
-/// of the customer the event names, which the claim took (held from then on), so that a key
-/// read as not stored stays so until the transaction ends.
+/// ahead with its users' access: only when the event names a customer, whose lock the claim
+/// took (held from then on) and the invoice effect takes before adding (an invoice's lock is its
+/// customer's when it has one), so that a key read as not stored stays so until the
+/// transaction ends.
 pub(crate) fn credit_source_to_read(event: &BillingEvent) -> Option<String> {
-    let ((EventStatus::Processed, Some(customer)), Fact::Invoice { change, invoice }) =
-        (claim_of(event), &event.fact)
-    else {
-        return None;
-    };
-    effects::invoice::credit_source(*change, invoice)
-        .filter(|(_, lock_key)| *lock_key == customer)
-        .map(|(source_key, _)| source_key)
+    match (claim_of(event), &event.fact) {
+        ((EventStatus::Processed, Some(_)), Fact::Invoice { change, invoice }) => {
+            effects::invoice::credit_source(*change, invoice)
+        }
+        _ => None,
+    }
 }
 
 /// Applies an event this transaction claimed as `claimed`, its customer (if it names one)

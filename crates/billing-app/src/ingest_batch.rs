@@ -83,8 +83,14 @@ pub const QUEUE_WAIT_METRIC: &str = "billing_ingest_queue_wait_seconds";
 /// be reached or the transaction ran out of time: each delivery answered so, Stripe retries).
 pub const SHARED_FAILURES_METRIC: &str = "billing_ingest_shared_failures_total";
 
+/// [`SHARED_FAILURES_METRIC`]'s `outcome` when each delivery was then applied alone.
+const APPLIED_ALONE: &str = "applied_alone";
+
+/// [`SHARED_FAILURES_METRIC`]'s `outcome` when each delivery was answered unavailable.
+const UNAVAILABLE: &str = "unavailable";
+
 /// The `outcome` labels of [`SHARED_FAILURES_METRIC`].
-pub const SHARED_FAILURE_OUTCOMES: [&str; 2] = ["applied_alone", "unavailable"];
+pub const SHARED_FAILURE_OUTCOMES: [&str; 2] = [APPLIED_ALONE, UNAVAILABLE];
 
 /// The deliveries waiting for an ingest transaction, the events and customers being applied,
 /// and how many lanes run.
@@ -388,8 +394,9 @@ async fn serve<S: BillingStore>(app: BillingApp<S>, lane: u64) {
             return;
         }
         serving.customers = customers;
+        let waited = metrics::histogram!(QUEUE_WAIT_METRIC);
         for job in &batch {
-            metrics::histogram!(QUEUE_WAIT_METRIC).record(job.started.elapsed().as_secs_f64());
+            waited.record(job.started.elapsed().as_secs_f64());
         }
         metrics::histogram!(TRANSACTION_DELIVERIES_METRIC).record(batch.len() as f64);
         run(&app, batch).await;
@@ -477,8 +484,7 @@ async fn run<S: BillingStore>(app: &BillingApp<S>, mut batch: Vec<Job>) {
                 "a shared ingest transaction found the database unavailable; \
                  answering each of its deliveries so"
             );
-            metrics::counter!(SHARED_FAILURES_METRIC, "outcome" => SHARED_FAILURE_OUTCOMES[1])
-                .increment(1);
+            metrics::counter!(SHARED_FAILURES_METRIC, "outcome" => UNAVAILABLE).increment(1);
             for entry in entries {
                 let failure = not_applied_unavailable(error.cause().clone());
                 app.queue().finish(entry.job, Err(failure));
@@ -490,8 +496,7 @@ async fn run<S: BillingStore>(app: &BillingApp<S>, mut batch: Vec<Job>) {
                 error = ErrorChain(&error).to_string(),
                 "a shared ingest transaction failed; applying its events one by one"
             );
-            metrics::counter!(SHARED_FAILURES_METRIC, "outcome" => SHARED_FAILURE_OUTCOMES[0])
-                .increment(1);
+            metrics::counter!(SHARED_FAILURES_METRIC, "outcome" => APPLIED_ALONE).increment(1);
             // One after the other: the lane holds one connection at a time.
             for entry in entries {
                 let Entry { job, new_event, .. } = entry;

@@ -20,16 +20,12 @@ use crate::error::AppError;
 use crate::feed::Note;
 
 /// The source key of the ledger entry applying `invoice` may add (its period's credits, if
-/// its tier grants any), with the key of the lock the effect takes first: `None` when it adds
-/// none (a failed payment, nothing paid, or no subscription).
-pub(crate) fn credit_source(
-    change: InvoiceChange,
-    invoice: &InvoiceFacts,
-) -> Option<(String, &str)> {
-    let subscription_id = invoice.subscription_id.as_deref()?;
+/// its tier grants any): `None` when it adds none (a failed payment, nothing paid, or no
+/// subscription).
+pub(crate) fn credit_source(change: InvoiceChange, invoice: &InvoiceFacts) -> Option<String> {
+    invoice.subscription_id.as_ref()?;
     let paid = change != InvoiceChange::PaymentFailed && invoice.amount_paid.amount_minor > 0;
-    let lock_key = invoice.customer_id.as_deref().unwrap_or(subscription_id);
-    paid.then(|| (format!("invoice:{}", invoice.id), lock_key))
+    paid.then(|| format!("invoice:{}", invoice.id))
 }
 
 /// `invoice.paid`, `invoice.payment_succeeded`, `invoice.payment_failed`.
@@ -62,7 +58,7 @@ pub(super) async fn changed(
     let existing = tx.subscription(subscription_id).await?;
 
     let mut credited = false;
-    if let Some((source_key, _)) = credit_source(change, invoice) {
+    if let Some(source_key) = credit_source(change, invoice) {
         // The period's credits, keyed by the invoice id: `invoice.paid` and
         // `invoice.payment_succeeded` of one invoice, and every redelivery, grant once. The
         // tier is the highest among the invoice's subscription lines, else the subscription's.
